@@ -1,0 +1,143 @@
+"""Validation rules of the Deployment spec: each rule has a case that fails if the rule broke."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tide.spec import (
+    InstanceTypeInfo,
+    SpecError,
+    default_catalog,
+    deployment_to_dict,
+    parse_deployment,
+    parse_duration,
+)
+
+CATALOG = default_catalog(
+    builtin_version="0.1.0",
+    vllm_versions=("0.11.2", "0.10.1"),
+    instance_types=(InstanceTypeInfo("gpu-h100", "H100", 8, 640, 96),),
+)
+
+
+def base(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": "llama-chat",
+        "weights": {"bucket": "models", "path": "llama/8b"},
+        "runtime": {"engine": "vllm"},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def field_of(raw: dict[str, Any]) -> str:
+    with pytest.raises(SpecError) as info:
+        parse_deployment(raw, CATALOG)
+    return info.value.field
+
+
+def test_defaults_are_filled_in() -> None:
+    spec = parse_deployment(base(), CATALOG)
+    assert spec.runtime.version == "0.11.2"  # newest known
+    assert spec.resources.instance_type == "gpu-h100"
+    assert spec.resources.gpu_count == 1
+    assert (spec.autoscaling.min, spec.autoscaling.max) == (1, 1)
+    assert spec.autoscaling.capacity_classes == ("CAPACITY_CLASS_RESERVED", "CAPACITY_CLASS_ON_DEMAND")
+    assert spec.traffic.weight == 100
+    assert spec.disabled is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (base(name="abc"), "name"),
+        (base(name="x" * 64), "name"),
+        (base(name="Llama_Chat"), "name"),
+        (base(weights=None), "weights"),
+        (base(weights={"bucket": "models"}), "weights.path"),
+        (base(runtime={"engine": "tgi"}), "runtime.engine"),
+        (
+            base(runtime={"engine": "vllm", "engineConfig": {"gpu-memory-utilization": "0.9"}}),
+            "runtime.engineConfig.gpu-memory-utilization",
+        ),
+        (
+            base(runtime={"engine": "vllm", "engineConfig": {"structured-outputs-config.backend": "outlines"}}),
+            "runtime.engineConfig.structured-outputs-config.backend",
+        ),
+        (base(runtime={"engine": "vllm", "version": "latest"}), "runtime.version"),
+        (base(resources={"gpuCount": 3}), "resources.gpuCount"),
+        (base(resources={"gpuCount": 16}), "resources.gpuCount"),  # more than the type has
+        (base(resources={"instanceType": "tpu-v5"}), "resources.instanceType"),
+        (base(autoscaling={"min": 3, "max": 2}), "autoscaling.max"),
+        (base(autoscaling={"min": -1}), "autoscaling.min"),
+        (base(autoscaling={"concurrency": 0}), "autoscaling.concurrency"),
+        (base(autoscaling={"priority": 1001}), "autoscaling.priority"),
+        (base(autoscaling={"capacityClasses": ["CAPACITY_CLASS_SPOT"]}), "autoscaling.capacityClasses"),
+        (base(autoscaling={"profile": "aggressive"}), "autoscaling.profile"),
+        (base(autoscaling={"window": "sixty seconds"}), "autoscaling.window"),
+        (base(autoscaling={"targetUtilization": 150}), "autoscaling.targetUtilization"),
+        (base(traffic={"weight": 1001}), "traffic.weight"),
+        (base(traffic={"weight": -1}), "traffic.weight"),
+        (base(disabled="yes"), "disabled"),
+        (base(replicas=3), "replicas"),
+        (base(runtime={"engine": "external"}), "runtime.endpoints"),
+        (base(runtime={"engine": "external", "endpoints": ["ftp://x"]}), "runtime.endpoints[0]"),
+    ],
+)
+def test_bad_field_is_named(raw: dict[str, Any], field: str) -> None:
+    assert field_of(raw) == field
+
+
+def test_instance_type_is_case_insensitive() -> None:
+    spec = parse_deployment(base(resources={"instanceType": "GPU-H100", "gpuCount": 8}), CATALOG)
+    assert spec.resources.instance_type == "gpu-h100"
+    assert spec.resources.gpu_count == 8
+
+
+def test_engine_config_flag_with_empty_value_is_accepted() -> None:
+    spec = parse_deployment(base(runtime={"engine": "vllm", "engineConfig": {"enable-auto-tool-choice": ""}}), CATALOG)
+    assert spec.runtime.engine_config == {"enable-auto-tool-choice": ""}
+
+
+def test_external_engine_needs_no_weights() -> None:
+    raw = {"name": "tiny", "runtime": {"engine": "external", "endpoints": ["http://127.0.0.1:18000/v1/"]}}
+    spec = parse_deployment(raw, CATALOG)
+    assert spec.weights is None
+    assert spec.runtime.endpoints == ("http://127.0.0.1:18000/v1",)
+
+
+def test_max_follows_a_larger_min_when_omitted() -> None:
+    assert parse_deployment(base(autoscaling={"min": 3}), CATALOG).autoscaling.max == 3
+
+
+def test_round_trip_keeps_every_field() -> None:
+    raw = base(
+        autoscaling={"min": 0, "max": 4, "window": "90s", "scaleDownDelay": "15m", "profile": "knative"},
+        traffic={"weight": 900},
+    )
+    spec = parse_deployment(raw, CATALOG)
+    again = parse_deployment(deployment_to_dict(spec), CATALOG)
+    assert again == spec
+    assert deployment_to_dict(spec)["autoscaling"]["scaleDownDelay"] == "15m"
+
+
+def test_omitted_fields_revert_to_defaults() -> None:
+    first = parse_deployment(base(traffic={"weight": 5}, autoscaling={"max": 5}), CATALOG)
+    second = parse_deployment(base(), CATALOG)
+    assert (first.traffic.weight, first.autoscaling.max) == (5, 5)
+    assert (second.traffic.weight, second.autoscaling.max) == (100, 1)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("60s", 60), ("15m", 900), ("1h30m", 5400), ("500ms", 0.5), (30, 30)])
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text, "x") == seconds
+
+
+def test_replica_template_ignores_traffic_and_scaling() -> None:
+    a = parse_deployment(base(traffic={"weight": 1}), CATALOG)
+    b = parse_deployment(base(traffic={"weight": 999}, autoscaling={"max": 9}), CATALOG)
+    c = parse_deployment(base(weights={"bucket": "models", "path": "llama/70b"}), CATALOG)
+    assert a.replica_template() == b.replica_template()
+    assert a.replica_template() != c.replica_template()

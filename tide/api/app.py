@@ -1,0 +1,193 @@
+"""The management REST API (`/v1alpha1/inference`): deployments CRUD, parameters, logs.
+
+Every `/v1alpha1` route needs `Authorization: Bearer <token>`. Errors are JSON in API.md's shape:
+`{"error": {"code", "message", "field"}}`. Desired state is written to the store before the controller
+is woken to act on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tide.spec import Catalog, SpecError, deployment_to_dict, parse_deployment, parse_name
+from tide.store import Conflict, DeploymentRecord, NotFound, Store
+
+BASE = "/v1alpha1/inference"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def response(self) -> JSONResponse:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return JSONResponse({"error": body}, status_code=self.status)
+
+
+@dataclass
+class ApiContext:
+    store: Store
+    catalog: Callable[[], Catalog]
+    token: str
+    wake_controller: Callable[[], None]
+    logs: Callable[[str, int], Mapping[str, str]]
+    parameters: Callable[[], dict[str, Any]]
+    clock: Callable[[], float] = time.time
+
+
+def deployment_json(record: DeploymentRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "spec": record.spec,
+        "status": record.status,
+        "generation": record.generation,
+        "createdAt": record.created_at,
+        "updatedAt": record.updated_at,
+    }
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="Tide management API",
+        version="v1alpha1",
+        description="Deploy models from a bucket, serve them behind an OpenAI-compatible gateway, autoscale them.",
+    )
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(SpecError)
+    async def _spec_error(_request: Request, exc: SpecError) -> JSONResponse:
+        return ApiError(400, exc.code, exc.message, exc.field).response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return ApiError(400, "INVALID_ARGUMENT", f"{field}: {first.get('msg', 'invalid request')}", field).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {401: "UNAUTHENTICATED", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "ERROR")
+        return ApiError(exc.status_code, code, str(exc.detail)).response()
+
+    def require_token(request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            raise ApiError(401, "UNAUTHENTICATED", "missing bearer token: send 'Authorization: Bearer <token>'")
+        if not hmac.compare_digest(given.strip().encode(), ctx.token.encode()):
+            raise ApiError(401, "UNAUTHENTICATED", "invalid bearer token")
+
+    auth = [Depends(require_token)]
+
+    async def read_json(request: Request) -> Any:
+        try:
+            return await request.json()
+        except ValueError:
+            raise ApiError(400, "INVALID_ARGUMENT", "the request body must be a JSON object", "body") from None
+
+    async def find(deployment_id: str) -> DeploymentRecord:
+        """By id; or by name when exactly one deployment has it (what a CLI user types)."""
+        try:
+            return await asyncio.to_thread(ctx.store.get_deployment, deployment_id)
+        except NotFound:
+            pass
+        named = [r for r in await asyncio.to_thread(ctx.store.list_deployments) if r.name == deployment_id]
+        if len(named) == 1:
+            return named[0]
+        if len(named) > 1:
+            ids = ", ".join(r.id for r in named)
+            raise ApiError(409, "AMBIGUOUS", f"several deployments are named {deployment_id!r} ({ids}); use an id")
+        raise ApiError(404, "NOT_FOUND", f"deployment {deployment_id!r} not found")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(f"{BASE}/deployments", dependencies=auth)
+    async def list_deployments() -> dict[str, Any]:
+        records = await asyncio.to_thread(ctx.store.list_deployments)
+        return {"items": [deployment_json(r) for r in records]}
+
+    @app.get(f"{BASE}/deployments/parameters", dependencies=auth)
+    async def parameters() -> dict[str, Any]:
+        return ctx.parameters()
+
+    @app.post(f"{BASE}/deployments", dependencies=auth, status_code=201)
+    async def create_deployment(request: Request) -> dict[str, Any]:
+        raw = await read_json(request)
+        spec = parse_deployment(raw, ctx.catalog())
+        wanted_id = raw.get("id")
+        records = await asyncio.to_thread(ctx.store.list_deployments)
+        taken = {r.id for r in records}
+        if wanted_id is not None:
+            deployment_id = parse_name(wanted_id, "id")
+        elif spec.name not in taken:
+            deployment_id = spec.name
+        else:
+            deployment_id = f"{spec.name[:57]}-{secrets.token_hex(2)}"
+        try:
+            record = await asyncio.to_thread(
+                ctx.store.create_deployment, deployment_id, deployment_to_dict(spec), ctx.clock()
+            )
+        except Conflict as exc:
+            raise ApiError(409, "ALREADY_EXISTS", str(exc), "id") from None
+        ctx.wake_controller()
+        return deployment_json(record)
+
+    @app.get(f"{BASE}/deployments/{{deployment_id}}", dependencies=auth)
+    async def get_deployment(deployment_id: str) -> dict[str, Any]:
+        return deployment_json(await find(deployment_id))
+
+    @app.patch(f"{BASE}/deployments/{{deployment_id}}", dependencies=auth)
+    async def update_deployment(deployment_id: str, request: Request) -> dict[str, Any]:
+        record = await find(deployment_id)
+        raw = await read_json(request)
+        if isinstance(raw, dict) and raw.get("id") not in (None, record.id):
+            raise ApiError(400, "INVALID_ARGUMENT", "id cannot be changed", "id")
+        spec = parse_deployment(raw, ctx.catalog())
+        try:
+            updated = await asyncio.to_thread(ctx.store.update_spec, record.id, deployment_to_dict(spec), ctx.clock())
+        except Conflict as exc:
+            raise ApiError(409, "FAILED_PRECONDITION", str(exc)) from None
+        ctx.wake_controller()
+        return deployment_json(updated)
+
+    @app.delete(f"{BASE}/deployments/{{deployment_id}}", dependencies=auth)
+    async def delete_deployment(deployment_id: str) -> dict[str, Any]:
+        record = await find(deployment_id)
+        updated = await asyncio.to_thread(ctx.store.mark_deleting, record.id, ctx.clock())
+        ctx.wake_controller()
+        return deployment_json(updated)
+
+    @app.get(f"{BASE}/deployments/{{deployment_id}}/logs", dependencies=auth)
+    async def deployment_logs(deployment_id: str, tail: int = 200) -> dict[str, Any]:
+        record = await find(deployment_id)
+        tail = max(1, min(tail, 10_000))
+        return {"id": record.id, "replicas": dict(ctx.logs(record.id, tail))}
+
+    return app
+
+
+def valid_token(token: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9._~+/=-]{8,}", token))

@@ -1,0 +1,89 @@
+"""The small contract every backend implements: start, stop and report replicas. No decisions here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from tide.spec import DeploymentSpec
+
+
+class ReplicaPhase(StrEnum):
+    WAITING_FOR_CAPACITY = "waiting_for_capacity"
+    DOWNLOADING_WEIGHTS = "downloading_weights"
+    ENGINE_LOAD = "engine_load"
+    READY = "ready"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+    CRASHED = "crashed"  # exited on its own; the controller decides whether to restart
+    FAILED = "failed"  # cannot start (bad weights, engine missing): restarting will not help
+
+    @property
+    def starting(self) -> bool:
+        return self in (ReplicaPhase.WAITING_FOR_CAPACITY, ReplicaPhase.DOWNLOADING_WEIGHTS, ReplicaPhase.ENGINE_LOAD)
+
+    @property
+    def terminal(self) -> bool:
+        return self in (ReplicaPhase.STOPPED, ReplicaPhase.CRASHED, ReplicaPhase.FAILED)
+
+
+@dataclass(frozen=True)
+class ReplicaLaunch:
+    deployment_id: str
+    replica_id: str
+    spec: DeploymentSpec
+    gpu_ids: tuple[int, ...] = ()
+
+
+@dataclass
+class ReplicaState:
+    deployment_id: str
+    replica_id: str
+    template: tuple[object, ...]
+    phase: ReplicaPhase = ReplicaPhase.WAITING_FOR_CAPACITY
+    base_url: str | None = None
+    message: str = ""
+    progress: dict[str, Any] | None = None
+    phase_times: dict[str, float] = field(default_factory=dict)  # phase -> when it began
+    exit_code: int | None = None
+    pid: int | None = None
+    log_path: str | None = None
+
+    def to_status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.replica_id,
+            "phase": self.phase.value,
+            "phaseTimes": dict(self.phase_times),
+        }
+        if self.base_url:
+            out["url"] = self.base_url
+        if self.message:
+            out["message"] = self.message
+        if self.progress is not None:
+            out["progress"] = self.progress
+        if self.exit_code is not None:
+            out["exitCode"] = self.exit_code
+        return out
+
+
+ReplicaListener = Callable[[ReplicaState], None]
+
+
+class Backend(Protocol):
+    def set_listener(self, listener: ReplicaListener) -> None: ...
+
+    async def start(self, launch: ReplicaLaunch) -> ReplicaState:
+        """Begin starting a replica; returns at once. Phase changes reach the listener."""
+        ...
+
+    async def stop(self, replica_id: str, grace_s: float) -> None:
+        """Stop a replica: SIGTERM-style drain, then force after `grace_s`. Returns when it has exited."""
+        ...
+
+    def replicas(self) -> list[ReplicaState]: ...
+
+    def logs(self, deployment_id: str, tail_lines: int) -> dict[str, str]: ...
+
+    async def close(self) -> None: ...

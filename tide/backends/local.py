@@ -1,0 +1,269 @@
+"""The local backend: each replica is a child process of this machine, on a free loopback port.
+
+Start = fetch weights into the node cache, launch the engine, learn readiness the moment the engine says
+so (its `TIDE_EVENT` line on stdout), confirmed by its health route. Stop = SIGTERM (the engine drains its
+in-flight requests), then SIGKILL after the grace period. Logs per replica under the data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState
+from tide.engines.adapter import adapter_for
+from tide.spec import DeploymentSpec
+
+EVENT_PREFIX = "TIDE_EVENT "
+HEALTH_POLL_S = 0.25  # fallback for engines that do not push readiness (e.g. vLLM)
+
+
+@dataclass
+class WeightsLease:
+    path: Path
+    release: Callable[[], None]
+
+
+class WeightsProvider(Protocol):
+    async def fetch(self, spec: DeploymentSpec, on_progress: Callable[[dict[str, Any]], None]) -> WeightsLease:
+        """Make the spec's weights available on this node; raises WeightsUnavailable with a user message."""
+        ...
+
+
+class WeightsUnavailable(Exception):
+    """Weights cannot be fetched (missing bucket, path, config.json, access denied): not worth a retry."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class _Replica:
+    state: ReplicaState
+    task: asyncio.Task[None] | None = None
+    process: asyncio.subprocess.Process | None = None
+    lease: WeightsLease | None = None
+    stopping: bool = False
+
+
+class LocalBackend:
+    def __init__(self, data_dir: Path, weights: WeightsProvider, host: str = "127.0.0.1") -> None:
+        self._logs_dir = data_dir / "logs"
+        self._weights = weights
+        self._host = host
+        self._replicas: dict[str, _Replica] = {}
+        self._listener: ReplicaListener = lambda _state: None
+        self._http = httpx.AsyncClient(timeout=2.0)
+
+    def set_listener(self, listener: ReplicaListener) -> None:
+        self._listener = listener
+
+    def replicas(self) -> list[ReplicaState]:
+        return [r.state for r in self._replicas.values()]
+
+    def _set_phase(self, replica: _Replica, phase: ReplicaPhase, message: str = "") -> None:
+        state = replica.state
+        if state.phase != phase:
+            state.phase_times[phase.value] = time.time()
+        state.phase = phase
+        state.message = message
+        self._listener(state)
+
+    async def start(self, launch: ReplicaLaunch) -> ReplicaState:
+        log_path = self._logs_dir / launch.deployment_id / f"{launch.replica_id}.log"
+        state = ReplicaState(
+            deployment_id=launch.deployment_id,
+            replica_id=launch.replica_id,
+            template=launch.spec.replica_template(),
+            log_path=str(log_path),
+        )
+        state.phase_times[ReplicaPhase.WAITING_FOR_CAPACITY.value] = time.time()
+        replica = _Replica(state=state)
+        self._replicas[launch.replica_id] = replica
+        replica.task = asyncio.create_task(self._run(replica, launch, log_path), name=f"replica-{launch.replica_id}")
+        return state
+
+    async def _run(self, replica: _Replica, launch: ReplicaLaunch, log_path: Path) -> None:
+        spec = launch.spec
+        try:
+            self._set_phase(replica, ReplicaPhase.DOWNLOADING_WEIGHTS, "fetching weights")
+
+            def on_progress(progress: dict[str, Any]) -> None:
+                replica.state.progress = progress
+                self._listener(replica.state)
+
+            try:
+                replica.lease = await self._weights.fetch(spec, on_progress)
+            except WeightsUnavailable as exc:
+                self._set_phase(replica, ReplicaPhase.FAILED, str(exc))
+                return
+            if replica.stopping:
+                return
+            await self._launch_engine(replica, launch, log_path)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or an OS error: say it, never hang in a starting phase
+            self._set_phase(replica, ReplicaPhase.FAILED, f"could not start: {type(exc).__name__}: {exc}")
+
+    async def _launch_engine(self, replica: _Replica, launch: ReplicaLaunch, log_path: Path) -> None:
+        assert replica.lease is not None
+        spec = launch.spec
+        port = free_port(self._host)
+        plan = adapter_for(spec.runtime.engine).plan(
+            model_dir=replica.lease.path,
+            host=self._host,
+            port=port,
+            served_name=spec.name,
+            engine_config=spec.runtime.engine_config,
+            gpu_ids=launch.gpu_ids,
+        )
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = log_path.open("ab", buffering=0)
+        log_file.write(f"--- starting {' '.join(plan.argv)}\n".encode())
+        env = {**os.environ, **plan.env, "PYTHONUNBUFFERED": "1"}
+        self._set_phase(replica, ReplicaPhase.ENGINE_LOAD, "loading the model")
+        process = await asyncio.create_subprocess_exec(
+            *plan.argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_file,
+            env=env,
+            start_new_session=True,  # its own process group: a stop reaches the engine's children too
+        )
+        replica.process = process
+        replica.state.pid = process.pid
+        base = f"http://{self._host}:{port}"
+        ready = asyncio.Event()
+
+        async def confirm_ready() -> None:
+            if ready.is_set() or replica.stopping:
+                return
+            if await self._healthy(base + plan.health_path):
+                ready.set()
+                replica.state.base_url = base + "/v1"
+                replica.state.progress = None
+                self._set_phase(replica, ReplicaPhase.READY, "")
+
+        async def read_stdout() -> None:
+            assert process.stdout is not None
+            async for raw in process.stdout:
+                log_file.write(raw)
+                line = raw.decode(errors="replace").strip()
+                if not line.startswith(EVENT_PREFIX):
+                    continue
+                try:
+                    event = json.loads(line[len(EVENT_PREFIX) :])
+                except ValueError:
+                    continue
+                if event.get("phase") == "ready":
+                    await confirm_ready()
+                elif event.get("phase") == "engine_load" and "progress" in event:
+                    replica.state.progress = {"engineLoad": event["progress"]}
+                    self._listener(replica.state)
+
+        async def poll_health() -> None:
+            while not ready.is_set():
+                await asyncio.sleep(HEALTH_POLL_S if not plan.emits_events else 1.0)
+                await confirm_ready()
+
+        reader = asyncio.create_task(read_stdout())
+        poller = asyncio.create_task(poll_health())
+        try:
+            code = await process.wait()
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            log_file.write(f"--- exited with code {process.returncode}\n".encode())
+            log_file.close()
+        replica.state.exit_code = code
+        replica.state.base_url = None
+        if replica.stopping:
+            self._set_phase(replica, ReplicaPhase.STOPPED, "")
+        else:
+            tail = _tail(log_path, 3)
+            self._set_phase(replica, ReplicaPhase.CRASHED, f"engine exited with code {code}: {tail}")
+        self._release(replica)
+
+    async def _healthy(self, url: str) -> bool:
+        try:
+            response = await self._http.get(url)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    def _release(self, replica: _Replica) -> None:
+        if replica.lease is not None:
+            lease, replica.lease = replica.lease, None
+            lease.release()
+
+    async def stop(self, replica_id: str, grace_s: float) -> None:
+        replica = self._replicas.get(replica_id)
+        if replica is None:
+            return
+        replica.stopping = True
+        process = replica.process
+        if process is not None and process.returncode is None:
+            if replica.state.phase is ReplicaPhase.READY:
+                self._set_phase(replica, ReplicaPhase.DRAINING, "finishing in-flight requests")
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout=grace_s + 5.0)
+            except TimeoutError:
+                _signal_group(process.pid, signal.SIGKILL)
+                await process.wait()
+        if replica.task is not None and not replica.task.done():
+            if process is None:
+                replica.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await replica.task
+        self._release(replica)
+        if not replica.state.phase.terminal:
+            self._set_phase(replica, ReplicaPhase.STOPPED, "")
+        self._replicas.pop(replica_id, None)
+
+    def forget(self, replica_id: str) -> None:
+        """Drop a replica that has already exited (crashed or failed) from the backend's books."""
+        replica = self._replicas.pop(replica_id, None)
+        if replica is not None:
+            self._release(replica)
+
+    def logs(self, deployment_id: str, tail_lines: int) -> dict[str, str]:
+        folder = self._logs_dir / deployment_id
+        if not folder.is_dir():
+            return {}
+        out: dict[str, str] = {}
+        for path in sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime):
+            out[path.stem] = "\n".join(path.read_text(errors="replace").splitlines()[-tail_lines:])
+        return out
+
+    async def close(self) -> None:
+        await asyncio.gather(*(self.stop(rid, grace_s=5.0) for rid in list(self._replicas)), return_exceptions=True)
+        await self._http.aclose()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    useful = [line for line in text if line.strip() and not line.startswith(("---", EVENT_PREFIX))]
+    return " | ".join(useful[-lines:])[-500:]

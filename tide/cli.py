@@ -1,0 +1,330 @@
+"""The `tide` command line: run the server, manage deployments, build the demo model, move weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import yaml
+
+from tide.config import DEFAULT_API_PORT, DEFAULT_GATEWAY_PORT, ServerConfig, default_data_dir, read_client_token
+
+
+class ApiClient:
+    """A thin client for the management API; errors come back as the API's own message."""
+
+    def __init__(self, server: str, token: str | None) -> None:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=server.rstrip("/") + "/v1alpha1/inference", headers=headers, timeout=30)
+        self.server = server
+
+    def call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        try:
+            response = self.http.request(method, path, json=body, params=params)
+        except httpx.ConnectError:
+            raise click.ClickException(
+                f"cannot reach the Tide API at {self.server}: is `tide up` running? (or set --server / TIDE_API_URL)"
+            ) from None
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                field = f" [{error['field']}]" if error.get("field") else ""
+                message = f"{error['message']}{field}"
+            except (ValueError, KeyError, TypeError):
+                message = response.text
+            raise click.ClickException(f"{response.status_code}: {message}")
+        return response.json()
+
+
+def _client(ctx: click.Context) -> ApiClient:
+    opts = ctx.find_root().obj
+    token = read_client_token(opts["data_dir"])
+    return ApiClient(opts["server"], token)
+
+
+@click.group()
+@click.option(
+    "--server",
+    envvar="TIDE_API_URL",
+    default=f"http://127.0.0.1:{DEFAULT_API_PORT}",
+    show_default=True,
+    help="Management API URL.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Data directory (default: $TIDE_DATA_DIR or ~/.tide).",
+)
+@click.pass_context
+def main(ctx: click.Context, server: str, data_dir: Path | None) -> None:
+    """Tide: deploy models from a bucket, serve them behind an OpenAI-compatible gateway, autoscale them."""
+    ctx.obj = {"server": server, "data_dir": (data_dir or default_data_dir()).expanduser()}
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the gateway and API listen on.")
+@click.option("--gateway-port", default=DEFAULT_GATEWAY_PORT, show_default=True, type=int)
+@click.option("--api-port", default=DEFAULT_API_PORT, show_default=True, type=int)
+@click.option("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in the data directory).")
+@click.option("--buckets-dir", type=click.Path(path_type=Path), default=None, help="Root of local `file` buckets.")
+@click.option("--drain-timeout", default=30.0, show_default=True, help="Seconds a removed replica may finish work.")
+@click.pass_context
+def up(
+    ctx: click.Context,
+    host: str,
+    gateway_port: int,
+    api_port: int,
+    database_url: str | None,
+    buckets_dir: Path | None,
+    drain_timeout: float,
+) -> None:
+    """Start Tide: management API, gateway and controller in one process."""
+    from tide.server import run_server
+
+    config = ServerConfig(
+        data_dir=ctx.find_root().obj["data_dir"],
+        host=host,
+        gateway_port=gateway_port,
+        api_port=api_port,
+        database_url=database_url,
+        buckets_dir=buckets_dir,
+        drain_timeout_s=drain_timeout,
+    )
+    run_server(config)
+
+
+def _load_documents(path: str) -> list[dict[str, Any]]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise click.ClickException(f"{path} is not valid YAML: {exc}") from None
+    for doc in docs:
+        if not isinstance(doc, dict):
+            raise click.ClickException(f"{path}: each document must be a deployment spec (a mapping)")
+    return docs
+
+
+@main.command()
+@click.option("-f", "--filename", "files", multiple=True, required=True, help="YAML/JSON spec file(s), or - for stdin.")
+@click.pass_context
+def apply(ctx: click.Context, files: tuple[str, ...]) -> None:
+    """Create or update deployments from spec files (the YAML mirrors the API's JSON spec)."""
+    client = _client(ctx)
+    existing = client.call("GET", "/deployments")["items"]
+    for path in files:
+        for doc in _load_documents(path):
+            doc.pop("status", None)
+            target = _match_existing(doc, existing)
+            if target is None:
+                created = client.call("POST", "/deployments", doc)
+                click.echo(f"deployment/{created['id']} created")
+                existing.append(created)
+            else:
+                updated = client.call("PATCH", f"/deployments/{target}", {**doc, "id": target})
+                changed = "configured" if updated["generation"] else "unchanged"
+                click.echo(f"deployment/{target} {changed}")
+
+
+def _match_existing(doc: dict[str, Any], existing: list[dict[str, Any]]) -> str | None:
+    if doc.get("id"):
+        return str(doc["id"]) if any(d["id"] == doc["id"] for d in existing) else None
+    named = [d["id"] for d in existing if d["spec"].get("name") == doc.get("name")]
+    if len(named) > 1:
+        raise click.ClickException(
+            f"several deployments are named {doc.get('name')!r} ({', '.join(named)}): add `id:` to the spec"
+        )
+    return named[0] if named else None
+
+
+@main.group()
+def get() -> None:
+    """Show deployments."""
+
+
+def _summary_row(item: dict[str, Any]) -> list[str]:
+    status = item.get("status") or {}
+    spec = item["spec"]
+    ready = f"{status.get('readyReplicas', 0)}/{status.get('desiredReplicas', 0)}"
+    conditions = status.get("conditions") or []
+    reason = conditions[0]["message"] if conditions else ""
+    return [
+        item["id"],
+        spec["name"],
+        str(status.get("state", "")).removeprefix("STATUS_"),
+        ready,
+        str(spec.get("traffic", {}).get("weight", "")),
+        spec["runtime"]["engine"],
+        reason[:70],
+    ]
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+@get.command("deployments")
+@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table")
+@click.pass_context
+def get_deployments(ctx: click.Context, output: str) -> None:
+    """List deployments with state, ready/desired replicas and the first condition."""
+    items = _client(ctx).call("GET", "/deployments")["items"]
+    if output != "table":
+        click.echo(_dump({"items": items}, output))
+        return
+    headers = ["ID", "MODEL", "STATE", "READY", "WEIGHT", "ENGINE", "CONDITION"]
+    click.echo(_table(headers, [_summary_row(i) for i in items]))
+
+
+@get.command("deployment")
+@click.argument("name")
+@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table")
+@click.pass_context
+def get_deployment(ctx: click.Context, name: str, output: str) -> None:
+    """One deployment: state, replicas with their phases, conditions and the last scaling decision."""
+    item = _client(ctx).call("GET", f"/deployments/{name}")
+    if output != "table":
+        click.echo(_dump(item, output))
+        return
+    click.echo(describe_deployment(item))
+
+
+def describe_deployment(item: dict[str, Any]) -> str:
+    status = item.get("status") or {}
+    spec = item["spec"]
+    a = spec.get("autoscaling", {})
+    lines = [
+        f"Deployment {item['id']} (model {spec['name']}, generation {item['generation']})",
+        f"  state:     {status.get('state', '?')}",
+        f"  replicas:  {status.get('readyReplicas', 0)} ready / {status.get('desiredReplicas', 0)} desired"
+        f"  (min {a.get('min')}, max {a.get('max')}, concurrency {a.get('concurrency')})",
+        f"  weights:   {spec.get('weights', {}).get('bucket', '-')}/{spec.get('weights', {}).get('path', '-')}",
+        f"  engine:    {spec['runtime']['engine']} {spec['runtime'].get('version', '')}",
+        f"  traffic:   weight {spec.get('traffic', {}).get('weight')}{'  (disabled)' if spec.get('disabled') else ''}",
+    ]
+    decision = status.get("lastScalingDecision")
+    if decision:
+        lines.append(f"  scaling:   {decision.get('reason', decision)}")
+    replicas = status.get("replicas") or []
+    if replicas:
+        lines.append("")
+        rows = [
+            [
+                r["id"],
+                r["phase"] + (" (draining)" if r.get("draining") else ""),
+                _progress_text(r),
+                r.get("url", ""),
+                r.get("message", "")[:60],
+            ]
+            for r in replicas
+        ]
+        lines.append(_table(["REPLICA", "PHASE", "PROGRESS", "URL", "MESSAGE"], rows))
+    conditions = status.get("conditions") or []
+    if conditions:
+        lines.append("")
+        lines.append("Conditions:")
+        lines += [f"  {c['type']}: {c['message']}" for c in conditions]
+    return "\n".join(lines)
+
+
+def _progress_text(replica: dict[str, Any]) -> str:
+    progress = replica.get("progress") or {}
+    if "percent" in progress:
+        return f"{progress['percent']:.0f}%"
+    return ""
+
+
+def _dump(data: Any, output: str) -> str:
+    return json.dumps(data, indent=2) if output == "json" else yaml.safe_dump(data, sort_keys=False)
+
+
+@main.command()
+@click.argument("name")
+@click.pass_context
+def delete(ctx: click.Context, name: str) -> None:
+    """Delete a deployment (its replicas finish in-flight requests first)."""
+    item = _client(ctx).call("DELETE", f"/deployments/{name}")
+    click.echo(f"deployment/{item['id']} deleting")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--tail", default=100, show_default=True, help="Lines per replica.")
+@click.pass_context
+def logs(ctx: click.Context, name: str, tail: int) -> None:
+    """Show replica logs of a deployment."""
+    data = _client(ctx).call("GET", f"/deployments/{name}/logs", params={"tail": tail})
+    if not data["replicas"]:
+        click.echo(f"no replica logs for {data['id']} yet")
+    for replica_id, text in data["replicas"].items():
+        click.secho(f"==> {replica_id} <==", bold=True)
+        click.echo(text)
+
+
+@main.command("wait")
+@click.argument("name")
+@click.option("--state", default="STATUS_READY", show_default=True)
+@click.option("--timeout", default=300.0, show_default=True)
+@click.pass_context
+def wait_for(ctx: click.Context, name: str, state: str, timeout: float) -> None:
+    """Wait until a deployment reaches a state (fails fast on STATUS_FAILED)."""
+    client = _client(ctx)
+    deadline = time.monotonic() + timeout
+    while True:
+        item = client.call("GET", f"/deployments/{name}")
+        current = (item.get("status") or {}).get("state")
+        if current == state and (state != "STATUS_READY" or item["status"].get("readyReplicas", 0) > 0):
+            click.echo(f"deployment/{item['id']} {current}")
+            return
+        if current == "STATUS_FAILED" and state != current:
+            raise click.ClickException(f"deployment {item['id']} failed:\n{describe_deployment(item)}")
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"timed out waiting for {state}:\n{describe_deployment(item)}")
+        time.sleep(0.5)
+
+
+@main.group()
+def model() -> None:
+    """Build models locally."""
+
+
+@model.command("make-tiny")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--seed", default=0, show_default=True)
+def make_tiny(directory: Path, seed: int) -> None:
+    """Build the tiny demo model (random weights, a real tokenizer trained locally) into DIRECTORY."""
+    from tide.model.tiny import make_tiny_model
+
+    path = make_tiny_model(directory, seed=seed)
+    click.echo(f"tiny model written to {path}")
+
+
+def _register_optional_commands() -> None:
+    try:
+        from tide.sim.cli import sim_command
+    except ImportError:
+        return
+    main.add_command(sim_command, "sim")
+
+
+_register_optional_commands()
+
+from tide.demo import demo_command  # noqa: E402
+from tide.weights_cli import weights_group  # noqa: E402
+
+main.add_command(demo_command, "demo")
+main.add_command(weights_group, "weights")
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    main()

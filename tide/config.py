@@ -1,0 +1,69 @@
+"""Server configuration: flags, then environment, then defaults. One place that knows the data directory layout."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_GATEWAY_PORT = 8080
+DEFAULT_API_PORT = 8081
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("TIDE_DATA_DIR", Path.home() / ".tide")).expanduser()
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    gateway_port: int = DEFAULT_GATEWAY_PORT
+    api_port: int = DEFAULT_API_PORT
+    database_url: str | None = None
+    buckets_dir: Path | None = None
+    cache_dir: Path | None = None
+    cache_budget_bytes: int | None = None
+    drain_timeout_s: float = 30.0
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or os.environ.get("TIDE_DATABASE_URL") or f"sqlite:///{self.data_dir / 'tide.db'}"
+
+    @property
+    def buckets_root(self) -> Path:
+        env = os.environ.get("TIDE_BUCKETS_DIR")
+        return self.buckets_dir or (Path(env) if env else self.data_dir / "buckets")
+
+    @property
+    def weights_cache_dir(self) -> Path:
+        return self.cache_dir or self.data_dir / "cache"
+
+    @property
+    def token_path(self) -> Path:
+        return self.data_dir / "api-token"
+
+
+def load_or_create_token(config: ServerConfig) -> tuple[str, bool]:
+    """(token, created). `TIDE_API_TOKEN` wins; else the token file; else a new one, written 0600."""
+    env = os.environ.get("TIDE_API_TOKEN")
+    if env:
+        return env, False
+    path = config.token_path
+    if path.exists():
+        return path.read_text().strip(), False
+    token = "tide_" + secrets.token_urlsafe(24)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token, True
+
+
+def read_client_token(data_dir: Path) -> str | None:
+    env = os.environ.get("TIDE_API_TOKEN")
+    if env:
+        return env
+    path = data_dir / "api-token"
+    return path.read_text().strip() if path.exists() else None

@@ -1,0 +1,1 @@
+"""Control: reconciles desired state into replicas, lifecycle states, rollouts, scaling."""

@@ -1,0 +1,339 @@
+"""The reconcile loop: desired state in the store -> replicas on the backend -> routes in the gateway.
+
+It wakes on a store change (the API calls `wake()`), on a replica phase change (pushed by the backend),
+and at least once a second. Every decision it applies comes from pure code (`lifecycle`, `autoscale`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tide.backends.base import Backend, ReplicaLaunch, ReplicaPhase, ReplicaState
+from tide.control.lifecycle import (
+    Condition,
+    DeploymentView,
+    compute_state,
+    plan_rollout,
+    restart_backoff,
+)
+from tide.control.scaling import DeploymentScaler
+from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint, RouteTable
+from tide.spec import Catalog, DeploymentSpec, SpecError, parse_deployment
+from tide.store import DeploymentRecord, Store
+
+log = logging.getLogger("tide.control")
+
+RECONCILE_INTERVAL_S = 1.0
+
+
+class RouteSink(Protocol):
+    """The gateway as the controller sees it."""
+
+    def set_routes(self, table: RouteTable) -> None: ...
+
+    def in_flight(self, replica_id: str) -> int: ...
+
+
+@dataclass
+class DeploymentRuntime:
+    id: str
+    record: DeploymentRecord
+    spec: DeploymentSpec | None = None
+    spec_error: str | None = None
+    replicas: dict[str, ReplicaState] = field(default_factory=dict)
+    draining: set[str] = field(default_factory=set)
+    consecutive_crashes: int = 0
+    crash_message: str | None = None
+    failure: str | None = None
+    next_start_at: float = 0.0
+    ever_ready_generation: int = 0
+    scaler: DeploymentScaler | None = None
+    last_status: dict[str, Any] = field(default_factory=dict)
+    condition_times: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+class Controller:
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        gateway: RouteSink,
+        catalog: Catalog,
+        *,
+        clock: Callable[[], float] = time.time,
+        drain_timeout_s: float = 30.0,
+        stop_grace_s: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.gateway = gateway
+        self.catalog = catalog
+        self.clock = clock
+        self.drain_timeout_s = drain_timeout_s
+        self.stop_grace_s = stop_grace_s
+        self.runtimes: dict[str, DeploymentRuntime] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_routes: RouteTable | None = None
+        self._stopped = False
+        backend.set_listener(self._on_replica_change)
+
+    # -- wake-ups ------------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def on_demand(self, deployment_id: str) -> None:
+        """A request arrived for a deployment with no ready replica: decide now, not at the next tick."""
+        runtime = self.runtimes.get(deployment_id)
+        if runtime is not None and runtime.scaler is not None:
+            runtime.scaler.wake(self.clock())
+        self.wake()
+
+    def _on_replica_change(self, state: ReplicaState) -> None:
+        runtime = self.runtimes.get(state.deployment_id)
+        if runtime is not None:
+            runtime.replicas[state.replica_id] = state
+            if state.phase is ReplicaPhase.READY:
+                runtime.consecutive_crashes = 0
+                runtime.failure = None
+                runtime.crash_message = None
+                runtime.ever_ready_generation = runtime.record.generation
+        # Readiness is pushed: the gateway learns of a ready (or gone) replica now, not at the next tick.
+        self._push_routes()
+        self.wake()
+
+    # -- the loop -------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while not self._stopped:
+            try:
+                await self.reconcile()
+            except Exception:
+                log.exception("reconcile failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=RECONCILE_INTERVAL_S)
+            self._wake.clear()
+
+    async def reconcile(self) -> None:
+        records = await asyncio.to_thread(self.store.list_deployments)
+        now = self.clock()
+        seen = set()
+        for record in records:
+            seen.add(record.id)
+            runtime = self.runtimes.get(record.id)
+            if runtime is None:
+                runtime = self.runtimes[record.id] = DeploymentRuntime(id=record.id, record=record)
+                self._parse(runtime)
+            elif record.generation != runtime.record.generation or record.spec != runtime.record.spec:
+                runtime.record = record
+                self._parse(runtime)
+                runtime.failure = None
+                runtime.consecutive_crashes = 0
+                runtime.next_start_at = 0.0
+            runtime.record = record
+            await self._reconcile_one(runtime, now)
+        for gone in set(self.runtimes) - seen:
+            runtime = self.runtimes.pop(gone)
+            for replica_id in list(runtime.replicas):
+                self._remove_replica(runtime, replica_id)
+        self._push_routes()
+
+    def _parse(self, runtime: DeploymentRuntime) -> None:
+        try:
+            runtime.spec = parse_deployment(runtime.record.spec, self.catalog)
+            runtime.spec_error = None
+        except SpecError as exc:
+            runtime.spec_error = f"{exc.field}: {exc.message}"
+            return
+        spec = runtime.spec
+        if runtime.scaler is None:
+            runtime.scaler = DeploymentScaler(spec, self.clock())
+        else:
+            runtime.scaler.update_spec(spec)
+
+    async def _reconcile_one(self, runtime: DeploymentRuntime, now: float) -> None:
+        record, spec = runtime.record, runtime.spec
+        # Replicas that ended on their own: record why, forget them, back off before replacing.
+        for replica_id, state in list(runtime.replicas.items()):
+            if state.phase in (ReplicaPhase.CRASHED, ReplicaPhase.FAILED) and replica_id not in runtime.draining:
+                if state.phase is ReplicaPhase.FAILED:
+                    runtime.failure = state.message
+                runtime.consecutive_crashes += 1
+                runtime.crash_message = (
+                    f"replica {replica_id} {'failed' if state.phase is ReplicaPhase.FAILED else 'crashed'}: "
+                    f"{state.message} (attempt {runtime.consecutive_crashes}; next try in "
+                    f"{restart_backoff(runtime.consecutive_crashes):.0f}s)"
+                )
+                runtime.next_start_at = now + restart_backoff(runtime.consecutive_crashes)
+                del runtime.replicas[replica_id]
+                forget = getattr(self.backend, "forget", None)
+                if forget is not None:
+                    forget(replica_id)
+            elif state.phase is ReplicaPhase.STOPPED:
+                runtime.replicas.pop(replica_id, None)
+                runtime.draining.discard(replica_id)
+
+        if record.deleting:
+            for replica_id in list(runtime.replicas):
+                self._remove_replica(runtime, replica_id)
+            if not runtime.replicas:
+                await asyncio.to_thread(self.store.remove_deployment, record.id)
+                self.runtimes.pop(record.id, None)
+                return
+            await self._write_status(runtime, now, desired=0)
+            return
+
+        if spec is None:
+            await self._write_status(runtime, now, desired=0)
+            return
+        external = not self.catalog.engines[spec.runtime.engine].manages_replicas
+        desired = 0 if spec.disabled or external else self._desired(runtime, now)
+        if not external:
+            template = spec.replica_template()
+            in_flight = {rid: self.gateway.in_flight(rid) for rid in runtime.replicas}
+            plan = plan_rollout(
+                [r for rid, r in runtime.replicas.items() if rid not in runtime.draining],
+                template,
+                desired,
+                in_flight,
+                can_start=now >= runtime.next_start_at,
+            )
+            for replica_id in plan.remove:
+                self._remove_replica(runtime, replica_id)
+            for _ in range(plan.start):
+                await self._start_replica(runtime, spec)
+        await self._write_status(runtime, now, desired=desired)
+
+    def _desired(self, runtime: DeploymentRuntime, now: float) -> int:
+        assert runtime.spec is not None and runtime.scaler is not None
+        ready = sum(
+            1 for rid, r in runtime.replicas.items() if r.phase is ReplicaPhase.READY and rid not in runtime.draining
+        )
+        return runtime.scaler.desired(now, ready)
+
+    async def _start_replica(self, runtime: DeploymentRuntime, spec: DeploymentSpec) -> None:
+        replica_id = f"{runtime.id}-{secrets.token_hex(3)}"
+        state = await self.backend.start(ReplicaLaunch(deployment_id=runtime.id, replica_id=replica_id, spec=spec))
+        runtime.replicas[replica_id] = state
+
+    def _remove_replica(self, runtime: DeploymentRuntime, replica_id: str) -> None:
+        """Drain: out of rotation first, in-flight requests finish (bounded), then the process stops."""
+        if replica_id in runtime.draining:
+            return
+        runtime.draining.add(replica_id)
+        self._push_routes()
+        task = asyncio.create_task(self._drain_and_stop(runtime, replica_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain_and_stop(self, runtime: DeploymentRuntime, replica_id: str) -> None:
+        deadline = self.clock() + self.drain_timeout_s
+        while self.gateway.in_flight(replica_id) > 0 and self.clock() < deadline:
+            await asyncio.sleep(0.05)
+        try:
+            await self.backend.stop(replica_id, grace_s=self.stop_grace_s)
+        finally:
+            runtime.replicas.pop(replica_id, None)
+            runtime.draining.discard(replica_id)
+            self.wake()
+
+    # -- routes and status ----------------------------------------------------------------------------
+
+    def route_table(self) -> RouteTable:
+        routes: dict[str, list[DeploymentRoute]] = {}
+        for runtime in self.runtimes.values():
+            spec = runtime.spec
+            if spec is None or spec.disabled or runtime.record.deleting:
+                continue
+            engine = self.catalog.engines[spec.runtime.engine]
+            if engine.manages_replicas:
+                endpoints = tuple(
+                    ReplicaEndpoint(
+                        replica_id=rid,
+                        base_url=state.base_url,
+                        max_concurrency=spec.autoscaling.max_concurrency,
+                    )
+                    for rid, state in sorted(runtime.replicas.items())
+                    if state.phase is ReplicaPhase.READY and state.base_url and rid not in runtime.draining
+                )
+            else:
+                endpoints = tuple(
+                    ReplicaEndpoint(replica_id=f"{runtime.id}-ext{i}", base_url=url)
+                    for i, url in enumerate(spec.runtime.endpoints)
+                )
+            routes.setdefault(spec.name, []).append(
+                DeploymentRoute(
+                    deployment_id=runtime.id,
+                    model_name=spec.name,
+                    weight=spec.traffic.weight,
+                    replicas=endpoints,
+                    max_queue=spec.autoscaling.max_queue,
+                    max_queue_wait_s=spec.autoscaling.max_queue_wait_s,
+                )
+            )
+        return RouteTable(routes={name: tuple(rs) for name, rs in routes.items()})
+
+    def _push_routes(self) -> None:
+        table = self.route_table()
+        if table != self._last_routes:
+            self._last_routes = table
+            self.gateway.set_routes(table)
+
+    async def _write_status(self, runtime: DeploymentRuntime, now: float, desired: int) -> None:
+        spec = runtime.spec
+        replicas = list(runtime.replicas.values())
+        view = DeploymentView(
+            deleting=runtime.record.deleting,
+            disabled=bool(spec and spec.disabled),
+            external=bool(spec and not self.catalog.engines[spec.runtime.engine].manages_replicas),
+            desired=desired,
+            template=spec.replica_template() if spec else (),
+            replicas=[r for r in replicas if r.replica_id not in runtime.draining],
+            failure=runtime.failure,
+            crash_message=runtime.crash_message,
+            consecutive_crashes=runtime.consecutive_crashes,
+            ever_ready_this_generation=runtime.ever_ready_generation == runtime.record.generation,
+            spec_error=runtime.spec_error,
+        )
+        state, conditions = compute_state(view)
+        ready = sum(1 for r in replicas if r.phase is ReplicaPhase.READY and r.replica_id not in runtime.draining)
+        status: dict[str, Any] = {
+            "state": state,
+            "conditions": [self._condition(runtime, c, now) for c in conditions],
+            "readyReplicas": ready,
+            "desiredReplicas": desired,
+            "replicas": [
+                {**r.to_status(), **({"draining": True} if r.replica_id in runtime.draining else {})}
+                for r in sorted(replicas, key=lambda r: r.replica_id)
+            ],
+            "observedGeneration": runtime.record.generation,
+        }
+        if runtime.scaler is not None:
+            status.update(runtime.scaler.status())
+        if status != runtime.last_status:
+            runtime.last_status = status
+            await asyncio.to_thread(self.store.set_status, runtime.id, status)
+
+    def _condition(self, runtime: DeploymentRuntime, condition: Condition, now: float) -> dict[str, Any]:
+        # lastTransitionTime stays put while the same condition holds, so status does not churn.
+        key = (condition.type, condition.message)
+        first_seen = runtime.condition_times.setdefault(key, now)
+        return condition.to_dict(first_seen)
+
+    # -- shutdown -------------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        self._stopped = True
+        self.wake()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.backend.close()

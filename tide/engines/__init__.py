@@ -1,0 +1,1 @@
+"""Engines: how a replica serves (built-in torch engine, vllm adapter, external endpoints)."""

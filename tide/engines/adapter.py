@@ -1,0 +1,87 @@
+"""Engine adapters: how to launch a replica of each engine and how to tell it is ready.
+
+An adapter knows its command line, its environment and its health route; it makes no decisions and does
+no I/O itself (the backend runs what it returns).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    health_path: str = "/health"
+    # True when the engine prints `TIDE_EVENT {...}` lines (readiness is pushed, not polled).
+    emits_events: bool = False
+
+
+class EngineAdapter(Protocol):
+    name: str
+
+    def plan(
+        self,
+        *,
+        model_dir: Path,
+        host: str,
+        port: int,
+        served_name: str,
+        engine_config: Mapping[str, str],
+        gpu_ids: Sequence[int],
+    ) -> LaunchPlan: ...
+
+
+class BuiltinEngine:
+    """Tide's own torch + transformers engine (`python -m tide.engines.builtin`)."""
+
+    name = "builtin"
+
+    def plan(
+        self,
+        *,
+        model_dir: Path,
+        host: str,
+        port: int,
+        served_name: str,
+        engine_config: Mapping[str, str],
+        gpu_ids: Sequence[int],
+    ) -> LaunchPlan:
+        argv = [
+            sys.executable,
+            "-m",
+            "tide.engines.builtin",
+            "--model-dir",
+            str(model_dir),
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--served-model-name",
+            served_name,
+            "--device",
+            "cuda" if gpu_ids else "cpu",
+        ]
+        if "dtype" in engine_config and engine_config["dtype"] != "auto":
+            argv += ["--dtype", engine_config["dtype"]]
+        if "max-batch-size" in engine_config:
+            argv += ["--max-batch-size", engine_config["max-batch-size"]]
+        env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        if gpu_ids:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
+        return LaunchPlan(argv=tuple(argv), env=env, emits_events=True)
+
+
+ADAPTERS: dict[str, EngineAdapter] = {"builtin": BuiltinEngine()}
+
+
+def adapter_for(engine: str) -> EngineAdapter:
+    try:
+        return ADAPTERS[engine]
+    except KeyError:
+        raise KeyError(f"engine {engine!r} has no adapter on this node; known: {sorted(ADAPTERS)}") from None

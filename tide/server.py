@@ -1,0 +1,172 @@
+"""`tide up`: the embedded default. API, gateway and controller on one event loop, SQLite, local backend."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from tide import __version__
+from tide.api.app import ApiContext, create_app
+from tide.api.parameters import parameters_json
+from tide.backends.local import LocalBackend, WeightsLease, WeightsUnavailable
+from tide.config import ServerConfig, load_or_create_token
+from tide.control.controller import Controller
+from tide.gateway import Gateway
+from tide.spec import Catalog, DeploymentSpec, InstanceTypeInfo, default_catalog
+from tide.store import Store
+from tide.weights import StorageConfig, WeightsCache, WeightsError, WeightsSource
+
+log = logging.getLogger("tide.server")
+
+
+def local_catalog() -> Catalog:
+    """This machine as an inventory of one instance type. Without a GPU, replicas share the CPU."""
+    gpus = _gpu_count()
+    if gpus:
+        instance = InstanceTypeInfo(id="gpu-local", gpu_model="local-gpu", gpus=gpus, memory_gib=0, cpus=0)
+    else:
+        # 16 virtual slots so that gpuCount up to 16 validates; placement is not limited on CPU.
+        instance = InstanceTypeInfo(id="cpu-local", gpu_model="none (CPU)", gpus=16, memory_gib=0, cpus=0)
+    return default_catalog(builtin_version=__version__, vllm_versions=(), instance_types=(instance,))
+
+
+def _gpu_count() -> int:
+    # nvidia-smi rather than importing torch: keeps `tide up` start-up fast.
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+class CachedWeights:
+    """The local backend's view of the weights room: fetch into the node cache, hold a lease while running."""
+
+    def __init__(self, storage: StorageConfig, cache: WeightsCache) -> None:
+        self.storage = storage
+        self.cache = cache
+
+    async def fetch(self, spec: DeploymentSpec, on_progress: Callable[[dict[str, Any]], None]) -> WeightsLease:
+        assert spec.weights is not None
+        loop = asyncio.get_running_loop()
+
+        def progress(p: Any) -> None:
+            snapshot = {
+                "bytesDone": p.bytes_done,
+                "bytesTotal": p.bytes_total,
+                "percent": round(p.percent, 1),
+                "rateBytesPerSecond": round(p.rate_bytes_per_s),
+            }
+            # Progress may come from download threads; status is owned by the loop.
+            loop.call_soon_threadsafe(on_progress, snapshot)
+
+        source = WeightsSource(
+            bucket=spec.weights.bucket,
+            path=spec.weights.path,
+            allow_patterns=spec.weights.allow_patterns,
+            ignore_patterns=spec.weights.ignore_patterns,
+        )
+        try:
+            lease = await self.cache.ensure(self.storage, source, progress=progress, require=("config.json",))
+        except WeightsError as exc:
+            raise WeightsUnavailable(str(exc)) from exc
+        return WeightsLease(path=Path(lease.path), release=lease.release)
+
+
+class TideServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.token, self.token_created = load_or_create_token(config)
+        self.catalog = local_catalog()
+        self.store = Store(config.db_url)
+        config.buckets_root.mkdir(parents=True, exist_ok=True)
+        storage = StorageConfig.from_env(local_root=config.buckets_root)
+        cache = WeightsCache(config.weights_cache_dir, budget_bytes=config.cache_budget_bytes)
+        self.backend = LocalBackend(config.data_dir, CachedWeights(storage, cache), host="127.0.0.1")
+        self.gateway = Gateway(on_demand=self._on_demand)
+        self.controller = Controller(
+            self.store, self.backend, self.gateway, self.catalog, drain_timeout_s=config.drain_timeout_s
+        )
+        api_ctx = ApiContext(
+            store=self.store,
+            catalog=lambda: self.catalog,
+            token=self.token,
+            wake_controller=self.controller.wake,
+            logs=self.backend.logs,
+            parameters=lambda: parameters_json(self.catalog),
+        )
+        self.app = create_app(api_ctx)
+        self._uvicorn: uvicorn.Server | None = None
+
+    def _on_demand(self, deployment_id: str) -> None:
+        self.controller.on_demand(deployment_id)
+
+    async def serve(self, ready: Callable[[], None] | None = None) -> None:
+        cfg = uvicorn.Config(
+            self.app, host=self.config.host, port=self.config.api_port, log_level="warning", lifespan="off"
+        )
+        self._uvicorn = uvicorn.Server(cfg)
+        self._uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        await self.gateway.start(self.config.host, self.config.gateway_port)
+        api_task = asyncio.create_task(self._uvicorn.serve())
+        control_task = asyncio.create_task(self.controller.run())
+        while not self._uvicorn.started:
+            if api_task.done():
+                await api_task
+                raise RuntimeError(f"the management API could not listen on port {self.config.api_port}")
+            await asyncio.sleep(0.02)
+        if ready is not None:
+            ready()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        done_waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({done_waiter, api_task, control_task}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("shutting down: draining replicas")
+        await self.controller.close()
+        control_task.cancel()
+        await self.gateway.stop()
+        self._uvicorn.should_exit = True
+        with contextlib.suppress(Exception):
+            await api_task
+        self.store.close()
+
+
+def run_server(config: ServerConfig) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = TideServer(config)
+
+    def announce() -> None:
+        print(f"tide {__version__} up", flush=True)
+        print(f"  gateway (OpenAI-compatible): http://{config.host}:{config.gateway_port}/v1", flush=True)
+        print(f"  management API:              http://{config.host}:{config.api_port}/v1alpha1/inference", flush=True)
+        print(f"  data directory:              {config.data_dir}", flush=True)
+        print(f"  local buckets:               {config.buckets_root}", flush=True)
+        if server.token_created:
+            print(f"  API token (shown once, stored in {config.token_path}): {server.token}", flush=True)
+
+    try:
+        import uvloop
+
+        uvloop.run(server.serve(ready=announce))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"tide up: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc

@@ -1,0 +1,35 @@
+"""Pure resource models of API.md and their validation. No I/O; everything else speaks these types."""
+
+from tide.spec.catalog import Catalog, EngineInfo, InstanceTypeInfo, default_catalog
+from tide.spec.deployment import (
+    AutoscalingSpec,
+    DeploymentSpec,
+    ResourcesSpec,
+    RuntimeSpec,
+    TrafficSpec,
+    WeightsSpec,
+    deployment_to_dict,
+    parse_deployment,
+    parse_name,
+)
+from tide.spec.durations import format_duration, parse_duration
+from tide.spec.errors import SpecError
+
+__all__ = [
+    "AutoscalingSpec",
+    "Catalog",
+    "DeploymentSpec",
+    "EngineInfo",
+    "InstanceTypeInfo",
+    "ResourcesSpec",
+    "RuntimeSpec",
+    "SpecError",
+    "TrafficSpec",
+    "WeightsSpec",
+    "default_catalog",
+    "deployment_to_dict",
+    "format_duration",
+    "parse_deployment",
+    "parse_duration",
+    "parse_name",
+]

@@ -1,0 +1,456 @@
+"""The Deployment resource of API.md: its fields, defaults and validation (pure).
+
+`parse_deployment(raw, catalog)` turns a JSON/YAML mapping into a `DeploymentSpec` or raises `SpecError`
+naming the first bad field. Omitted fields take their defaults, which is what makes PATCH-with-the-whole-
+spec revert omitted fields. `deployment_to_dict` is the inverse, with every default filled in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tide.spec.catalog import ENGINE_CONFIG_CHOICES, Catalog
+from tide.spec.durations import format_duration, parse_duration
+from tide.spec.errors import SpecError
+
+NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+GPU_COUNTS = (1, 2, 4, 8, 16)
+CAPACITY_CLASSES = ("CAPACITY_CLASS_RESERVED", "CAPACITY_CLASS_ON_DEMAND")
+PROFILES = ("knative", "coreweave", "baseten", "development")
+
+DEFAULT_CONCURRENCY = 8
+DEFAULT_PRIORITY = 0
+DEFAULT_WEIGHT = 100
+DEFAULT_MAX_QUEUE = 1000
+DEFAULT_MAX_QUEUE_WAIT_S = 600.0  # multi-minute GPU cold starts must not time out queued requests
+
+# Autoscaler tuning fields: name -> kind ("duration", "percent", "rate", "count").
+TUNING_FIELDS: dict[str, str] = {
+    "targetUtilization": "percent",
+    "window": "duration",
+    "panicWindowPercentage": "percent",
+    "panicThresholdPercentage": "number",
+    "maxScaleUpRate": "number",
+    "maxScaleDownRate": "number",
+    "scaleDownDelay": "duration",
+    "scaleToZeroRetention": "duration",
+    "scaleToZeroGracePeriod": "duration",
+    "initialScale": "count",
+}
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    bucket: str
+    path: str
+    allow_patterns: tuple[str, ...] = ()
+    ignore_patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    engine: str
+    version: str
+    engine_config: Mapping[str, str] = field(default_factory=dict)
+    endpoints: tuple[str, ...] = ()  # only for the `external` engine
+
+
+@dataclass(frozen=True)
+class ResourcesSpec:
+    instance_type: str
+    gpu_count: int = 1
+
+
+@dataclass(frozen=True)
+class AutoscalingSpec:
+    min: int = 1
+    max: int = 1
+    priority: int = DEFAULT_PRIORITY
+    concurrency: int = DEFAULT_CONCURRENCY
+    capacity_classes: tuple[str, ...] = CAPACITY_CLASSES
+    profile: str | None = None
+    # Tuning overrides keyed by API.md names; durations in seconds. Absent = the profile's default.
+    tuning: Mapping[str, float] = field(default_factory=dict)
+    # Gateway bounds (Tide's own fields): hard per-replica cap and the activator queue bounds.
+    max_concurrency: int | None = None
+    max_queue: int = DEFAULT_MAX_QUEUE
+    max_queue_wait_s: float = DEFAULT_MAX_QUEUE_WAIT_S
+
+
+@dataclass(frozen=True)
+class TrafficSpec:
+    weight: int = DEFAULT_WEIGHT
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    name: str
+    weights: WeightsSpec | None
+    runtime: RuntimeSpec
+    resources: ResourcesSpec
+    autoscaling: AutoscalingSpec = field(default_factory=AutoscalingSpec)
+    traffic: TrafficSpec = field(default_factory=TrafficSpec)
+    disabled: bool = False
+
+    def replica_template(self) -> tuple[object, ...]:
+        """What a running replica is built from: a change here needs new replicas (a rolling update)."""
+        return (
+            self.name,
+            self.weights,
+            self.runtime.engine,
+            self.runtime.version,
+            tuple(sorted(self.runtime.engine_config.items())),
+            self.runtime.endpoints,
+            self.resources,
+        )
+
+    def with_disabled(self, disabled: bool) -> DeploymentSpec:
+        return replace(self, disabled=disabled)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parsing
+
+
+def _section(raw: Mapping[str, Any], key: str, required: bool = False) -> Mapping[str, Any]:
+    value = raw.get(key)
+    if value is None:
+        if required:
+            raise SpecError(key, f"{key} is required")
+        return {}
+    if not isinstance(value, Mapping):
+        raise SpecError(key, f"{key} must be an object")
+    _reject_unknown(value, key)
+    return value
+
+
+_KNOWN_KEYS: dict[str, set[str]] = {
+    "": {"id", "name", "weights", "runtime", "resources", "autoscaling", "traffic", "disabled", "status"},
+    "weights": {"bucket", "path", "allowPatterns", "ignorePatterns"},
+    "runtime": {"engine", "version", "engineConfig", "endpoints"},
+    "resources": {"instanceType", "gpuCount"},
+    "autoscaling": {
+        "min",
+        "max",
+        "priority",
+        "concurrency",
+        "capacityClasses",
+        "profile",
+        "maxConcurrency",
+        "maxQueue",
+        "maxQueueWait",
+        *TUNING_FIELDS,
+    },
+    "traffic": {"weight"},
+}
+
+
+def _reject_unknown(raw: Mapping[str, Any], section: str) -> None:
+    known = _KNOWN_KEYS[section]
+    for key in raw:
+        if key not in known:
+            path = f"{section}.{key}" if section else str(key)
+            allowed = ", ".join(sorted(known - {"status", "id"}))
+            raise SpecError(path, f"unknown field {path}; allowed here: {allowed}")
+
+
+def _int(value: Any, field_name: str, *, default: int, low: int | None = None, high: int | None = None) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise SpecError(field_name, f"{field_name} must be an integer, not {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise SpecError(field_name, f"{field_name} must be an integer, not {value!r}") from None
+    if isinstance(value, float) and value != number:
+        raise SpecError(field_name, f"{field_name} must be a whole number, not {value!r}")
+    if low is not None and high is not None and not low <= number <= high:
+        raise SpecError(field_name, f"{field_name} must be between {low} and {high}, not {number}")
+    if low is not None and number < low:
+        raise SpecError(field_name, f"{field_name} must be >= {low}, not {number}")
+    return number
+
+
+def _string(value: Any, field_name: str, *, required: bool = True) -> str:
+    if value is None or value == "":
+        if required:
+            raise SpecError(field_name, f"{field_name} is required")
+        return ""
+    if not isinstance(value, str):
+        raise SpecError(field_name, f"{field_name} must be a string, not {value!r}")
+    return value
+
+
+def _string_list(value: Any, field_name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SpecError(field_name, f"{field_name} must be a list of non-empty strings")
+    return tuple(value)
+
+
+def parse_name(value: Any, field_name: str = "name") -> str:
+    name = _string(value, field_name)
+    if not 4 <= len(name) <= 63:
+        raise SpecError(field_name, f"{field_name} must be 4-63 characters long, not {len(name)} ({name!r})")
+    if not NAME_PATTERN.match(name):
+        raise SpecError(
+            field_name,
+            f"{field_name} {name!r} must be lowercase letters, digits and '-', starting and ending with a "
+            "letter or digit",
+        )
+    return name
+
+
+def _parse_weights(raw: Mapping[str, Any], needs_weights: bool) -> WeightsSpec | None:
+    section = _section(raw, "weights", required=needs_weights)
+    if not section:
+        return None
+    bucket = _string(section.get("bucket"), "weights.bucket")
+    path = _string(section.get("path"), "weights.path").strip("/")
+    if not path:
+        raise SpecError("weights.path", "weights.path must name a directory inside the bucket")
+    if ".." in path.split("/"):
+        raise SpecError("weights.path", "weights.path must not contain '..'")
+    return WeightsSpec(
+        bucket=bucket,
+        path=path,
+        allow_patterns=_string_list(section.get("allowPatterns"), "weights.allowPatterns"),
+        ignore_patterns=_string_list(section.get("ignorePatterns"), "weights.ignorePatterns"),
+    )
+
+
+def _parse_runtime(raw: Mapping[str, Any], catalog: Catalog) -> RuntimeSpec:
+    section = _section(raw, "runtime", required=True)
+    engine_name = _string(section.get("engine"), "runtime.engine")
+    engine = catalog.engine(engine_name)
+    if engine is None:
+        raise SpecError(
+            "runtime.engine",
+            f"runtime.engine {engine_name!r} is not known; choose one of {sorted(catalog.engines)}",
+        )
+    version = _string(section.get("version"), "runtime.version", required=False)
+    if not version:
+        if not engine.versions:
+            raise SpecError(
+                "runtime.version",
+                f"no version of engine {engine_name!r} is installed on this node; install it or choose another "
+                "engine (see GET /v1alpha1/inference/deployments/parameters)",
+            )
+        version = engine.versions[0]
+    elif not re.match(r"^v?\d+\.\d+\.\d+([-+.][0-9A-Za-z.+-]*)?$", version):
+        raise SpecError("runtime.version", f"runtime.version must be a SemVer like 0.11.2, not {version!r}")
+    config_raw = section.get("engineConfig") or {}
+    if not isinstance(config_raw, Mapping):
+        raise SpecError("runtime.engineConfig", "runtime.engineConfig must be a map of strings to strings")
+    engine_config: dict[str, str] = {}
+    choices = ENGINE_CONFIG_CHOICES.get(engine_name, {})
+    for key, value in config_raw.items():
+        path = f"runtime.engineConfig.{key}"
+        if key not in engine.config_keys:
+            allowed = ", ".join(engine.config_keys) or "none"
+            raise SpecError(
+                path, f"engineConfig key {key!r} is not allowed for engine {engine_name}; allowed: {allowed}"
+            )
+        if isinstance(value, bool) or value is None or not isinstance(value, str | int | float):
+            raise SpecError(path, f"{path} must be a string")
+        text = str(value)
+        if key in choices and text not in choices[key]:
+            raise SpecError(path, f"{path} must be one of {', '.join(choices[key])}, not {text!r}")
+        engine_config[key] = text
+    endpoints = _string_list(section.get("endpoints"), "runtime.endpoints")
+    if engine.manages_replicas and endpoints:
+        raise SpecError("runtime.endpoints", "runtime.endpoints is only for the external engine")
+    if not engine.manages_replicas:
+        if not endpoints:
+            raise SpecError(
+                "runtime.endpoints",
+                "runtime.endpoints is required for the external engine: a list of OpenAI base URLs",
+            )
+        for i, url in enumerate(endpoints):
+            if not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
+                raise SpecError(
+                    f"runtime.endpoints[{i}]", f"runtime.endpoints[{i}] must be an http(s) URL, not {url!r}"
+                )
+        endpoints = tuple(url.rstrip("/") for url in endpoints)
+    return RuntimeSpec(engine=engine_name, version=version, engine_config=engine_config, endpoints=endpoints)
+
+
+def _parse_resources(raw: Mapping[str, Any], catalog: Catalog) -> ResourcesSpec:
+    section = _section(raw, "resources")
+    instance_type = _string(section.get("instanceType"), "resources.instanceType", required=False)
+    if not instance_type:
+        default = catalog.default_instance_type
+        if default is None:
+            raise SpecError("resources.instanceType", "resources.instanceType is required")
+        instance_type = default
+    info = catalog.instance_type(instance_type)
+    if info is None:
+        known = ", ".join(t.id for t in catalog.instance_types) or "none"
+        raise SpecError(
+            "resources.instanceType",
+            f"resources.instanceType {instance_type!r} is not known here; choose one of: {known}",
+        )
+    gpu_count = _int(section.get("gpuCount"), "resources.gpuCount", default=1)
+    if gpu_count not in GPU_COUNTS:
+        raise SpecError("resources.gpuCount", f"resources.gpuCount must be one of 1, 2, 4, 8, 16, not {gpu_count}")
+    if gpu_count > info.gpus:
+        raise SpecError(
+            "resources.gpuCount",
+            f"resources.gpuCount {gpu_count} exceeds the {info.gpus} GPUs of instance type {info.id}",
+        )
+    return ResourcesSpec(instance_type=info.id, gpu_count=gpu_count)
+
+
+def _parse_tuning(section: Mapping[str, Any]) -> dict[str, float]:
+    tuning: dict[str, float] = {}
+    for key, kind in TUNING_FIELDS.items():
+        value = section.get(key)
+        if value is None:
+            continue
+        path = f"autoscaling.{key}"
+        if kind == "duration":
+            tuning[key] = parse_duration(value, path)
+        elif kind == "count":
+            tuning[key] = float(_int(value, path, default=0, low=0))
+        else:
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise SpecError(path, f"{path} must be a number, not {value!r}")
+            try:
+                number = float(value)
+            except ValueError:
+                raise SpecError(path, f"{path} must be a number, not {value!r}") from None
+            if number <= 0:
+                raise SpecError(path, f"{path} must be > 0, not {value}")
+            if kind == "percent" and number > 100:
+                raise SpecError(path, f"{path} is a percentage and must be at most 100, not {value}")
+            tuning[key] = number
+    return tuning
+
+
+def _parse_autoscaling(raw: Mapping[str, Any]) -> AutoscalingSpec:
+    section = _section(raw, "autoscaling")
+    minimum = _int(section.get("min"), "autoscaling.min", default=1, low=0)
+    # API.md: max defaults to 1; with a larger min and no max, max follows min rather than failing.
+    maximum = _int(section.get("max"), "autoscaling.max", default=max(1, minimum), low=1)
+    if maximum < minimum:
+        raise SpecError("autoscaling.max", f"autoscaling.max ({maximum}) must be >= autoscaling.min ({minimum})")
+    priority = _int(section.get("priority"), "autoscaling.priority", default=DEFAULT_PRIORITY, low=0, high=1000)
+    concurrency = _int(section.get("concurrency"), "autoscaling.concurrency", default=DEFAULT_CONCURRENCY, low=1)
+    classes_raw = section.get("capacityClasses")
+    if classes_raw is None:
+        classes: tuple[str, ...] = CAPACITY_CLASSES
+    else:
+        classes = _string_list(classes_raw, "autoscaling.capacityClasses")
+        for cls in classes:
+            if cls not in CAPACITY_CLASSES:
+                raise SpecError(
+                    "autoscaling.capacityClasses",
+                    f"autoscaling.capacityClasses may hold {', '.join(CAPACITY_CLASSES)}, not {cls!r}",
+                )
+        if not classes:
+            raise SpecError("autoscaling.capacityClasses", "autoscaling.capacityClasses must name at least one class")
+        classes = tuple(c for c in CAPACITY_CLASSES if c in classes)
+    profile = section.get("profile")
+    if profile is not None and profile not in PROFILES:
+        raise SpecError(
+            "autoscaling.profile",
+            f"autoscaling.profile must be one of {', '.join(PROFILES)}, not {profile!r}",
+        )
+    max_concurrency = section.get("maxConcurrency")
+    hard_cap = (
+        None if max_concurrency is None else _int(max_concurrency, "autoscaling.maxConcurrency", default=1, low=1)
+    )
+    if hard_cap is not None and hard_cap < concurrency:
+        raise SpecError(
+            "autoscaling.maxConcurrency",
+            f"autoscaling.maxConcurrency ({hard_cap}) must be >= autoscaling.concurrency ({concurrency})",
+        )
+    max_queue = _int(section.get("maxQueue"), "autoscaling.maxQueue", default=DEFAULT_MAX_QUEUE, low=0)
+    wait_raw = section.get("maxQueueWait")
+    max_wait = DEFAULT_MAX_QUEUE_WAIT_S if wait_raw is None else parse_duration(wait_raw, "autoscaling.maxQueueWait")
+    return AutoscalingSpec(
+        min=minimum,
+        max=maximum,
+        priority=priority,
+        concurrency=concurrency,
+        capacity_classes=classes,
+        profile=profile,
+        tuning=_parse_tuning(section),
+        max_concurrency=hard_cap,
+        max_queue=max_queue,
+        max_queue_wait_s=max_wait,
+    )
+
+
+def parse_deployment(raw: Any, catalog: Catalog) -> DeploymentSpec:
+    """Validate a deployment spec; raises SpecError naming the first bad field."""
+    if not isinstance(raw, Mapping):
+        raise SpecError("", "a deployment spec must be a JSON object")
+    _reject_unknown(raw, "")
+    name = parse_name(raw.get("name"))
+    runtime = _parse_runtime(raw, catalog)
+    engine = catalog.engines[runtime.engine]
+    weights = _parse_weights(raw, engine.needs_weights)
+    resources = _parse_resources(raw, catalog)
+    autoscaling = _parse_autoscaling(raw)
+    traffic_section = _section(raw, "traffic")
+    weight = _int(traffic_section.get("weight"), "traffic.weight", default=DEFAULT_WEIGHT, low=0, high=1000)
+    disabled = raw.get("disabled", False)
+    if not isinstance(disabled, bool):
+        raise SpecError("disabled", f"disabled must be true or false, not {disabled!r}")
+    return DeploymentSpec(
+        name=name,
+        weights=weights,
+        runtime=runtime,
+        resources=resources,
+        autoscaling=autoscaling,
+        traffic=TrafficSpec(weight=weight),
+        disabled=disabled,
+    )
+
+
+def deployment_to_dict(spec: DeploymentSpec) -> dict[str, Any]:
+    """The spec as API JSON, every default filled in (what GET returns)."""
+    a = spec.autoscaling
+    autoscaling: dict[str, Any] = {
+        "min": a.min,
+        "max": a.max,
+        "priority": a.priority,
+        "concurrency": a.concurrency,
+        "capacityClasses": list(a.capacity_classes),
+        "maxQueue": a.max_queue,
+        "maxQueueWait": format_duration(a.max_queue_wait_s),
+    }
+    if a.profile is not None:
+        autoscaling["profile"] = a.profile
+    if a.max_concurrency is not None:
+        autoscaling["maxConcurrency"] = a.max_concurrency
+    for key, value in a.tuning.items():
+        kind = TUNING_FIELDS[key]
+        autoscaling[key] = format_duration(value) if kind == "duration" else (int(value) if kind == "count" else value)
+    out: dict[str, Any] = {"name": spec.name}
+    if spec.weights is not None:
+        weights: dict[str, Any] = {"bucket": spec.weights.bucket, "path": spec.weights.path}
+        if spec.weights.allow_patterns:
+            weights["allowPatterns"] = list(spec.weights.allow_patterns)
+        if spec.weights.ignore_patterns:
+            weights["ignorePatterns"] = list(spec.weights.ignore_patterns)
+        out["weights"] = weights
+    runtime: dict[str, Any] = {
+        "engine": spec.runtime.engine,
+        "version": spec.runtime.version,
+        "engineConfig": dict(spec.runtime.engine_config),
+    }
+    if spec.runtime.endpoints:
+        runtime["endpoints"] = list(spec.runtime.endpoints)
+    out["runtime"] = runtime
+    out["resources"] = {"instanceType": spec.resources.instance_type, "gpuCount": spec.resources.gpu_count}
+    out["autoscaling"] = autoscaling
+    out["traffic"] = {"weight": spec.traffic.weight}
+    out["disabled"] = spec.disabled
+    return out

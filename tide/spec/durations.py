@@ -1,0 +1,46 @@
+"""Durations as API.md writes them: "60s", "15m", "1h30m", "500ms"."""
+
+from __future__ import annotations
+
+import re
+
+from tide.spec.errors import SpecError
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: object, field: str) -> float:
+    """Seconds from a duration string (or a bare number of seconds); SpecError naming `field` if bad."""
+    if isinstance(value, bool):
+        raise SpecError(field, f'{field} must be a duration like "60s" or "15m", not {value!r}')
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        pos = 0
+        seconds = 0.0
+        for match in _PART.finditer(text):
+            if match.start() != pos:
+                break
+            seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            pos = match.end()
+        if pos != len(text) or not text:
+            raise SpecError(field, f'{field} must be a duration like "60s", "15m" or "1h30m", not {value!r}')
+    else:
+        raise SpecError(field, f'{field} must be a duration like "60s" or "15m", not {value!r}')
+    if seconds < 0:
+        raise SpecError(field, f"{field} must not be negative")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest round-trippable form: 90 -> "90s", 900 -> "15m", 0.5 -> "500ms"."""
+    if seconds != int(seconds):
+        return f"{round(seconds * 1000)}ms"
+    whole = int(seconds)
+    if whole and whole % 3600 == 0:
+        return f"{whole // 3600}h"
+    if whole and whole % 60 == 0:
+        return f"{whole // 60}m"
+    return f"{whole}s"

@@ -1,0 +1,5 @@
+"""Durable desired state (specs) and observed status, over SQLAlchemy (SQLite by default)."""
+
+from tide.store.database import Conflict, DeploymentRecord, NotFound, Store
+
+__all__ = ["Conflict", "DeploymentRecord", "NotFound", "Store"]
