@@ -1,0 +1,110 @@
+"""Traffic split, disable/enable and unknown models, end to end: API -> store -> controller -> gateway."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import TideProcess
+from tests.e2e.stub_upstream import StubUpstream
+
+
+@pytest.fixture()
+def stubs() -> Iterator[tuple[StubUpstream, StubUpstream]]:
+    a, b = StubUpstream("a"), StubUpstream("b")
+    yield a, b
+    a.close()
+    b.close()
+
+
+def external(deployment_id: str, url: str, weight: int, disabled: bool = False) -> dict[str, object]:
+    return {
+        "id": deployment_id,
+        "name": "split-model",
+        "runtime": {"engine": "external", "endpoints": [url]},
+        "traffic": {"weight": weight},
+        "disabled": disabled,
+    }
+
+
+def send(tide: TideProcess, n: int) -> None:
+    with httpx.Client(timeout=10) as client:
+        for _ in range(n):
+            body = {"model": "split-model", "messages": [{"role": "user", "content": "hi"}]}
+            response = client.post(f"{tide.gateway_url}/chat/completions", json=body)
+            assert response.status_code == 200, response.text
+
+
+def wait_routed(tide: TideProcess, expect_status: int = 200, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = {"model": "split-model", "messages": []}
+        if httpx.post(f"{tide.gateway_url}/chat/completions", json=body).status_code == expect_status:
+            return
+        time.sleep(0.05)
+    raise AssertionError("route never appeared")
+
+
+def test_weights_900_100_split_traffic_in_that_ratio(
+    clean_tide: TideProcess, stubs: tuple[StubUpstream, StubUpstream]
+) -> None:
+    a, b = stubs
+    clean_tide.apply(external("split-main", a.base_url, 900))
+    clean_tide.apply(external("split-canary", b.base_url, 100))
+    clean_tide.wait_for("split-canary", "STATUS_READY")
+    wait_routed(clean_tide)
+    time.sleep(0.5)  # both routes pushed
+    a.reset()
+    b.reset()
+    send(clean_tide, 400)
+    assert a.hits + b.hits == 400
+    assert 0.08 <= b.hits / 400 <= 0.12, (a.hits, b.hits)  # 10 % +- 2 points
+
+
+def test_disabled_deployment_gets_no_traffic_and_comes_back(
+    clean_tide: TideProcess, stubs: tuple[StubUpstream, StubUpstream]
+) -> None:
+    a, b = stubs
+    clean_tide.apply(external("split-main", a.base_url, 500))
+    clean_tide.apply(external("split-canary", b.base_url, 500, disabled=True))
+    wait_routed(clean_tide)
+    time.sleep(0.3)
+    a.reset()
+    b.reset()
+    send(clean_tide, 50)
+    assert (a.hits, b.hits) == (50, 0)
+    clean_tide.apply(external("split-canary", b.base_url, 500, disabled=False))
+    time.sleep(0.5)
+    send(clean_tide, 50)
+    assert b.hits >= 15
+
+
+def test_weight_zero_takes_a_deployment_out_of_rotation(
+    clean_tide: TideProcess, stubs: tuple[StubUpstream, StubUpstream]
+) -> None:
+    a, b = stubs
+    clean_tide.apply(external("split-main", a.base_url, 10))
+    clean_tide.apply(external("split-canary", b.base_url, 0))
+    wait_routed(clean_tide)
+    time.sleep(0.3)
+    a.reset()
+    b.reset()
+    send(clean_tide, 40)
+    assert (a.hits, b.hits) == (40, 0)
+
+
+def test_unknown_model_is_404_in_openai_shape(clean_tide: TideProcess) -> None:
+    response = httpx.post(f"{clean_tide.gateway_url}/chat/completions", json={"model": "no-such-model", "messages": []})
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "model_not_found"
+    assert "no-such-model" in error["message"]
+
+
+def test_management_api_needs_a_token(clean_tide: TideProcess) -> None:
+    response = httpx.get(f"{clean_tide.api_url}/v1alpha1/inference/deployments")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "UNAUTHENTICATED"
