@@ -11,7 +11,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ from tide.store import DeploymentRecord, Store
 log = logging.getLogger("tide.control")
 
 RECONCILE_INTERVAL_S = 1.0
+SAMPLE_INTERVAL_S = 1.0  # gateway load signals feed the autoscaler's 1-second buckets
 
 
 class RouteSink(Protocol):
@@ -39,6 +40,8 @@ class RouteSink(Protocol):
     def set_routes(self, table: RouteTable) -> None: ...
 
     def in_flight(self, replica_id: str) -> int: ...
+
+    def load_snapshot(self) -> Mapping[str, Any]: ...
 
 
 @dataclass
@@ -94,7 +97,7 @@ class Controller:
         """A request arrived for a deployment with no ready replica: decide now, not at the next tick."""
         runtime = self.runtimes.get(deployment_id)
         if runtime is not None and runtime.scaler is not None:
-            runtime.scaler.wake(self.clock())
+            runtime.scaler.wake(self.clock(), self._ready_count(runtime))
         self.wake()
 
     def _on_replica_change(self, state: ReplicaState) -> None:
@@ -112,7 +115,33 @@ class Controller:
 
     # -- the loop -------------------------------------------------------------------------------------
 
+    def sample_load(self) -> None:
+        """Feed each deployment's in-flight + queued requests (summed over gateways) to its autoscaler."""
+        now = self.clock()
+        snapshot = self.gateway.load_snapshot()
+        for deployment_id, runtime in self.runtimes.items():
+            if runtime.scaler is None:
+                continue
+            load = snapshot.get(deployment_id)
+            concurrency = float(load.in_flight + load.queued) if load is not None else 0.0
+            runtime.scaler.record(now, concurrency)
+
+    async def _sample_loop(self) -> None:
+        while not self._stopped:
+            try:
+                self.sample_load()
+            except Exception:
+                log.exception("load sampling failed")
+            await asyncio.sleep(SAMPLE_INTERVAL_S)
+
     async def run(self) -> None:
+        sampler = asyncio.create_task(self._sample_loop())
+        try:
+            await self._run_reconcile()
+        finally:
+            sampler.cancel()
+
+    async def _run_reconcile(self) -> None:
         while not self._stopped:
             try:
                 await self.reconcile()
@@ -213,11 +242,14 @@ class Controller:
         await self._write_status(runtime, now, desired=desired)
 
     def _desired(self, runtime: DeploymentRuntime, now: float) -> int:
-        assert runtime.spec is not None and runtime.scaler is not None
-        ready = sum(
+        assert runtime.scaler is not None
+        return runtime.scaler.desired(now, self._ready_count(runtime))
+
+    @staticmethod
+    def _ready_count(runtime: DeploymentRuntime) -> int:
+        return sum(
             1 for rid, r in runtime.replicas.items() if r.phase is ReplicaPhase.READY and rid not in runtime.draining
         )
-        return runtime.scaler.desired(now, ready)
 
     async def _start_replica(self, runtime: DeploymentRuntime, spec: DeploymentSpec) -> None:
         replica_id = f"{runtime.id}-{secrets.token_hex(3)}"

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tide.autoscale import AutoscalerConfig, ConfigError, resolve_config
 from tide.spec.catalog import ENGINE_CONFIG_CHOICES, Catalog
 from tide.spec.durations import format_duration, parse_duration
 from tide.spec.errors import SpecError
@@ -109,6 +110,17 @@ class DeploymentSpec:
 
     def with_disabled(self, disabled: bool) -> DeploymentSpec:
         return replace(self, disabled=disabled)
+
+    def autoscaler_config(self) -> AutoscalerConfig:
+        a = self.autoscaling
+        return resolve_config(
+            a.profile,
+            a.tuning,
+            min_replicas=a.min,
+            max_replicas=a.max,
+            concurrency=a.concurrency,
+            priority=a.priority,
+        )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -370,6 +382,13 @@ def _parse_autoscaling(raw: Mapping[str, Any]) -> AutoscalingSpec:
             "autoscaling.maxConcurrency",
             f"autoscaling.maxConcurrency ({hard_cap}) must be >= autoscaling.concurrency ({concurrency})",
         )
+    tuning = _parse_tuning(section)
+    try:  # the autoscaler's own range checks (window 6s-1h, thresholds ...), named by field
+        resolve_config(
+            profile, tuning, min_replicas=minimum, max_replicas=maximum, concurrency=concurrency, priority=priority
+        )
+    except ConfigError as exc:
+        raise SpecError(exc.field, f"{exc.field} {exc.message}") from None
     max_queue = _int(section.get("maxQueue"), "autoscaling.maxQueue", default=DEFAULT_MAX_QUEUE, low=0)
     wait_raw = section.get("maxQueueWait")
     max_wait = DEFAULT_MAX_QUEUE_WAIT_S if wait_raw is None else parse_duration(wait_raw, "autoscaling.maxQueueWait")
@@ -380,7 +399,7 @@ def _parse_autoscaling(raw: Mapping[str, Any]) -> AutoscalingSpec:
         concurrency=concurrency,
         capacity_classes=classes,
         profile=profile,
-        tuning=_parse_tuning(section),
+        tuning=tuning,
         max_concurrency=hard_cap,
         max_queue=max_queue,
         max_queue_wait_s=max_wait,
