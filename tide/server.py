@@ -20,6 +20,7 @@ from tide.api.parameters import parameters_json
 from tide.backends.local import LocalBackend, WeightsLease, WeightsUnavailable
 from tide.config import ServerConfig, load_or_create_token
 from tide.control.controller import Controller
+from tide.engines.vllm import installed_vllm_versions
 from tide.gateway import Gateway
 from tide.spec import Catalog, DeploymentSpec, InstanceTypeInfo, default_catalog
 from tide.store import Store
@@ -36,7 +37,9 @@ def local_catalog() -> Catalog:
     else:
         # 16 virtual slots so that gpuCount up to 16 validates; placement is not limited on CPU.
         instance = InstanceTypeInfo(id="cpu-local", gpu_model="none (CPU)", gpus=16, memory_gib=0, cpus=0)
-    return default_catalog(builtin_version=__version__, vllm_versions=(), instance_types=(instance,))
+    return default_catalog(
+        builtin_version=__version__, vllm_versions=installed_vllm_versions(), instance_types=(instance,)
+    )
 
 
 def _gpu_count() -> int:

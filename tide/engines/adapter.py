@@ -77,11 +77,11 @@ class BuiltinEngine:
         return LaunchPlan(argv=tuple(argv), env=env, emits_events=True)
 
 
-ADAPTERS: dict[str, EngineAdapter] = {"builtin": BuiltinEngine()}
-
-
 def adapter_for(engine: str) -> EngineAdapter:
-    try:
-        return ADAPTERS[engine]
-    except KeyError:
-        raise KeyError(f"engine {engine!r} has no adapter on this node; known: {sorted(ADAPTERS)}") from None
+    if engine == "builtin":
+        return BuiltinEngine()
+    if engine == "vllm":
+        from tide.engines.vllm import VllmEngine  # here, not at the top: vllm.py imports LaunchPlan from us
+
+        return VllmEngine()
+    raise KeyError(f"engine {engine!r} has no adapter on this node; known: builtin, vllm")

@@ -1,0 +1,78 @@
+"""The vLLM command line built from every engineConfig key and gpuCount."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tide.engines.vllm import VllmEngine, VllmNotAvailable, vllm_arguments
+
+
+def test_every_engine_config_key_becomes_its_flag() -> None:
+    args = vllm_arguments(
+        model_dir=Path("/cache/m"),
+        host="10.0.0.5",
+        port=9000,
+        served_name="llama-chat",
+        engine_config={
+            "max-model-len": "8192",
+            "reasoning-parser": "deepseek_r1",
+            "enable-auto-tool-choice": "",
+            "tool-call-parser": "hermes",
+            "max-num-batched-tokens": "4096",
+            "structured-outputs-config.backend": "xgrammar",
+        },
+        gpu_count=4,
+        cpu=False,
+    )
+    joined = " ".join(args)
+    assert "--model /cache/m --served-model-name llama-chat --host 10.0.0.5 --port 9000" in joined
+    assert "--tensor-parallel-size 4" in joined
+    assert "--max-model-len 8192" in joined
+    assert "--reasoning-parser deepseek_r1" in joined
+    assert "--tool-call-parser hermes" in joined
+    assert "--max-num-batched-tokens 4096" in joined
+    assert "--structured-outputs-config.backend xgrammar" in joined
+    flag = args.index("--enable-auto-tool-choice")
+    assert flag == len(args) - 1 or args[flag + 1].startswith("--")  # a bare flag
+
+
+def test_unknown_key_is_rejected() -> None:
+    with pytest.raises(ValueError, match="gpu-memory-utilization"):
+        vllm_arguments(
+            model_dir=Path("/m"),
+            host="h",
+            port=1,
+            served_name="n",
+            engine_config={"gpu-memory-utilization": "0.9"},
+            gpu_count=1,
+            cpu=False,
+        )
+
+
+def test_gpus_assigned_by_the_scheduler_are_visible_to_the_engine(tmp_path: Path) -> None:
+    python = tmp_path / "python"
+    python.write_text("")
+    plan = VllmEngine(python=str(python)).plan(
+        model_dir=Path("/m"), host="127.0.0.1", port=8000, served_name="m", engine_config={}, gpu_ids=(2, 3)
+    )
+    assert plan.env["CUDA_VISIBLE_DEVICES"] == "2,3"
+    assert "--tensor-parallel-size" in plan.argv and plan.argv[plan.argv.index("--tensor-parallel-size") + 1] == "2"
+    assert plan.argv[1:3] == ("-m", "vllm.entrypoints.openai.api_server")
+
+
+def test_cpu_mode_runs_eager_without_tensor_parallelism(tmp_path: Path) -> None:
+    python = tmp_path / "python"
+    python.write_text("")
+    plan = VllmEngine(python=str(python)).plan(
+        model_dir=Path("/m"), host="127.0.0.1", port=8000, served_name="m", engine_config={}, gpu_ids=()
+    )
+    assert "--enforce-eager" in plan.argv and "--tensor-parallel-size" not in plan.argv
+    assert plan.env["VLLM_CPU_KVCACHE_SPACE"]
+
+
+def test_missing_vllm_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TIDE_VLLM_PYTHON", raising=False)
+    with pytest.raises(VllmNotAvailable, match="TIDE_VLLM_PYTHON"):
+        VllmEngine().plan(model_dir=Path("/m"), host="h", port=1, served_name="n", engine_config={}, gpu_ids=())

