@@ -1,0 +1,236 @@
+"""Autoscaler configuration: profiles (API.md's table), overrides and their validation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from tide.autoscale.targets import TARGET_MIN, panic_window_seconds
+
+PROFILE_NAMES: tuple[str, ...] = ("coreweave", "knative", "baseten", "development")
+DEFAULT_PROFILE = "coreweave"
+UNBOUNDED = math.inf
+KNATIVE_TICK_S = 2.0
+DEFAULT_ACTIVATION_TIMEOUT_S = 600.0 + 30.0  # progress deadline + activationTimeoutBuffer
+
+
+class ConfigError(ValueError):
+    """An autoscaling field is out of range. `field` is the API path, e.g. `autoscaling.window`."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class AutoscalerConfig:
+    """Everything one deployment's autoscaler needs. Durations are seconds.
+
+    Rates are per `rate_period` seconds (0 = relative to the ready count at every decision, as in
+    Knative); `math.inf` means unbounded. `panic_threshold` is a ratio of ready replicas
+    (2.0 = 200 %); `math.inf` disables panic mode.
+    """
+
+    profile: str
+    min_replicas: int
+    max_replicas: int
+    concurrency: int  # per-replica capacity (Knative's TotalValue)
+    target_utilization: float  # fraction of `concurrency` to aim at
+    stable_window: float
+    panic_window_percentage: float
+    panic_threshold: float
+    max_scale_up_rate: float
+    max_scale_down_rate: float
+    rate_period: float
+    scale_down_delay: float
+    scale_to_zero_retention: float
+    scale_to_zero_grace_period: float
+    initial_scale: int
+    activation_scale: int = 0
+    target_burst_capacity: float = 0.0
+    tick_interval: float = KNATIVE_TICK_S
+    priority: int = 0
+    aggregation: str = "linear"  # or "weighted" (Knative's weighted-exponential)
+    metric: str = "concurrency"  # or "rps"
+    enable_scale_to_zero: bool = True
+    activation_timeout: float = DEFAULT_ACTIVATION_TIMEOUT_S
+
+    @property
+    def target(self) -> float:
+        """Per-replica target concurrency: concurrency x utilization (at least 0.01)."""
+        return max(TARGET_MIN, self.concurrency * self.target_utilization)
+
+    @property
+    def panic_window(self) -> float:
+        return panic_window_seconds(self.stable_window, self.panic_window_percentage)
+
+    @property
+    def panic_enabled(self) -> bool:
+        return not math.isinf(self.panic_threshold)
+
+
+# API.md's profile table. Percentages are stored as API.md writes them; resolve_config converts.
+_PROFILES: dict[str, dict[str, float]] = {
+    "knative": {
+        "targetUtilization": 70,
+        "window": 60,
+        "panicWindowPercentage": 10,
+        "panicThresholdPercentage": 200,
+        "maxScaleUpRate": 1000,
+        "maxScaleDownRate": 2,
+        "scaleDownDelay": 0,
+        "scaleToZeroRetention": 0,
+        "scaleToZeroGracePeriod": 30,
+        "initialScale": 1,
+        "activationScale": 0,
+    },
+    "coreweave": {
+        "targetUtilization": 85,
+        "window": 180,
+        "panicWindowPercentage": 13,
+        "panicThresholdPercentage": 200,
+        "maxScaleUpRate": 20,
+        "maxScaleDownRate": 1.1,
+        "scaleDownDelay": 60,
+        "scaleToZeroRetention": 1800,
+        "scaleToZeroGracePeriod": 60,
+        "initialScale": 1,
+        "activationScale": 0,
+    },
+    "baseten": {
+        "targetUtilization": 70,
+        "window": 60,
+        "panicWindowPercentage": 10,
+        "panicThresholdPercentage": UNBOUNDED,
+        "maxScaleUpRate": UNBOUNDED,
+        "maxScaleDownRate": UNBOUNDED,
+        "scaleDownDelay": 900,
+        "scaleToZeroRetention": 900,
+        "scaleToZeroGracePeriod": 0,
+        "initialScale": 1,
+        "activationScale": 0,
+    },
+}
+# Development: Knative's mechanics with the pins API.md lists (applied in resolve_config).
+_PROFILES["development"] = {**_PROFILES["knative"], "window": 60, "scaleDownDelay": 900}
+_DEVELOPMENT_PINS = {"min": 0, "max": 1, "concurrency": 1, "window": 60.0, "scaleDownDelay": 900.0}
+_RATE_PERIOD = {"knative": 0.0, "coreweave": 15.0, "baseten": 0.0, "development": 0.0}
+_TBC = {"knative": 211.0, "coreweave": 0.0, "baseten": 0.0, "development": 211.0}
+
+# (low, high, low inclusive, high inclusive) per override; None = no bound on that side.
+_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "targetUtilization": (1, 100, True, True),
+    "window": (6, 3600, True, True),
+    "panicWindowPercentage": (1, 100, True, True),
+    "panicThresholdPercentage": (110, 1000, True, True),
+    "maxScaleUpRate": (1, None, False, True),
+    "maxScaleDownRate": (1, None, False, True),
+    "scaleDownDelay": (0, 3600, True, True),
+    "scaleToZeroRetention": (0, 86400, True, True),
+    "scaleToZeroGracePeriod": (0, 3600, True, True),
+    "initialScale": (0, None, True, True),
+    "activationScale": (0, None, True, True),
+}
+OVERRIDE_NAMES: tuple[str, ...] = tuple(_RANGES)
+_WHOLE_SECONDS = ("window", "scaleDownDelay")
+_INTEGERS = ("initialScale", "activationScale")
+
+
+def _check_range(name: str, value: float) -> None:
+    field = f"autoscaling.{name}"
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ConfigError(field, f"must be a number, got {value!r}")
+    low, high, low_incl, high_incl = _RANGES[name]
+    if low is not None and (value < low or (value == low and not low_incl)):
+        op = ">=" if low_incl else ">"
+        raise ConfigError(field, f"must be {op} {low:g}, got {value:g}")
+    if high is not None and (value > high or (value == high and not high_incl)):
+        raise ConfigError(field, f"must be <= {high:g}, got {value:g}")
+    if name in _WHOLE_SECONDS and value != math.floor(value):
+        raise ConfigError(field, f"must be whole seconds, got {value:g}s")
+    if name in _INTEGERS and value != math.floor(value):
+        raise ConfigError(field, f"must be a whole number, got {value:g}")
+
+
+def resolve_config(
+    profile: str | None,
+    overrides: Mapping[str, float | int | None],
+    *,
+    min_replicas: int,
+    max_replicas: int,
+    concurrency: int,
+    priority: int = 0,
+) -> AutoscalerConfig:
+    """Profile defaults + the deployment's overrides -> a validated AutoscalerConfig.
+
+    Raises ConfigError naming the API field (`autoscaling.<name>`) for any bad value.
+    """
+    name = DEFAULT_PROFILE if profile is None else profile
+    if name not in _PROFILES:
+        raise ConfigError("autoscaling.profile", f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    for key in overrides:
+        if key not in _RANGES:
+            raise ConfigError(f"autoscaling.{key}", f"unknown autoscaling field; known: {', '.join(OVERRIDE_NAMES)}")
+    values: dict[str, float] = dict(_PROFILES[name])
+    for key, value in overrides.items():
+        if value is not None:
+            _check_range(key, value)
+            values[key] = float(value)
+
+    if name == "development":
+        values["window"], values["scaleDownDelay"] = _DEVELOPMENT_PINS["window"], _DEVELOPMENT_PINS["scaleDownDelay"]
+        min_replicas, max_replicas = int(_DEVELOPMENT_PINS["min"]), int(_DEVELOPMENT_PINS["max"])
+        concurrency = int(_DEVELOPMENT_PINS["concurrency"])
+    _check_replicas(min_replicas, max_replicas, concurrency, priority)
+
+    initial = int(values["initialScale"])
+    if initial > max_replicas:
+        raise ConfigError("autoscaling.initialScale", f"({initial}) must be <= autoscaling.max ({max_replicas})")
+    if initial == 0 and min_replicas > 0:
+        raise ConfigError(
+            "autoscaling.initialScale", f"0 is only allowed with autoscaling.min 0 (min is {min_replicas})"
+        )
+    activation = int(values["activationScale"])
+    if activation > max_replicas:
+        raise ConfigError("autoscaling.activationScale", f"({activation}) must be <= autoscaling.max ({max_replicas})")
+
+    return AutoscalerConfig(
+        profile=name,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        concurrency=concurrency,
+        target_utilization=values["targetUtilization"] / 100.0,
+        stable_window=values["window"],
+        panic_window_percentage=values["panicWindowPercentage"],
+        panic_threshold=values["panicThresholdPercentage"] / 100.0,
+        max_scale_up_rate=values["maxScaleUpRate"],
+        max_scale_down_rate=values["maxScaleDownRate"],
+        rate_period=_RATE_PERIOD[name],
+        scale_down_delay=values["scaleDownDelay"],
+        scale_to_zero_retention=values["scaleToZeroRetention"],
+        scale_to_zero_grace_period=values["scaleToZeroGracePeriod"],
+        initial_scale=initial,
+        activation_scale=activation,
+        target_burst_capacity=_TBC[name],
+        priority=priority,
+    )
+
+
+def _check_replicas(min_replicas: int, max_replicas: int, concurrency: int, priority: int) -> None:
+    if min_replicas < 0:
+        raise ConfigError("autoscaling.min", f"must be >= 0, got {min_replicas}")
+    if max_replicas < 1:
+        raise ConfigError("autoscaling.max", f"must be >= 1, got {max_replicas}")
+    if max_replicas < min_replicas:
+        raise ConfigError("autoscaling.max", f"({max_replicas}) must be >= autoscaling.min ({min_replicas})")
+    if concurrency < 1:
+        raise ConfigError("autoscaling.concurrency", f"must be >= 1, got {concurrency}")
+    if not 0 <= priority <= 1000:
+        raise ConfigError("autoscaling.priority", f"must be within 0-1000, got {priority}")
+
+
+def with_changes(config: AutoscalerConfig, **changes: object) -> AutoscalerConfig:
+    """A copy with some fields changed (the simulator uses it for what-if policies)."""
+    return replace(config, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Trace replay through the real autoscaler in virtual time (`tide sim`)."""

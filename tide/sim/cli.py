@@ -1,0 +1,141 @@
+"""`tide sim`: replay a trace under several autoscaling policies and compare cost and latency."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from tide.sim.engine import SimSettings
+from tide.sim.policies import PolicyError, parse_duration, parse_policies
+from tide.sim.readers import FORMATS, TraceError, read_trace
+from tide.sim.report import table, write_json, write_plot
+from tide.sim.runner import run_policies
+from tide.sim.service import ServiceModel
+
+
+class _Duration(click.ParamType):
+    name = "duration"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return parse_duration(str(value))
+        except PolicyError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = _Duration()
+
+
+@click.command("sim")
+@click.argument("trace_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True, help="Trace format.")
+@click.option(
+    "--policies",
+    default="knative,coreweave,baseten,oracle",
+    show_default=True,
+    help="Comma-separated: profiles (knative, coreweave, baseten, development), optionally with "
+    "overrides as profile:key=value:key=value (e.g. knative:window=120s), and 'oracle'.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory for summary.json and replicas.png (created if missing).",
+)
+@click.option("--cold-start", type=DURATION, default="15s", show_default=True, help="Replica start-up time.")
+@click.option("--slo", type=DURATION, default="2s", show_default=True, help="Queue-wait SLO.")
+@click.option(
+    "--concurrency",
+    type=int,
+    default=8,
+    show_default=True,
+    help="autoscaling.concurrency: per-replica target and hard limit.",
+)
+@click.option("--min-replicas", type=int, default=0, show_default=True)
+@click.option("--max-replicas", type=int, default=1000, show_default=True)
+@click.option("--prefill-tps", type=float, default=4000.0, show_default=True, help="Prefill tokens/s per request.")
+@click.option("--decode-tps", type=float, default=40.0, show_default=True, help="Decode tokens/s per request.")
+@click.option(
+    "--default-duration",
+    type=DURATION,
+    default="2s",
+    show_default=True,
+    help="Service time when the trace has neither durations nor tokens.",
+)
+@click.option("--ignore-trace-durations", is_flag=True, help="Use token counts even if the trace has durations.")
+@click.option(
+    "--select",
+    default=None,
+    help="One stream of a multi-stream file: GenTD26 model (M0002), Azure Functions row index or hash prefix.",
+)
+@click.option(
+    "--jitter",
+    type=DURATION,
+    default="0s",
+    show_default=True,
+    help="Spread each arrival uniformly over this long (e.g. 3s for Mooncake's ticks).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for spreading per-minute counts.")
+def sim_command(
+    trace_path: Path,
+    fmt: str,
+    policies: str,
+    out_dir: Path | None,
+    cold_start: float,
+    slo: float,
+    concurrency: int,
+    min_replicas: int,
+    max_replicas: int,
+    prefill_tps: float,
+    decode_tps: float,
+    default_duration: float,
+    ignore_trace_durations: bool,
+    select: str | None,
+    jitter: float,
+    seed: int,
+) -> None:
+    """Replay TRACE_PATH in virtual time under each policy and print cost and queue-wait side by side."""
+    try:
+        parsed = parse_policies(policies, min_replicas=min_replicas, max_replicas=max_replicas, concurrency=concurrency)
+        trace = read_trace(trace_path, fmt, select=select, seed=seed, jitter=jitter)
+    except (PolicyError, TraceError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    if prefill_tps <= 0 or decode_tps <= 0:
+        raise click.UsageError("--prefill-tps and --decode-tps must be > 0")
+    service = ServiceModel(prefill_tps, decode_tps, default_duration, not ignore_trace_durations)
+    span = trace.span
+    settings = SimSettings(cold_start=cold_start, slo=slo, sample_step=max(1.0, round(span / 4000.0)))
+    started = time.perf_counter()
+    results, oracle_result = run_policies(trace, parsed, service, settings, concurrency=concurrency)
+    elapsed = time.perf_counter() - started
+
+    summaries = [r.summary(oracle_result.replica_seconds) for r in results]
+    click.echo(
+        f"trace {trace.name}: {len(trace):,} requests over {span / 60:,.1f} min; {service.describe(trace)}; "
+        f"cold start {cold_start:g}s, concurrency {concurrency}/replica"
+    )
+    for note in trace.notes:
+        click.echo(f"  note: {note}")
+    click.echo(table(summaries, slo))
+    click.echo(f"({len(results)} policies replayed in {elapsed:.2f}s)")
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        meta: dict[str, object] = {
+            "trace": str(trace_path),
+            "trace_name": trace.name,
+            "requests": len(trace),
+            "span_s": span,
+            "cold_start_s": cold_start,
+            "slo_s": slo,
+            "concurrency": concurrency,
+            "service": service.describe(trace),
+            "notes": trace.notes,
+        }
+        write_json(out_dir / "summary.json", meta, summaries)
+        write_plot(out_dir / "replicas.png", f"{trace.name}: load and replicas per policy", results)
+        click.echo(f"wrote {out_dir / 'summary.json'} and {out_dir / 'replicas.png'}")
