@@ -3,6 +3,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+# Postgres for the store tests (Debian's package; the tests start their own throwaway cluster on loopback).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) ||
+      echo "warning: could not install postgresql; the Postgres store tests will skip" >&2
+  else
+    echo "warning: postgresql is not installed (apt-get install postgresql); the Postgres store tests will skip" >&2
+  fi
+fi
 export HF_HUB_OFFLINE=1 AWS_EC2_METADATA_DISABLED=true
 .venv/bin/ruff check tide tests bench
 .venv/bin/ruff format --check tide tests bench

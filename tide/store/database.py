@@ -1,12 +1,13 @@
 """The store: one table of deployments (spec + status), written before anything acts on it.
 
 SQLAlchemy Core keeps the SQL portable: SQLite in the data directory by default, Postgres when a URL says
-so. Calls are synchronous and short; async callers run them in a thread (`asyncio.to_thread`).
+so (`postgresql+psycopg://...`; dialect details in `tide.store.engine`). Calls are synchronous and short;
+async callers run them in a thread (`asyncio.to_thread`). Every method is safe against concurrent writers
+in other threads or processes: creation relies on the primary key, read-then-write locks the row.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +20,12 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    create_engine,
-    event,
     select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from tide.store.engine import create_tables, make_engine, write_transaction
 
 metadata = MetaData()
 
@@ -74,16 +76,19 @@ def _record(row: Any) -> DeploymentRecord:
     )
 
 
+def _read(conn: Connection, deployment_id: str) -> DeploymentRecord:
+    # Read back inside the writing transaction: the caller sees what it wrote, as stored (JSON round trip).
+    row = conn.execute(select(deployments).where(deployments.c.id == deployment_id)).first()
+    if row is None:
+        raise NotFound(deployment_id)
+    return _record(row)
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"json_serializer": json.dumps}
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        self.engine: Engine = create_engine(url, **kwargs)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        self.engine: Engine = make_engine(url)
+        create_tables(self.engine, metadata)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -97,32 +102,31 @@ class Store:
 
     def get_deployment(self, deployment_id: str) -> DeploymentRecord:
         with self.engine.connect() as conn:
-            row = conn.execute(select(deployments).where(deployments.c.id == deployment_id)).first()
-        if row is None:
-            raise NotFound(deployment_id)
-        return _record(row)
+            return _read(conn, deployment_id)
 
     def create_deployment(self, deployment_id: str, spec: dict[str, Any], now: float) -> DeploymentRecord:
-        with self.engine.begin() as conn:
-            if conn.execute(select(deployments.c.id).where(deployments.c.id == deployment_id)).first():
-                raise Conflict(f"a deployment with id {deployment_id!r} already exists")
-            conn.execute(
-                deployments.insert().values(
-                    id=deployment_id,
-                    name=spec["name"],
-                    spec=spec,
-                    generation=1,
-                    created_at=now,
-                    updated_at=now,
-                    deleting=False,
-                    status={"state": "STATUS_CREATING", "conditions": []},
-                )
-            )
-        return self.get_deployment(deployment_id)
+        row = {
+            "id": deployment_id,
+            "name": spec["name"],
+            "spec": spec,
+            "generation": 1,
+            "created_at": now,
+            "updated_at": now,
+            "deleting": False,
+            "status": {"state": "STATUS_CREATING", "conditions": []},
+        }
+        # Insert and let the primary key decide: a check-then-insert lets two racing creators both pass.
+        try:
+            with write_transaction(self.engine) as conn:
+                conn.execute(deployments.insert().values(**row))
+                return _read(conn, deployment_id)
+        except IntegrityError as exc:
+            raise Conflict(f"a deployment with id {deployment_id!r} already exists") from exc
 
     def update_spec(self, deployment_id: str, spec: dict[str, Any], now: float) -> DeploymentRecord:
-        with self.engine.begin() as conn:
-            row = conn.execute(select(deployments).where(deployments.c.id == deployment_id)).first()
+        with write_transaction(self.engine) as conn:
+            # FOR UPDATE (Postgres; SQLite's IMMEDIATE already serializes) so two racing updates both count.
+            row = conn.execute(select(deployments).where(deployments.c.id == deployment_id).with_for_update()).first()
             if row is None:
                 raise NotFound(deployment_id)
             if row.deleting:
@@ -133,29 +137,21 @@ class Store:
                 .where(deployments.c.id == deployment_id)
                 .values(spec=spec, name=spec["name"], generation=generation, updated_at=now)
             )
-        return self.get_deployment(deployment_id)
+            return _read(conn, deployment_id)
 
     def mark_deleting(self, deployment_id: str, now: float) -> DeploymentRecord:
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             result = conn.execute(
                 deployments.update().where(deployments.c.id == deployment_id).values(deleting=True, updated_at=now)
             )
             if result.rowcount == 0:
                 raise NotFound(deployment_id)
-        return self.get_deployment(deployment_id)
+            return _read(conn, deployment_id)
 
     def remove_deployment(self, deployment_id: str) -> None:
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             conn.execute(deployments.delete().where(deployments.c.id == deployment_id))
 
     def set_status(self, deployment_id: str, status: dict[str, Any]) -> None:
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             conn.execute(deployments.update().where(deployments.c.id == deployment_id).values(status=status))
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets the API read while the controller writes; NORMAL sync is durable across process crashes.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
