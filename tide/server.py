@@ -9,22 +9,21 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import uvicorn
 
 from tide import __version__
 from tide.api.app import ApiContext, create_app
 from tide.api.parameters import parameters_json
-from tide.backends.local import LocalBackend, WeightsLease, WeightsUnavailable
+from tide.backends.local import LocalBackend
+from tide.backends.node_weights import CachedWeights
 from tide.config import ServerConfig, load_or_create_token
 from tide.control.controller import Controller
 from tide.engines.vllm import installed_vllm_versions
 from tide.gateway import Gateway
-from tide.spec import Catalog, DeploymentSpec, InstanceTypeInfo, default_catalog
+from tide.spec import Catalog, InstanceTypeInfo, default_catalog
 from tide.store import Store
-from tide.weights import StorageConfig, WeightsCache, WeightsError, WeightsSource
+from tide.weights import StorageConfig, WeightsCache
 
 log = logging.getLogger("tide.server")
 
@@ -53,40 +52,6 @@ def _gpu_count() -> int:
     except (OSError, subprocess.SubprocessError):
         return 0
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
-
-
-class CachedWeights:
-    """The local backend's view of the weights room: fetch into the node cache, hold a lease while running."""
-
-    def __init__(self, storage: StorageConfig, cache: WeightsCache) -> None:
-        self.storage = storage
-        self.cache = cache
-
-    async def fetch(self, spec: DeploymentSpec, on_progress: Callable[[dict[str, Any]], None]) -> WeightsLease:
-        assert spec.weights is not None
-        loop = asyncio.get_running_loop()
-
-        def progress(p: Any) -> None:
-            snapshot = {
-                "bytesDone": p.bytes_done,
-                "bytesTotal": p.bytes_total,
-                "percent": round(p.percent, 1),
-                "rateBytesPerSecond": round(p.rate_bytes_per_s),
-            }
-            # Progress may come from download threads; status is owned by the loop.
-            loop.call_soon_threadsafe(on_progress, snapshot)
-
-        source = WeightsSource(
-            bucket=spec.weights.bucket,
-            path=spec.weights.path,
-            allow_patterns=spec.weights.allow_patterns,
-            ignore_patterns=spec.weights.ignore_patterns,
-        )
-        try:
-            lease = await self.cache.ensure(self.storage, source, progress=progress, require=("config.json",))
-        except WeightsError as exc:
-            raise WeightsUnavailable(str(exc)) from exc
-        return WeightsLease(path=Path(lease.path), release=lease.release)
 
 
 class TideServer:

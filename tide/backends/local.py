@@ -26,6 +26,7 @@ from tide.engines.adapter import adapter_for
 from tide.spec import DeploymentSpec
 
 EVENT_PREFIX = "TIDE_EVENT "
+PROGRESS_NOTIFY_S = 0.25
 HEALTH_POLL_S = 0.25  # fallback for engines that do not push readiness (e.g. vLLM)
 
 
@@ -102,9 +103,15 @@ class LocalBackend:
         try:
             self._set_phase(replica, ReplicaPhase.DOWNLOADING_WEIGHTS, "fetching weights")
 
+            last_notified = [0.0]
+
             def on_progress(progress: dict[str, Any]) -> None:
                 replica.state.progress = progress
-                self._listener(replica.state)
+                now = time.monotonic()
+                # Downloads report per chunk; the controller needs a few updates a second, not hundreds.
+                if now - last_notified[0] >= PROGRESS_NOTIFY_S or progress.get("percent") == 100.0:
+                    last_notified[0] = now
+                    self._listener(replica.state)
 
             try:
                 replica.lease = await self._weights.fetch(spec, on_progress)
