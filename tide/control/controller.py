@@ -242,8 +242,9 @@ class Controller:
         await self._write_status(runtime, now, desired=desired)
 
     def _desired(self, runtime: DeploymentRuntime, now: float) -> int:
-        assert runtime.scaler is not None
-        return runtime.scaler.desired(now, self._ready_count(runtime))
+        assert runtime.scaler is not None and runtime.spec is not None
+        reachable = runtime.spec.traffic.weight > 0
+        return runtime.scaler.desired(now, self._ready_count(runtime), reachable=reachable)
 
     @staticmethod
     def _ready_count(runtime: DeploymentRuntime) -> int:

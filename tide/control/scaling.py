@@ -34,9 +34,10 @@ class DeploymentScaler:
     def record(self, now: float, concurrency: float, requests: float = 0.0) -> None:
         self.autoscaler.record(now, concurrency, requests)
 
-    def desired(self, now: float, ready_replicas: int) -> int:
+    def desired(self, now: float, ready_replicas: int, reachable: bool = True) -> int:
+        """`reachable` is False when no traffic can arrive (weight 0): Knative then drops to min, not below."""
         if now - self.last_decision_at >= self.config.tick_interval:
-            self._apply(now, self.autoscaler.decide(now, ready_replicas))
+            self._apply(now, self.autoscaler.decide(now, ready_replicas, reachable=reachable))
         return self.current
 
     def wake(self, now: float, ready_replicas: int = 0) -> None:
@@ -61,6 +62,7 @@ class DeploymentScaler:
             "observedStable": round(decision.observed_stable, 3),
             "observedPanic": round(decision.observed_panic, 3),
             "boundedBy": decision.bounded_by,
+            "excessBurstCapacity": decision.excess_burst_capacity,
             "reason": decision.reason,
         }
 

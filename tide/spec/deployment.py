@@ -40,6 +40,7 @@ TUNING_FIELDS: dict[str, str] = {
     "scaleToZeroRetention": "duration",
     "scaleToZeroGracePeriod": "duration",
     "initialScale": "count",
+    "activationScale": "count",  # Knative's: the fewest replicas a wake-up from zero starts
 }
 
 
