@@ -1,0 +1,53 @@
+"""Standalone gateway: `python -m tide.gateway --port 8080 --routes routes.yaml` (SIGHUP reloads the file)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+import uvloop
+
+from tide.gateway.gateway import Gateway
+from tide.gateway.route_file import load_route_file
+
+log = logging.getLogger("tide.gateway")
+
+
+async def serve(host: str, port: int, routes_path: str, model_header: str) -> None:
+    gateway = Gateway(load_route_file(routes_path), model_header=model_header)
+    await gateway.start(host, port)
+    log.info("gateway listening on http://%s:%d", host, gateway.port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def reload() -> None:
+        try:
+            gateway.set_routes(load_route_file(routes_path))
+            log.info("routes reloaded from %s", routes_path)
+        except (OSError, ValueError) as error:
+            log.error("routes not reloaded: %s", error)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    await stopping.wait()
+    await gateway.stop(grace_s=5.0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tide.gateway", description="Tide's OpenAI-compatible gateway")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--routes", required=True, help="YAML file: {models: {NAME: [{deployment, weight, endpoints}]}}"
+    )
+    parser.add_argument("--model-header", default="x-tide-model", help="request header that names the model")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvloop.run(serve(args.host, args.port, args.routes, args.model_header))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Live routing state: per-replica in-flight counts, per-deployment queues, and the pickers.
+
+Deployments sharing a model name split traffic by smooth weighted round-robin (nginx's algorithm:
+deterministic, and interleaved rather than bursty). Within a deployment the replica with the fewest
+requests in flight wins, ties broken round-robin; replicas that recently failed are used only when no
+healthy one has room.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint
+
+if TYPE_CHECKING:
+    from tide.gateway.exchange import Exchange
+
+
+class ReplicaState:
+    __slots__ = (
+        "active", "address", "base_url", "deployment", "host_header", "in_flight", "max_concurrency",
+        "path_prefix", "replica_id", "unhealthy_until", "use_tls",
+    )  # fmt: skip
+
+    def __init__(self, endpoint: ReplicaEndpoint, deployment: DeploymentState) -> None:
+        self.replica_id = endpoint.replica_id
+        self.deployment = deployment
+        self.in_flight = 0
+        self.unhealthy_until = 0.0
+        self.active = True  # False once the routing table dropped it (draining)
+        self.update(endpoint)
+
+    def update(self, endpoint: ReplicaEndpoint) -> None:
+        url = urlsplit(endpoint.base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"replica {endpoint.replica_id}: base_url must be http(s)://host[:port]/v1")
+        self.base_url = endpoint.base_url
+        self.use_tls = url.scheme == "https"
+        port = url.port or (443 if self.use_tls else 80)
+        self.address = (url.hostname, port)
+        self.host_header = url.netloc.encode()
+        self.path_prefix = url.path.rstrip("/").encode()  # e.g. b"/v1"
+        self.max_concurrency = endpoint.max_concurrency
+
+    def has_room(self) -> bool:
+        return self.max_concurrency is None or self.in_flight < self.max_concurrency
+
+    def healthy(self, now: float) -> bool:
+        return self.unhealthy_until <= now
+
+
+class DeploymentState:
+    def __init__(self, route: DeploymentRoute) -> None:
+        self.deployment_id = route.deployment_id
+        self.replicas: list[ReplicaState] = []
+        self.queue: deque[Exchange] = deque()
+        self.in_flight = 0
+        self.requests_total = 0
+        self._next_start = 0
+        self.update(route)
+
+    def update(self, route: DeploymentRoute) -> None:
+        self.model_name = route.model_name
+        self.weight = route.weight
+        self.max_queue = route.max_queue
+        self.max_queue_wait_s = route.max_queue_wait_s
+
+    def pick_replica(self, exclude: frozenset[str] | set[str] = frozenset()) -> ReplicaState | None:
+        """Fewest in flight among replicas with room; healthy ones first. None when none has room."""
+        replicas = self.replicas
+        count = len(replicas)
+        if count == 0:
+            return None
+        start = self._next_start % count
+        self._next_start = start + 1
+        now = time.monotonic()
+        best: ReplicaState | None = None
+        best_unhealthy: ReplicaState | None = None
+        for offset in range(count):
+            replica = replicas[(start + offset) % count]
+            if not replica.has_room() or replica.replica_id in exclude:
+                continue
+            if replica.unhealthy_until <= now:
+                if best is None or replica.in_flight < best.in_flight:
+                    best = replica
+            elif best_unhealthy is None or replica.in_flight < best_unhealthy.in_flight:
+                best_unhealthy = replica
+        return best if best is not None else best_unhealthy
+
+
+class ModelState:
+    """Smooth weighted round-robin over the deployments in rotation for one model name."""
+
+    def __init__(self, name: str, deployments: list[DeploymentState]) -> None:
+        self.name = name
+        self.deployments = deployments
+        self._in_rotation = [d for d in deployments if d.weight > 0]
+        self._current = [0] * len(self._in_rotation)
+        self._total = sum(d.weight for d in self._in_rotation)
+
+    def pick_deployment(self) -> DeploymentState | None:
+        rotation = self._in_rotation
+        if len(rotation) == 1:
+            return rotation[0]
+        if not rotation:
+            return None
+        current = self._current
+        best = 0
+        for i, deployment in enumerate(rotation):
+            current[i] += deployment.weight
+            if current[i] > current[best]:
+                best = i
+        current[best] -= self._total
+        return rotation[best]

@@ -1,0 +1,286 @@
+"""One proxied request: queueing for a replica, sending, relaying the response, retrying, cancelling.
+
+Retry rule: a request is retried on another replica only while nothing of the response has reached the
+client. After that, a cut stream ends with an SSE error event (for event streams) or a cut connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+import orjson
+
+from tide.gateway.errors import error_payload, error_response
+
+if TYPE_CHECKING:
+    from tide.gateway.balancing import DeploymentState, ReplicaState
+    from tide.gateway.gateway import Gateway
+    from tide.gateway.server import ClientConnection, IncomingRequest
+    from tide.gateway.upstream import UpstreamConnection
+
+# Hop-by-hop headers (RFC 9110 7.6.1) and framing headers the gateway sets itself.
+_HOP_BY_HOP = frozenset(
+    [b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te", b"trailer", b"upgrade",
+     b"content-length", b"host", b"expect"]
+)  # fmt: skip
+
+_FRAMING_LENGTH, _FRAMING_CHUNKED, _FRAMING_CLOSE, _FRAMING_NONE = 0, 1, 2, 3
+
+
+class Exchange:
+    __slots__ = (
+        "_forwarded_headers", "_framing", "_head_sent", "_out", "_queue_timer", "_stale_retries",
+        "_streaming_events", "attempts", "client", "deployment", "done", "gateway", "replica",
+        "request", "suffix", "tried", "upstream",
+    )  # fmt: skip
+
+    def __init__(
+        self, gateway: Gateway, client: ClientConnection, request: IncomingRequest, deployment: DeploymentState,
+        suffix: bytes,
+    ) -> None:  # fmt: skip
+        self.gateway = gateway
+        self.client = client
+        self.request = request
+        self.deployment = deployment
+        self.suffix = suffix  # the path after /v1, with the query string
+        self.replica: ReplicaState | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.tried: set[str] = set()
+        self.attempts = 0
+        self.done = False
+        self._stale_retries = 0
+        self._queue_timer: asyncio.TimerHandle | None = None
+        self._head_sent = False
+        self._framing = _FRAMING_LENGTH
+        self._streaming_events = False
+        self._out: list[bytes] = []
+        self._forwarded_headers = b"".join(
+            [name + b": " + value + b"\r\n" for name, value in request.headers if name not in _HOP_BY_HOP]
+        )
+
+    # ---- dispatch -------------------------------------------------------------------------------
+    def start_on(self, replica: ReplicaState) -> None:
+        """Send the request to `replica` (which the caller checked has room)."""
+        self.replica = replica
+        replica.in_flight += 1
+        replica.deployment.in_flight += 1
+        connection = self.gateway.pool.take_idle(replica.address)
+        if connection is not None:
+            self.upstream = connection
+            connection.send(self, self._request_bytes(replica))
+        else:
+            self.gateway.spawn(self._connect_and_send(replica))
+
+    async def _connect_and_send(self, replica: ReplicaState) -> None:
+        try:
+            connection = await self.gateway.pool.connect(replica.address, replica.use_tls)
+        except (TimeoutError, OSError):
+            if not self.done and self.replica is replica:
+                self._failed_before_response(replica, fresh_connection=True)
+            return
+        if self.done or self.replica is not replica:  # cancelled while connecting: keep it for others
+            self.gateway.pool.release(connection)
+            return
+        self.upstream = connection
+        connection.send(self, self._request_bytes(replica))
+
+    def _request_bytes(self, replica: ReplicaState) -> bytes:
+        request = self.request
+        body = request.body
+        return b"".join(
+            [
+                request.method, b" ", replica.path_prefix, self.suffix, b" HTTP/1.1\r\nhost: ",
+                replica.host_header, b"\r\n", self._forwarded_headers,
+                b"content-length: ", str(len(body)).encode(), b"\r\n\r\n", body,
+            ]
+        )  # fmt: skip
+
+    def enqueue(self, timeout_s: float) -> None:
+        self.deployment.queue.append(self)
+        self._queue_timer = asyncio.get_running_loop().call_later(timeout_s, self._queue_timed_out)
+
+    def leave_queue(self) -> None:
+        if self._queue_timer is not None:
+            self._queue_timer.cancel()
+            self._queue_timer = None
+
+    def _queue_timed_out(self) -> None:
+        self._queue_timer = None
+        deployment = self.deployment
+        try:
+            deployment.queue.remove(self)
+        except ValueError:
+            return
+        self.respond_error(
+            503,
+            f"No replica of deployment '{deployment.deployment_id}' became ready within the queue wait "
+            f"limit (max_queue_wait_s={deployment.max_queue_wait_s:g}); retry later",
+            "server_error",
+            "queue_timeout",
+            retry_after_s=self.gateway.retry_after_s,
+        )
+
+    # ---- upstream callbacks ---------------------------------------------------------------------
+    def on_upstream_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        framing = _FRAMING_CLOSE
+        lines = [b"HTTP/1.1 ", str(status).encode(), b" ", reason or b"OK", b"\r\n"]
+        for name, value in headers:
+            lower = name.lower()
+            if lower == b"content-length":
+                if framing == _FRAMING_CLOSE:
+                    framing = _FRAMING_LENGTH
+                lines += (name, b": ", value, b"\r\n")
+            elif lower == b"transfer-encoding":
+                if b"chunked" in value.lower():
+                    framing = _FRAMING_CHUNKED
+            elif lower in _HOP_BY_HOP:
+                continue
+            else:
+                if lower == b"content-type" and value.startswith(b"text/event-stream"):
+                    self._streaming_events = True
+                lines += (name, b": ", value, b"\r\n")
+        if status < 200 or status in (204, 304):
+            framing = _FRAMING_NONE
+        elif framing != _FRAMING_LENGTH:
+            # The replica streams (chunked or until close): re-frame as chunked so the client connection
+            # can be kept; an HTTP/1.0 client gets the body until the connection closes.
+            framing = _FRAMING_CHUNKED if self.request.http11 else _FRAMING_CLOSE
+            if framing == _FRAMING_CHUNKED:
+                lines.append(b"transfer-encoding: chunked\r\n")
+        if not self._client_keep_alive(framing):
+            lines.append(b"connection: close\r\n")
+        lines.append(b"\r\n")
+        self._framing = framing
+        self._out.append(b"".join(lines))
+
+    def on_upstream_body(self, body: bytes) -> None:
+        if self._framing == _FRAMING_CHUNKED:
+            self._out.append(b"%x\r\n%b\r\n" % (len(body), body))
+        else:
+            self._out.append(body)
+
+    def flush(self) -> None:
+        out = self._out
+        if out:
+            self._head_sent = True
+            self.client.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
+
+    def on_upstream_complete(self, connection: UpstreamConnection) -> None:
+        self.upstream = None
+        if self._framing == _FRAMING_CHUNKED:
+            self.client.write(b"0\r\n\r\n")
+        self._finish(self._client_keep_alive(self._framing))
+
+    def on_upstream_lost(self, connection: UpstreamConnection, protocol_error: bool) -> None:
+        self.upstream = None
+        if self.done:
+            return
+        self.flush()
+        if not self._head_sent:
+            assert self.replica is not None
+            stale = connection.requests_sent > 1 and not connection.response_started and not protocol_error
+            self._failed_before_response(self.replica, fresh_connection=not stale)
+            return
+        if self._framing == _FRAMING_CLOSE:  # the close was the end of the body
+            self._finish(False)
+        elif self._framing == _FRAMING_CHUNKED and self._streaming_events:
+            payload = error_payload("The model server closed the stream early", "server_error", "upstream_disconnected")
+            event = b"data: " + orjson.dumps(payload) + b"\n\n"
+            self.client.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(event), event))
+            self._finish(self.request.keep_alive)
+        else:
+            self._release_replica()
+            self.done = True
+            self.client.exchange = None
+            self.client.abort()
+
+    def _failed_before_response(self, replica: ReplicaState, fresh_connection: bool) -> None:
+        """Nothing reached the client yet: try again, on another replica if this one looks broken."""
+        self._release_replica()
+        if not fresh_connection and self._stale_retries < 2:
+            # A kept-alive connection the replica had already closed: not the replica's fault.
+            self._stale_retries += 1
+            self._retry_on(replica)
+            return
+        self.gateway.replica_failed(replica)
+        self.tried.add(replica.replica_id)
+        self.attempts += 1
+        if self.attempts < self.gateway.max_attempts:
+            other = self.deployment.pick_replica(exclude=self.tried)
+            if other is not None:
+                self.start_on(other)
+                return
+        self.respond_error(
+            502,
+            f"Could not reach a replica of deployment '{self.deployment.deployment_id}' "
+            f"after {self.attempts} attempt(s)",
+            "server_error",
+            "upstream_unavailable",
+        )
+
+    def _retry_on(self, replica: ReplicaState) -> None:
+        if replica.active and replica.has_room():
+            self.start_on(replica)
+        else:
+            other = self.deployment.pick_replica(exclude=self.tried)
+            if other is not None:
+                self.start_on(other)
+            else:
+                self.respond_error(502, "The replica closed the connection", "server_error", "upstream_unavailable")
+
+    # ---- client side ----------------------------------------------------------------------------
+    def pause_upstream(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+
+    def resume_upstream(self) -> None:
+        if self.upstream is not None:
+            self.upstream.resume_reading()
+
+    def cancel(self) -> None:
+        """The client went away: stop waiting, and cancel the replica's work by closing its connection."""
+        if self.done:
+            return
+        self.done = True
+        self.leave_queue()
+        with contextlib.suppress(ValueError):
+            self.deployment.queue.remove(self)
+        upstream = self.upstream
+        if upstream is not None:
+            self.upstream = None
+            upstream.exchange = None
+            upstream.close()
+        self._release_replica()
+
+    def respond_error(
+        self, status: int, message: str, error_type: str, code: str | None, retry_after_s: int | None = None
+    ) -> None:
+        if self.done:
+            return
+        keep_alive = self.request.keep_alive
+        self.done = True
+        self.leave_queue()
+        self._release_replica()
+        self.client.respond(
+            error_response(status, message, error_type, code, keep_alive=keep_alive, retry_after_s=retry_after_s),
+            keep_alive,
+        )
+
+    def _client_keep_alive(self, framing: int) -> bool:
+        return self.request.keep_alive and framing != _FRAMING_CLOSE
+
+    def _finish(self, keep_alive: bool) -> None:
+        self.done = True
+        self._release_replica()
+        self.client.finish(keep_alive)
+
+    def _release_replica(self) -> None:
+        replica = self.replica
+        if replica is not None:
+            self.replica = None
+            replica.in_flight -= 1
+            replica.deployment.in_flight -= 1
+            self.gateway.replica_released(replica)

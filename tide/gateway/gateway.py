@@ -1,0 +1,338 @@
+"""The gateway: routing table, request routing, the activator queue, load signals, and the listener."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote, urlsplit
+
+import orjson
+
+from tide.gateway.balancing import DeploymentState, ModelState, ReplicaState
+from tide.gateway.errors import error_response, json_response, model_not_found
+from tide.gateway.exchange import Exchange
+from tide.gateway.routes import DeploymentLoad, RouteTable
+from tide.gateway.server import ClientConnection, IncomingRequest
+from tide.gateway.upstream import UpstreamPool
+
+log = logging.getLogger(__name__)
+
+ReplicaCallback = Callable[[str], object]  # may return an awaitable; it is scheduled, not awaited
+
+
+class Gateway:
+    """OpenAI-compatible reverse proxy in front of model-server replicas.
+
+    Runs on the caller's event loop (`await start(host, port)`); the controller pushes routes with
+    `set_routes` and reads `load_snapshot()` / `in_flight(replica_id)`.
+    """
+
+    def __init__(
+        self,
+        routes: RouteTable | None = None,
+        *,
+        model_header: str = "x-tide-model",
+        on_demand: ReplicaCallback | None = None,
+        on_replica_failure: ReplicaCallback | None = None,
+        max_attempts: int = 3,
+        unhealthy_s: float = 5.0,
+        connect_timeout_s: float = 5.0,
+        max_body_bytes: int = 64 * 1024 * 1024,
+        retry_after_s: int = 1,
+    ) -> None:
+        self.model_header = model_header.lower().encode()
+        self.on_demand = on_demand
+        self.on_replica_failure = on_replica_failure
+        self.max_attempts = max_attempts
+        self.unhealthy_s = unhealthy_s
+        self.max_body_bytes = max_body_bytes
+        self.retry_after_s = retry_after_s
+        self.pool = UpstreamPool(connect_timeout_s=connect_timeout_s)
+        self._models: dict[bytes, ModelState] = {}
+        self._deployments: dict[str, DeploymentState] = {}
+        self._replicas: dict[str, ReplicaState] = {}
+        self._draining: dict[str, ReplicaState] = {}  # dropped from the table, requests still in flight
+        self._models_list = b""
+        self._clients: set[ClientConnection] = set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Future[object]] = set()
+        self.set_routes(routes or RouteTable({}))
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 8080) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ClientConnection(self),  # type: ignore[arg-type, return-value]
+            host,
+            port,
+            backlog=4096,
+            reuse_address=True,
+        )
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful after `start(port=0)`)."""
+        assert self._server is not None and self._server.sockets, "gateway not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Stop listening, answer queued requests 503, let in-flight ones finish for `grace_s`, close."""
+        if self._server is not None:
+            self._server.close()
+        for deployment in self._deployments.values():
+            self._fail_queue(deployment, "the gateway is shutting down")
+        deadline = asyncio.get_running_loop().time() + grace_s
+        while any(c.exchange is not None for c in self._clients) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for client in list(self._clients):
+            client.abort()
+        self.pool.close_all()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    # ---- routing table --------------------------------------------------------------------------
+    def set_routes(self, table: RouteTable) -> None:
+        """Swap the routing table. Queued requests go to new replicas at once; dropped replicas drain."""
+        for routes in table.routes.values():
+            for route in routes:
+                for endpoint in route.replicas:
+                    url = urlsplit(endpoint.base_url)
+                    if url.scheme not in ("http", "https") or not url.hostname:
+                        raise ValueError(f"replica {endpoint.replica_id}: bad base_url {endpoint.base_url!r}")
+        deployments: dict[str, DeploymentState] = {}
+        replicas: dict[str, ReplicaState] = {}
+        models: dict[bytes, ModelState] = {}
+        for model_name, routes in table.routes.items():
+            states: list[DeploymentState] = []
+            for route in routes:
+                deployment = self._deployments.get(route.deployment_id) or DeploymentState(route)
+                deployment.update(route)
+                members: list[ReplicaState] = []
+                for endpoint in route.replicas:
+                    replica = self._replicas.get(endpoint.replica_id) or self._draining.pop(endpoint.replica_id, None)
+                    if replica is None or replica.deployment is not deployment:
+                        replica = ReplicaState(endpoint, deployment)
+                    else:
+                        replica.update(endpoint)
+                    replica.active = True
+                    members.append(replica)
+                    replicas[endpoint.replica_id] = replica
+                deployment.replicas = members
+                deployments[route.deployment_id] = deployment
+                states.append(deployment)
+            models[model_name.encode()] = ModelState(model_name, states)
+        for replica_id, replica in self._replicas.items():
+            if replica_id not in replicas:
+                replica.active = False
+                if replica.in_flight > 0:
+                    self._draining[replica_id] = replica
+        removed = [d for d_id, d in self._deployments.items() if d_id not in deployments]
+        self._models, self._deployments, self._replicas = models, deployments, replicas
+        self._models_list = orjson.dumps({"object": "list", "data": [_model_card(name) for name in table.routes]})
+        for deployment in removed:
+            self._fail_queue(deployment, f"deployment '{deployment.deployment_id}' was removed")
+        for deployment in deployments.values():
+            if deployment.queue:
+                self._drain(deployment)
+
+    def load_snapshot(self) -> dict[str, DeploymentLoad]:
+        snapshot: dict[str, DeploymentLoad] = {}
+        for deployment_id, deployment in self._deployments.items():
+            per_replica = {r.replica_id: r.in_flight for r in deployment.replicas}
+            for replica in self._draining.values():
+                if replica.deployment is deployment:
+                    per_replica[replica.replica_id] = replica.in_flight
+            snapshot[deployment_id] = DeploymentLoad(
+                in_flight=deployment.in_flight,
+                queued=len(deployment.queue),
+                per_replica_in_flight=per_replica,
+                requests_total=deployment.requests_total,
+            )
+        return snapshot
+
+    def in_flight(self, replica_id: str) -> int:
+        replica = self._replicas.get(replica_id) or self._draining.get(replica_id)
+        return replica.in_flight if replica is not None else 0
+
+    # ---- request handling (called by ClientConnection) ------------------------------------------
+    def connection_opened(self, client: ClientConnection) -> None:
+        self._clients.add(client)
+
+    def connection_closed(self, client: ClientConnection) -> None:
+        self._clients.discard(client)
+
+    def handle(self, client: ClientConnection, request: IncomingRequest) -> None:
+        keep_alive = request.keep_alive
+        path = request.path
+        model: str | None = None
+        if path.startswith(b"/v1/"):
+            suffix = path[3:]
+        else:
+            slash = path.find(b"/", 1)
+            if slash > 1 and path.startswith(b"/v1/", slash):
+                model = unquote(path[1:slash].decode("latin-1"))
+                suffix = path[slash + 3 :]
+            elif path in (b"/health", b"/healthz"):
+                client.respond(json_response(200, {"status": "ok"}, keep_alive=keep_alive), keep_alive)
+                return
+            else:
+                client.respond(_not_found_route(path, keep_alive), keep_alive)
+                return
+        if suffix == b"/models":
+            client.respond(self._list_models(model, request), keep_alive)
+            return
+        if request.method != b"POST":
+            _reply_error(client, request, 405, "Method not allowed", "invalid_request_error", None)
+            return
+        try:
+            body = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            _reply_error(
+                client, request, 400, "The request body is not valid JSON", "invalid_request_error", "invalid_json"
+            )
+            return
+        if model is None:
+            model = self._model_from_header(request)
+        if model is None and isinstance(body, dict):
+            body_model = body.get("model")
+            model = body_model if isinstance(body_model, str) else None
+        if model is None:
+            _reply_error(
+                client, request, 400, "You must provide a model parameter", "invalid_request_error", None, param="model"
+            )
+            return
+        model_state = self._models.get(model.encode())
+        if model_state is None:
+            client.respond(model_not_found(model, keep_alive=keep_alive), keep_alive)
+            return
+        deployment = model_state.pick_deployment()
+        if deployment is None:
+            message = f"The model `{model}` has no deployment in rotation (all weights are 0)"
+            _reply_error(
+                client,
+                request,
+                503,
+                message,
+                "server_error",
+                "no_deployment_in_rotation",
+                retry_after_s=self.retry_after_s,
+            )
+            return
+        deployment.requests_total += 1
+        exchange = Exchange(self, client, request, deployment, suffix + request.query)
+        client.exchange = exchange
+        if not deployment.queue:  # FIFO: nobody may overtake a request already waiting
+            replica = deployment.pick_replica()
+            if replica is not None:
+                exchange.start_on(replica)
+                return
+        if len(deployment.queue) >= deployment.max_queue:
+            exchange.respond_error(
+                429,
+                f"Too many requests waiting for deployment '{deployment.deployment_id}' "
+                f"(queue full: max_queue={deployment.max_queue}); retry later",
+                "rate_limit_error",
+                "queue_full",
+                retry_after_s=self.retry_after_s,
+            )
+            return
+        exchange.enqueue(deployment.max_queue_wait_s)
+        if not deployment.replicas:
+            self._notify(self.on_demand, deployment.deployment_id)
+
+    def _model_from_header(self, request: IncomingRequest) -> str | None:
+        wanted = self.model_header
+        for name, value in request.headers:
+            if name == wanted:
+                return value.decode("latin-1").strip() or None
+        return None
+
+    def _list_models(self, model: str | None, request: IncomingRequest) -> bytes:
+        keep_alive = request.keep_alive
+        if model is None:
+            return _json_bytes_response(self._models_list, keep_alive)
+        if model.encode() not in self._models:
+            return model_not_found(model, keep_alive=keep_alive)
+        return json_response(200, {"object": "list", "data": [_model_card(model)]}, keep_alive=keep_alive)
+
+    # ---- called by exchanges --------------------------------------------------------------------
+    def replica_released(self, replica: ReplicaState) -> None:
+        if not replica.active:
+            if replica.in_flight == 0:
+                self._draining.pop(replica.replica_id, None)
+            return
+        if replica.deployment.queue:
+            self._drain(replica.deployment)
+
+    def replica_failed(self, replica: ReplicaState) -> None:
+        replica.unhealthy_until = time.monotonic() + self.unhealthy_s
+        log.warning("replica %s (%s) failed before responding", replica.replica_id, replica.base_url)
+        self._notify(self.on_replica_failure, replica.replica_id)
+
+    def spawn(self, awaitable: Awaitable[object]) -> None:
+        """Run in the background, holding a reference so the task is not garbage-collected mid-way."""
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- internals ------------------------------------------------------------------------------
+    def _drain(self, deployment: DeploymentState) -> None:
+        queue = deployment.queue
+        while queue:
+            replica = deployment.pick_replica()
+            if replica is None:
+                return
+            exchange = queue.popleft()
+            exchange.leave_queue()
+            exchange.start_on(replica)
+
+    def _fail_queue(self, deployment: DeploymentState, why: str) -> None:
+        while deployment.queue:
+            exchange = deployment.queue.popleft()
+            exchange.respond_error(503, f"Request not served: {why}", "server_error", "unavailable", self.retry_after_s)
+
+    def _notify(self, callback: ReplicaCallback | None, argument: str) -> None:
+        if callback is None:
+            return
+        try:
+            result = callback(argument)
+            if inspect.isawaitable(result):
+                self.spawn(result)
+        except Exception:
+            log.exception("gateway callback %r failed", callback)
+
+
+def _reply_error(
+    client: ClientConnection,
+    request: IncomingRequest,
+    status: int,
+    message: str,
+    error_type: str,
+    code: str | None,
+    *,
+    param: str | None = None,
+    retry_after_s: int | None = None,
+) -> None:
+    keep_alive = request.keep_alive
+    response = error_response(
+        status, message, error_type, code, param=param, keep_alive=keep_alive, retry_after_s=retry_after_s
+    )
+    client.respond(response, keep_alive)
+
+
+def _model_card(name: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "tide"}
+
+
+def _json_bytes_response(body: bytes, keep_alive: bool) -> bytes:
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n" % len(body)
+    return head + (b"\r\n" if keep_alive else b"connection: close\r\n\r\n") + body
+
+
+def _not_found_route(path: bytes, keep_alive: bool) -> bytes:
+    message = f"Unknown route {path.decode('latin-1')[:200]}; the gateway serves /v1/... and /{{model}}/v1/..."
+    return error_response(404, message, "invalid_request_error", "not_found", keep_alive=keep_alive)

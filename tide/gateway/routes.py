@@ -1,0 +1,36 @@
+"""The routing table the controller pushes into the gateway, and the load signals it reads back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ReplicaEndpoint:
+    replica_id: str
+    base_url: str  # OpenAI base URL ending in /v1, e.g. http://127.0.0.1:40123/v1
+    max_concurrency: int | None = None  # hard per-replica cap; None: no cap
+
+
+@dataclass(frozen=True)
+class DeploymentRoute:
+    deployment_id: str
+    model_name: str
+    weight: int  # share among deployments with the same model name; 0 = out of rotation
+    replicas: tuple[ReplicaEndpoint, ...]
+    max_queue: int = 1000  # requests allowed to wait for a replica; more get 429
+    max_queue_wait_s: float = 600.0  # longest wait for a replica; past it 503
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    routes: Mapping[str, tuple[DeploymentRoute, ...]] = field(default_factory=dict)  # model name -> deployments
+
+
+@dataclass(frozen=True)
+class DeploymentLoad:
+    in_flight: int  # requests sent to a replica and not finished
+    queued: int  # requests waiting for a replica with room
+    per_replica_in_flight: dict[str, int]
+    requests_total: int  # requests routed to this deployment since the gateway started
