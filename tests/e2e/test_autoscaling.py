@@ -1,0 +1,88 @@
+"""Live autoscaling through a real tide up: from zero on the first request, up under load, down, to zero."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+
+from tests.e2e.conftest import TideProcess, tiny_spec
+
+
+def complete(tide: TideProcess, client: httpx.Client, max_tokens: int = 4) -> int:
+    body = {"model": "tiny-scale", "prompt": "The sea", "max_tokens": max_tokens}
+    return client.post(f"{tide.gateway_url}/completions", json=body).status_code
+
+
+def test_scales_from_zero_up_down_and_back_to_zero(clean_tide: TideProcess) -> None:
+    clean_tide.apply(
+        tiny_spec(
+            "tiny-scale",
+            autoscaling={
+                "min": 0,
+                "max": 3,
+                "concurrency": 1,
+                "initialScale": 0,
+                "targetUtilization": 100,
+                "profile": "knative",
+                "window": "6s",
+                "scaleToZeroGracePeriod": "2s",
+            },
+        )
+    )
+    status = clean_tide.wait_for("tiny-scale", "STATUS_READY", timeout=30)
+    assert status["readyReplicas"] == 0 and status["desiredReplicas"] == 0
+    assert any(c["type"] == "ScaledToZero" for c in status["conditions"])
+
+    # The first request at zero waits in the gateway while a replica starts, then succeeds.
+    with httpx.Client(timeout=120) as client:
+        started = time.monotonic()
+        assert complete(clean_tide, client) == 200
+        cold = time.monotonic() - started
+    assert clean_tide.status("tiny-scale")["readyReplicas"] == 1
+
+    # Sustained load above one replica's target: replicas go up.
+    failures: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(timeout=120) as client:
+            while not stop.is_set():
+                code = complete(clean_tide, client, max_tokens=24)
+                if code != 200:
+                    failures.append(code)
+
+    threads = [threading.Thread(target=load) for _ in range(6)]
+    for t in threads:
+        t.start()
+    peak = 1
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and peak < 2:
+            peak = max(peak, clean_tide.status("tiny-scale")["readyReplicas"])
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert peak >= 2, clean_tide.status("tiny-scale")
+    assert failures == []
+    decision = clean_tide.status("tiny-scale")["lastScalingDecision"]
+    assert decision["desired"] >= 2 and "->" in decision["reason"]
+
+    # Idle: back to zero replicas.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        status = clean_tide.status("tiny-scale")
+        if not status["replicas"]:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"never scaled to zero: {status}")
+    assert status["desiredReplicas"] == 0
+
+    # And back on the next request.
+    with httpx.Client(timeout=120) as client:
+        assert complete(clean_tide, client) == 200
+    print(f"cold start through the gateway: {cold:.1f} s")
