@@ -40,7 +40,7 @@ DEMO_SPEC: dict[str, Any] = {
 @click.command()
 @click.option("--gateway-port", default=8080, show_default=True)
 @click.option("--api-port", default=8081, show_default=True)
-@click.option("--load-seconds", default=20.0, show_default=True, help="How long to drive concurrent load.")
+@click.option("--load-seconds", default=40.0, show_default=True, help="How long to drive concurrent load.")
 @click.option("--concurrency", default=8, show_default=True, help="Concurrent clients during the load phase.")
 @click.pass_context
 def demo_command(ctx: click.Context, gateway_port: int, api_port: int, load_seconds: float, concurrency: int) -> None:
@@ -91,6 +91,7 @@ def demo_command(ctx: click.Context, gateway_port: int, api_port: int, load_seco
             click.secho("4. chat through the gateway (streamed; the first request wakes it from zero)", bold=True)
             started = time.monotonic()
             _stream_chat(gateway, "Say hello to Tide.")
+            click.echo("   (random weights: the words are noise; the path that served them is real)")
             click.echo(f"   (answered in {time.monotonic() - started:.1f} s, cold start included)")
             _print_status(http, api)
 

@@ -8,7 +8,7 @@ import logging
 import shutil
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -54,6 +54,13 @@ def _gpu_count() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
+class _EmbeddedUvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # `tide up` owns SIGINT/SIGTERM: it drains replicas before it exits.
+        yield
+
+
 class TideServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
@@ -87,8 +94,7 @@ class TideServer:
         cfg = uvicorn.Config(
             self.app, host=self.config.host, port=self.config.api_port, log_level="warning", lifespan="off"
         )
-        self._uvicorn = uvicorn.Server(cfg)
-        self._uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._uvicorn = _EmbeddedUvicorn(cfg)
         await self.gateway.start(self.config.host, self.config.gateway_port)
         api_task = asyncio.create_task(self._uvicorn.serve())
         control_task = asyncio.create_task(self.controller.run())

@@ -1,0 +1,123 @@
+"""`tide usage` and `tide get claims`: GPU-minutes and capacity claims, through the management API.
+
+Attach to the CLI with `main.add_command(usage_command, "usage")` and
+`get.add_command(get_claims_command, "claims")`. `tide.cli` is imported lazily, inside the commands, so
+this module can be imported from `tide.cli` itself (at its end, like the other optional commands) or on
+its own, in either order.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+import yaml
+
+from tide.spec import SpecError
+from tide.spec.durations import parse_duration
+from tide.timestamps import format_instant, parse_instant
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    from tide.cli import _table as table
+
+    return table(headers, rows)
+
+
+def _dump(data: Any, output: str) -> str:
+    return json.dumps(data, indent=2) if output == "json" else yaml.safe_dump(data, sort_keys=False)
+
+
+def claims_table(items: list[dict[str, Any]]) -> str:
+    """`tide get claims` output: one row per claim (as the API returns them)."""
+    rows = []
+    for item in items:
+        resources = (item.get("spec") or {}).get("resources") or {}
+        status = item.get("status") or {}
+        rows.append(
+            [
+                str(item.get("id", "")),
+                str(resources.get("instanceId", "")),
+                str(resources.get("instanceCount", "")),
+                str(status.get("allocatedInstances", 0)),
+                str(status.get("pendingInstances", 0)),
+                str(resources.get("capacityType", "")).removeprefix("CAPACITY_TYPE_"),
+                ",".join(str(z) for z in resources.get("zones") or ()),
+            ]
+        )
+    return _table(["ID", "INSTANCE TYPE", "COUNT", "ALLOCATED", "PENDING", "CAPACITY TYPE", "ZONES"], rows)
+
+
+def usage_table(report: dict[str, Any]) -> str:
+    """`tide usage` output: a header line with the window and total, then per deployment a total row
+    (REPLICA `*`) followed by its replicas."""
+    start, end = float(report["start"]), float(report["end"])
+    lines = [
+        f"Usage from {format_instant(start)} to {format_instant(end)}: "
+        f"{report.get('totalGpuMinutes', 0)} GPU-minutes (billed per started minute)"
+    ]
+    rows: list[list[str]] = []
+    for deployment in report.get("deployments") or []:
+        replicas = deployment.get("replicas") or []
+        rows.append(
+            [deployment["deploymentId"], "*", str(sum(r["minutes"] for r in replicas)), str(deployment["gpuMinutes"])]
+        )
+        rows += [["", r["replicaId"], str(r["minutes"]), str(r["gpuMinutes"])] for r in replicas]
+    if rows:
+        lines += ["", _table(["DEPLOYMENT", "REPLICA", "MINUTES", "GPU-MINUTES"], rows)]
+    else:
+        lines.append("no replica ran in this window")
+    return "\n".join(lines)
+
+
+def usage_params(since: str, start: str | None, end: str | None, now: float) -> dict[str, str]:
+    """Query parameters for `GET /usage`: `--start` wins over `--since`; `--since` counts back from `--end`
+    (or now). Times go to the API as given (epoch seconds or ISO-8601), checked here first."""
+    params: dict[str, str] = {}
+    end_s = _instant(end, "--end") if end is not None else now
+    if end is not None:
+        params["end"] = end
+    if start is not None:
+        _instant(start, "--start")
+        params["start"] = start
+    else:
+        try:
+            seconds = parse_duration(since, "--since")
+        except SpecError as exc:
+            raise click.BadParameter(exc.message, param_hint="--since") from None
+        params["start"] = repr(end_s - seconds)
+    return params
+
+
+def _instant(text: str, option: str) -> float:
+    try:
+        return parse_instant(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+@click.command("usage")
+@click.option("--since", default="24h", show_default=True, help="Window length back from --end (e.g. 90m, 24h, 168h).")
+@click.option("--start", default=None, help="Window start: ISO-8601 or epoch seconds (overrides --since).")
+@click.option("--end", default=None, help="Window end: ISO-8601 or epoch seconds (default: now).")
+@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table")
+@click.pass_context
+def usage_command(ctx: click.Context, since: str, start: str | None, end: str | None, output: str) -> None:
+    """GPU-minutes per deployment and replica, billed per started minute while a replica runs."""
+    from tide.cli import _client
+
+    report = _client(ctx).call("GET", "/usage", params=usage_params(since, start, end, time.time()))
+    click.echo(usage_table(report) if output == "table" else _dump(report, output))
+
+
+@click.command("claims")
+@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table")
+@click.pass_context
+def get_claims_command(ctx: click.Context, output: str) -> None:
+    """List capacity claims with allocated and pending instances."""
+    from tide.cli import _client
+
+    items = _client(ctx).call("GET", "/capacityclaims")["items"]
+    click.echo(claims_table(items) if output == "table" else _dump({"items": items}, output))
