@@ -75,6 +75,13 @@ def main(ctx: click.Context, server: str, data_dir: Path | None) -> None:
 @click.option("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in the data directory).")
 @click.option("--buckets-dir", type=click.Path(path_type=Path), default=None, help="Root of local `file` buckets.")
 @click.option("--drain-timeout", default=30.0, show_default=True, help="Seconds a removed replica may finish work.")
+@click.option(
+    "--inventory",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML of virtual instances (types, zones, classes) to schedule on instead of this machine.",
+)
+@click.option("--cpu-slots", default=8, show_default=True, help="Replicas that fit on this machine without GPUs.")
 @click.pass_context
 def up(
     ctx: click.Context,
@@ -84,6 +91,8 @@ def up(
     database_url: str | None,
     buckets_dir: Path | None,
     drain_timeout: float,
+    inventory: Path | None,
+    cpu_slots: int,
 ) -> None:
     """Start Tide: management API, gateway and controller in one process."""
     from tide.server import run_server
@@ -96,6 +105,8 @@ def up(
         database_url=database_url,
         buckets_dir=buckets_dir,
         drain_timeout_s=drain_timeout,
+        inventory_path=inventory,
+        cpu_slots=cpu_slots,
     )
     run_server(config)
 
@@ -319,11 +330,14 @@ def _register_optional_commands() -> None:
 
 _register_optional_commands()
 
+from tide.claims_cli import get_claims_command, usage_command  # noqa: E402
 from tide.demo import demo_command  # noqa: E402
 from tide.weights_cli import weights_group  # noqa: E402
 
 main.add_command(demo_command, "demo")
 main.add_command(weights_group, "weights")
+main.add_command(usage_command, "usage")
+get.add_command(get_claims_command, "claims")
 
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -26,6 +26,8 @@ class ServerConfig:
     cache_dir: Path | None = None
     cache_budget_bytes: int | None = None
     drain_timeout_s: float = 30.0
+    inventory_path: Path | None = None  # a declared fleet of virtual instances instead of this machine
+    cpu_slots: int = 8  # replicas of gpuCount 1 that fit on a machine without GPUs
 
     @property
     def db_url(self) -> str:

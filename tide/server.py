@@ -9,11 +9,14 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import uvicorn
+import yaml
 
 from tide import __version__
 from tide.api.app import ApiContext, create_app
+from tide.api.claims import ClaimsContext
 from tide.api.parameters import parameters_json
 from tide.backends.local import LocalBackend
 from tide.backends.node_weights import CachedWeights
@@ -21,24 +24,40 @@ from tide.config import ServerConfig, load_or_create_token
 from tide.control.controller import Controller
 from tide.engines.vllm import installed_vllm_versions
 from tide.gateway import Gateway
+from tide.scheduling import Inventory, InventoryError, declared_inventory, local_inventory
 from tide.spec import Catalog, InstanceTypeInfo, default_catalog
 from tide.store import Store
+from tide.store.claims import ClaimStore, RunLog
 from tide.weights import StorageConfig, WeightsCache
 
 log = logging.getLogger("tide.server")
 
 
-def local_catalog() -> Catalog:
-    """This machine as an inventory of one instance type. Without a GPU, replicas share the CPU."""
+def node_inventory(declared_path: Path | None, cpu_slots: int) -> Inventory:
+    """A declared fleet of virtual instances (tests, demos, planning), or this machine as it is."""
+    if declared_path is not None:
+        try:
+            return declared_inventory(yaml.safe_load(declared_path.read_text()))
+        except InventoryError as exc:
+            raise SystemExit(f"inventory {declared_path}: {exc}") from None
     gpus = _gpu_count()
-    if gpus:
-        instance = InstanceTypeInfo(id="gpu-local", gpu_model="local-gpu", gpus=gpus, memory_gib=0, cpus=0)
-    else:
-        # 16 virtual slots so that gpuCount up to 16 validates; placement is not limited on CPU.
-        instance = InstanceTypeInfo(id="cpu-local", gpu_model="none (CPU)", gpus=16, memory_gib=0, cpus=0)
-    return default_catalog(
-        builtin_version=__version__, vllm_versions=installed_vllm_versions(), instance_types=(instance,)
+    return local_inventory("local-gpu" if gpus else None, gpus, cpu_slots=cpu_slots)
+
+
+def catalog_from_inventory(inventory: Inventory) -> Catalog:
+    zones = inventory.zone_instance_types()
+    types = tuple(
+        InstanceTypeInfo(
+            id=t.id,
+            gpu_model=t.gpu_model,
+            gpus=t.gpus,
+            memory_gib=t.memory_gib,
+            cpus=t.cpus,
+            zones=tuple(zone for zone, ids in sorted(zones.items()) if t.id in ids),
+        )
+        for t in inventory.types
     )
+    return default_catalog(builtin_version=__version__, vllm_versions=installed_vllm_versions(), instance_types=types)
 
 
 def _gpu_count() -> int:
@@ -66,7 +85,8 @@ class TideServer:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.token, self.token_created = load_or_create_token(config)
-        self.catalog = local_catalog()
+        self.inventory = node_inventory(config.inventory_path, config.cpu_slots)
+        self.catalog = catalog_from_inventory(self.inventory)
         self.store = Store(config.db_url)
         config.buckets_root.mkdir(parents=True, exist_ok=True)
         storage = StorageConfig.from_env(local_root=config.buckets_root)
@@ -74,7 +94,14 @@ class TideServer:
         self.backend = LocalBackend(config.data_dir, CachedWeights(storage, cache), host="127.0.0.1")
         self.gateway = Gateway(on_demand=self._on_demand)
         self.controller = Controller(
-            self.store, self.backend, self.gateway, self.catalog, drain_timeout_s=config.drain_timeout_s
+            self.store,
+            self.backend,
+            self.gateway,
+            self.catalog,
+            inventory=lambda: self.inventory,
+            claims=ClaimStore(self.store),
+            run_log=RunLog(self.store),
+            drain_timeout_s=config.drain_timeout_s,
         )
         api_ctx = ApiContext(
             store=self.store,
@@ -83,6 +110,9 @@ class TideServer:
             wake_controller=self.controller.wake,
             logs=self.backend.logs,
             parameters=lambda: parameters_json(self.catalog),
+            claims=ClaimsContext(
+                store=self.store, inventory=lambda: self.inventory, wake_controller=self.controller.wake
+            ),
         )
         self.app = create_app(api_ctx)
         self._uvicorn: uvicorn.Server | None = None

@@ -28,7 +28,8 @@ def free_port() -> int:
 class TideProcess:
     """`tide up` as a user runs it, plus the clients a test needs."""
 
-    def __init__(self, data_dir: Path, buckets_dir: Path) -> None:
+    def __init__(self, data_dir: Path, buckets_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.extra_args = extra_args
         self.data_dir = data_dir
         self.buckets_dir = buckets_dir
         self.gateway_port = free_port()
@@ -69,6 +70,7 @@ class TideProcess:
                 str(self.api_port),
                 "--drain-timeout",
                 "10",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -163,11 +165,16 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny")
 
 
+def make_buckets(root: Path, tiny_model: Path) -> Path:
+    buckets = root / "buckets"
+    shutil.copytree(tiny_model, buckets / "models" / "tiny")
+    return buckets
+
+
 @pytest.fixture(scope="session")
 def tide(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[TideProcess]:
     root = tmp_path_factory.mktemp("tide")
-    buckets = root / "buckets"
-    shutil.copytree(tiny_model, buckets / "models" / "tiny")
+    buckets = make_buckets(root, tiny_model)
     (buckets / "models" / "no-config").mkdir(parents=True)
     (buckets / "models" / "no-config" / "README.md").write_text("not a model")
     server = TideProcess(root / "data", buckets)

@@ -21,25 +21,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tide.api.claims import ClaimsContext, claims_router
+from tide.api.errors import BASE, ApiError
 from tide.spec import Catalog, SpecError, deployment_to_dict, parse_deployment, parse_name
 from tide.store import Conflict, DeploymentRecord, NotFound, Store
-
-BASE = "/v1alpha1/inference"
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-
-    def response(self) -> JSONResponse:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.field is not None:
-            body["field"] = self.field
-        return JSONResponse({"error": body}, status_code=self.status)
 
 
 @dataclass
@@ -51,6 +36,7 @@ class ApiContext:
     logs: Callable[[str, int], Mapping[str, str]]
     parameters: Callable[[], dict[str, Any]]
     clock: Callable[[], float] = time.time
+    claims: ClaimsContext | None = None  # capacity claims and usage routes, when the server has them
 
 
 def deployment_json(record: DeploymentRecord) -> dict[str, Any]:
@@ -186,6 +172,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         tail = max(1, min(tail, 10_000))
         return {"id": record.id, "replicas": dict(ctx.logs(record.id, tail))}
 
+    if ctx.claims is not None:
+        app.include_router(claims_router(ctx.claims, auth))
     return app
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, params
 
-from tide.api.app import BASE, ApiError
+from tide.api.errors import BASE, ApiError
 from tide.scheduling import (
     ClaimError,
     Inventory,

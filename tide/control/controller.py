@@ -25,12 +25,23 @@ from tide.control.lifecycle import (
 )
 from tide.control.scaling import DeploymentScaler
 from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint, RouteTable
+from tide.scheduling import (
+    DeploymentRequest,
+    Inventory,
+    Placement,
+    ScheduleResult,
+    assign_claims,
+    local_inventory,
+    schedule,
+)
 from tide.spec import Catalog, DeploymentSpec, SpecError, parse_deployment
 from tide.store import DeploymentRecord, Store
+from tide.store.claims import ClaimStore, RunLog
 
 log = logging.getLogger("tide.control")
 
 RECONCILE_INTERVAL_S = 1.0
+LOCAL_GPU_INSTANCE = "local-gpu"
 SAMPLE_INTERVAL_S = 1.0  # gateway load signals feed the autoscaler's 1-second buckets
 
 
@@ -58,6 +69,9 @@ class DeploymentRuntime:
     next_start_at: float = 0.0
     ever_ready_generation: int = 0
     scaler: DeploymentScaler | None = None
+    placements: dict[str, Placement] = field(default_factory=dict)  # replica id -> where it runs
+    gpu_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    pending_message: str | None = None
     last_status: dict[str, Any] = field(default_factory=dict)
     condition_times: dict[tuple[str, str], float] = field(default_factory=dict)
 
@@ -70,6 +84,9 @@ class Controller:
         gateway: RouteSink,
         catalog: Catalog,
         *,
+        inventory: Callable[[], Inventory] | None = None,
+        claims: ClaimStore | None = None,
+        run_log: RunLog | None = None,
         clock: Callable[[], float] = time.time,
         drain_timeout_s: float = 30.0,
         stop_grace_s: float = 30.0,
@@ -79,6 +96,9 @@ class Controller:
         self.gateway = gateway
         self.catalog = catalog
         self.clock = clock
+        self.inventory = inventory or (lambda: local_inventory(None, 0))
+        self.claims = claims
+        self.run_log = run_log
         self.drain_timeout_s = drain_timeout_s
         self.stop_grace_s = stop_grace_s
         self.runtimes: dict[str, DeploymentRuntime] = {}
@@ -135,6 +155,8 @@ class Controller:
             await asyncio.sleep(SAMPLE_INTERVAL_S)
 
     async def run(self) -> None:
+        if self.run_log is not None:  # runs a crash left open end at the restart: no billing while down
+            await asyncio.to_thread(self.run_log.close_all_open, self.clock())
         sampler = asyncio.create_task(self._sample_loop())
         try:
             await self._run_reconcile()
@@ -168,11 +190,26 @@ class Controller:
                 runtime.consecutive_crashes = 0
                 runtime.next_start_at = 0.0
             runtime.record = record
-            await self._reconcile_one(runtime, now)
+            self._collect_exits(runtime, now)
         for gone in set(self.runtimes) - seen:
             runtime = self.runtimes.pop(gone)
             for replica_id in list(runtime.replicas):
                 self._remove_replica(runtime, replica_id)
+
+        # Phase 1: what each deployment wants. Phase 2: one scheduling decision for all of them, so
+        # priority decides who gets GPUs under contention. Phase 3: apply, per deployment.
+        wants: dict[str, int] = {}
+        for runtime in list(self.runtimes.values()):
+            if runtime.record.deleting:
+                await self._reconcile_deleting(runtime, now)
+            elif runtime.spec is None:
+                await self._write_status(runtime, now, desired=0)
+            else:
+                wants[runtime.id] = self._wanted(runtime, now)
+        decision = await self._schedule(wants, now)
+        for deployment_id, desired in wants.items():
+            runtime = self.runtimes[deployment_id]
+            await self._apply(runtime, desired, decision, now)
         self._push_routes()
 
     def _parse(self, runtime: DeploymentRuntime) -> None:
@@ -188,9 +225,8 @@ class Controller:
         else:
             runtime.scaler.update_spec(spec)
 
-    async def _reconcile_one(self, runtime: DeploymentRuntime, now: float) -> None:
-        record, spec = runtime.record, runtime.spec
-        # Replicas that ended on their own: record why, forget them, back off before replacing.
+    def _collect_exits(self, runtime: DeploymentRuntime, now: float) -> None:
+        """Replicas that ended on their own: record why, forget them, back off before replacing."""
         for replica_id, state in list(runtime.replicas.items()):
             if state.phase in (ReplicaPhase.CRASHED, ReplicaPhase.FAILED) and replica_id not in runtime.draining:
                 if state.phase is ReplicaPhase.FAILED:
@@ -203,42 +239,90 @@ class Controller:
                 )
                 runtime.next_start_at = now + restart_backoff(runtime.consecutive_crashes)
                 del runtime.replicas[replica_id]
+                self._release_placement(runtime, replica_id, now)
                 forget = getattr(self.backend, "forget", None)
                 if forget is not None:
                     forget(replica_id)
             elif state.phase is ReplicaPhase.STOPPED:
                 runtime.replicas.pop(replica_id, None)
                 runtime.draining.discard(replica_id)
+                self._release_placement(runtime, replica_id, now)
 
-        if record.deleting:
-            for replica_id in list(runtime.replicas):
-                self._remove_replica(runtime, replica_id)
-            if not runtime.replicas:
-                await asyncio.to_thread(self.store.remove_deployment, record.id)
-                self.runtimes.pop(record.id, None)
-                return
-            await self._write_status(runtime, now, desired=0)
+    async def _reconcile_deleting(self, runtime: DeploymentRuntime, now: float) -> None:
+        for replica_id in list(runtime.replicas):
+            self._remove_replica(runtime, replica_id)
+        if not runtime.replicas:
+            await asyncio.to_thread(self.store.remove_deployment, runtime.id)
+            self.runtimes.pop(runtime.id, None)
             return
+        await self._write_status(runtime, now, desired=0)
 
-        if spec is None:
-            await self._write_status(runtime, now, desired=0)
-            return
-        external = not self.catalog.engines[spec.runtime.engine].manages_replicas
-        desired = 0 if spec.disabled or external else self._desired(runtime, now)
-        if not external:
+    def _manages_replicas(self, spec: DeploymentSpec) -> bool:
+        return self.catalog.engines[spec.runtime.engine].manages_replicas
+
+    def _wanted(self, runtime: DeploymentRuntime, now: float) -> int:
+        spec = runtime.spec
+        assert spec is not None
+        if spec.disabled or not self._manages_replicas(spec):
+            return 0
+        return self._desired(runtime, now)
+
+    async def _schedule(self, wants: dict[str, int], now: float) -> ScheduleResult:
+        inventory = self.inventory()
+        if self.claims is not None:
+            inventory = assign_claims(await asyncio.to_thread(self.claims.claims), inventory)
+        placements = [p for runtime in self.runtimes.values() for p in runtime.placements.values()]
+        requests = []
+        for deployment_id, desired in wants.items():
+            runtime = self.runtimes[deployment_id]
+            spec = runtime.spec
+            assert spec is not None
+            if not self._manages_replicas(spec):
+                continue
             template = spec.replica_template()
+            # Replicas that keep their GPUs a while yet: old-template ones (until the new ones are ready)
+            # and draining ones (until their in-flight requests finish).
+            holding = sum(
+                1
+                for rid, r in runtime.replicas.items()
+                if rid in runtime.placements and (rid in runtime.draining or r.template != template)
+            )
+            requests.append(
+                DeploymentRequest(
+                    deployment_id=deployment_id,
+                    replicas=desired + holding,
+                    instance_type=spec.resources.instance_type,
+                    gpu_count=spec.resources.gpu_count,
+                    capacity_classes=spec.autoscaling.capacity_classes,
+                    priority=spec.autoscaling.priority,
+                    min_replicas=min(spec.autoscaling.min, desired),
+                )
+            )
+        return schedule(inventory, placements, requests, now)
+
+    async def _apply(self, runtime: DeploymentRuntime, desired: int, decision: ScheduleResult, now: float) -> None:
+        spec = runtime.spec
+        assert spec is not None
+        if self._manages_replicas(spec):
+            for preemption in decision.preempted:
+                if preemption.placement.deployment_id == runtime.id:
+                    log.info("preempting %s: %s", preemption.placement.replica_id, preemption.message)
+                    self._remove_replica(runtime, preemption.placement.replica_id)
+            pending = decision.pending_for(runtime.id)
+            runtime.pending_message = pending.message if pending is not None and pending.count else None
+            slots = [p for p in decision.started if p.deployment_id == runtime.id]
             in_flight = {rid: self.gateway.in_flight(rid) for rid in runtime.replicas}
             plan = plan_rollout(
                 [r for rid, r in runtime.replicas.items() if rid not in runtime.draining],
-                template,
+                spec.replica_template(),
                 desired,
                 in_flight,
                 can_start=now >= runtime.next_start_at,
             )
             for replica_id in plan.remove:
                 self._remove_replica(runtime, replica_id)
-            for _ in range(plan.start):
-                await self._start_replica(runtime, spec)
+            for slot in slots[: plan.start]:
+                await self._start_replica(runtime, spec, slot, now)
         await self._write_status(runtime, now, desired=desired)
 
     def _desired(self, runtime: DeploymentRuntime, now: float) -> int:
@@ -252,10 +336,39 @@ class Controller:
             1 for rid, r in runtime.replicas.items() if r.phase is ReplicaPhase.READY and rid not in runtime.draining
         )
 
-    async def _start_replica(self, runtime: DeploymentRuntime, spec: DeploymentSpec) -> None:
+    async def _start_replica(
+        self, runtime: DeploymentRuntime, spec: DeploymentSpec, slot: Placement, now: float
+    ) -> None:
         replica_id = f"{runtime.id}-{secrets.token_hex(3)}"
-        state = await self.backend.start(ReplicaLaunch(deployment_id=runtime.id, replica_id=replica_id, spec=spec))
+        placement = Placement(runtime.id, replica_id, slot.instance_id, slot.gpus, now)
+        gpu_ids = self._gpu_ids_for(placement)
+        runtime.placements[replica_id] = placement
+        if self.run_log is not None:
+            await asyncio.to_thread(self.run_log.run_started, runtime.id, replica_id, slot.gpus, slot.instance_id, now)
+        state = await self.backend.start(
+            ReplicaLaunch(deployment_id=runtime.id, replica_id=replica_id, spec=spec, gpu_ids=gpu_ids)
+        )
         runtime.replicas[replica_id] = state
+
+    def _gpu_ids_for(self, placement: Placement) -> tuple[int, ...]:
+        """Device indices on a real GPU instance (`local-gpu`); virtual instances have none."""
+        if placement.instance_id != LOCAL_GPU_INSTANCE:
+            return ()
+        taken = {
+            i
+            for runtime in self.runtimes.values()
+            for rid, ids in runtime.gpu_ids.items()
+            if runtime.placements.get(rid, placement).instance_id == placement.instance_id
+            for i in ids
+        }
+        free = [i for i in range(64) if i not in taken][: placement.gpus]
+        self.runtimes[placement.deployment_id].gpu_ids[placement.replica_id] = tuple(free)
+        return tuple(free)
+
+    def _release_placement(self, runtime: DeploymentRuntime, replica_id: str, now: float) -> None:
+        runtime.gpu_ids.pop(replica_id, None)
+        if runtime.placements.pop(replica_id, None) is not None and self.run_log is not None:
+            self.run_log.run_stopped(replica_id, now)
 
     def _remove_replica(self, runtime: DeploymentRuntime, replica_id: str) -> None:
         """Drain: out of rotation first, in-flight requests finish (bounded), then the process stops."""
@@ -276,6 +389,7 @@ class Controller:
         finally:
             runtime.replicas.pop(replica_id, None)
             runtime.draining.discard(replica_id)
+            self._release_placement(runtime, replica_id, self.clock())
             self.wake()
 
     # -- routes and status ----------------------------------------------------------------------------
@@ -335,6 +449,7 @@ class Controller:
             consecutive_crashes=runtime.consecutive_crashes,
             ever_ready_this_generation=runtime.ever_ready_generation == runtime.record.generation,
             spec_error=runtime.spec_error,
+            waiting_for_capacity=runtime.pending_message,
         )
         state, conditions = compute_state(view)
         ready = sum(1 for r in replicas if r.phase is ReplicaPhase.READY and r.replica_id not in runtime.draining)

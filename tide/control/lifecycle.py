@@ -104,6 +104,7 @@ class DeploymentView:
     consecutive_crashes: int = 0
     ever_ready_this_generation: bool = False
     spec_error: str | None = None
+    waiting_for_capacity: str | None = None  # the scheduler's message: what exactly is missing
     conditions: list[Condition] = field(default_factory=list)
 
 
@@ -143,6 +144,8 @@ def compute_state(view: DeploymentView) -> tuple[str, list[Condition]]:
     if view.failure and not ready:
         conditions.append(Condition("ReplicaFailed", view.failure))
         return "STATUS_FAILED", conditions
+    if view.waiting_for_capacity:
+        conditions.append(Condition("WaitingForCapacity", view.waiting_for_capacity))
     if view.crash_message and view.consecutive_crashes:
         conditions.append(Condition("ReplicaCrashed", view.crash_message))
     for replica in starting:
