@@ -65,6 +65,8 @@ class ReplicaState:
             out["progress"] = self.progress
         if self.exit_code is not None:
             out["exitCode"] = self.exit_code
+        if self.pid is not None and not self.phase.terminal:
+            out["pid"] = self.pid
         return out
 
 

@@ -72,6 +72,9 @@ class DeploymentState:
         """Fewest in flight among replicas with room; healthy ones first. None when none has room."""
         replicas = self.replicas
         count = len(replicas)
+        if count == 1:  # the common case: no ordering to decide
+            only = replicas[0]
+            return only if only.has_room() and only.replica_id not in exclude else None
         if count == 0:
             return None
         start = self._next_start % count

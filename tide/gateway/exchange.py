@@ -61,12 +61,12 @@ class Exchange:
         )
 
     # ---- dispatch -------------------------------------------------------------------------------
-    def start_on(self, replica: ReplicaState) -> None:
+    def start_on(self, replica: ReplicaState, fresh_connection: bool = False) -> None:
         """Send the request to `replica` (which the caller checked has room)."""
         self.replica = replica
         replica.in_flight += 1
         replica.deployment.in_flight += 1
-        connection = self.gateway.pool.take_idle(replica.address)
+        connection = None if fresh_connection else self.gateway.pool.take_idle(replica.address)
         if connection is not None:
             self.upstream = connection
             connection.send(self, self._request_bytes(replica))
@@ -165,8 +165,11 @@ class Exchange:
         out = self._out
         if out:
             self._head_sent = True
-            self.client.write(out[0] if len(out) == 1 else b"".join(out))
+            client = self.client
+            client.write(out[0] if len(out) == 1 else b"".join(out))
             out.clear()
+            if client.writing_paused:
+                self.pause_upstream()
 
     def on_upstream_complete(self, connection: UpstreamConnection) -> None:
         self.upstream = None
@@ -223,7 +226,7 @@ class Exchange:
 
     def _retry_on(self, replica: ReplicaState) -> None:
         if replica.active and replica.has_room():
-            self.start_on(replica)
+            self.start_on(replica, fresh_connection=True)
         else:
             other = self.deployment.pick_replica(exclude=self.tried)
             if other is not None:

@@ -28,6 +28,11 @@ class Gateway:
 
     Runs on the caller's event loop (`await start(host, port)`); the controller pushes routes with
     `set_routes` and reads `load_snapshot()` / `in_flight(replica_id)`.
+
+    Callbacks (plain functions or coroutine functions; never awaited on the request path):
+    `on_demand(deployment_id)` runs for every request that arrives while its deployment has no replica
+    (callers de-duplicate); `on_replica_failure(replica_id)` runs when a replica refused or dropped a
+    request before answering (it is then avoided for `unhealthy_s` while others have room).
     """
 
     def __init__(
@@ -65,7 +70,7 @@ class Gateway:
     async def start(self, host: str = "127.0.0.1", port: int = 8080) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: ClientConnection(self),  # type: ignore[arg-type, return-value]
+            lambda: ClientConnection(self),
             host,
             port,
             backlog=4096,

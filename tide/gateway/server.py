@@ -6,6 +6,7 @@ Requests on one connection are answered in order (pipelined ones wait their turn
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -15,8 +16,6 @@ import httptools
 from tide.gateway.errors import error_response
 
 if TYPE_CHECKING:
-    import asyncio
-
     from tide.gateway.exchange import Exchange
 
 
@@ -41,15 +40,18 @@ class RequestHandler(Protocol):
     def connection_closed(self, client: ClientConnection) -> None: ...
 
 
-class ClientConnection:
-    """asyncio.Protocol for one client connection (duck-typed: uvloop accepts any such object)."""
+class ClientConnection(asyncio.Protocol):
+    """One client connection."""
 
     def __init__(self, handler: RequestHandler) -> None:
         self.handler = handler
         self.transport: asyncio.Transport | None = None
         self.exchange: Exchange | None = None  # the request being answered now
         self.closed = False
+        self.writing_paused = False
         self._busy = False
+        self._dispatching = False
+        self._eof = False
         self._pending: deque[IncomingRequest] = deque()
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
@@ -80,8 +82,9 @@ class ClientConnection:
             self._next()
 
     def eof_received(self) -> bool | None:
-        # Half-closed by the client: finish answering what was asked (False closes the transport).
-        return self._busy or bool(self._pending) or None
+        # Half-closed by the client: finish answering what was asked, then close (see `finish`).
+        self._eof = True
+        return True if self._busy or self._pending else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -94,10 +97,12 @@ class ClientConnection:
 
     def pause_writing(self) -> None:
         # The client reads slower than the replica writes: stop reading from the replica.
+        self.writing_paused = True
         if self.exchange is not None:
             self.exchange.pause_upstream()
 
     def resume_writing(self) -> None:
+        self.writing_paused = False
         if self.exchange is not None:
             self.exchange.resume_upstream()
 
@@ -149,9 +154,15 @@ class ClientConnection:
 
     # used by the gateway and exchanges
     def _next(self) -> None:
-        while self._pending and not self._busy and not self.closed:
-            self._busy = True
-            self.handler.handle(self, self._pending.popleft())
+        if self._dispatching:  # answered synchronously inside handle(): the loop below goes on
+            return
+        self._dispatching = True
+        try:
+            while self._pending and not self._busy and not self.closed:
+                self._busy = True
+                self.handler.handle(self, self._pending.popleft())
+        finally:
+            self._dispatching = False
 
     def write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:
@@ -165,7 +176,7 @@ class ClientConnection:
     def finish(self, keep_alive: bool) -> None:
         self.exchange = None
         self._busy = False
-        if not keep_alive:
+        if not keep_alive or (self._eof and not self._pending):
             self.close()
         elif self._pending:
             self._next()

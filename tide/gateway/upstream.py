@@ -32,6 +32,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._reason = b""
         self._complete = False
         self._keep_alive = False
+        self._reading_paused = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -109,11 +110,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport.write(request)
 
     def pause_reading(self) -> None:
-        if self.transport is not None and not self.closed:
+        if self.transport is not None and not self.closed and not self._reading_paused:
+            self._reading_paused = True
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self.transport is not None and not self.closed:
+        if self.transport is not None and not self.closed and self._reading_paused:
+            self._reading_paused = False
             self.transport.resume_reading()
 
     def close(self) -> None:
@@ -162,6 +165,7 @@ class UpstreamPool:
         return protocol
 
     def release(self, connection: UpstreamConnection) -> None:
+        connection.resume_reading()  # it may have been paused for a slow client just as the response ended
         idle = self._idle.setdefault(connection.address, [])
         if len(idle) >= self.max_idle_per_address:
             connection.close()

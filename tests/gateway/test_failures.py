@@ -1,0 +1,110 @@
+"""Failures and HTTP edge cases: retries before the first byte, cut streams, disconnects, big bodies."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import orjson
+
+from tests.gateway.fake_upstream import FakeUpstream, dead_port
+from tests.gateway.helpers import CHAT, run, running_gateway, table, upstreams, url
+from tide.gateway import DeploymentRoute, ReplicaEndpoint
+
+
+def test_dead_replicas_are_retried_on_another_and_reported() -> None:
+    async def scenario() -> None:
+        failed: list[str] = []
+        fakes = FakeUpstream("good"), FakeUpstream("dropper", drop_connections=True)
+        async with upstreams(*fakes) as (good, dropper):
+            refused = ReplicaEndpoint("refused", f"http://127.0.0.1:{await dead_port()}/v1")
+            replicas = (refused, ReplicaEndpoint("dropper", dropper.base_url), ReplicaEndpoint("good", good.base_url))
+            routes = table(DeploymentRoute("d", "tiny", 100, replicas))
+            async with running_gateway(routes, on_replica_failure=failed.append) as gw, httpx.AsyncClient() as http:
+                responses = [await http.post(url(gw), json=CHAT) for _ in range(6)]
+                assert [r.status_code for r in responses] == [200] * 6
+                assert {r.headers["x-replica"] for r in responses} == {"good"}
+                assert set(failed) == {"refused", "dropper"}
+                assert gw.load_snapshot()["d"].in_flight == 0
+
+    run(scenario())
+
+
+def test_all_replicas_dead_gives_502_in_openai_shape() -> None:
+    async def scenario() -> None:
+        refused = ReplicaEndpoint("refused", f"http://127.0.0.1:{await dead_port()}/v1")
+        routes = table(DeploymentRoute("d", "tiny", 100, (refused,)))
+        async with running_gateway(routes) as gw, httpx.AsyncClient() as http:
+            response = await http.post(url(gw), json=CHAT)
+            assert response.status_code == 502
+            assert response.json()["error"]["code"] == "upstream_unavailable"
+
+    run(scenario())
+
+
+def test_stream_cut_midway_ends_with_an_sse_error_event() -> None:
+    async def scenario() -> None:
+        async with upstreams(FakeUpstream("r1", stream_events=5, cut_after_events=2)) as (fake,):
+            routes = table(DeploymentRoute("d", "tiny", 100, (ReplicaEndpoint("r1", fake.base_url),)))
+            async with running_gateway(routes) as gw, httpx.AsyncClient() as http:
+                events = []
+                async with http.stream("POST", url(gw), json={**CHAT, "stream": True}) as response:
+                    assert response.status_code == 200
+                    async for line in response.aiter_lines():
+                        if line.startswith("data: "):
+                            events.append(line.removeprefix("data: "))
+                assert len(events) == 3
+                assert orjson.loads(events[0])["choices"][0]["delta"]["content"] == "tok0 "
+                assert orjson.loads(events[-1])["error"]["code"] == "upstream_disconnected"
+                assert len(fake.requests) == 1  # no retry once bytes reached the client
+                # The client connection stays usable after the error event.
+                assert (await http.post(url(gw), json=CHAT)).status_code == 200
+
+    run(scenario())
+
+
+def test_client_disconnect_midstream_cancels_the_upstream_request() -> None:
+    async def scenario() -> None:
+        async with upstreams(FakeUpstream("r1", stream_events=200, event_delay_s=0.02)) as (fake,):
+            routes = table(DeploymentRoute("d", "tiny", 100, (ReplicaEndpoint("r1", fake.base_url),)))
+            async with running_gateway(routes) as gw:
+                async with (
+                    httpx.AsyncClient() as http,
+                    http.stream("POST", url(gw), json={**CHAT, "stream": True}) as response,
+                ):
+                    async for line in response.aiter_lines():
+                        if line.startswith("data: "):
+                            break  # leaving the block closes the connection mid-stream
+                for _ in range(100):
+                    if fake.cancelled:
+                        break
+                    await asyncio.sleep(0.02)
+                assert fake.cancelled == 1
+                assert gw.in_flight("r1") == 0
+
+    run(scenario())
+
+
+def test_large_bodies_chunked_uploads_and_keepalive_both_ways() -> None:
+    async def scenario() -> None:
+        async with upstreams(FakeUpstream("r1")) as (fake,):
+            routes = table(DeploymentRoute("d", "tiny", 100, (ReplicaEndpoint("r1", fake.base_url),)))
+            async with running_gateway(routes) as gw, httpx.AsyncClient() as http:
+                prompt = "y" * 3_000_000
+                big = await http.post(url(gw), json={**CHAT, "prompt": prompt, "echo_size": 5_000_000})
+                assert big.status_code == 200 and len(big.json()["echo"]) == 5_000_000
+                assert fake.requests[-1].body["prompt"] == prompt
+
+                async def chunked_body():  # type: ignore[no-untyped-def]
+                    data = orjson.dumps(CHAT)
+                    yield data[:10]
+                    yield data[10:]
+
+                chunked = await http.post(url(gw), content=chunked_body(), headers={"content-type": "application/json"})
+                assert chunked.status_code == 200
+
+                for _ in range(20):
+                    assert (await http.post(url(gw), json=CHAT)).status_code == 200
+                assert fake.connections == 1  # one kept-alive upstream connection served all of them
+
+    run(scenario())
