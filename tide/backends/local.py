@@ -15,7 +15,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +27,9 @@ from tide.spec import DeploymentSpec
 
 EVENT_PREFIX = "TIDE_EVENT "
 PROGRESS_NOTIFY_S = 0.25
+# A starting replica is never killed for being slow, only for showing no sign of progress (bytes
+# downloaded, log lines, events) for this long: a multi-minute GPU load that keeps logging is fine.
+STARTUP_STALL_S = 600.0
 HEALTH_POLL_S = 0.25  # fallback for engines that do not push readiness (e.g. vLLM)
 
 
@@ -59,11 +62,20 @@ class _Replica:
     process: asyncio.subprocess.Process | None = None
     lease: WeightsLease | None = None
     stopping: bool = False
+    last_progress: float = field(default_factory=time.monotonic)  # any sign of life while starting
+    stalled: str | None = None  # why the watchdog ended a start that made no progress
 
 
 class LocalBackend:
-    def __init__(self, data_dir: Path, weights: WeightsProvider, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        weights: WeightsProvider,
+        host: str = "127.0.0.1",
+        startup_stall_s: float = STARTUP_STALL_S,
+    ) -> None:
         self._logs_dir = data_dir / "logs"
+        self._startup_stall_s = startup_stall_s
         self._weights = weights
         self._host = host
         self._replicas: dict[str, _Replica] = {}
@@ -108,13 +120,21 @@ class LocalBackend:
             def on_progress(progress: dict[str, Any]) -> None:
                 replica.state.progress = progress
                 now = time.monotonic()
+                replica.last_progress = now
                 # Downloads report per chunk; the controller needs a few updates a second, not hundreds.
                 if now - last_notified[0] >= PROGRESS_NOTIFY_S or progress.get("percent") == 100.0:
                     last_notified[0] = now
                     self._listener(replica.state)
 
+            fetch = asyncio.create_task(self._weights.fetch(spec, on_progress))
+            while not fetch.done():
+                await asyncio.wait({fetch}, timeout=1.0)
+                if not fetch.done() and self._stalled(replica):
+                    fetch.cancel()
+                    self._set_phase(replica, ReplicaPhase.FAILED, self._stall_message(replica))
+                    return
             try:
-                replica.lease = await self._weights.fetch(spec, on_progress)
+                replica.lease = fetch.result()
             except WeightsUnavailable as exc:
                 self._set_phase(replica, ReplicaPhase.FAILED, str(exc))
                 return
@@ -143,6 +163,7 @@ class LocalBackend:
         log_file.write(f"--- starting {' '.join(plan.argv)}\n".encode())
         env = {**os.environ, **plan.env, "PYTHONUNBUFFERED": "1"}
         self._set_phase(replica, ReplicaPhase.ENGINE_LOAD, "loading the model")
+        replica.last_progress = time.monotonic()
         process = await asyncio.create_subprocess_exec(
             *plan.argv,
             stdout=asyncio.subprocess.PIPE,
@@ -167,6 +188,7 @@ class LocalBackend:
         async def read_stdout() -> None:
             assert process.stdout is not None
             async for raw in process.stdout:
+                replica.last_progress = time.monotonic()
                 log_file.write(raw)
                 line = raw.decode(errors="replace").strip()
                 if not line.startswith(EVENT_PREFIX):
@@ -182,9 +204,18 @@ class LocalBackend:
                     self._listener(replica.state)
 
         async def poll_health() -> None:
+            log_size = 0
             while not ready.is_set():
                 await asyncio.sleep(HEALTH_POLL_S if not plan.emits_events else 1.0)
                 await confirm_ready()
+                size = log_path.stat().st_size if log_path.exists() else 0
+                if size != log_size:  # the engine's own log output counts as progress
+                    log_size = size
+                    replica.last_progress = time.monotonic()
+                if not ready.is_set() and self._stalled(replica):
+                    replica.stalled = self._stall_message(replica)
+                    _signal_group(process.pid, signal.SIGKILL)
+                    return
 
         reader = asyncio.create_task(read_stdout())
         poller = asyncio.create_task(poll_health())
@@ -200,10 +231,21 @@ class LocalBackend:
         replica.state.base_url = None
         if replica.stopping:
             self._set_phase(replica, ReplicaPhase.STOPPED, "")
+        elif replica.stalled:
+            self._set_phase(replica, ReplicaPhase.FAILED, replica.stalled)
         else:
             tail = _tail(log_path, 3)
             self._set_phase(replica, ReplicaPhase.CRASHED, f"engine exited with code {code}: {tail}")
         self._release(replica)
+
+    def _stalled(self, replica: _Replica) -> bool:
+        return time.monotonic() - replica.last_progress > self._startup_stall_s
+
+    def _stall_message(self, replica: _Replica) -> str:
+        return (
+            f"stalled in phase {replica.state.phase.value}: no progress for {self._startup_stall_s:.0f}s "
+            "(no bytes downloaded, no log output); see `tide logs`"
+        )
 
     async def _healthy(self, url: str) -> bool:
         try:
