@@ -155,7 +155,7 @@ class WeightsCache:
         while True:
             lease = await asyncio.to_thread(self._try_lease, plan.name, False)
             if lease is not None:
-                return lease
+                return self._report_hit(plan, lease, progress)
             record, owner = self._join(plan.name, progress)
             if owner:
                 threading.Thread(
@@ -179,7 +179,7 @@ class WeightsCache:
         while True:
             lease = self._try_lease(plan.name, False)
             if lease is not None:
-                return lease
+                return self._report_hit(plan, lease, progress)
             record, owner = self._join(plan.name, progress)
             if owner:
                 self._own_download(plan, record)
@@ -258,6 +258,14 @@ class WeightsCache:
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         name = f"{_slug(source.bucket, 40)}--{_slug(source.prefix, 80)}--{digest}"
         return _Plan(bucket=bucket, source=source, objects=objects, name=name)
+
+    @staticmethod
+    def _report_hit(plan: _Plan, lease: CacheLease, progress: ProgressCallback | None) -> CacheLease:
+        """A cache hit still tells the caller it is at 100 %, so status displays need no special case."""
+        if progress is not None:
+            n = len(plan.objects)
+            progress(DownloadProgress(plan.total_bytes, plan.total_bytes, n, n, 0.0))
+        return lease
 
     # ---- leases -------------------------------------------------------------------------------
 

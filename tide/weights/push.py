@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -75,8 +74,3 @@ def parse_bucket_path(text: str) -> tuple[str, str]:
     if not bucket or not path:
         raise WeightsError(PATH_NOT_FOUND, f"expected BUCKET/PATH, got {text!r}", text)
     return bucket, path
-
-
-def default_cache_root() -> Path:
-    data = Path(os.environ.get("TIDE_DATA_DIR", Path.home() / ".tide")).expanduser()
-    return data / "cache"

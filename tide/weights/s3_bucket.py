@@ -166,11 +166,15 @@ class S3Bucket:
                 OBJECT_CHANGED, f"{ref} is now {resp.get('ContentLength')} bytes, listed as {obj.size}; retry", ref
             )
         raw = resp["Body"]._raw_stream
+        # urllib3's readinto is read() plus a copy, and http.client's read(n) copies once more: read
+        # the http.client response directly (one copy, socket -> buffer), then pwrite (one more).
+        reader = getattr(raw, "_fp", None) or raw
         buf = self._buffer()
         offset = start
+        complete = False
         try:
             while offset < end:
-                n = raw.readinto(buf[: min(_BUFFER_BYTES, end - offset)])
+                n = reader.readinto(buf[: min(_BUFFER_BYTES, end - offset)])
                 if not n:
                     break
                 written = 0
@@ -178,9 +182,13 @@ class S3Bucket:
                     written += os.pwrite(fd, buf[written:n], offset + written)
                 offset += n
                 on_bytes(n)
+            complete = offset == end
         finally:
-            resp["Body"].close()
-        if offset != end:
+            if complete and reader is not raw and getattr(reader, "isclosed", lambda: False)():
+                raw.release_conn()  # body fully read: the connection goes back to the pool
+            else:
+                resp["Body"].close()
+        if not complete:
             raise WeightsError(
                 UNAVAILABLE, f"{ref}: connection closed after {offset - start} of {end - start} bytes; retry", ref
             )
