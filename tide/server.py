@@ -110,6 +110,7 @@ class TideServer:
             wake_controller=self.controller.wake,
             logs=self.backend.logs,
             parameters=lambda: parameters_json(self.catalog),
+            metrics=self.controller.metrics.exposition,
             claims=ClaimsContext(
                 store=self.store, inventory=lambda: self.inventory, wake_controller=self.controller.wake
             ),

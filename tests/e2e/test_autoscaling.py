@@ -85,4 +85,10 @@ def test_scales_from_zero_up_down_and_back_to_zero(clean_tide: TideProcess) -> N
     # And back on the next request.
     with httpx.Client(timeout=120) as client:
         assert complete(clean_tide, client) == 200
+
+    # Cold starts are measured by phase, and from the waking request to the first ready replica.
+    metrics = httpx.get(f"{clean_tide.api_url}/metrics").text
+    assert 'tide_wake_to_ready_seconds_count{deployment="tiny-scale"} 2.0' in metrics
+    for phase in ("downloading_weights", "engine_load", "total"):
+        assert f'tide_replica_start_phase_seconds_count{{deployment="tiny-scale",phase="{phase}"}}' in metrics
     print(f"cold start through the gateway: {cold:.1f} s")

@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tide.api.claims import ClaimsContext, claims_router
@@ -37,6 +37,7 @@ class ApiContext:
     parameters: Callable[[], dict[str, Any]]
     clock: Callable[[], float] = time.time
     claims: ClaimsContext | None = None  # capacity claims and usage routes, when the server has them
+    metrics: Callable[[], bytes] | None = None  # Prometheus exposition of the control plane
 
 
 def deployment_json(record: DeploymentRecord) -> dict[str, Any]:
@@ -109,6 +110,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body = ctx.metrics() if ctx.metrics is not None else b""
+        return Response(body, media_type="text/plain; version=0.0.4")
 
     @app.get(f"{BASE}/deployments", dependencies=auth)
     async def list_deployments() -> dict[str, Any]:

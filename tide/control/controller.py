@@ -23,6 +23,7 @@ from tide.control.lifecycle import (
     plan_rollout,
     restart_backoff,
 )
+from tide.control.metrics import ControlMetrics
 from tide.control.scaling import DeploymentScaler
 from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint, RouteTable
 from tide.scheduling import (
@@ -72,6 +73,7 @@ class DeploymentRuntime:
     placements: dict[str, Placement] = field(default_factory=dict)  # replica id -> where it runs
     gpu_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)
     pending_message: str | None = None
+    woke_at: float | None = None  # first request that found no ready replica, until one is ready
     last_status: dict[str, Any] = field(default_factory=dict)
     condition_times: dict[tuple[str, str], float] = field(default_factory=dict)
 
@@ -99,6 +101,7 @@ class Controller:
         self.inventory = inventory or (lambda: local_inventory(None, 0))
         self.claims = claims
         self.run_log = run_log
+        self.metrics = ControlMetrics()
         self.drain_timeout_s = drain_timeout_s
         self.stop_grace_s = stop_grace_s
         self.runtimes: dict[str, DeploymentRuntime] = {}
@@ -117,13 +120,22 @@ class Controller:
         """A request arrived for a deployment with no ready replica: decide now, not at the next tick."""
         runtime = self.runtimes.get(deployment_id)
         if runtime is not None and runtime.scaler is not None:
-            runtime.scaler.wake(self.clock(), self._ready_count(runtime))
+            ready = self._ready_count(runtime)
+            if ready == 0 and runtime.woke_at is None:
+                runtime.woke_at = self.clock()
+            runtime.scaler.wake(self.clock(), ready)
         self.wake()
 
     def _on_replica_change(self, state: ReplicaState) -> None:
         runtime = self.runtimes.get(state.deployment_id)
         if runtime is not None:
             runtime.replicas[state.replica_id] = state
+            if state.phase is ReplicaPhase.READY and ReplicaPhase.DRAINING.value not in state.phase_times:
+                now = self.clock()
+                self.metrics.replica_ready(state, now)
+                if runtime.woke_at is not None:
+                    self.metrics.woke_and_ready(runtime.id, now - runtime.woke_at)
+                    runtime.woke_at = None
             if state.phase is ReplicaPhase.READY:
                 runtime.consecutive_crashes = 0
                 runtime.failure = None
@@ -254,6 +266,7 @@ class Controller:
         if not runtime.replicas:
             await asyncio.to_thread(self.store.remove_deployment, runtime.id)
             self.runtimes.pop(runtime.id, None)
+            self.metrics.forget(runtime.id)
             return
         await self._write_status(runtime, now, desired=0)
 
@@ -466,6 +479,7 @@ class Controller:
         }
         if runtime.scaler is not None:
             status.update(runtime.scaler.status())
+        self.metrics.set_replica_counts(runtime.id, ready, desired)
         if status != runtime.last_status:
             runtime.last_status = status
             await asyncio.to_thread(self.store.set_status, runtime.id, status)
