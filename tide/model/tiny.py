@@ -118,7 +118,15 @@ def _build_weights(out_dir: pathlib.Path, seed: int) -> int:
         top_p=0.9,
         max_new_tokens=64,
     )
-    model.save_pretrained(str(out_dir), safe_serialization=True)
+    from transformers.utils import logging as hf_logging
+
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # our own progress lines are enough
+    try:
+        model.save_pretrained(str(out_dir), safe_serialization=True)
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
     return sum(p.numel() for p in model.parameters())
 
 

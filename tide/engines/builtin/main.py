@@ -32,11 +32,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--served-model-name", required=True, help="the `model` name clients send")
     parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: OMP_NUM_THREADS if set, else half the cores)",
+    )
     parser.add_argument("--max-batch-size", type=int, default=16, help="sequences decoded together (>= 1)")
     parser.add_argument(
         "--drain-timeout", type=float, default=30.0, help="seconds in-flight requests may take to finish after SIGTERM"
     )
     args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
     if args.max_batch_size < 1:
         parser.error("--max-batch-size must be at least 1")
     if args.drain_timeout < 0:
@@ -80,7 +88,7 @@ def _load_in_thread(
         from tide.engines.builtin.scheduler import BatchScheduler
 
         started = time.monotonic()
-        loaded = load_model(args.model_dir, dtype=args.dtype, device=args.device)
+        loaded = load_model(args.model_dir, dtype=args.dtype, device=args.device, threads=args.threads)
         warm_up(loaded)
         scheduler = BatchScheduler(
             loaded.model,

@@ -342,8 +342,10 @@ def _layer_tensors(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor
     for index, layer in enumerate(cache.layers):
         keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
         if not isinstance(keys, torch.Tensor) or not isinstance(values, torch.Tensor):
-            raise RuntimeError(f"cache layer {index} ({type(layer).__name__}) holds no key/value tensors; "
-                               "the built-in engine supports decoder models with plain attention only")
+            raise RuntimeError(
+                f"cache layer {index} ({type(layer).__name__}) holds no key/value tensors; "
+                "the built-in engine supports decoder models with plain attention only"
+            )
         tensors.append((keys, values))
     return tensors
 
