@@ -155,6 +155,7 @@ class TideServer:
 
 def run_server(config: ServerConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
     server = TideServer(config)
 
     def announce() -> None:
