@@ -111,6 +111,97 @@ def up(
     run_server(config)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the API and gateway channel listen on.")
+@click.option("--api-port", default=DEFAULT_API_PORT, show_default=True, type=int)
+@click.option(
+    "--database-url", default=None, help="SQLAlchemy URL shared by all controllers (Postgres, or a SQLite file)."
+)
+@click.option("--buckets-dir", type=click.Path(path_type=Path), default=None, help="Root of local `file` buckets.")
+@click.option("--drain-timeout", default=30.0, show_default=True, help="Seconds a removed replica may finish work.")
+@click.option(
+    "--inventory",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML of virtual instances (types, zones, classes) to schedule on instead of this machine.",
+)
+@click.option("--cpu-slots", default=8, show_default=True, help="Replicas that fit on this machine without GPUs.")
+@click.option("--lease-ttl", default=10.0, show_default=True, help="Leader lease TTL: a standby takes over within it.")
+@click.pass_context
+def controller(
+    ctx: click.Context,
+    host: str,
+    api_port: int,
+    database_url: str | None,
+    buckets_dir: Path | None,
+    drain_timeout: float,
+    inventory: Path | None,
+    cpu_slots: int,
+    lease_ttl: float,
+) -> None:
+    """Run a controller (with the management API and the gateway channel); the lease holder acts."""
+    from tide.server import run_controller
+
+    config = ServerConfig(
+        data_dir=ctx.find_root().obj["data_dir"],
+        host=host,
+        api_port=api_port,
+        database_url=database_url,
+        buckets_dir=buckets_dir,
+        drain_timeout_s=drain_timeout,
+        inventory_path=inventory,
+        cpu_slots=cpu_slots,
+    )
+    run_controller(config, lease_ttl_s=lease_ttl)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--api-port", default=DEFAULT_API_PORT, show_default=True, type=int)
+@click.option("--database-url", default=None, help="The controllers' SQLAlchemy URL.")
+@click.option(
+    "--inventory",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The same inventory YAML the controllers use (for validation).",
+)
+@click.option("--cpu-slots", default=8, show_default=True)
+@click.pass_context
+def api(
+    ctx: click.Context, host: str, api_port: int, database_url: str | None, inventory: Path | None, cpu_slots: int
+) -> None:
+    """Run the management API alone over the controllers' database."""
+    from tide.server import run_api
+
+    config = ServerConfig(
+        data_dir=ctx.find_root().obj["data_dir"],
+        host=host,
+        api_port=api_port,
+        database_url=database_url,
+        inventory_path=inventory,
+        cpu_slots=cpu_slots,
+    )
+    run_api(config)
+
+
+@main.command()
+@click.option(
+    "--controller",
+    "controllers",
+    multiple=True,
+    required=True,
+    help="Controller URL (repeat for standbys): the gateway follows whichever holds the lease.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=DEFAULT_GATEWAY_PORT, show_default=True, type=int)
+@click.pass_context
+def gateway(ctx: click.Context, controllers: tuple[str, ...], host: str, port: int) -> None:
+    """Run a gateway that follows the controller (routes pushed, load reported). Token: $TIDE_API_TOKEN."""
+    from tide.gateway.follower import run_gateway
+
+    run_gateway(host, port, list(controllers), read_client_token(ctx.find_root().obj["data_dir"]))
+
+
 def _load_documents(path: str) -> list[dict[str, Any]]:
     text = sys.stdin.read() if path == "-" else Path(path).read_text()
     try:

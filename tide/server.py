@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 import yaml
@@ -21,6 +22,7 @@ from tide.api.parameters import parameters_json
 from tide.backends.local import LocalBackend
 from tide.backends.node_weights import CachedWeights
 from tide.config import ServerConfig, load_or_create_token
+from tide.control.channel_http import GatewayHub
 from tide.control.controller import Controller
 from tide.engines.vllm import installed_vllm_versions
 from tide.gateway import Gateway
@@ -28,6 +30,7 @@ from tide.scheduling import Inventory, InventoryError, declared_inventory, local
 from tide.spec import Catalog, InstanceTypeInfo, default_catalog
 from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
+from tide.store.lease import LeaderLease
 from tide.weights import StorageConfig, WeightsCache
 
 log = logging.getLogger("tide.server")
@@ -81,7 +84,9 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 
 class TideServer:
-    def __init__(self, config: ServerConfig) -> None:
+    """`hub` None: the embedded gateway (`tide up`). A `GatewayHub`: gateways are other processes."""
+
+    def __init__(self, config: ServerConfig, hub: GatewayHub | None = None) -> None:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.token, self.token_created = load_or_create_token(config)
@@ -93,10 +98,11 @@ class TideServer:
         cache = WeightsCache(config.weights_cache_dir, budget_bytes=config.cache_budget_bytes)
         self.backend = LocalBackend(config.data_dir, CachedWeights(storage, cache), host="127.0.0.1")
         self.gateway = Gateway(on_demand=self._on_demand)
+        self.hub = hub
         self.controller = Controller(
             self.store,
             self.backend,
-            self.gateway,
+            hub if hub is not None else self.gateway,
             self.catalog,
             inventory=lambda: self.inventory,
             claims=ClaimStore(self.store),
@@ -116,6 +122,9 @@ class TideServer:
             ),
         )
         self.app = create_app(api_ctx)
+        if hub is not None:
+            hub.on_demand = self._on_demand
+            self.app.include_router(hub.router(self.token))
         self._uvicorn: uvicorn.Server | None = None
 
     def _on_demand(self, deployment_id: str) -> None:
@@ -175,4 +184,144 @@ def run_server(config: ServerConfig) -> None:
         pass
     except OSError as exc:
         print(f"tide up: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc
+
+
+# -- scaled out: `tide controller` and `tide api` ----------------------------------------------------------
+
+
+class ControllerServer:
+    """Controller + store + local backend + management API + the gateway channel, behind a leader lease.
+
+    Every controller process serves the API (writes land in the store; the leader reconciles them within
+    a second) and the channel (only the leader answers it: standbys say 503, gateways move on). Only the
+    lease holder runs the reconcile loop. Losing the lease ends the process: its replicas are stopped and
+    a fresh start campaigns again, so two controllers never act at once.
+    """
+
+    def __init__(self, config: ServerConfig, lease_ttl_s: float = 10.0) -> None:
+        self.config = config
+        self.hub = GatewayHub()
+        self.server = TideServer(config, hub=self.hub)
+        self.lease = LeaderLease(self.server.store, ttl_s=lease_ttl_s)
+        self.hub.is_leader = lambda: self._leading
+        self._leading = False
+        self._control_task: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+
+    def _elected(self) -> None:
+        log.info("elected leader (term %s): taking over", self.lease.term)
+        self._leading = True
+        self._control_task = asyncio.create_task(self.server.controller.run())
+
+    def _lost_lease(self) -> None:
+        if self._leading:
+            log.warning("leader lease lost: stopping")
+        self._leading = False
+        self.hub.close()
+        self._lost.set()
+
+    async def serve(self, ready: Callable[[], None] | None = None) -> None:
+        srv = self.server
+        cfg = uvicorn.Config(
+            srv.app,
+            host=self.config.host,
+            port=self.config.api_port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+        uv = _EmbeddedUvicorn(cfg)
+        api_task = asyncio.create_task(uv.serve())
+        while not uv.started:
+            if api_task.done():
+                await api_task
+                raise RuntimeError(f"the management API could not listen on port {self.config.api_port}")
+            await asyncio.sleep(0.02)
+        lease_task = asyncio.create_task(self.lease.hold(self._elected, self._lost_lease))
+        if ready is not None:
+            ready()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        waiters = {asyncio.create_task(stop.wait()), asyncio.create_task(self._lost.wait()), api_task, lease_task}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        log.info("shutting down: draining replicas")
+        self.hub.close()
+        await srv.controller.close()
+        if self._control_task is not None:
+            self._control_task.cancel()
+        lease_task.cancel()  # releases the lease (after the drain) so a standby need not wait the TTL
+        with contextlib.suppress(BaseException):
+            await lease_task
+        uv.should_exit = True
+        with contextlib.suppress(Exception):
+            await api_task
+        srv.store.close()
+        if self._lost.is_set() and not stop.is_set():
+            raise SystemExit(3)
+
+
+def run_controller(config: ServerConfig, lease_ttl_s: float) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    server = ControllerServer(config, lease_ttl_s=lease_ttl_s)
+
+    def announce() -> None:
+        print(f"tide {__version__} controller (holder {server.lease.holder})", flush=True)
+        print(f"  management API + gateway channel: http://{config.host}:{config.api_port}", flush=True)
+        print(f"  database:                         {config.db_url}", flush=True)
+        if server.server.token_created:
+            print(f"  API token (shown once, stored in {config.token_path}): {server.server.token}", flush=True)
+
+    _run(server.serve(ready=announce), "tide controller")
+
+
+def run_api(config: ServerConfig) -> None:
+    """The management API alone over the shared database: the leader sees changes within a second."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    token, created = load_or_create_token(config)
+    inventory = node_inventory(config.inventory_path, config.cpu_slots)
+    catalog = catalog_from_inventory(inventory)
+    store = Store(config.db_url)
+
+    def no_wake() -> None:
+        # The leader reconciles at least once a second; it reads the store then.
+        pass
+
+    def no_logs(replica_id: str, lines: int) -> dict[str, str]:
+        return {}
+
+    app = create_app(
+        ApiContext(
+            store=store,
+            catalog=lambda: catalog,
+            token=token,
+            wake_controller=no_wake,
+            logs=no_logs,
+            parameters=lambda: parameters_json(catalog),
+            claims=ClaimsContext(store=store, inventory=lambda: inventory, wake_controller=no_wake),
+        )
+    )
+    print(f"tide {__version__} api on http://{config.host}:{config.api_port}", flush=True)
+    if created:
+        print(f"  API token (shown once, stored in {config.token_path}): {token}", flush=True)
+    try:
+        uvicorn.run(app, host=config.host, port=config.api_port, log_level="warning")
+    finally:
+        store.close()
+
+
+def _run(main: Any, name: str) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(main)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc

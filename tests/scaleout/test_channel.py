@@ -1,0 +1,69 @@
+"""The pure half of the controller <-> gateway channel: JSON round trips and summed load."""
+
+from __future__ import annotations
+
+from tide.control.channel import (
+    LoadAggregator,
+    load_from_json,
+    load_to_json,
+    route_table_from_json,
+    route_table_to_json,
+)
+from tide.gateway.routes import DeploymentLoad, DeploymentRoute, ReplicaEndpoint, RouteTable
+
+
+def test_route_table_round_trips_through_json() -> None:
+    table = RouteTable(
+        {
+            "tiny": (
+                DeploymentRoute(
+                    "a",
+                    "tiny",
+                    80,
+                    (ReplicaEndpoint("a-1", "http://127.0.0.1:1/v1", 4), ReplicaEndpoint("a-2", "http://h:2/v1")),
+                    max_queue=7,
+                    max_queue_wait_s=2.5,
+                ),
+                DeploymentRoute("b", "tiny", 20, ()),
+            )
+        }
+    )
+    assert route_table_from_json(route_table_to_json(table)) == table
+    assert route_table_from_json(route_table_to_json(RouteTable({}))) == RouteTable({})
+
+
+def test_load_round_trips_through_json() -> None:
+    loads = {"a": DeploymentLoad(3, 2, {"a-1": 2, "a-2": 1}, 40)}
+    assert load_from_json(load_to_json(loads)) == loads
+
+
+def test_load_is_summed_over_live_gateways() -> None:
+    agg = LoadAggregator(live_s=3.0)
+    agg.report("g1", {"a": DeploymentLoad(2, 1, {"a-1": 2}, 10)}, now=100.0)
+    agg.report("g2", {"a": DeploymentLoad(3, 0, {"a-1": 1, "a-2": 2}, 5), "b": DeploymentLoad(1, 0, {}, 1)}, now=101.0)
+    snap = agg.snapshot(now=101.5)
+    assert snap["a"] == DeploymentLoad(5, 1, {"a-1": 3, "a-2": 2}, 15)
+    assert snap["b"].in_flight == 1
+    assert agg.in_flight("a-1", now=101.5) == 3
+    assert agg.gateways(now=101.5) == ["g1", "g2"]
+
+
+def test_a_silent_gateway_stops_counting_after_three_seconds() -> None:
+    agg = LoadAggregator(live_s=3.0)
+    agg.report("g1", {"a": DeploymentLoad(2, 0, {"a-1": 2}, 1)}, now=100.0)
+    agg.report("g2", {"a": DeploymentLoad(1, 0, {"a-1": 1}, 1)}, now=102.0)
+    assert agg.snapshot(now=102.9)["a"].in_flight == 3
+    assert agg.snapshot(now=103.0)["a"].in_flight == 1
+    assert agg.in_flight("a-1", now=103.0) == 1
+    assert agg.snapshot(now=105.5) == {}
+    agg.snapshot(now=200.0)
+    assert agg.reports == {}  # long-dead gateways are forgotten
+
+
+def test_a_drain_waits_for_gateways_that_have_not_seen_the_new_table() -> None:
+    agg = LoadAggregator()
+    agg.report("g1", {"a": DeploymentLoad(0, 0, {"a-1": 0}, 1)}, now=10.0, routes_version=4)
+    agg.report("g2", {"a": DeploymentLoad(0, 0, {"a-1": 0}, 1)}, now=10.0, routes_version=5)
+    assert agg.in_flight("a-1", now=10.5, routes_version=5) == 1  # g1 has not confirmed version 5
+    agg.report("g1", {"a": DeploymentLoad(0, 0, {}, 1)}, now=10.6, routes_version=5)
+    assert agg.in_flight("a-1", now=10.7, routes_version=5) == 0

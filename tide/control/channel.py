@@ -1,0 +1,157 @@
+"""The controller <-> gateway channel, the pure half: RouteTable as JSON and summed load signals.
+
+Scaled out, several gateway processes follow one controller. The controller pushes each of them the
+full route table (at once on subscribe, again on every change); each gateway posts its load snapshot
+every second, tagged with its gateway id and the route version it has applied. The controller sums
+in-flight and queued requests over the gateways heard from in the last `LIVE_S` seconds.
+
+No I/O here: the clock is a parameter. `tide/control/channel_http.py` puts this on the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tide.gateway.routes import DeploymentLoad, DeploymentRoute, ReplicaEndpoint, RouteTable
+
+LIVE_S = 3.0  # a gateway silent this long no longer counts
+
+
+# -- RouteTable <-> JSON -----------------------------------------------------------------------------
+
+
+def route_table_to_json(table: RouteTable) -> dict[str, Any]:
+    return {
+        "routes": {
+            name: [
+                {
+                    "deploymentId": r.deployment_id,
+                    "modelName": r.model_name,
+                    "weight": r.weight,
+                    "maxQueue": r.max_queue,
+                    "maxQueueWaitS": r.max_queue_wait_s,
+                    "replicas": [
+                        {"replicaId": e.replica_id, "baseUrl": e.base_url, "maxConcurrency": e.max_concurrency}
+                        for e in r.replicas
+                    ],
+                }
+                for r in deployments
+            ]
+            for name, deployments in table.routes.items()
+        }
+    }
+
+
+def route_table_from_json(data: Mapping[str, Any]) -> RouteTable:
+    routes: dict[str, tuple[DeploymentRoute, ...]] = {}
+    for name, deployments in data["routes"].items():
+        routes[str(name)] = tuple(
+            DeploymentRoute(
+                deployment_id=str(r["deploymentId"]),
+                model_name=str(r["modelName"]),
+                weight=int(r["weight"]),
+                max_queue=int(r["maxQueue"]),
+                max_queue_wait_s=float(r["maxQueueWaitS"]),
+                replicas=tuple(
+                    ReplicaEndpoint(
+                        replica_id=str(e["replicaId"]),
+                        base_url=str(e["baseUrl"]),
+                        max_concurrency=None if e.get("maxConcurrency") is None else int(e["maxConcurrency"]),
+                    )
+                    for e in r["replicas"]
+                ),
+            )
+            for r in deployments
+        )
+    return RouteTable(routes)
+
+
+def load_to_json(snapshot: Mapping[str, DeploymentLoad]) -> dict[str, Any]:
+    return {
+        deployment_id: {
+            "inFlight": load.in_flight,
+            "queued": load.queued,
+            "perReplicaInFlight": dict(load.per_replica_in_flight),
+            "requestsTotal": load.requests_total,
+        }
+        for deployment_id, load in snapshot.items()
+    }
+
+
+def load_from_json(data: Mapping[str, Any]) -> dict[str, DeploymentLoad]:
+    return {
+        str(deployment_id): DeploymentLoad(
+            in_flight=int(load["inFlight"]),
+            queued=int(load["queued"]),
+            per_replica_in_flight={str(k): int(v) for k, v in load.get("perReplicaInFlight", {}).items()},
+            requests_total=int(load.get("requestsTotal", 0)),
+        )
+        for deployment_id, load in data.items()
+    }
+
+
+# -- summing load over gateways ----------------------------------------------------------------------
+
+
+@dataclass
+class GatewayReport:
+    at: float
+    routes_version: int
+    loads: dict[str, DeploymentLoad] = field(default_factory=dict)
+
+
+class LoadAggregator:
+    """The last report of every gateway; sums over the live ones."""
+
+    def __init__(self, live_s: float = LIVE_S) -> None:
+        self.live_s = live_s
+        self.reports: dict[str, GatewayReport] = {}
+
+    def report(self, gateway_id: str, loads: Mapping[str, DeploymentLoad], now: float, routes_version: int = 0) -> None:
+        self.reports[gateway_id] = GatewayReport(now, routes_version, dict(loads))
+
+    def live(self, now: float) -> dict[str, GatewayReport]:
+        # Forget the long-dead ones so the map stays small.
+        for gateway_id in [g for g, r in self.reports.items() if now - r.at > 10 * self.live_s]:
+            del self.reports[gateway_id]
+        return {g: r for g, r in self.reports.items() if now - r.at < self.live_s}
+
+    def snapshot(self, now: float) -> dict[str, DeploymentLoad]:
+        out: dict[str, DeploymentLoad] = {}
+        for report in self.live(now).values():
+            for deployment_id, load in report.loads.items():
+                prev = out.get(deployment_id)
+                if prev is None:
+                    out[deployment_id] = DeploymentLoad(
+                        load.in_flight, load.queued, dict(load.per_replica_in_flight), load.requests_total
+                    )
+                    continue
+                per_replica = dict(prev.per_replica_in_flight)
+                for rid, n in load.per_replica_in_flight.items():
+                    per_replica[rid] = per_replica.get(rid, 0) + n
+                out[deployment_id] = DeploymentLoad(
+                    prev.in_flight + load.in_flight,
+                    prev.queued + load.queued,
+                    per_replica,
+                    prev.requests_total + load.requests_total,
+                )
+        return out
+
+    def in_flight(self, replica_id: str, now: float, routes_version: int = 0) -> int:
+        """Requests on a replica summed over live gateways.
+
+        A live gateway whose last report predates `routes_version` (it has not yet confirmed the table
+        that took the replica out of rotation) counts as one request, so a drain waits for it.
+        """
+        total = 0
+        for report in self.live(now).values():
+            n = sum(load.per_replica_in_flight.get(replica_id, 0) for load in report.loads.values())
+            if n == 0 and report.routes_version < routes_version:
+                n = 1
+            total += n
+        return total
+
+    def gateways(self, now: float) -> list[str]:
+        return sorted(self.live(now))
