@@ -8,10 +8,11 @@ import signal
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import TideProcess, tiny_spec
+from tests.e2e.conftest import TideProcess, make_buckets, tiny_spec
 
 
 def test_kill_9_of_a_replica_under_load_loses_nothing_silently(clean_tide: TideProcess) -> None:
@@ -125,3 +126,31 @@ def test_from_zero_to_several_replicas_and_back_without_a_failed_request(clean_t
     while clean_tide.status("tiny-burst")["replicas"] and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not clean_tide.status("tiny-burst")["replicas"]
+
+
+def test_replicas_do_not_outlive_a_killed_tide(tmp_path: Path, tiny_model: Path) -> None:
+    server = TideProcess(tmp_path / "data", make_buckets(tmp_path, tiny_model))
+    server.data_dir.mkdir()
+    server.start()
+    try:
+        server.apply(tiny_spec("tiny-orphan"))
+        pid = server.wait_for("tiny-orphan", "STATUS_READY", ready=1)["replicas"][0]["pid"]
+        assert server.process is not None
+        server.process.kill()  # SIGKILL: no chance to stop its children itself
+        server.process.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        assert not _alive(pid), "the replica outlived the tide process that owned it"
+    finally:
+        server.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split()[2] != "Z"

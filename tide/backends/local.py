@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +50,25 @@ class WeightsProvider(Protocol):
 
 class WeightsUnavailable(Exception):
     """Weights cannot be fetched (missing bucket, path, config.json, access denied): not worth a retry."""
+
+
+def _load_prctl() -> Callable[[int, int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl() if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when Tide dies (kill -9 included), so no replica
+    outlives the controller that owns it. Resolved before fork, so nothing here takes a lock."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -170,6 +192,7 @@ class LocalBackend:
             stderr=log_file,
             env=env,
             start_new_session=True,  # its own process group: a stop reaches the engine's children too
+            preexec_fn=_die_with_parent,
         )
         replica.process = process
         replica.state.pid = process.pid
