@@ -74,5 +74,30 @@ def test_cpu_mode_runs_eager_without_tensor_parallelism(tmp_path: Path) -> None:
 
 def test_missing_vllm_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TIDE_VLLM_PYTHON", raising=False)
-    with pytest.raises(VllmNotAvailable, match="TIDE_VLLM_PYTHON"):
+    with pytest.raises(VllmNotAvailable, match=r"TIDE_VLLM_PYTHON.*setup-vllm\.sh"):
         VllmEngine().plan(model_dir=Path("/m"), host="h", port=1, served_name="n", engine_config={}, gpu_ids=())
+
+
+def test_replicas_stay_offline_and_quiet(tmp_path: Path) -> None:
+    python = tmp_path / "python"
+    python.write_text("")
+    plan = VllmEngine(python=str(python)).plan(
+        model_dir=Path("/m"), host="127.0.0.1", port=8000, served_name="m", engine_config={}, gpu_ids=()
+    )
+    assert plan.env["HF_HUB_OFFLINE"] == "1" and plan.env["VLLM_NO_USAGE_STATS"] == "1"
+    assert "--disable-uvicorn-access-log" in plan.argv  # scrapes and proxied requests would fill the log
+    assert not plan.emits_events and plan.health_path == "/health"
+
+
+def test_the_operator_sizes_the_cpu_kv_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    python = tmp_path / "python"
+    python.write_text("")
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "8")
+    plan = VllmEngine(python=str(python)).plan(
+        model_dir=Path("/m"), host="127.0.0.1", port=8000, served_name="m", engine_config={}, gpu_ids=()
+    )
+    assert plan.env["VLLM_CPU_KVCACHE_SPACE"] == "8"
+    gpu = VllmEngine(python=str(python)).plan(
+        model_dir=Path("/m"), host="127.0.0.1", port=8000, served_name="m", engine_config={}, gpu_ids=(0,)
+    )
+    assert "VLLM_CPU_KVCACHE_SPACE" not in gpu.env

