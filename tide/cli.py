@@ -230,8 +230,9 @@ def apply(ctx: click.Context, files: tuple[str, ...]) -> None:
                 click.echo(f"deployment/{created['id']} created")
                 existing.append(created)
             else:
+                before = next(d["generation"] for d in existing if d["id"] == target)
                 updated = client.call("PATCH", f"/deployments/{target}", {**doc, "id": target})
-                changed = "configured" if updated["generation"] else "unchanged"
+                changed = "configured" if updated["generation"] != before else "unchanged"
                 click.echo(f"deployment/{target} {changed}")
 
 

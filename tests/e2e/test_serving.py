@@ -127,6 +127,8 @@ def test_cli_apply_get_logs_delete(clean_tide: TideProcess, tmp_path) -> None:  
         "autoscaling: {min: 1, max: 1}\n"
     )
     assert "created" in clean_tide.cli("apply", "-f", str(spec_file)).stdout
+    assert "unchanged" in clean_tide.cli("apply", "-f", str(spec_file)).stdout
+    spec_file.write_text(spec_file.read_text() + "traffic: {weight: 50}\n")
     assert "configured" in clean_tide.cli("apply", "-f", str(spec_file)).stdout
     clean_tide.cli("wait", "tiny-cli", "--timeout", "90")
     table = clean_tide.cli("get", "deployments").stdout
