@@ -65,10 +65,11 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when Tide dies (kill -9 included), so no replica
-    outlives the controller that owns it. Resolved before fork, so nothing here takes a lock."""
+    """Runs in the child before exec: SIGKILL it when Tide dies (kill -9 included), so no replica
+    outlives the controller that owns it (a new leader starts its own; draining is moot with no gateway
+    state left). Resolved before fork, so nothing here takes a lock."""
     if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -12,8 +12,12 @@ EVENT_PREFIX = "TIDE_EVENT "
 
 def emit_event(phase: str, **fields: Any) -> None:
     line = EVENT_PREFIX + json.dumps({"phase": phase, **fields}, separators=(",", ":"))
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        # The launcher is gone (its end of the pipe closed): an announcement must never stop a drain.
+        pass
 
 
 def parse_event(line: str) -> dict[str, Any] | None:
