@@ -6,8 +6,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import httpx
@@ -68,20 +69,58 @@ def main(ctx: click.Context, server: str, data_dir: Path | None) -> None:
     ctx.obj = {"server": server, "data_dir": (data_dir or default_data_dir()).expanduser()}
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def node_options(command: F) -> F:
+    """The options of a process that runs replicas (`tide up`, `tide controller`), declared once."""
+    options = [
+        click.option(
+            "--buckets-dir", type=click.Path(path_type=Path), default=None, help="Root of local `file` buckets."
+        ),
+        click.option(
+            "--drain-timeout", default=30.0, show_default=True, help="Seconds a removed replica may finish work."
+        ),
+        click.option(
+            "--inventory",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            default=None,
+            help="YAML of virtual instances (types, zones, classes) to schedule on instead of this machine.",
+        ),
+        click.option(
+            "--cpu-slots", default=8, show_default=True, help="Replicas that fit on this machine without GPUs."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def node_config(
+    ctx: click.Context,
+    *,
+    buckets_dir: Path | None,
+    drain_timeout: float,
+    inventory: Path | None,
+    cpu_slots: int,
+    **server: Any,
+) -> ServerConfig:
+    return ServerConfig(
+        data_dir=ctx.find_root().obj["data_dir"],
+        buckets_dir=buckets_dir,
+        drain_timeout_s=drain_timeout,
+        inventory_path=inventory,
+        cpu_slots=cpu_slots,
+        **server,
+    )
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the gateway and API listen on.")
 @click.option("--gateway-port", default=DEFAULT_GATEWAY_PORT, show_default=True, type=int)
 @click.option("--api-port", default=DEFAULT_API_PORT, show_default=True, type=int)
 @click.option("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in the data directory).")
-@click.option("--buckets-dir", type=click.Path(path_type=Path), default=None, help="Root of local `file` buckets.")
-@click.option("--drain-timeout", default=30.0, show_default=True, help="Seconds a removed replica may finish work.")
-@click.option(
-    "--inventory",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML of virtual instances (types, zones, classes) to schedule on instead of this machine.",
-)
-@click.option("--cpu-slots", default=8, show_default=True, help="Replicas that fit on this machine without GPUs.")
+@node_options
 @click.pass_context
 def up(
     ctx: click.Context,
@@ -97,16 +136,16 @@ def up(
     """Start Tide: management API, gateway and controller in one process."""
     from tide.server import run_server
 
-    config = ServerConfig(
-        data_dir=ctx.find_root().obj["data_dir"],
+    config = node_config(
+        ctx,
+        buckets_dir=buckets_dir,
+        drain_timeout=drain_timeout,
+        inventory=inventory,
+        cpu_slots=cpu_slots,
         host=host,
         gateway_port=gateway_port,
         api_port=api_port,
         database_url=database_url,
-        buckets_dir=buckets_dir,
-        drain_timeout_s=drain_timeout,
-        inventory_path=inventory,
-        cpu_slots=cpu_slots,
     )
     run_server(config)
 
@@ -117,15 +156,7 @@ def up(
 @click.option(
     "--database-url", default=None, help="SQLAlchemy URL shared by all controllers (Postgres, or a SQLite file)."
 )
-@click.option("--buckets-dir", type=click.Path(path_type=Path), default=None, help="Root of local `file` buckets.")
-@click.option("--drain-timeout", default=30.0, show_default=True, help="Seconds a removed replica may finish work.")
-@click.option(
-    "--inventory",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML of virtual instances (types, zones, classes) to schedule on instead of this machine.",
-)
-@click.option("--cpu-slots", default=8, show_default=True, help="Replicas that fit on this machine without GPUs.")
+@node_options
 @click.option("--lease-ttl", default=10.0, show_default=True, help="Leader lease TTL: a standby takes over within it.")
 @click.pass_context
 def controller(
@@ -142,15 +173,15 @@ def controller(
     """Run a controller (with the management API and the gateway channel); the lease holder acts."""
     from tide.server import run_controller
 
-    config = ServerConfig(
-        data_dir=ctx.find_root().obj["data_dir"],
+    config = node_config(
+        ctx,
+        buckets_dir=buckets_dir,
+        drain_timeout=drain_timeout,
+        inventory=inventory,
+        cpu_slots=cpu_slots,
         host=host,
         api_port=api_port,
         database_url=database_url,
-        buckets_dir=buckets_dir,
-        drain_timeout_s=drain_timeout,
-        inventory_path=inventory,
-        cpu_slots=cpu_slots,
     )
     run_controller(config, lease_ttl_s=lease_ttl)
 
