@@ -252,9 +252,7 @@ class Controller:
                 runtime.next_start_at = now + restart_backoff(runtime.consecutive_crashes)
                 del runtime.replicas[replica_id]
                 self._release_placement(runtime, replica_id, now)
-                forget = getattr(self.backend, "forget", None)
-                if forget is not None:
-                    forget(replica_id)
+                self.backend.forget(replica_id)
             elif state.phase is ReplicaPhase.STOPPED:
                 runtime.replicas.pop(replica_id, None)
                 runtime.draining.discard(replica_id)
