@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from openai import OpenAI
 
 from tests.e2e.conftest import tiny_spec
 from tests.vllm.conftest import VllmTide
-from tide.engines.prometheus import parse_vllm_load
+from tide.engines.prometheus import VllmLoad, parse_vllm_load
 from tide.engines.vllm import installed_vllm_versions
 
 NAME = "tiny-vllm"
@@ -84,6 +85,44 @@ def chat_and_stream(client: OpenAI) -> None:
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
+LONG_TOKENS = 1000  # of the tiny model's 2048-token context: long enough to be seen running on any machine
+
+
+def long_completion(client: OpenAI) -> int:
+    completion = client.completions.create(
+        model=NAME, prompt="The tide", max_tokens=LONG_TOKENS, extra_body={"ignore_eos": True}
+    )
+    assert completion.usage is not None
+    return completion.usage.completion_tokens
+
+
+def load_while_busy(client: OpenAI, metrics_url: str, parallel: int = 4) -> tuple[VllmLoad, list[int]]:
+    """Poll the replica's /metrics while `parallel` long requests run; the busiest reading and the tokens made.
+
+    One reading after the first streamed token is not enough: a tiny model can finish a request before the
+    scrape lands, and vLLM publishes its gauges once per engine step.
+    """
+    busiest = VllmLoad(running=0.0, waiting=0.0, kv_cache_usage=None)
+    with ThreadPoolExecutor(parallel) as pool, httpx.Client(timeout=30) as http:
+        requests = [pool.submit(long_completion, client) for _ in range(parallel)]
+        while not all(r.done() for r in requests):
+            load = parse_vllm_load(http.get(metrics_url).text, model_name=NAME)
+            if load.running + load.waiting > busiest.running + busiest.waiting:
+                busiest = load
+            time.sleep(0.05)
+        return busiest, [r.result() for r in requests]
+
+
+def wait_idle(metrics_url: str, timeout: float = 15) -> VllmLoad:
+    """The first reading with nothing running or waiting (the gauges follow the engine's last step)."""
+    deadline = time.monotonic() + timeout
+    load = parse_vllm_load(httpx.get(metrics_url, timeout=30).text, model_name=NAME)
+    while (load.running or load.waiting) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        load = parse_vllm_load(httpx.get(metrics_url, timeout=30).text, model_name=NAME)
+    return load
+
+
 def kill_group(pgid: int) -> None:
     """Leave no process of ours behind, whatever a failed test left."""
     for member in group_members(pgid):
@@ -119,23 +158,13 @@ def test_vllm_replica_serves_reports_load_and_stops(vllm_tide: VllmTide, vllm_py
         completion = client.completions.create(model=NAME, prompt="The tide", max_tokens=8)
         assert completion.choices[0].text
 
-        # Load, from the replica's own /metrics, while a long stream is in flight and after it ends.
+        # Load, from the replica's own /metrics, while long requests are in flight and after they end.
         metrics_url = replica["url"].removesuffix("/v1") + "/metrics"
-        stream = client.chat.completions.create(
-            model=NAME,
-            messages=[{"role": "user", "content": "a long answer"}],
-            max_tokens=512,
-            stream=True,
-            extra_body={"ignore_eos": True},
-        )
-        first = next(iter(stream))
-        assert first is not None
-        busy = parse_vllm_load(httpx.get(metrics_url, timeout=30).text, model_name=NAME)
-        rest = list(stream)
-        assert busy.running + busy.waiting >= 1, busy
-        assert busy.kv_cache_usage is not None and 0 < busy.kv_cache_usage <= 1, busy
-        assert len(rest) > 100  # the stream was still going when the metrics were read
-        idle = parse_vllm_load(httpx.get(metrics_url, timeout=30).text, model_name=NAME)
+        busiest, generated = load_while_busy(client, metrics_url)
+        assert all(tokens >= LONG_TOKENS // 2 for tokens in generated), generated
+        assert busiest.running + busiest.waiting >= 1, busiest
+        assert busiest.kv_cache_usage is not None and 0 < busiest.kv_cache_usage <= 1, busiest
+        idle = wait_idle(metrics_url)
         assert idle.running == 0 and idle.waiting == 0, idle
 
         delete_and_wait_gone(vllm_tide, pid)
