@@ -349,6 +349,8 @@ def describe_deployment(item: dict[str, Any]) -> str:
     decision = status.get("lastScalingDecision")
     if decision:
         lines.append(f"  scaling:   {decision.get('reason', decision)}")
+    if "engineLoad" in status:
+        lines.append(f"  load:      {_load_text(status['engineLoad'])} (from the engines' /metrics)")
     replicas = status.get("replicas") or []
     if replicas:
         lines.append("")
@@ -357,18 +359,26 @@ def describe_deployment(item: dict[str, Any]) -> str:
                 r["id"],
                 r["phase"] + (" (draining)" if r.get("draining") else ""),
                 _progress_text(r),
+                _load_text(r["load"]) if "load" in r else "",
                 r.get("url", ""),
                 r.get("message", "")[:60],
             ]
             for r in replicas
         ]
-        lines.append(_table(["REPLICA", "PHASE", "PROGRESS", "URL", "MESSAGE"], rows))
+        lines.append(_table(["REPLICA", "PHASE", "PROGRESS", "LOAD", "URL", "MESSAGE"], rows))
     conditions = status.get("conditions") or []
     if conditions:
         lines.append("")
         lines.append("Conditions:")
         lines += [f"  {c['type']}: {c['message']}" for c in conditions]
     return "\n".join(lines)
+
+
+def _load_text(load: dict[str, Any]) -> str:
+    text = f"{load.get('runningRequests', 0)} running, {load.get('waitingRequests', 0)} waiting"
+    if "kvCacheUsage" in load:
+        text += f", KV cache {load['kvCacheUsage']:.0%}"
+    return text
 
 
 def _progress_text(replica: dict[str, Any]) -> str:

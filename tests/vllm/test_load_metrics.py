@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tide.engines.prometheus import VllmLoad, parse_vllm_load
+from tide.engines.prometheus import BUILTIN_LOAD_METRICS, EngineLoad, parse_engine_load, parse_vllm_load
 
 DATA = Path(__file__).parent / "data"
 
@@ -20,7 +20,7 @@ def test_busy_server_with_a_queue() -> None:
 
 def test_idle_server() -> None:
     load = parse_vllm_load((DATA / "vllm-0.32.0-cpu-idle.metrics.txt").read_text())
-    assert load == VllmLoad(running=0, waiting=0, kv_cache_usage=0)
+    assert load == EngineLoad(running=0, waiting=0, kv_cache_usage=0)
 
 
 def test_filter_by_served_model() -> None:
@@ -42,7 +42,7 @@ vllm:num_requests_waiting{model_name="m"} 1.0
 vllm:gpu_cache_usage_perc{model_name="m"} 0.25
 vllm:cpu_cache_usage_perc{model_name="m"} 0.0
 """
-    assert parse_vllm_load(text) == VllmLoad(running=4, waiting=1, kv_cache_usage=0.25)
+    assert parse_vllm_load(text) == EngineLoad(running=4, waiting=1, kv_cache_usage=0.25)
 
 
 def test_data_parallel_engines_add_up_and_the_fullest_cache_counts() -> None:
@@ -55,14 +55,25 @@ vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.5
 vllm:kv_cache_usage_perc{engine="1",model_name="m"} 0.75
 vllm:num_requests_waiting_by_reason{engine="1",model_name="m",reason="capacity"} 2.0
 """
-    assert parse_vllm_load(text) == VllmLoad(running=8, waiting=2, kv_cache_usage=0.75)
+    assert parse_vllm_load(text) == EngineLoad(running=8, waiting=2, kv_cache_usage=0.75)
 
 
 def test_no_kv_cache_metric_and_odd_label_values() -> None:
     text = 'vllm:num_requests_running{model_name="a \\"quoted\\" {name}"} 1\nvllm:num_requests_waiting NaN\n'
-    assert parse_vllm_load(text) == VllmLoad(running=1, waiting=0, kv_cache_usage=None)
+    assert parse_vllm_load(text) == EngineLoad(running=1, waiting=0, kv_cache_usage=None)
 
 
 def test_not_a_vllm_page() -> None:
-    with pytest.raises(ValueError, match="not a vLLM"):
+    with pytest.raises(ValueError, match="no vllm:num_requests_running sample"):
         parse_vllm_load("# TYPE tide_replicas gauge\ntide_replicas 2\n")
+
+
+def test_the_builtin_engines_gauges() -> None:
+    text = (
+        'tide_engine_running_requests{model="tiny-chat"} 3\n'
+        'tide_engine_waiting_requests{model="tiny-chat"} 1\n'
+        'tide_engine_in_flight_requests{model="tiny-chat"} 4\n'
+    )
+    assert parse_engine_load(text, BUILTIN_LOAD_METRICS, "tiny-chat") == EngineLoad(3, 1, None)
+    with pytest.raises(ValueError):
+        parse_engine_load(text, BUILTIN_LOAD_METRICS, "another-model")

@@ -23,7 +23,7 @@ from openai import OpenAI
 
 from tests.e2e.conftest import tiny_spec
 from tests.vllm.conftest import VllmTide
-from tide.engines.prometheus import VllmLoad, parse_vllm_load
+from tide.engines.prometheus import EngineLoad, parse_vllm_load
 from tide.engines.vllm import installed_vllm_versions
 
 NAME = "tiny-vllm"
@@ -96,24 +96,31 @@ def long_completion(client: OpenAI) -> int:
     return completion.usage.completion_tokens
 
 
-def load_while_busy(client: OpenAI, metrics_url: str, parallel: int = 4) -> tuple[VllmLoad, list[int]]:
-    """Poll the replica's /metrics while `parallel` long requests run; the busiest reading and the tokens made.
+def load_while_busy(
+    tide: VllmTide, client: OpenAI, metrics_url: str, parallel: int = 4
+) -> tuple[EngineLoad, list[dict[str, Any]], list[int]]:
+    """Poll the replica's /metrics and Tide's status while `parallel` long requests run.
+
+    Returns the busiest /metrics reading, the `engineLoad` values Tide's status showed, and the tokens made.
 
     One reading after the first streamed token is not enough: a tiny model can finish a request before the
     scrape lands, and vLLM publishes its gauges once per engine step.
     """
-    busiest = VllmLoad(running=0.0, waiting=0.0, kv_cache_usage=None)
+    busiest = EngineLoad(running=0.0, waiting=0.0, kv_cache_usage=None)
+    shown: list[dict[str, Any]] = []
     with ThreadPoolExecutor(parallel) as pool, httpx.Client(timeout=30) as http:
         requests = [pool.submit(long_completion, client) for _ in range(parallel)]
         while not all(r.done() for r in requests):
             load = parse_vllm_load(http.get(metrics_url).text, model_name=NAME)
             if load.running + load.waiting > busiest.running + busiest.waiting:
                 busiest = load
+            if "engineLoad" in (status := tide.status(NAME)):
+                shown.append(status["engineLoad"])
             time.sleep(0.05)
-        return busiest, [r.result() for r in requests]
+        return busiest, shown, [r.result() for r in requests]
 
 
-def wait_idle(metrics_url: str, timeout: float = 15) -> VllmLoad:
+def wait_idle(metrics_url: str, timeout: float = 15) -> EngineLoad:
     """The first reading with nothing running or waiting (the gauges follow the engine's last step)."""
     deadline = time.monotonic() + timeout
     load = parse_vllm_load(httpx.get(metrics_url, timeout=30).text, model_name=NAME)
@@ -160,10 +167,14 @@ def test_vllm_replica_serves_reports_load_and_stops(vllm_tide: VllmTide, vllm_py
 
         # Load, from the replica's own /metrics, while long requests are in flight and after they end.
         metrics_url = replica["url"].removesuffix("/v1") + "/metrics"
-        busiest, generated = load_while_busy(client, metrics_url)
+        busiest, shown, generated = load_while_busy(vllm_tide, client, metrics_url)
         assert all(tokens >= LONG_TOKENS // 2 for tokens in generated), generated
         assert busiest.running + busiest.waiting >= 1, busiest
         assert busiest.kv_cache_usage is not None and 0 < busiest.kv_cache_usage <= 1, busiest
+        # Tide scraped the same gauges (every 2 s) into the deployment's status.
+        assert any(s["runningRequests"] + s["waitingRequests"] >= 1 and s.get("kvCacheUsage", 0) > 0 for s in shown), (
+            shown
+        )
         idle = wait_idle(metrics_url)
         assert idle.running == 0 and idle.waiting == 0, idle
 

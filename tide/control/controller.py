@@ -16,6 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tide.backends.base import Backend, ReplicaLaunch, ReplicaPhase, ReplicaState
+from tide.control.engine_load import (
+    SCRAPE_INTERVAL_S,
+    EngineLoadScraper,
+    ScrapeTarget,
+    metrics_url,
+    observed_concurrency,
+)
 from tide.control.lifecycle import (
     Condition,
     DeploymentView,
@@ -25,6 +32,8 @@ from tide.control.lifecycle import (
 )
 from tide.control.metrics import ControlMetrics
 from tide.control.scaling import DeploymentScaler
+from tide.engines.adapter import adapter_for
+from tide.engines.prometheus import EngineLoad
 from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint, RouteTable
 from tide.scheduling import (
     DeploymentRequest,
@@ -102,6 +111,7 @@ class Controller:
         self.claims = claims
         self.run_log = run_log
         self.metrics = ControlMetrics()
+        self.engine_load = EngineLoadScraper(clock)
         self.drain_timeout_s = drain_timeout_s
         self.stop_grace_s = stop_grace_s
         self.runtimes: dict[str, DeploymentRuntime] = {}
@@ -148,15 +158,59 @@ class Controller:
     # -- the loop -------------------------------------------------------------------------------------
 
     def sample_load(self) -> None:
-        """Feed each deployment's in-flight + queued requests (summed over gateways) to its autoscaler."""
+        """Feed each deployment's load to its autoscaler: the gateways' in-flight + queued requests (summed
+        over gateways) or, when larger, what its engines report running and waiting (see engine_load)."""
         now = self.clock()
         snapshot = self.gateway.load_snapshot()
         for deployment_id, runtime in self.runtimes.items():
             if runtime.scaler is None:
                 continue
             load = snapshot.get(deployment_id)
-            concurrency = float(load.in_flight + load.queued) if load is not None else 0.0
-            runtime.scaler.record(now, concurrency)
+            gateway = float(load.in_flight + load.queued) if load is not None else 0.0
+            engine = list(self._engine_loads(runtime, now).values())
+            runtime.scaler.record(now, observed_concurrency(gateway, engine))
+
+    def _engine_loads(self, runtime: DeploymentRuntime, now: float) -> dict[str, EngineLoad]:
+        """The fresh engine readings of this deployment's ready, serving replicas."""
+        loads = {}
+        for replica_id, state in runtime.replicas.items():
+            if state.phase is ReplicaPhase.READY and replica_id not in runtime.draining:
+                load = self.engine_load.fresh(replica_id, now)
+                if load is not None:
+                    loads[replica_id] = load
+        return loads
+
+    def _scrape_targets(self) -> list[ScrapeTarget]:
+        targets = []
+        for runtime in self.runtimes.values():
+            spec = runtime.spec
+            if spec is None or not self._manages_replicas(spec):
+                continue
+            try:
+                adapter = adapter_for(spec.runtime.engine)
+            except KeyError:
+                continue
+            for replica_id, state in runtime.replicas.items():
+                if state.phase is ReplicaPhase.READY and state.base_url and replica_id not in runtime.draining:
+                    targets.append(
+                        ScrapeTarget(
+                            replica_id=replica_id,
+                            deployment_id=runtime.id,
+                            metrics_url=metrics_url(state.base_url, adapter.metrics_path),
+                            names=adapter.load_metrics,
+                            served_name=spec.name,
+                        )
+                    )
+        return targets
+
+    async def _scrape_loop(self) -> None:
+        while not self._stopped:
+            try:
+                await self.engine_load.scrape(self._scrape_targets())
+                self.metrics.set_engine_loads(self.engine_load.readings)
+            except Exception:
+                log.exception("engine load scraping failed")
+            await asyncio.sleep(SCRAPE_INTERVAL_S)
 
     async def _sample_loop(self) -> None:
         while not self._stopped:
@@ -170,10 +224,12 @@ class Controller:
         if self.run_log is not None:  # runs a crash left open end at the restart: no billing while down
             await asyncio.to_thread(self.run_log.close_all_open, self.clock())
         sampler = asyncio.create_task(self._sample_loop())
+        scraper = asyncio.create_task(self._scrape_loop())
         try:
             await self._run_reconcile()
         finally:
             sampler.cancel()
+            scraper.cancel()
 
     async def _run_reconcile(self) -> None:
         while not self._stopped:
@@ -464,17 +520,24 @@ class Controller:
         )
         state, conditions = compute_state(view)
         ready = sum(1 for r in replicas if r.phase is ReplicaPhase.READY and r.replica_id not in runtime.draining)
+        engine_loads = self._engine_loads(runtime, now)
         status: dict[str, Any] = {
             "state": state,
             "conditions": [self._condition(runtime, c, now) for c in conditions],
             "readyReplicas": ready,
             "desiredReplicas": desired,
             "replicas": [
-                {**r.to_status(), **({"draining": True} if r.replica_id in runtime.draining else {})}
+                {
+                    **r.to_status(),
+                    **({"draining": True} if r.replica_id in runtime.draining else {}),
+                    **({"load": load_json([engine_loads[r.replica_id]])} if r.replica_id in engine_loads else {}),
+                }
                 for r in sorted(replicas, key=lambda r: r.replica_id)
             ],
             "observedGeneration": runtime.record.generation,
         }
+        if engine_loads:
+            status["engineLoad"] = load_json(list(engine_loads.values()))
         if runtime.scaler is not None:
             status.update(runtime.scaler.status())
         self.metrics.set_replica_counts(runtime.id, ready, desired)
@@ -496,4 +559,17 @@ class Controller:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.engine_load.close()
         await self.backend.close()
+
+
+def load_json(loads: list[EngineLoad]) -> dict[str, Any]:
+    """Engine load as status shows it: requests summed over replicas, the fullest KV cache."""
+    out: dict[str, Any] = {
+        "runningRequests": round(sum(load.running for load in loads)),
+        "waitingRequests": round(sum(load.waiting for load in loads)),
+    }
+    usages = [load.kv_cache_usage for load in loads if load.kv_cache_usage is not None]
+    if usages:
+        out["kvCacheUsage"] = round(max(usages), 3)
+    return out

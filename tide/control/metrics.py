@@ -1,4 +1,4 @@
-"""Prometheus metrics of the control plane: cold-start phases, wake-to-ready time, replica counts.
+"""Prometheus metrics of the control plane: cold-start phases, wake-to-ready time, replica counts, engine load.
 
 prometheus_client rather than hand-written text: it is the reference client, and its histogram and
 exposition format are what every Prometheus server expects.
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 
 from tide.backends.base import ReplicaPhase, ReplicaState
+from tide.control.engine_load import Reading
 
 # Cold starts span tiny CPU models (seconds) to large GPU models (minutes).
 COLD_START_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
@@ -36,6 +38,19 @@ class ControlMetrics:
             registry=self.registry,
         )
         self.replicas = Gauge("tide_replicas", "Replicas by state", ["deployment", "state"], registry=self.registry)
+        self.engine_requests = Gauge(
+            "tide_replica_engine_requests",
+            "Requests a replica's engine reports, by state (running, waiting)",
+            ["deployment", "replica", "state"],
+            registry=self.registry,
+        )
+        self.kv_cache_usage = Gauge(
+            "tide_replica_kv_cache_usage",
+            "Fraction of a replica's KV cache in use (engines that report it)",
+            ["deployment", "replica"],
+            registry=self.registry,
+        )
+        self._engine_labels: set[tuple[str, str]] = set()
 
     def replica_ready(self, state: ReplicaState, ready_at: float) -> None:
         times = state.phase_times
@@ -53,6 +68,23 @@ class ControlMetrics:
     def set_replica_counts(self, deployment_id: str, ready: int, desired: int) -> None:
         self.replicas.labels(deployment_id, "ready").set(ready)
         self.replicas.labels(deployment_id, "desired").set(desired)
+
+    def set_engine_loads(self, readings: Mapping[str, Reading]) -> None:
+        """The last scrape of every replica; series of replicas that are gone are removed."""
+        labels = {(reading.deployment_id, replica_id) for replica_id, reading in readings.items()}
+        for deployment_id, replica_id in self._engine_labels - labels:
+            for state in ("running", "waiting"):
+                with contextlib.suppress(KeyError):
+                    self.engine_requests.remove(deployment_id, replica_id, state)
+            with contextlib.suppress(KeyError):
+                self.kv_cache_usage.remove(deployment_id, replica_id)
+        self._engine_labels = labels
+        for replica_id, reading in readings.items():
+            load = reading.load
+            self.engine_requests.labels(reading.deployment_id, replica_id, "running").set(load.running)
+            self.engine_requests.labels(reading.deployment_id, replica_id, "waiting").set(load.waiting)
+            if load.kv_cache_usage is not None:
+                self.kv_cache_usage.labels(reading.deployment_id, replica_id).set(load.kv_cache_usage)
 
     def forget(self, deployment_id: str) -> None:
         for state in ("ready", "desired"):

@@ -1,6 +1,6 @@
 """Engine adapters: how to launch a replica of each engine and how to tell it is ready.
 
-An adapter knows its command line, its environment and its health route; it makes no decisions and does
+An adapter knows its command line, its environment, its health route and where its load gauges are; it makes no decisions and does
 no I/O itself (the backend runs what it returns).
 """
 
@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from tide.engines.prometheus import BUILTIN_LOAD_METRICS, LoadMetricNames
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class LaunchPlan:
 
 class EngineAdapter(Protocol):
     name: str
+    metrics_path: str  # from the server's root, not from its /v1 base URL
+    load_metrics: LoadMetricNames
 
     def plan(
         self,
@@ -41,6 +45,8 @@ class BuiltinEngine:
     """Tide's own torch + transformers engine (`python -m tide.engines.builtin`)."""
 
     name = "builtin"
+    metrics_path = "/metrics"
+    load_metrics = BUILTIN_LOAD_METRICS
 
     def plan(
         self,

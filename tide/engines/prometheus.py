@@ -1,6 +1,8 @@
-"""Load signals from a vLLM replica's `/metrics` (Prometheus text format); pure, no I/O.
+"""Load signals from an engine replica's `/metrics` (Prometheus text format); pure, no I/O.
 
-vLLM exports, per engine (`engine="0"`, ...) and served model:
+Each engine names its gauges differently (`LoadMetricNames`); the controller scrapes every ready replica
+and feeds the result to the autoscaler next to the gateway's own counts. vLLM exports, per engine
+(`engine="0"`, ...) and served model:
 
 - `vllm:num_requests_running`: requests in the running batch;
 - `vllm:num_requests_waiting`: requests queued for a slot;
@@ -16,9 +18,29 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-RUNNING = "vllm:num_requests_running"
-WAITING = "vllm:num_requests_waiting"
-KV_CACHE_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")  # newest name first
+
+@dataclass(frozen=True)
+class LoadMetricNames:
+    """Which series of an engine's /metrics page carry its load."""
+
+    running: str
+    waiting: str
+    kv_cache_usage: tuple[str, ...]  # candidates, newest name first; empty when the engine has no KV cache
+    model_label: str  # the label that names the served model
+
+
+VLLM_LOAD_METRICS = LoadMetricNames(
+    running="vllm:num_requests_running",
+    waiting="vllm:num_requests_waiting",
+    kv_cache_usage=("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
+    model_label="model_name",
+)
+BUILTIN_LOAD_METRICS = LoadMetricNames(
+    running="tide_engine_running_requests",
+    waiting="tide_engine_waiting_requests",
+    kv_cache_usage=(),
+    model_label="model",
+)
 
 # name, optional {labels}, value, optional timestamp
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{.*\})?\s+(?P<value>\S+)(?:\s+\S+)?$")
@@ -26,7 +48,7 @@ _LABEL = re.compile(r'(?P<key>[a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"(?P<value>(?:[^"\\]
 
 
 @dataclass(frozen=True)
-class VllmLoad:
+class EngineLoad:
     running: float
     waiting: float
     kv_cache_usage: float | None  # 0..1; None when the server does not export it
@@ -52,24 +74,29 @@ def _samples(text: str) -> Iterator[tuple[str, dict[str, str], float]]:
         yield match["name"], labels, value
 
 
-def parse_vllm_load(text: str, model_name: str | None = None) -> VllmLoad:
-    """The load of one vLLM server from its `/metrics` text.
+def parse_vllm_load(text: str, model_name: str | None = None) -> EngineLoad:
+    """The load of one vLLM server from its `/metrics` text (see `parse_engine_load`)."""
+    return parse_engine_load(text, VLLM_LOAD_METRICS, model_name)
+
+
+def parse_engine_load(text: str, names: LoadMetricNames, model_name: str | None = None) -> EngineLoad:
+    """The load of one engine server from its `/metrics` text.
 
     `model_name` keeps only the series of that served model (a server that serves several). Raises
-    ValueError when the text has no `vllm:num_requests_running` (not a vLLM server, or a wrong URL).
+    ValueError when the text has no running-requests sample (not that engine's page, or a wrong URL).
     """
     sums: dict[str, float] = {}
     usage: dict[str, float] = {}
     for name, labels, value in _samples(text):
-        if model_name is not None and labels.get("model_name", model_name) != model_name:
+        if model_name is not None and labels.get(names.model_label, model_name) != model_name:
             continue
         if math.isnan(value):
             continue
-        if name in (RUNNING, WAITING):
+        if name in (names.running, names.waiting):
             sums[name] = sums.get(name, 0.0) + value
-        elif name in KV_CACHE_USAGE:
+        elif name in names.kv_cache_usage:
             usage[name] = max(usage.get(name, 0.0), value)
-    if RUNNING not in sums:
-        raise ValueError(f"no {RUNNING} sample in the metrics text: not a vLLM /metrics page?")
-    kv = next((usage[name] for name in KV_CACHE_USAGE if name in usage), None)
-    return VllmLoad(running=sums[RUNNING], waiting=sums.get(WAITING, 0.0), kv_cache_usage=kv)
+    if names.running not in sums:
+        raise ValueError(f"no {names.running} sample in the metrics text: not this engine's /metrics page?")
+    kv = next((usage[name] for name in names.kv_cache_usage if name in usage), None)
+    return EngineLoad(running=sums[names.running], waiting=sums.get(names.waiting, 0.0), kv_cache_usage=kv)

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tide.engines.adapter import LaunchPlan
+from tide.engines.prometheus import VLLM_LOAD_METRICS
 
 # engineConfig key -> flag; an empty value turns a flag on without an argument (API.md).
 ENGINE_CONFIG_FLAGS: dict[str, str] = {
@@ -104,6 +105,8 @@ def vllm_arguments(
 
 class VllmEngine:
     name = "vllm"
+    metrics_path = "/metrics"
+    load_metrics = VLLM_LOAD_METRICS
 
     def __init__(self, python: str | None = None, cpu: bool | None = None) -> None:
         self.python = python
