@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import math
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -41,6 +45,16 @@ def wait_for_condition(fleet: TideProcess, deployment_id: str, condition: str, t
             return status
         time.sleep(0.2)
     raise AssertionError(f"{deployment_id} never showed {condition}; last status {status}\n{fleet.server_log()}")
+
+
+def assert_no_instance_shared(database: Path) -> None:
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        runs = db.execute("SELECT replica_id, instance_id, started_at, stopped_at FROM replica_runs").fetchall()
+    assert len(runs) >= 3, runs
+    for (a, instance_a, start_a, stop_a), (b, instance_b, start_b, stop_b) in itertools.combinations(runs, 2):
+        if instance_a == instance_b:
+            overlap = min(stop_a or math.inf, stop_b or math.inf) - max(start_a, start_b)
+            assert overlap <= 0, f"{a} and {b} both ran on {instance_a} for {overlap:.2f}s: {runs}"
 
 
 def spec(name: str, priority: int, **autoscaling: Any) -> dict[str, Any]:
@@ -100,6 +114,10 @@ def test_higher_priority_takes_capacity_and_gives_it_back(fleet: TideProcess) ->
         assert not [c for c in status["conditions"] if c["type"] == "WaitingForCapacity"]
     # Preemption drained the replica first: the low-priority client never saw an error.
     assert not traffic.errors, traffic.errors
+
+    # The preempted replica gave its GPU back before the high-priority one started on it: no two runs ever
+    # overlapped on one instance (on a real GPU the second engine would not fit in memory).
+    assert_no_instance_shared(fleet.data_dir / "tide.db")
 
     # Usage was metered per replica while they ran.
     with fleet.api() as api:

@@ -85,6 +85,9 @@ class DeploymentRuntime:
     woke_at: float | None = None  # first request that found no ready replica, until one is ready
     last_status: dict[str, Any] = field(default_factory=dict)
     condition_times: dict[tuple[str, str], float] = field(default_factory=dict)
+    # Replicas placed on GPUs that a preempted (or otherwise leaving) replica still holds: they start when
+    # it has stopped, never beside it on the same GPUs.
+    awaiting_gpus: set[str] = field(default_factory=set)
 
 
 class Controller:
@@ -388,6 +391,7 @@ class Controller:
             )
             for replica_id in plan.remove:
                 self._remove_replica(runtime, replica_id)
+            await self._start_awaiting(runtime, now)
             for slot in slots[: plan.start]:
                 await self._start_replica(runtime, spec, slot, now)
         await self._write_status(runtime, now, desired=desired)
@@ -407,11 +411,53 @@ class Controller:
         self, runtime: DeploymentRuntime, spec: DeploymentSpec, slot: Placement, now: float
     ) -> None:
         replica_id = f"{runtime.id}-{secrets.token_hex(3)}"
-        placement = Placement(runtime.id, replica_id, slot.instance_id, slot.gpus, now)
+        runtime.placements[replica_id] = Placement(runtime.id, replica_id, slot.instance_id, slot.gpus, now)
+        holders = self._draining_holders(replica_id)
+        if holders:
+            runtime.awaiting_gpus.add(replica_id)
+            runtime.replicas[replica_id] = ReplicaState(
+                deployment_id=runtime.id,
+                replica_id=replica_id,
+                template=spec.replica_template(),
+                message=f"waiting for {', '.join(holders)} to stop and free {slot.instance_id}",
+                phase_times={ReplicaPhase.WAITING_FOR_CAPACITY.value: now},
+            )
+            return
+        await self._launch(runtime, spec, replica_id, now)
+
+    async def _start_awaiting(self, runtime: DeploymentRuntime, now: float) -> None:
+        """Start the replicas whose GPUs the leaving replicas have now given back."""
+        spec = runtime.spec
+        for replica_id in sorted(runtime.awaiting_gpus):
+            if spec is not None and not self._draining_holders(replica_id):
+                runtime.awaiting_gpus.discard(replica_id)
+                await self._launch(runtime, spec, replica_id, now)
+
+    def _draining_holders(self, replica_id: str) -> list[str]:
+        """The replicas still on the GPUs that the placement of `replica_id` needs, if its instance is full.
+
+        The scheduler hands over GPUs of replicas it is taking away (preempted, surplus, a disabled
+        deployment's) in the same decision; those drain first, and the new replica waits for them.
+        """
+        mine = next(r.placements[replica_id] for r in self.runtimes.values() if replica_id in r.placements)
+        others = [
+            (rid in r.awaiting_gpus, p)
+            for r in self.runtimes.values()
+            for rid, p in r.placements.items()
+            if rid != replica_id and p.instance_id == mine.instance_id
+        ]
+        free = self.inventory().free_gpus(p for _, p in others).get(mine.instance_id)
+        if free is None or free >= mine.gpus:
+            return []
+        return sorted(p.replica_id for awaiting, p in others if not awaiting)
+
+    async def _launch(self, runtime: DeploymentRuntime, spec: DeploymentSpec, replica_id: str, now: float) -> None:
+        placement = runtime.placements[replica_id]
         gpu_ids = self._gpu_ids_for(placement)
-        runtime.placements[replica_id] = placement
-        if self.run_log is not None:
-            await asyncio.to_thread(self.run_log.run_started, runtime.id, replica_id, slot.gpus, slot.instance_id, now)
+        if self.run_log is not None:  # billing starts when the replica's process does
+            await asyncio.to_thread(
+                self.run_log.run_started, runtime.id, replica_id, placement.gpus, placement.instance_id, now
+            )
         state = await self.backend.start(
             ReplicaLaunch(deployment_id=runtime.id, replica_id=replica_id, spec=spec, gpu_ids=gpu_ids)
         )
@@ -439,6 +485,12 @@ class Controller:
 
     def _remove_replica(self, runtime: DeploymentRuntime, replica_id: str) -> None:
         """Drain: out of rotation first, in-flight requests finish (bounded), then the process stops."""
+        if replica_id in runtime.awaiting_gpus:  # never started: nothing to drain or stop
+            runtime.awaiting_gpus.discard(replica_id)
+            runtime.replicas.pop(replica_id, None)
+            self._release_placement(runtime, replica_id, self.clock())
+            self.wake()
+            return
         if replica_id in runtime.draining:
             return
         runtime.draining.add(replica_id)
