@@ -341,7 +341,14 @@ class Controller:
         inventory = self.inventory()
         if self.claims is not None:
             inventory = assign_claims(await asyncio.to_thread(self.claims.claims), inventory)
-        placements = [p for runtime in self.runtimes.values() for p in runtime.placements.values()]
+        # Draining replicas are left out: their GPUs may be handed on now, and whoever gets them waits for the
+        # drain to end before starting (`_draining_holders`). Counting them would ask for phantom replicas.
+        placements = [
+            p
+            for runtime in self.runtimes.values()
+            for rid, p in runtime.placements.items()
+            if rid not in runtime.draining
+        ]
         requests = []
         for deployment_id, desired in wants.items():
             runtime = self.runtimes[deployment_id]
@@ -350,12 +357,11 @@ class Controller:
             if not self._manages_replicas(spec):
                 continue
             template = spec.replica_template()
-            # Replicas that keep their GPUs a while yet: old-template ones (until the new ones are ready)
-            # and draining ones (until their in-flight requests finish).
+            # Old-template replicas keep their GPUs until the new ones are ready (surge-first rollout).
             holding = sum(
                 1
                 for rid, r in runtime.replicas.items()
-                if rid in runtime.placements and (rid in runtime.draining or r.template != template)
+                if rid in runtime.placements and rid not in runtime.draining and r.template != template
             )
             requests.append(
                 DeploymentRequest(
