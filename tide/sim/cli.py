@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
+from tide.sim.contention_cli import PER_DEPLOYMENT_OPTIONS, run_scenario
 from tide.sim.engine import SimSettings
 from tide.sim.policies import PolicyError, parse_duration, parse_policies
 from tide.sim.readers import FORMATS, TraceError, read_trace
 from tide.sim.report import table, write_json, write_plot
 from tide.sim.runner import run_policies
 from tide.sim.service import ServiceModel
+from tide.sim.trace import Trace
 
 
 class _Duration(click.ParamType):
@@ -31,7 +35,24 @@ DURATION = _Duration()
 
 
 @click.command("sim")
-@click.argument("trace_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("trace_path", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option(
+    "--scenario",
+    "scenario_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Instead of TRACE_PATH: a YAML scenario of several deployments (each with its own trace, priority "
+    "and shape) on one declared inventory; see docs/SIMULATOR.md.",
+)
+@click.option(
+    "--traces-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("../shared/traces"),
+    envvar="TIDE_TRACES_DIR",
+    show_default=True,
+    help="Where a scenario's relative trace paths are found.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True, help="Trace format.")
 @click.option(
     "--policies",
@@ -45,7 +66,7 @@ DURATION = _Duration()
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Directory for summary.json and replicas.png (created if missing).",
+    help="Directory for summary.json and replicas.png (created if missing; with --scenario, summary.json only).",
 )
 @click.option("--cold-start", type=DURATION, default="15s", show_default=True, help="Replica start-up time.")
 @click.option("--slo", type=DURATION, default="2s", show_default=True, help="Queue-wait SLO.")
@@ -82,7 +103,10 @@ DURATION = _Duration()
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for spreading per-minute counts.")
 def sim_command(
-    trace_path: Path,
+    trace_path: Path | None,
+    scenario_path: Path | None,
+    traces_dir: Path,
+    as_json: bool,
     fmt: str,
     policies: str,
     out_dir: Path | None,
@@ -99,15 +123,38 @@ def sim_command(
     jitter: float,
     seed: int,
 ) -> None:
-    """Replay TRACE_PATH in virtual time under each policy and print cost and queue-wait side by side."""
+    """Replay TRACE_PATH in virtual time under each policy and print cost and queue-wait side by side.
+
+    With --scenario, replay several deployments on one limited inventory through the scheduler instead.
+    """
+    if prefill_tps <= 0 or decode_tps <= 0:
+        raise click.UsageError("--prefill-tps and --decode-tps must be > 0")
+    service = ServiceModel(prefill_tps, decode_tps, default_duration, not ignore_trace_durations)
+    if scenario_path is not None:
+        if trace_path is not None:
+            raise click.UsageError("give TRACE_PATH or --scenario, not both")
+        context = click.get_current_context()
+        for name, flag in PER_DEPLOYMENT_OPTIONS.items():
+            if context.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+                raise click.UsageError(f"{flag} does not apply to --scenario: set it per deployment in the file")
+        run_scenario(
+            scenario_path,
+            traces_dir,
+            service=service,
+            cold_start=cold_start,
+            slo=slo,
+            seed=seed,
+            as_json=as_json,
+            out_dir=out_dir,
+        )
+        return
+    if trace_path is None:
+        raise click.UsageError("missing TRACE_PATH (or --scenario FILE)")
     try:
         parsed = parse_policies(policies, min_replicas=min_replicas, max_replicas=max_replicas, concurrency=concurrency)
         trace = read_trace(trace_path, fmt, select=select, seed=seed, jitter=jitter)
     except (PolicyError, TraceError) as exc:
         raise click.UsageError(str(exc)) from exc
-    if prefill_tps <= 0 or decode_tps <= 0:
-        raise click.UsageError("--prefill-tps and --decode-tps must be > 0")
-    service = ServiceModel(prefill_tps, decode_tps, default_duration, not ignore_trace_durations)
     span = trace.span
     settings = SimSettings(cold_start=cold_start, slo=slo, sample_step=max(1.0, round(span / 4000.0)))
     started = time.perf_counter()
@@ -115,27 +162,44 @@ def sim_command(
     elapsed = time.perf_counter() - started
 
     summaries = [r.summary(oracle_result.replica_seconds) for r in results]
+    meta: dict[str, object] = {
+        "trace": str(trace_path),
+        "trace_name": trace.name,
+        "requests": len(trace),
+        "span_s": span,
+        "cold_start_s": cold_start,
+        "slo_s": slo,
+        "concurrency": concurrency,
+        "service": service.describe(trace),
+        "notes": trace.notes,
+    }
+    if as_json:
+        click.echo(json.dumps({**meta, "policies": summaries}, indent=2))
+    else:
+        _print_table(trace, service, summaries, cold_start, concurrency, slo, len(results), elapsed)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out_dir / "summary.json", meta, summaries)
+        write_plot(out_dir / "replicas.png", f"{trace.name}: load and replicas per policy", results)
+        if not as_json:
+            click.echo(f"wrote {out_dir / 'summary.json'} and {out_dir / 'replicas.png'}")
+
+
+def _print_table(
+    trace: Trace,
+    service: ServiceModel,
+    summaries: list[dict[str, object]],
+    cold_start: float,
+    concurrency: int,
+    slo: float,
+    policies: int,
+    elapsed: float,
+) -> None:
     click.echo(
-        f"trace {trace.name}: {len(trace):,} requests over {span / 60:,.1f} min; {service.describe(trace)}; "
+        f"trace {trace.name}: {len(trace):,} requests over {trace.span / 60:,.1f} min; {service.describe(trace)}; "
         f"cold start {cold_start:g}s, concurrency {concurrency}/replica"
     )
     for note in trace.notes:
         click.echo(f"  note: {note}")
     click.echo(table(summaries, slo))
-    click.echo(f"({len(results)} policies replayed in {elapsed:.2f}s)")
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        meta: dict[str, object] = {
-            "trace": str(trace_path),
-            "trace_name": trace.name,
-            "requests": len(trace),
-            "span_s": span,
-            "cold_start_s": cold_start,
-            "slo_s": slo,
-            "concurrency": concurrency,
-            "service": service.describe(trace),
-            "notes": trace.notes,
-        }
-        write_json(out_dir / "summary.json", meta, summaries)
-        write_plot(out_dir / "replicas.png", f"{trace.name}: load and replicas per policy", results)
-        click.echo(f"wrote {out_dir / 'summary.json'} and {out_dir / 'replicas.png'}")
+    click.echo(f"({policies} policies replayed in {elapsed:.2f}s)")

@@ -24,7 +24,7 @@ _READY, _DONE = 0, 1
 
 
 @dataclass(eq=False, slots=True)
-class _Replica:
+class Replica:
     started: float
     ready: bool = False
     in_flight: int = 0
@@ -39,8 +39,12 @@ class SimSettings:
     sample_step: float = 1.0  # timeline resolution for the plot
 
 
-class _Replay:
-    """State of one replay; `run` drives it second by second."""
+class Replay:
+    """State of one replay; `run` drives it second by second.
+
+    The request side (queue, dispatch, completions, load accounting) is shared with the multi-deployment
+    replay (`contention.py`), which subclasses this and overrides how replicas start and stop.
+    """
 
     def __init__(self, config: AutoscalerConfig, arrivals: list[float], durations: list[float], settings: SimSettings):
         self.scaler = Autoscaler(config)
@@ -53,7 +57,7 @@ class _Replay:
         self.seq = 0
         self.queue: deque[int] = deque()
         self.waits = np.zeros(len(arrivals))
-        self.replicas: list[_Replica] = []  # not stopped: starting, ready or draining
+        self.replicas: list[Replica] = []  # not stopped: starting, ready or draining
         self.cost = 0.0
         self.cold_starts = 0
         self.peak = 0
@@ -72,7 +76,7 @@ class _Replay:
     def _ready_replicas(self) -> int:
         return sum(1 for r in self.replicas if r.ready and not r.draining)
 
-    def _stop(self, replica: _Replica, t: float) -> None:
+    def _stop(self, replica: Replica, t: float) -> None:
         replica.stopped = True
         self.cost += t - replica.started
         self.replicas.remove(replica)
@@ -83,21 +87,34 @@ class _Replay:
         serving = [r for r in self.replicas if not r.draining]
         missing = desired - len(serving)
         if missing > 0:
-            for replica in self.replicas:  # take back draining replicas before starting new ones
-                if missing and replica.draining:
-                    replica.draining = False
-                    missing -= 1
-            for _ in range(missing):
-                replica = _Replica(started=t)
-                self.replicas.append(replica)
-                self.cold_starts += 1
-                self._push(t + self.cold_start, _READY, replica)
+            for _ in range(self._take_back(missing)):
+                self._add_replica(t)
             self.peak = max(self.peak, len(self.replicas))
-            if missing < 0:
-                self._dispatch(t)
             return
-        excess = -missing
-        for replica in reversed(serving):  # starting replicas first: nothing to drain
+        self._shrink(serving, -missing, t)
+
+    def _add_replica(self, t: float) -> None:
+        replica = Replica(started=t)
+        self.replicas.append(replica)
+        self._cold_start(replica, t)
+
+    def _cold_start(self, replica: Replica, t: float) -> None:
+        replica.started = t
+        self.cold_starts += 1
+        self._push(t + self.cold_start, _READY, replica)
+
+    def _take_back(self, missing: int) -> int:
+        """Un-drain draining replicas before starting new ones; returns how many are still missing."""
+        for replica in self.replicas:
+            if missing and replica.draining:
+                replica.draining = False
+                missing -= 1
+        return missing
+
+    def _shrink(self, serving: list[Replica], excess: int, t: float) -> None:
+        """Stop `excess` of the `serving` replicas: starting ones first (nothing to drain, newest first),
+        then idle ones, then drain the least busy."""
+        for replica in reversed(serving):
             if excess and not replica.ready:
                 self._stop(replica, t)
                 excess -= 1
@@ -115,13 +132,13 @@ class _Replay:
         heapq.heappush(self.events, (t, self.seq, kind, payload))
 
     # -- requests ---------------------------------------------------------------------------
-    def _start(self, index: int, replica: _Replica, t: float) -> None:
+    def _start(self, index: int, replica: Replica, t: float) -> None:
         replica.in_flight += 1
         self.waits[index] = t - self.arrivals[index]
         self._push(t + self.durations[index], _DONE, replica)
 
-    def _free_replica(self) -> _Replica | None:
-        best: _Replica | None = None
+    def _free_replica(self) -> Replica | None:
+        best: Replica | None = None
         for replica in self.replicas:
             if (
                 replica.ready
@@ -148,9 +165,13 @@ class _Replay:
         else:
             self.queue.append(index)
         if not self.replicas:
-            self._scale_to(self.scaler.wake(t, 0).desired, t)
+            self._wake(t)
 
-    def _event(self, t: float, kind: int, replica: _Replica) -> None:
+    def _wake(self, t: float) -> None:
+        """A request at zero: decide at once, so the first replica starts without waiting for a tick."""
+        self._scale_to(self.scaler.wake(t, 0).desired, t)
+
+    def _event(self, t: float, kind: int, replica: Replica) -> None:
         if replica.stopped:
             return
         if kind == _READY:
@@ -227,7 +248,7 @@ def replay(
     description: str = "",
 ) -> PolicyResult:
     """Replay `arrivals` (sorted seconds) with per-request `durations` under one autoscaler config."""
-    state = _Replay(config, arrivals, durations, settings)
+    state = Replay(config, arrivals, durations, settings)
     horizon, timeline = state.run(settings.sample_step)
     return PolicyResult(
         policy=policy,

@@ -38,6 +38,11 @@ def _cell(key: str, value: object) -> str:
 def table(summaries: list[dict[str, object]], slo: float) -> str:
     headers = [h if h != "in SLO" else f"<= {slo:g}s" for h, _ in COLUMNS]
     rows = [[_cell(key, s[key]) for _, key in COLUMNS] for s in summaries]
+    return layout(headers, rows)
+
+
+def layout(headers: list[str], rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell: the first left-aligned, the others right-aligned."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True)))]
     lines.append("  ".join("-" * w for w in widths))
