@@ -8,13 +8,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import httpx
 import yaml
 
 from tide.config import DEFAULT_API_PORT, DEFAULT_GATEWAY_PORT, ServerConfig, default_data_dir, read_client_token
+
+if TYPE_CHECKING:
+    from tide.backends.ray import RayOptions
 
 
 class ApiClient:
@@ -90,6 +93,19 @@ def node_options(command: F) -> F:
         click.option(
             "--cpu-slots", default=8, show_default=True, help="Replicas that fit on this machine without GPUs."
         ),
+        click.option(
+            "--backend",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help="Where replicas run: child processes of this machine, or Ray actors on a Ray cluster's nodes.",
+        ),
+        click.option(
+            "--ray-address",
+            envvar="TIDE_RAY_ADDRESS",
+            default=None,
+            help="With --backend ray: the cluster's GCS address (host:port); this machine must be one of its nodes.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -105,6 +121,7 @@ def node_config(
     cpu_slots: int,
     **server: Any,
 ) -> ServerConfig:
+    """The ServerConfig of `node_options` (all of them but --backend and --ray-address: `node_backend`)."""
     return ServerConfig(
         data_dir=ctx.find_root().obj["data_dir"],
         buckets_dir=buckets_dir,
@@ -113,6 +130,19 @@ def node_config(
         cpu_slots=cpu_slots,
         **server,
     )
+
+
+def node_backend(backend: str, ray_address: str | None, inventory: Path | None) -> RayOptions | None:
+    """None for the local backend; the Ray cluster to join for `--backend ray`."""
+    from tide.backends.ray import RayOptions
+
+    if backend != "ray":
+        return None
+    if not ray_address:
+        raise click.UsageError("--backend ray needs --ray-address (or TIDE_RAY_ADDRESS): the cluster's host:port")
+    if inventory is not None:
+        raise click.UsageError("--inventory is for the local backend; with --backend ray the nodes are the inventory")
+    return RayOptions(address=ray_address)
 
 
 @main.command()
@@ -132,10 +162,13 @@ def up(
     drain_timeout: float,
     inventory: Path | None,
     cpu_slots: int,
+    backend: str,
+    ray_address: str | None,
 ) -> None:
     """Start Tide: management API, gateway and controller in one process."""
     from tide.server import run_server
 
+    ray = node_backend(backend, ray_address, inventory)
     config = node_config(
         ctx,
         buckets_dir=buckets_dir,
@@ -147,7 +180,7 @@ def up(
         api_port=api_port,
         database_url=database_url,
     )
-    run_server(config)
+    run_server(config, ray=ray)
 
 
 @main.command()
@@ -168,11 +201,14 @@ def controller(
     drain_timeout: float,
     inventory: Path | None,
     cpu_slots: int,
+    backend: str,
+    ray_address: str | None,
     lease_ttl: float,
 ) -> None:
     """Run a controller (with the management API and the gateway channel); the lease holder acts."""
     from tide.server import run_controller
 
+    ray = node_backend(backend, ray_address, inventory)
     config = node_config(
         ctx,
         buckets_dir=buckets_dir,
@@ -183,7 +219,7 @@ def controller(
         api_port=api_port,
         database_url=database_url,
     )
-    run_controller(config, lease_ttl_s=lease_ttl)
+    run_controller(config, lease_ttl_s=lease_ttl, ray=ray)
 
 
 @main.command()

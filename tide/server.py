@@ -19,8 +19,10 @@ from tide import __version__
 from tide.api.app import ApiContext, create_app
 from tide.api.claims import ClaimsContext
 from tide.api.parameters import parameters_json
+from tide.backends.base import Backend
 from tide.backends.local import LocalBackend
 from tide.backends.node_weights import CachedWeights
+from tide.backends.ray import RayOptions
 from tide.config import ServerConfig, load_or_create_token
 from tide.control.channel_http import GatewayHub
 from tide.control.controller import Controller
@@ -86,17 +88,27 @@ class _EmbeddedUvicorn(uvicorn.Server):
 class TideServer:
     """`hub` None: the embedded gateway (`tide up`). A `GatewayHub`: gateways are other processes."""
 
-    def __init__(self, config: ServerConfig, hub: GatewayHub | None = None) -> None:
+    def __init__(self, config: ServerConfig, hub: GatewayHub | None = None, ray: RayOptions | None = None) -> None:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.token, self.token_created = load_or_create_token(config)
-        self.inventory = node_inventory(config.inventory_path, config.cpu_slots)
-        self.catalog = catalog_from_inventory(self.inventory)
         self.store = Store(config.db_url)
         config.buckets_root.mkdir(parents=True, exist_ok=True)
         storage = StorageConfig.from_env(local_root=config.buckets_root)
-        cache = WeightsCache(config.weights_cache_dir, budget_bytes=config.cache_budget_bytes)
-        self.backend = LocalBackend(config.data_dir, CachedWeights(storage, cache), host="127.0.0.1")
+        self.backend: Backend
+        self._inventory_source: Callable[[], Inventory]
+        if ray is None:  # this machine (or a declared fleet), replicas as child processes
+            inventory = node_inventory(config.inventory_path, config.cpu_slots)
+            self._inventory_source = lambda: inventory
+            cache = WeightsCache(config.weights_cache_dir, budget_bytes=config.cache_budget_bytes)
+            self.backend = LocalBackend(config.data_dir, CachedWeights(storage, cache), host="127.0.0.1")
+        else:  # the Ray cluster's nodes, replicas as Ray actors on them (docs/RAY.md)
+            from tide.backends.ray import create
+
+            self.backend, ray_inventory = create(ray, config.data_dir, storage)
+            self._inventory_source = ray_inventory.current
+        self.inventory = self._inventory_source()
+        self.catalog = catalog_from_inventory(self.inventory)
         self.gateway = Gateway(on_demand=self._on_demand)
         self.hub = hub
         self.controller = Controller(
@@ -104,21 +116,21 @@ class TideServer:
             self.backend,
             hub if hub is not None else self.gateway,
             self.catalog,
-            inventory=lambda: self.inventory,
+            inventory=self.current_inventory,
             claims=ClaimStore(self.store),
             run_log=RunLog(self.store),
             drain_timeout_s=config.drain_timeout_s,
         )
         api_ctx = ApiContext(
             store=self.store,
-            catalog=lambda: self.catalog,
+            catalog=self.current_catalog,
             token=self.token,
             wake_controller=self.controller.wake,
             logs=self.backend.logs,
-            parameters=lambda: parameters_json(self.catalog),
+            parameters=lambda: parameters_json(self.current_catalog()),
             metrics=self.controller.metrics.exposition,
             claims=ClaimsContext(
-                store=self.store, inventory=lambda: self.inventory, wake_controller=self.controller.wake
+                store=self.store, inventory=self.current_inventory, wake_controller=self.controller.wake
             ),
         )
         self.app = create_app(api_ctx)
@@ -129,6 +141,22 @@ class TideServer:
 
     def _on_demand(self, deployment_id: str) -> None:
         self.controller.on_demand(deployment_id)
+
+    def current_inventory(self) -> Inventory:
+        """The inventory now. A Ray cluster's changes as nodes join and leave; when the instance types or
+        zones offered change, the catalog (parameters endpoint, spec validation) follows."""
+        inventory = self._inventory_source()
+        if inventory is not self.inventory:
+            offered = (inventory.types, inventory.zone_instance_types())
+            if offered != (self.inventory.types, self.inventory.zone_instance_types()):
+                self.catalog = catalog_from_inventory(inventory)
+                self.controller.catalog = self.catalog
+            self.inventory = inventory
+        return inventory
+
+    def current_catalog(self) -> Catalog:
+        self.current_inventory()
+        return self.catalog
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         cfg = uvicorn.Config(
@@ -162,10 +190,10 @@ class TideServer:
         self.store.close()
 
 
-def run_server(config: ServerConfig) -> None:
+def run_server(config: ServerConfig, ray: RayOptions | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
-    server = TideServer(config)
+    server = TideServer(config, ray=ray)
 
     def announce() -> None:
         print(f"tide {__version__} up", flush=True)
@@ -173,6 +201,8 @@ def run_server(config: ServerConfig) -> None:
         print(f"  management API:              http://{config.host}:{config.api_port}/v1alpha1/inference", flush=True)
         print(f"  data directory:              {config.data_dir}", flush=True)
         print(f"  local buckets:               {config.buckets_root}", flush=True)
+        if ray is not None:
+            print(f"  replicas on the Ray cluster: {ray.address}", flush=True)
         if server.token_created:
             print(f"  API token (shown once, stored in {config.token_path}): {server.token}", flush=True)
 
@@ -199,10 +229,10 @@ class ControllerServer:
     a fresh start campaigns again, so two controllers never act at once.
     """
 
-    def __init__(self, config: ServerConfig, lease_ttl_s: float = 10.0) -> None:
+    def __init__(self, config: ServerConfig, lease_ttl_s: float = 10.0, ray: RayOptions | None = None) -> None:
         self.config = config
         self.hub = GatewayHub()
-        self.server = TideServer(config, hub=self.hub)
+        self.server = TideServer(config, hub=self.hub, ray=ray)
         self.lease = LeaderLease(self.server.store, ttl_s=lease_ttl_s)
         self.hub.is_leader = lambda: self._leading
         self._leading = False
@@ -264,10 +294,10 @@ class ControllerServer:
             raise SystemExit(3)
 
 
-def run_controller(config: ServerConfig, lease_ttl_s: float) -> None:
+def run_controller(config: ServerConfig, lease_ttl_s: float, ray: RayOptions | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    server = ControllerServer(config, lease_ttl_s=lease_ttl_s)
+    server = ControllerServer(config, lease_ttl_s=lease_ttl_s, ray=ray)
 
     def announce() -> None:
         print(f"tide {__version__} controller (holder {server.lease.holder})", flush=True)

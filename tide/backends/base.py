@@ -35,6 +35,7 @@ class ReplicaLaunch:
     replica_id: str
     spec: DeploymentSpec
     gpu_ids: tuple[int, ...] = ()
+    instance_id: str | None = None  # where the scheduler placed it (a Ray backend: the node id)
 
 
 @dataclass

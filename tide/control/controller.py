@@ -465,7 +465,13 @@ class Controller:
                 self.run_log.run_started, runtime.id, replica_id, placement.gpus, placement.instance_id, now
             )
         state = await self.backend.start(
-            ReplicaLaunch(deployment_id=runtime.id, replica_id=replica_id, spec=spec, gpu_ids=gpu_ids)
+            ReplicaLaunch(
+                deployment_id=runtime.id,
+                replica_id=replica_id,
+                spec=spec,
+                gpu_ids=gpu_ids,
+                instance_id=placement.instance_id,
+            )
         )
         runtime.replicas[replica_id] = state
 

@@ -1,0 +1,112 @@
+"""Tide on a real Ray cluster (tests/ray/conftest.py): the inventory is the cluster's nodes, a replica
+lands on a node of its type, GPU count and allowed zone and serves through the gateway, and when that
+node dies the replica is reported lost and replaced on another matching node."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from tests.e2e.conftest import TideProcess
+from tests.ray.cluster import LocalRayCluster
+from tests.ray.conftest import h100_spec
+
+H100_A = "(us-east-04a, h100-2x)"
+H100_B = "(us-east-04b, h100-2x)"
+
+
+def chat(tide: TideProcess, model: str = "tiny-ray") -> dict[str, Any]:
+    response = httpx.post(
+        f"{tide.gateway_url}/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["choices"][0]["message"]["content"]
+    return body
+
+
+def only_replica(status: dict[str, Any]) -> dict[str, Any]:
+    live = [r for r in status["replicas"] if r["phase"] == "ready"]
+    assert len(live) == 1, status
+    return live[0]
+
+
+def wait_for_condition(tide: TideProcess, deployment: str, kind: str, text: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = tide.status(deployment)
+        for condition in status.get("conditions", []):
+            if condition["type"] == kind and text in condition["message"]:
+                return dict(condition)
+        time.sleep(0.1)
+    raise AssertionError(f"no {kind} condition with {text!r} within {timeout}s; last status {status}")
+
+
+def test_parameters_and_claims_come_from_the_clusters_nodes(tide: TideProcess) -> None:
+    with tide.api() as api:
+        params = api.get("/deployments/parameters").json()
+        assert params["zoneInstanceTypes"] == {
+            "us-east-04a": ["h100-2x", "l40-1x"],
+            "us-east-04b": ["h100-2x"],
+            "us-west-01a": ["h100-2x"],
+        }
+        types = {t["id"]: t for t in params["resourceParameters"]["instanceTypes"]}
+        assert (types["h100-2x"]["gpuModel"], types["h100-2x"]["gpuCount"]) == ("H100", 2)
+        assert (types["l40-1x"]["gpuModel"], types["l40-1x"]["gpuCount"]) == ("L40S", 1)
+
+        # Specs and claims are checked against what the nodes offer.
+        too_big = {**h100_spec(), "name": "too-big", "resources": {"instanceType": "l40-1x", "gpuCount": 2}}
+        response = api.post("/deployments", json=too_big)
+        assert response.status_code == 400 and "exceeds the 1 GPUs of instance type l40-1x" in response.text
+        claims = {c["id"]: c for c in api.get("/capacityclaims").json()["items"]}
+        assert claims["team-h100"]["status"]["allocatedInstances"] == 1
+
+
+def test_replica_runs_on_a_node_of_its_type_gpus_and_zone_and_serves(
+    tide: TideProcess, ray_cluster: LocalRayCluster
+) -> None:
+    tide.apply(h100_spec())
+    status = tide.wait_for("tiny-ray", "STATUS_READY", ready=1, timeout=120)
+    replica = only_replica(status)
+    # The claim's first zone, an h100-2x, and both of its GPUs assigned by Ray (the actor reports them).
+    assert H100_A in replica["message"] and "virtual GPUs 0,1" in replica["message"], replica
+    # The weights were fetched into that node's cache, and no other node's.
+    cached = {name: node.cached_weights() for name, node in ray_cluster.nodes.items()}
+    assert cached["w1"] and not (cached["head"] or cached["w2"] or cached["w3"]), cached
+
+    chat(tide)
+    logs = tide.cli("logs", "tiny-ray").stdout
+    assert "tide.engines.builtin" in logs  # the engine's log came back from the node
+
+
+def test_a_lost_node_has_its_replica_replaced_on_another_matching_node(
+    tide: TideProcess, ray_cluster: LocalRayCluster
+) -> None:
+    tide.apply(h100_spec())
+    first = only_replica(tide.wait_for("tiny-ray", "STATUS_READY", ready=1, timeout=120))
+    assert H100_A in first["message"], first
+
+    lost_at = time.monotonic()
+    ray_cluster.kill("w1")
+    crashed = wait_for_condition(tide, "tiny-ray", "ReplicaCrashed", "was lost", timeout=30)
+    detected_s = time.monotonic() - lost_at
+    assert f"{first['id']} crashed" in crashed["message"] and H100_A in crashed["message"], crashed
+
+    # Replaced within the claim's zones (us-east-04b; never us-west-01a) on an h100-2x, serving again.
+    status = tide.wait_for("tiny-ray", "STATUS_READY", ready=1, timeout=120)
+    replaced = only_replica(status)
+    assert replaced["id"] != first["id"] and H100_B in replaced["message"], replaced
+    assert not [c for c in status["conditions"] if c["type"] == "ReplicaCrashed"], status
+    chat(tide)
+    assert ray_cluster.nodes["w2"].cached_weights() and not ray_cluster.nodes["w3"].cached_weights()
+
+    # The lost node left the inventory: its zone now offers only what the others have.
+    with tide.api() as api:
+        zones = api.get("/deployments/parameters").json()["zoneInstanceTypes"]
+    assert zones["us-east-04a"] == ["l40-1x"], zones
+    print(f"node loss noticed in {detected_s:.1f}s, replaced and ready {time.monotonic() - lost_at:.1f}s after it")
