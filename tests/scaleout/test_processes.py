@@ -1,7 +1,8 @@
-"""Scaled out on loopback: two controllers (leader + standby) over one SQLite file, two gateways following them.
+"""Scaled out on loopback: two controllers (leader + standby) over one real Postgres, two gateways following them.
 
-Real processes with the tiny model. Every process started here (and every replica the controllers
-start) is killed by id at the end.
+Real processes with the tiny model; the database is a throwaway Postgres started here (a SQLite file
+when Postgres cannot start and TIDE_REQUIRE_POSTGRES is not set). Every process started here (and every
+replica the controllers start) is killed by id at the end.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.postgres import PostgresUnavailable, postgres_server
 from tide.model.tiny import make_tiny_model
 
 pytestmark = pytest.mark.timeout(240)
@@ -57,7 +59,7 @@ class Proc:
 
 
 class Cluster:
-    def __init__(self, root: Path, buckets: Path) -> None:
+    def __init__(self, root: Path, buckets: Path, db_url: str) -> None:
         self.root = root
         self.env = {
             **os.environ,
@@ -65,7 +67,7 @@ class Cluster:
             "TIDE_BUCKETS_DIR": str(buckets),
             "TIDE_API_TOKEN": TOKEN,
         }
-        self.db_url = f"sqlite:///{root / 'tide.db'}"
+        self.db_url = db_url
         self.controller_ports = [free_port(), free_port()]
         self.gateway_ports = [free_port(), free_port()]
         self.controllers: list[Proc] = []
@@ -172,7 +174,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     model = make_tiny_model(root / "model")
     buckets = root / "buckets"
     shutil.copytree(model, buckets / "models" / "tiny")
-    c = Cluster(root, buckets)
+    with contextlib.ExitStack() as stack:
+        yield from _cluster(root, buckets, stack)
+
+
+def _cluster(root: Path, buckets: Path, stack: contextlib.ExitStack) -> Iterator[Cluster]:
+    """On a real Postgres, as a cluster would run (SQLite when no Postgres can start and none is required)."""
+    try:
+        db_url = stack.enter_context(postgres_server()).create_database()
+    except PostgresUnavailable as exc:
+        if os.environ.get("TIDE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"TIDE_REQUIRE_POSTGRES=1 but {exc}")
+        db_url = f"sqlite:///{root / 'tide.db'}"
+    c = Cluster(root, buckets, db_url)
     try:
         c.start_controller(0)
         wait_until(lambda: c.leader() == 0, 30, lambda: f"controller0 never led\n{c.logs()}")
