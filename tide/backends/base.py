@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 from tide.spec import DeploymentSpec
@@ -52,6 +53,13 @@ class ReplicaState:
     pid: int | None = None
     log_path: str | None = None
 
+    def enter(self, phase: ReplicaPhase, message: str, now: float) -> None:
+        """Move to `phase` with `message`; `phase_times` records when a new phase began."""
+        if self.phase != phase:
+            self.phase_times[phase.value] = now
+        self.phase = phase
+        self.message = message
+
     def to_status(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": self.replica_id,
@@ -94,3 +102,15 @@ class Backend(Protocol):
     def logs(self, deployment_id: str, tail_lines: int) -> dict[str, str]: ...
 
     async def close(self) -> None: ...
+
+
+def replica_logs(logs_dir: Path, deployment_id: str, tail_lines: int) -> dict[str, str]:
+    """The last `tail_lines` of each replica log of a deployment (`<logs_dir>/<deployment>/<replica>.log`),
+    oldest replica first."""
+    folder = logs_dir / deployment_id
+    if not folder.is_dir():
+        return {}
+    out: dict[str, str] = {}
+    for path in sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime):
+        out[path.stem] = "\n".join(path.read_text(errors="replace").splitlines()[-tail_lines:])
+    return out

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState
+from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState, replica_logs
 from tide.engines.adapter import adapter_for
 from tide.spec import DeploymentSpec
 
@@ -112,12 +112,8 @@ class LocalBackend:
         return [r.state for r in self._replicas.values()]
 
     def _set_phase(self, replica: _Replica, phase: ReplicaPhase, message: str = "") -> None:
-        state = replica.state
-        if state.phase != phase:
-            state.phase_times[phase.value] = time.time()
-        state.phase = phase
-        state.message = message
-        self._listener(state)
+        replica.state.enter(phase, message, time.time())
+        self._listener(replica.state)
 
     async def start(self, launch: ReplicaLaunch) -> ReplicaState:
         log_path = self._logs_dir / launch.deployment_id / f"{launch.replica_id}.log"
@@ -315,13 +311,7 @@ class LocalBackend:
             self._release(replica)
 
     def logs(self, deployment_id: str, tail_lines: int) -> dict[str, str]:
-        folder = self._logs_dir / deployment_id
-        if not folder.is_dir():
-            return {}
-        out: dict[str, str] = {}
-        for path in sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime):
-            out[path.stem] = "\n".join(path.read_text(errors="replace").splitlines()[-tail_lines:])
-        return out
+        return replica_logs(self._logs_dir, deployment_id, tail_lines)
 
     async def close(self) -> None:
         await asyncio.gather(*(self.stop(rid, grace_s=5.0) for rid in list(self._replicas)), return_exceptions=True)

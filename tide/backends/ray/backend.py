@@ -22,7 +22,7 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState
+from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState, replica_logs
 from tide.backends.ray.actor import LOG_CHUNK_BYTES, HostInfo, ReplicaHost, Snapshot
 from tide.backends.ray.inventory import RayInventory
 from tide.weights import StorageConfig
@@ -72,14 +72,10 @@ class RayBackend:
         return [r.state for r in self._replicas.values()]
 
     def _set_phase(self, replica: _Replica, phase: ReplicaPhase, message: str) -> None:
-        state = replica.state
-        if state.phase != phase:
-            state.phase_times[phase.value] = time.time()
-        state.phase = phase
-        state.message = message
+        replica.state.enter(phase, message, time.time())
         if phase.terminal:
-            state.base_url = None
-        self._listener(state)
+            replica.state.base_url = None
+        self._listener(replica.state)
 
     async def start(self, launch: ReplicaLaunch) -> ReplicaState:
         log_path = self._logs_dir / launch.deployment_id / f"{launch.replica_id}.log"
@@ -241,13 +237,7 @@ class RayBackend:
             self._kill(replica)
 
     def logs(self, deployment_id: str, tail_lines: int) -> dict[str, str]:
-        folder = self._logs_dir / deployment_id
-        if not folder.is_dir():
-            return {}
-        out: dict[str, str] = {}
-        for path in sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime):
-            out[path.stem] = "\n".join(path.read_text(errors="replace").splitlines()[-tail_lines:])
-        return out
+        return replica_logs(self._logs_dir, deployment_id, tail_lines)
 
     async def close(self) -> None:
         await asyncio.gather(*(self.stop(rid, grace_s=5.0) for rid in list(self._replicas)), return_exceptions=True)
