@@ -12,7 +12,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tide.backends.base import Backend, ReplicaLaunch, ReplicaPhase, ReplicaState
@@ -20,6 +19,7 @@ from tide.control.engine_load import (
     SCRAPE_INTERVAL_S,
     EngineLoadScraper,
     ScrapeTarget,
+    load_json,
     metrics_url,
     observed_concurrency,
 )
@@ -31,12 +31,13 @@ from tide.control.lifecycle import (
     restart_backoff,
 )
 from tide.control.metrics import ControlMetrics
+from tide.control.placement import free_gpu_ids, leaving_holders, scheduled_placements, scheduling_requests
+from tide.control.runtime import DeploymentRuntime
 from tide.control.scaling import DeploymentScaler
 from tide.engines.adapter import adapter_for
 from tide.engines.prometheus import EngineLoad
 from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint, RouteTable
 from tide.scheduling import (
-    DeploymentRequest,
     Inventory,
     Placement,
     ScheduleResult,
@@ -45,13 +46,12 @@ from tide.scheduling import (
     schedule,
 )
 from tide.spec import Catalog, DeploymentSpec, SpecError, parse_deployment
-from tide.store import DeploymentRecord, Store
+from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
 
 log = logging.getLogger("tide.control")
 
 RECONCILE_INTERVAL_S = 1.0
-LOCAL_GPU_INSTANCE = "local-gpu"
 SAMPLE_INTERVAL_S = 1.0  # gateway load signals feed the autoscaler's 1-second buckets
 
 
@@ -63,31 +63,6 @@ class RouteSink(Protocol):
     def in_flight(self, replica_id: str) -> int: ...
 
     def load_snapshot(self) -> Mapping[str, Any]: ...
-
-
-@dataclass
-class DeploymentRuntime:
-    id: str
-    record: DeploymentRecord
-    spec: DeploymentSpec | None = None
-    spec_error: str | None = None
-    replicas: dict[str, ReplicaState] = field(default_factory=dict)
-    draining: set[str] = field(default_factory=set)
-    consecutive_crashes: int = 0
-    crash_message: str | None = None
-    failure: str | None = None
-    next_start_at: float = 0.0
-    ever_ready_generation: int = 0
-    scaler: DeploymentScaler | None = None
-    placements: dict[str, Placement] = field(default_factory=dict)  # replica id -> where it runs
-    gpu_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    pending_message: str | None = None
-    woke_at: float | None = None  # first request that found no ready replica, until one is ready
-    last_status: dict[str, Any] = field(default_factory=dict)
-    condition_times: dict[tuple[str, str], float] = field(default_factory=dict)
-    # Replicas placed on GPUs that a preempted (or otherwise leaving) replica still holds: they start when
-    # it has stopped, never beside it on the same GPUs.
-    awaiting_gpus: set[str] = field(default_factory=set)
 
 
 class Controller:
@@ -133,7 +108,7 @@ class Controller:
         """A request arrived for a deployment with no ready replica: decide now, not at the next tick."""
         runtime = self.runtimes.get(deployment_id)
         if runtime is not None and runtime.scaler is not None:
-            ready = self._ready_count(runtime)
+            ready = runtime.ready_count()
             if ready == 0 and runtime.woke_at is None:
                 runtime.woke_at = self.clock()
             runtime.scaler.wake(self.clock(), ready)
@@ -341,40 +316,17 @@ class Controller:
         inventory = self.inventory()
         if self.claims is not None:
             inventory = assign_claims(await asyncio.to_thread(self.claims.claims), inventory)
-        # Draining replicas are left out: their GPUs may be handed on now, and whoever gets them waits for the
-        # drain to end before starting (`_draining_holders`). Counting them would ask for phantom replicas.
-        placements = [
-            p
-            for runtime in self.runtimes.values()
-            for rid, p in runtime.placements.items()
-            if rid not in runtime.draining
-        ]
-        requests = []
-        for deployment_id, desired in wants.items():
-            runtime = self.runtimes[deployment_id]
-            spec = runtime.spec
-            assert spec is not None
-            if not self._manages_replicas(spec):
-                continue
-            template = spec.replica_template()
-            # Old-template replicas keep their GPUs until the new ones are ready (surge-first rollout).
-            holding = sum(
-                1
-                for rid, r in runtime.replicas.items()
-                if rid in runtime.placements and rid not in runtime.draining and r.template != template
-            )
-            requests.append(
-                DeploymentRequest(
-                    deployment_id=deployment_id,
-                    replicas=desired + holding,
-                    instance_type=spec.resources.instance_type,
-                    gpu_count=spec.resources.gpu_count,
-                    capacity_classes=spec.autoscaling.capacity_classes,
-                    priority=spec.autoscaling.priority,
-                    min_replicas=min(spec.autoscaling.min, desired),
-                )
-            )
-        return schedule(inventory, placements, requests, now)
+        managed = {
+            deployment_id: desired
+            for deployment_id, desired in wants.items()
+            if (spec := self.runtimes[deployment_id].spec) is not None and self._manages_replicas(spec)
+        }
+        return schedule(
+            inventory,
+            scheduled_placements(self.runtimes.values()),
+            scheduling_requests(self.runtimes, managed),
+            now,
+        )
 
     async def _apply(self, runtime: DeploymentRuntime, desired: int, decision: ScheduleResult, now: float) -> None:
         spec = runtime.spec
@@ -405,20 +357,14 @@ class Controller:
     def _desired(self, runtime: DeploymentRuntime, now: float) -> int:
         assert runtime.scaler is not None and runtime.spec is not None
         reachable = runtime.spec.traffic.weight > 0
-        return runtime.scaler.desired(now, self._ready_count(runtime), reachable=reachable)
-
-    @staticmethod
-    def _ready_count(runtime: DeploymentRuntime) -> int:
-        return sum(
-            1 for rid, r in runtime.replicas.items() if r.phase is ReplicaPhase.READY and rid not in runtime.draining
-        )
+        return runtime.scaler.desired(now, runtime.ready_count(), reachable=reachable)
 
     async def _start_replica(
         self, runtime: DeploymentRuntime, spec: DeploymentSpec, slot: Placement, now: float
     ) -> None:
         replica_id = f"{runtime.id}-{secrets.token_hex(3)}"
         runtime.placements[replica_id] = Placement(runtime.id, replica_id, slot.instance_id, slot.gpus, now)
-        holders = self._draining_holders(replica_id)
+        holders = leaving_holders(self.runtimes.values(), replica_id, self.inventory())
         if holders:
             runtime.awaiting_gpus.add(replica_id)
             runtime.replicas[replica_id] = ReplicaState(
@@ -435,31 +381,14 @@ class Controller:
         """Start the replicas whose GPUs the leaving replicas have now given back."""
         spec = runtime.spec
         for replica_id in sorted(runtime.awaiting_gpus):
-            if spec is not None and not self._draining_holders(replica_id):
+            if spec is not None and not leaving_holders(self.runtimes.values(), replica_id, self.inventory()):
                 runtime.awaiting_gpus.discard(replica_id)
                 await self._launch(runtime, spec, replica_id, now)
 
-    def _draining_holders(self, replica_id: str) -> list[str]:
-        """The replicas still on the GPUs that the placement of `replica_id` needs, if its instance is full.
-
-        The scheduler hands over GPUs of replicas it is taking away (preempted, surplus, a disabled
-        deployment's) in the same decision; those drain first, and the new replica waits for them.
-        """
-        mine = next(r.placements[replica_id] for r in self.runtimes.values() if replica_id in r.placements)
-        others = [
-            (rid in r.awaiting_gpus, p)
-            for r in self.runtimes.values()
-            for rid, p in r.placements.items()
-            if rid != replica_id and p.instance_id == mine.instance_id
-        ]
-        free = self.inventory().free_gpus(p for _, p in others).get(mine.instance_id)
-        if free is None or free >= mine.gpus:
-            return []
-        return sorted(p.replica_id for awaiting, p in others if not awaiting)
-
     async def _launch(self, runtime: DeploymentRuntime, spec: DeploymentSpec, replica_id: str, now: float) -> None:
         placement = runtime.placements[replica_id]
-        gpu_ids = self._gpu_ids_for(placement)
+        gpu_ids = free_gpu_ids(self.runtimes.values(), placement)
+        runtime.gpu_ids[replica_id] = gpu_ids
         if self.run_log is not None:  # billing starts when the replica's process does
             await asyncio.to_thread(
                 self.run_log.run_started, runtime.id, replica_id, placement.gpus, placement.instance_id, now
@@ -474,21 +403,6 @@ class Controller:
             )
         )
         runtime.replicas[replica_id] = state
-
-    def _gpu_ids_for(self, placement: Placement) -> tuple[int, ...]:
-        """Device indices on a real GPU instance (`local-gpu`); virtual instances have none."""
-        if placement.instance_id != LOCAL_GPU_INSTANCE:
-            return ()
-        taken = {
-            i
-            for runtime in self.runtimes.values()
-            for rid, ids in runtime.gpu_ids.items()
-            if runtime.placements.get(rid, placement).instance_id == placement.instance_id
-            for i in ids
-        }
-        free = [i for i in range(64) if i not in taken][: placement.gpus]
-        self.runtimes[placement.deployment_id].gpu_ids[placement.replica_id] = tuple(free)
-        return tuple(free)
 
     def _release_placement(self, runtime: DeploymentRuntime, replica_id: str, now: float) -> None:
         runtime.gpu_ids.pop(replica_id, None)
@@ -625,15 +539,3 @@ class Controller:
                 await task
         await self.engine_load.close()
         await self.backend.close()
-
-
-def load_json(loads: list[EngineLoad]) -> dict[str, Any]:
-    """Engine load as status shows it: requests summed over replicas, the fullest KV cache."""
-    out: dict[str, Any] = {
-        "runningRequests": round(sum(load.running for load in loads)),
-        "waitingRequests": round(sum(load.waiting for load in loads)),
-    }
-    usages = [load.kv_cache_usage for load in loads if load.kv_cache_usage is not None]
-    if usages:
-        out["kvCacheUsage"] = round(max(usages), 3)
-    return out

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -105,3 +106,15 @@ class EngineLoadScraper:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def load_json(loads: list[EngineLoad]) -> dict[str, Any]:
+    """Engine load as status shows it: requests summed over replicas, the fullest KV cache."""
+    out: dict[str, Any] = {
+        "runningRequests": round(sum(load.running for load in loads)),
+        "waitingRequests": round(sum(load.waiting for load in loads)),
+    }
+    usages = [load.kv_cache_usage for load in loads if load.kv_cache_usage is not None]
+    if usages:
+        out["kvCacheUsage"] = round(max(usages), 3)
+    return out

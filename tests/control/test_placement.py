@@ -1,0 +1,88 @@
+"""The controller's placement bookkeeping: what it asks the scheduler, and when a placed replica may start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tide.backends.base import ReplicaPhase, ReplicaState
+from tide.control.placement import leaving_holders, scheduled_placements, scheduling_requests
+from tide.control.runtime import DeploymentRuntime
+from tide.scheduling import Placement, declared_inventory
+from tide.spec import InstanceTypeInfo, default_catalog, parse_deployment
+from tide.store import DeploymentRecord
+
+CATALOG = default_catalog(
+    builtin_version="0.1.0", instance_types=(InstanceTypeInfo("gpu-2x", "H100", 2, 80, 8, zones=("z1",)),)
+)
+INVENTORY = declared_inventory(
+    {
+        "instanceTypes": [{"id": "gpu-2x", "gpuModel": "H100", "gpus": 2, "memoryGib": 80}],
+        "instances": [{"type": "gpu-2x", "zone": "z1", "count": 1}],
+    }
+)
+INSTANCE = INVENTORY.instances[0].id
+
+
+def runtime(name: str, **spec: Any) -> DeploymentRuntime:
+    raw = {
+        "name": name,
+        "weights": {"bucket": "models", "path": "tiny"},
+        "runtime": {"engine": "builtin"},
+        "resources": {"instanceType": "gpu-2x", "gpuCount": 1},
+        "autoscaling": {"min": 0, "max": 4},
+        **spec,
+    }
+    record = DeploymentRecord(id=name, name=name, spec=raw, generation=1, created_at=0.0, updated_at=0.0)
+    return DeploymentRuntime(id=name, record=record, spec=parse_deployment(raw, CATALOG))
+
+
+def place(rt: DeploymentRuntime, replica_id: str, *, template: tuple[object, ...] | None = None) -> None:
+    assert rt.spec is not None
+    rt.replicas[replica_id] = ReplicaState(
+        rt.id, replica_id, template if template is not None else rt.spec.replica_template(), ReplicaPhase.READY
+    )
+    rt.placements[replica_id] = Placement(rt.id, replica_id, INSTANCE, 1, 0.0)
+
+
+def test_draining_replicas_are_not_weighed_nor_counted() -> None:
+    batch = runtime("batch")
+    place(batch, "batch-a")
+    place(batch, "batch-b")
+    batch.draining.add("batch-b")  # preempted: on its way out
+    assert [p.replica_id for p in scheduled_placements([batch])] == ["batch-a"]
+    (request,) = scheduling_requests({"batch": batch}, {"batch": 2})
+    assert request.replicas == 2  # not 3: the leaving replica is not a phantom third
+
+
+def test_old_template_replicas_keep_their_gpus_during_a_rollout() -> None:
+    chat = runtime("chat")
+    place(chat, "chat-old", template=("an older template",))
+    place(chat, "chat-new")
+    (request,) = scheduling_requests({"chat": chat}, {"chat": 1})
+    assert request.replicas == 2
+
+
+def test_a_replica_waits_for_the_leaving_one_whose_gpus_it_was_given() -> None:
+    batch, chat = runtime("batch"), runtime("chat")
+    place(batch, "batch-a")
+    place(batch, "batch-b")
+    batch.draining.add("batch-b")
+    chat.placements["chat-new"] = Placement("chat", "chat-new", INSTANCE, 1, 1.0)
+    # The instance has 2 GPUs: batch-a and the draining batch-b still hold both.
+    assert leaving_holders([batch, chat], "chat-new", INVENTORY) == ["batch-a", "batch-b"]
+    del batch.placements["batch-b"]  # batch-b stopped
+    assert leaving_holders([batch, chat], "chat-new", INVENTORY) == []
+
+
+def test_two_waiting_replicas_do_not_wait_for_each_other() -> None:
+    batch, chat = runtime("batch"), runtime("chat")
+    place(batch, "batch-old")
+    batch.placements["batch-old"] = Placement("batch", "batch-old", INSTANCE, 2, 0.0)
+    batch.draining.add("batch-old")
+    for rid in ("chat-1", "chat-2"):
+        chat.placements[rid] = Placement("chat", rid, INSTANCE, 1, 1.0)
+        chat.awaiting_gpus.add(rid)
+    assert leaving_holders([batch, chat], "chat-1", INVENTORY) == ["batch-old"]
+    del batch.placements["batch-old"]
+    assert leaving_holders([batch, chat], "chat-1", INVENTORY) == []
+    assert leaving_holders([batch, chat], "chat-2", INVENTORY) == []

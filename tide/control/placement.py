@@ -1,0 +1,82 @@
+"""Where replicas run, as the controller keeps it: what it asks the scheduler, and when a placed replica may
+start. Pure functions over the controller's per-deployment state; the scheduler itself is
+`tide.scheduling`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from tide.control.runtime import DeploymentRuntime
+from tide.scheduling import DeploymentRequest, Inventory, Placement
+
+LOCAL_GPU_INSTANCE = "local-gpu"
+
+
+def scheduled_placements(runtimes: Iterable[DeploymentRuntime]) -> list[Placement]:
+    """The placements the scheduler weighs. Draining replicas are left out: their GPUs may be handed on now,
+    and whoever gets them waits for the drain to end (`leaving_holders`). Counting them would ask for
+    phantom replicas."""
+    return [p for runtime in runtimes for rid, p in runtime.placements.items() if rid not in runtime.draining]
+
+
+def scheduling_requests(runtimes: Mapping[str, DeploymentRuntime], wants: Mapping[str, int]) -> list[DeploymentRequest]:
+    """One request per deployment that runs replicas: what its autoscaler wants, plus its old-template
+    replicas that keep their GPUs until the new ones are ready (surge-first rollout)."""
+    requests = []
+    for deployment_id, desired in wants.items():
+        runtime = runtimes[deployment_id]
+        spec = runtime.spec
+        assert spec is not None
+        template = spec.replica_template()
+        holding = sum(
+            1
+            for rid, r in runtime.replicas.items()
+            if rid in runtime.placements and rid not in runtime.draining and r.template != template
+        )
+        requests.append(
+            DeploymentRequest(
+                deployment_id=deployment_id,
+                replicas=desired + holding,
+                instance_type=spec.resources.instance_type,
+                gpu_count=spec.resources.gpu_count,
+                capacity_classes=spec.autoscaling.capacity_classes,
+                priority=spec.autoscaling.priority,
+                min_replicas=min(spec.autoscaling.min, desired),
+            )
+        )
+    return requests
+
+
+def leaving_holders(runtimes: Iterable[DeploymentRuntime], replica_id: str, inventory: Inventory) -> list[str]:
+    """The replicas still on the GPUs that the placement of `replica_id` needs, if its instance is full.
+
+    The scheduler hands over GPUs of replicas it is taking away (preempted, surplus, a disabled
+    deployment's) in the same decision; those drain first, and the new replica waits for them.
+    """
+    runtimes = list(runtimes)
+    mine = next(r.placements[replica_id] for r in runtimes if replica_id in r.placements)
+    others = [
+        (rid in r.awaiting_gpus, p)
+        for r in runtimes
+        for rid, p in r.placements.items()
+        if rid != replica_id and p.instance_id == mine.instance_id
+    ]
+    free = inventory.free_gpus(p for _, p in others).get(mine.instance_id)
+    if free is None or free >= mine.gpus:
+        return []
+    return sorted(p.replica_id for awaiting, p in others if not awaiting)
+
+
+def free_gpu_ids(runtimes: Iterable[DeploymentRuntime], placement: Placement) -> tuple[int, ...]:
+    """Device indices for a replica on a real GPU instance (`local-gpu`); virtual instances have none."""
+    if placement.instance_id != LOCAL_GPU_INSTANCE:
+        return ()
+    taken = {
+        i
+        for runtime in runtimes
+        for rid, ids in runtime.gpu_ids.items()
+        if runtime.placements.get(rid, placement).instance_id == placement.instance_id
+        for i in ids
+    }
+    return tuple([i for i in range(64) if i not in taken][: placement.gpus])

@@ -1,0 +1,41 @@
+"""What the controller keeps per deployment between reconciles: its replicas, placements and scaler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tide.backends.base import ReplicaPhase, ReplicaState
+from tide.control.scaling import DeploymentScaler
+from tide.scheduling import Placement
+from tide.spec import DeploymentSpec
+from tide.store import DeploymentRecord
+
+
+@dataclass
+class DeploymentRuntime:
+    id: str
+    record: DeploymentRecord
+    spec: DeploymentSpec | None = None
+    spec_error: str | None = None
+    replicas: dict[str, ReplicaState] = field(default_factory=dict)
+    draining: set[str] = field(default_factory=set)
+    consecutive_crashes: int = 0
+    crash_message: str | None = None
+    failure: str | None = None
+    next_start_at: float = 0.0
+    ever_ready_generation: int = 0
+    scaler: DeploymentScaler | None = None
+    placements: dict[str, Placement] = field(default_factory=dict)  # replica id -> where it runs
+    gpu_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    pending_message: str | None = None
+    woke_at: float | None = None  # first request that found no ready replica, until one is ready
+    last_status: dict[str, Any] = field(default_factory=dict)
+    condition_times: dict[tuple[str, str], float] = field(default_factory=dict)
+    # Replicas placed on GPUs that a preempted (or otherwise leaving) replica still holds: they start when
+    # it has stopped, never beside it on the same GPUs.
+    awaiting_gpus: set[str] = field(default_factory=set)
+
+    def ready_count(self) -> int:
+        """Ready replicas in rotation (draining ones are on their way out)."""
+        return sum(1 for rid, r in self.replicas.items() if r.phase is ReplicaPhase.READY and rid not in self.draining)
