@@ -20,6 +20,7 @@ class ReplicaPhase(StrEnum):
     STOPPED = "stopped"
     CRASHED = "crashed"  # exited on its own; the controller decides whether to restart
     FAILED = "failed"  # cannot start (bad weights, engine missing): restarting will not help
+    LOST = "lost"  # the machine it ran on is gone: not the replica's fault, replace it at once
 
     @property
     def starting(self) -> bool:
@@ -27,7 +28,7 @@ class ReplicaPhase(StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return self in (ReplicaPhase.STOPPED, ReplicaPhase.CRASHED, ReplicaPhase.FAILED)
+        return self in (ReplicaPhase.STOPPED, ReplicaPhase.CRASHED, ReplicaPhase.FAILED, ReplicaPhase.LOST)
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,7 @@ class Controller:
                 runtime.consecutive_crashes = 0
                 runtime.failure = None
                 runtime.crash_message = None
+                runtime.lost_message = None
                 runtime.ever_ready_generation = runtime.record.generation
         # Readiness is pushed: the gateway learns of a ready (or gone) replica now, not at the next tick.
         self._push_routes()
@@ -272,9 +273,15 @@ class Controller:
             runtime.scaler.update_spec(spec)
 
     def _collect_exits(self, runtime: DeploymentRuntime, now: float) -> None:
-        """Replicas that ended on their own: record why, forget them, back off before replacing."""
+        """Replicas that ended on their own: record why, forget them, back off before replacing (not when
+        their machine was lost: that is no reason to wait)."""
         for replica_id, state in list(runtime.replicas.items()):
-            if state.phase in (ReplicaPhase.CRASHED, ReplicaPhase.FAILED) and replica_id not in runtime.draining:
+            if state.phase is ReplicaPhase.LOST and replica_id not in runtime.draining:
+                runtime.lost_message = f"replica {replica_id} lost: {state.message}; replacing it"
+                del runtime.replicas[replica_id]
+                self._release_placement(runtime, replica_id, now)
+                self.backend.forget(replica_id)
+            elif state.phase in (ReplicaPhase.CRASHED, ReplicaPhase.FAILED) and replica_id not in runtime.draining:
                 if state.phase is ReplicaPhase.FAILED:
                     runtime.failure = state.message
                 runtime.consecutive_crashes += 1
@@ -495,6 +502,7 @@ class Controller:
             ever_ready_this_generation=runtime.ever_ready_generation == runtime.record.generation,
             spec_error=runtime.spec_error,
             waiting_for_capacity=runtime.pending_message,
+            lost_message=runtime.lost_message,
         )
         state, conditions = compute_state(view)
         ready = sum(1 for r in replicas if r.phase is ReplicaPhase.READY and r.replica_id not in runtime.draining)

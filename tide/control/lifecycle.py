@@ -105,6 +105,7 @@ class DeploymentView:
     ever_ready_this_generation: bool = False
     spec_error: str | None = None
     waiting_for_capacity: str | None = None  # the scheduler's message: what exactly is missing
+    lost_message: str | None = None  # a replica's machine went away (a lost node)
     conditions: list[Condition] = field(default_factory=list)
 
 
@@ -146,6 +147,8 @@ def compute_state(view: DeploymentView) -> tuple[str, list[Condition]]:
         return "STATUS_FAILED", conditions
     if view.waiting_for_capacity:
         conditions.append(Condition("WaitingForCapacity", view.waiting_for_capacity))
+    if view.lost_message:
+        conditions.append(Condition("ReplicaLost", view.lost_message))
     if view.crash_message and view.consecutive_crashes:
         conditions.append(Condition("ReplicaCrashed", view.crash_message))
     for replica in starting:

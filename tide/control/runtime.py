@@ -22,6 +22,7 @@ class DeploymentRuntime:
     draining: set[str] = field(default_factory=set)
     consecutive_crashes: int = 0
     crash_message: str | None = None
+    lost_message: str | None = None  # a replica's machine went away; cleared when a replica is ready again
     failure: str | None = None
     next_start_at: float = 0.0
     ever_ready_generation: int = 0

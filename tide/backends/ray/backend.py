@@ -5,8 +5,9 @@ The contract is the local backend's (`tide.backends.base.Backend`); only where t
 `num_gpus=gpuCount`, so Ray assigns it that node's GPUs; the actor runs the replica there with the local
 backend (weights into that node's cache, the engine on the node's address). This side mirrors the
 actor's state with a long poll (`watch`), copies the replica's log into the data directory, and turns
-the actor's death into a CRASHED replica: "node <id> (<zone>, <type>) was lost" when its node is gone, so
-the controller replaces it on another node that fits (with its usual crash backoff and condition).
+the actor's death into a LOST replica ("node <id> (<zone>, <type>) was lost") when its node is gone, so
+the controller replaces it on another node that fits at once (a ReplicaLost condition, no crash backoff),
+and into a CRASHED one otherwise.
 """
 
 from __future__ import annotations
@@ -129,10 +130,10 @@ class RayBackend:
                 self._kill(replica)
                 await asyncio.to_thread(self._refresh_inventory)
                 if not self._inventory.alive(node_id):
-                    message = f"{self._inventory.describe(node_id)} was lost"
+                    self._set_phase(replica, ReplicaPhase.LOST, f"{self._inventory.describe(node_id)} was lost")
                 else:
                     message = f"the replica's Ray actor on {where} ended: {_first_line(exc)}"
-                self._set_phase(replica, ReplicaPhase.CRASHED, message)
+                    self._set_phase(replica, ReplicaPhase.CRASHED, message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug: say it, never hang in a starting phase
