@@ -96,28 +96,37 @@ def long_completion(client: OpenAI) -> int:
     return completion.usage.completion_tokens
 
 
+def tide_saw_busy(shown: list[dict[str, Any]]) -> bool:
+    return any(s["runningRequests"] + s["waitingRequests"] >= 1 and s.get("kvCacheUsage", 0) > 0 for s in shown)
+
+
 def load_while_busy(
-    tide: VllmTide, client: OpenAI, metrics_url: str, parallel: int = 4
+    tide: VllmTide, client: OpenAI, metrics_url: str, parallel: int = 4, rounds: int = 4
 ) -> tuple[EngineLoad, list[dict[str, Any]], list[int]]:
-    """Poll the replica's /metrics and Tide's status while `parallel` long requests run.
+    """Poll the replica's /metrics and Tide's status while rounds of `parallel` long requests run.
 
     Returns the busiest /metrics reading, the `engineLoad` values Tide's status showed, and the tokens made.
-
     One reading after the first streamed token is not enough: a tiny model can finish a request before the
-    scrape lands, and vLLM publishes its gauges once per engine step.
+    scrape lands, vLLM publishes its gauges once per engine step, and Tide scrapes every 2 s; so another
+    round starts (at most `rounds`) until both readings saw the load.
     """
     busiest = EngineLoad(running=0.0, waiting=0.0, kv_cache_usage=None)
     shown: list[dict[str, Any]] = []
+    generated: list[int] = []
     with ThreadPoolExecutor(parallel) as pool, httpx.Client(timeout=30) as http:
-        requests = [pool.submit(long_completion, client) for _ in range(parallel)]
-        while not all(r.done() for r in requests):
-            load = parse_vllm_load(http.get(metrics_url).text, model_name=NAME)
-            if load.running + load.waiting > busiest.running + busiest.waiting:
-                busiest = load
-            if "engineLoad" in (status := tide.status(NAME)):
-                shown.append(status["engineLoad"])
-            time.sleep(0.05)
-        return busiest, shown, [r.result() for r in requests]
+        for _ in range(rounds):
+            requests = [pool.submit(long_completion, client) for _ in range(parallel)]
+            while not all(r.done() for r in requests):
+                load = parse_vllm_load(http.get(metrics_url).text, model_name=NAME)
+                if load.running + load.waiting > busiest.running + busiest.waiting:
+                    busiest = load
+                if "engineLoad" in (status := tide.status(NAME)):
+                    shown.append(status["engineLoad"])
+                time.sleep(0.05)
+            generated += [r.result() for r in requests]
+            if busiest.running + busiest.waiting >= 1 and tide_saw_busy(shown):
+                break
+    return busiest, shown, generated
 
 
 def wait_idle(metrics_url: str, timeout: float = 15) -> EngineLoad:
@@ -172,9 +181,7 @@ def test_vllm_replica_serves_reports_load_and_stops(vllm_tide: VllmTide, vllm_py
         assert busiest.running + busiest.waiting >= 1, busiest
         assert busiest.kv_cache_usage is not None and 0 < busiest.kv_cache_usage <= 1, busiest
         # Tide scraped the same gauges (every 2 s) into the deployment's status.
-        assert any(s["runningRequests"] + s["waitingRequests"] >= 1 and s.get("kvCacheUsage", 0) > 0 for s in shown), (
-            shown
-        )
+        assert tide_saw_busy(shown), shown
         idle = wait_idle(metrics_url)
         assert idle.running == 0 and idle.waiting == 0, idle
 
