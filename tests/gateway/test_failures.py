@@ -30,14 +30,40 @@ def test_dead_replicas_are_retried_on_another_and_reported() -> None:
     run(scenario())
 
 
-def test_all_replicas_dead_gives_502_in_openai_shape() -> None:
+def test_all_replicas_dead_gives_502_in_openai_shape_after_the_last_try() -> None:
     async def scenario() -> None:
         refused = ReplicaEndpoint("refused", f"http://127.0.0.1:{await dead_port()}/v1")
         routes = table(DeploymentRoute("d", "tiny", 100, (refused,)))
-        async with running_gateway(routes) as gw, httpx.AsyncClient() as http:
+        # max_attempts 3: the first failure and two retries, each after unhealthy_s (the replica may recover).
+        async with running_gateway(routes, unhealthy_s=0.3) as gw, httpx.AsyncClient() as http:
+            started = asyncio.get_running_loop().time()
             response = await http.post(url(gw), json=CHAT)
+            waited = asyncio.get_running_loop().time() - started
             assert response.status_code == 502
             assert response.json()["error"]["code"] == "upstream_unavailable"
+            assert 0.5 <= waited < 5, waited
+            assert gw.load_snapshot()["d"].queued == 0
+
+    run(scenario())
+
+
+def test_a_request_whose_only_replica_died_waits_for_the_replacement() -> None:
+    async def scenario() -> None:
+        refused = ReplicaEndpoint("refused", f"http://127.0.0.1:{await dead_port()}/v1")
+        async with upstreams(FakeUpstream("replacement")) as (replacement,):
+            routes = table(DeploymentRoute("d", "tiny", 100, (refused,)))
+            async with running_gateway(routes, unhealthy_s=30) as gw, httpx.AsyncClient(timeout=10) as http:
+                pending = asyncio.ensure_future(http.post(url(gw), json=CHAT))
+                for _ in range(100):  # the request failed on its only replica and waits, queued
+                    if gw.load_snapshot()["d"].queued == 1:
+                        break
+                    await asyncio.sleep(0.02)
+                assert gw.load_snapshot()["d"].queued == 1 and not pending.done()
+                # The controller replaces the dead replica: the waiting request goes there, not to a 502.
+                gw.set_routes(table(DeploymentRoute("d", "tiny", 100, (ReplicaEndpoint("new", replacement.base_url),))))
+                response = await pending
+                assert response.status_code == 200 and response.headers["x-replica"] == "replacement"
+                assert gw.load_snapshot()["d"].queued == 0
 
     run(scenario())
 

@@ -2,6 +2,10 @@
 
 Retry rule: a request is retried on another replica only while nothing of the response has reached the
 client. After that, a cut stream ends with an SSE error event (for event streams) or a cut connection.
+When no other replica is left to try, the request goes back to the head of its deployment's queue and
+waits, like a request that found no ready replica, for one it has not tried (the controller replaces a
+dead replica) or, after `unhealthy_s`, for any; it fails with 502 after `max_attempts` failed tries and
+with 503 at the queue wait limit.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ _FRAMING_LENGTH, _FRAMING_CHUNKED, _FRAMING_CLOSE, _FRAMING_NONE = 0, 1, 2, 3
 
 class Exchange:
     __slots__ = (
-        "_forwarded_headers", "_framing", "_head_sent", "_out", "_queue_timer", "_stale_retries",
+        "_forwarded_headers", "_framing", "_head_sent", "_out", "_queue_timer", "_retry_timer", "_stale_retries",
         "_streaming_events", "attempts", "client", "deployment", "done", "gateway", "replica",
         "request", "suffix", "tried", "upstream",
     )  # fmt: skip
@@ -52,6 +56,7 @@ class Exchange:
         self.done = False
         self._stale_retries = 0
         self._queue_timer: asyncio.TimerHandle | None = None
+        self._retry_timer: asyncio.TimerHandle | None = None
         self._head_sent = False
         self._framing = _FRAMING_LENGTH
         self._streaming_events = False
@@ -101,13 +106,32 @@ class Exchange:
         self.deployment.queue.append(self)
         self._queue_timer = asyncio.get_running_loop().call_later(timeout_s, self._queue_timed_out)
 
+    def requeue(self) -> None:
+        """Back to the head of the queue (it was accepted before everyone waiting) until a replica it has
+        not tried turns up; after `unhealthy_s` the ones it tried count again."""
+        self.deployment.queue.appendleft(self)
+        loop = asyncio.get_running_loop()
+        self._queue_timer = loop.call_later(self.deployment.max_queue_wait_s, self._queue_timed_out)
+        self._retry_timer = loop.call_later(self.gateway.unhealthy_s, self._forget_tried)
+
+    def _forget_tried(self) -> None:
+        self._retry_timer = None
+        self.tried.clear()
+        self.gateway.retry_queue(self.deployment)
+
     def leave_queue(self) -> None:
         if self._queue_timer is not None:
             self._queue_timer.cancel()
             self._queue_timer = None
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
 
     def _queue_timed_out(self) -> None:
         self._queue_timer = None
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
         deployment = self.deployment
         try:
             deployment.queue.remove(self)
@@ -215,7 +239,9 @@ class Exchange:
             other = self.deployment.pick_replica(exclude=self.tried)
             if other is not None:
                 self.start_on(other)
-                return
+            else:
+                self.requeue()
+            return
         self.respond_error(
             502,
             f"Could not reach a replica of deployment '{self.deployment.deployment_id}' "

@@ -285,10 +285,15 @@ class Gateway:
         task.add_done_callback(self._tasks.discard)
 
     # ---- internals ------------------------------------------------------------------------------
+    def retry_queue(self, deployment: DeploymentState) -> None:
+        self._drain(deployment)
+
     def _drain(self, deployment: DeploymentState) -> None:
+        """Hand queued requests to replicas with room, in order. A request that failed on every replica it
+        could try waits at the head for one it has not tried (FIFO: nobody overtakes it)."""
         queue = deployment.queue
         while queue:
-            replica = deployment.pick_replica()
+            replica = deployment.pick_replica(exclude=queue[0].tried)
             if replica is None:
                 return
             exchange = queue.popleft()
