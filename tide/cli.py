@@ -75,6 +75,35 @@ def main(ctx: click.Context, server: str, data_dir: Path | None) -> None:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class DurationType(click.ParamType):
+    """A duration as the API writes them ("90s", "10m"); "0" turns the thing off (None)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float | None:
+        from tide.spec.durations import parse_duration
+        from tide.spec.errors import SpecError
+
+        if value is None or isinstance(value, float):
+            return value or None
+        try:
+            return parse_duration(value, param.opts[0] if param and param.opts else "duration") or None
+        except SpecError as error:
+            self.fail(error.message, param, ctx)
+
+
+def upstream_idle_timeout_option(command: F) -> F:
+    return click.option(
+        "--upstream-idle-timeout",
+        "upstream_idle_timeout",
+        type=DurationType(),
+        default="10m",
+        show_default=True,
+        help="A replica that holds a request and sends nothing for this long is cut off (504, or an error event "
+        "mid-stream) and the request cancelled on it; 0: never.",
+    )(command)
+
+
 def node_options(command: F) -> F:
     """The options of a process that runs replicas (`tide up`, `tide controller`), declared once."""
     options = [
@@ -150,6 +179,7 @@ def node_backend(backend: str, ray_address: str | None, inventory: Path | None) 
 @click.option("--gateway-port", default=DEFAULT_GATEWAY_PORT, show_default=True, type=int)
 @click.option("--api-port", default=DEFAULT_API_PORT, show_default=True, type=int)
 @click.option("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in the data directory).")
+@upstream_idle_timeout_option
 @node_options
 @click.pass_context
 def up(
@@ -158,6 +188,7 @@ def up(
     gateway_port: int,
     api_port: int,
     database_url: str | None,
+    upstream_idle_timeout: float | None,
     buckets_dir: Path | None,
     drain_timeout: float,
     inventory: Path | None,
@@ -179,6 +210,7 @@ def up(
         gateway_port=gateway_port,
         api_port=api_port,
         database_url=database_url,
+        upstream_idle_timeout_s=upstream_idle_timeout,
     )
     run_server(config, ray=ray)
 
@@ -261,12 +293,16 @@ def api(
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=DEFAULT_GATEWAY_PORT, show_default=True, type=int)
+@upstream_idle_timeout_option
 @click.pass_context
-def gateway(ctx: click.Context, controllers: tuple[str, ...], host: str, port: int) -> None:
+def gateway(
+    ctx: click.Context, controllers: tuple[str, ...], host: str, port: int, upstream_idle_timeout: float | None
+) -> None:
     """Run a gateway that follows the controller (routes pushed, load reported). Token: $TIDE_API_TOKEN."""
     from tide.gateway.follower import run_gateway
 
-    run_gateway(host, port, list(controllers), read_client_token(ctx.find_root().obj["data_dir"]))
+    token = read_client_token(ctx.find_root().obj["data_dir"])
+    run_gateway(host, port, list(controllers), token, upstream_idle_timeout_s=upstream_idle_timeout)
 
 
 def _load_documents(path: str) -> list[dict[str, Any]]:

@@ -109,7 +109,7 @@ class TideServer:
             self._inventory_source = ray_inventory.current
         self.inventory = self._inventory_source()
         self.catalog = catalog_from_inventory(self.inventory)
-        self.gateway = Gateway(on_demand=self._on_demand)
+        self.gateway = Gateway(on_demand=self._on_demand, upstream_idle_timeout_s=config.upstream_idle_timeout_s)
         self.hub = hub
         self.controller = Controller(
             self.store,

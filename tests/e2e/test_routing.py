@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -108,3 +110,30 @@ def test_management_api_needs_a_token(clean_tide: TideProcess) -> None:
     response = httpx.get(f"{clean_tide.api_url}/v1alpha1/inference/deployments")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "UNAUTHENTICATED"
+
+
+def test_a_hung_external_server_gets_the_client_a_504_after_the_idle_timeout(tmp_path: Path) -> None:
+    """`tide up --upstream-idle-timeout 1s`: a server that accepts a request and never answers is cut off."""
+    hung = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog) and never answers
+    server = TideProcess(tmp_path / "data", tmp_path / "buckets", ("--upstream-idle-timeout", "1s"))
+    server.data_dir.mkdir()
+    server.start()
+    try:
+        port = hung.getsockname()[1]
+        server.apply({**external("hung-server", f"http://127.0.0.1:{port}/v1", 100), "name": "hung-model"})
+        server.wait_for("hung-server", "STATUS_READY")
+        body = {"model": "hung-model", "messages": [{"role": "user", "content": "hi"}]}
+        deadline = time.monotonic() + 10
+        while True:  # until the route reaches the gateway (404 before)
+            started = time.monotonic()
+            response = httpx.post(f"{server.gateway_url}/chat/completions", json=body, timeout=30)
+            if response.status_code != 404 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        waited = time.monotonic() - started
+        assert response.status_code == 504, response.text
+        assert response.json()["error"]["code"] == "upstream_timeout"
+        assert 1.0 <= waited < 5, waited
+    finally:
+        server.stop()
+        hung.close()

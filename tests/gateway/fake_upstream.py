@@ -28,6 +28,7 @@ class FakeUpstream:
     hold: asyncio.Event | None = None  # responses wait for this event
     stream_events: int = 3  # SSE events before [DONE]
     cut_after_events: int | None = None  # drop the connection after this many SSE events
+    stall_after_events: int | None = None  # send nothing more after this many SSE events (a hung engine)
     event_delay_s: float = 0.0
     status: int = 200  # non-200: answer an OpenAI error body with this status
     drop_connections: bool = False  # accept, read the request, close without answering
@@ -139,6 +140,11 @@ class FakeUpstream:
             if self.cut_after_events is not None and index >= self.cut_after_events:
                 await writer.drain()
                 writer.transport.abort()
+                return False
+            if self.stall_after_events is not None and index >= self.stall_after_events:
+                await writer.drain()
+                await reader.read()  # hung until the gateway gives up and closes the connection
+                self.cancelled += 1
                 return False
             if reader.at_eof() or writer.is_closing():
                 self.cancelled += 1

@@ -89,6 +89,74 @@ def test_stream_cut_midway_ends_with_an_sse_error_event() -> None:
     run(scenario())
 
 
+def test_a_replica_that_sends_nothing_is_cut_off_with_504_and_the_work_cancelled() -> None:
+    async def scenario() -> None:
+        hung = FakeUpstream("hung", hold=asyncio.Event())  # never answers
+        async with upstreams(hung, FakeUpstream("good")) as (hung, good):
+            routes = table(
+                DeploymentRoute("d", "tiny", 100, (ReplicaEndpoint("hung", hung.base_url),)),
+                DeploymentRoute("e", "other", 100, (ReplicaEndpoint("good", good.base_url),)),
+            )
+            async with (
+                running_gateway(routes, upstream_idle_timeout_s=0.6) as gw,
+                httpx.AsyncClient(timeout=10) as http,
+            ):
+                started = asyncio.get_running_loop().time()
+                response = await http.post(url(gw), json=CHAT)
+                waited = asyncio.get_running_loop().time() - started
+                assert response.status_code == 504, response.text
+                error = response.json()["error"]
+                assert error["code"] == "upstream_timeout" and "hung" in error["message"]
+                assert 0.6 <= waited < 3, waited
+                assert len(hung.requests) == 1  # not retried: the work may have run
+                assert gw.in_flight("hung") == 0 and gw.upstream_timeouts == 1
+                # The client's connection is still good for the next request.
+                assert (await http.post(url(gw), json={**CHAT, "model": "other"})).status_code == 200
+
+    run(scenario())
+
+
+def test_a_stream_that_stalls_ends_with_a_timeout_event_but_a_slow_one_is_left_alone() -> None:
+    async def scenario() -> None:
+        stalled = FakeUpstream("stalled", stream_events=5, stall_after_events=2)
+        slow = FakeUpstream("slow", stream_events=5, event_delay_s=0.3)  # 1.5 s in all, never 0.6 s quiet
+        async with upstreams(stalled, slow) as (stalled, slow):
+            routes = table(
+                DeploymentRoute("d", "tiny", 100, (ReplicaEndpoint("stalled", stalled.base_url),)),
+                DeploymentRoute("e", "other", 100, (ReplicaEndpoint("slow", slow.base_url),)),
+            )
+            async with (
+                running_gateway(routes, upstream_idle_timeout_s=0.6) as gw,
+                httpx.AsyncClient(timeout=10) as http,
+            ):
+
+                async def stream(model: str) -> list[str]:
+                    events = []
+                    body = {**CHAT, "model": model, "stream": True}
+                    async with http.stream("POST", url(gw), json=body) as response:
+                        assert response.status_code == 200
+                        async for line in response.aiter_lines():
+                            if line.startswith("data: "):
+                                events.append(line.removeprefix("data: "))
+                    return events
+
+                events = await stream("tiny")
+                assert len(events) == 3
+                assert orjson.loads(events[1])["choices"][0]["delta"]["content"] == "tok1 "
+                assert orjson.loads(events[-1])["error"]["code"] == "upstream_timeout"
+                for _ in range(100):  # closing the upstream connection is how the replica learns to stop
+                    if stalled.cancelled:
+                        break
+                    await asyncio.sleep(0.02)
+                assert stalled.cancelled == 1 and gw.in_flight("stalled") == 0
+
+                events = await stream("other")
+                assert events[-1] == "[DONE]" and len(events) == 6
+                assert gw.upstream_timeouts == 1
+
+    run(scenario())
+
+
 def test_client_disconnect_midstream_cancels_the_upstream_request() -> None:
     async def scenario() -> None:
         async with upstreams(FakeUpstream("r1", stream_events=200, event_delay_s=0.02)) as (fake,):

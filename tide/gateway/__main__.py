@@ -9,14 +9,15 @@ import signal
 
 import uvloop
 
+from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
 from tide.gateway.gateway import Gateway
 from tide.gateway.route_file import load_route_file
 
 log = logging.getLogger("tide.gateway")
 
 
-async def serve(host: str, port: int, routes_path: str, model_header: str) -> None:
-    gateway = Gateway(load_route_file(routes_path), model_header=model_header)
+async def serve(host: str, port: int, routes_path: str, model_header: str, idle_timeout_s: float | None) -> None:
+    gateway = Gateway(load_route_file(routes_path), model_header=model_header, upstream_idle_timeout_s=idle_timeout_s)
     await gateway.start(host, port)
     log.info("gateway listening on http://%s:%d", host, gateway.port)
     stopping = asyncio.Event()
@@ -44,9 +45,16 @@ def main(argv: list[str] | None = None) -> None:
         "--routes", required=True, help="YAML file: {models: {NAME: [{deployment, weight, endpoints}]}}"
     )
     parser.add_argument("--model-header", default="x-tide-model", help="request header that names the model")
+    parser.add_argument(
+        "--upstream-idle-timeout",
+        type=float,
+        default=DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
+        help="seconds a replica may hold a request without sending a byte before it is cut off (0: never)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvloop.run(serve(args.host, args.port, args.routes, args.model_header))
+    idle_timeout_s = args.upstream_idle_timeout or None
+    uvloop.run(serve(args.host, args.port, args.routes, args.model_header, idle_timeout_s))
 
 
 if __name__ == "__main__":

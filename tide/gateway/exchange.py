@@ -6,6 +6,11 @@ When no other replica is left to try, the request goes back to the head of its d
 waits, like a request that found no ready replica, for one it has not tried (the controller replaces a
 dead replica) or, after `unhealthy_s`, for any; it fails with 502 after `max_attempts` failed tries and
 with 503 at the queue wait limit.
+
+Idle rule: a replica that sends nothing for the gateway's `upstream_idle_timeout_s` while holding a request
+(a hung engine) has its connection closed, which cancels the work; the client gets a 504 if nothing was
+sent yet, else an SSE error event or a cut connection, as for a stream cut short. It is not retried: the
+work may have run, and a second replica would likely hang the same way on the same request.
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ _FRAMING_LENGTH, _FRAMING_CHUNKED, _FRAMING_CLOSE, _FRAMING_NONE = 0, 1, 2, 3
 
 class Exchange:
     __slots__ = (
-        "_forwarded_headers", "_framing", "_head_sent", "_out", "_queue_timer", "_retry_timer", "_stale_retries",
-        "_streaming_events", "attempts", "client", "deployment", "done", "gateway", "replica",
+        "_forwarded_headers", "_framing", "_head_sent", "_out", "_queue_timer", "_quiet_since", "_reads_seen",
+        "_retry_timer", "_stale_retries", "_streaming_events", "attempts", "client", "deployment", "done", "gateway", "replica",
         "request", "suffix", "tried", "upstream",
     )  # fmt: skip
 
@@ -55,6 +60,8 @@ class Exchange:
         self.attempts = 0
         self.done = False
         self._stale_retries = 0
+        self._reads_seen = -1  # the upstream's read count at the last idle sweep; -1: not yet seen
+        self._quiet_since = 0.0
         self._queue_timer: asyncio.TimerHandle | None = None
         self._retry_timer: asyncio.TimerHandle | None = None
         self._head_sent = False
@@ -69,6 +76,7 @@ class Exchange:
     def start_on(self, replica: ReplicaState, fresh_connection: bool = False) -> None:
         """Send the request to `replica` (which the caller checked has room)."""
         self.replica = replica
+        self._reads_seen = -1
         replica.in_flight += 1
         replica.deployment.in_flight += 1
         connection = None if fresh_connection else self.gateway.pool.take_idle(replica.address)
@@ -213,9 +221,14 @@ class Exchange:
             return
         if self._framing == _FRAMING_CLOSE:  # the close was the end of the body
             self._finish(False)
-        elif self._framing == _FRAMING_CHUNKED and self._streaming_events:
-            payload = error_payload("The model server closed the stream early", "server_error", "upstream_disconnected")
-            event = b"data: " + orjson.dumps(payload) + b"\n\n"
+        else:
+            self._end_cut_response("The model server closed the stream early", "upstream_disconnected")
+
+    def _end_cut_response(self, message: str, code: str) -> None:
+        """The response started and will not be completed: an event stream ends with an error event the
+        client can show; any other body can only be cut (the client sees a short read)."""
+        if self._framing == _FRAMING_CHUNKED and self._streaming_events:
+            event = b"data: " + orjson.dumps(error_payload(message, "server_error", code)) + b"\n\n"
             self.client.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(event), event))
             self._finish(self.request.keep_alive)
         else:
@@ -259,6 +272,37 @@ class Exchange:
                 self.start_on(other)
             else:
                 self.respond_error(502, "The replica closed the connection", "server_error", "upstream_unavailable")
+
+    # ---- idle watchdog ---------------------------------------------------------------------------
+    def check_idle(self, now: float, timeout_s: float) -> None:
+        """Called by the gateway's sweep: time out if the replica has sent nothing for `timeout_s`.
+        Reading paused for a slow client is the client's doing, not the replica's: it counts as activity."""
+        upstream = self.upstream
+        if upstream is None or self.done:  # queued or connecting: the queue and connect timeouts cover it
+            return
+        if upstream.reads != self._reads_seen or upstream.reading_paused:
+            self._reads_seen = upstream.reads
+            self._quiet_since = now
+        elif now - self._quiet_since >= timeout_s:
+            self._idle_timed_out(timeout_s)
+
+    def _idle_timed_out(self, timeout_s: float) -> None:
+        upstream, replica = self.upstream, self.replica
+        assert upstream is not None and replica is not None
+        self.upstream = None
+        upstream.exchange = None
+        upstream.close()
+        what = f"replica {replica.replica_id} of deployment '{self.deployment.deployment_id}'"
+        message = (
+            f"The {what} sent nothing for {timeout_s:g}s (the gateway's upstream idle timeout); "
+            "the request was cancelled on the replica"
+        )
+        self.gateway.replica_timed_out(replica, timeout_s)
+        self.flush()
+        if not self._head_sent:
+            self.respond_error(504, message, "server_error", "upstream_timeout")
+        else:
+            self._end_cut_response(message, "upstream_timeout")
 
     # ---- client side ----------------------------------------------------------------------------
     def pause_upstream(self) -> None:

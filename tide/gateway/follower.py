@@ -20,6 +20,7 @@ import uuid
 
 import httpx
 
+from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
 from tide.control.channel import load_to_json, route_table_from_json
 from tide.control.channel_http import KEEPALIVE_S
 from tide.gateway.gateway import Gateway
@@ -31,14 +32,20 @@ DEMAND_MIN_INTERVAL_S = 0.2
 
 
 class GatewayFollower:
-    def __init__(self, controllers: list[str], token: str | None, gateway_id: str | None = None) -> None:
+    def __init__(
+        self,
+        controllers: list[str],
+        token: str | None,
+        gateway_id: str | None = None,
+        upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
+    ) -> None:
         if not controllers:
             raise ValueError("at least one controller URL is needed")
         self.controllers = [url.rstrip("/") for url in controllers]
         self.gateway_id = gateway_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(5.0, read=3 * KEEPALIVE_S))
-        self.gateway = Gateway(on_demand=self._on_demand)
+        self.gateway = Gateway(on_demand=self._on_demand, upstream_idle_timeout_s=upstream_idle_timeout_s)
         self.leader: str | None = None
         self.routes_version = 0
         self.connected = asyncio.Event()
@@ -126,8 +133,10 @@ class GatewayFollower:
             await self.http.post(f"{url}/internal/v1/demand", json={"deploymentId": deployment_id})
 
 
-async def serve(host: str, port: int, controllers: list[str], token: str | None) -> None:
-    follower = GatewayFollower(controllers, token)
+async def serve(
+    host: str, port: int, controllers: list[str], token: str | None, upstream_idle_timeout_s: float | None
+) -> None:
+    follower = GatewayFollower(controllers, token, upstream_idle_timeout_s=upstream_idle_timeout_s)
     await follower.start(host, port)
     print(f"tide gateway {follower.gateway_id} on http://{host}:{follower.gateway.port}/v1", flush=True)
     print(f"  following: {', '.join(follower.controllers)}", flush=True)
@@ -140,9 +149,15 @@ async def serve(host: str, port: int, controllers: list[str], token: str | None)
     await follower.stop()
 
 
-def run_gateway(host: str, port: int, controllers: list[str], token: str | None) -> None:
+def run_gateway(
+    host: str,
+    port: int,
+    controllers: list[str],
+    token: str | None,
+    upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
+) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     import uvloop
 
-    uvloop.run(serve(host, port, controllers, token))
+    uvloop.run(serve(host, port, controllers, token, upstream_idle_timeout_s))

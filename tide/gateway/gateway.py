@@ -33,6 +33,9 @@ class Gateway:
     `on_demand(deployment_id)` runs for every request that arrives while its deployment has no replica
     (callers de-duplicate); `on_replica_failure(replica_id)` runs when a replica refused or dropped a
     request before answering (it is then avoided for `unhealthy_s` while others have room).
+
+    `upstream_idle_timeout_s`: a replica that holds a request and sends nothing for this long is cut off
+    (504 to the client, or an error event mid-stream); None turns the watchdog off.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class Gateway:
         connect_timeout_s: float = 5.0,
         max_body_bytes: int = 64 * 1024 * 1024,
         retry_after_s: int = 1,
+        upstream_idle_timeout_s: float | None = 600.0,
     ) -> None:
         self.model_header = model_header.lower().encode()
         self.on_demand = on_demand
@@ -55,6 +59,8 @@ class Gateway:
         self.unhealthy_s = unhealthy_s
         self.max_body_bytes = max_body_bytes
         self.retry_after_s = retry_after_s
+        self.upstream_idle_timeout_s = upstream_idle_timeout_s
+        self._watchdog: asyncio.Task[None] | None = None
         self.pool = UpstreamPool(connect_timeout_s=connect_timeout_s)
         self._models: dict[bytes, ModelState] = {}
         self._deployments: dict[str, DeploymentState] = {}
@@ -64,6 +70,7 @@ class Gateway:
         self._clients: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Future[object]] = set()
+        self.upstream_timeouts = 0
         self.set_routes(routes or RouteTable({}))
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -76,6 +83,8 @@ class Gateway:
             backlog=4096,
             reuse_address=True,
         )
+        if self.upstream_idle_timeout_s:
+            self._watchdog = asyncio.create_task(self._watch_idle_upstreams(self.upstream_idle_timeout_s))
 
     @property
     def port(self) -> int:
@@ -87,6 +96,9 @@ class Gateway:
         """Stop listening, answer queued requests 503, let in-flight ones finish for `grace_s`, close."""
         if self._server is not None:
             self._server.close()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         for deployment in self._deployments.values():
             self._fail_queue(deployment, "the gateway is shutting down")
         deadline = asyncio.get_running_loop().time() + grace_s
@@ -278,6 +290,13 @@ class Gateway:
         log.warning("replica %s (%s) failed before responding", replica.replica_id, replica.base_url)
         self._notify(self.on_replica_failure, replica.replica_id)
 
+    def replica_timed_out(self, replica: ReplicaState, timeout_s: float) -> None:
+        self.upstream_timeouts += 1
+        log.warning(
+            "replica %s (%s) sent nothing for %gs; request cancelled (upstream idle timeout)",
+            replica.replica_id, replica.base_url, timeout_s,
+        )  # fmt: skip
+
     def spawn(self, awaitable: Awaitable[object]) -> None:
         """Run in the background, holding a reference so the task is not garbage-collected mid-way."""
         task = asyncio.ensure_future(awaitable)
@@ -285,6 +304,18 @@ class Gateway:
         task.add_done_callback(self._tasks.discard)
 
     # ---- internals ------------------------------------------------------------------------------
+    async def _watch_idle_upstreams(self, timeout_s: float) -> None:
+        """Sweep the requests in flight: a counter per upstream read keeps the hot path free of timers."""
+        interval = min(1.0, timeout_s / 4)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for client in list(self._clients):
+                exchange = client.exchange
+                if exchange is not None:
+                    exchange.check_idle(now, timeout_s)
+
     def retry_queue(self, deployment: DeploymentState) -> None:
         self._drain(deployment)
 

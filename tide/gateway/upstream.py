@@ -25,6 +25,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.exchange: Exchange | None = None
         self.requests_sent = 0
+        self.reads = 0  # data_received calls: the gateway's idle watchdog compares it between sweeps
         self.closed = False
         self._parser = httptools.HttpResponseParser(self)
         self._response_started = False
@@ -44,6 +45,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self._response_started = True
+        self.reads += 1
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
@@ -101,6 +103,10 @@ class UpstreamConnection(asyncio.Protocol):
     @property
     def response_started(self) -> bool:
         return self._response_started
+
+    @property
+    def reading_paused(self) -> bool:
+        return self._reading_paused
 
     def send(self, exchange: Exchange, request: bytes) -> None:
         assert self.transport is not None
