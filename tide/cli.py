@@ -123,6 +123,13 @@ def node_options(command: F) -> F:
             "--cpu-slots", default=8, show_default=True, help="Replicas that fit on this machine without GPUs."
         ),
         click.option(
+            "--usage-retention",
+            type=DurationType(),
+            default="90d",
+            show_default=True,
+            help="Replica runs (the usage history behind GET /usage) that ended longer ago are deleted; 0: keep all.",
+        ),
+        click.option(
             "--backend",
             type=click.Choice(["local", "ray"]),
             default="local",
@@ -148,6 +155,7 @@ def node_config(
     drain_timeout: float,
     inventory: Path | None,
     cpu_slots: int,
+    usage_retention: float | None,
     **server: Any,
 ) -> ServerConfig:
     """The ServerConfig of `node_options` (all of them but --backend and --ray-address: `node_backend`)."""
@@ -157,6 +165,7 @@ def node_config(
         drain_timeout_s=drain_timeout,
         inventory_path=inventory,
         cpu_slots=cpu_slots,
+        usage_retention_s=usage_retention,
         **server,
     )
 
@@ -193,6 +202,7 @@ def up(
     drain_timeout: float,
     inventory: Path | None,
     cpu_slots: int,
+    usage_retention: float | None,
     backend: str,
     ray_address: str | None,
 ) -> None:
@@ -206,6 +216,7 @@ def up(
         drain_timeout=drain_timeout,
         inventory=inventory,
         cpu_slots=cpu_slots,
+        usage_retention=usage_retention,
         host=host,
         gateway_port=gateway_port,
         api_port=api_port,
@@ -233,6 +244,7 @@ def controller(
     drain_timeout: float,
     inventory: Path | None,
     cpu_slots: int,
+    usage_retention: float | None,
     backend: str,
     ray_address: str | None,
     lease_ttl: float,
@@ -247,6 +259,7 @@ def controller(
         drain_timeout=drain_timeout,
         inventory=inventory,
         cpu_slots=cpu_slots,
+        usage_retention=usage_retention,
         host=host,
         api_port=api_port,
         database_url=database_url,

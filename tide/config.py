@@ -11,6 +11,7 @@ DEFAULT_GATEWAY_PORT = 8080
 DEFAULT_API_PORT = 8081
 # Long enough for a non-streaming request that generates for minutes (it sends nothing until done).
 DEFAULT_UPSTREAM_IDLE_TIMEOUT_S = 600.0
+DEFAULT_USAGE_RETENTION_S = 90 * 86400.0
 
 
 def default_data_dir() -> Path:
@@ -31,6 +32,7 @@ class ServerConfig:
     inventory_path: Path | None = None  # a declared fleet of virtual instances instead of this machine
     cpu_slots: int = 8  # replicas of gpuCount 1 that fit on a machine without GPUs
     upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S  # None: never cut a quiet replica off
+    usage_retention_s: float | None = DEFAULT_USAGE_RETENTION_S  # replica runs (usage) kept; None: forever
 
     @property
     def db_url(self) -> str:

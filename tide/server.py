@@ -120,6 +120,7 @@ class TideServer:
             claims=ClaimStore(self.store),
             run_log=RunLog(self.store),
             drain_timeout_s=config.drain_timeout_s,
+            usage_retention_s=config.usage_retention_s,
         )
         api_ctx = ApiContext(
             store=self.store,

@@ -90,6 +90,18 @@ def test_close_all_open_closes_only_open_runs_at_the_restart_time(store: Store) 
     assert runs.open_runs() == []
 
 
+def test_prune_deletes_runs_that_ended_before_the_horizon_but_never_open_ones(store: Store) -> None:
+    runs = RunLog(store)
+    runs.run_started("chat", "old", 1, "i-1", 10.0)
+    runs.run_stopped("old", 50.0)
+    runs.run_started("chat", "recent", 1, "i-1", 10.0)
+    runs.run_stopped("recent", 150.0)
+    runs.run_started("chat", "still-running", 1, "i-1", 5.0)
+    assert runs.prune(before=100.0) == 1
+    assert [r.replica_id for r in runs.intervals(0, 1000)] == ["still-running", "recent"]
+    assert runs.prune(before=100.0) == 0
+
+
 def test_billing_from_the_log(store: Store) -> None:
     runs = RunLog(store)
     runs.run_started("chat", "chat-r0", 2, "i", 0.0)

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.conftest import TideProcess, make_buckets, tiny_spec
+from tide.store import Store
+from tide.store.claims import RunLog
 
 
 def test_kill_9_of_a_replica_under_load_loses_nothing_silently(clean_tide: TideProcess) -> None:
@@ -154,3 +156,35 @@ def _alive(pid: int) -> bool:
     # A zombie (exited, not yet reaped by init) counts as gone.
     with open(f"/proc/{pid}/stat") as f:
         return f.read().split()[2] != "Z"
+
+
+def test_usage_older_than_the_retention_is_forgotten_and_recent_usage_kept(tmp_path: Path) -> None:
+    """`tide up --usage-retention 1d` deletes replica runs that ended over a day ago, at start."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    store = Store(f"sqlite:///{data_dir / 'tide.db'}")
+    runs = RunLog(store)
+    now = time.time()
+    runs.run_started("old-model", "old-r0", 1, "i-1", now - 3 * 86400)
+    runs.run_stopped("old-r0", now - 2 * 86400)  # ended two days ago: past the retention
+    runs.run_started("recent-model", "recent-r0", 2, "i-1", now - 7200)
+    runs.run_stopped("recent-r0", now - 3600)
+    store.close()
+
+    server = TideProcess(data_dir, tmp_path / "buckets", ("--usage-retention", "1d"))
+    server.start()
+    try:
+        week = {"start": str(now - 7 * 86400), "end": str(now)}
+        deadline = time.monotonic() + 10
+        with server.api() as api:
+            while True:  # the prune runs as the controller starts, just after the API answers
+                usage = api.get("/usage", params=week).json()
+                ids = [d["deploymentId"] for d in usage["deployments"]]
+                if ids == ["recent-model"] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+        assert ids == ["recent-model"]
+        assert usage["deployments"][0]["gpuMinutes"] == 2 * 60
+        assert "deleted 1 replica runs" in server.server_log()
+    finally:
+        server.stop()

@@ -53,6 +53,7 @@ log = logging.getLogger("tide.control")
 
 RECONCILE_INTERVAL_S = 1.0
 SAMPLE_INTERVAL_S = 1.0  # gateway load signals feed the autoscaler's 1-second buckets
+USAGE_PRUNE_INTERVAL_S = 3600.0
 
 
 class RouteSink(Protocol):
@@ -79,6 +80,7 @@ class Controller:
         clock: Callable[[], float] = time.time,
         drain_timeout_s: float = 30.0,
         stop_grace_s: float = 30.0,
+        usage_retention_s: float | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -92,6 +94,7 @@ class Controller:
         self.engine_load = EngineLoadScraper(clock)
         self.drain_timeout_s = drain_timeout_s
         self.stop_grace_s = stop_grace_s
+        self.usage_retention_s = usage_retention_s  # None: keep every replica run (usage history) forever
         self.runtimes: dict[str, DeploymentRuntime] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -199,16 +202,28 @@ class Controller:
                 log.exception("load sampling failed")
             await asyncio.sleep(SAMPLE_INTERVAL_S)
 
+    async def _prune_usage_loop(self, run_log: RunLog, retention_s: float) -> None:
+        """At start and hourly: forget replica runs that ended more than `retention_s` ago."""
+        while not self._stopped:
+            try:
+                deleted = await asyncio.to_thread(run_log.prune, self.clock() - retention_s)
+                if deleted:
+                    log.info("usage retention: deleted %d replica runs that ended over %gs ago", deleted, retention_s)
+            except Exception:
+                log.exception("usage retention: pruning replica runs failed")
+            await asyncio.sleep(USAGE_PRUNE_INTERVAL_S)
+
     async def run(self) -> None:
         if self.run_log is not None:  # runs a crash left open end at the restart: no billing while down
             await asyncio.to_thread(self.run_log.close_all_open, self.clock())
-        sampler = asyncio.create_task(self._sample_loop())
-        scraper = asyncio.create_task(self._scrape_loop())
+        loops = [asyncio.create_task(self._sample_loop()), asyncio.create_task(self._scrape_loop())]
+        if self.run_log is not None and self.usage_retention_s is not None:
+            loops.append(asyncio.create_task(self._prune_usage_loop(self.run_log, self.usage_retention_s)))
         try:
             await self._run_reconcile()
         finally:
-            sampler.cancel()
-            scraper.cancel()
+            for loop in loops:
+                loop.cancel()
 
     async def _run_reconcile(self) -> None:
         while not self._stopped:

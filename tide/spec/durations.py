@@ -1,4 +1,4 @@
-"""Durations as API.md writes them: "60s", "15m", "1h30m", "500ms"."""
+"""Durations as API.md writes them: "60s", "15m", "1h30m", "500ms"; and "90d" for retention settings."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import re
 
 from tide.spec.errors import SpecError
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: object, field: str) -> float:

@@ -7,7 +7,8 @@ Two tables on the same `MetaData` as `tide.store.database`, so `Store(url)` crea
   API.md writes it). Claims are served first come, first served: `list_claims` is in creation order.
 - `replica_runs`: one row per run of a replica (start, stop, GPUs, instance). `RunLog.intervals` feeds
   `tide.scheduling.gpu_minutes`. Open runs have `stopped_at` NULL; after a crash, `close_all_open(now)` at
-  the restart closes them (the replicas died with the process), so nothing is billed forever.
+  the restart closes them (the replicas died with the process), so nothing is billed forever. Runs that
+  ended longer ago than the usage retention are deleted by `prune` (the controller does it hourly).
 
 Plain SQLAlchemy Core, as the rest of the store: the same code on SQLite and Postgres.
 """
@@ -215,6 +216,15 @@ class RunLog:
                 .values(stopped_at=replica_runs.c.started_at)
             ).rowcount
             return int(closed)
+
+    def prune(self, before: float) -> int:
+        """Delete runs that ended before `before` (the usage retention horizon); open runs are kept
+        however old. Returns how many were deleted."""
+        with write_transaction(self.engine) as conn:
+            deleted = conn.execute(
+                replica_runs.delete().where(replica_runs.c.stopped_at.is_not(None), replica_runs.c.stopped_at < before)
+            ).rowcount
+            return int(deleted)
 
     def intervals(self, start: float, end: float) -> list[RunInterval]:
         """Runs that overlap [start, end) (open ones with `stopped_at` None), oldest first."""
