@@ -92,6 +92,18 @@ class DurationType(click.ParamType):
             self.fail(error.message, param, ctx)
 
 
+def api_keys_file_option(command: F) -> F:
+    return click.option(
+        "--api-keys-file",
+        "api_keys_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="Gateway API keys, one per line (re-read when the file changes): clients must send one as "
+        "`Authorization: Bearer <key>` (the OpenAI client's api_key). Also $TIDE_GATEWAY_API_KEYS (comma-separated). "
+        "Without either, the gateway is open.",
+    )(command)
+
+
 def upstream_idle_timeout_option(command: F) -> F:
     return click.option(
         "--upstream-idle-timeout",
@@ -189,6 +201,7 @@ def node_backend(backend: str, ray_address: str | None, inventory: Path | None) 
 @click.option("--api-port", default=DEFAULT_API_PORT, show_default=True, type=int)
 @click.option("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in the data directory).")
 @upstream_idle_timeout_option
+@api_keys_file_option
 @node_options
 @click.pass_context
 def up(
@@ -198,6 +211,7 @@ def up(
     api_port: int,
     database_url: str | None,
     upstream_idle_timeout: float | None,
+    api_keys_file: Path | None,
     buckets_dir: Path | None,
     drain_timeout: float,
     inventory: Path | None,
@@ -222,6 +236,7 @@ def up(
         api_port=api_port,
         database_url=database_url,
         upstream_idle_timeout_s=upstream_idle_timeout,
+        api_keys_file=api_keys_file,
     )
     run_server(config, ray=ray)
 
@@ -307,15 +322,26 @@ def api(
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=DEFAULT_GATEWAY_PORT, show_default=True, type=int)
 @upstream_idle_timeout_option
+@api_keys_file_option
 @click.pass_context
 def gateway(
-    ctx: click.Context, controllers: tuple[str, ...], host: str, port: int, upstream_idle_timeout: float | None
+    ctx: click.Context,
+    controllers: tuple[str, ...],
+    host: str,
+    port: int,
+    upstream_idle_timeout: float | None,
+    api_keys_file: Path | None,
 ) -> None:
     """Run a gateway that follows the controller (routes pushed, load reported). Token: $TIDE_API_TOKEN."""
     from tide.gateway.follower import run_gateway
+    from tide.gateway.keys import ApiKeyError, GatewayKeys
 
     token = read_client_token(ctx.find_root().obj["data_dir"])
-    run_gateway(host, port, list(controllers), token, upstream_idle_timeout_s=upstream_idle_timeout)
+    try:
+        api_keys = GatewayKeys.from_config(api_keys_file)
+    except ApiKeyError as error:
+        raise click.BadParameter(str(error), param_hint="--api-keys-file") from None
+    run_gateway(host, port, list(controllers), token, upstream_idle_timeout_s=upstream_idle_timeout, api_keys=api_keys)
 
 
 def _load_documents(path: str) -> list[dict[str, Any]]:

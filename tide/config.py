@@ -33,6 +33,7 @@ class ServerConfig:
     cpu_slots: int = 8  # replicas of gpuCount 1 that fit on a machine without GPUs
     upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S  # None: never cut a quiet replica off
     usage_retention_s: float | None = DEFAULT_USAGE_RETENTION_S  # replica runs (usage) kept; None: forever
+    api_keys_file: Path | None = None  # gateway API keys (tide.gateway.keys); also $TIDE_GATEWAY_API_KEYS
 
     @property
     def db_url(self) -> str:

@@ -28,6 +28,7 @@ from tide.control.channel_http import GatewayHub
 from tide.control.controller import Controller
 from tide.engines.vllm import installed_vllm_versions
 from tide.gateway import Gateway
+from tide.gateway.keys import GatewayKeys
 from tide.scheduling import Inventory, InventoryError, declared_inventory, local_inventory
 from tide.spec import Catalog, InstanceTypeInfo, default_catalog
 from tide.store import Store
@@ -109,7 +110,11 @@ class TideServer:
             self._inventory_source = ray_inventory.current
         self.inventory = self._inventory_source()
         self.catalog = catalog_from_inventory(self.inventory)
-        self.gateway = Gateway(on_demand=self._on_demand, upstream_idle_timeout_s=config.upstream_idle_timeout_s)
+        self.gateway = Gateway(
+            on_demand=self._on_demand,
+            upstream_idle_timeout_s=config.upstream_idle_timeout_s,
+            api_keys=GatewayKeys.from_config(config.api_keys_file),
+        )
         self.hub = hub
         self.controller = Controller(
             self.store,
@@ -204,6 +209,9 @@ def run_server(config: ServerConfig, ray: RayOptions | None = None) -> None:
         print(f"  local buckets:               {config.buckets_root}", flush=True)
         if ray is not None:
             print(f"  replicas on the Ray cluster: {ray.address}", flush=True)
+        keys = server.gateway.api_keys
+        access = f"API keys required ({keys.count} loaded)" if keys is not None else "open (no API keys configured)"
+        print(f"  gateway access:              {access}", flush=True)
         if server.token_created:
             print(f"  API token (shown once, stored in {config.token_path}): {server.token}", flush=True)
 

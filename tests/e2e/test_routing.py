@@ -137,3 +137,36 @@ def test_a_hung_external_server_gets_the_client_a_504_after_the_idle_timeout(tmp
     finally:
         server.stop()
         hung.close()
+
+
+def test_gateway_api_keys_from_a_file_guard_every_route_and_rotate_without_a_restart(
+    tmp_path: Path, stubs: tuple[StubUpstream, StubUpstream]
+) -> None:
+    keys = tmp_path / "gateway-keys"
+    keys.write_text("sk-alice  # team a\n")
+    server = TideProcess(tmp_path / "data", tmp_path / "buckets", ("--api-keys-file", str(keys)))
+    server.data_dir.mkdir()
+    server.start()
+    try:
+        server.apply(external("split-main", stubs[0].base_url, 100))
+        server.wait_for("split-main", "STATUS_READY")
+        body = {"model": "split-model", "messages": [{"role": "user", "content": "hi"}]}
+
+        def status_with(key: str | None) -> int:
+            headers = {"authorization": f"Bearer {key}"} if key else {}
+            return httpx.post(f"{server.gateway_url}/chat/completions", json=body, headers=headers).status_code
+
+        deadline = time.monotonic() + 10
+        while status_with("sk-alice") != 200 and time.monotonic() < deadline:  # the route reaches the gateway
+            time.sleep(0.05)
+        assert status_with("sk-alice") == 200
+        assert status_with(None) == 401 and status_with("sk-bob") == 401
+        assert httpx.get(f"{server.gateway_url}/models").status_code == 401
+
+        keys.write_text("sk-bob\n")  # rotate: bob in, alice out, no restart
+        deadline = time.monotonic() + 10
+        while status_with("sk-bob") != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status_with("sk-bob") == 200 and status_with("sk-alice") == 401
+    finally:
+        server.stop()

@@ -6,18 +6,32 @@ import argparse
 import asyncio
 import logging
 import signal
+from pathlib import Path
 
 import uvloop
 
 from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
 from tide.gateway.gateway import Gateway
+from tide.gateway.keys import ENV_KEYS, ApiKeyError, GatewayKeys
 from tide.gateway.route_file import load_route_file
 
 log = logging.getLogger("tide.gateway")
 
 
-async def serve(host: str, port: int, routes_path: str, model_header: str, idle_timeout_s: float | None) -> None:
-    gateway = Gateway(load_route_file(routes_path), model_header=model_header, upstream_idle_timeout_s=idle_timeout_s)
+async def serve(
+    host: str,
+    port: int,
+    routes_path: str,
+    model_header: str,
+    idle_timeout_s: float | None,
+    api_keys: GatewayKeys | None,
+) -> None:
+    gateway = Gateway(
+        load_route_file(routes_path),
+        model_header=model_header,
+        upstream_idle_timeout_s=idle_timeout_s,
+        api_keys=api_keys,
+    )
     await gateway.start(host, port)
     log.info("gateway listening on http://%s:%d", host, gateway.port)
     stopping = asyncio.Event()
@@ -51,10 +65,20 @@ def main(argv: list[str] | None = None) -> None:
         default=DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
         help="seconds a replica may hold a request without sending a byte before it is cut off (0: never)",
     )
+    parser.add_argument(
+        "--api-keys-file",
+        type=Path,
+        default=None,
+        help=f"API keys clients must send as `Authorization: Bearer <key>`, one per line (also ${ENV_KEYS})",
+    )
     args = parser.parse_args(argv)
+    try:
+        api_keys = GatewayKeys.from_config(args.api_keys_file)
+    except ApiKeyError as error:
+        parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     idle_timeout_s = args.upstream_idle_timeout or None
-    uvloop.run(serve(args.host, args.port, args.routes, args.model_header, idle_timeout_s))
+    uvloop.run(serve(args.host, args.port, args.routes, args.model_header, idle_timeout_s, api_keys))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from tide.gateway.upstream import UpstreamConnection
 
 # Hop-by-hop headers (RFC 9110 7.6.1) and framing headers the gateway sets itself.
-_HOP_BY_HOP = frozenset(
+HOP_BY_HOP = frozenset(
     [b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te", b"trailer", b"upgrade",
      b"content-length", b"host", b"expect"]
 )  # fmt: skip
@@ -68,8 +68,9 @@ class Exchange:
         self._framing = _FRAMING_LENGTH
         self._streaming_events = False
         self._out: list[bytes] = []
+        dropped = gateway.dropped_headers
         self._forwarded_headers = b"".join(
-            [name + b": " + value + b"\r\n" for name, value in request.headers if name not in _HOP_BY_HOP]
+            [name + b": " + value + b"\r\n" for name, value in request.headers if name not in dropped]
         )
 
     # ---- dispatch -------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ class Exchange:
             elif lower == b"transfer-encoding":
                 if b"chunked" in value.lower():
                     framing = _FRAMING_CHUNKED
-            elif lower in _HOP_BY_HOP:
+            elif lower in HOP_BY_HOP:
                 continue
             else:
                 if lower == b"content-type" and value.startswith(b"text/event-stream"):

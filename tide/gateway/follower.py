@@ -24,6 +24,7 @@ from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
 from tide.control.channel import load_to_json, route_table_from_json
 from tide.control.channel_http import KEEPALIVE_S
 from tide.gateway.gateway import Gateway
+from tide.gateway.keys import GatewayKeys
 
 log = logging.getLogger("tide.gateway.follower")
 
@@ -38,6 +39,7 @@ class GatewayFollower:
         token: str | None,
         gateway_id: str | None = None,
         upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
+        api_keys: GatewayKeys | None = None,
     ) -> None:
         if not controllers:
             raise ValueError("at least one controller URL is needed")
@@ -45,7 +47,9 @@ class GatewayFollower:
         self.gateway_id = gateway_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(5.0, read=3 * KEEPALIVE_S))
-        self.gateway = Gateway(on_demand=self._on_demand, upstream_idle_timeout_s=upstream_idle_timeout_s)
+        self.gateway = Gateway(
+            on_demand=self._on_demand, upstream_idle_timeout_s=upstream_idle_timeout_s, api_keys=api_keys
+        )
         self.leader: str | None = None
         self.routes_version = 0
         self.connected = asyncio.Event()
@@ -134,9 +138,14 @@ class GatewayFollower:
 
 
 async def serve(
-    host: str, port: int, controllers: list[str], token: str | None, upstream_idle_timeout_s: float | None
+    host: str,
+    port: int,
+    controllers: list[str],
+    token: str | None,
+    upstream_idle_timeout_s: float | None,
+    api_keys: GatewayKeys | None,
 ) -> None:
-    follower = GatewayFollower(controllers, token, upstream_idle_timeout_s=upstream_idle_timeout_s)
+    follower = GatewayFollower(controllers, token, upstream_idle_timeout_s=upstream_idle_timeout_s, api_keys=api_keys)
     await follower.start(host, port)
     print(f"tide gateway {follower.gateway_id} on http://{host}:{follower.gateway.port}/v1", flush=True)
     print(f"  following: {', '.join(follower.controllers)}", flush=True)
@@ -155,9 +164,10 @@ def run_gateway(
     controllers: list[str],
     token: str | None,
     upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
+    api_keys: GatewayKeys | None = None,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     import uvloop
 
-    uvloop.run(serve(host, port, controllers, token, upstream_idle_timeout_s))
+    uvloop.run(serve(host, port, controllers, token, upstream_idle_timeout_s, api_keys))

@@ -13,7 +13,8 @@ import orjson
 
 from tide.gateway.balancing import DeploymentState, ModelState, ReplicaState
 from tide.gateway.errors import error_response, json_response, model_not_found
-from tide.gateway.exchange import Exchange
+from tide.gateway.exchange import HOP_BY_HOP, Exchange
+from tide.gateway.keys import GatewayKeys
 from tide.gateway.routes import DeploymentLoad, RouteTable
 from tide.gateway.server import ClientConnection, IncomingRequest
 from tide.gateway.upstream import UpstreamPool
@@ -36,6 +37,8 @@ class Gateway:
 
     `upstream_idle_timeout_s`: a replica that holds a request and sends nothing for this long is cut off
     (504 to the client, or an error event mid-stream); None turns the watchdog off.
+    `api_keys`: when given, every request but `/health` needs `Authorization: Bearer <key>` with one of
+    them (401 `invalid_api_key` otherwise), and the header is not passed on to replicas.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class Gateway:
         max_body_bytes: int = 64 * 1024 * 1024,
         retry_after_s: int = 1,
         upstream_idle_timeout_s: float | None = 600.0,
+        api_keys: GatewayKeys | None = None,
     ) -> None:
         self.model_header = model_header.lower().encode()
         self.on_demand = on_demand
@@ -60,6 +64,9 @@ class Gateway:
         self.max_body_bytes = max_body_bytes
         self.retry_after_s = retry_after_s
         self.upstream_idle_timeout_s = upstream_idle_timeout_s
+        self.api_keys = api_keys
+        # Headers not passed on: hop-by-hop ones, and the gateway's own API key.
+        self.dropped_headers = HOP_BY_HOP | {b"authorization"} if api_keys is not None else HOP_BY_HOP
         self._watchdog: asyncio.Task[None] | None = None
         self.pool = UpstreamPool(connect_timeout_s=connect_timeout_s)
         self._models: dict[bytes, ModelState] = {}
@@ -83,8 +90,7 @@ class Gateway:
             backlog=4096,
             reuse_address=True,
         )
-        if self.upstream_idle_timeout_s:
-            self._watchdog = asyncio.create_task(self._watch_idle_upstreams(self.upstream_idle_timeout_s))
+        self._watchdog = asyncio.create_task(self._housekeeping())
 
     @property
     def port(self) -> int:
@@ -199,6 +205,16 @@ class Gateway:
             else:
                 client.respond(_not_found_route(path, keep_alive), keep_alive)
                 return
+        if self.api_keys is not None and not self.api_keys.accepts(_header(request, b"authorization")):
+            _reply_error(
+                client,
+                request,
+                401,
+                "Incorrect or missing API key: send `Authorization: Bearer <key>` with a key this gateway accepts",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
+            return
         if suffix == b"/models":
             client.respond(self._list_models(model, request), keep_alive)
             return
@@ -262,11 +278,8 @@ class Gateway:
             self._notify(self.on_demand, deployment.deployment_id)
 
     def _model_from_header(self, request: IncomingRequest) -> str | None:
-        wanted = self.model_header
-        for name, value in request.headers:
-            if name == wanted:
-                return value.decode("latin-1").strip() or None
-        return None
+        value = _header(request, self.model_header)
+        return (value.decode("latin-1").strip() or None) if value is not None else None
 
     def _list_models(self, model: str | None, request: IncomingRequest) -> bytes:
         keep_alive = request.keep_alive
@@ -304,17 +317,22 @@ class Gateway:
         task.add_done_callback(self._tasks.discard)
 
     # ---- internals ------------------------------------------------------------------------------
-    async def _watch_idle_upstreams(self, timeout_s: float) -> None:
-        """Sweep the requests in flight: a counter per upstream read keeps the hot path free of timers."""
-        interval = min(1.0, timeout_s / 4)
+    async def _housekeeping(self) -> None:
+        """About once a second: re-read a changed API keys file, and sweep the requests in flight for
+        silent replicas (a counter per upstream read keeps the hot path free of timers)."""
+        timeout_s = self.upstream_idle_timeout_s
+        interval = min(1.0, timeout_s / 4) if timeout_s else 1.0
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
-            now = loop.time()
-            for client in list(self._clients):
-                exchange = client.exchange
-                if exchange is not None:
-                    exchange.check_idle(now, timeout_s)
+            if self.api_keys is not None:
+                self.api_keys.reload_if_changed()
+            if timeout_s:
+                now = loop.time()
+                for client in list(self._clients):
+                    exchange = client.exchange
+                    if exchange is not None:
+                        exchange.check_idle(now, timeout_s)
 
     def retry_queue(self, deployment: DeploymentState) -> None:
         self._drain(deployment)
@@ -363,6 +381,13 @@ def _reply_error(
         status, message, error_type, code, param=param, keep_alive=keep_alive, retry_after_s=retry_after_s
     )
     client.respond(response, keep_alive)
+
+
+def _header(request: IncomingRequest, name: bytes) -> bytes | None:
+    for header, value in request.headers:
+        if header == name:
+            return value
+    return None
 
 
 def _model_card(name: str) -> dict[str, object]:
