@@ -15,5 +15,5 @@ fi
 export HF_HUB_OFFLINE=1 AWS_EC2_METADATA_DISABLED=true
 .venv/bin/ruff check tide tests bench
 .venv/bin/ruff format --check tide tests bench
-.venv/bin/mypy tide
+.venv/bin/mypy tide tests
 exec .venv/bin/pytest -q -p no:cacheprovider "$@"

@@ -7,12 +7,13 @@ import time
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.engines.engine_process import EngineProcess
 
 pytestmark = pytest.mark.timeout(120)
 
-CHAT = [{"role": "user", "content": "Write a function that adds two numbers."}]
+CHAT: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Write a function that adds two numbers."}]
 
 
 def client(engine: EngineProcess) -> openai.OpenAI:
