@@ -206,38 +206,17 @@ def node_backend(backend: str, ray_address: str | None, inventory: Path | None) 
 @click.pass_context
 def up(
     ctx: click.Context,
-    host: str,
-    gateway_port: int,
-    api_port: int,
-    database_url: str | None,
-    upstream_idle_timeout: float | None,
-    api_keys_file: Path | None,
-    buckets_dir: Path | None,
-    drain_timeout: float,
-    inventory: Path | None,
-    cpu_slots: int,
-    usage_retention: float | None,
     backend: str,
     ray_address: str | None,
+    upstream_idle_timeout: float | None,
+    api_keys_file: Path | None,
+    **options: Any,
 ) -> None:
     """Start Tide: management API, gateway and controller in one process."""
     from tide.server import run_server
 
-    ray = node_backend(backend, ray_address, inventory)
-    config = node_config(
-        ctx,
-        buckets_dir=buckets_dir,
-        drain_timeout=drain_timeout,
-        inventory=inventory,
-        cpu_slots=cpu_slots,
-        usage_retention=usage_retention,
-        host=host,
-        gateway_port=gateway_port,
-        api_port=api_port,
-        database_url=database_url,
-        upstream_idle_timeout_s=upstream_idle_timeout,
-        api_keys_file=api_keys_file,
-    )
+    ray = node_backend(backend, ray_address, options["inventory"])
+    config = node_config(ctx, upstream_idle_timeout_s=upstream_idle_timeout, api_keys_file=api_keys_file, **options)
     run_server(config, ray=ray)
 
 
@@ -250,36 +229,12 @@ def up(
 @node_options
 @click.option("--lease-ttl", default=10.0, show_default=True, help="Leader lease TTL: a standby takes over within it.")
 @click.pass_context
-def controller(
-    ctx: click.Context,
-    host: str,
-    api_port: int,
-    database_url: str | None,
-    buckets_dir: Path | None,
-    drain_timeout: float,
-    inventory: Path | None,
-    cpu_slots: int,
-    usage_retention: float | None,
-    backend: str,
-    ray_address: str | None,
-    lease_ttl: float,
-) -> None:
+def controller(ctx: click.Context, backend: str, ray_address: str | None, lease_ttl: float, **options: Any) -> None:
     """Run a controller (with the management API and the gateway channel); the lease holder acts."""
     from tide.server import run_controller
 
-    ray = node_backend(backend, ray_address, inventory)
-    config = node_config(
-        ctx,
-        buckets_dir=buckets_dir,
-        drain_timeout=drain_timeout,
-        inventory=inventory,
-        cpu_slots=cpu_slots,
-        usage_retention=usage_retention,
-        host=host,
-        api_port=api_port,
-        database_url=database_url,
-    )
-    run_controller(config, lease_ttl_s=lease_ttl, ray=ray)
+    ray = node_backend(backend, ray_address, options["inventory"])
+    run_controller(node_config(ctx, **options), lease_ttl_s=lease_ttl, ray=ray)
 
 
 @main.command()

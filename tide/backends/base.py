@@ -54,6 +54,18 @@ class ReplicaState:
     pid: int | None = None
     log_path: str | None = None
 
+    @classmethod
+    def for_launch(cls, launch: ReplicaLaunch, log_path: str, now: float) -> ReplicaState:
+        """A replica about to start: waiting for capacity since `now`, logging to `log_path`."""
+        state = cls(
+            deployment_id=launch.deployment_id,
+            replica_id=launch.replica_id,
+            template=launch.spec.replica_template(),
+            log_path=log_path,
+        )
+        state.phase_times[ReplicaPhase.WAITING_FOR_CAPACITY.value] = now
+        return state
+
     def enter(self, phase: ReplicaPhase, message: str, now: float) -> None:
         """Move to `phase` with `message`; `phase_times` records when a new phase began."""
         if self.phase != phase:

@@ -80,13 +80,7 @@ class RayBackend:
 
     async def start(self, launch: ReplicaLaunch) -> ReplicaState:
         log_path = self._logs_dir / launch.deployment_id / f"{launch.replica_id}.log"
-        state = ReplicaState(
-            deployment_id=launch.deployment_id,
-            replica_id=launch.replica_id,
-            template=launch.spec.replica_template(),
-            log_path=str(log_path),
-        )
-        state.phase_times[ReplicaPhase.WAITING_FOR_CAPACITY.value] = time.time()
+        state = ReplicaState.for_launch(launch, str(log_path), time.time())
         replica = _Replica(state=state, node_id=launch.instance_id)
         self._replicas[launch.replica_id] = replica
         replica.task = asyncio.create_task(self._run(replica, launch), name=f"ray-replica-{launch.replica_id}")
