@@ -18,6 +18,7 @@ from tide.config import DEFAULT_API_PORT, DEFAULT_GATEWAY_PORT, ServerConfig, de
 
 if TYPE_CHECKING:
     from tide.backends.ray import RayOptions
+    from tide.gateway.keys import GatewayKeys
 
 
 class ApiClient:
@@ -86,10 +87,17 @@ class DurationType(click.ParamType):
 
         if value is None or isinstance(value, float):
             return value or None
+        text = str(value).strip()
         try:
-            return parse_duration(value, param.opts[0] if param and param.opts else "duration") or None
-        except SpecError as error:
-            self.fail(error.message, param, ctx)
+            seconds = float(text)  # a bare number is seconds ("0" turns the thing off)
+        except ValueError:
+            try:
+                seconds = parse_duration(text, param.opts[0] if param and param.opts else "duration")
+            except SpecError as error:
+                self.fail(error.message, param, ctx)
+        if seconds < 0:
+            self.fail(f"{text!r} is negative", param, ctx)
+        return seconds or None
 
 
 def api_keys_file_option(command: F) -> F:
@@ -102,6 +110,15 @@ def api_keys_file_option(command: F) -> F:
         "`Authorization: Bearer <key>` (the OpenAI client's api_key). Also $TIDE_GATEWAY_API_KEYS (comma-separated). "
         "Without either, the gateway is open.",
     )(command)
+
+
+def gateway_keys(path: Path | None) -> GatewayKeys | None:
+    from tide.gateway.keys import ApiKeyError, GatewayKeys
+
+    try:
+        return GatewayKeys.from_config(path)
+    except ApiKeyError as error:
+        raise click.BadParameter(str(error), param_hint="--api-keys-file") from None
 
 
 def upstream_idle_timeout_option(command: F) -> F:
@@ -216,6 +233,7 @@ def up(
     from tide.server import run_server
 
     ray = node_backend(backend, ray_address, options["inventory"])
+    gateway_keys(api_keys_file)  # an unusable keys file is a usage error now, not a traceback later
     config = node_config(ctx, upstream_idle_timeout_s=upstream_idle_timeout, api_keys_file=api_keys_file, **options)
     run_server(config, ray=ray)
 
@@ -289,13 +307,9 @@ def gateway(
 ) -> None:
     """Run a gateway that follows the controller (routes pushed, load reported). Token: $TIDE_API_TOKEN."""
     from tide.gateway.follower import run_gateway
-    from tide.gateway.keys import ApiKeyError, GatewayKeys
 
     token = read_client_token(ctx.find_root().obj["data_dir"])
-    try:
-        api_keys = GatewayKeys.from_config(api_keys_file)
-    except ApiKeyError as error:
-        raise click.BadParameter(str(error), param_hint="--api-keys-file") from None
+    api_keys = gateway_keys(api_keys_file)
     run_gateway(host, port, list(controllers), token, upstream_idle_timeout_s=upstream_idle_timeout, api_keys=api_keys)
 
 

@@ -97,8 +97,9 @@ def test_a_replica_that_sends_nothing_is_cut_off_with_504_and_the_work_cancelled
                 DeploymentRoute("d", "tiny", 100, (ReplicaEndpoint("hung", hung.base_url),)),
                 DeploymentRoute("e", "other", 100, (ReplicaEndpoint("good", good.base_url),)),
             )
+            failed: list[str] = []
             async with (
-                running_gateway(routes, upstream_idle_timeout_s=0.6) as gw,
+                running_gateway(routes, upstream_idle_timeout_s=0.6, on_replica_failure=failed.append) as gw,
                 httpx.AsyncClient(timeout=10) as http,
             ):
                 started = asyncio.get_running_loop().time()
@@ -110,6 +111,7 @@ def test_a_replica_that_sends_nothing_is_cut_off_with_504_and_the_work_cancelled
                 assert 0.6 <= waited < 3, waited
                 assert len(hung.requests) == 1  # not retried: the work may have run
                 assert gw.in_flight("hung") == 0 and gw.upstream_timeouts == 1
+                assert failed == ["hung"]  # reported, and avoided for unhealthy_s while others have room
                 # The client's connection is still good for the next request.
                 assert (await http.post(url(gw), json={**CHAT, "model": "other"})).status_code == 200
 
@@ -153,6 +155,26 @@ def test_a_stream_that_stalls_ends_with_a_timeout_event_but_a_slow_one_is_left_a
                 events = await stream("other")
                 assert events[-1] == "[DONE]" and len(events) == 6
                 assert gw.upstream_timeouts == 1
+
+    run(scenario())
+
+
+def test_an_http10_client_also_sees_the_timeout_event_before_the_close() -> None:
+    async def scenario() -> None:
+        async with upstreams(FakeUpstream("stalled", stream_events=5, stall_after_events=1)) as (stalled,):
+            routes = table(DeploymentRoute("d", "tiny", 100, (ReplicaEndpoint("stalled", stalled.base_url),)))
+            async with running_gateway(routes, upstream_idle_timeout_s=0.5) as gw:
+                reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+                body = orjson.dumps({**CHAT, "stream": True})
+                writer.write(
+                    b"POST /v1/chat/completions HTTP/1.0\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\n\r\n%b" % (len(body), body)
+                )
+                response = await asyncio.wait_for(reader.read(), 5)  # the body ends with the close
+                writer.close()
+                events = [line[6:] for line in response.split(b"\n") if line.startswith(b"data: ")]
+                assert len(events) == 2 and b"tok0" in events[0]
+                assert orjson.loads(events[-1])["error"]["code"] == "upstream_timeout"
 
     run(scenario())
 

@@ -14,6 +14,8 @@ from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
 from tide.gateway.gateway import Gateway
 from tide.gateway.keys import ENV_KEYS, ApiKeyError, GatewayKeys
 from tide.gateway.route_file import load_route_file
+from tide.spec.durations import parse_duration
+from tide.spec.errors import SpecError
 
 log = logging.getLogger("tide.gateway")
 
@@ -51,6 +53,17 @@ async def serve(
     await gateway.stop(grace_s=5.0)
 
 
+def _duration(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return parse_duration(text, "--upstream-idle-timeout")
+    except SpecError as error:
+        raise argparse.ArgumentTypeError(error.message) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tide.gateway", description="Tide's OpenAI-compatible gateway")
     parser.add_argument("--host", default="127.0.0.1")
@@ -61,9 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-header", default="x-tide-model", help="request header that names the model")
     parser.add_argument(
         "--upstream-idle-timeout",
-        type=float,
+        type=_duration,
         default=DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
-        help="seconds a replica may hold a request without sending a byte before it is cut off (0: never)",
+        help='how long a replica may hold a request without sending a byte before it is cut off ("10m"; 0: never)',
     )
     parser.add_argument(
         "--api-keys-file",

@@ -41,8 +41,8 @@ _FRAMING_LENGTH, _FRAMING_CHUNKED, _FRAMING_CLOSE, _FRAMING_NONE = 0, 1, 2, 3
 class Exchange:
     __slots__ = (
         "_forwarded_headers", "_framing", "_head_sent", "_out", "_queue_timer", "_quiet_since", "_reads_seen",
-        "_retry_timer", "_stale_retries", "_streaming_events", "attempts", "client", "deployment", "done", "gateway", "replica",
-        "request", "suffix", "tried", "upstream",
+        "_retry_timer", "_stale_retries", "_streaming_events", "_upstream_until_close", "attempts", "client",
+        "deployment", "done", "gateway", "replica", "request", "suffix", "tried", "upstream",
     )  # fmt: skip
 
     def __init__(
@@ -67,6 +67,7 @@ class Exchange:
         self._head_sent = False
         self._framing = _FRAMING_LENGTH
         self._streaming_events = False
+        self._upstream_until_close = False  # the replica's body ends when it closes (no length, not chunked)
         self._out: list[bytes] = []
         dropped = gateway.dropped_headers
         self._forwarded_headers = b"".join(
@@ -174,6 +175,7 @@ class Exchange:
                 if lower == b"content-type" and value.startswith(b"text/event-stream"):
                     self._streaming_events = True
                 lines += (name, b": ", value, b"\r\n")
+        self._upstream_until_close = framing == _FRAMING_CLOSE
         if status < 200 or status in (204, 304):
             framing = _FRAMING_NONE
         elif framing != _FRAMING_LENGTH:
@@ -220,7 +222,7 @@ class Exchange:
             stale = connection.requests_sent > 1 and not connection.response_started and not protocol_error
             self._failed_before_response(self.replica, fresh_connection=not stale)
             return
-        if self._framing == _FRAMING_CLOSE:  # the close was the end of the body
+        if self._upstream_until_close:  # the close was the end of the body
             self._finish(False)
         else:
             self._end_cut_response("The model server closed the stream early", "upstream_disconnected")
@@ -228,10 +230,14 @@ class Exchange:
     def _end_cut_response(self, message: str, code: str) -> None:
         """The response started and will not be completed: an event stream ends with an error event the
         client can show; any other body can only be cut (the client sees a short read)."""
-        if self._framing == _FRAMING_CHUNKED and self._streaming_events:
+        if self._streaming_events and self._framing in (_FRAMING_CHUNKED, _FRAMING_CLOSE):
             event = b"data: " + orjson.dumps(error_payload(message, "server_error", code)) + b"\n\n"
-            self.client.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(event), event))
-            self._finish(self.request.keep_alive)
+            if self._framing == _FRAMING_CHUNKED:
+                self.client.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(event), event))
+                self._finish(self.request.keep_alive)
+            else:  # an HTTP/1.0 client: the event, then the close that ends the body
+                self.client.write(event)
+                self._finish(False)
         else:
             self._release_replica()
             self.done = True

@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 
+from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
 from tide.gateway.balancing import DeploymentState, ModelState, ReplicaState
 from tide.gateway.errors import error_response, json_response, model_not_found
 from tide.gateway.exchange import HOP_BY_HOP, Exchange
@@ -53,7 +54,7 @@ class Gateway:
         connect_timeout_s: float = 5.0,
         max_body_bytes: int = 64 * 1024 * 1024,
         retry_after_s: int = 1,
-        upstream_idle_timeout_s: float | None = 600.0,
+        upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
         api_keys: GatewayKeys | None = None,
     ) -> None:
         self.model_header = model_header.lower().encode()
@@ -182,6 +183,15 @@ class Gateway:
         return replica.in_flight if replica is not None else 0
 
     # ---- request handling (called by ClientConnection) ------------------------------------------
+    def accepts_headers(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        keys = self.api_keys
+        if keys is None:
+            return True
+        for name, value in headers:
+            if name == b"authorization":
+                return keys.accepts(value)
+        return False
+
     def connection_opened(self, client: ClientConnection) -> None:
         self._clients.add(client)
 
@@ -205,7 +215,7 @@ class Gateway:
             else:
                 client.respond(_not_found_route(path, keep_alive), keep_alive)
                 return
-        if self.api_keys is not None and not self.api_keys.accepts(_header(request, b"authorization")):
+        if self.api_keys is not None and not self.accepts_headers(request.headers):
             _reply_error(
                 client,
                 request,
@@ -304,11 +314,15 @@ class Gateway:
         self._notify(self.on_replica_failure, replica.replica_id)
 
     def replica_timed_out(self, replica: ReplicaState, timeout_s: float) -> None:
+        """A hung replica: avoided for `unhealthy_s` like one that dropped a request (while others have
+        room), and the controller is told, as for a failure."""
         self.upstream_timeouts += 1
+        replica.unhealthy_until = time.monotonic() + self.unhealthy_s
         log.warning(
             "replica %s (%s) sent nothing for %gs; request cancelled (upstream idle timeout)",
             replica.replica_id, replica.base_url, timeout_s,
         )  # fmt: skip
+        self._notify(self.on_replica_failure, replica.replica_id)
 
     def spawn(self, awaitable: Awaitable[object]) -> None:
         """Run in the background, holding a reference so the task is not garbage-collected mid-way."""
@@ -326,13 +340,19 @@ class Gateway:
         while True:
             await asyncio.sleep(interval)
             if self.api_keys is not None:
-                self.api_keys.reload_if_changed()
+                try:
+                    self.api_keys.reload_if_changed()
+                except Exception:  # revocations must keep working: log and go on
+                    log.exception("gateway API keys: reload failed")
             if timeout_s:
                 now = loop.time()
                 for client in list(self._clients):
                     exchange = client.exchange
                     if exchange is not None:
-                        exchange.check_idle(now, timeout_s)
+                        try:
+                            exchange.check_idle(now, timeout_s)
+                        except Exception:
+                            log.exception("upstream idle check failed")
 
     def retry_queue(self, deployment: DeploymentState) -> None:
         self._drain(deployment)

@@ -33,6 +33,10 @@ class IncomingRequest:
 class RequestHandler(Protocol):
     max_body_bytes: int
 
+    def accepts_headers(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """False when the request will be refused whatever its body (no valid API key): it is not kept."""
+        ...
+
     def handle(self, client: ClientConnection, request: IncomingRequest) -> None: ...
 
     def connection_opened(self, client: ClientConnection) -> None: ...
@@ -59,6 +63,7 @@ class ClientConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_size = 0
         self._too_large = False
+        self._refused = False  # no valid API key: the body is read and dropped, and 401 answers it
         self._keep_alive = True
 
     # asyncio.Protocol
@@ -112,6 +117,7 @@ class ClientConnection(asyncio.Protocol):
         self._headers = []
         self._body = []
         self._body_size = 0
+        self._refused = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -121,11 +127,16 @@ class ClientConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._keep_alive = self._parser.should_keep_alive()
+        if not self.handler.accepts_headers(self._headers):
+            self._refused = True  # no 100 Continue: a client that waits for it sends no body at all
+            return
         for name, value in self._headers:
             if name == b"expect" and value.lower() == b"100-continue" and self.transport is not None:
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
+        if self._refused:
+            return
         self._body_size += len(body)
         if self._body_size > self.handler.max_body_bytes:
             self._too_large = True
