@@ -19,6 +19,7 @@ from tide import __version__
 from tide.api.app import ApiContext, create_app
 from tide.api.claims import ClaimsContext
 from tide.api.parameters import parameters_json
+from tide.api.published_view import PublishedView
 from tide.backends.base import Backend
 from tide.backends.local import LocalBackend
 from tide.backends.node_weights import CachedWeights
@@ -34,6 +35,7 @@ from tide.spec import Catalog, InstanceTypeInfo, default_catalog
 from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
 from tide.store.lease import LeaderLease
+from tide.store.published import PublishedState
 from tide.weights import StorageConfig, WeightsCache
 
 log = logging.getLogger("tide.server")
@@ -50,7 +52,8 @@ def node_inventory(declared_path: Path | None, cpu_slots: int) -> Inventory:
     return local_inventory("local-gpu" if gpus else None, gpus, cpu_slots=cpu_slots)
 
 
-def catalog_from_inventory(inventory: Inventory) -> Catalog:
+def catalog_from_inventory(inventory: Inventory, vllm_versions: tuple[str, ...] | None = None) -> Catalog:
+    """The catalog for `inventory`; vLLM versions as given (a published inventory's) or found installed here."""
     zones = inventory.zone_instance_types()
     types = tuple(
         InstanceTypeInfo(
@@ -63,7 +66,8 @@ def catalog_from_inventory(inventory: Inventory) -> Catalog:
         )
         for t in inventory.types
     )
-    return default_catalog(builtin_version=__version__, vllm_versions=installed_vllm_versions(), instance_types=types)
+    versions = installed_vllm_versions() if vllm_versions is None else vllm_versions
+    return default_catalog(builtin_version=__version__, vllm_versions=versions, instance_types=types)
 
 
 def _gpu_count() -> int:
@@ -319,13 +323,14 @@ def run_controller(config: ServerConfig, lease_ttl_s: float, ray: RayOptions | N
 
 
 def run_api(config: ServerConfig) -> None:
-    """The management API alone over the shared database: the leader sees changes within a second."""
+    """The management API alone over the shared database: the leader sees changes within a second; it
+    validates against the inventory the leader publishes (tide.api.published_view)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     token, created = load_or_create_token(config)
-    inventory = node_inventory(config.inventory_path, config.cpu_slots)
-    catalog = catalog_from_inventory(inventory)
     store = Store(config.db_url)
+    fallback = node_inventory(config.inventory_path, config.cpu_slots)
+    view = PublishedView(PublishedState(store), fallback, catalog_from_inventory)
 
     def no_wake() -> None:
         # The leader reconciles at least once a second; it reads the store then.
@@ -337,12 +342,12 @@ def run_api(config: ServerConfig) -> None:
     app = create_app(
         ApiContext(
             store=store,
-            catalog=lambda: catalog,
+            catalog=view.catalog,
             token=token,
             wake_controller=no_wake,
             logs=no_logs,
-            parameters=lambda: parameters_json(catalog),
-            claims=ClaimsContext(store=store, inventory=lambda: inventory, wake_controller=no_wake),
+            parameters=lambda: parameters_json(view.catalog()),
+            claims=ClaimsContext(store=store, inventory=view.inventory, wake_controller=no_wake),
         )
     )
     print(f"tide {__version__} api on http://{config.host}:{config.api_port}", flush=True)

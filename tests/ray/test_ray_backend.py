@@ -4,12 +4,16 @@ node dies the replica is reported lost and replaced on another matching node."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import TideProcess
+from tests.e2e.conftest import TideProcess, free_port
 from tests.ray.cluster import LocalRayCluster
 from tests.ray.conftest import h100_spec
 
@@ -65,6 +69,43 @@ def test_parameters_and_claims_come_from_the_clusters_nodes(tide: TideProcess) -
         assert response.status_code == 400 and "exceeds the 1 GPUs of instance type l40-1x" in response.text
         claims = {c["id"]: c for c in api.get("/capacityclaims").json()["items"]}
         assert claims["team-h100"]["status"]["allocatedInstances"] == 1
+
+
+def test_the_management_api_alone_validates_against_the_clusters_nodes(tide: TideProcess, tmp_path: Path) -> None:
+    """`tide api` over the same database has no Ray connection: it answers with the inventory the acting
+    controller published, not with this machine's."""
+    port = free_port()
+    log = (tmp_path / "api.log").open("ab")
+    args = ["--data-dir", str(tmp_path), "api", "--api-port", str(port), "--database-url",
+            f"sqlite:///{tide.data_dir / 'tide.db'}"]  # fmt: skip
+    env = {**tide.env(), "TIDE_API_TOKEN": tide.token}
+    process = subprocess.Popen([sys.executable, "-m", "tide.cli", *args], stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}/v1alpha1/inference"
+        headers = {"authorization": f"Bearer {tide.token}"}
+        deadline = time.monotonic() + 60
+        params: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / "api.log").read_text()
+            with contextlib.suppress(httpx.HTTPError):
+                response = httpx.get(f"{url}/deployments/parameters", headers=headers)
+                if response.status_code == 200:
+                    params = response.json()
+                    break
+            time.sleep(0.2)
+        assert params["zoneInstanceTypes"] == {
+            "us-east-04a": ["h100-2x", "l40-1x"],
+            "us-east-04b": ["h100-2x"],
+            "us-west-01a": ["h100-2x"],
+        }
+        too_big = {**h100_spec(), "name": "too-big", "resources": {"instanceType": "l40-1x", "gpuCount": 2}}
+        response = httpx.post(f"{url}/deployments", json=too_big, headers=headers)
+        assert response.status_code == 400 and "exceeds the 1 GPUs of instance type l40-1x" in response.text
+        claims = {c["id"]: c for c in httpx.get(f"{url}/capacityclaims", headers=headers).json()["items"]}
+        assert claims["team-h100"]["status"]["allocatedInstances"] == 1
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def test_replica_runs_on_a_node_of_its_type_gpus_and_zone_and_serves(

@@ -45,15 +45,18 @@ from tide.scheduling import (
     local_inventory,
     schedule,
 )
+from tide.scheduling.inventory_json import inventory_to_json
 from tide.spec import Catalog, DeploymentSpec, SpecError, parse_deployment
 from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
+from tide.store.published import INVENTORY_KEY, PublishedState
 
 log = logging.getLogger("tide.control")
 
 RECONCILE_INTERVAL_S = 1.0
 SAMPLE_INTERVAL_S = 1.0  # gateway load signals feed the autoscaler's 1-second buckets
 USAGE_PRUNE_INTERVAL_S = 3600.0
+PUBLISH_INTERVAL_S = 2.0
 
 
 class RouteSink(Protocol):
@@ -202,6 +205,27 @@ class Controller:
                 log.exception("load sampling failed")
             await asyncio.sleep(SAMPLE_INTERVAL_S)
 
+    def inventory_document(self) -> dict[str, Any]:
+        """What `tide api` processes need to validate and answer as this controller would."""
+        vllm = self.catalog.engine("vllm")
+        return {
+            "inventory": inventory_to_json(self.inventory()),
+            "vllmVersions": list(vllm.versions) if vllm is not None else [],
+        }
+
+    async def _publish_inventory_loop(self, published: PublishedState) -> None:
+        """Publish the inventory when it changes (a Ray node joins or leaves), and once at the start."""
+        last: dict[str, Any] | None = None
+        while not self._stopped:
+            try:
+                document = self.inventory_document()
+                if document != last:
+                    await asyncio.to_thread(published.write, INVENTORY_KEY, document, self.clock())
+                    last = document
+            except Exception:
+                log.exception("publishing the inventory failed")
+            await asyncio.sleep(PUBLISH_INTERVAL_S)
+
     async def _prune_usage_loop(self, run_log: RunLog, retention_s: float) -> None:
         """At start and hourly: forget replica runs that ended more than `retention_s` ago."""
         while not self._stopped:
@@ -216,7 +240,11 @@ class Controller:
     async def run(self) -> None:
         if self.run_log is not None:  # runs a crash left open end at the restart: no billing while down
             await asyncio.to_thread(self.run_log.close_all_open, self.clock())
-        loops = [asyncio.create_task(self._sample_loop()), asyncio.create_task(self._scrape_loop())]
+        loops = [
+            asyncio.create_task(self._sample_loop()),
+            asyncio.create_task(self._scrape_loop()),
+            asyncio.create_task(self._publish_inventory_loop(PublishedState(self.store))),
+        ]
         if self.run_log is not None and self.usage_retention_s is not None:
             loops.append(asyncio.create_task(self._prune_usage_loop(self.run_log, self.usage_retention_s)))
         try:

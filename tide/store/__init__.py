@@ -1,6 +1,9 @@
 """Durable desired state (specs) and observed status, over SQLAlchemy (SQLite by default)."""
 
-from tide.store import claims  # noqa: F401  (registers the capacity_claims and replica_runs tables)
+from tide.store import (
+    claims,  # noqa: F401  (registers the capacity_claims and replica_runs tables)
+    published,  # noqa: F401  (registers the published_state table)
+)
 from tide.store.database import Conflict, DeploymentRecord, NotFound, Store
 
 __all__ = ["Conflict", "DeploymentRecord", "NotFound", "Store"]
