@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tide.backends.ray.actor import gpu_id
 from tide.engines.vllm import VllmEngine, VllmNotAvailable, vllm_arguments
 
 
@@ -60,6 +61,21 @@ def test_gpus_assigned_by_the_scheduler_are_visible_to_the_engine(tmp_path: Path
     assert plan.env["CUDA_VISIBLE_DEVICES"] == "2,3"
     assert "--tensor-parallel-size" in plan.argv and plan.argv[plan.argv.index("--tensor-parallel-size") + 1] == "2"
     assert plan.argv[1:3] == ("-m", "vllm.entrypoints.openai.api_server")
+
+
+def test_mig_slices_ray_names_by_uuid_reach_the_engine_as_uuids(tmp_path: Path) -> None:
+    """On a node whose CUDA_VISIBLE_DEVICES lists MIG UUIDs, Ray hands out UUIDs, not indexes."""
+    python = tmp_path / "python"
+    python.write_text("")
+    assigned = tuple(
+        gpu_id(i) for i in ["MIG-4f1c0d6e-aaaa-bbbb-cccc-0123456789ab", "MIG-9e2d1f00-dddd-eeee-ffff-0123456789ab"]
+    )
+    plan = VllmEngine(python=str(python)).plan(
+        model_dir=Path("/m"), host="127.0.0.1", port=8000, served_name="m", engine_config={}, gpu_ids=assigned
+    )
+    assert plan.env["CUDA_VISIBLE_DEVICES"] == ",".join(str(a) for a in assigned)
+    assert plan.argv[plan.argv.index("--tensor-parallel-size") + 1] == "2"
+    assert [gpu_id(0), gpu_id("3"), gpu_id(" GPU-1 ")] == [0, 3, "GPU-1"]
 
 
 def test_cpu_mode_runs_eager_without_tensor_parallelism(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from tide.engines.adapter import GpuId
 from tide.spec import DeploymentSpec
 
 
@@ -36,7 +37,7 @@ class ReplicaLaunch:
     deployment_id: str
     replica_id: str
     spec: DeploymentSpec
-    gpu_ids: tuple[int, ...] = ()
+    gpu_ids: tuple[GpuId, ...] = ()
     instance_id: str | None = None  # where the scheduler placed it (a Ray backend: the node id)
 
 

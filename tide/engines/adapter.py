@@ -14,6 +14,10 @@ from typing import Protocol
 
 from tide.engines.prometheus import BUILTIN_LOAD_METRICS, LoadMetricNames
 
+# A GPU as CUDA_VISIBLE_DEVICES names it: an index, or a GPU/MIG UUID ("MIG-..."), which is what Ray
+# reports on nodes whose own CUDA_VISIBLE_DEVICES lists UUIDs (e.g. MIG slices).
+GpuId = int | str
+
 
 @dataclass(frozen=True)
 class LaunchPlan:
@@ -37,7 +41,7 @@ class EngineAdapter(Protocol):
         port: int,
         served_name: str,
         engine_config: Mapping[str, str],
-        gpu_ids: Sequence[int],
+        gpu_ids: Sequence[GpuId],
     ) -> LaunchPlan: ...
 
 
@@ -56,7 +60,7 @@ class BuiltinEngine:
         port: int,
         served_name: str,
         engine_config: Mapping[str, str],
-        gpu_ids: Sequence[int],
+        gpu_ids: Sequence[GpuId],
     ) -> LaunchPlan:
         argv = [
             sys.executable,

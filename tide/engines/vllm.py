@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tide.engines.adapter import LaunchPlan
+from tide.engines.adapter import GpuId, LaunchPlan
 from tide.engines.prometheus import VLLM_LOAD_METRICS
 
 # engineConfig key -> flag; an empty value turns a flag on without an argument (API.md).
@@ -120,7 +120,7 @@ class VllmEngine:
         port: int,
         served_name: str,
         engine_config: Mapping[str, str],
-        gpu_ids: Sequence[int],
+        gpu_ids: Sequence[GpuId],
     ) -> LaunchPlan:
         python = self.python or vllm_python()
         if python is None:

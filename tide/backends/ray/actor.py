@@ -27,11 +27,19 @@ from typing import Any
 from tide.backends.base import ReplicaLaunch, ReplicaPhase, ReplicaState
 from tide.backends.local import LocalBackend
 from tide.backends.node_weights import CachedWeights
+from tide.engines.adapter import GpuId
 from tide.weights import StorageConfig, WeightsCache
 
 NODE_DIR_ENV = "TIDE_NODE_DIR"
 CACHE_BUDGET_ENV = "TIDE_NODE_CACHE_BUDGET_GB"
 LOG_CHUNK_BYTES = 256 * 1024
+
+
+def gpu_id(assigned: object) -> GpuId:
+    """Ray's GPU id as CUDA_VISIBLE_DEVICES takes it: an index stays an int; a UUID ("GPU-...", "MIG-...")
+    stays as it is."""
+    text = str(assigned).strip()
+    return int(text) if text.isdigit() else text
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,7 @@ class HostInfo:
 
     node_id: str
     address: str
-    gpu_ids: tuple[int, ...]  # what Ray assigned
+    gpu_ids: tuple[GpuId, ...]  # what Ray assigned
     real_gpus: bool  # False: virtual GPUs (`ray start --num-gpus` on a machine without NVIDIA GPUs)
     node_dir: str
 
@@ -83,7 +91,7 @@ class ReplicaHost:
         import ray  # on the node, inside the actor
 
         context = ray.get_runtime_context()
-        assigned = tuple(int(i) for i in ray.get_gpu_ids())
+        assigned = tuple(gpu_id(i) for i in ray.get_gpu_ids())
         real = has_real_gpus()
         directory = node_dir()
         budget = os.environ.get(CACHE_BUDGET_ENV)
