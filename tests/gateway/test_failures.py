@@ -121,14 +121,14 @@ def test_a_replica_that_sends_nothing_is_cut_off_with_504_and_the_work_cancelled
 def test_a_stream_that_stalls_ends_with_a_timeout_event_but_a_slow_one_is_left_alone() -> None:
     async def scenario() -> None:
         stalled = FakeUpstream("stalled", stream_events=5, stall_after_events=2)
-        slow = FakeUpstream("slow", stream_events=5, event_delay_s=0.3)  # 1.5 s in all, never 0.6 s quiet
+        slow = FakeUpstream("slow", stream_events=6, event_delay_s=0.25)  # 1.5 s in all, never 1 s quiet
         async with upstreams(stalled, slow) as (stalled, slow):
             routes = table(
                 DeploymentRoute("d", "tiny", 100, (ReplicaEndpoint("stalled", stalled.base_url),)),
                 DeploymentRoute("e", "other", 100, (ReplicaEndpoint("slow", slow.base_url),)),
             )
             async with (
-                running_gateway(routes, upstream_idle_timeout_s=0.6) as gw,
+                running_gateway(routes, upstream_idle_timeout_s=1.0) as gw,
                 httpx.AsyncClient(timeout=10) as http,
             ):
 
@@ -153,7 +153,7 @@ def test_a_stream_that_stalls_ends_with_a_timeout_event_but_a_slow_one_is_left_a
                 assert stalled.cancelled == 1 and gw.in_flight("stalled") == 0
 
                 events = await stream("other")
-                assert events[-1] == "[DONE]" and len(events) == 6
+                assert events[-1] == "[DONE]" and len(events) == 7
                 assert gw.upstream_timeouts == 1
 
     run(scenario())
