@@ -132,3 +132,11 @@ def test_invariants_on_random_bursty_contention(seed: int) -> None:
         assert (outcome.result.waits >= 0).all()
     assert result.deployments[0].preemptions == 0  # nobody outranks the top priority
     assert result.peak_gpus <= 8 and 0 < result.utilization <= 1.0
+    # At every sample the GPUs held, summed over deployments, fit the inventory (what the plot stacks).
+    # (Deployments join and leave at different times: their samples are matched by time.)
+    held_at: dict[float, int] = {}
+    for outcome in result.deployments:
+        timeline = outcome.result.timeline
+        for t, held in zip(timeline.times, timeline.gpus_held, strict=True):
+            held_at[t] = held_at.get(t, 0) + held
+    assert 0 < max(held_at.values()) <= 8

@@ -43,6 +43,7 @@ def test_table_and_summary_file(tmp_path: Path) -> None:
     assert any(line.startswith("inventory: 2 instances, 2 GPUs;") and "utilization" in line for line in lines)
     summary = json.loads((out / "summary.json").read_text())
     assert [d["deployment"] for d in summary["deployments"]] == ["high", "low"]
+    assert (out / "scenario.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_json_output(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ DURATION = _Duration()
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Directory for summary.json and replicas.png (created if missing; with --scenario, summary.json only).",
+    help="Directory for summary.json and replicas.png (created if missing; with --scenario, summary.json and scenario.png).",
 )
 @click.option("--cold-start", type=DURATION, default="15s", show_default=True, help="Replica start-up time.")
 @click.option("--slo", type=DURATION, default="2s", show_default=True, help="Queue-wait SLO.")

@@ -10,7 +10,7 @@ import click
 
 from tide.scheduling import FieldError
 from tide.sim.contention import replay_scenario
-from tide.sim.contention_report import contention_table
+from tide.sim.contention_report import contention_table, write_contention_plot
 from tide.sim.engine import SimSettings
 from tide.sim.scenario_files import load_scenario, load_workloads
 from tide.sim.service import ServiceModel
@@ -90,5 +90,6 @@ def run_scenario(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_contention_plot(out_dir / "scenario.png", f"{scenario_path.name}: load and GPUs per deployment", result)
         if not as_json:
-            click.echo(f"wrote {out_dir / 'summary.json'}")
+            click.echo(f"wrote {out_dir / 'summary.json'} and {out_dir / 'scenario.png'}")

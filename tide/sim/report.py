@@ -64,7 +64,7 @@ def write_plot(path: Path, title: str, results: list[PolicyResult]) -> None:
     import matplotlib.pyplot as plt
 
     fig, (load_ax, rep_ax) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
-    scale, unit = _time_unit(max((r.horizon for r in results), default=0.0))
+    scale, unit = time_unit(max((r.horizon for r in results), default=0.0))
     first = next((r for r in results if r.policy == "oracle"), results[0])
     load_ax.plot([t / scale for t in first.timeline.times], first.timeline.load, color="0.3", linewidth=0.7)
     load_ax.set_ylabel("in-flight requests\n(oracle: no queue)")
@@ -87,7 +87,7 @@ def write_plot(path: Path, title: str, results: list[PolicyResult]) -> None:
     plt.close(fig)
 
 
-def _time_unit(horizon: float) -> tuple[float, str]:
+def time_unit(horizon: float) -> tuple[float, str]:
     if horizon > 3 * 86400:
         return 86400.0, "days"
     if horizon > 3 * 3600:

@@ -16,6 +16,9 @@ class Timeline:
     times: list[float] = field(default_factory=list)
     load: list[float] = field(default_factory=list)
     replicas: list[int] = field(default_factory=list)
+    # Contention replays only: GPUs this deployment's replicas hold (a replica placed on GPUs that a
+    # preempted one still drains is placed, and counted in `replicas`, but holds nothing yet).
+    gpus_held: list[int] = field(default_factory=list)
 
     def replicas_at(self, t: float) -> int:
         """Replicas at time t (each sample holds until the next one)."""
