@@ -126,7 +126,7 @@ class ContentionReplay:
             deployment.timeline.times.append(t)
             deployment.timeline.load.append(float(deployment.load))
             deployment.timeline.replicas.append(len(deployment.replicas))
-            deployment.timeline.gpus_held.append(sum(r.gpus for r in deployment.replicas if r.holding))
+            deployment.timeline.gpus_held.append(deployment.gpus_held())
 
     def _result(self, start: float) -> ContentionResult:
         instances = self.inventory.instances

@@ -127,6 +127,10 @@ class DeploymentReplay(Replay):
         # Preempted ones are not asked for again: their GPUs are their preemptor's already.
         return self.desired + sum(1 for r in self.replicas if r.draining and not self._preempted(r))
 
+    def gpus_held(self) -> int:
+        """GPUs its replicas hold now (not those waiting for a preempted replica to drain)."""
+        return sum(r.gpus for r in self.by_id.values() if r.holding)
+
     def placements(self) -> list[Placement]:
         # A preempted replica's GPUs already belong to its preemptor in the scheduler's books.
         return [
