@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -91,4 +92,8 @@ def test_scales_from_zero_up_down_and_back_to_zero(clean_tide: TideProcess) -> N
     assert 'tide_wake_to_ready_seconds_count{deployment="tiny-scale"} 2.0' in metrics
     for phase in ("downloading_weights", "engine_load", "total"):
         assert f'tide_replica_start_phase_seconds_count{{deployment="tiny-scale",phase="{phase}"}}' in metrics
+    # The gateway's traffic: every request above was routed to the deployment, none failed.
+    routed = re.search(r'^tide_gateway_requests_total\{deployment="tiny-scale"\} (\S+)$', metrics, re.MULTILINE)
+    assert routed is not None and float(routed.group(1)) >= 2, metrics
+    assert 'tide_gateway_errors_total{code=' not in metrics
     print(f"cold start through the gateway: {cold:.1f} s")

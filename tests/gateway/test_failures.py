@@ -112,6 +112,7 @@ def test_a_replica_that_sends_nothing_is_cut_off_with_504_and_the_work_cancelled
                 assert len(hung.requests) == 1  # not retried: the work may have run
                 assert gw.in_flight("hung") == 0 and gw.upstream_timeouts == 1
                 assert failed == ["hung"]  # reported, and avoided for unhealthy_s while others have room
+                assert gw.load_snapshot()["d"].errors == {"upstream_timeout": 1}
                 # The client's connection is still good for the next request.
                 assert (await http.post(url(gw), json={**CHAT, "model": "other"})).status_code == 200
 
@@ -151,6 +152,7 @@ def test_a_stream_that_stalls_ends_with_a_timeout_event_but_a_slow_one_is_left_a
                         break
                     await asyncio.sleep(0.02)
                 assert stalled.cancelled == 1 and gw.in_flight("stalled") == 0
+                assert gw.load_snapshot()["d"].errors == {"upstream_timeout": 1}  # a cut stream counts too
 
                 events = await stream("other")
                 assert events[-1] == "[DONE]" and len(events) == 7

@@ -50,6 +50,8 @@ def test_full_queue_gets_429_and_a_long_wait_gets_503_both_with_retry_after() ->
             assert timed_out.headers["retry-after"].isdigit()
             assert "max_queue_wait_s=0.5" in timed_out.json()["error"]["message"]
             assert gw.load_snapshot()["cold"].queued == 0
+            # Counted by error code, for the controller's /metrics (tide_gateway_errors_total).
+            assert gw.load_snapshot()["cold"].errors == {"queue_full": 1, "queue_timeout": 1}
 
     run(scenario())
 

@@ -33,16 +33,17 @@ def test_route_table_round_trips_through_json() -> None:
 
 
 def test_load_round_trips_through_json() -> None:
-    loads = {"a": DeploymentLoad(3, 2, {"a-1": 2, "a-2": 1}, 40)}
+    loads = {"a": DeploymentLoad(3, 2, {"a-1": 2, "a-2": 1}, 40, {"queue_full": 2, "upstream_timeout": 1})}
     assert load_from_json(load_to_json(loads)) == loads
 
 
 def test_load_is_summed_over_live_gateways() -> None:
     agg = LoadAggregator(live_s=3.0)
-    agg.report("g1", {"a": DeploymentLoad(2, 1, {"a-1": 2}, 10)}, now=100.0)
-    agg.report("g2", {"a": DeploymentLoad(3, 0, {"a-1": 1, "a-2": 2}, 5), "b": DeploymentLoad(1, 0, {}, 1)}, now=101.0)
+    agg.report("g1", {"a": DeploymentLoad(2, 1, {"a-1": 2}, 10, {"queue_full": 1})}, now=100.0)
+    g2 = {"a": DeploymentLoad(3, 0, {"a-1": 1, "a-2": 2}, 5, {"queue_full": 2, "upstream_timeout": 1})}
+    agg.report("g2", {**g2, "b": DeploymentLoad(1, 0, {}, 1)}, now=101.0)
     snap = agg.snapshot(now=101.5)
-    assert snap["a"] == DeploymentLoad(5, 1, {"a-1": 3, "a-2": 2}, 15)
+    assert snap["a"] == DeploymentLoad(5, 1, {"a-1": 3, "a-2": 2}, 15, {"queue_full": 3, "upstream_timeout": 1})
     assert snap["b"].in_flight == 1
     assert agg.in_flight("a-1", now=101.5) == 3
     assert agg.gateways(now=101.5) == ["g1", "g2"]

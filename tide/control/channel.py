@@ -75,6 +75,7 @@ def load_to_json(snapshot: Mapping[str, DeploymentLoad]) -> dict[str, Any]:
             "queued": load.queued,
             "perReplicaInFlight": dict(load.per_replica_in_flight),
             "requestsTotal": load.requests_total,
+            "errors": dict(load.errors),
         }
         for deployment_id, load in snapshot.items()
     }
@@ -87,6 +88,7 @@ def load_from_json(data: Mapping[str, Any]) -> dict[str, DeploymentLoad]:
             queued=int(load["queued"]),
             per_replica_in_flight={str(k): int(v) for k, v in load.get("perReplicaInFlight", {}).items()},
             requests_total=int(load.get("requestsTotal", 0)),
+            errors={str(k): int(v) for k, v in load.get("errors", {}).items()},
         )
         for deployment_id, load in data.items()
     }
@@ -123,20 +125,7 @@ class LoadAggregator:
         for report in self.live(now).values():
             for deployment_id, load in report.loads.items():
                 prev = out.get(deployment_id)
-                if prev is None:
-                    out[deployment_id] = DeploymentLoad(
-                        load.in_flight, load.queued, dict(load.per_replica_in_flight), load.requests_total
-                    )
-                    continue
-                per_replica = dict(prev.per_replica_in_flight)
-                for rid, n in load.per_replica_in_flight.items():
-                    per_replica[rid] = per_replica.get(rid, 0) + n
-                out[deployment_id] = DeploymentLoad(
-                    prev.in_flight + load.in_flight,
-                    prev.queued + load.queued,
-                    per_replica,
-                    prev.requests_total + load.requests_total,
-                )
+                out[deployment_id] = load if prev is None else _added(prev, load)
         return out
 
     def in_flight(self, replica_id: str, now: float, routes_version: int = 0) -> int:
@@ -155,3 +144,20 @@ class LoadAggregator:
 
     def gateways(self, now: float) -> list[str]:
         return sorted(self.live(now))
+
+
+def _added(a: DeploymentLoad, b: DeploymentLoad) -> DeploymentLoad:
+    return DeploymentLoad(
+        a.in_flight + b.in_flight,
+        a.queued + b.queued,
+        _sum_counts(a.per_replica_in_flight, b.per_replica_in_flight),
+        a.requests_total + b.requests_total,
+        _sum_counts(a.errors, b.errors),
+    )
+
+
+def _sum_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    out = dict(a)
+    for key, n in b.items():
+        out[key] = out.get(key, 0) + n
+    return out

@@ -147,6 +147,7 @@ class Controller:
         over gateways) or, when larger, what its engines report running and waiting (see engine_load)."""
         now = self.clock()
         snapshot = self.gateway.load_snapshot()
+        self.metrics.set_gateway_loads(snapshot)
         for deployment_id, runtime in self.runtimes.items():
             if runtime.scaler is None:
                 continue

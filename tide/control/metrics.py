@@ -1,4 +1,5 @@
-"""Prometheus metrics of the control plane: cold-start phases, wake-to-ready time, replica counts, engine load.
+"""Prometheus metrics of the control plane: cold-start phases, wake-to-ready time, replica counts, engine load,
+and the gateways' traffic per deployment (requests, errors, in flight, queued; summed over gateways).
 
 prometheus_client rather than hand-written text: it is the reference client, and its histogram and
 exposition format are what every Prometheus server expects.
@@ -8,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from tide.backends.base import ReplicaPhase, ReplicaState
 from tide.control.engine_load import Reading
+from tide.gateway.routes import DeploymentLoad
 
 # Cold starts span tiny CPU models (seconds) to large GPU models (minutes).
 COLD_START_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
@@ -51,6 +55,8 @@ class ControlMetrics:
             registry=self.registry,
         )
         self._engine_labels: set[tuple[str, str]] = set()
+        self.gateway_traffic = GatewayTraffic()
+        self.registry.register(self.gateway_traffic)
 
     def replica_ready(self, state: ReplicaState, ready_at: float) -> None:
         times = state.phase_times
@@ -86,6 +92,9 @@ class ControlMetrics:
             if load.kv_cache_usage is not None:
                 self.kv_cache_usage.labels(reading.deployment_id, replica_id).set(load.kv_cache_usage)
 
+    def set_gateway_loads(self, snapshot: Mapping[str, DeploymentLoad]) -> None:
+        self.gateway_traffic.snapshot = dict(snapshot)
+
     def forget(self, deployment_id: str) -> None:
         for state in ("ready", "desired"):
             with contextlib.suppress(KeyError):
@@ -93,3 +102,34 @@ class ControlMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class GatewayTraffic(Collector):
+    """The gateways' counters as they last reported them. A custom collector, because they are totals the
+    gateways keep (summed over live gateways), not events this process observes."""
+
+    def __init__(self) -> None:
+        self.snapshot: dict[str, DeploymentLoad] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "tide_gateway_requests", "Requests the gateways routed to a deployment", labels=["deployment"]
+        )
+        errors = CounterMetricFamily(
+            "tide_gateway_errors",
+            "Requests the gateways answered with their own error or cut short mid-stream, by error code",
+            labels=["deployment", "code"],
+        )
+        in_flight = GaugeMetricFamily(
+            "tide_gateway_in_flight", "Requests on a deployment's replicas now", labels=["deployment"]
+        )
+        queued = GaugeMetricFamily(
+            "tide_gateway_queued", "Requests waiting for a replica with room now", labels=["deployment"]
+        )
+        for deployment_id, load in sorted(self.snapshot.items()):
+            requests.add_metric([deployment_id], load.requests_total)
+            for code, count in sorted(load.errors.items()):
+                errors.add_metric([deployment_id, code], count)
+            in_flight.add_metric([deployment_id], load.in_flight)
+            queued.add_metric([deployment_id], load.queued)
+        yield from (requests, errors, in_flight, queued)

@@ -59,6 +59,7 @@ class DeploymentState:
         self.queue: deque[Exchange] = deque()
         self.in_flight = 0
         self.requests_total = 0
+        self.errors: dict[str, int] = {}  # error code -> requests this gateway failed or cut short
         self._next_start = 0
         self.update(route)
 

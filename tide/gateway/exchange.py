@@ -230,6 +230,7 @@ class Exchange:
     def _end_cut_response(self, message: str, code: str) -> None:
         """The response started and will not be completed: an event stream ends with an error event the
         client can show; any other body can only be cut (the client sees a short read)."""
+        self._count_error(code)
         if self._streaming_events and self._framing in (_FRAMING_CHUNKED, _FRAMING_CLOSE):
             event = b"data: " + orjson.dumps(error_payload(message, "server_error", code)) + b"\n\n"
             if self._framing == _FRAMING_CHUNKED:
@@ -340,6 +341,7 @@ class Exchange:
     ) -> None:
         if self.done:
             return
+        self._count_error(code or str(status))
         keep_alive = self.request.keep_alive
         self.done = True
         self.leave_queue()
@@ -348,6 +350,10 @@ class Exchange:
             error_response(status, message, error_type, code, keep_alive=keep_alive, retry_after_s=retry_after_s),
             keep_alive,
         )
+
+    def _count_error(self, code: str) -> None:
+        errors = self.deployment.errors
+        errors[code] = errors.get(code, 0) + 1
 
     def _client_keep_alive(self, framing: int) -> bool:
         return self.request.keep_alive and framing != _FRAMING_CLOSE

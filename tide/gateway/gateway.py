@@ -175,6 +175,7 @@ class Gateway:
                 queued=len(deployment.queue),
                 per_replica_in_flight=per_replica,
                 requests_total=deployment.requests_total,
+                errors=dict(deployment.errors),
             )
         return snapshot
 

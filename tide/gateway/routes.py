@@ -34,3 +34,7 @@ class DeploymentLoad:
     queued: int  # requests waiting for a replica with room
     per_replica_in_flight: dict[str, int]
     requests_total: int  # requests routed to this deployment since the gateway started
+    # Requests the gateway answered with its own error (429, 502, 503, 504) or cut short mid-stream, by
+    # error code (queue_full, queue_timeout, upstream_unavailable, upstream_timeout, upstream_disconnected,
+    # unavailable), since the gateway started.
+    errors: Mapping[str, int] = field(default_factory=dict)
