@@ -331,6 +331,7 @@ def run_api(config: ServerConfig) -> None:
     store = Store(config.db_url)
     fallback = node_inventory(config.inventory_path, config.cpu_slots)
     view = PublishedView(PublishedState(store), fallback, catalog_from_inventory)
+    stop_refreshing = view.start()
 
     def no_wake() -> None:
         # The leader reconciles at least once a second; it reads the store then.
@@ -356,6 +357,7 @@ def run_api(config: ServerConfig) -> None:
     try:
         uvicorn.run(app, host=config.host, port=config.api_port, log_level="warning")
     finally:
+        stop_refreshing.set()
         store.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from tide.api.published_view import PublishedView
@@ -19,17 +20,9 @@ CLUSTER = declared_inventory(
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def view(tmp_path: Path, clock: Clock) -> tuple[PublishedView, PublishedState]:
+def view(tmp_path: Path) -> tuple[PublishedView, PublishedState]:
     published = PublishedState(Store(f"sqlite:///{tmp_path / 'tide.db'}"))
-    return PublishedView(published, local_inventory(None, 0), catalog_from_inventory, clock=clock), published
+    return PublishedView(published, local_inventory(None, 0), catalog_from_inventory), published
 
 
 def publish(published: PublishedState, inventory: Inventory, vllm: list[str]) -> None:
@@ -37,11 +30,12 @@ def publish(published: PublishedState, inventory: Inventory, vllm: list[str]) ->
 
 
 def test_its_own_inventory_until_the_leader_publishes_then_the_leaders(tmp_path: Path) -> None:
-    clock = Clock()
-    api, published = view(tmp_path, clock)
+    api, published = view(tmp_path)
+    api.refresh()
     assert [t.id for t in api.catalog().instance_types] == ["cpu-local"]
     publish(published, CLUSTER, ["0.32.0"])
-    clock.now += 2.0
+    assert api.inventory() != CLUSTER  # requests never read the database: only the refresh does
+    api.refresh()
     assert api.inventory() == CLUSTER
     catalog = api.catalog()
     assert [(t.id, t.zones) for t in catalog.instance_types] == [("h100-2x", ("us-east-04a",))]
@@ -49,17 +43,29 @@ def test_its_own_inventory_until_the_leader_publishes_then_the_leaders(tmp_path:
     assert vllm is not None and vllm.versions == ("0.32.0",)  # the leader's nodes', not this machine's
 
 
-def test_changes_are_seen_after_the_refresh_interval_and_a_bad_document_keeps_the_last(tmp_path: Path) -> None:
-    clock = Clock()
-    api, published = view(tmp_path, clock)
+def test_a_bad_document_keeps_the_last_good_one(tmp_path: Path) -> None:
+    api, published = view(tmp_path)
     publish(published, CLUSTER, [])
+    api.refresh()
+    assert api.inventory() == CLUSTER
+    published.write(INVENTORY_KEY, {"inventory": {"instanceTypes": []}}, 2.0)  # no instances: malformed
+    api.refresh()
     assert api.inventory() == CLUSTER
     smaller = Inventory(CLUSTER.types, CLUSTER.instances[:1])
     publish(published, smaller, [])
-    clock.now += 1.0
-    assert api.inventory() == CLUSTER  # cached for refresh_s (2 s): no database read per request
-    clock.now += 1.0
+    api.refresh()
     assert api.inventory() == smaller
-    published.write(INVENTORY_KEY, {"inventory": {"instanceTypes": []}}, 2.0)  # no instances: malformed
-    clock.now += 2.0
-    assert api.inventory() == smaller
+
+
+def test_the_background_refresh_follows_changes(tmp_path: Path) -> None:
+    published = PublishedState(Store(f"sqlite:///{tmp_path / 'tide.db'}"))
+    api = PublishedView(published, local_inventory(None, 0), catalog_from_inventory, refresh_s=0.05)
+    stop = api.start()
+    try:
+        publish(published, CLUSTER, [])
+        deadline = time.monotonic() + 5
+        while api.inventory() != CLUSTER and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert api.inventory() == CLUSTER
+    finally:
+        stop.set()

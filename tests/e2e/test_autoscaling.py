@@ -95,5 +95,5 @@ def test_scales_from_zero_up_down_and_back_to_zero(clean_tide: TideProcess) -> N
     # The gateway's traffic: every request above was routed to the deployment, none failed.
     routed = re.search(r'^tide_gateway_requests_total\{deployment="tiny-scale"\} (\S+)$', metrics, re.MULTILINE)
     assert routed is not None and float(routed.group(1)) >= 2, metrics
-    assert 'tide_gateway_errors_total{code=' not in metrics
+    assert "tide_gateway_errors_total{code=" not in metrics
     print(f"cold start through the gateway: {cold:.1f} s")

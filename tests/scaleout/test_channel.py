@@ -68,3 +68,19 @@ def test_a_drain_waits_for_gateways_that_have_not_seen_the_new_table() -> None:
     assert agg.in_flight("a-1", now=10.5, routes_version=5) == 1  # g1 has not confirmed version 5
     agg.report("g1", {"a": DeploymentLoad(0, 0, {}, 1)}, now=10.6, routes_version=5)
     assert agg.in_flight("a-1", now=10.7, routes_version=5) == 0
+
+
+def test_request_and_error_totals_never_go_back_when_a_gateway_goes_away() -> None:
+    agg = LoadAggregator(live_s=3.0)
+    agg.report("g1", {"a": DeploymentLoad(0, 0, {}, 10, {"queue_full": 2})}, now=100.0)
+    agg.report("g2", {"a": DeploymentLoad(0, 0, {}, 5)}, now=100.0)
+    agg.report("g1", {"a": DeploymentLoad(0, 0, {}, 12, {"queue_full": 3})}, now=101.0)
+    assert (agg.snapshot(now=101.5)["a"].requests_total, agg.snapshot(now=101.5)["a"].errors) == (17, {"queue_full": 3})
+    # g1 goes silent: its in-flight count leaves the sum, its requests stay counted.
+    agg.report("g2", {"a": DeploymentLoad(1, 0, {"a-1": 1}, 6, {"upstream_timeout": 1})}, now=104.5)
+    snap = agg.snapshot(now=105.0)["a"]
+    assert snap.in_flight == 1 and snap.requests_total == 18
+    assert snap.errors == {"queue_full": 3, "upstream_timeout": 1}
+    # A new gateway (a restarted one has a new id) adds everything it reports.
+    agg.report("g3", {"a": DeploymentLoad(0, 0, {}, 4)}, now=105.0)
+    assert agg.snapshot(now=105.5)["a"].requests_total == 22

@@ -140,3 +140,15 @@ def test_invariants_on_random_bursty_contention(seed: int) -> None:
         for t, held in zip(timeline.times, timeline.gpus_held, strict=True):
             held_at[t] = held_at.get(t, 0) + held
     assert 0 < max(held_at.values()) <= 8
+
+
+def test_a_finished_deployment_ends_its_timeline_holding_nothing_even_between_samples() -> None:
+    coarse = SimSettings(cold_start=15.0, slo=2.0, sample_step=97.0)  # finishing rarely falls on a sample
+    short, long = workload(steady(1.0, 0.0, 120.0)), workload(steady(1.0, 0.0, 900.0))
+    result = replay_scenario(
+        scenario(4, {"name": "short", "max": 2}, {"name": "long", "max": 2}), [short, long], coarse
+    )
+    for outcome in result.deployments:
+        timeline = outcome.result.timeline
+        assert timeline.gpus_held[-1] == 0 and max(timeline.gpus_held) > 0
+        assert timeline.times == sorted(timeline.times)

@@ -11,7 +11,7 @@ No I/O here: the clock is a parameter. `tide/control/channel_http.py` puts this 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tide.gateway.routes import DeploymentLoad, DeploymentRoute, ReplicaEndpoint, RouteTable
@@ -105,13 +105,31 @@ class GatewayReport:
 
 
 class LoadAggregator:
-    """The last report of every gateway; sums over the live ones."""
+    """The last report of every gateway; sums over the live ones.
+
+    In-flight and queued counts are summed over live gateways. Request and error totals are not: a
+    gateway that stops reporting would take its total out of the sum and the counter would go backwards.
+    They are accumulated from each gateway's increments instead, so they only ever grow while this
+    controller runs (a gateway seen for the first time, or restarted, adds all it reports).
+    """
 
     def __init__(self, live_s: float = LIVE_S) -> None:
         self.live_s = live_s
         self.reports: dict[str, GatewayReport] = {}
+        self._requests: dict[str, int] = {}  # deployment -> requests routed, over all gateways ever seen
+        self._errors: dict[str, dict[str, int]] = {}  # deployment -> code -> count, likewise
 
     def report(self, gateway_id: str, loads: Mapping[str, DeploymentLoad], now: float, routes_version: int = 0) -> None:
+        previous = self.reports.get(gateway_id)
+        before = previous.loads if previous is not None else {}
+        for deployment_id, load in loads.items():
+            last = before.get(deployment_id)
+            self._requests[deployment_id] = self._requests.get(deployment_id, 0) + _increase(
+                load.requests_total, last.requests_total if last is not None else 0
+            )
+            errors = self._errors.setdefault(deployment_id, {})
+            for code, count in load.errors.items():
+                errors[code] = errors.get(code, 0) + _increase(count, last.errors.get(code, 0) if last else 0)
         self.reports[gateway_id] = GatewayReport(now, routes_version, dict(loads))
 
     def live(self, now: float) -> dict[str, GatewayReport]:
@@ -126,7 +144,14 @@ class LoadAggregator:
             for deployment_id, load in report.loads.items():
                 prev = out.get(deployment_id)
                 out[deployment_id] = load if prev is None else _added(prev, load)
-        return out
+        return {
+            deployment_id: replace(
+                load,
+                requests_total=self._requests.get(deployment_id, 0),
+                errors=dict(self._errors.get(deployment_id, {})),
+            )
+            for deployment_id, load in out.items()
+        }
 
     def in_flight(self, replica_id: str, now: float, routes_version: int = 0) -> int:
         """Requests on a replica summed over live gateways.
@@ -161,3 +186,8 @@ def _sum_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
     for key, n in b.items():
         out[key] = out.get(key, 0) + n
     return out
+
+
+def _increase(now: int, before: int) -> int:
+    """How much a gateway's counter grew; a smaller value means it restarted from zero."""
+    return now - before if now >= before else now

@@ -70,12 +70,16 @@ class ContentionReplay:
                 deployment.end_second(second, boundary)
             if any(d.needs_pass() for d in live):
                 self._schedule(boundary)
+            finished = []
             for deployment in awake:
                 if deployment.complete:
                     deployment.finish(boundary)
+                    finished.append(deployment)
             if boundary >= next_sample:
                 self._sample(live, boundary)
                 next_sample = boundary + self.settings.sample_step
+            elif finished:  # its last sample must say it holds nothing, however long the sample step
+                self._sample(finished, boundary)
             second += 1
             for deployment in live:
                 if not deployment.finished:

@@ -1,7 +1,7 @@
 """Facts the acting controller publishes for other processes, on the store's database.
 
 One table, `published_state`: a JSON document per key with the time it was written. The leader writes
-(e.g. `inventory`: the instances it schedules on, and the vLLM versions its nodes run) when they change;
+(e.g. `inventory`: the instances it schedules on, and the vLLM versions it offers) when they change;
 `tide api` processes, which have no backend of their own, read them to validate and to answer
 `/deployments/parameters` as the leader would.
 """
