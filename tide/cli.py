@@ -484,15 +484,34 @@ def delete(ctx: click.Context, name: str) -> None:
 @main.command()
 @click.argument("name")
 @click.option("--tail", default=100, show_default=True, help="Lines per replica.")
+@click.option(
+    "-f", "--follow", is_flag=True, help="Keep printing new lines (each prefixed with its replica) until Ctrl-C."
+)
+@click.option("--interval", default=1.0, show_default=True, hidden=True, help="Seconds between polls with --follow.")
 @click.pass_context
-def logs(ctx: click.Context, name: str, tail: int) -> None:
+def logs(ctx: click.Context, name: str, tail: int, follow: bool, interval: float) -> None:
     """Show replica logs of a deployment."""
-    data = _client(ctx).call("GET", f"/deployments/{name}/logs", params={"tail": tail})
-    if not data["replicas"]:
+    client = _client(ctx)
+    data = client.call("GET", f"/deployments/{name}/logs", params={"tail": tail})
+    if not data["replicas"] and not follow:
         click.echo(f"no replica logs for {data['id']} yet")
     for replica_id, text in data["replicas"].items():
         click.secho(f"==> {replica_id} <==", bold=True)
-        click.echo(text)
+        click.echo(text, nl=False)
+    if not follow:
+        return
+    offsets: dict[str, int] = dict(data.get("offsets", {}))
+    try:
+        while True:
+            time.sleep(interval)
+            after = [f"{replica_id}:{offset}" for replica_id, offset in offsets.items()]
+            data = client.call("GET", f"/deployments/{name}/logs", params={"follow": "true", "after": after})
+            for replica_id, text in data["replicas"].items():
+                for line in text.splitlines():
+                    click.echo(f"[{replica_id}] {line}")
+            offsets.update(data["offsets"])
+    except KeyboardInterrupt:
+        pass
 
 
 @main.command("wait")

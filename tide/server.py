@@ -8,7 +8,7 @@ import logging
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from tide.api.parameters import parameters_json
 from tide.api.published_view import PublishedView
 from tide.backends.base import Backend
 from tide.backends.local import LocalBackend
+from tide.backends.logfiles import LogText
 from tide.backends.node_weights import CachedWeights
 from tide.backends.ray import RayOptions
 from tide.config import ServerConfig, load_or_create_token
@@ -337,8 +338,8 @@ def run_api(config: ServerConfig) -> None:
         # The leader reconciles at least once a second; it reads the store then.
         pass
 
-    def no_logs(replica_id: str, lines: int) -> dict[str, str]:
-        return {}
+    def no_logs(deployment_id: str, lines: int, after: Mapping[str, int] | None) -> dict[str, LogText]:
+        return {}  # replica logs are on the controllers' machines
 
     app = create_app(
         ApiContext(

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from tide.api.app import ApiContext, create_app
 from tide.api.parameters import parameters_json
+from tide.backends.logfiles import LogText
 from tide.spec import InstanceTypeInfo, default_catalog
 from tide.store import Store
 
@@ -30,7 +31,7 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, list[int]]]:
         catalog=lambda: CATALOG,
         token=TOKEN,
         wake_controller=lambda: wakes.append(1),
-        logs=lambda deployment_id, tail: {"r1": "hello"},
+        logs=lambda deployment_id, tail, after: {"r1": LogText("hello\n", 6)},
         parameters=lambda: parameters_json(CATALOG),
     )
     client = TestClient(create_app(ctx), headers={"authorization": f"Bearer {TOKEN}"})

@@ -103,7 +103,7 @@ def api(tmp_path: Path) -> Iterator[ClaimsApi]:
             catalog=lambda: CATALOG,
             token=TOKEN,
             wake_controller=lambda: wakes.append(1),
-            logs=lambda deployment_id, tail: {},
+            logs=lambda deployment_id, tail, after: {},
             parameters=lambda: parameters_json(CATALOG),
             clock=clock,
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -144,3 +147,39 @@ def test_cli_apply_get_logs_delete(clean_tide: TideProcess, tmp_path) -> None:  
     result = clean_tide.cli("apply", "-f", str(bad), check=False)
     assert result.returncode != 0 and "autoscaling.max" in result.stderr
     assert "deleting" in clean_tide.cli("delete", "tiny-cli").stdout
+
+
+def test_logs_follow_shows_a_new_replica_start_during_a_rolling_update(clean_tide: TideProcess) -> None:
+    clean_tide.apply(tiny_spec("tiny-follow"))
+    first = clean_tide.wait_for("tiny-follow", "STATUS_READY", ready=1)["replicas"][0]["id"]
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "tide.cli", "--data-dir", str(clean_tide.data_dir), "logs", "tiny-follow", "-f",
+         "--tail", "5", "--interval", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=clean_tide.env(), text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    assert follow.stdout is not None
+    stdout = follow.stdout
+    reader = threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not any(line.startswith(f"==> {first} <==") for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert any(line.startswith(f"==> {first} <==") for line in lines), lines
+        # A change to the engine config rolls the deployment: the new replica's start shows up, prefixed.
+        clean_tide.apply(
+            tiny_spec("tiny-follow", runtime={"engine": "builtin", "engineConfig": {"max-batch-size": "4"}})
+        )
+        deadline = time.monotonic() + 90
+        new: list[str] = []
+        while time.monotonic() < deadline:
+            new = [line for line in lines if line.startswith("[tiny-follow-") and not line.startswith(f"[{first}]")]
+            if any("model ready" in line for line in new):
+                break
+            time.sleep(0.2)
+        assert any("model ready" in line for line in new), lines[-30:]
+        assert follow.poll() is None  # still following
+    finally:
+        follow.send_signal(signal.SIGINT)
+        follow.wait(timeout=10)

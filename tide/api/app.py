@@ -14,17 +14,21 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tide.api.claims import ClaimsContext, claims_router
 from tide.api.errors import BASE, ApiError
+from tide.backends.logfiles import LogText
 from tide.spec import Catalog, SpecError, deployment_to_dict, parse_deployment, parse_name
 from tide.store import Conflict, DeploymentRecord, NotFound, Store
+
+# (deployment id, tail lines, replica id -> offset or None) -> replica id -> its text and end offset
+ReplicaLogs = Callable[[str, int, Mapping[str, int] | None], Mapping[str, LogText]]
 
 
 @dataclass
@@ -33,7 +37,7 @@ class ApiContext:
     catalog: Callable[[], Catalog]
     token: str
     wake_controller: Callable[[], None]
-    logs: Callable[[str, int], Mapping[str, str]]
+    logs: ReplicaLogs
     parameters: Callable[[], dict[str, Any]]
     clock: Callable[[], float] = time.time
     claims: ClaimsContext | None = None  # capacity claims and usage routes, when the server has them
@@ -173,10 +177,21 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return deployment_json(updated)
 
     @app.get(f"{BASE}/deployments/{{deployment_id}}/logs", dependencies=auth)
-    async def deployment_logs(deployment_id: str, tail: int = 200) -> dict[str, Any]:
+    async def deployment_logs(
+        deployment_id: str, tail: int = 200, follow: bool = False, after: Annotated[list[str] | None, Query()] = None
+    ) -> dict[str, Any]:
+        """The last `tail` lines of each replica's log; with `follow=true`, what each replica wrote past
+        the offsets in `after` (`REPLICA:OFFSET`, repeated; the `offsets` of the previous answer), and
+        replicas not listed from their start. `offsets` says where to continue."""
         record = await find(deployment_id)
         tail = max(1, min(tail, 10_000))
-        return {"id": record.id, "replicas": dict(ctx.logs(record.id, tail))}
+        offsets = _log_offsets(after or []) if follow else None
+        logs = await asyncio.to_thread(ctx.logs, record.id, tail, offsets)
+        return {
+            "id": record.id,
+            "replicas": {replica_id: log.text for replica_id, log in logs.items()},
+            "offsets": {replica_id: log.end for replica_id, log in logs.items()},
+        }
 
     if ctx.claims is not None:
         app.include_router(claims_router(ctx.claims, auth))
@@ -185,3 +200,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
 def valid_token(token: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9._~+/=-]{8,}", token))
+
+
+def _log_offsets(after: list[str]) -> dict[str, int]:
+    offsets = {}
+    for item in after:
+        replica_id, _, offset = item.rpartition(":")
+        if not replica_id or not offset.isdigit():
+            raise ApiError(400, "INVALID_ARGUMENT", f"after: {item!r} is not REPLICA:OFFSET", "after")
+        offsets[replica_id] = int(offset)
+    return offsets

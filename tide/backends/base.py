@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Protocol
 
+from tide.backends.logfiles import LogText
 from tide.engines.adapter import GpuId
 from tide.spec import DeploymentSpec
 
@@ -113,18 +113,9 @@ class Backend(Protocol):
         """Drop a replica that already exited (crashed or failed) from the backend's books."""
         ...
 
-    def logs(self, deployment_id: str, tail_lines: int) -> dict[str, str]: ...
+    def logs(self, deployment_id: str, tail_lines: int, after: Mapping[str, int] | None = None) -> dict[str, LogText]:
+        """Replica logs: the last `tail_lines` lines each, or with `after` what each wrote past its offset
+        (tide.backends.logfiles.read_replica_logs)."""
+        ...
 
     async def close(self) -> None: ...
-
-
-def replica_logs(logs_dir: Path, deployment_id: str, tail_lines: int) -> dict[str, str]:
-    """The last `tail_lines` of each replica log of a deployment (`<logs_dir>/<deployment>/<replica>.log`),
-    oldest replica first."""
-    folder = logs_dir / deployment_id
-    if not folder.is_dir():
-        return {}
-    out: dict[str, str] = {}
-    for path in sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime):
-        out[path.stem] = "\n".join(path.read_text(errors="replace").splitlines()[-tail_lines:])
-    return out

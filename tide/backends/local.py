@@ -17,14 +17,15 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
-from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState, replica_logs
+from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState
+from tide.backends.logfiles import LogText, read_replica_logs
 from tide.engines.adapter import adapter_for
 from tide.spec import DeploymentSpec
 
@@ -304,8 +305,8 @@ class LocalBackend:
         if replica is not None:
             self._release(replica)
 
-    def logs(self, deployment_id: str, tail_lines: int) -> dict[str, str]:
-        return replica_logs(self._logs_dir, deployment_id, tail_lines)
+    def logs(self, deployment_id: str, tail_lines: int, after: Mapping[str, int] | None = None) -> dict[str, LogText]:
+        return read_replica_logs(self._logs_dir, deployment_id, tail_lines, after)
 
     async def close(self) -> None:
         await asyncio.gather(*(self.stop(rid, grace_s=5.0) for rid in list(self._replicas)), return_exceptions=True)

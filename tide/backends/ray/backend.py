@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState, replica_logs
+from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState
+from tide.backends.logfiles import LogText, read_replica_logs
 from tide.backends.ray.actor import LOG_CHUNK_BYTES, HostInfo, ReplicaHost, Snapshot
 from tide.backends.ray.inventory import RayInventory
 from tide.weights import StorageConfig
@@ -231,8 +233,8 @@ class RayBackend:
                 replica.task.cancel()
             self._kill(replica)
 
-    def logs(self, deployment_id: str, tail_lines: int) -> dict[str, str]:
-        return replica_logs(self._logs_dir, deployment_id, tail_lines)
+    def logs(self, deployment_id: str, tail_lines: int, after: Mapping[str, int] | None = None) -> dict[str, LogText]:
+        return read_replica_logs(self._logs_dir, deployment_id, tail_lines, after)
 
     async def close(self) -> None:
         await asyncio.gather(*(self.stop(rid, grace_s=5.0) for rid in list(self._replicas)), return_exceptions=True)
