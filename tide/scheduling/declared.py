@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tide.scheduling.errors import InventoryError
+from tide.scheduling.errors import InventoryError, reject_unknown_keys, require_mapping
 from tide.scheduling.inventory import (
     ON_DEMAND,
     CapacityClass,
@@ -151,16 +151,11 @@ def _list(parent: Mapping[str, Any], key: str) -> Sequence[Any]:
 
 
 def _mapping(value: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InventoryError(path, "must be a mapping")
-    return value
+    return require_mapping(value, path, InventoryError)
 
 
 def _reject_unknown(entry: Mapping[str, Any], allowed: set[str], path: str) -> None:
-    for key in entry:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            raise InventoryError(where, f"unknown key; allowed: {', '.join(sorted(allowed))}")
+    reject_unknown_keys(entry, allowed, path, InventoryError)
 
 
 def _string(entry: Mapping[str, Any], key: str, path: str) -> str:

@@ -37,6 +37,7 @@ from tide.scheduling import (
     parse_capacity_class,
     schedule,
 )
+from tide.scheduling.errors import reject_unknown_keys, require_mapping
 from tide.sim.policies import PolicyError, parse_duration
 from tide.sim.readers import FORMATS
 
@@ -212,16 +213,11 @@ def _capacity_classes(entry: Mapping[str, Any], path: str) -> tuple[str, ...]:
 
 # -- field readers ------------------------------------------------------------------------------------
 def _mapping(value: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ScenarioError(path, "must be a mapping")
-    return value
+    return require_mapping(value, path, ScenarioError)
 
 
 def _reject_unknown(entry: Mapping[str, Any], allowed: set[str], path: str) -> None:
-    for key in entry:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            raise ScenarioError(where, f"unknown key; allowed: {', '.join(sorted(allowed))}")
+    reject_unknown_keys(entry, allowed, path, ScenarioError)
 
 
 def _string(entry: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str:
