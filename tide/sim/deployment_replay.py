@@ -16,7 +16,7 @@ from tide.scheduling import Placement
 from tide.sim.contention_result import DeploymentOutcome
 from tide.sim.engine import Replay, Replica, SimSettings
 from tide.sim.gpus import GpuLedger
-from tide.sim.result import PolicyResult, Timeline
+from tide.sim.result import Timeline
 from tide.sim.scenario import DeploymentScenario
 
 
@@ -227,18 +227,7 @@ class DeploymentReplay(Replay):
         self.finished = True
 
     def outcome(self, slo: float) -> DeploymentOutcome:
-        result = PolicyResult(
-            policy=self.spec.name,
-            replica_seconds=self.cost,
-            requests=self.done,
-            cold_starts=self.cold_starts,
-            waits=self.waits,
-            peak_replicas=self.peak,
-            slo=slo,
-            timeline=self.timeline,
-            horizon=self.horizon,
-            description=self.spec.trace.path,
-        )
+        result = self.policy_result(self.spec.name, slo, self.timeline, self.horizon, self.spec.trace.path)
         return DeploymentOutcome(
             name=self.spec.name,
             priority=self.spec.config.priority,

@@ -238,6 +238,23 @@ class Replay:
             self._stop(replica, max(horizon, replica.started))
         return horizon, timeline
 
+    def policy_result(
+        self, policy: str, slo: float, timeline: Timeline, horizon: float, description: str
+    ) -> PolicyResult:
+        """What the replay cost and how long its requests waited, as the report tables read it."""
+        return PolicyResult(
+            policy=policy,
+            replica_seconds=self.cost,
+            requests=self.done,
+            cold_starts=self.cold_starts,
+            waits=self.waits,
+            peak_replicas=self.peak,
+            slo=slo,
+            timeline=timeline,
+            horizon=horizon,
+            description=description,
+        )
+
 
 def replay(
     policy: str,
@@ -250,15 +267,4 @@ def replay(
     """Replay `arrivals` (sorted seconds) with per-request `durations` under one autoscaler config."""
     state = Replay(config, arrivals, durations, settings)
     horizon, timeline = state.run(settings.sample_step)
-    return PolicyResult(
-        policy=policy,
-        replica_seconds=state.cost,
-        requests=state.done,
-        cold_starts=state.cold_starts,
-        waits=state.waits,
-        peak_replicas=state.peak,
-        slo=settings.slo,
-        timeline=timeline,
-        horizon=horizon,
-        description=description,
-    )
+    return state.policy_result(policy, settings.slo, timeline, horizon, description)
