@@ -50,6 +50,15 @@ def wait_routed(tide: TideProcess, expect_status: int = 200, timeout: float = 10
     raise AssertionError("route never appeared")
 
 
+def wait_both_routed(tide: TideProcess, a: StubUpstream, b: StubUpstream, timeout: float = 30) -> None:
+    """Send until each upstream has had a request: then the gateway's table holds both routes."""
+    deadline = time.monotonic() + timeout
+    while not (a.hits and b.hits):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"both routes never reached the gateway (hits a={a.hits} b={b.hits})")
+        send(tide, 5)
+
+
 def test_weights_900_100_split_traffic_in_that_ratio(
     clean_tide: TideProcess, stubs: tuple[StubUpstream, StubUpstream]
 ) -> None:
@@ -57,8 +66,7 @@ def test_weights_900_100_split_traffic_in_that_ratio(
     clean_tide.apply(external("split-main", a.base_url, 900))
     clean_tide.apply(external("split-canary", b.base_url, 100))
     clean_tide.wait_for("split-canary", "STATUS_READY")
-    wait_routed(clean_tide)
-    time.sleep(0.5)  # both routes pushed
+    wait_both_routed(clean_tide, a, b)
     a.reset()
     b.reset()
     send(clean_tide, 400)
@@ -73,15 +81,16 @@ def test_disabled_deployment_gets_no_traffic_and_comes_back(
     clean_tide.apply(external("split-main", a.base_url, 500))
     clean_tide.apply(external("split-canary", b.base_url, 500, disabled=True))
     wait_routed(clean_tide)
-    time.sleep(0.3)
     a.reset()
     b.reset()
     send(clean_tide, 50)
     assert (a.hits, b.hits) == (50, 0)
     clean_tide.apply(external("split-canary", b.base_url, 500, disabled=False))
-    time.sleep(0.5)
-    send(clean_tide, 50)
-    assert b.hits >= 15
+    wait_both_routed(clean_tide, a, b)
+    a.reset()
+    b.reset()
+    send(clean_tide, 100)
+    assert 30 <= b.hits <= 70, (a.hits, b.hits)  # 500/500: half, give or take
 
 
 def test_weight_zero_takes_a_deployment_out_of_rotation(
@@ -91,7 +100,6 @@ def test_weight_zero_takes_a_deployment_out_of_rotation(
     clean_tide.apply(external("split-main", a.base_url, 10))
     clean_tide.apply(external("split-canary", b.base_url, 0))
     wait_routed(clean_tide)
-    time.sleep(0.3)
     a.reset()
     b.reset()
     send(clean_tide, 40)

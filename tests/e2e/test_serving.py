@@ -12,6 +12,7 @@ import httpx
 from openai import OpenAI
 
 from tests.e2e.conftest import TideProcess, tiny_spec
+from tests.support.waiting import wait_until
 
 
 def openai_client(tide: TideProcess) -> OpenAI:
@@ -76,7 +77,7 @@ def test_spec_change_rolls_out_without_a_failed_request(clean_tide: TideProcess)
     for t in threads:
         t.start()
     try:
-        time.sleep(1.0)
+        wait_until(lambda: served[0] >= 5, 60, "load flowing before the rollout")
         clean_tide.apply(tiny_spec(runtime={"engine": "builtin", "engineConfig": {"max-batch-size": "8"}}))
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -87,7 +88,8 @@ def test_spec_change_rolls_out_without_a_failed_request(clean_tide: TideProcess)
             time.sleep(0.2)
         else:
             raise AssertionError(f"rollout never finished: {clean_tide.status('tiny-chat')}")
-        time.sleep(1.0)
+        served_by_new = served[0]
+        wait_until(lambda: served[0] >= served_by_new + 5, 60, "requests served by the new replica")
     finally:
         stop.set()
         for t in threads:
