@@ -146,6 +146,12 @@ class Policy(ABC):
         """The deployment's spec changed; keep state where it still makes sense."""
         self.config = config
 
+    def next_decision_at(self, now: float) -> float | None:
+        """While at zero with nothing to serve, when this policy wants to decide again (e.g. to pre-warm a
+        replica ahead of a predictable request); None: only when a request arrives. The simulator skips
+        idle time up to it; the live controller decides every tick anyway."""
+        return None
+
     @abstractmethod
     def propose(self, ctx: PolicyContext) -> Proposal:
         """The replica count this policy wants now, and why."""

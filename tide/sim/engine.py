@@ -239,7 +239,11 @@ class Replay:
                     timeline.times.append(boundary)
                     timeline.load.append(0.0)
                     timeline.replicas.append(0)
-                second = max(second, math.floor(arrivals[i]))
+                resume = math.floor(arrivals[i])
+                wanted = self.scaler.policy.next_decision_at(float(second))
+                if wanted is not None:  # the policy wants to decide before then (a pre-warm)
+                    resume = min(resume, math.floor(wanted) // self.tick * self.tick)
+                second = max(second, resume)
                 self.area_since = float(second)
         horizon = max(self.last_completion, arrivals[-1] if total else 0.0)
         for replica in list(self.replicas):

@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tide.autoscale import PROFILE_NAMES
+from tide.autoscale import profile_names
 from tide.sim.engine import SimSettings
 from tide.sim.policies import parse_policies
 from tide.sim.readers import read_trace
@@ -238,4 +238,4 @@ def as_json(outcomes: Sequence[ScenarioOutcome], subject: str, meta: dict[str, o
 def default_policies() -> str:
     """The subject (`tide` where it is registered) first, then the hosted profiles it is compared with."""
     peers = ("knative", "coreweave", "baseten")
-    return ",".join((("tide",) if "tide" in PROFILE_NAMES else ()) + peers)
+    return ",".join((("tide",) if "tide" in profile_names() else ()) + peers)

@@ -1,5 +1,5 @@
 """Built-in autoscaling policies. Each module registers itself on import; list a new one here."""
 
-from tide.autoscale.policies import knative
+from tide.autoscale.policies import knative, tide
 
-__all__ = ["knative"]
+__all__ = ["knative", "tide"]
