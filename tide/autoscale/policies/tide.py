@@ -167,7 +167,7 @@ class TidePolicy(Policy):
                     f"burst hold: up to {peak:.1f} requests {self._window_noun()} in the last {span:g}s "
                     f"at {per_replica:g}/replica"
                 )
-                mechanism = "in-service" if self.on["inService"] else "window"
+                mechanism = "burst-hold"
             if spare:
                 text += " + 1 spare (concurrency 1)"
             desired = busy + spare
