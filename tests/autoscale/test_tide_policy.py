@@ -213,3 +213,13 @@ def test_in_the_simulator_a_timer_is_served_warm_for_a_fraction_of_holding_it() 
     result = replay("tide", cfg, arrivals, [1.0] * len(arrivals), SimSettings(cold_start=15.0))
     assert result.within_slo >= 0.85  # the first few arrivals are cold, then pre-warmed
     assert result.replica_seconds < 0.25 * arrivals[-1]  # holding a replica all along costs 4x more
+
+
+def test_with_few_gaps_the_default_keep_alive_runs_out() -> None:
+    p = make(coldRequestCost=5)
+    p.observe(0.0, 1.0)
+    ask(p, 0.0, 1)
+    p.observe(1.0, 0.0)
+    assert ask(p, 2.0, 1).mechanism == "keep-alive"  # until 1 + 15 + 5 = 21 s
+    assert ask(p, 22.0, 1).mechanism == "stop"
+    assert ask(p, 60.0, 0).desired == 0

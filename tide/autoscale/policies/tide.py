@@ -42,7 +42,7 @@ _EPS = 1e-9
 
 # The user-facing knob and the ablation switches (1 = on), by API name.
 OPTIONS = {
-    "coldRequestCost": OptionRange(default=120.0, low=0.0, high=86400.0),
+    "coldRequestCost": OptionRange(default=300.0, low=0.0, high=86400.0),
     "assumedColdStart": OptionRange(default=30.0, low=0.0, high=3600.0),
     "inService": OptionRange(default=1, low=0, high=1, integer=True),
     "exactConcurrency": OptionRange(default=1, low=0, high=1, integer=True),
@@ -204,6 +204,8 @@ class TidePolicy(Policy):
     def _make_plan(self, elapsed: float, cold_start: float, *, after_prewarm: bool = False) -> GapPlan:
         self._replans += 1
         if len(self._gaps) < MIN_GAPS:
+            if self._replans > 1:  # the default hold has run out: nothing known says hold longer
+                return GapPlan(elapsed, NEVER, cold_start + self.miss_cost, 0)
             return default_plan(elapsed, cold_start, self.miss_cost)
         return plan_gap(
             self._gaps.longer_than(elapsed),
