@@ -35,7 +35,8 @@ from tide.autoscale.policy import Policy, PolicyContext, Proposal, register_poli
 
 NAME = "tide"
 MIN_GAPS = 5  # idle gaps seen before the plan trusts them over the ski-rental default
-MAX_REPLANS = 8
+MAX_REPLANS = 64
+RETURNS_KEPT = 50
 RAMP_SPAN = 4  # seconds over which a rising load's slope is measured
 RAMP_CAP = 2.0  # a ramp forecast asks for at most this many times the load now  # re-plans within one gap (at a hold's end or a pre-warm)
 _EPS = 1e-9
@@ -50,8 +51,9 @@ OPTIONS = {
     "prewarm": OptionRange(default=1, low=0, high=1, integer=True),
     "spare": OptionRange(default=1, low=0, high=1, integer=True),
     "ramp": OptionRange(default=1, low=0, high=1, integer=True),
+    "returnSize": OptionRange(default=0, low=0, high=1, integer=True),
 }
-MECHANISMS = ("inService", "exactConcurrency", "learnedKeepAlive", "prewarm", "spare", "ramp")
+MECHANISMS = ("inService", "exactConcurrency", "learnedKeepAlive", "prewarm", "spare", "ramp", "returnSize")
 
 
 class _WindowMax:
@@ -91,7 +93,10 @@ class TidePolicy(Policy):
         self._seen_load = False
         self._plan: GapPlan | None = None
         self._replans = 0
-        self._busy_peak = 0  # the most replicas the current (or last) busy period needed
+        self._returns: deque[float] = deque(maxlen=RETURNS_KEPT)  # peak load just after past gaps
+        self._return_until = -1  # the last second of the return being measured
+        self._return_peak = 0.0
+        self._last_cold_start = self.assumed_cold_start
         self._recent: deque[tuple[int, float]] = deque(maxlen=RAMP_SPAN + 1)  # raw load, last seconds
 
     def _read_options(self, config: AutoscalerConfig) -> None:
@@ -120,13 +125,19 @@ class TidePolicy(Policy):
         if value > _EPS:
             if self._empty_since is not None and self._seen_load:
                 self._gaps.add(now - self._empty_since)
-            if self._empty_since is not None or not self._seen_load:
-                self._busy_peak = 0  # a new busy period
+            if self._empty_since is not None:
+                # Measure what comes back within one cold start: the requests a cold deployment makes wait.
+                span = max(1, math.ceil(self._last_cold_start))
+                self._return_until, self._return_peak = second + span - 1, 0.0
             self._empty_since = None
             self._plan = None
             self._seen_load = True
         elif self._empty_since is None:
             self._empty_since = float(second)
+        if second <= self._return_until:
+            self._return_peak = max(self._return_peak, value)
+            if second == self._return_until:
+                self._returns.append(self._return_peak)
         counted = min(value, self._capacity) if self.on["inService"] else value
         self._window.add(second, counted)
 
@@ -171,7 +182,10 @@ class TidePolicy(Policy):
             if spare:
                 text += " + 1 spare (concurrency 1)"
             desired = busy + spare
-            self._busy_peak = max(self._busy_peak, busy)
+            if now_load > ctx.ready * conc + _EPS and desired < ctx.ready + ctx.starting:
+                # Requests are waiting: a replica already starting is not cancelled.
+                desired = ctx.ready + ctx.starting
+                text += f"; keeping the {ctx.starting} starting while requests wait"
             return Proposal(
                 desired, mechanism, observed=now_load, window=span, raw=desired, text=f"{text} -> {desired}"
             )
@@ -195,13 +209,31 @@ class TidePolicy(Policy):
             return now_load
         return min(now_load + slope * cold_start, RAMP_CAP * now_load)
 
+    def _typical_return(self) -> float:
+        """Requests that typically come back at once after a gap (the median peak of past returns; >= 1)."""
+        if not self.on["returnSize"] or len(self._returns) < MIN_GAPS:
+            return 1.0
+        return max(1.0, sorted(self._returns)[len(self._returns) // 2])
+
+    def _held_count(self, concurrency: int) -> int:
+        """Replicas for what typically comes back after a gap."""
+        return max(1, math.ceil(self._typical_return() / concurrency - _EPS))
+
+    def _miss_cost_per_replica(self, concurrency: int) -> float:
+        """Every request of a return that finds nothing warm waits: per held replica, the cold waits it spares."""
+        return self.miss_cost * self._typical_return() / self._held_count(concurrency)
+
     def _window_noun(self) -> str:
         return "in service" if self.on["inService"] else "in service or waiting"
 
     def _cold_start(self, ctx: PolicyContext) -> float:
-        return ctx.cold_start_s if ctx.cold_start_s is not None else self.assumed_cold_start
+        measured = ctx.cold_start_s if ctx.cold_start_s is not None else self.assumed_cold_start
+        self._last_cold_start = measured
+        return measured
 
-    def _make_plan(self, elapsed: float, cold_start: float, *, after_prewarm: bool = False) -> GapPlan:
+    def _make_plan(
+        self, elapsed: float, cold_start: float, concurrency: int, *, after_prewarm: bool = False
+    ) -> GapPlan:
         self._replans += 1
         if len(self._gaps) < MIN_GAPS:
             if self._replans > 1:  # the default hold has run out: nothing known says hold longer
@@ -211,7 +243,7 @@ class TidePolicy(Policy):
             self._gaps.longer_than(elapsed),
             elapsed,
             cold_start,
-            self.miss_cost,
+            self._miss_cost_per_replica(concurrency),
             allow_prewarm=self.on["prewarm"] and not after_prewarm,
         )
 
@@ -222,13 +254,13 @@ class TidePolicy(Policy):
         plan = self._plan
         if plan is None:
             self._replans = 0
-            plan = self._plan = self._make_plan(elapsed, cold_start)
+            plan = self._plan = self._make_plan(elapsed, cold_start, ctx.concurrency)
         elif elapsed >= plan.hold and plan.prewarm == NEVER and self._replans < MAX_REPLANS and elapsed > 0:
-            plan = self._plan = self._make_plan(elapsed, cold_start)
+            plan = self._plan = self._make_plan(elapsed, cold_start, ctx.concurrency)
         if elapsed >= plan.prewarm:
             if ctx.ready + ctx.starting == 0 and self._replans < MAX_REPLANS:
                 # Time to pre-warm: then hold it as long as the gaps that lasted this long suggest.
-                held = self._make_plan(elapsed, cold_start, after_prewarm=True)
+                held = self._make_plan(elapsed, cold_start, ctx.concurrency, after_prewarm=True)
                 self._plan = GapPlan(max(held.hold, elapsed + cold_start), NEVER, held.expected_cost, held.samples)
             return Proposal(
                 1,
@@ -242,7 +274,7 @@ class TidePolicy(Policy):
             )
         source = f"{plan.samples} past idle gaps" if plan.samples else f"too few idle gaps yet (< {MIN_GAPS})"
         if elapsed < plan.hold:
-            held = 1
+            held = self._held_count(ctx.concurrency)
             return Proposal(
                 held,
                 "keep-alive",
