@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +45,7 @@ class Case:
     name: str
     options: dict[str, float] = field(default_factory=dict)
     concurrency: int = 8
-    loads: list[tuple[float, float, int]] = field(default_factory=list)  # (second, load, ready at that tick)
+    loads: Sequence[tuple[float, float, int]] = field(default_factory=list)  # (second, load, ready at that tick)
     at: tuple[float, int, int] = (0.0, 0, 0)  # (now, ready, starting) of the decision under test
     desired: int = 0
     mechanism: str = ""

@@ -134,10 +134,12 @@ class TidePolicy(Policy):
             self._seen_load = True
         elif self._empty_since is None:
             self._empty_since = float(second)
-        if second <= self._return_until:
-            self._return_peak = max(self._return_peak, value)
-            if second == self._return_until:
+        if self._return_until >= 0:
+            if second <= self._return_until:
+                self._return_peak = max(self._return_peak, value)
+            if second >= self._return_until:
                 self._returns.append(self._return_peak)
+                self._return_until = -1
         counted = min(value, self._capacity) if self.on["inService"] else value
         self._window.add(second, counted)
 
@@ -260,8 +262,8 @@ class TidePolicy(Policy):
         if elapsed >= plan.prewarm:
             if ctx.ready + ctx.starting == 0 and self._replans < MAX_REPLANS:
                 # Time to pre-warm: then hold it as long as the gaps that lasted this long suggest.
-                held = self._make_plan(elapsed, cold_start, ctx.concurrency, after_prewarm=True)
-                self._plan = GapPlan(max(held.hold, elapsed + cold_start), NEVER, held.expected_cost, held.samples)
+                warm = self._make_plan(elapsed, cold_start, ctx.concurrency, after_prewarm=True)
+                self._plan = GapPlan(max(warm.hold, elapsed + cold_start), NEVER, warm.expected_cost, warm.samples)
             return Proposal(
                 1,
                 "pre-warm",
