@@ -1,9 +1,11 @@
-"""The per-deployment autoscaler the controller and the simulator both drive.
+"""The per-deployment autoscaler the controller and the simulator both drive: the policy wrapper.
 
 `record` once a second with the deployment's summed in-flight + queued requests, `decide` every
 tick (Knative: 2 s) with the ready replica count, `wake` when a request hits a deployment at zero.
-The decision is Knative's Scale (kpa.py) followed by the reconciler's bounds and scale-to-zero
-state machine (reconcile.py). Pure: `now` is always a parameter.
+The decision is the deployment's policy (policy.py; Knative's KPA for the built-in profiles) followed by
+what every policy gets from here: rate limits and activation scale (for policies that do not apply them
+themselves), min/max/initial bounds, and Knative's scale-to-zero state machine (reconcile.py). Pure:
+`now` is always a parameter.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from tide.autoscale.buckets import TimedBuckets, make_buckets
+import tide.autoscale.policies  # noqa: F401 - registers the built-in policies
 from tide.autoscale.config import AutoscalerConfig
-from tide.autoscale.kpa import DeciderSpec, KpaScaler
+from tide.autoscale.kpa import scale_down_limit, scale_up_limit
+from tide.autoscale.policy import NO_DECISION, LoadHistory, Policy, PolicyContext, make_policy
 from tide.autoscale.reconcile import (
     Activity,
     bound_desired,
@@ -29,7 +32,7 @@ class ScaleDecision(NamedTuple):
     formatted only when read."""
 
     desired: int
-    mode: str  # "stable" | "panic"
+    mode: str  # the mechanism that decided: "stable" | "panic" for Knative's KPA; a policy's own names
     observed_stable: float
     observed_panic: float
     raw_desired: int  # ceil(observed / target) for the mode, before any limit
@@ -63,55 +66,32 @@ class ScaleDecision(NamedTuple):
 
 
 _new_decision = tuple.__new__  # skips NamedTuple's Python-level __new__ on the hot path
-
-
-def decider_spec(config: AutoscalerConfig, reachable: bool = True) -> DeciderSpec:
-    return DeciderSpec(
-        target_value=config.target,
-        total_value=float(config.concurrency),
-        target_burst_capacity=config.target_burst_capacity,
-        panic_threshold=config.panic_threshold,
-        max_scale_up_rate=config.max_scale_up_rate,
-        max_scale_down_rate=config.max_scale_down_rate,
-        stable_window=config.stable_window,
-        scale_down_delay=config.scale_down_delay,
-        reachable=reachable,
-        activation_scale=config.activation_scale,
-        scaling_metric=config.metric,
-    )
+_new_context = tuple.__new__
 
 
 class Autoscaler:
-    """One deployment's autoscaler: metric history, panic and scale-to-zero state."""
+    """One deployment's autoscaler: its policy, the load history, the bounds and scale-to-zero state."""
 
     __slots__ = (
         "_activity",
         "_applied",
-        "_has_data",
         "_initialized",
-        "_kpa",
-        "_panic",
-        "_panic_window",
+        "_keep_history",
         "_rate_anchor_ready",
         "_rate_anchor_time",
-        "_reachable",
         "_since",
-        "_spec",
-        "_stable",
-        "_target",
         "config",
         "last",
+        "load",
+        "policy",
     )
 
     def __init__(self, config: AutoscalerConfig) -> None:
         self.config = config
-        self._target = config.target  # cached: read every tick
-        self._panic_window = config.panic_window
-        self._stable: TimedBuckets = make_buckets(config.stable_window, config.aggregation)
-        self._panic: TimedBuckets = make_buckets(config.panic_window, config.aggregation)
-        self._reachable = True
-        self._spec = decider_spec(config)
-        self._kpa: KpaScaler | None = None  # built at the first decide, when ready pods are known
+        self.policy: Policy = make_policy(config)
+        history = self.policy.history_s
+        self.load = LoadHistory(history)
+        self._keep_history = history > 0  # Knative's KPA keeps its own buckets
         first = max(config.min_replicas, config.initial_scale)
         self._activity = _ACTIVATING if first > 0 else _INACTIVE
         self._since: float | None = None
@@ -119,39 +99,37 @@ class Autoscaler:
         self._applied = first  # the replica count last applied (a new deployment starts here)
         self._rate_anchor_time = -math.inf
         self._rate_anchor_ready = 0
-        self._has_data = False
         self.last: ScaleDecision | None = None
 
     @property
     def activity(self) -> Activity:
         return self._activity
 
+    @property
+    def applied(self) -> int:
+        """The replica count last decided (what the drivers run)."""
+        return self._applied
+
     def record(self, now: float, deployment_concurrency: float, requests: float = 0.0) -> None:
         """Add one second's observation. Several records in one second add up (as in Knative,
         where the scraper's and each activator's stats share a bucket)."""
         value = requests if self.config.metric == "rps" else deployment_concurrency
-        self._stable.record(now, value)
-        self._panic.record(now, value)
-        self._has_data = True
+        if self._keep_history:
+            self.load.record(now, value)
+        self.policy.observe(now, value)
 
     def update_config(self, config: AutoscalerConfig) -> None:
-        """Switch to a new spec, keeping the metric history and the panic/scale-to-zero state."""
+        """Switch to a new spec, keeping the load history and the scale-to-zero state (and the policy's
+        state when the policy stays the same)."""
         old = self.config
         self.config = config
-        if config.metric != old.metric:
-            self._stable = make_buckets(config.stable_window, config.aggregation)
-            self._panic = make_buckets(config.panic_window, config.aggregation)
-            self._has_data = False
+        if config.policy != old.policy:
+            self.policy = make_policy(config)
         else:
-            if config.stable_window != old.stable_window or config.aggregation != old.aggregation:
-                self._stable = self._stable.resized(config.stable_window, config.aggregation)
-            if config.panic_window != old.panic_window or config.aggregation != old.aggregation:
-                self._panic = self._panic.resized(config.panic_window, config.aggregation)
-        self._target = config.target
-        self._panic_window = config.panic_window
-        self._spec = decider_spec(config, self._reachable)
-        if self._kpa is not None:
-            self._kpa.update(self._spec)
+            self.policy.update_config(config)
+        history = self.policy.history_s
+        self.load.resize(history)
+        self._keep_history = history > 0
 
     def wake(self, now: float, ready_replicas: int = 0) -> ScaleDecision:
         """A request arrived while at zero: record it (the activator's immediate stat) and decide
@@ -169,60 +147,59 @@ class Autoscaler:
         self.last = forced
         return forced
 
-    def decide(self, now: float, ready_replicas: int, *, reachable: bool = True) -> ScaleDecision:
+    def decide(
+        self,
+        now: float,
+        ready_replicas: int,
+        *,
+        reachable: bool = True,
+        starting: int = 0,
+        cold_start_s: float | None = None,
+    ) -> ScaleDecision:
         """The replica count to run now. `ready_replicas` counts replicas serving (not starting, not
-        draining); `reachable=False` (no traffic routed here, e.g. weight 0) lifts min and the
-        scale-down limits, as Knative does for unreachable revisions."""
+        draining), `starting` those asked for but not ready; `reachable=False` (no traffic routed here,
+        e.g. weight 0) lifts min and the scale-down limits, as Knative does for unreachable revisions.
+        `cold_start_s` is the deployment's measured cold start, for policies that use it."""
         cfg = self.config
-        if reachable is not self._reachable:
-            self._reachable = reachable
-            self._spec = decider_spec(cfg, reachable)
-            if self._kpa is not None:
-                self._kpa.update(self._spec)
-        kpa = self._kpa
-        if kpa is None:
-            at_creation = ready_replicas if cfg.panic_enabled else min(ready_replicas, 1)
-            kpa = self._kpa = KpaScaler(self._spec, ready_at_creation=at_creation, now=now)
         if self._since is None:
             self._since = now
 
-        # 1. Knative's Scale(); -1 when there is no data yet (the decider's "no decision").
-        stable = panic = 0.0
-        ebc = raw = 0
-        label: str | None = None
-        note: str | None = None
-        if not self._has_data or self._stable.is_empty(now):
-            kpa_desired = -1
-        else:
-            stable = self._stable.average(now)
-            panic = self._panic.average(now)
-            rate_base = None
-            if cfg.rate_period > 0:
-                if now - self._rate_anchor_time >= cfg.rate_period:
-                    self._rate_anchor_time = now
-                    self._rate_anchor_ready = ready_replicas
-                rate_base = self._rate_anchor_ready
-            result = kpa.scale(now, ready_replicas, stable, panic, rate_base)
-            kpa_desired = result.desired
-            ebc = result.excess_burst_capacity
-            raw = (
-                result.raw_panic
-                if kpa.panic_time is not None and result.raw_panic > result.raw_stable
-                else result.raw_stable
-            )
-            label = result.bounded_by
+        # 1. The policy's proposal (NO_DECISION when it has no data yet).
+        policy = self.policy
+        ctx: PolicyContext = _new_context(
+            PolicyContext,
+            (
+                now,
+                ready_replicas,
+                starting,
+                self._applied,
+                cfg.target,
+                cfg.concurrency,
+                cold_start_s,
+                self.load,
+                cfg,
+                reachable,
+            ),
+        )
+        proposal = policy.propose(ctx)
+        proposed = proposal.desired
+        label = proposal.bounded_by
+        if proposed >= 0 and not policy.applies_limits:
+            proposed, limit = self._limit(now, proposed, ready_replicas, reachable)
+            if limit is not None:
+                label = limit
 
         # 2. The reconciler: bounds, then the scale-to-zero state machine when the result is 0.
         activity = self._activity
         apply = True
-        if kpa_desired < 0 and activity is not _ACTIVATING:
-            want, apply = kpa_desired, False
+        if proposed < 0 and activity is not _ACTIVATING:
+            want, apply = proposed, False
         else:
-            if cfg.min_replicas <= kpa_desired <= cfg.max_replicas and reachable and self._initialized:
-                want = kpa_desired  # the usual tick: within bounds (a fast path of bound_desired)
+            if cfg.min_replicas <= proposed <= cfg.max_replicas and reachable and self._initialized:
+                want = proposed  # the usual tick: within bounds (a fast path of bound_desired)
             else:
                 want, bound = bound_desired(
-                    kpa_desired, cfg.min_replicas, cfg.max_replicas, cfg.initial_scale, self._initialized, reachable
+                    proposed, cfg.min_replicas, cfg.max_replicas, cfg.initial_scale, self._initialized, reachable
                 )
                 if bound is not None:
                     label = bound
@@ -237,7 +214,8 @@ class Autoscaler:
             # unbounded scale-down rate; Knative would keep them until the grace period ends).
             self._applied = 1
         desired = self._applied
-        if kpa_desired < 0:
+        note = proposal.text
+        if proposal.desired == NO_DECISION:
             note = f"no metrics yet: holding {desired}"
 
         if not (activity is _ACTIVE and want > 0 and self._initialized and ready_replicas >= (cfg.min_replicas or 1)):
@@ -250,28 +228,50 @@ class Autoscaler:
                 self._activity = new_activity
                 self._since = now
 
-        in_panic = kpa.panic_time is not None
+        raw = proposal.raw
         decision: ScaleDecision = _new_decision(
             ScaleDecision,
             (
                 desired,
-                "panic" if in_panic else "stable",
-                stable,
-                panic,
+                proposal.mechanism,
+                proposal.observed,
+                proposal.observed_panic,
                 raw,
                 label if desired != raw or label == "scale-down delay" else None,
-                ebc,
+                proposal.excess_burst_capacity,
                 cfg.priority,
                 self._activity,
                 ready_replicas,
-                self._target,
-                self._panic_window if in_panic else cfg.stable_window,
+                cfg.target,
+                proposal.window,
                 cfg.metric,
                 note,
             ),
         )
         self.last = decision
         return decision
+
+    def _limit(self, now: float, desired: int, ready: int, reachable: bool) -> tuple[int, str | None]:
+        """Rate limits and activation scale for policies that leave them to the wrapper (Knative's order:
+        rates relative to the ready count, or to the count at the start of `rate_period`)."""
+        cfg = self.config
+        base = ready
+        if cfg.rate_period > 0:
+            if now - self._rate_anchor_time >= cfg.rate_period:
+                self._rate_anchor_time = now
+                self._rate_anchor_ready = ready
+            base = self._rate_anchor_ready
+        base_f = float(base) if base > 1 else 1.0
+        high = scale_up_limit(cfg.max_scale_up_rate, base_f)
+        low = scale_down_limit(cfg.max_scale_down_rate, base_f, reachable)
+        label: str | None = None
+        if desired > high:
+            desired, label = high, "scale-up rate"
+        elif desired < low:
+            desired, label = low, "scale-down rate"
+        if 0 < desired < cfg.activation_scale:
+            desired, label = cfg.activation_scale, "activation scale"
+        return desired, label
 
     def _scale_to_zero(self, now: float, activity: Activity, reachable: bool) -> tuple[int, bool, str | None]:
         cfg = self.config

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from tide.autoscale.targets import TARGET_MIN, panic_window_seconds
 
-PROFILE_NAMES: tuple[str, ...] = ("coreweave", "knative", "baseten", "development")
+PROFILE_NAMES: tuple[str, ...] = ("coreweave", "knative", "baseten", "development")  # the built-in ones
 DEFAULT_PROFILE = "coreweave"
 UNBOUNDED = math.inf
 KNATIVE_TICK_S = 2.0
@@ -56,6 +56,17 @@ class AutoscalerConfig:
     metric: str = "concurrency"  # or "rps"
     enable_scale_to_zero: bool = True
     activation_timeout: float = DEFAULT_ACTIVATION_TIMEOUT_S
+    policy: str = "kpa"  # the registered policy (tide/autoscale/policy.py) the profile runs
+    options: tuple[tuple[str, float], ...] = ()  # the policy's own fields, (API name, value)
+
+    def option(self, name: str, default: float | None = None) -> float:
+        """A policy option's value (its profile default unless the deployment set it)."""
+        for key, value in self.options:
+            if key == name:
+                return value
+        if default is None:
+            raise KeyError(f"autoscaling.{name} is not an option of policy {self.policy!r}")
+        return default
 
     @property
     def target(self) -> float:
@@ -119,6 +130,69 @@ _DEVELOPMENT_PINS = {"min": 0, "max": 1, "concurrency": 1, "window": 60.0, "scal
 _RATE_PERIOD = {"knative": 0.0, "coreweave": 15.0, "baseten": 0.0, "development": 0.0}
 _TBC = {"knative": 211.0, "coreweave": 0.0, "baseten": 0.0, "development": 211.0}
 
+
+@dataclass(frozen=True)
+class OptionRange:
+    """A policy's own field: its default and inclusive range."""
+
+    default: float
+    low: float
+    high: float
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named configuration: which policy runs and the field defaults it starts from."""
+
+    name: str
+    policy: str
+    defaults: Mapping[str, float]
+    rate_period: float = 0.0
+    target_burst_capacity: float = 0.0
+    options: Mapping[str, OptionRange] = field(default_factory=dict)
+
+
+_PROFILE_TABLE: dict[str, Profile] = {
+    name: Profile(name, "kpa", _PROFILES[name], _RATE_PERIOD[name], _TBC[name]) for name in PROFILE_NAMES
+}
+
+
+def register_profile(
+    name: str,
+    *,
+    policy: str,
+    defaults: Mapping[str, float],
+    base: str = "knative",
+    rate_period: float = 0.0,
+    target_burst_capacity: float | None = None,
+    options: Mapping[str, OptionRange] | None = None,
+) -> None:
+    """A profile running `policy`: the `base` profile's field defaults with `defaults` on top."""
+    for key in defaults:
+        if key not in _RANGES:
+            raise ConfigError(f"autoscaling.{key}", f"unknown autoscaling field; known: {', '.join(OVERRIDE_NAMES)}")
+    parent = _PROFILE_TABLE[base]
+    tbc = parent.target_burst_capacity if target_burst_capacity is None else target_burst_capacity
+    merged = {**parent.defaults, **{k: float(v) for k, v in defaults.items()}}
+    _PROFILE_TABLE[name] = Profile(name, policy, merged, rate_period, tbc, dict(options or {}))
+
+
+def unregister_profile(name: str) -> None:
+    if name not in PROFILE_NAMES:
+        _PROFILE_TABLE.pop(name, None)
+
+
+def option_fields() -> dict[str, OptionRange]:
+    """The policy-specific fields of every registered profile, by API name."""
+    return {name: spec for profile in _PROFILE_TABLE.values() for name, spec in profile.options.items()}
+
+
+def profile_names() -> tuple[str, ...]:
+    """Every selectable profile: the built-in ones, then registered plug-ins."""
+    return tuple(_PROFILE_TABLE)
+
+
 # (low, high, low inclusive, high inclusive) per override; None = no bound on that side.
 _RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "targetUtilization": (1, 100, True, True),
@@ -168,14 +242,23 @@ def resolve_config(
     Raises ConfigError naming the API field (`autoscaling.<name>`) for any bad value.
     """
     name = DEFAULT_PROFILE if profile is None else profile
-    if name not in _PROFILES:
-        raise ConfigError("autoscaling.profile", f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    chosen = _PROFILE_TABLE.get(name)
+    if chosen is None:
+        raise ConfigError(
+            "autoscaling.profile", f"unknown profile {name!r}; choose one of {', '.join(profile_names())}"
+        )
     for key in overrides:
-        if key not in _RANGES:
-            raise ConfigError(f"autoscaling.{key}", f"unknown autoscaling field; known: {', '.join(OVERRIDE_NAMES)}")
-    values: dict[str, float] = dict(_PROFILES[name])
+        if key not in _RANGES and key not in chosen.options:
+            known = ", ".join((*OVERRIDE_NAMES, *chosen.options))
+            raise ConfigError(f"autoscaling.{key}", f"unknown autoscaling field for profile {name!r}; known: {known}")
+    values: dict[str, float] = dict(chosen.defaults)
+    options = {key: spec.default for key, spec in chosen.options.items()}
     for key, value in overrides.items():
-        if value is not None:
+        if value is None:
+            continue
+        if key in chosen.options:
+            options[key] = _check_option(key, value, chosen.options[key])
+        else:
             _check_range(key, value)
             values[key] = float(value)
 
@@ -207,15 +290,28 @@ def resolve_config(
         panic_threshold=values["panicThresholdPercentage"] / 100.0,
         max_scale_up_rate=values["maxScaleUpRate"],
         max_scale_down_rate=values["maxScaleDownRate"],
-        rate_period=_RATE_PERIOD[name],
+        rate_period=chosen.rate_period,
         scale_down_delay=values["scaleDownDelay"],
         scale_to_zero_retention=values["scaleToZeroRetention"],
         scale_to_zero_grace_period=values["scaleToZeroGracePeriod"],
         initial_scale=initial,
         activation_scale=activation,
-        target_burst_capacity=_TBC[name],
+        target_burst_capacity=chosen.target_burst_capacity,
         priority=priority,
+        policy=chosen.policy,
+        options=tuple(sorted(options.items())),
     )
+
+
+def _check_option(name: str, value: float, spec: OptionRange) -> float:
+    field_name = f"autoscaling.{name}"
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ConfigError(field_name, f"must be a number, got {value!r}")
+    if not spec.low <= value <= spec.high:
+        raise ConfigError(field_name, f"must be within {spec.low:g}-{spec.high:g}, got {value:g}")
+    if spec.integer and value != math.floor(value):
+        raise ConfigError(field_name, f"must be a whole number, got {value:g}")
+    return float(value)
 
 
 def _check_replicas(min_replicas: int, max_replicas: int, concurrency: int, priority: int) -> None:

@@ -33,7 +33,7 @@ from tide.control.lifecycle import (
 from tide.control.metrics import ControlMetrics
 from tide.control.placement import free_gpu_ids, leaving_holders, scheduled_placements, scheduling_requests
 from tide.control.runtime import DeploymentRuntime
-from tide.control.scaling import DeploymentScaler
+from tide.control.scaling import DeploymentScaler, measured_cold_start
 from tide.engines.adapter import adapter_for
 from tide.engines.prometheus import EngineLoad
 from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint, RouteTable
@@ -408,7 +408,14 @@ class Controller:
     def _desired(self, runtime: DeploymentRuntime, now: float) -> int:
         assert runtime.scaler is not None and runtime.spec is not None
         reachable = runtime.spec.traffic.weight > 0
-        return runtime.scaler.desired(now, runtime.ready_count(), reachable=reachable)
+        replicas = runtime.replicas.values()
+        return runtime.scaler.desired(
+            now,
+            runtime.ready_count(),
+            reachable=reachable,
+            starting=sum(1 for r in replicas if r.phase.starting),
+            cold_start_s=measured_cold_start(replicas),
+        )
 
     async def _start_replica(
         self, runtime: DeploymentRuntime, spec: DeploymentSpec, slot: Placement, now: float

@@ -6,13 +6,28 @@ request at zero decides at once (`wake`). The controller applies `current` withi
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from tide.autoscale import Autoscaler, ScaleDecision
+from tide.backends.base import ReplicaPhase, ReplicaState
 from tide.spec import DeploymentSpec
 
 HISTORY_LENGTH = 10
+
+
+def measured_cold_start(replicas: Iterable[ReplicaState]) -> float | None:
+    """Median seconds from asked-for to ready over the replicas that became ready (None: none yet)."""
+    ready = ReplicaPhase.READY.value
+    first = ReplicaPhase.WAITING_FOR_CAPACITY.value
+    spans = [
+        r.phase_times[ready] - r.phase_times[first]
+        for r in replicas
+        if ready in r.phase_times and first in r.phase_times
+    ]
+    return statistics.median(spans) if spans else None
 
 
 class DeploymentScaler:
@@ -34,10 +49,22 @@ class DeploymentScaler:
     def record(self, now: float, concurrency: float, requests: float = 0.0) -> None:
         self.autoscaler.record(now, concurrency, requests)
 
-    def desired(self, now: float, ready_replicas: int, reachable: bool = True) -> int:
-        """`reachable` is False when no traffic can arrive (weight 0): Knative then drops to min, not below."""
+    def desired(
+        self,
+        now: float,
+        ready_replicas: int,
+        reachable: bool = True,
+        *,
+        starting: int = 0,
+        cold_start_s: float | None = None,
+    ) -> int:
+        """`reachable` is False when no traffic can arrive (weight 0): Knative then drops to min, not below.
+        `starting` replicas are asked for but not ready; `cold_start_s` is the deployment's measured one."""
         if now - self.last_decision_at >= self.config.tick_interval:
-            self._apply(now, self.autoscaler.decide(now, ready_replicas, reachable=reachable))
+            decision = self.autoscaler.decide(
+                now, ready_replicas, reachable=reachable, starting=starting, cold_start_s=cold_start_s
+            )
+            self._apply(now, decision)
         return self.current
 
     def wake(self, now: float, ready_replicas: int = 0) -> None:

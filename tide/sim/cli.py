@@ -16,6 +16,7 @@ from tide.sim.readers import FORMATS, TraceError, read_trace
 from tide.sim.report import table, write_json, write_plot
 from tide.sim.runner import run_policies
 from tide.sim.service import ServiceModel
+from tide.sim.suite_cli import SUITE_FIXED_OPTIONS, run_suite_command
 from tide.sim.trace import Trace
 
 
@@ -45,12 +46,31 @@ DURATION = _Duration()
     "and shape) on one declared inventory; see docs/SIMULATOR.md.",
 )
 @click.option(
+    "--suite",
+    is_flag=True,
+    help="Instead of TRACE_PATH: the 15 shared trace scenarios, each with its own settings, under every "
+    "policy; prints cost / oracle and share within the SLO per scenario, then the summary (docs/SIMULATOR.md).",
+)
+@click.option(
+    "--scenarios",
+    "suite_scenarios",
+    default=None,
+    help="With --suite: only these scenarios (comma-separated names).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 2),
+    default=2,
+    show_default=True,
+    help="With --suite: scenarios replayed at once (at most 2).",
+)
+@click.option(
     "--traces-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("../shared/traces"),
     envvar="TIDE_TRACES_DIR",
     show_default=True,
-    help="Where a scenario's relative trace paths are found.",
+    help="Where a scenario's (or the suite's) relative trace paths are found.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True, help="Trace format.")
@@ -105,6 +125,9 @@ DURATION = _Duration()
 def sim_command(
     trace_path: Path | None,
     scenario_path: Path | None,
+    suite: bool,
+    suite_scenarios: str | None,
+    workers: int,
     traces_dir: Path,
     as_json: bool,
     fmt: str,
@@ -130,10 +153,33 @@ def sim_command(
     if prefill_tps <= 0 or decode_tps <= 0:
         raise click.UsageError("--prefill-tps and --decode-tps must be > 0")
     service = ServiceModel(prefill_tps, decode_tps, default_duration, not ignore_trace_durations)
+    context = click.get_current_context()
+    if suite:
+        if trace_path is not None or scenario_path is not None:
+            raise click.UsageError("--suite replays its own traces: give no TRACE_PATH or --scenario")
+        for name in SUITE_FIXED_OPTIONS:
+            if context.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+                raise click.UsageError(
+                    f"--{name.replace('_', '-')} does not apply to --suite: each scenario has its own settings"
+                )
+        explicit = context.get_parameter_source("policies") is ParameterSource.COMMANDLINE
+        run_suite_command(
+            traces_dir,
+            policies if explicit else None,
+            suite_scenarios,
+            cold_start=cold_start,
+            slo=slo,
+            seed=seed,
+            workers=workers,
+            as_json=as_json,
+            out_dir=out_dir,
+        )
+        return
+    if suite_scenarios is not None:
+        raise click.UsageError("--scenarios needs --suite")
     if scenario_path is not None:
         if trace_path is not None:
             raise click.UsageError("give TRACE_PATH or --scenario, not both")
-        context = click.get_current_context()
         for name, flag in PER_DEPLOYMENT_OPTIONS.items():
             if context.get_parameter_source(name) is ParameterSource.COMMANDLINE:
                 raise click.UsageError(f"{flag} does not apply to --scenario: set it per deployment in the file")

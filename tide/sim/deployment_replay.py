@@ -93,7 +93,9 @@ class DeploymentReplay(Replay):
         self.scaler.record(float(second), self.area)
         self.area = 0.0
         if (second - self.origin) % self.tick == 0:
-            self.desired = self.scaler.decide(float(second), self._ready_replicas()).desired
+            self.desired = self.scaler.decide(
+                float(second), self._ready_replicas(), starting=self._starting_replicas(), cold_start_s=self.cold_start
+            ).desired
 
     def sleep_if_idle(self, second: int) -> None:
         """Idle at zero: skip to the next request's second (nothing recorded, as with no pods in Knative)."""

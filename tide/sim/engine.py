@@ -76,6 +76,9 @@ class Replay:
     def _ready_replicas(self) -> int:
         return sum(1 for r in self.replicas if r.ready and not r.draining)
 
+    def _starting_replicas(self) -> int:
+        return sum(1 for r in self.replicas if not r.ready)
+
     def _stop(self, replica: Replica, t: float) -> None:
         replica.stopped = True
         self.cost += t - replica.started
@@ -217,7 +220,12 @@ class Replay:
             self.scaler.record(float(second), self.area)
             self.area = 0.0
             if second % self.tick == 0:
-                decision = self.scaler.decide(float(second), self._ready_replicas())
+                decision = self.scaler.decide(
+                    float(second),
+                    self._ready_replicas(),
+                    starting=self._starting_replicas(),
+                    cold_start_s=self.cold_start,
+                )
                 self._scale_to(decision.desired, boundary)
             if boundary >= next_sample:
                 timeline.times.append(boundary)
@@ -231,7 +239,11 @@ class Replay:
                     timeline.times.append(boundary)
                     timeline.load.append(0.0)
                     timeline.replicas.append(0)
-                second = max(second, math.floor(arrivals[i]))
+                resume = math.floor(arrivals[i])
+                wanted = self.scaler.policy.next_decision_at(float(second))
+                if wanted is not None:  # the policy wants to decide before then (a pre-warm)
+                    resume = min(resume, math.floor(wanted) // self.tick * self.tick)
+                second = max(second, resume)
                 self.area_since = float(second)
         horizon = max(self.last_completion, arrivals[-1] if total else 0.0)
         for replica in list(self.replicas):

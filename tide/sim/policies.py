@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tide.autoscale import OVERRIDE_NAMES, PROFILE_NAMES, AutoscalerConfig, ConfigError, resolve_config
+from tide.autoscale import OVERRIDE_NAMES, AutoscalerConfig, ConfigError, profile_names, resolve_config
+from tide.autoscale.config import option_fields
 
 ORACLE = "oracle"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
@@ -43,13 +44,14 @@ def parse_policies(spec: str, *, min_replicas: int, max_replicas: int, concurren
             policies.append(Policy(ORACLE, None))
             continue
         profile, *settings = entry.split(":")
-        if profile not in PROFILE_NAMES:
-            raise PolicyError(f"unknown policy {profile!r}; choose from {', '.join((*PROFILE_NAMES, ORACLE))}")
+        if profile not in profile_names():
+            raise PolicyError(f"unknown policy {profile!r}; choose from {', '.join((*profile_names(), ORACLE))}")
         overrides: dict[str, float | int | None] = {}
         for setting in settings:
             key, sep, value = setting.partition("=")
-            if not sep or key not in OVERRIDE_NAMES:
-                raise PolicyError(f"{entry!r}: expected key=value with key in {', '.join(OVERRIDE_NAMES)}")
+            known = (*OVERRIDE_NAMES, *option_fields())
+            if not sep or key not in known:
+                raise PolicyError(f"{entry!r}: expected key=value with key in {', '.join(known)}")
             overrides[key] = parse_duration(value)
         # A replay starts with nothing running: the first request wakes the deployment.
         if min_replicas == 0 and "initialScale" not in overrides:

@@ -26,7 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tide.autoscale import DEFAULT_PROFILE, OVERRIDE_NAMES, PROFILE_NAMES, AutoscalerConfig, ConfigError, resolve_config
+from tide.autoscale import DEFAULT_PROFILE, OVERRIDE_NAMES, AutoscalerConfig, ConfigError, profile_names, resolve_config
+from tide.autoscale.config import option_fields
 from tide.scheduling import (
     CAPACITY_CLASSES,
     DeploymentRequest,
@@ -172,10 +173,12 @@ def _autoscaler_config(entry: Mapping[str, Any], path: str, minimum: int) -> Aut
     priority = _integer(entry, "priority", path, low=0, high=1000, default=0)
     concurrency = _integer(entry, "concurrency", path, low=1, default=DEFAULT_CONCURRENCY)
     profile = _string(entry, "profile", path, default=DEFAULT_PROFILE)
-    if profile not in PROFILE_NAMES:
-        raise ScenarioError(f"{path}.profile", f"unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    if profile not in profile_names():
+        raise ScenarioError(
+            f"{path}.profile", f"unknown profile {profile!r}; choose one of {', '.join(profile_names())}"
+        )
     tuning = _mapping(entry.get("autoscaling", {}), f"{path}.autoscaling")
-    _reject_unknown(tuning, set(OVERRIDE_NAMES), f"{path}.autoscaling")
+    _reject_unknown(tuning, {*OVERRIDE_NAMES, *option_fields()}, f"{path}.autoscaling")
     # Durations may carry a unit (`60s`); every other override is a plain number.
     overrides: dict[str, float | int | None] = {key: _duration(tuning, key, f"{path}.autoscaling") for key in tuning}
     # A replay starts with nothing running: the first request wakes the deployment (as `tide sim`).

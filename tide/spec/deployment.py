@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tide.autoscale import AutoscalerConfig, ConfigError, resolve_config
+from tide.autoscale import AutoscalerConfig, ConfigError, profile_names, resolve_config
+from tide.autoscale.config import option_fields
 from tide.spec.catalog import ENGINE_CONFIG_CHOICES, Catalog
 from tide.spec.durations import format_duration, parse_duration
 from tide.spec.errors import SpecError
@@ -20,7 +21,6 @@ from tide.spec.errors import SpecError
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 GPU_COUNTS = (1, 2, 4, 8, 16)
 CAPACITY_CLASSES = ("CAPACITY_CLASS_RESERVED", "CAPACITY_CLASS_ON_DEMAND")
-PROFILES = ("knative", "coreweave", "baseten", "development")
 
 DEFAULT_CONCURRENCY = 8
 DEFAULT_PRIORITY = 0
@@ -163,6 +163,8 @@ _KNOWN_KEYS: dict[str, set[str]] = {
 
 def _reject_unknown(raw: Mapping[str, Any], section: str) -> None:
     known = _KNOWN_KEYS[section]
+    if section == "autoscaling":
+        known = known | set(option_fields())  # registered policies' own fields
     for key in raw:
         if key not in known:
             path = f"{section}.{key}" if section else str(key)
@@ -329,7 +331,8 @@ def _parse_resources(raw: Mapping[str, Any], catalog: Catalog) -> ResourcesSpec:
 
 def _parse_tuning(section: Mapping[str, Any]) -> dict[str, float]:
     tuning: dict[str, float] = {}
-    for key, kind in TUNING_FIELDS.items():
+    kinds = {**TUNING_FIELDS, **dict.fromkeys(option_fields(), "number")}
+    for key, kind in kinds.items():
         value = section.get(key)
         if value is None:
             continue
@@ -377,10 +380,10 @@ def _parse_autoscaling(raw: Mapping[str, Any]) -> AutoscalingSpec:
             raise SpecError("autoscaling.capacityClasses", "autoscaling.capacityClasses must name at least one class")
         classes = tuple(c for c in CAPACITY_CLASSES if c in classes)
     profile = section.get("profile")
-    if profile is not None and profile not in PROFILES:
+    if profile is not None and profile not in profile_names():
         raise SpecError(
             "autoscaling.profile",
-            f"autoscaling.profile must be one of {', '.join(PROFILES)}, not {profile!r}",
+            f"autoscaling.profile must be one of {', '.join(profile_names())}, not {profile!r}",
         )
     max_concurrency = section.get("maxConcurrency")
     hard_cap = (
@@ -459,7 +462,7 @@ def deployment_to_dict(spec: DeploymentSpec) -> dict[str, Any]:
     if a.max_concurrency is not None:
         autoscaling["maxConcurrency"] = a.max_concurrency
     for key, value in a.tuning.items():
-        kind = TUNING_FIELDS[key]
+        kind = TUNING_FIELDS.get(key, "number")
         autoscaling[key] = format_duration(value) if kind == "duration" else (int(value) if kind == "count" else value)
     out: dict[str, Any] = {"name": spec.name}
     if spec.weights is not None:

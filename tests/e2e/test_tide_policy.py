@@ -1,0 +1,100 @@
+"""The `tide` autoscaling policy live, through a real tide up: a burst, an idle gap and a return, with each
+decision's reason in the status naming the mechanism that decided."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from tests.e2e.conftest import TideProcess, tiny_spec
+
+
+def complete(tide: TideProcess, client: httpx.Client, max_tokens: int = 4) -> int:
+    body = {"model": "tiny-tide", "prompt": "The sea", "max_tokens": max_tokens}
+    return client.post(f"{tide.gateway_url}/completions", json=body).status_code
+
+
+def decisions(status: dict[str, Any]) -> list[dict[str, Any]]:
+    seen = list(status.get("scalingHistory", []))
+    if "lastScalingDecision" in status:
+        seen.append(status["lastScalingDecision"])
+    return seen
+
+
+def test_burst_idle_gap_and_return_under_the_tide_policy(clean_tide: TideProcess) -> None:
+    clean_tide.apply(
+        tiny_spec(
+            "tiny-tide",
+            autoscaling={
+                "profile": "tide",
+                "min": 0,
+                "max": 3,
+                "concurrency": 1,
+                "initialScale": 0,
+                "scaleDownDelay": "6s",  # the burst hold
+                "coldRequestCost": 4,  # a cold wait is worth little here: the idle gap ends in seconds
+            },
+        )
+    )
+    clean_tide.wait_for("tiny-tide", "STATUS_READY", timeout=30)
+    seen: dict[str, str] = {}  # mode -> a reason it gave
+
+    def watch() -> dict[str, Any]:
+        status = clean_tide.status("tiny-tide")
+        for decision in decisions(status):
+            seen.setdefault(decision["mode"], decision["reason"])
+        return status
+
+    # A burst: four clients at concurrency 1 need more than one replica.
+    failures: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(timeout=120) as client:
+            while not stop.is_set():
+                code = complete(clean_tide, client, max_tokens=24)
+                if code != 200:
+                    failures.append(code)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    peak = 0
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and peak < 2:
+            peak = max(peak, watch()["readyReplicas"])
+            time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert peak >= 2, clean_tide.status("tiny-tide")
+    assert failures == []
+
+    # The idle gap: the last replica is kept alive a while, then stopped.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        status = watch()
+        if not status["replicas"]:
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError(f"never scaled to zero: {status}")
+    assert status["desiredReplicas"] == 0
+
+    # The return: the next request wakes it and succeeds.
+    with httpx.Client(timeout=120) as client:
+        assert complete(clean_tide, client) == 200
+    watch()
+
+    assert "queue" in seen or "burst-hold" in seen, seen
+    assert "keep-alive" in seen and seen["keep-alive"].startswith("keep-alive: idle"), seen
+    assert "stop" in seen and seen["stop"].startswith("stop: idle"), seen
+    for mode, reason in seen.items():
+        if mode in ("queue", "ramp", "keep-alive", "stop", "pre-warm"):
+            assert reason.startswith(f"{mode}:"), (mode, reason)
+    assert any("wake" in reason for reason in seen.values()) or "wake" in str(clean_tide.status("tiny-tide")), seen

@@ -1,0 +1,313 @@
+"""Tide's own autoscaling policy (`autoscaling.profile: tide`).
+
+Mechanisms, each named in the decision's reason and each switchable for the ablation
+(docs/AUTOSCALING.md, "The tide policy"):
+
+* in-service: replicas are sized from the work in service. The load of each second counts only up to
+  the capacity that was ready in it, so requests queued behind a cold start count while they are
+  queued (the `queue` reason: the count for what is waiting now) but are not averaged into the window
+  after they drain. Off: the window holds the whole load, backlog included, as Knative does.
+* exact concurrency: N requests need ceil(N / concurrency) replicas (no utilization headroom that asks
+  for 2 replicas for 1 request at concurrency 1). Off: the profile's target utilization applies.
+* burst hold: the highest count of the last `scaleDownDelay` seconds is kept, so a deployment keeps its
+  replicas through the short gaps inside a burst.
+* spare: at concurrency 1 one idle replica is kept beside the busy ones while requests are in service,
+  so the next request does not wait for a whole request or a cold start.
+* keep-alive / pre-warm (learned): when the deployment goes empty, the last replica follows a plan made
+  from the deployment's own idle gaps (tide_gaps.py): stay warm until the gap's likely end, or stop and
+  start one replica one cold start before a predictable next arrival. `coldRequestCost` (replica-seconds
+  one request that waits a full cold start is worth) sets the trade. Off: the last replica goes when
+  the burst hold ends.
+* the cold start is the deployment's measured one (live: its replicas' phase times; sim: the configured
+  one), `assumedColdStart` until one is measured.
+
+Pure: the clock is `ctx.now` / `now`; all state lives in the object.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from tide.autoscale.config import AutoscalerConfig, OptionRange
+from tide.autoscale.policies.tide_gaps import NEVER, GapHistory, GapPlan, default_plan, plan_gap
+from tide.autoscale.policy import Policy, PolicyContext, Proposal, register_policy
+
+NAME = "tide"
+MIN_GAPS = 5  # idle gaps seen before the plan trusts them over the ski-rental default
+MAX_REPLANS = 64
+RETURNS_KEPT = 50
+RAMP_SPAN = 4  # seconds over which a rising load's slope is measured
+RAMP_CAP = 2.0  # a ramp forecast asks for at most this many times the load now  # re-plans within one gap (at a hold's end or a pre-warm)
+_EPS = 1e-9
+
+# The user-facing knob and the ablation switches (1 = on), by API name.
+OPTIONS = {
+    "coldRequestCost": OptionRange(default=300.0, low=0.0, high=86400.0),
+    "assumedColdStart": OptionRange(default=30.0, low=0.0, high=3600.0),
+    "inService": OptionRange(default=1, low=0, high=1, integer=True),
+    "exactConcurrency": OptionRange(default=1, low=0, high=1, integer=True),
+    "learnedKeepAlive": OptionRange(default=1, low=0, high=1, integer=True),
+    "prewarm": OptionRange(default=1, low=0, high=1, integer=True),
+    "spare": OptionRange(default=1, low=0, high=1, integer=True),
+    "ramp": OptionRange(default=1, low=0, high=1, integer=True),
+    "returnSize": OptionRange(default=0, low=0, high=1, integer=True),
+}
+MECHANISMS = ("inService", "exactConcurrency", "learnedKeepAlive", "prewarm", "spare", "ramp", "returnSize")
+
+
+class _WindowMax:
+    """The largest value of the last `span` seconds (a monotonic deque: O(1) amortised per second)."""
+
+    __slots__ = ("_items", "span")
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+        self._items: deque[tuple[int, float]] = deque()
+
+    def add(self, second: int, value: float) -> None:
+        items = self._items
+        if items and items[-1][0] == second:
+            value = max(value, items.pop()[1])
+        while items and items[-1][1] <= value:
+            items.pop()
+        items.append((second, value))
+
+    def peak(self, now: float) -> float:
+        items, low = self._items, math.floor(now) - self.span
+        while items and items[0][0] <= low:
+            items.popleft()
+        return items[0][1] if items else 0.0
+
+
+class TidePolicy(Policy):
+    def __init__(self, config: AutoscalerConfig) -> None:
+        super().__init__(config)
+        self._read_options(config)
+        self._window = _WindowMax(config.scale_down_delay)
+        self._gaps = GapHistory()
+        self._second = -1  # the last second observed
+        self._load = 0.0  # its load (in flight + queued)
+        self._capacity = 0.0  # requests the ready replicas could hold at the last decision
+        self._empty_since: float | None = None
+        self._seen_load = False
+        self._plan: GapPlan | None = None
+        self._replans = 0
+        self._returns: deque[float] = deque(maxlen=RETURNS_KEPT)  # peak load just after past gaps
+        self._return_until = -1  # the last second of the return being measured
+        self._return_peak = 0.0
+        self._last_cold_start = self.assumed_cold_start
+        self._recent: deque[tuple[int, float]] = deque(maxlen=RAMP_SPAN + 1)  # raw load, last seconds
+
+    def _read_options(self, config: AutoscalerConfig) -> None:
+        self.miss_cost = config.option("coldRequestCost")
+        self.assumed_cold_start = config.option("assumedColdStart")
+        self.on = {name: config.option(name) >= 1 for name in MECHANISMS}
+
+    @property
+    def history_s(self) -> float:
+        return 0.0  # keeps its own window and gap history
+
+    def update_config(self, config: AutoscalerConfig) -> None:
+        super().update_config(config)
+        self._read_options(config)
+        self._window.span = config.scale_down_delay
+
+    # -- observations --------------------------------------------------------------------------
+    def observe(self, now: float, value: float) -> None:
+        second = math.floor(now)
+        if second == self._second:
+            value += self._load  # several records in one second add up
+        self._second, self._load = second, value
+        if self._recent and self._recent[-1][0] == second:
+            self._recent.pop()
+        self._recent.append((second, value))
+        if value > _EPS:
+            if self._empty_since is not None and self._seen_load:
+                self._gaps.add(now - self._empty_since)
+            if self._empty_since is not None:
+                # Measure what comes back within one cold start: the requests a cold deployment makes wait.
+                span = max(1, math.ceil(self._last_cold_start))
+                self._return_until, self._return_peak = second + span - 1, 0.0
+            self._empty_since = None
+            self._plan = None
+            self._seen_load = True
+        elif self._empty_since is None:
+            self._empty_since = float(second)
+        if self._return_until >= 0:
+            if second <= self._return_until:
+                self._return_peak = max(self._return_peak, value)
+            if second >= self._return_until:
+                self._returns.append(self._return_peak)
+                self._return_until = -1
+        counted = min(value, self._capacity) if self.on["inService"] else value
+        self._window.add(second, counted)
+
+    def next_decision_at(self, now: float) -> float | None:
+        """When, while at zero with nothing to serve, this policy wants to decide again (a pre-warm)."""
+        plan = self._plan
+        if plan is None or self._empty_since is None or plan.prewarm == NEVER:
+            return None
+        return self._empty_since + plan.prewarm
+
+    # -- decisions -----------------------------------------------------------------------------
+    def propose(self, ctx: PolicyContext) -> Proposal:
+        conc = ctx.concurrency
+        self._capacity = ctx.ready * conc
+        per_replica = float(conc) if self.on["exactConcurrency"] else ctx.target
+        now_load = self._load if ctx.now - self._second <= 1.0 else 0.0
+        ahead = now_load
+        if self.on["ramp"] and now_load > (ctx.ready + ctx.starting) * per_replica + _EPS:
+            ahead = self._ramp(now_load, ctx.now, self._cold_start(ctx))  # short and rising: look ahead
+        for_queue = math.ceil(ahead / per_replica - _EPS)
+        peak = self._window.peak(ctx.now)
+        for_window = math.ceil(peak / per_replica - _EPS)
+        busy = max(for_queue, for_window)
+        span = self.config.scale_down_delay
+        if now_load > _EPS:
+            spare = 1 if self.on["spare"] and conc == 1 else 0
+            if for_queue >= for_window and ahead > now_load + _EPS:
+                text = (
+                    f"ramp: {now_load:.1f} requests in service or waiting and rising; "
+                    f"{ahead:.1f} expected within a cold start at {per_replica:g}/replica"
+                )
+                mechanism = "ramp"
+            elif for_queue >= for_window:
+                text = f"queue: {now_load:.1f} requests in service or waiting at {per_replica:g}/replica"
+                mechanism = "queue"
+            else:
+                text = (
+                    f"burst hold: up to {peak:.1f} requests {self._window_noun()} in the last {span:g}s "
+                    f"at {per_replica:g}/replica"
+                )
+                mechanism = "burst-hold"
+            if spare:
+                text += " + 1 spare (concurrency 1)"
+            desired = busy + spare
+            if now_load > ctx.ready * conc + _EPS and desired < ctx.ready + ctx.starting:
+                # Requests are waiting: a replica already starting is not cancelled.
+                desired = ctx.ready + ctx.starting
+                text += f"; keeping the {ctx.starting} starting while requests wait"
+            return Proposal(
+                desired, mechanism, observed=now_load, window=span, raw=desired, text=f"{text} -> {desired}"
+            )
+        # Empty: more than one replica only while the burst hold lasts; the last one follows the plan.
+        if for_window >= 2 or not self.on["learnedKeepAlive"]:
+            text = f"burst hold: up to {peak:.1f} requests {self._window_noun()} in the last {span:g}s -> {for_window}"
+            return Proposal(for_window, "burst-hold", observed=peak, window=span, raw=for_window, text=text)
+        return self._idle(ctx)
+
+    def _ramp(self, now_load: float, now: float, cold_start: float) -> float:
+        """The load a cold start from now if it keeps rising as over the last RAMP_SPAN seconds."""
+        recent = self._recent
+        if len(recent) < 2 or now_load <= _EPS:
+            return now_load
+        first_second, first = recent[0]
+        span = recent[-1][0] - first_second
+        if span <= 0 or recent[-1][0] < math.floor(now) - 1:
+            return now_load
+        slope = (now_load - first) / span
+        if slope <= 0:
+            return now_load
+        return min(now_load + slope * cold_start, RAMP_CAP * now_load)
+
+    def _typical_return(self) -> float:
+        """Requests that typically come back at once after a gap (the median peak of past returns; >= 1)."""
+        if not self.on["returnSize"] or len(self._returns) < MIN_GAPS:
+            return 1.0
+        return max(1.0, sorted(self._returns)[len(self._returns) // 2])
+
+    def _held_count(self, concurrency: int) -> int:
+        """Replicas for what typically comes back after a gap."""
+        return max(1, math.ceil(self._typical_return() / concurrency - _EPS))
+
+    def _miss_cost_per_replica(self, concurrency: int) -> float:
+        """Every request of a return that finds nothing warm waits: per held replica, the cold waits it spares."""
+        return self.miss_cost * self._typical_return() / self._held_count(concurrency)
+
+    def _window_noun(self) -> str:
+        return "in service" if self.on["inService"] else "in service or waiting"
+
+    def _cold_start(self, ctx: PolicyContext) -> float:
+        measured = ctx.cold_start_s if ctx.cold_start_s is not None else self.assumed_cold_start
+        self._last_cold_start = measured
+        return measured
+
+    def _make_plan(
+        self, elapsed: float, cold_start: float, concurrency: int, *, after_prewarm: bool = False
+    ) -> GapPlan:
+        self._replans += 1
+        if len(self._gaps) < MIN_GAPS:
+            if self._replans > 1:  # the default hold has run out: nothing known says hold longer
+                return GapPlan(elapsed, NEVER, cold_start + self.miss_cost, 0)
+            return default_plan(elapsed, cold_start, self.miss_cost)
+        return plan_gap(
+            self._gaps.longer_than(elapsed),
+            elapsed,
+            cold_start,
+            self._miss_cost_per_replica(concurrency),
+            allow_prewarm=self.on["prewarm"] and not after_prewarm,
+        )
+
+    def _idle(self, ctx: PolicyContext) -> Proposal:
+        since = self._empty_since if self._empty_since is not None else ctx.now
+        elapsed = max(0.0, ctx.now - since)
+        cold_start = self._cold_start(ctx)
+        plan = self._plan
+        if plan is None:
+            self._replans = 0
+            plan = self._plan = self._make_plan(elapsed, cold_start, ctx.concurrency)
+        elif elapsed >= plan.hold and plan.prewarm == NEVER and self._replans < MAX_REPLANS and elapsed > 0:
+            plan = self._plan = self._make_plan(elapsed, cold_start, ctx.concurrency)
+        if elapsed >= plan.prewarm:
+            if ctx.ready + ctx.starting == 0 and self._replans < MAX_REPLANS:
+                # Time to pre-warm: then hold it as long as the gaps that lasted this long suggest.
+                warm = self._make_plan(elapsed, cold_start, ctx.concurrency, after_prewarm=True)
+                self._plan = GapPlan(max(warm.hold, elapsed + cold_start), NEVER, warm.expected_cost, warm.samples)
+            return Proposal(
+                1,
+                "pre-warm",
+                observed=elapsed,
+                raw=1,
+                text=(
+                    f"pre-warm: idle {elapsed:.0f}s; the next request is likely within a cold start "
+                    f"({cold_start:.0f}s; {plan.samples} past gaps) -> 1"
+                ),
+            )
+        source = f"{plan.samples} past idle gaps" if plan.samples else f"too few idle gaps yet (< {MIN_GAPS})"
+        if elapsed < plan.hold:
+            held = self._held_count(ctx.concurrency)
+            return Proposal(
+                held,
+                "keep-alive",
+                observed=elapsed,
+                raw=held,
+                text=(
+                    f"keep-alive: idle {elapsed:.0f}s; staying warm until {plan.hold:.0f}s into the gap "
+                    f"({source}; a cold wait is worth {self.miss_cost:g} replica-s) -> {held}"
+                ),
+            )
+        after = f"; pre-warm at {plan.prewarm:.0f}s into the gap" if plan.prewarm != NEVER else ""
+        return Proposal(
+            0,
+            "stop",
+            observed=elapsed,
+            raw=0,
+            text=f"stop: idle {elapsed:.0f}s, past the likely end of this gap ({source}){after} -> 0",
+        )
+
+
+register_policy(
+    NAME,
+    TidePolicy,
+    # The policy decides when the last replica goes: the wrapper's scale-to-zero adds no delay of its own.
+    profile_defaults={
+        "window": 6,
+        "scaleDownDelay": 60,
+        "scaleToZeroGracePeriod": 0,
+        "scaleToZeroRetention": 0,
+        "maxScaleDownRate": 1000,
+        "maxScaleUpRate": 1000,
+    },
+    options=OPTIONS,
+)
