@@ -118,7 +118,7 @@ _PROFILES: dict[str, dict[str, float]] = {
         "maxScaleUpRate": UNBOUNDED,
         "maxScaleDownRate": UNBOUNDED,
         "scaleDownDelay": 900,
-        "scaleToZeroRetention": 900,
+        "scaleToZeroRetention": 0,  # Baseten documents a scale-down delay only: zero when it has passed
         "scaleToZeroGracePeriod": 0,
         "initialScale": 1,
         "activationScale": 0,

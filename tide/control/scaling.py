@@ -46,8 +46,8 @@ class DeploymentScaler:
             self.autoscaler.update_config(config)
             self.current = min(config.max_replicas, max(config.min_replicas, self.current))
 
-    def record(self, now: float, concurrency: float, requests: float = 0.0) -> None:
-        self.autoscaler.record(now, concurrency, requests)
+    def record(self, now: float, concurrency: float, requests: float = 0.0, queued: float = 0.0) -> None:
+        self.autoscaler.record(now, concurrency, requests, queued)
 
     def desired(
         self,

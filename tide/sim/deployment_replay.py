@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from tide.autoscale import ScaleDecision
 from tide.scheduling import Placement
 from tide.sim.contention_result import DeploymentOutcome
 from tide.sim.engine import Replay, Replica, SimSettings
@@ -88,14 +89,11 @@ class DeploymentReplay(Replay):
             self.next_index = index + 1
             self._arrive(index, arrival)
 
-    def end_second(self, second: int, boundary: float) -> None:
-        self._advance(boundary)
-        self.scaler.record(float(second), self.area)
-        self.area = 0.0
-        if (second - self.origin) % self.tick == 0:
-            self.desired = self.scaler.decide(
-                float(second), self._ready_replicas(), starting=self._starting_replicas(), cold_start_s=self.cold_start
-            ).desired
+    def end_second(self, second: int, boundary: float) -> ScaleDecision | None:
+        decision = super().end_second(second, boundary)
+        if decision is not None:
+            self.desired = decision.desired
+        return decision
 
     def sleep_if_idle(self, second: int) -> None:
         """Idle at zero: skip to the next request's second (nothing recorded, as with no pods in Knative)."""

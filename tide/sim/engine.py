@@ -1,8 +1,9 @@
 """Replay arrivals in virtual time through an `Autoscaler` and a replica model.
 
 The decision core of `tide sim` (no file I/O, no wall clock). Each second the gateway's load (in
-flight + queued, time-averaged over the second, as queue-proxy reports it) is recorded; every
-`tick_interval` seconds the autoscaler decides and replicas are started or stopped. A started replica
+flight + queued, time-averaged over the second, as queue-proxy reports it) is recorded when the second
+ends: the load of [s, s+1) is stamped s+1, as Knative stamps a report when it arrives. Every
+`tick_interval` seconds (at a second boundary) the autoscaler decides and replicas are started or stopped. A started replica
 is ready after `cold_start` seconds and serves at most `concurrency` requests at once; requests that
 find no free slot wait in one FIFO gateway queue. A request at zero wakes the autoscaler at once.
 Scale-down stops starting replicas first, then idle ones, then drains the least busy.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tide.autoscale import Autoscaler, AutoscalerConfig
+from tide.autoscale import Autoscaler, AutoscalerConfig, ScaleDecision
 from tide.sim.result import PolicyResult, Timeline
 
 _READY, _DONE = 0, 1
@@ -64,13 +65,30 @@ class Replay:
         self.done = 0
         self.load = 0  # in flight + queued
         self.area = 0.0  # load x seconds within the current second
+        self.queued_area = 0.0  # of which queued at the gateway
         self.area_since = 0.0
+        self.origin = 0  # ticks fall on seconds where (second - origin) % tick == 0
         self.last_completion = 0.0
 
     # -- load accounting -------------------------------------------------------------------
     def _advance(self, t: float) -> None:
-        self.area += self.load * (t - self.area_since)
+        dt = t - self.area_since
+        self.area += self.load * dt
+        if self.queue:
+            self.queued_area += len(self.queue) * dt
         self.area_since = t
+
+    def end_second(self, second: int, boundary: float) -> ScaleDecision | None:
+        """Close second [second, boundary): record its time-averaged load stamped at `boundary`, and decide
+        when `boundary` is a tick. Returns the decision, None between ticks."""
+        self._advance(boundary)
+        self.scaler.record(boundary, self.area, queued=self.queued_area)
+        self.area = self.queued_area = 0.0
+        if (second + 1 - self.origin) % self.tick:
+            return None
+        return self.scaler.decide(
+            boundary, self._ready_replicas(), starting=self._starting_replicas(), cold_start_s=self.cold_start
+        )
 
     # -- replicas ---------------------------------------------------------------------------
     def _ready_replicas(self) -> int:
@@ -179,6 +197,8 @@ class Replay:
             return
         if kind == _READY:
             replica.ready = True
+            if self.queue:
+                self._advance(t)  # the queue shrinks: close its area so far
             self._dispatch(t)
             return
         self._advance(t)
@@ -216,16 +236,8 @@ class Replay:
                         break
                     self._arrive(i, next_arrival)
                     i += 1
-            self._advance(boundary)
-            self.scaler.record(float(second), self.area)
-            self.area = 0.0
-            if second % self.tick == 0:
-                decision = self.scaler.decide(
-                    float(second),
-                    self._ready_replicas(),
-                    starting=self._starting_replicas(),
-                    cold_start_s=self.cold_start,
-                )
+            decision = self.end_second(second, boundary)
+            if decision is not None:
                 self._scale_to(decision.desired, boundary)
             if boundary >= next_sample:
                 timeline.times.append(boundary)
