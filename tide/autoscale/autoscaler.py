@@ -136,6 +136,7 @@ class Autoscaler:
             self.policy = make_policy(config)
         else:
             self.policy.update_config(config)
+        self._applied = min(config.max_replicas, max(config.min_replicas, self._applied))
         history = self.policy.history_s
         self.load.resize(history)
         self.queued.resize(history)

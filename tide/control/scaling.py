@@ -34,17 +34,20 @@ class DeploymentScaler:
     def __init__(self, spec: DeploymentSpec, now: float) -> None:
         self.config = spec.autoscaler_config()
         self.autoscaler = Autoscaler(self.config)
-        self.current = min(self.config.max_replicas, max(self.config.min_replicas, self.config.initial_scale))
         self.last_decision_at = now
         self.last: ScaleDecision | None = None
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_LENGTH)
+
+    @property
+    def current(self) -> int:
+        """The replica count to run: the autoscaler's last decision (one number, kept there)."""
+        return self.autoscaler.applied
 
     def update_spec(self, spec: DeploymentSpec) -> None:
         config = spec.autoscaler_config()
         if config != self.config:
             self.config = config
             self.autoscaler.update_config(config)
-            self.current = min(config.max_replicas, max(config.min_replicas, self.current))
 
     def record(self, now: float, concurrency: float, requests: float = 0.0, queued: float = 0.0) -> None:
         self.autoscaler.record(now, concurrency, requests, queued)
@@ -73,8 +76,8 @@ class DeploymentScaler:
 
     def _apply(self, now: float, decision: ScaleDecision) -> None:
         self.last_decision_at = now
-        changed = decision.desired != self.current or self.last is None or decision.mode != self.last.mode
-        self.current = decision.desired
+        last = self.last
+        changed = last is None or decision.desired != last.desired or decision.mode != last.mode
         self.last = decision
         if changed:
             self.history.appendleft(self._decision_json(now, decision))
