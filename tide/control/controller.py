@@ -154,7 +154,8 @@ class Controller:
             load = snapshot.get(deployment_id)
             gateway = float(load.in_flight + load.queued) if load is not None else 0.0
             engine = list(self._engine_loads(runtime, now).values())
-            runtime.scaler.record(now, observed_concurrency(gateway, engine))
+            queued = float(load.queued) if load is not None else 0.0
+            runtime.scaler.record(now, observed_concurrency(gateway, engine), queued=queued)
 
     def _engine_loads(self, runtime: DeploymentRuntime, now: float) -> dict[str, EngineLoad]:
         """The fresh engine readings of this deployment's ready, serving replicas."""
