@@ -107,7 +107,9 @@ class TideServer:
             inventory = node_inventory(config.inventory_path, config.cpu_slots)
             self._inventory_source = lambda: inventory
             cache = WeightsCache(config.weights_cache_dir, budget_bytes=config.cache_budget_bytes)
-            self.backend = LocalBackend(config.data_dir, CachedWeights(storage, cache), host="127.0.0.1")
+            self.backend = LocalBackend(
+                config.data_dir, CachedWeights(storage, cache), host="127.0.0.1", warm_pool=config.warm_pool
+            )
         else:  # the Ray cluster's nodes, replicas as Ray actors on them (docs/RAY.md)
             from tide.backends.ray import create
 
@@ -175,6 +177,8 @@ class TideServer:
         )
         self._uvicorn = _EmbeddedUvicorn(cfg)
         await self.gateway.start(self.config.host, self.config.gateway_port)
+        if isinstance(self.backend, LocalBackend):
+            self.backend.start_warm_pool()
         api_task = asyncio.create_task(self._uvicorn.serve())
         control_task = asyncio.create_task(self.controller.run())
         while not self._uvicorn.started:
@@ -256,6 +260,8 @@ class ControllerServer:
     def _elected(self) -> None:
         log.info("elected leader (term %s): taking over", self.lease.term)
         self._leading = True
+        if isinstance(self.server.backend, LocalBackend):
+            self.server.backend.start_warm_pool()
         self._control_task = asyncio.create_task(self.server.controller.run())
 
     def _lost_lease(self) -> None:

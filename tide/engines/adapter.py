@@ -26,6 +26,11 @@ class LaunchPlan:
     health_path: str = "/health"
     # True when the engine prints `TIDE_EVENT {...}` lines (readiness is pushed, not polled).
     emits_events: bool = False
+    # A command that starts a warm process of this engine (runtime imported, no model), which becomes
+    # this replica when sent its order on stdin (tide.backends.warm_pool); None: no warm pool.
+    pooled_command: tuple[str, ...] | None = None
+    # True when the engine serves POST /tide/park?level=N and POST /tide/wake (never through the gateway).
+    can_park: bool = False
 
 
 class EngineAdapter(Protocol):
@@ -84,7 +89,14 @@ class BuiltinEngine:
         env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         if gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
-        return LaunchPlan(argv=tuple(argv), env=env, emits_events=True)
+        return LaunchPlan(
+            argv=tuple(argv), env=env, emits_events=True, pooled_command=builtin_pooled_command(), can_park=True
+        )
+
+
+def builtin_pooled_command() -> tuple[str, ...]:
+    """The built-in engine's warm-pool entry (tide.engines.builtin.pooled)."""
+    return (sys.executable, "-m", "tide.engines.builtin.pooled")
 
 
 def adapter_for(engine: str) -> EngineAdapter:
