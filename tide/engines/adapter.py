@@ -29,8 +29,14 @@ class LaunchPlan:
     # A command that starts a warm process of this engine (runtime imported, no model), which becomes
     # this replica when sent its order on stdin (tide.backends.warm_pool); None: no warm pool.
     pooled_command: tuple[str, ...] | None = None
-    # True when the engine serves POST /tide/park?level=N and POST /tide/wake (never through the gateway).
-    can_park: bool = False
+    # Where the engine parks and wakes (POST {park_path}?level=1|2, POST {wake_path}), from the server's
+    # root; never routed through the gateway. None: this engine cannot park here (it is stopped instead).
+    park_path: str | None = None
+    wake_path: str | None = None
+
+    @property
+    def can_park(self) -> bool:
+        return self.park_path is not None and self.wake_path is not None
 
 
 class EngineAdapter(Protocol):
@@ -90,7 +96,12 @@ class BuiltinEngine:
         if gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
         return LaunchPlan(
-            argv=tuple(argv), env=env, emits_events=True, pooled_command=builtin_pooled_command(), can_park=True
+            argv=tuple(argv),
+            env=env,
+            emits_events=True,
+            pooled_command=builtin_pooled_command(),
+            park_path="/tide/park",
+            wake_path="/tide/wake",
         )
 
 
