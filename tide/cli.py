@@ -378,6 +378,8 @@ def _summary_row(item: dict[str, Any]) -> list[str]:
     status = item.get("status") or {}
     spec = item["spec"]
     ready = f"{status.get('readyReplicas', 0)}/{status.get('desiredReplicas', 0)}"
+    if status.get("parkedReplicas"):
+        ready += f" +{status['parkedReplicas']} parked"
     conditions = status.get("conditions") or []
     reason = conditions[0]["message"] if conditions else ""
     return [
@@ -432,6 +434,7 @@ def describe_deployment(item: dict[str, Any]) -> str:
         f"Deployment {item['id']} (model {spec['name']}, generation {item['generation']})",
         f"  state:     {status.get('state', '?')}",
         f"  replicas:  {status.get('readyReplicas', 0)} ready / {status.get('desiredReplicas', 0)} desired"
+        f"{f' / {parked} parked' if (parked := status.get('parkedReplicas')) else ''}"
         f"  (min {a.get('min')}, max {a.get('max')}, concurrency {a.get('concurrency')})",
         f"  weights:   {spec.get('weights', {}).get('bucket', '-')}/{spec.get('weights', {}).get('path', '-')}",
         f"  engine:    {spec['runtime']['engine']} {spec['runtime'].get('version', '')}",

@@ -36,6 +36,7 @@ PROGRESS_NOTIFY_S = 0.25
 # downloaded, log lines, events) for this long: a multi-minute GPU load that keeps logging is fine.
 STARTUP_STALL_S = 600.0
 HEALTH_POLL_S = 0.25  # fallback for engines that do not push readiness (e.g. vLLM)
+PARK_TIMEOUT_S = 120.0  # a park waits for in-flight requests; a level-2 wake reads the weights again
 
 
 @dataclass
@@ -111,6 +112,8 @@ class _Replica:
     lease: WeightsLease | None = None
     stopping: bool = False
     last_progress: float = field(default_factory=time.monotonic)  # any sign of life while starting
+    plan: LaunchPlan | None = None
+    server: str | None = None  # http://host:port of its engine, kept while parked (base_url is not)
     stalled: str | None = None  # why the watchdog ended a start that made no progress
 
 
@@ -240,6 +243,7 @@ class LocalBackend:
         replica.process = process
         replica.state.pid = process.pid
         base = f"http://{self._host}:{port}"
+        replica.plan, replica.server = plan, base
         ready = asyncio.Event()
 
         async def confirm_ready() -> None:
@@ -324,6 +328,50 @@ class LocalBackend:
         if replica.lease is not None:
             lease, replica.lease = replica.lease, None
             lease.release()
+
+    async def park(self, replica_id: str, level: int) -> bool:
+        replica = self._replicas.get(replica_id)
+        plan = replica.plan if replica is not None else None
+        if replica is None or plan is None or not plan.can_park or replica.state.phase is not ReplicaPhase.READY:
+            return False
+        self._set_phase(replica, ReplicaPhase.PARKING, f"parking (level {level})")
+        try:
+            response = await self._http.post(
+                f"{replica.server}{plan.park_path}", params={"level": level}, timeout=PARK_TIMEOUT_S
+            )
+            parked = response.status_code == 200
+            detail = "" if parked else f"{response.status_code} {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            parked, detail = False, f"{type(exc).__name__}: {exc}"
+        if replica.state.phase is not ReplicaPhase.PARKING:  # it exited meanwhile: its phase says so
+            return False
+        if not parked:
+            self._set_phase(replica, ReplicaPhase.READY, f"could not park: {detail}")
+            return False
+        replica.state.base_url = None
+        self._set_phase(replica, ReplicaPhase.PARKED, f"parked (level {level})")
+        return True
+
+    async def wake(self, replica_id: str) -> bool:
+        replica = self._replicas.get(replica_id)
+        plan = replica.plan if replica is not None else None
+        if replica is None or plan is None or replica.state.phase is not ReplicaPhase.PARKED:
+            return False
+        self._set_phase(replica, ReplicaPhase.WAKING, "waking")
+        try:
+            response = await self._http.post(f"{replica.server}{plan.wake_path}", timeout=PARK_TIMEOUT_S)
+            woke = response.status_code == 200 and await self._healthy(f"{replica.server}{plan.health_path}")
+            detail = "" if woke else f"{response.status_code} {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            woke, detail = False, f"{type(exc).__name__}: {exc}"
+        if replica.state.phase is not ReplicaPhase.WAKING:
+            return False
+        if not woke:
+            self._set_phase(replica, ReplicaPhase.PARKED, f"could not wake: {detail}")
+            return False
+        replica.state.base_url = f"{replica.server}/v1"
+        self._set_phase(replica, ReplicaPhase.READY, "")
+        return True
 
     async def stop(self, replica_id: str, grace_s: float) -> None:
         replica = self._replicas.get(replica_id)
