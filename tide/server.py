@@ -25,6 +25,7 @@ from tide.backends.local import LocalBackend
 from tide.backends.logfiles import LogText
 from tide.backends.node_weights import CachedWeights
 from tide.backends.ray import RayOptions
+from tide.backends.warm_pool import WarmPoolMetrics
 from tide.config import ServerConfig, load_or_create_token
 from tide.control.channel_http import GatewayHub
 from tide.control.controller import Controller
@@ -96,6 +97,7 @@ class TideServer:
 
     def __init__(self, config: ServerConfig, hub: GatewayHub | None = None, ray: RayOptions | None = None) -> None:
         self.config = config
+        self._pool_metrics = False
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.token, self.token_created = load_or_create_token(config)
         self.store = Store(config.db_url)
@@ -171,14 +173,21 @@ class TideServer:
         self.current_inventory()
         return self.catalog
 
+    def start_warm_pool(self) -> None:
+        """The local backend's warm engine pool fills in the background; its gauges join /metrics."""
+        if isinstance(self.backend, LocalBackend) and self.backend.warm_pools:
+            self.backend.start_warm_pool()
+            if not self._pool_metrics:
+                self.controller.metrics.registry.register(WarmPoolMetrics(self.backend.warm_pools))
+                self._pool_metrics = True
+
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         cfg = uvicorn.Config(
             self.app, host=self.config.host, port=self.config.api_port, log_level="warning", lifespan="off"
         )
         self._uvicorn = _EmbeddedUvicorn(cfg)
         await self.gateway.start(self.config.host, self.config.gateway_port)
-        if isinstance(self.backend, LocalBackend):
-            self.backend.start_warm_pool()
+        self.start_warm_pool()
         api_task = asyncio.create_task(self._uvicorn.serve())
         control_task = asyncio.create_task(self.controller.run())
         while not self._uvicorn.started:
@@ -260,8 +269,7 @@ class ControllerServer:
     def _elected(self) -> None:
         log.info("elected leader (term %s): taking over", self.lease.term)
         self._leading = True
-        if isinstance(self.server.backend, LocalBackend):
-            self.server.backend.start_warm_pool()
+        self.server.start_warm_pool()
         self._control_task = asyncio.create_task(self.server.controller.run())
 
     def _lost_lease(self) -> None:

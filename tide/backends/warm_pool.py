@@ -15,10 +15,13 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 log = logging.getLogger("tide.backends")
 
@@ -64,6 +67,10 @@ class WarmPool:
     @property
     def warm_count(self) -> int:
         return sum(1 for p in self._idle if p.warm and p.process.returncode is None)
+
+    @property
+    def starting_count(self) -> int:
+        return sum(1 for p in self._idle if not p.warm and p.process.returncode is None)
 
     def take(self) -> asyncio.subprocess.Process | None:
         """A live pooled process (warm ones first, else the one furthest along), or None when empty."""
@@ -157,3 +164,26 @@ class WarmPool:
 def order_line(argv: tuple[str, ...], env: Mapping[str, str], log_path: Path) -> bytes:
     """What a pooled process reads on stdin to become a replica (tide.engines.builtin.pooled)."""
     return (json.dumps({"argv": list(argv), "env": dict(env), "log": str(log_path)}) + "\n").encode()
+
+
+class WarmPoolMetrics(Collector):
+    """tide_warm_pool_processes{state=warm|starting}, tide_warm_pool_takes_total{outcome=taken|missed}."""
+
+    def __init__(self, pools: list[WarmPool]) -> None:
+        self.pools = pools
+
+    def collect(self) -> Iterator[Metric]:
+        processes = GaugeMetricFamily(
+            "tide_warm_pool_processes", "Engine processes started ahead of need, by state", labels=["state"]
+        )
+        processes.add_metric(["warm"], sum(p.warm_count for p in self.pools))
+        processes.add_metric(["starting"], sum(p.starting_count for p in self.pools))
+        takes = CounterMetricFamily(
+            "tide_warm_pool_takes",
+            "Replica starts of pooled engines: taken from the pool, or missed (the pool was empty)",
+            labels=["outcome"],
+        )
+        takes.add_metric(["taken"], sum(p.taken_total for p in self.pools))
+        takes.add_metric(["missed"], sum(p.missed_total for p in self.pools))
+        yield processes
+        yield takes
