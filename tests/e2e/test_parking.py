@@ -82,6 +82,13 @@ def test_scale_down_parks_and_the_next_requests_wake_the_same_replica(clean_tide
     assert f'tide_replica_wakes_total{{deployment="{NAME}"}} 2.0' in metrics
     assert f'tide_replica_parks_total{{deployment="{NAME}"}} 3.0' in metrics
 
+    # Parked time is metered apart from running (GPU) time.
+    with clean_tide.api() as api:
+        usage = api.get("/usage").json()
+    (mine,) = [d for d in usage["deployments"] if d["deploymentId"] == NAME]
+    assert mine["parkedMinutes"] >= 1
+    assert all(r["gpuMinutes"] == 0 for r in mine["replicas"] if r.get("parked"))
+
     # Parking switched off: the parked replica is stopped, and the deployment is at zero.
     spec = tiny_spec(NAME, autoscaling={"min": 0, "max": 1, "initialScale": 0, "parking": {"enabled": False}})
     clean_tide.apply(spec)

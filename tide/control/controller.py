@@ -32,6 +32,7 @@ from tide.control.lifecycle import (
     restart_backoff,
 )
 from tide.control.metrics import ControlMetrics
+from tide.control.parking import parked_run_id
 from tide.control.placement import free_gpu_ids, leaving_holders, scheduled_placements, scheduling_requests
 from tide.control.runtime import DeploymentRuntime, ParkedAt
 from tide.control.scaling import DeploymentScaler
@@ -500,7 +501,8 @@ class Controller:
         finally:
             runtime.replicas.pop(replica_id, None)
             runtime.draining.discard(replica_id)
-            runtime.parked.pop(replica_id, None)
+            if runtime.parked.pop(replica_id, None) is not None:
+                self._end_parked_run(replica_id, self.clock())
             self._release_placement(runtime, replica_id, self.clock())
             self.wake()
 
@@ -548,6 +550,15 @@ class Controller:
         )
         runtime.draining.discard(replica_id)
         self._release_placement(runtime, replica_id, now)
+        if self.run_log is not None:  # parked time is metered apart: a run on no GPU (tide usage shows it)
+            await asyncio.to_thread(
+                self.run_log.run_started,
+                runtime.id,
+                parked_run_id(replica_id),
+                0,
+                runtime.parked[replica_id].instance_id,
+                now,
+            )
         self.metrics.parked(runtime.id)
         self.wake()
 
@@ -573,7 +584,8 @@ class Controller:
         return remaining
 
     async def _wake_one(self, runtime: DeploymentRuntime, replica_id: str, slot: Placement, now: float) -> None:
-        if self.run_log is not None:  # GPU time is billed again from the wake
+        if self.run_log is not None:  # GPU time is billed again from the wake, parked time no longer
+            await asyncio.to_thread(self.run_log.run_stopped, parked_run_id(replica_id), now)
             await asyncio.to_thread(self.run_log.run_started, runtime.id, replica_id, slot.gpus, slot.instance_id, now)
         started = self.clock()
         if await self.backend.wake(replica_id):
@@ -584,8 +596,13 @@ class Controller:
         self.wake()
 
     def _forget_parked(self, runtime: DeploymentRuntime, replica_id: str) -> None:
-        runtime.parked.pop(replica_id, None)
+        if runtime.parked.pop(replica_id, None) is not None:
+            self._end_parked_run(replica_id, self.clock())
         runtime.replicas.pop(replica_id, None)
+
+    def _end_parked_run(self, replica_id: str, now: float) -> None:
+        if self.run_log is not None:
+            self.run_log.run_stopped(parked_run_id(replica_id), now)
 
     # -- routes and status ----------------------------------------------------------------------------
 

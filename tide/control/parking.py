@@ -15,6 +15,11 @@ from tide.control.runtime import DeploymentRuntime, ParkedAt
 from tide.scheduling import Placement
 
 
+def parked_run_id(replica_id: str) -> str:
+    """The usage run of a replica's parked time (on no GPU), metered apart from its running time."""
+    return f"{replica_id}/parked"
+
+
 def wake_order(runtime: DeploymentRuntime) -> list[str]:
     """Parked replicas of the current template, most recently parked first (its caches are the warmest)."""
     spec = runtime.spec
