@@ -61,12 +61,22 @@ def usage_table(report: dict[str, Any]) -> str:
     rows: list[list[str]] = []
     for deployment in report.get("deployments") or []:
         replicas = deployment.get("replicas") or []
-        rows.append(
-            [deployment["deploymentId"], "*", str(sum(r["minutes"] for r in replicas)), str(deployment["gpuMinutes"])]
-        )
-        rows += [["", r["replicaId"], str(r["minutes"]), str(r["gpuMinutes"])] for r in replicas]
+        running = sum(r["minutes"] for r in replicas if not r.get("parked"))
+        parked = str(deployment.get("parkedMinutes", 0))
+        rows.append([deployment["deploymentId"], "*", str(running), str(deployment["gpuMinutes"]), parked])
+        rows += [
+            [
+                "",
+                r["replicaId"],
+                *(["", "0", str(r["minutes"])] if r.get("parked") else [str(r["minutes"]), str(r["gpuMinutes"]), ""]),
+            ]
+            for r in replicas
+        ]
+    headers = ["DEPLOYMENT", "REPLICA", "MINUTES", "GPU-MINUTES", "PARKED-MINUTES"]
+    if not any(d.get("parkedMinutes") for d in report.get("deployments") or []):
+        headers, rows = headers[:4], [row[:4] for row in rows]  # no parking: the plain table
     if rows:
-        lines += ["", _table(["DEPLOYMENT", "REPLICA", "MINUTES", "GPU-MINUTES"], rows)]
+        lines += ["", _table(headers, rows)]
     else:
         lines.append("no replica ran in this window")
     return "\n".join(lines)

@@ -152,6 +152,15 @@ def node_options(command: F) -> F:
             "--cpu-slots", default=8, show_default=True, help="Replicas that fit on this machine without GPUs."
         ),
         click.option(
+            "--warm-pool",
+            type=click.IntRange(min=0),
+            envvar="TIDE_WARM_POOL",
+            default=1,
+            show_default=True,
+            help="Built-in engine processes kept started ahead of need (runtime imported, no model): a replica "
+            "start takes one and only loads its weights. 0: none. Local backend only.",
+        ),
+        click.option(
             "--usage-retention",
             type=DurationType(),
             default="90d",
@@ -185,6 +194,7 @@ def node_config(
     inventory: Path | None,
     cpu_slots: int,
     usage_retention: float | None,
+    warm_pool: int = 0,
     **server: Any,
 ) -> ServerConfig:
     """The ServerConfig of `node_options` (all of them but --backend and --ray-address: `node_backend`)."""
@@ -195,6 +205,7 @@ def node_config(
         inventory_path=inventory,
         cpu_slots=cpu_slots,
         usage_retention_s=usage_retention,
+        warm_pool=warm_pool,
         **server,
     )
 
@@ -367,6 +378,8 @@ def _summary_row(item: dict[str, Any]) -> list[str]:
     status = item.get("status") or {}
     spec = item["spec"]
     ready = f"{status.get('readyReplicas', 0)}/{status.get('desiredReplicas', 0)}"
+    if status.get("parkedReplicas"):
+        ready += f" +{status['parkedReplicas']} parked"
     conditions = status.get("conditions") or []
     reason = conditions[0]["message"] if conditions else ""
     return [
@@ -421,6 +434,7 @@ def describe_deployment(item: dict[str, Any]) -> str:
         f"Deployment {item['id']} (model {spec['name']}, generation {item['generation']})",
         f"  state:     {status.get('state', '?')}",
         f"  replicas:  {status.get('readyReplicas', 0)} ready / {status.get('desiredReplicas', 0)} desired"
+        f"{f' / {parked} parked' if (parked := status.get('parkedReplicas')) else ''}"
         f"  (min {a.get('min')}, max {a.get('max')}, concurrency {a.get('concurrency')})",
         f"  weights:   {spec.get('weights', {}).get('bucket', '-')}/{spec.get('weights', {}).get('path', '-')}",
         f"  engine:    {spec['runtime']['engine']} {spec['runtime'].get('version', '')}",

@@ -31,6 +31,7 @@ class ServerConfig:
     drain_timeout_s: float = 30.0
     inventory_path: Path | None = None  # a declared fleet of virtual instances instead of this machine
     cpu_slots: int = 8  # replicas of gpuCount 1 that fit on a machine without GPUs
+    warm_pool: int = 0  # built-in engine processes started ahead of need (`tide up --warm-pool`, default 1 there)
     upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S  # None: never cut a quiet replica off
     usage_retention_s: float | None = DEFAULT_USAGE_RETENTION_S  # replica runs (usage) kept; None: forever
     api_keys_file: Path | None = None  # gateway API keys (tide.gateway.keys); also $TIDE_GATEWAY_API_KEYS

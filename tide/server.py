@@ -25,6 +25,7 @@ from tide.backends.local import LocalBackend
 from tide.backends.logfiles import LogText
 from tide.backends.node_weights import CachedWeights
 from tide.backends.ray import RayOptions
+from tide.backends.warm_pool import WarmPoolMetrics
 from tide.config import ServerConfig, load_or_create_token
 from tide.control.channel_http import GatewayHub
 from tide.control.controller import Controller
@@ -96,6 +97,7 @@ class TideServer:
 
     def __init__(self, config: ServerConfig, hub: GatewayHub | None = None, ray: RayOptions | None = None) -> None:
         self.config = config
+        self._pool_metrics = False
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.token, self.token_created = load_or_create_token(config)
         self.store = Store(config.db_url)
@@ -107,7 +109,9 @@ class TideServer:
             inventory = node_inventory(config.inventory_path, config.cpu_slots)
             self._inventory_source = lambda: inventory
             cache = WeightsCache(config.weights_cache_dir, budget_bytes=config.cache_budget_bytes)
-            self.backend = LocalBackend(config.data_dir, CachedWeights(storage, cache), host="127.0.0.1")
+            self.backend = LocalBackend(
+                config.data_dir, CachedWeights(storage, cache), host="127.0.0.1", warm_pool=config.warm_pool
+            )
         else:  # the Ray cluster's nodes, replicas as Ray actors on them (docs/RAY.md)
             from tide.backends.ray import create
 
@@ -169,12 +173,21 @@ class TideServer:
         self.current_inventory()
         return self.catalog
 
+    def start_warm_pool(self) -> None:
+        """The local backend's warm engine pool fills in the background; its gauges join /metrics."""
+        if isinstance(self.backend, LocalBackend) and self.backend.warm_pools:
+            self.backend.start_warm_pool()
+            if not self._pool_metrics:
+                self.controller.metrics.registry.register(WarmPoolMetrics(self.backend.warm_pools))
+                self._pool_metrics = True
+
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         cfg = uvicorn.Config(
             self.app, host=self.config.host, port=self.config.api_port, log_level="warning", lifespan="off"
         )
         self._uvicorn = _EmbeddedUvicorn(cfg)
         await self.gateway.start(self.config.host, self.config.gateway_port)
+        self.start_warm_pool()
         api_task = asyncio.create_task(self._uvicorn.serve())
         control_task = asyncio.create_task(self.controller.run())
         while not self._uvicorn.started:
@@ -256,6 +269,7 @@ class ControllerServer:
     def _elected(self) -> None:
         log.info("elected leader (term %s): taking over", self.lease.term)
         self._leading = True
+        self.server.start_warm_pool()
         self._control_task = asyncio.create_task(self.server.controller.run())
 
     def _lost_lease(self) -> None:

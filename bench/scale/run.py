@@ -68,7 +68,8 @@ def load_average() -> str:
 class Tide:
     """`tide up` on free loopback ports, in its own process group, with a temporary data dir."""
 
-    def __init__(self, root: Path, buckets: Path) -> None:
+    def __init__(self, root: Path, buckets: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.extra_args = extra_args
         self.data_dir = root / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.buckets = buckets
@@ -92,7 +93,18 @@ class Tide:
         env.pop("TIDE_API_TOKEN", None)
         ports = ["--gateway-port", str(self.gateway_port), "--api-port", str(self.api_port)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tide.cli", "--data-dir", str(self.data_dir), "up", *ports, "--drain-timeout", "10"],
+            [
+                sys.executable,
+                "-m",
+                "tide.cli",
+                "--data-dir",
+                str(self.data_dir),
+                "up",
+                *ports,
+                "--drain-timeout",
+                "10",
+                *self.extra_args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

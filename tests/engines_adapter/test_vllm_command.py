@@ -117,3 +117,24 @@ def test_the_operator_sizes_the_cpu_kv_cache(tmp_path: Path, monkeypatch: pytest
         model_dir=Path("/m"), host="127.0.0.1", port=8000, served_name="m", engine_config={}, gpu_ids=(0,)
     )
     assert "VLLM_CPU_KVCACHE_SPACE" not in gpu.env
+
+
+def test_on_gpus_vllm_runs_with_sleep_mode_so_a_replica_can_park(tmp_path: Path) -> None:
+    python = tmp_path / "python"
+    python.write_text("")
+    plan = VllmEngine(python=str(python)).plan(
+        model_dir=Path("/m"), host="127.0.0.1", port=8000, served_name="m", engine_config={}, gpu_ids=(0,)
+    )
+    assert "--enable-sleep-mode" in plan.argv
+    assert plan.env["VLLM_SERVER_DEV_MODE"] == "1"  # /sleep and /wake_up exist only in development mode
+    assert plan.can_park and (plan.park_path, plan.wake_path) == ("/sleep", "/wake_up")
+
+
+def test_on_cpu_vllm_cannot_park_and_gets_no_development_mode(tmp_path: Path) -> None:
+    python = tmp_path / "python"
+    python.write_text("")
+    plan = VllmEngine(python=str(python)).plan(
+        model_dir=Path("/m"), host="127.0.0.1", port=8000, served_name="m", engine_config={}, gpu_ids=()
+    )
+    assert not plan.can_park
+    assert "--enable-sleep-mode" not in plan.argv and "VLLM_SERVER_DEV_MODE" not in plan.env

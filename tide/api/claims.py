@@ -80,6 +80,9 @@ def claim_statuses(records: Sequence[ClaimRecord], inventory: Inventory) -> dict
     return statuses
 
 
+PARKED_SUFFIX = "/parked"  # the usage run of a replica's parked time (tide.control.parking.parked_run_id)
+
+
 def usage_json(report: UsageReport) -> dict[str, Any]:
     """Deployments (sorted by id) with their replicas; rows with no minute billed in the window are left out."""
     deployments: dict[str, dict[str, Any]] = {}
@@ -87,12 +90,19 @@ def usage_json(report: UsageReport) -> dict[str, Any]:
         if replica.minutes == 0:
             continue
         entry = deployments.setdefault(
-            replica.deployment_id, {"deploymentId": replica.deployment_id, "gpuMinutes": 0, "replicas": []}
+            replica.deployment_id,
+            {"deploymentId": replica.deployment_id, "gpuMinutes": 0, "parkedMinutes": 0, "replicas": []},
         )
         entry["gpuMinutes"] += replica.gpu_minutes
-        entry["replicas"].append(
-            {"replicaId": replica.replica_id, "minutes": replica.minutes, "gpuMinutes": replica.gpu_minutes}
-        )
+        row: dict[str, Any] = {
+            "replicaId": replica.replica_id,
+            "minutes": replica.minutes,
+            "gpuMinutes": replica.gpu_minutes,
+        }
+        if replica.replica_id.endswith(PARKED_SUFFIX):  # parked time: no GPU held (tide.control.parking)
+            row["parked"] = True
+            entry["parkedMinutes"] += replica.minutes
+        entry["replicas"].append(row)
     return {
         "start": report.start,
         "end": report.end,

@@ -22,10 +22,19 @@ class ReplicaPhase(StrEnum):
     CRASHED = "crashed"  # exited on its own; the controller decides whether to restart
     FAILED = "failed"  # cannot start (bad weights, engine missing): restarting will not help
     LOST = "lost"  # the machine it ran on is gone: not the replica's fault, replace it at once
+    # Parking: the process stays alive with its accelerator memory given back; waking serves again.
+    PARKING = "parking"
+    PARKED = "parked"
+    WAKING = "waking"
 
     @property
     def starting(self) -> bool:
         return self in (ReplicaPhase.WAITING_FOR_CAPACITY, ReplicaPhase.DOWNLOADING_WEIGHTS, ReplicaPhase.ENGINE_LOAD)
+
+    @property
+    def resting(self) -> bool:
+        """Parking or parked: alive, serving nobody, holding no accelerator."""
+        return self in (ReplicaPhase.PARKING, ReplicaPhase.PARKED)
 
     @property
     def terminal(self) -> bool:
@@ -111,6 +120,15 @@ class Backend(Protocol):
 
     def forget(self, replica_id: str) -> None:
         """Drop a replica that already exited (crashed or failed) from the backend's books."""
+        ...
+
+    async def park(self, replica_id: str, level: int) -> bool:
+        """Park a ready replica (phases parking -> parked). False: its engine cannot park here, or the
+        park failed and the replica is back to ready; the caller stops it instead."""
+        ...
+
+    async def wake(self, replica_id: str) -> bool:
+        """Wake a parked replica (waking -> ready). False: it could not wake; the caller stops it."""
         ...
 
     def logs(self, deployment_id: str, tail_lines: int, after: Mapping[str, int] | None = None) -> dict[str, LogText]:

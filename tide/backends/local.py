@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import httpx
 
 from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState
 from tide.backends.logfiles import LogText, read_replica_logs
-from tide.engines.adapter import adapter_for
+from tide.backends.warm_pool import WarmPool, order_line
+from tide.engines.adapter import LaunchPlan, adapter_for, builtin_pooled_command
 from tide.spec import DeploymentSpec
 
 EVENT_PREFIX = "TIDE_EVENT "
@@ -35,6 +36,7 @@ PROGRESS_NOTIFY_S = 0.25
 # downloaded, log lines, events) for this long: a multi-minute GPU load that keeps logging is fine.
 STARTUP_STALL_S = 600.0
 HEALTH_POLL_S = 0.25  # fallback for engines that do not push readiness (e.g. vLLM)
+PARK_TIMEOUT_S = 120.0  # a park waits for in-flight requests; a level-2 wake reads the weights again
 
 
 @dataclass
@@ -73,6 +75,29 @@ def _die_with_parent() -> None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def replica_env(plan_env: Mapping[str, str]) -> dict[str, str]:
+    """The environment a replica's engine runs with: this process's, plus what the engine's plan sets.
+    Warm-pool processes start with `replica_env({})` and are given `replica_env(plan.env)` when taken, so
+    a pooled replica sees exactly what a freshly launched one would."""
+    return {**os.environ, **plan_env, "PYTHONUNBUFFERED": "1"}
+
+
+async def spawn_engine(
+    argv: tuple[str, ...], env: Mapping[str, str], stderr: IO[bytes], *, stdin_pipe: bool = False
+) -> asyncio.subprocess.Process:
+    """An engine process (a replica, or a warm-pool process that becomes one): stdout is a pipe for its
+    TIDE_EVENT lines, its own process group (a stop reaches its children too), dies with us."""
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE if stdin_pipe else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+        env=dict(env),
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -87,6 +112,8 @@ class _Replica:
     lease: WeightsLease | None = None
     stopping: bool = False
     last_progress: float = field(default_factory=time.monotonic)  # any sign of life while starting
+    plan: LaunchPlan | None = None
+    server: str | None = None  # http://host:port of its engine, kept while parked (base_url is not)
     stalled: str | None = None  # why the watchdog ended a start that made no progress
 
 
@@ -97,8 +124,13 @@ class LocalBackend:
         weights: WeightsProvider,
         host: str = "127.0.0.1",
         startup_stall_s: float = STARTUP_STALL_S,
+        warm_pool: int = 0,
     ) -> None:
         self._logs_dir = data_dir / "logs"
+        self._pools: dict[tuple[str, ...], WarmPool] = {}
+        if warm_pool > 0:  # the built-in engine's pool; others have none (vLLM starts its own processes)
+            command = builtin_pooled_command()
+            self._pools[command] = WarmPool(command, warm_pool, self._spawn_pooled, self._logs_dir / "warm-pool.log")
         self._startup_stall_s = startup_stall_s
         self._weights = weights
         self._host = host
@@ -108,6 +140,35 @@ class LocalBackend:
 
     def set_listener(self, listener: ReplicaListener) -> None:
         self._listener = listener
+
+    def start_warm_pool(self) -> None:
+        """Begin filling the warm pools (needs the running event loop)."""
+        for pool in self._pools.values():
+            pool.start()
+
+    @property
+    def warm_pools(self) -> list[WarmPool]:
+        return list(self._pools.values())
+
+    async def _spawn_pooled(self, argv: tuple[str, ...], stderr: IO[bytes]) -> asyncio.subprocess.Process:
+        return await spawn_engine(argv, replica_env({}), stderr, stdin_pipe=True)
+
+    async def _engine_process(
+        self, plan: LaunchPlan, env: Mapping[str, str], log_file: IO[bytes], log_path: Path
+    ) -> asyncio.subprocess.Process:
+        """A warm-pool process told to become this replica, or a freshly launched engine."""
+        pool = self._pools.get(plan.pooled_command) if plan.pooled_command else None
+        process = pool.take() if pool is not None else None
+        if process is not None and process.stdin is not None:
+            try:
+                process.stdin.write(order_line(plan.argv, env, log_path))
+                await process.stdin.drain()
+                process.stdin.close()
+                log_file.write(f"--- from the warm pool (pid {process.pid})\n".encode())
+                return process
+            except (BrokenPipeError, ConnectionResetError):  # it died just now: launch as usual
+                _signal_group(process.pid, signal.SIGKILL)
+        return await spawn_engine(plan.argv, env, log_file)
 
     def replicas(self) -> list[ReplicaState]:
         return [r.state for r in self._replicas.values()]
@@ -175,20 +236,14 @@ class LocalBackend:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = log_path.open("ab", buffering=0)
         log_file.write(f"--- starting {' '.join(plan.argv)}\n".encode())
-        env = {**os.environ, **plan.env, "PYTHONUNBUFFERED": "1"}
+        env = replica_env(plan.env)
         self._set_phase(replica, ReplicaPhase.ENGINE_LOAD, "loading the model")
         replica.last_progress = time.monotonic()
-        process = await asyncio.create_subprocess_exec(
-            *plan.argv,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log_file,
-            env=env,
-            start_new_session=True,  # its own process group: a stop reaches the engine's children too
-            preexec_fn=_die_with_parent,
-        )
+        process = await self._engine_process(plan, env, log_file, log_path)
         replica.process = process
         replica.state.pid = process.pid
         base = f"http://{self._host}:{port}"
+        replica.plan, replica.server = plan, base
         ready = asyncio.Event()
 
         async def confirm_ready() -> None:
@@ -274,6 +329,50 @@ class LocalBackend:
             lease, replica.lease = replica.lease, None
             lease.release()
 
+    async def park(self, replica_id: str, level: int) -> bool:
+        replica = self._replicas.get(replica_id)
+        plan = replica.plan if replica is not None else None
+        if replica is None or plan is None or not plan.can_park or replica.state.phase is not ReplicaPhase.READY:
+            return False
+        self._set_phase(replica, ReplicaPhase.PARKING, f"parking (level {level})")
+        try:
+            response = await self._http.post(
+                f"{replica.server}{plan.park_path}", params={"level": level}, timeout=PARK_TIMEOUT_S
+            )
+            parked = response.status_code == 200
+            detail = "" if parked else f"{response.status_code} {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            parked, detail = False, f"{type(exc).__name__}: {exc}"
+        if replica.state.phase is not ReplicaPhase.PARKING:  # it exited meanwhile: its phase says so
+            return False
+        if not parked:
+            self._set_phase(replica, ReplicaPhase.READY, f"could not park: {detail}")
+            return False
+        replica.state.base_url = None
+        self._set_phase(replica, ReplicaPhase.PARKED, f"parked (level {level})")
+        return True
+
+    async def wake(self, replica_id: str) -> bool:
+        replica = self._replicas.get(replica_id)
+        plan = replica.plan if replica is not None else None
+        if replica is None or plan is None or replica.state.phase is not ReplicaPhase.PARKED:
+            return False
+        self._set_phase(replica, ReplicaPhase.WAKING, "waking")
+        try:
+            response = await self._http.post(f"{replica.server}{plan.wake_path}", timeout=PARK_TIMEOUT_S)
+            woke = response.status_code == 200 and await self._healthy(f"{replica.server}{plan.health_path}")
+            detail = "" if woke else f"{response.status_code} {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            woke, detail = False, f"{type(exc).__name__}: {exc}"
+        if replica.state.phase is not ReplicaPhase.WAKING:
+            return False
+        if not woke:
+            self._set_phase(replica, ReplicaPhase.PARKED, f"could not wake: {detail}")
+            return False
+        replica.state.base_url = f"{replica.server}/v1"
+        self._set_phase(replica, ReplicaPhase.READY, "")
+        return True
+
     async def stop(self, replica_id: str, grace_s: float) -> None:
         replica = self._replicas.get(replica_id)
         if replica is None:
@@ -309,6 +408,7 @@ class LocalBackend:
         return read_replica_logs(self._logs_dir, deployment_id, tail_lines, after)
 
     async def close(self) -> None:
+        await asyncio.gather(*(pool.close() for pool in self._pools.values()), return_exceptions=True)
         await asyncio.gather(*(self.stop(rid, grace_s=5.0) for rid in list(self._replicas)), return_exceptions=True)
         await self._http.aclose()
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from tide.backends.base import Backend, ReplicaLaunch, ReplicaPhase, ReplicaState
+from tide.control import parking
 from tide.control.engine_load import (
     SCRAPE_INTERVAL_S,
     EngineLoadScraper,
@@ -31,8 +32,9 @@ from tide.control.lifecycle import (
     restart_backoff,
 )
 from tide.control.metrics import ControlMetrics
+from tide.control.parking import parked_run_id
 from tide.control.placement import free_gpu_ids, leaving_holders, scheduled_placements, scheduling_requests
-from tide.control.runtime import DeploymentRuntime
+from tide.control.runtime import DeploymentRuntime, ParkedAt
 from tide.control.scaling import DeploymentScaler, measured_cold_start
 from tide.engines.adapter import adapter_for
 from tide.engines.prometheus import EngineLoad
@@ -126,7 +128,8 @@ class Controller:
             runtime.replicas[state.replica_id] = state
             if state.phase is ReplicaPhase.READY and ReplicaPhase.DRAINING.value not in state.phase_times:
                 now = self.clock()
-                self.metrics.replica_ready(state, now)
+                if ReplicaPhase.PARKED.value not in state.phase_times:  # a wake is no start
+                    self.metrics.replica_ready(state, now)
                 if runtime.woke_at is not None:
                     self.metrics.woke_and_ready(runtime.id, now - runtime.woke_at)
                     runtime.woke_at = None
@@ -321,7 +324,10 @@ class Controller:
         """Replicas that ended on their own: record why, forget them, back off before replacing (not when
         their machine was lost: that is no reason to wait)."""
         for replica_id, state in list(runtime.replicas.items()):
-            if state.phase is ReplicaPhase.LOST and replica_id not in runtime.draining:
+            if replica_id in runtime.parked and state.phase.terminal:  # a parked engine that ended: nobody lost work
+                self._forget_parked(runtime, replica_id)
+                self.backend.forget(replica_id)
+            elif state.phase is ReplicaPhase.LOST and replica_id not in runtime.draining:
                 runtime.lost_message = f"replica {replica_id} lost: {state.message}; replacing it"
                 del runtime.replicas[replica_id]
                 self._release_placement(runtime, replica_id, now)
@@ -393,17 +399,22 @@ class Controller:
             slots = [p for p in decision.started if p.deployment_id == runtime.id]
             in_flight = {rid: self.gateway.in_flight(rid) for rid in runtime.replicas}
             plan = plan_rollout(
-                [r for rid, r in runtime.replicas.items() if rid not in runtime.draining],
+                [r for rid, r in runtime.replicas.items() if rid not in runtime.draining and rid not in runtime.parked],
                 spec.replica_template(),
                 desired,
                 in_flight,
                 can_start=now >= runtime.next_start_at,
             )
             for replica_id in plan.remove:
-                self._remove_replica(runtime, replica_id)
+                if self._may_park(runtime, replica_id):
+                    self._park_replica(runtime, replica_id)
+                else:
+                    self._remove_replica(runtime, replica_id)
             await self._start_awaiting(runtime, now)
-            for slot in slots[: plan.start]:
+            for slot in self._wake_parked(runtime, slots[: plan.start], now):
                 await self._start_replica(runtime, spec, slot, now)
+            for replica_id in parking.expired(runtime, now):
+                self._remove_replica(runtime, replica_id)
         await self._write_status(runtime, now, desired=desired)
 
     def _desired(self, runtime: DeploymentRuntime, now: float) -> int:
@@ -448,6 +459,11 @@ class Controller:
         placement = runtime.placements[replica_id]
         gpu_ids = free_gpu_ids(self.runtimes.values(), placement)
         runtime.gpu_ids[replica_id] = gpu_ids
+        # A parked replica on these GPUs gave them back to the books: stop it before another engine starts.
+        for owner, parked_id in parking.overlapping_parked(self.runtimes.values(), placement.instance_id, gpu_ids):
+            log.info("stopping parked %s: its GPUs go to %s", parked_id, replica_id)
+            await self.backend.stop(parked_id, grace_s=self.stop_grace_s)
+            self._forget_parked(owner, parked_id)
         if self.run_log is not None:  # billing starts when the replica's process does
             await asyncio.to_thread(
                 self.run_log.run_started, runtime.id, replica_id, placement.gpus, placement.instance_id, now
@@ -493,8 +509,108 @@ class Controller:
         finally:
             runtime.replicas.pop(replica_id, None)
             runtime.draining.discard(replica_id)
+            if runtime.parked.pop(replica_id, None) is not None:
+                self._end_parked_run(replica_id, self.clock())
             self._release_placement(runtime, replica_id, self.clock())
             self.wake()
+
+    # -- parking (tide.control.parking) ----------------------------------------------------------------
+
+    def _may_park(self, runtime: DeploymentRuntime, replica_id: str) -> bool:
+        """A scale-down of a ready, current replica parks it when the deployment allows it."""
+        spec, state = runtime.spec, runtime.replicas.get(replica_id)
+        return (
+            spec is not None
+            and spec.autoscaling.parks
+            and not spec.disabled
+            and not runtime.record.deleting
+            and state is not None
+            and state.phase is ReplicaPhase.READY
+            and state.template == spec.replica_template()
+            and replica_id not in runtime.draining
+        )
+
+    def _park_replica(self, runtime: DeploymentRuntime, replica_id: str) -> None:
+        """Out of rotation first (like a drain); once its in-flight requests are done, park it; its GPUs
+        go back to the books. An engine that cannot park is stopped."""
+        runtime.draining.add(replica_id)
+        self._push_routes()
+        task = asyncio.create_task(self._drain_and_park(runtime, replica_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain_and_park(self, runtime: DeploymentRuntime, replica_id: str) -> None:
+        assert runtime.spec is not None
+        level = runtime.spec.autoscaling.parking.level
+        deadline = self.clock() + self.drain_timeout_s
+        while self.gateway.in_flight(replica_id) > 0 and self.clock() < deadline:
+            await asyncio.sleep(0.05)
+        if not await self.backend.park(replica_id, level):
+            await self._drain_and_stop(runtime, replica_id)
+            return
+        now = self.clock()
+        placement = runtime.placements.get(replica_id)
+        runtime.parked[replica_id] = ParkedAt(
+            instance_id=placement.instance_id if placement else "",
+            gpus=placement.gpus if placement else 0,
+            gpu_ids=runtime.gpu_ids.get(replica_id, ()),
+            since=now,
+        )
+        runtime.draining.discard(replica_id)
+        self._release_placement(runtime, replica_id, now)
+        if self.run_log is not None:  # parked time is metered apart: a run on no GPU (tide usage shows it)
+            await asyncio.to_thread(
+                self.run_log.run_started,
+                runtime.id,
+                parked_run_id(replica_id),
+                0,
+                runtime.parked[replica_id].instance_id,
+                now,
+            )
+        self.metrics.parked(runtime.id)
+        self.wake()
+
+    def _wake_parked(self, runtime: DeploymentRuntime, slots: list[Placement], now: float) -> list[Placement]:
+        """Wake parked replicas into the slots the scheduler offers on their own instances; returns the
+        slots left for new replicas. One whose GPUs another replica took is stopped (a new one starts)."""
+        remaining = list(slots)
+        for replica_id in parking.wake_order(runtime):
+            at = runtime.parked[replica_id]
+            slot = parking.slot_for(at, remaining)
+            if slot is None:
+                continue
+            if set(at.gpu_ids) & parking.gpus_in_use(self.runtimes.values(), at.instance_id):
+                self._remove_replica(runtime, replica_id)
+                continue
+            remaining.remove(slot)
+            del runtime.parked[replica_id]
+            runtime.placements[replica_id] = Placement(runtime.id, replica_id, slot.instance_id, slot.gpus, now)
+            runtime.gpu_ids[replica_id] = at.gpu_ids
+            task = asyncio.create_task(self._wake_one(runtime, replica_id, slot, now))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return remaining
+
+    async def _wake_one(self, runtime: DeploymentRuntime, replica_id: str, slot: Placement, now: float) -> None:
+        if self.run_log is not None:  # GPU time is billed again from the wake, parked time no longer
+            await asyncio.to_thread(self.run_log.run_stopped, parked_run_id(replica_id), now)
+            await asyncio.to_thread(self.run_log.run_started, runtime.id, replica_id, slot.gpus, slot.instance_id, now)
+        started = self.clock()
+        if await self.backend.wake(replica_id):
+            self.metrics.woke(runtime.id, self.clock() - started)
+        else:
+            log.warning("replica %s could not wake; stopping it", replica_id)
+            self._remove_replica(runtime, replica_id)
+        self.wake()
+
+    def _forget_parked(self, runtime: DeploymentRuntime, replica_id: str) -> None:
+        if runtime.parked.pop(replica_id, None) is not None:
+            self._end_parked_run(replica_id, self.clock())
+        runtime.replicas.pop(replica_id, None)
+
+    def _end_parked_run(self, replica_id: str, now: float) -> None:
+        if self.run_log is not None:
+            self.run_log.run_stopped(parked_run_id(replica_id), now)
 
     # -- routes and status ----------------------------------------------------------------------------
 
@@ -578,7 +694,8 @@ class Controller:
             status["engineLoad"] = load_json(list(engine_loads.values()))
         if runtime.scaler is not None:
             status.update(runtime.scaler.status())
-        self.metrics.set_replica_counts(runtime.id, ready, desired)
+        self.metrics.set_replica_counts(runtime.id, ready, desired, parked=len(runtime.parked))
+        status["parkedReplicas"] = len(runtime.parked)
         if status != runtime.last_status:
             runtime.last_status = status
             await asyncio.to_thread(self.store.set_status, runtime.id, status)

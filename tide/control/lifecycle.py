@@ -120,17 +120,21 @@ def describe_starting(replica: ReplicaState) -> str:
         return "loading the model"
     if phase is ReplicaPhase.WAITING_FOR_CAPACITY:
         return replica.message or "waiting for capacity"
+    if phase is ReplicaPhase.WAKING:
+        return "waking from parked"
     return phase.value
 
 
 def compute_state(view: DeploymentView) -> tuple[str, list[Condition]]:
     """STATUS_* and the conditions that explain it, in words a user can act on."""
     conditions = list(view.conditions)
-    live = [r for r in view.replicas if not r.phase.terminal]
+    # Parked replicas serve nobody and hold no GPU: they are shown apart (the Parked condition).
+    parked = [r for r in view.replicas if r.phase.resting]
+    live = [r for r in view.replicas if not r.phase.terminal and not r.phase.resting]
     ready = [r for r in live if r.phase is ReplicaPhase.READY]
     ready_current = [r for r in ready if r.template == view.template]
     old_live = [r for r in live if r.template != view.template and r.phase is not ReplicaPhase.DRAINING]
-    starting = [r for r in live if r.phase.starting]
+    starting = [r for r in live if r.phase.starting or r.phase is ReplicaPhase.WAKING]
 
     if view.spec_error:
         conditions.append(Condition("SpecInvalid", view.spec_error))
@@ -154,6 +158,8 @@ def compute_state(view: DeploymentView) -> tuple[str, list[Condition]]:
         conditions.append(Condition("ReplicaCrashed", view.crash_message))
     for replica in starting:
         conditions.append(Condition("Progressing", f"replica {replica.replica_id}: {describe_starting(replica)}"))
+    if parked:
+        conditions.append(Condition("Parked", f"{len(parked)} replica(s) parked: a scale-up wakes them first"))
     if view.desired == 0 and not live:
         conditions.append(Condition("ScaledToZero", "no replicas: the next request starts one"))
         return "STATUS_READY", conditions

@@ -11,7 +11,7 @@ import contextlib
 import itertools
 from collections.abc import Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -42,6 +42,17 @@ class ControlMetrics:
             registry=self.registry,
         )
         self.replicas = Gauge("tide_replicas", "Replicas by state", ["deployment", "state"], registry=self.registry)
+        self.parks = Counter(
+            "tide_replica_parks", "Replicas parked instead of stopped", ["deployment"], registry=self.registry
+        )
+        self.wakes = Counter("tide_replica_wakes", "Parked replicas woken", ["deployment"], registry=self.registry)
+        self.wake_seconds = Histogram(
+            "tide_replica_wake_seconds",
+            "From asking a parked replica to wake to its serving again",
+            ["deployment"],
+            buckets=COLD_START_BUCKETS,
+            registry=self.registry,
+        )
         self.engine_requests = Gauge(
             "tide_replica_engine_requests",
             "Requests a replica's engine reports, by state (running, waiting)",
@@ -71,9 +82,17 @@ class ControlMetrics:
     def woke_and_ready(self, deployment_id: str, seconds: float) -> None:
         self.wake_to_ready.labels(deployment_id).observe(max(0.0, seconds))
 
-    def set_replica_counts(self, deployment_id: str, ready: int, desired: int) -> None:
+    def set_replica_counts(self, deployment_id: str, ready: int, desired: int, parked: int = 0) -> None:
         self.replicas.labels(deployment_id, "ready").set(ready)
         self.replicas.labels(deployment_id, "desired").set(desired)
+        self.replicas.labels(deployment_id, "parked").set(parked)
+
+    def parked(self, deployment_id: str) -> None:
+        self.parks.labels(deployment_id).inc()
+
+    def woke(self, deployment_id: str, seconds: float) -> None:
+        self.wakes.labels(deployment_id).inc()
+        self.wake_seconds.labels(deployment_id).observe(max(0.0, seconds))
 
     def set_engine_loads(self, readings: Mapping[str, Reading]) -> None:
         """The last scrape of every replica; series of replicas that are gone are removed."""
@@ -96,7 +115,7 @@ class ControlMetrics:
         self.gateway_traffic.snapshot = dict(snapshot)
 
     def forget(self, deployment_id: str) -> None:
-        for state in ("ready", "desired"):
+        for state in ("ready", "desired", "parked"):
             with contextlib.suppress(KeyError):
                 self.replicas.remove(deployment_id, state)
 

@@ -12,6 +12,16 @@ from tide.spec import DeploymentSpec
 from tide.store import DeploymentRecord
 
 
+@dataclass(frozen=True)
+class ParkedAt:
+    """Where a parked replica ran (it wakes only there) and since when it is parked."""
+
+    instance_id: str
+    gpus: int
+    gpu_ids: tuple[int, ...]
+    since: float
+
+
 @dataclass
 class DeploymentRuntime:
     id: str
@@ -36,6 +46,8 @@ class DeploymentRuntime:
     # Replicas placed on GPUs that a preempted (or otherwise leaving) replica still holds: they start when
     # it has stopped, never beside it on the same GPUs.
     awaiting_gpus: set[str] = field(default_factory=set)
+    # Parked replicas (tide.control.parking): alive, out of rotation, no placement in the books.
+    parked: dict[str, ParkedAt] = field(default_factory=dict)
 
     def ready_count(self) -> int:
         """Ready replicas in rotation (draining ones are on their way out)."""

@@ -26,6 +26,17 @@ class LaunchPlan:
     health_path: str = "/health"
     # True when the engine prints `TIDE_EVENT {...}` lines (readiness is pushed, not polled).
     emits_events: bool = False
+    # A command that starts a warm process of this engine (runtime imported, no model), which becomes
+    # this replica when sent its order on stdin (tide.backends.warm_pool); None: no warm pool.
+    pooled_command: tuple[str, ...] | None = None
+    # Where the engine parks and wakes (POST {park_path}?level=1|2, POST {wake_path}), from the server's
+    # root; never routed through the gateway. None: this engine cannot park here (it is stopped instead).
+    park_path: str | None = None
+    wake_path: str | None = None
+
+    @property
+    def can_park(self) -> bool:
+        return self.park_path is not None and self.wake_path is not None
 
 
 class EngineAdapter(Protocol):
@@ -84,7 +95,19 @@ class BuiltinEngine:
         env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         if gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
-        return LaunchPlan(argv=tuple(argv), env=env, emits_events=True)
+        return LaunchPlan(
+            argv=tuple(argv),
+            env=env,
+            emits_events=True,
+            pooled_command=builtin_pooled_command(),
+            park_path="/tide/park",
+            wake_path="/tide/wake",
+        )
+
+
+def builtin_pooled_command() -> tuple[str, ...]:
+    """The built-in engine's warm-pool entry (tide.engines.builtin.pooled)."""
+    return (sys.executable, "-m", "tide.engines.builtin.pooled")
 
 
 def adapter_for(engine: str) -> EngineAdapter:

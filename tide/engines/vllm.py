@@ -90,7 +90,8 @@ def vllm_arguments(
         "--disable-uvicorn-access-log",
     ]
     if not cpu:
-        args += ["--tensor-parallel-size", str(gpu_count)]
+        # Sleep mode (CUDA only) lets Tide park the replica: /sleep and /wake_up (tide.engines.adapter).
+        args += ["--tensor-parallel-size", str(gpu_count), "--enable-sleep-mode"]
     else:
         args += ["--enforce-eager"]  # CPU: skip torch.compile, 28 s instead of 70 s to ready
     for key in sorted(engine_config):
@@ -146,8 +147,14 @@ class VllmEngine:
         }
         if gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
+        if not cpu:
+            # /sleep and /wake_up exist only in the server's development mode. The gateway never routes
+            # them (it forwards only the OpenAI routes), and replicas listen on the node's own address.
+            env["VLLM_SERVER_DEV_MODE"] = "1"
         else:
             # GiB of KV cache on CPU (unset, vLLM sizes it from the machine's memory); 1 GiB holds the tiny
             # model's 2048 tokens hundreds of times over. The operator's own setting wins.
             env["VLLM_CPU_KVCACHE_SPACE"] = os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")
-        return LaunchPlan(argv=tuple(argv), env=env, emits_events=False)
+        if cpu:  # vLLM's sleep mode is CUDA-only: a replica on CPU cannot park and is stopped instead
+            return LaunchPlan(argv=tuple(argv), env=env, emits_events=False)
+        return LaunchPlan(argv=tuple(argv), env=env, emits_events=False, park_path="/sleep", wake_path="/wake_up")

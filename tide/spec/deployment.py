@@ -56,6 +56,23 @@ class ResourcesSpec:
     gpu_count: int = 1
 
 
+# Profiles whose scale-down parks a replica unless `autoscaling.parking.enabled` says otherwise. The hosted
+# services the other profiles mirror do not park; `tide` is Tide's own policy's profile (when present).
+PARKING_PROFILES = ("development", "tide")
+DEFAULT_PARKING_RETENTION_S = 600.0
+
+
+@dataclass(frozen=True)
+class ParkingSpec:
+    """`autoscaling.parking` (a Tide extension): a scale-down parks the replica (the process stays, its
+    accelerator memory is given back) for up to `retention_s`, and a scale-up wakes it before starting
+    a new one. `enabled` None: the profile decides (PARKING_PROFILES)."""
+
+    enabled: bool | None = None
+    retention_s: float = DEFAULT_PARKING_RETENTION_S
+    level: int = 1
+
+
 @dataclass(frozen=True)
 class AutoscalingSpec:
     min: int = 1
@@ -72,6 +89,14 @@ class AutoscalingSpec:
     max_concurrency: int | None = None
     max_queue: int = DEFAULT_MAX_QUEUE
     max_queue_wait_s: float = DEFAULT_MAX_QUEUE_WAIT_S
+    parking: ParkingSpec = field(default_factory=ParkingSpec)
+
+    @property
+    def parks(self) -> bool:
+        """Whether a scale-down parks replicas (the field, else the profile's default)."""
+        if self.parking.enabled is not None:
+            return self.parking.enabled
+        return self.profile in PARKING_PROFILES
 
 
 @dataclass(frozen=True)
@@ -149,8 +174,10 @@ _KNOWN_KEYS: dict[str, set[str]] = {
         "maxConcurrency",
         "maxQueue",
         "maxQueueWait",
+        "parking",
         *TUNING_FIELDS,
     },
+    "autoscaling.parking": {"enabled", "retention", "level"},
     "traffic": {"weight"},
 }
 
@@ -394,6 +421,7 @@ def _parse_autoscaling(raw: Mapping[str, Any]) -> AutoscalingSpec:
     wait_raw = section.get("maxQueueWait")
     max_wait = DEFAULT_MAX_QUEUE_WAIT_S if wait_raw is None else parse_duration(wait_raw, "autoscaling.maxQueueWait")
     return AutoscalingSpec(
+        parking=_parse_parking(section.get("parking")),
         min=minimum,
         max=maximum,
         priority=priority,
@@ -406,6 +434,27 @@ def _parse_autoscaling(raw: Mapping[str, Any]) -> AutoscalingSpec:
         max_queue=max_queue,
         max_queue_wait_s=max_wait,
     )
+
+
+def _parse_parking(raw: Any) -> ParkingSpec:
+    if raw is None:
+        return ParkingSpec()
+    if not isinstance(raw, Mapping):
+        raise SpecError("autoscaling.parking", "autoscaling.parking must be an object: {enabled, retention, level}")
+    _reject_unknown(raw, "autoscaling.parking")
+    enabled = raw.get("enabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise SpecError(
+            "autoscaling.parking.enabled", f"autoscaling.parking.enabled must be true or false, not {enabled!r}"
+        )
+    retention_raw = raw.get("retention")
+    retention = (
+        DEFAULT_PARKING_RETENTION_S
+        if retention_raw is None
+        else parse_duration(retention_raw, "autoscaling.parking.retention")
+    )
+    level = _int(raw.get("level"), "autoscaling.parking.level", default=1, low=1, high=2)
+    return ParkingSpec(enabled=enabled, retention_s=retention, level=level)
 
 
 def parse_deployment(raw: Any, catalog: Catalog) -> DeploymentSpec:
@@ -451,6 +500,10 @@ def deployment_to_dict(spec: DeploymentSpec) -> dict[str, Any]:
         autoscaling["profile"] = a.profile
     if a.max_concurrency is not None:
         autoscaling["maxConcurrency"] = a.max_concurrency
+    parking: dict[str, Any] = {"retention": format_duration(a.parking.retention_s), "level": a.parking.level}
+    if a.parking.enabled is not None:  # absent: the profile decides (status.parking says what holds)
+        parking["enabled"] = a.parking.enabled
+    autoscaling["parking"] = parking
     for key, value in a.tuning.items():
         kind = TUNING_FIELDS.get(key, "number")
         autoscaling[key] = format_duration(value) if kind == "duration" else (int(value) if kind == "count" else value)

@@ -233,6 +233,13 @@ class RayBackend:
                 replica.task.cancel()
             self._kill(replica)
 
+    async def park(self, replica_id: str, level: int) -> bool:
+        """Not on Ray yet: a replica actor owns its node's GPUs until it ends, so it is stopped instead."""
+        return False
+
+    async def wake(self, replica_id: str) -> bool:
+        return False
+
     def logs(self, deployment_id: str, tail_lines: int, after: Mapping[str, int] | None = None) -> dict[str, LogText]:
         return read_replica_logs(self._logs_dir, deployment_id, tail_lines, after)
 

@@ -51,7 +51,7 @@ def set_cpu_threads(threads: int | None) -> int:
 
 
 def load_model(model_dir: pathlib.Path, *, dtype: str, device: str | None, threads: int | None = None) -> LoadedModel:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a server logs lines, not progress bars
@@ -60,9 +60,7 @@ def load_model(model_dir: pathlib.Path, *, dtype: str, device: str | None, threa
     target = pick_device(device)
     used_threads = set_cpu_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=DTYPES[dtype])
-    model = model.to(target)  # type: ignore[arg-type]
-    model.eval()
+    model = load_weights(model_dir, dtype=dtype, device=target)
 
     eos: set[int] = set()
     for source in (model.generation_config.eos_token_id, model.config.eos_token_id, tokenizer.eos_token_id):
@@ -74,6 +72,16 @@ def load_model(model_dir: pathlib.Path, *, dtype: str, device: str | None, threa
     max_len = int(getattr(model.config, "max_position_embeddings", 0) or 0) or 2048
     log.info("loaded %s on %s as %s (max length %d, %d CPU threads)", model_dir, target, dtype, max_len, used_threads)
     return LoadedModel(model, tokenizer, target, eos, int(pad), max_len)
+
+
+def load_weights(model_dir: pathlib.Path, *, dtype: str, device: torch.device) -> Any:
+    """The model's weights from its directory onto `device`, ready for inference (also a level-2 wake)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=DTYPES[dtype])
+    model = model.to(device)  # type: ignore[arg-type]
+    model.eval()
+    return model
 
 
 def warm_up(loaded: LoadedModel) -> None:

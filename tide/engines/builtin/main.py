@@ -12,11 +12,16 @@ import sys
 import threading
 import time
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from tide.engines.builtin.events import emit_event
 from tide.engines.builtin.server import EngineState, build_app
+
+if TYPE_CHECKING:
+    from tide.engines.builtin.loading import LoadedModel
+    from tide.engines.builtin.scheduler import BatchScheduler
 
 log = logging.getLogger("tide.engines.builtin")
 
@@ -84,29 +89,37 @@ def _load_in_thread(
 ) -> None:
     """Imports torch and loads the model off the event loop, so /health answers 503 meanwhile."""
     try:
-        from tide.engines.builtin.loading import load_model, warm_up
-        from tide.engines.builtin.scheduler import BatchScheduler
+        from tide.engines.builtin.loading import load_model, load_weights, warm_up
 
         started = time.monotonic()
         loaded = load_model(args.model_dir, dtype=args.dtype, device=args.device, threads=args.threads)
         warm_up(loaded)
-        scheduler = BatchScheduler(
-            loaded.model,
-            loaded.tokenizer,
-            device=loaded.device,
-            max_batch_size=args.max_batch_size,
-            eos_token_ids=loaded.eos_token_ids,
-            max_model_len=loaded.max_model_len,
-            pad_token_id=loaded.pad_token_id,
-        )
+        scheduler = _scheduler_for(loaded, args)
         scheduler.start()
         state.loaded = loaded
+        # How a wake rebuilds what a park dropped (tide.engines.builtin.parking).
+        state.make_scheduler = lambda: _scheduler_for(loaded, args)
+        state.reload_weights = lambda: load_weights(args.model_dir, dtype=args.dtype, device=loaded.device)
         state.scheduler = scheduler
         log.info("model ready in %.1f s", time.monotonic() - started)
     except BaseException as exc:
         errors.append(exc)
     finally:
         done.set()
+
+
+def _scheduler_for(loaded: LoadedModel, args: argparse.Namespace) -> BatchScheduler:
+    from tide.engines.builtin.scheduler import BatchScheduler
+
+    return BatchScheduler(
+        loaded.model,
+        loaded.tokenizer,
+        device=loaded.device,
+        max_batch_size=args.max_batch_size,
+        eos_token_ids=loaded.eos_token_ids,
+        max_model_len=loaded.max_model_len,
+        pad_token_id=loaded.pad_token_id,
+    )
 
 
 async def _lifecycle(
@@ -125,6 +138,7 @@ async def _lifecycle(
                 server.should_exit = True
                 return 1
             if server.started:
+                state.port = port
                 emit_event("ready", port=port)
                 announced = True
         await asyncio.sleep(0.02)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tide.engines.builtin import protocol
+from tide.engines.builtin.events import emit_event
 from tide.engines.builtin.protocol import ParsedRequest, RequestError
 
 if TYPE_CHECKING:
@@ -39,10 +40,27 @@ class EngineState:
     draining: bool = False
     in_flight: int = 0
     requests_total: int = 0
+    port: int = 0
+    parked: int = 0  # the park level (1 or 2) while parked or parking; 0 when serving
+    park_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # What a wake rebuilds (set once the model is loaded; see main._load_in_thread).
+    make_scheduler: Callable[[], BatchScheduler] | None = None
+    reload_weights: Callable[[], Any] | None = None
+    # Token counters of schedulers a park retired, so the Prometheus counters never go back.
+    retired_prompt_tokens: int = 0
+    retired_generated_tokens: int = 0
 
     @property
     def ready(self) -> bool:
         return self.scheduler is not None
+
+    @property
+    def prompt_tokens_total(self) -> int:
+        return self.retired_prompt_tokens + (self.scheduler.prompt_tokens_total if self.scheduler else 0)
+
+    @property
+    def generated_tokens_total(self) -> int:
+        return self.retired_generated_tokens + (self.scheduler.generated_tokens_total if self.scheduler else 0)
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -73,6 +91,8 @@ class GenerationGate:
         refusal = None
         if self.state.draining:
             refusal = _unavailable("This engine is draining (shutting down); retry on another replica.")
+        elif self.state.parked:
+            refusal = _unavailable("This replica is parked (POST /tide/wake wakes it); retry on another replica.")
         elif not self.state.ready:
             refusal = _unavailable("This engine is still loading its model; retry shortly.")
         if refusal is not None:
@@ -90,6 +110,8 @@ def build_app(state: EngineState) -> ASGIApp:
     async def health(_: Request) -> Response:
         if state.draining:
             return _json({"status": "draining"}, 503)
+        if state.parked:
+            return _json({"status": "parked", "level": state.parked}, 503)
         if not state.ready:
             return _json({"status": "loading"}, 503)
         return _json({"status": "ok"})
@@ -144,6 +166,20 @@ def build_app(state: EngineState) -> ASGIApp:
         )
         return _json(err.body(), exc.status_code)
 
+    async def park(request: Request) -> Response:
+        raw_level = request.query_params.get("level", "1")
+        raw_timeout = request.query_params.get("timeout", "30")
+        try:
+            level, timeout = int(raw_level), float(raw_timeout)
+        except ValueError:
+            level, timeout = 0, 0.0
+        if level not in LEVELS or timeout < 0:
+            return _park_error("`level` must be 1 or 2 and `timeout` seconds >= 0", 400, "invalid_request")
+        return await park_engine(state, level, timeout)
+
+    async def wake(_: Request) -> Response:
+        return await wake_engine(state)
+
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
@@ -152,10 +188,82 @@ def build_app(state: EngineState) -> ASGIApp:
             Route("/v1/models", models, methods=["GET"]),
             Route("/v1/chat/completions", chat, methods=["POST"]),
             Route("/v1/completions", completions, methods=["POST"]),
+            Route("/tide/park", park, methods=["POST"]),
+            Route("/tide/wake", wake, methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_error},
     )
     return GenerationGate(app, state)
+
+
+LEVELS = (1, 2)
+
+
+def _park_error(message: str, status: int, code: str) -> Response:
+    return _json({"error": {"message": message, "type": "park_error", "param": None, "code": code}}, status)
+
+
+async def park_engine(state: EngineState, level: int, timeout: float) -> Response:
+    """Refuse new work, let in-flight requests finish (up to `timeout` s), then park at `level`."""
+    from tide.engines.builtin import parking
+
+    async with state.park_lock:
+        if state.parked:
+            return _json({"status": "parked", "level": state.parked})
+        if state.draining:
+            return _park_error("this engine is draining (shutting down): it cannot park", 409, "draining")
+        if state.scheduler is None or state.loaded is None:
+            return _park_error("this engine is still loading its model: it cannot park yet", 409, "loading")
+        state.parked = level  # from here on the gate refuses new requests
+        emit_event("parking", level=level)
+        deadline = time.monotonic() + timeout
+        while state.in_flight > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if state.in_flight > 0:
+            state.parked = 0
+            emit_event("ready", port=state.port)
+            return _park_error(f"{state.in_flight} request(s) still in flight after {timeout:g} s", 409, "busy")
+        scheduler, state.scheduler = state.scheduler, None
+        state.retired_prompt_tokens += scheduler.prompt_tokens_total
+        state.retired_generated_tokens += scheduler.generated_tokens_total
+        park = parking.park_level1 if level == 1 else parking.park_level2
+        moved = await asyncio.to_thread(park, state.loaded, scheduler)
+        emit_event("parked", level=level, **moved.to_json())
+        return _json({"status": "parked", "level": level, **moved.to_json()})
+
+
+async def wake_engine(state: EngineState) -> Response:
+    """Bring a parked engine back: weights onto the device (or read again), a fresh scheduler."""
+    from tide.engines.builtin import parking
+    from tide.engines.builtin.loading import warm_up
+
+    async with state.park_lock:
+        level = state.parked
+        if not level:
+            return _json({"status": "ok", "woke": False})
+        loaded, make, reload = state.loaded, state.make_scheduler, state.reload_weights
+        assert loaded is not None and make is not None and reload is not None
+        emit_event("waking", level=level)
+
+        def wake() -> tuple[parking.Moved, BatchScheduler]:
+            if level == 1:
+                moved = parking.wake_level1(loaded)
+            else:
+                moved = parking.wake_level2(loaded, reload)
+                warm_up(loaded)
+            scheduler = make()
+            scheduler.start()
+            return moved, scheduler
+
+        try:
+            moved, scheduler = await asyncio.to_thread(wake)
+        except Exception as exc:  # e.g. the device is full: stay parked and say why
+            emit_event("wake_failed", error=str(exc))
+            return _park_error(f"could not wake: {type(exc).__name__}: {exc}", 500, "wake_failed")
+        state.scheduler = scheduler
+        state.parked = 0
+        emit_event("ready", port=state.port, woke=level, **moved.to_json())
+        return _json({"status": "ok", "woke": True, "level": level, **moved.to_json()})
 
 
 async def _read_body(request: Request) -> dict[str, Any]:
@@ -327,13 +435,13 @@ def _prometheus_text(state: EngineState) -> str:
             "tide_engine_prompt_tokens_total",
             "counter",
             "Prompt tokens prefilled.",
-            scheduler.prompt_tokens_total if scheduler else 0,
+            state.prompt_tokens_total,
         ),
         (
             "tide_engine_generated_tokens_total",
             "counter",
             "Tokens generated.",
-            scheduler.generated_tokens_total if scheduler else 0,
+            state.generated_tokens_total,
         ),
         (
             "tide_engine_ready",
@@ -341,6 +449,7 @@ def _prometheus_text(state: EngineState) -> str:
             "1 once the model is loaded and not draining.",
             1 if state.ready and not state.draining else 0,
         ),
+        ("tide_engine_parked", "gauge", "The park level while parked (1 or 2), 0 when serving.", state.parked),
     ]
     lines: list[str] = []
     for metric, kind, help_text, value in rows:

@@ -1,0 +1,82 @@
+"""Parked replicas as the controller keeps them: where each was, since when, and which to wake, expire
+or evict. Pure functions over the controller's per-deployment state (the I/O is in the controller).
+
+A parked replica holds no GPU in the scheduler's books (its placement is released when it parks) but
+remembers the instance and GPU ids it ran on: it can wake only there. If another replica has been given
+those GPUs meanwhile, the parked one is stopped before the other starts (never two engines on one GPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from tide.backends.base import ReplicaPhase
+from tide.control.runtime import DeploymentRuntime, ParkedAt
+from tide.scheduling import Placement
+
+
+def parked_run_id(replica_id: str) -> str:
+    """The usage run of a replica's parked time (on no GPU), metered apart from its running time."""
+    return f"{replica_id}/parked"
+
+
+def wake_order(runtime: DeploymentRuntime) -> list[str]:
+    """Parked replicas of the current template, most recently parked first (its caches are the warmest)."""
+    spec = runtime.spec
+    template = spec.replica_template() if spec is not None else None
+    ready_to_wake = [
+        rid
+        for rid, at in runtime.parked.items()
+        if (state := runtime.replicas.get(rid)) is not None
+        and state.phase is ReplicaPhase.PARKED
+        and state.template == template
+    ]
+    return sorted(ready_to_wake, key=lambda rid: -runtime.parked[rid].since)
+
+
+def slot_for(at: ParkedAt, slots: Sequence[Placement]) -> Placement | None:
+    """A slot the scheduler offers on the parked replica's own instance, of its size."""
+    return next((s for s in slots if s.instance_id == at.instance_id and s.gpus == at.gpus), None)
+
+
+def gpus_in_use(runtimes: Iterable[DeploymentRuntime], instance_id: str) -> set[int]:
+    """GPU ids that running (or starting) replicas hold on an instance."""
+    return {
+        i
+        for runtime in runtimes
+        for rid, ids in runtime.gpu_ids.items()
+        if (p := runtime.placements.get(rid)) is not None and p.instance_id == instance_id
+        for i in ids
+    }
+
+
+def overlapping_parked(
+    runtimes: Iterable[DeploymentRuntime], instance_id: str, gpu_ids: Sequence[int]
+) -> list[tuple[DeploymentRuntime, str]]:
+    """Parked replicas on any of these GPUs: to stop before another engine starts on them."""
+    wanted = set(gpu_ids)
+    return [
+        (runtime, rid)
+        for runtime in runtimes
+        for rid, at in runtime.parked.items()
+        if at.instance_id == instance_id and wanted & set(at.gpu_ids)
+    ]
+
+
+def expired(runtime: DeploymentRuntime, now: float) -> list[str]:
+    """Parked replicas to stop: past the retention, of an old template, or parking no longer allowed."""
+    spec = runtime.spec
+    if spec is None or spec.disabled or not spec.autoscaling.parks:
+        return [rid for rid in runtime.parked if _is_parked(runtime, rid)]
+    template = spec.replica_template()
+    retention = spec.autoscaling.parking.retention_s
+    return [
+        rid
+        for rid, at in runtime.parked.items()
+        if _is_parked(runtime, rid) and (now - at.since >= retention or runtime.replicas[rid].template != template)
+    ]
+
+
+def _is_parked(runtime: DeploymentRuntime, rid: str) -> bool:
+    state = runtime.replicas.get(rid)
+    return state is not None and state.phase is ReplicaPhase.PARKED
