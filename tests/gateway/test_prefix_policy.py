@@ -53,7 +53,7 @@ def test_chunks_are_capped_so_a_huge_prompt_costs_bounded_work() -> None:
 
 def test_index_forgets_the_least_recently_sent_beyond_its_capacity() -> None:
     index = PrefixIndex(capacity=6)
-    old, new = chain_chunks(b"o" * CHUNK_BYTES * 4), chain_chunks(b"n" * CHUNK_BYTES * 4)
+    old, new = chain_chunks(b"o" * 1152), chain_chunks(b"n" * 1152)  # 4 chunks each
     index.insert(old)
     assert index.match(old) == 4
     index.insert(new)  # 8 names into 6: the two oldest of `old` go

@@ -2,8 +2,8 @@
 
 Pure: no I/O and no clock. The gateway and the routing simulator (`python -m tide.routesim`) run this code.
 
-A prompt is cut into fixed-size chunks (`CHUNK_BYTES` of its JSON text, no tokenizing) and each chunk is
-named by a chained hash (the hash of the previous name and the chunk), so one name stands for the whole
+A prompt is cut into chunks of its JSON text (no tokenizing; 256 bytes first, longer further in) and each
+chunk is named by a chained hash (the hash of the previous name and the chunk), so one name stands for the whole
 prefix up to that chunk, as vLLM names its KV blocks. Each replica keeps a bounded LRU of the names of the
 chunks recently sent to it (`PrefixIndex`): it mirrors the engine's own LRU block cache, so what the engine
 has likely evicted is forgotten here too, and memory per replica is bounded. A replica that restarts or
@@ -24,12 +24,26 @@ from dataclasses import dataclass
 
 import orjson
 
-CHUNK_BYTES = 256  # about 64 tokens of English text; vLLM's blocks are 16 tokens, so a chunk spans ~4
-MAX_CHUNKS = 512  # the first 128 KiB of a prompt decide; bounds the gateway's work per request
-DEFAULT_INDEX_CHUNKS = 32_768  # per replica: 8 MiB of prompt text, ~2M tokens: above most KV caches
+CHUNK_BYTES = 256  # the first chunks: about 64 tokens of English text (vLLM's blocks are 16 tokens)
+MAX_PROMPT_BYTES = 1 << 20  # only the first MiB of a prompt is named
+DEFAULT_INDEX_CHUNKS = 32_768  # per replica; chunks average well above 256 bytes: >8 MiB of prompt text
 
 
-def prompt_chunks(body: object, chunk_bytes: int = CHUNK_BYTES, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:
+def _boundaries() -> tuple[int, ...]:
+    # Chunks grow with the prefix they extend (each is half of what precedes it, at least CHUNK_BYTES):
+    # 9 chunks name an 8 KiB prompt, 16 a 128 KiB one, so the gateway's work per request stays small
+    # (~0.5 us per chunk in Python), while the last name still covers two thirds of the prompt.
+    ends = [CHUNK_BYTES]
+    while ends[-1] < MAX_PROMPT_BYTES:
+        ends.append(ends[-1] + max(CHUNK_BYTES, ends[-1] // 2))
+    return tuple(ends)
+
+
+BOUNDARIES = _boundaries()
+MAX_CHUNKS = len(BOUNDARIES)
+
+
+def prompt_chunks(body: object, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:
     """The chained chunk names of an OpenAI request body's prompt (`messages`, else `prompt`); () if none.
 
     The messages are serialized as sent (orjson, C speed): turn k+1 of a chat resends turn k's messages
@@ -49,16 +63,21 @@ def prompt_chunks(body: object, chunk_bytes: int = CHUNK_BYTES, max_chunks: int 
             data = orjson.dumps(prompt)
         else:
             return ()
-    return chain_chunks(data, chunk_bytes, max_chunks)
+    return chain_chunks(data, max_chunks)
 
 
-def chain_chunks(data: bytes, chunk_bytes: int = CHUNK_BYTES, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:
-    count = min(len(data) // chunk_bytes, max_chunks)
+def chain_chunks(data: bytes, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:
+    """Chained names of the whole chunks of `data` (chunk ends at BOUNDARIES)."""
     names: list[int] = []
     name = 0
-    for start in range(0, count * chunk_bytes, chunk_bytes):
-        name = hash((name, data[start : start + chunk_bytes]))
+    start = 0
+    size = len(data)
+    for end in BOUNDARIES[:max_chunks]:
+        if end > size:
+            break
+        name = hash((name, data[start:end]))
         names.append(name)
+        start = end
     return tuple(names)
 
 

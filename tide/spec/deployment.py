@@ -492,7 +492,6 @@ def deployment_to_dict(spec: DeploymentSpec) -> dict[str, Any]:
     return out
 
 
-
 def default_routing(engine: str) -> str:
     """prefix-aware for vLLM (its prefix cache is on by default, so a prefix sent back to the replica
     that computed it skips its prefill), least-loaded for the others."""
