@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from tide.gateway.prefix import CHUNK_BYTES, PrefixAwarePolicy, PrefixIndex, chain_chunks, prompt_chunks
@@ -15,19 +16,23 @@ def chat(*turns: str) -> dict[str, object]:
     return {"model": "m", "messages": messages}
 
 
+def chunks_of(body: object) -> tuple[int, ...]:
+    return prompt_chunks(orjson.dumps(body), body)
+
+
 def index_holding(*bodies: dict[str, object], capacity: int = 1000) -> PrefixIndex:
     index = PrefixIndex(capacity)
     for body in bodies:
-        index.insert(prompt_chunks(body))
+        index.insert(chunks_of(body))
     return index
 
 
 def test_a_later_turn_of_a_chat_starts_with_the_names_of_the_earlier_turn() -> None:
-    first = prompt_chunks(chat("a question " * 60))
-    second = prompt_chunks(chat("a question " * 60, "an answer " * 60, "a follow-up"))
+    first = chunks_of(chat("a question " * 60))
+    second = chunks_of(chat("a question " * 60, "an answer " * 60, "a follow-up"))
     assert len(first) >= 4
     assert second[: len(first)] == first
-    other = prompt_chunks(chat("another question " * 60))
+    other = chunks_of(chat("another question " * 60))
     assert other[:4] == first[:4]  # the shared system prompt
     assert other[len(first) - 1] != first[-1]
 
@@ -36,7 +41,7 @@ def test_a_later_turn_of_a_chat_starts_with_the_names_of_the_earlier_turn() -> N
     ("body", "expected_chunks"),
     [
         ({"prompt": "x" * (CHUNK_BYTES * 3 + 10)}, 3),  # the partial tail is never named
-        ({"prompt": "x" * (CHUNK_BYTES - 1)}, 0),
+        ({"prompt": "x" * (CHUNK_BYTES - 20)}, 0),
         ({"prompt": ["x" * CHUNK_BYTES * 2]}, 2),
         ({"messages": []}, 0),
         ({"input": "embeddings have no prompt"}, 0),
@@ -44,7 +49,7 @@ def test_a_later_turn_of_a_chat_starts_with_the_names_of_the_earlier_turn() -> N
     ],
 )
 def test_prompt_chunks_by_body_shape(body: object, expected_chunks: int) -> None:
-    assert len(prompt_chunks(body)) == expected_chunks
+    assert len(chunks_of(body)) == expected_chunks
 
 
 def test_chunks_are_capped_so_a_huge_prompt_costs_bounded_work() -> None:
@@ -56,10 +61,12 @@ def test_index_forgets_the_least_recently_sent_beyond_its_capacity() -> None:
     old, new = chain_chunks(b"o" * 1152), chain_chunks(b"n" * 1152)  # 4 chunks each
     index.insert(old)
     assert index.match(old) == 4
-    index.insert(new)  # 8 names into 6: the two oldest of `old` go
+    index.insert(new)  # 8 names into 6: the two least recent of `old` go, its tail (as vLLM evicts)
     assert len(index) == 6
     assert index.match(new) == 4
-    assert index.match(old) == 0  # its first chunks were evicted: the prefix is gone
+    assert index.match(old) == 2
+    index.insert(chain_chunks(b"x" * 768))  # 3 more: the rest of `old` goes
+    assert index.match(old) == 0
     index.clear()
     assert index.match(new) == 0 and index.requests == 0
 
@@ -81,7 +88,7 @@ A_LONG, B_NONE, C_NONE = 0, 1, 2
 )
 def test_choice(case: str, loads: list[int], holders: list[int], expected: int) -> None:
     indexes = [index_holding(LONG) if i in holders else PrefixIndex(1000) for i in range(3)]
-    chosen = PrefixAwarePolicy().choose(loads, indexes, prompt_chunks(LONG))
+    chosen = PrefixAwarePolicy().choose(loads, indexes, chunks_of(LONG))
     assert chosen == expected, case
 
 
@@ -90,7 +97,7 @@ def test_the_longer_cached_prefix_wins() -> None:
     turn2 = chat("q1 " * 200, "a1 " * 200, "q2 " * 200)
     indexes = [index_holding(turn1), index_holding(turn2), PrefixIndex(1000)]
     turn3 = chat("q1 " * 200, "a1 " * 200, "q2 " * 200, "a2", "q3")
-    assert PrefixAwarePolicy().choose([1, 1, 0], indexes, prompt_chunks(turn3)) == 1
+    assert PrefixAwarePolicy().choose([1, 1, 0], indexes, chunks_of(turn3)) == 1
 
 
 def test_unrelated_prompts_spread_over_idle_replicas() -> None:
@@ -98,7 +105,7 @@ def test_unrelated_prompts_spread_over_idle_replicas() -> None:
     indexes = [PrefixIndex(1000) for _ in range(4)]
     chosen = []
     for n in range(8):
-        chunks = prompt_chunks({"messages": [{"role": "user", "content": f"conversation {n} " * 50}]})
+        chunks = chunks_of({"messages": [{"role": "user", "content": f"conversation {n} " * 50}]})
         position = policy.choose([0, 0, 0, 0], indexes, chunks)
         indexes[position].insert(chunks)
         chosen.append(position)
@@ -111,7 +118,7 @@ def test_a_shared_system_prompt_stays_on_its_replica_until_it_is_busier_than_the
     loads = [0, 0]
     chosen = []
     for n in range(12):  # none finishes
-        chunks = prompt_chunks(chat(f"conversation {n} " * 50))
+        chunks = chunks_of(chat(f"conversation {n} " * 50))
         position = policy.choose(loads, indexes, chunks)
         indexes[position].insert(chunks)
         loads[position] += 1
@@ -125,7 +132,7 @@ def test_a_hot_prefix_does_not_pile_on_one_replica_while_others_idle() -> None:
     policy = PrefixAwarePolicy(slack_abs=4, slack_rel=0.5)
     indexes = [PrefixIndex(1000) for _ in range(3)]
     loads = [0, 0, 0]
-    chunks = prompt_chunks(LONG)
+    chunks = chunks_of(LONG)
     for _ in range(60):  # none finishes: load only grows
         position = policy.choose(loads, indexes, chunks)
         indexes[position].insert(chunks)

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import orjson
 
 from tests.gateway.fake_upstream import FakeUpstream
 from tests.gateway.helpers import deployment, run, running_gateway, table, upstreams, url
@@ -97,7 +98,7 @@ def deployment_state(*urls: str) -> DeploymentState:
 
 def test_a_replica_at_a_new_address_or_after_a_failure_starts_empty() -> None:
     d = deployment_state("http://127.0.0.1:9001/v1", "http://127.0.0.1:9002/v1")
-    prefix = prompt_chunks(chat("q"))
+    prefix = prompt_chunks(orjson.dumps(chat("q")), chat("q"))
     first = d.pick_replica(prefix=prefix)
     assert first is not None and first.prefix_index.match(prefix) == len(prefix)
     assert d.pick_replica(prefix=prefix) is first

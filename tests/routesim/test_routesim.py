@@ -39,8 +39,10 @@ def test_replica_hits_only_the_cached_prefix_and_evicts_lru() -> None:
     assert replica.serve(chain_ids([1, 2, 3]), 0, now=0.0) == 3.0
     assert replica.serve(chain_ids([1, 2, 3, 4]), 0, now=10.0) == 1.0  # 3 cached, 1 to compute
     assert replica.hit_blocks == 3
-    replica.serve(chain_ids([9]), 0, now=20.0)  # 5 names into 4: the oldest (prefix 1) goes
-    assert replica.serve(chain_ids([1, 2, 3, 4]), 0, now=30.0) == 4.0  # prefix broken at its start
+    replica.serve(chain_ids([9]), 0, now=20.0)  # 5 names into 4: the oldest goes, the tail (as vLLM)
+    assert replica.serve(chain_ids([1, 2, 3, 4]), 0, now=30.0) == 1.0
+    replica.serve(chain_ids([7, 8, 9]), 0, now=40.0)  # three more: only the prefix's first block is left
+    assert replica.serve(chain_ids([1, 2, 3, 4]), 0, now=50.0) == 3.0
     # prefill is one at a time: a request arriving while another prefills waits
     busy = SimReplica(ServiceModel(cache_blocks=10, prefill_s_per_block=1.0, decode_s_per_token=0.0))
     busy.serve(chain_ids([1, 2]), 0, now=0.0)

@@ -271,7 +271,7 @@ class Gateway:
         exchange = Exchange(self, client, request, deployment, suffix + request.query)
         client.exchange = exchange
         if deployment.prefix_policy is not None:
-            exchange.prefix = prompt_chunks(body)
+            exchange.prefix = prompt_chunks(request.body, body)
         if not deployment.queue:  # FIFO: nobody may overtake a request already waiting
             replica = deployment.pick_replica(prefix=exchange.prefix)
             if replica is not None:

@@ -47,7 +47,7 @@ class SimReplica:
             if name not in cache:
                 break
             hit += 1
-        for name in names:
+        for name in reversed(names):  # vLLM frees a request's blocks tail first: the start stays longest
             if name in cache:
                 cache.move_to_end(name)
             else:
