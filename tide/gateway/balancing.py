@@ -116,11 +116,17 @@ class DeploymentState:
         self, policy: PrefixAwarePolicy, exclude: frozenset[str] | set[str], prefix: tuple[int, ...]
     ) -> ReplicaState | None:
         now = time.monotonic()
-        candidates = [r for r in self.replicas if r.has_room() and r.replica_id not in exclude]
-        healthy = [r for r in candidates if r.unhealthy_until <= now]
-        candidates = healthy or candidates
+        candidates = [
+            r
+            for r in self.replicas
+            if (r.max_concurrency is None or r.in_flight < r.max_concurrency) and r.replica_id not in exclude
+        ]
         if not candidates:
             return None
+        for r in candidates:
+            if r.unhealthy_until > now:  # rare: only then build the healthy list
+                candidates = [r for r in candidates if r.unhealthy_until <= now] or candidates
+                break
         chosen = candidates[
             policy.choose([r.in_flight for r in candidates], [r.prefix_index for r in candidates], prefix)
         ]

@@ -120,14 +120,25 @@ class PrefixIndex:
         return len(self._names)
 
     def match(self, chunks: Sequence[int]) -> int:
-        """How many leading chunks of the prompt this replica likely holds."""
+        """How many leading chunks of the prompt this replica likely holds.
+
+        What an index holds is prefix-closed: a name is always touched right after the next one of its
+        chain (every prompt holding it holds its predecessors, inserted tail first), so it is more
+        recent and outlives it. Hence a binary search, and one lookup for a prompt held whole."""
         names = self._names
-        matched = 0
-        for name in chunks:
-            if name not in names:
-                break
-            matched += 1
-        return matched
+        if not chunks or chunks[0] not in names:
+            return 0
+        high = len(chunks) - 1
+        if chunks[high] in names:
+            return high + 1
+        low = 1  # chunks[:low] are held, chunks[high] is not
+        while low < high:
+            middle = (low + high) // 2
+            if chunks[middle] in names:
+                low = middle + 1
+            else:
+                high = middle
+        return low
 
     def insert(self, chunks: Sequence[int]) -> None:
         """The replica was sent this prompt: its chunks become the most recent, its first chunk most of all
@@ -166,22 +177,35 @@ class PrefixAwarePolicy:
         count = len(loads)
         if count == 1:
             return 0
-        least = min(loads)
-        matches = [index.match(chunks) for index in indexes] if chunks else [0] * count
+        matches = [index.match(chunks) for index in indexes]
         floor = min(matches)  # what every replica holds (a shared system prompt) does not set them apart
-        if max(matches) == floor:  # the common case for a new conversation: least loaded, fewest sent
-            best = 0
-            for position in range(1, count):
-                if loads[position] < loads[best] or (
-                    loads[position] == loads[best] and indexes[position].requests < indexes[best].requests
-                ):
-                    best = position
-            return best
+        top = max(matches)
+        least = min(loads)
+        if top > floor:
+            # The replicas holding the most, while within the load slack for what they hold extra.
+            limit = least + max(self.slack_abs, self.slack_rel * least) * (1 + (top - floor) / len(chunks))
+            holders = [p for p in range(count) if matches[p] == top and loads[p] <= limit]
+            if len(holders) == 1:
+                return holders[0]
+            if not holders:  # the best-placed are too busy: the rest by extra held, then load
+                return self._by_extra(loads, indexes, matches, floor, least, len(chunks))
+            return min(holders, key=lambda p: (loads[p], indexes[p].requests))
+        best = 0  # nobody holds more than the others: least loaded, then fewest sent
+        for position in range(1, count):
+            if loads[position] < loads[best] or (
+                loads[position] == loads[best] and indexes[position].requests < indexes[best].requests
+            ):
+                best = position
+        return best
+
+    def _by_extra(
+        self, loads: Sequence[int], indexes: Sequence[PrefixIndex], matches: list[int], floor: int, least: int,
+        total: int,
+    ) -> int:  # fmt: skip
         slack = max(self.slack_abs, self.slack_rel * least)
-        total = len(chunks)
         best = 0
         best_key = (-1, 0, 0)
-        for position in range(count):
+        for position in range(len(loads)):
             extra = matches[position] - floor
             load = loads[position]
             if load > least + slack * (1 + extra / total):
