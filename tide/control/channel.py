@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tide.gateway.routes import DeploymentLoad, DeploymentRoute, ReplicaEndpoint, RouteTable
+from tide.gateway.routes import LEAST_LOADED, DeploymentLoad, DeploymentRoute, ReplicaEndpoint, RouteTable
 
 LIVE_S = 3.0  # a gateway silent this long no longer counts
 
@@ -32,6 +32,7 @@ def route_table_to_json(table: RouteTable) -> dict[str, Any]:
                     "weight": r.weight,
                     "maxQueue": r.max_queue,
                     "maxQueueWaitS": r.max_queue_wait_s,
+                    "routing": r.routing,
                     "replicas": [
                         {"replicaId": e.replica_id, "baseUrl": e.base_url, "maxConcurrency": e.max_concurrency}
                         for e in r.replicas
@@ -54,6 +55,7 @@ def route_table_from_json(data: Mapping[str, Any]) -> RouteTable:
                 weight=int(r["weight"]),
                 max_queue=int(r["maxQueue"]),
                 max_queue_wait_s=float(r["maxQueueWaitS"]),
+                routing=str(r.get("routing", LEAST_LOADED)),
                 replicas=tuple(
                     ReplicaEndpoint(
                         replica_id=str(e["replicaId"]),

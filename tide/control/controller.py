@@ -644,6 +644,7 @@ class Controller:
                     replicas=endpoints,
                     max_queue=spec.autoscaling.max_queue,
                     max_queue_wait_s=spec.autoscaling.max_queue_wait_s,
+                    routing=spec.traffic.routing,
                 )
             )
         return RouteTable(routes={name: tuple(rs) for name, rs in routes.items()})

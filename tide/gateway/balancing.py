@@ -2,8 +2,9 @@
 
 Deployments sharing a model name split traffic by smooth weighted round-robin (nginx's algorithm:
 deterministic, and interleaved rather than bursty). Within a deployment the replica with the fewest
-requests in flight wins, ties broken round-robin; replicas that recently failed are used only when no
-healthy one has room.
+requests in flight wins, ties broken round-robin (or, for `prefix-aware` deployments, the replica most
+likely to hold the prompt's prefix cached, weighed against load: tide/gateway/prefix.py); replicas that
+recently failed are used only when no healthy one has room.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections import deque
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint
+from tide.gateway.prefix import PrefixAwarePolicy, PrefixIndex
+from tide.gateway.routes import PREFIX_AWARE, DeploymentRoute, ReplicaEndpoint
 
 if TYPE_CHECKING:
     from tide.gateway.exchange import Exchange
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 class ReplicaState:
     __slots__ = (
         "active", "address", "base_url", "deployment", "host_header", "in_flight", "max_concurrency",
-        "path_prefix", "replica_id", "unhealthy_until", "use_tls",
+        "path_prefix", "prefix_index", "replica_id", "unhealthy_until", "use_tls",
     )  # fmt: skip
 
     def __init__(self, endpoint: ReplicaEndpoint, deployment: DeploymentState) -> None:
@@ -31,12 +33,18 @@ class ReplicaState:
         self.in_flight = 0
         self.unhealthy_until = 0.0
         self.active = True  # False once the routing table dropped it (draining)
+        # What the replica likely holds in its prefix cache; a new replica (or a restarted one, at a new
+        # address or after a failure) starts empty.
+        self.prefix_index = PrefixIndex()
+        self.base_url = ""
         self.update(endpoint)
 
     def update(self, endpoint: ReplicaEndpoint) -> None:
         url = urlsplit(endpoint.base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"replica {endpoint.replica_id}: base_url must be http(s)://host[:port]/v1")
+        if endpoint.base_url != self.base_url:
+            self.prefix_index.clear()
         self.base_url = endpoint.base_url
         self.use_tls = url.scheme == "https"
         port = url.port or (443 if self.use_tls else 80)
@@ -68,16 +76,26 @@ class DeploymentState:
         self.weight = route.weight
         self.max_queue = route.max_queue
         self.max_queue_wait_s = route.max_queue_wait_s
+        self.prefix_policy = PrefixAwarePolicy() if route.routing == PREFIX_AWARE else None
 
-    def pick_replica(self, exclude: frozenset[str] | set[str] = frozenset()) -> ReplicaState | None:
-        """Fewest in flight among replicas with room; healthy ones first. None when none has room."""
+    def pick_replica(
+        self, exclude: frozenset[str] | set[str] = frozenset(), prefix: tuple[int, ...] = ()
+    ) -> ReplicaState | None:
+        """Fewest in flight among replicas with room (or, prefix-aware, the policy's choice among them);
+        healthy ones first. None when none has room. `prefix`: the request's chunk names (prompt_chunks)."""
         replicas = self.replicas
         count = len(replicas)
         if count == 1:  # the common case: no ordering to decide
             only = replicas[0]
-            return only if only.has_room() and only.replica_id not in exclude else None
+            if not only.has_room() or only.replica_id in exclude:
+                return None
+            if prefix and self.prefix_policy is not None:
+                only.prefix_index.insert(prefix)
+            return only
         if count == 0:
             return None
+        if prefix and self.prefix_policy is not None:
+            return self._pick_prefix_aware(self.prefix_policy, exclude, prefix)
         start = self._next_start % count
         self._next_start = start + 1
         now = time.monotonic()
@@ -93,6 +111,27 @@ class DeploymentState:
             elif best_unhealthy is None or replica.in_flight < best_unhealthy.in_flight:
                 best_unhealthy = replica
         return best if best is not None else best_unhealthy
+
+    def _pick_prefix_aware(
+        self, policy: PrefixAwarePolicy, exclude: frozenset[str] | set[str], prefix: tuple[int, ...]
+    ) -> ReplicaState | None:
+        now = time.monotonic()
+        candidates = [
+            r
+            for r in self.replicas
+            if (r.max_concurrency is None or r.in_flight < r.max_concurrency) and r.replica_id not in exclude
+        ]
+        if not candidates:
+            return None
+        for r in candidates:
+            if r.unhealthy_until > now:  # rare: only then build the healthy list
+                candidates = [r for r in candidates if r.unhealthy_until <= now] or candidates
+                break
+        chosen = candidates[
+            policy.choose([r.in_flight for r in candidates], [r.prefix_index for r in candidates], prefix)
+        ]
+        chosen.prefix_index.insert(prefix)
+        return chosen
 
 
 class ModelState:

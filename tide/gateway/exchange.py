@@ -42,7 +42,7 @@ class Exchange:
     __slots__ = (
         "_forwarded_headers", "_framing", "_head_sent", "_out", "_queue_timer", "_quiet_since", "_reads_seen",
         "_retry_timer", "_stale_retries", "_streaming_events", "_upstream_until_close", "attempts", "client",
-        "deployment", "done", "gateway", "replica", "request", "suffix", "tried", "upstream",
+        "deployment", "done", "gateway", "prefix", "replica", "request", "suffix", "tried", "upstream",
     )  # fmt: skip
 
     def __init__(
@@ -57,6 +57,7 @@ class Exchange:
         self.replica: ReplicaState | None = None
         self.upstream: UpstreamConnection | None = None
         self.tried: set[str] = set()
+        self.prefix: tuple[int, ...] = ()  # the prompt's chunk names, for prefix-aware deployments
         self.attempts = 0
         self.done = False
         self._stale_retries = 0
@@ -257,7 +258,7 @@ class Exchange:
         self.tried.add(replica.replica_id)
         self.attempts += 1
         if self.attempts < self.gateway.max_attempts:
-            other = self.deployment.pick_replica(exclude=self.tried)
+            other = self.deployment.pick_replica(exclude=self.tried, prefix=self.prefix)
             if other is not None:
                 self.start_on(other)
             else:
@@ -275,7 +276,7 @@ class Exchange:
         if replica.active and replica.has_room():
             self.start_on(replica, fresh_connection=True)
         else:
-            other = self.deployment.pick_replica(exclude=self.tried)
+            other = self.deployment.pick_replica(exclude=self.tried, prefix=self.prefix)
             if other is not None:
                 self.start_on(other)
             else:

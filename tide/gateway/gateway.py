@@ -16,6 +16,7 @@ from tide.gateway.balancing import DeploymentState, ModelState, ReplicaState
 from tide.gateway.errors import error_response, json_response, model_not_found
 from tide.gateway.exchange import HOP_BY_HOP, Exchange
 from tide.gateway.keys import GatewayKeys
+from tide.gateway.prefix import prompt_chunks
 from tide.gateway.routes import DeploymentLoad, RouteTable
 from tide.gateway.server import ClientConnection, IncomingRequest
 from tide.gateway.upstream import UpstreamPool
@@ -269,8 +270,10 @@ class Gateway:
         deployment.requests_total += 1
         exchange = Exchange(self, client, request, deployment, suffix + request.query)
         client.exchange = exchange
+        if deployment.prefix_policy is not None:
+            exchange.prefix = prompt_chunks(request.body, body)
         if not deployment.queue:  # FIFO: nobody may overtake a request already waiting
-            replica = deployment.pick_replica()
+            replica = deployment.pick_replica(prefix=exchange.prefix)
             if replica is not None:
                 exchange.start_on(replica)
                 return
@@ -311,6 +314,7 @@ class Gateway:
 
     def replica_failed(self, replica: ReplicaState) -> None:
         replica.unhealthy_until = time.monotonic() + self.unhealthy_s
+        replica.prefix_index.clear()  # it may be restarting: its cache starts empty
         log.warning("replica %s (%s) failed before responding", replica.replica_id, replica.base_url)
         self._notify(self.on_replica_failure, replica.replica_id)
 
@@ -363,7 +367,7 @@ class Gateway:
         could try waits at the head for one it has not tried (FIFO: nobody overtakes it)."""
         queue = deployment.queue
         while queue:
-            replica = deployment.pick_replica(exclude=queue[0].tried)
+            replica = deployment.pick_replica(exclude=queue[0].tried, prefix=queue[0].prefix)
             if replica is None:
                 return
             exchange = queue.popleft()

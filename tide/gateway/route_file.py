@@ -8,6 +8,7 @@ models:
       max_queue: 1000          # optional
       max_queue_wait_s: 600    # optional
       max_concurrency: 64      # optional, per endpoint
+      routing: prefix-aware    # optional: least-loaded (default) or prefix-aware
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint, RouteTable
+from tide.gateway.routes import LEAST_LOADED, ROUTING_POLICIES, DeploymentRoute, ReplicaEndpoint, RouteTable
 
 
 def parse_route_config(config: Any) -> RouteTable:
@@ -37,6 +38,9 @@ def parse_route_config(config: Any) -> RouteTable:
             if not isinstance(endpoints, list) or not all(isinstance(url, str) for url in endpoints):
                 raise ValueError(f"route file: {where}.endpoints must be a list of URLs")
             max_concurrency = entry.get("max_concurrency")
+            routing = entry.get("routing", LEAST_LOADED)
+            if routing not in ROUTING_POLICIES:
+                raise ValueError(f"route file: {where}.routing must be one of {', '.join(ROUTING_POLICIES)}")
             replicas = tuple(
                 ReplicaEndpoint(f"{deployment_id}-{i}", url, int(max_concurrency) if max_concurrency else None)
                 for i, url in enumerate(endpoints)
@@ -49,6 +53,7 @@ def parse_route_config(config: Any) -> RouteTable:
                     replicas=replicas,
                     max_queue=int(entry.get("max_queue", 1000)),
                     max_queue_wait_s=float(entry.get("max_queue_wait_s", 600.0)),
+                    routing=routing,
                 )
             )
         routes[str(model_name)] = tuple(parsed)

@@ -5,6 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+# How a deployment picks a replica (docs/ROUTING.md): fewest in flight, or where the prompt's prefix is
+# most likely cached, weighed against load.
+LEAST_LOADED = "least-loaded"
+PREFIX_AWARE = "prefix-aware"
+ROUTING_POLICIES = (LEAST_LOADED, PREFIX_AWARE)
+
 
 @dataclass(frozen=True)
 class ReplicaEndpoint:
@@ -21,6 +27,7 @@ class DeploymentRoute:
     replicas: tuple[ReplicaEndpoint, ...]
     max_queue: int = 1000  # requests allowed to wait for a replica; more get 429
     max_queue_wait_s: float = 600.0  # longest wait for a replica; past it 503
+    routing: str = LEAST_LOADED  # one of ROUTING_POLICIES
 
 
 @dataclass(frozen=True)

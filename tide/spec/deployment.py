@@ -15,6 +15,7 @@ from typing import Any
 from tide.autoscale import AutoscalerConfig, ConfigError, profile_names, resolve_config
 from tide.autoscale.config import option_fields
 from tide.autoscale.fields import TUNING
+from tide.gateway.routes import LEAST_LOADED, PREFIX_AWARE, ROUTING_POLICIES
 from tide.spec.catalog import ENGINE_CONFIG_CHOICES, Catalog
 from tide.spec.durations import format_duration, parse_duration
 from tide.spec.errors import SpecError
@@ -102,6 +103,7 @@ class AutoscalingSpec:
 @dataclass(frozen=True)
 class TrafficSpec:
     weight: int = DEFAULT_WEIGHT
+    routing: str = LEAST_LOADED  # parsing fills in the engine's default (default_routing)
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ _KNOWN_KEYS: dict[str, set[str]] = {
         *TUNING_FIELDS,
     },
     "autoscaling.parking": {"enabled", "retention", "level"},
-    "traffic": {"weight"},
+    "traffic": {"weight", "routing"},
 }
 
 
@@ -470,6 +472,12 @@ def parse_deployment(raw: Any, catalog: Catalog) -> DeploymentSpec:
     autoscaling = _parse_autoscaling(raw)
     traffic_section = _section(raw, "traffic")
     weight = _int(traffic_section.get("weight"), "traffic.weight", default=DEFAULT_WEIGHT, low=0, high=1000)
+    routing = traffic_section.get("routing")
+    if routing is not None and routing not in ROUTING_POLICIES:
+        raise SpecError(
+            "traffic.routing", f"traffic.routing must be one of {', '.join(ROUTING_POLICIES)}, not {routing!r}"
+        )
+    routing = routing or default_routing(runtime.engine)
     disabled = raw.get("disabled", False)
     if not isinstance(disabled, bool):
         raise SpecError("disabled", f"disabled must be true or false, not {disabled!r}")
@@ -479,7 +487,7 @@ def parse_deployment(raw: Any, catalog: Catalog) -> DeploymentSpec:
         runtime=runtime,
         resources=resources,
         autoscaling=autoscaling,
-        traffic=TrafficSpec(weight=weight),
+        traffic=TrafficSpec(weight=weight, routing=routing),
         disabled=disabled,
     )
 
@@ -525,6 +533,12 @@ def deployment_to_dict(spec: DeploymentSpec) -> dict[str, Any]:
     out["runtime"] = runtime
     out["resources"] = {"instanceType": spec.resources.instance_type, "gpuCount": spec.resources.gpu_count}
     out["autoscaling"] = autoscaling
-    out["traffic"] = {"weight": spec.traffic.weight}
+    out["traffic"] = {"weight": spec.traffic.weight, "routing": spec.traffic.routing}
     out["disabled"] = spec.disabled
     return out
+
+
+def default_routing(engine: str) -> str:
+    """prefix-aware for vLLM (its prefix cache is on by default, so a prefix sent back to the replica
+    that computed it skips its prefill), least-loaded for the others."""
+    return PREFIX_AWARE if engine == "vllm" else LEAST_LOADED

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Gateway cost of prefix-aware routing: the same gateway, routes and load, least-loaded vs prefix-aware.
+# One nginx stub model server (shared/bench/peers/stub.conf) stands for 4 replicas; wrk sends ~8 KB chat
+# prompts (long_prompts.lua: 8 shared documents) at concurrency 64. The gateway gets CPU 0; the stub and
+# wrk share CPU 1. The two policies alternate RUNS times; prints req/s and gateway CPU us per request
+# (from /proc/PID/stat) for each run, then medians and the ratio prefix-aware / least-loaded.
+# Usage: bench/prefix/gateway_overhead.sh     env: RUNS (3), DUR (4 s), PYTHON, PEERS
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+PEERS=${PEERS:-$REPO/../shared/bench/peers}
+PYTHON=${PYTHON:-$REPO/.venv/bin/python}
+RUNS=${RUNS:-3}
+DUR=${DUR:-4}
+command -v nginx >/dev/null && command -v wrk >/dev/null || {
+  apt-get update -qq && apt-get install -y -qq nginx-light wrk curl >/dev/null; }
+WORK=$(mktemp -d)
+mkdir -p /tmp/peers
+trap 'kill $STUB 2>/dev/null; rm -rf "$WORK"' EXIT
+for policy in least-loaded prefix-aware; do
+  cat >"$WORK/$policy.yaml" <<YAML
+models:
+  tiny:
+    - deployment: tiny
+      routing: $policy
+      endpoints: [http://127.0.0.1:18000/v1, http://127.0.0.1:18000/v1, http://127.0.0.1:18000/v1, http://127.0.0.1:18000/v1]
+YAML
+done
+taskset -c 1 nginx -c "$PEERS/stub.conf" & STUB=$!
+sleep 1
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+RESULTS="$WORK/results"
+printf '%-14s %10s %16s\n' policy c64_rps cpu_us_per_req
+for run in $(seq 1 "$RUNS"); do
+  for policy in least-loaded prefix-aware; do
+    taskset -c 0 "$PYTHON" -m tide.gateway --port 18090 --routes "$WORK/$policy.yaml" >"$WORK/gw.log" 2>&1 & GW=$!
+    for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:18090/health && break; sleep 0.1; done
+    taskset -c 1 wrk -t1 -c64 -d2s -s "$HERE/long_prompts.lua" http://127.0.0.1:18090/v1/chat/completions >/dev/null
+    before=$(cpu_ticks $GW)
+    taskset -c 1 wrk -t1 -c64 -d${DUR}s -s "$HERE/long_prompts.lua" http://127.0.0.1:18090/v1/chat/completions >"$WORK/wrk.out"
+    after=$(cpu_ticks $GW)
+    kill $GW; wait $GW 2>/dev/null || true
+    rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
+    total=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.out")
+    us=$(awk -v t=$((after - before)) -v n="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+    printf '%-14s %10s %16s %s\n' "$policy" "$rps" "$us" "${non2xx:+non2xx=$non2xx}" | tee -a "$RESULTS"
+  done
+done
+"$PYTHON" - "$RESULTS" <<'PY'
+import statistics
+import sys
+
+rows: dict[str, list[tuple[float, float]]] = {}
+for line in open(sys.argv[1]):
+    policy, rps, us = line.split()[:3]
+    rows.setdefault(policy, []).append((float(rps), float(us)))
+median = {p: (statistics.median(r for r, _ in v), statistics.median(u for _, u in v)) for p, v in rows.items()}
+for policy, (rps, us) in median.items():
+    ranges = rows[policy]
+    print(f"median {policy:<14} {rps:>10.0f} req/s (range {min(r for r, _ in ranges):.0f}-{max(r for r, _ in ranges):.0f})"
+          f" {us:>8.1f} us/req (range {min(u for _, u in ranges):.1f}-{max(u for _, u in ranges):.1f})")
+ll, pa = median["least-loaded"], median["prefix-aware"]
+print(f"prefix-aware / least-loaded: req/s x{pa[0] / ll[0]:.2f}, gateway CPU per request x{pa[1] / ll[1]:.2f}")
+PY

@@ -1,0 +1,141 @@
+"""The prefix-aware policy, pure: chunk naming, the bounded per-replica index, and the choice."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from tide.gateway.prefix import CHUNK_BYTES, PrefixAwarePolicy, PrefixIndex, chain_chunks, prompt_chunks
+
+SYSTEM = "You are a careful assistant. " * 40  # ~1.1 KB: 4 chunks
+
+
+def chat(*turns: str) -> dict[str, object]:
+    messages = [{"role": "system", "content": SYSTEM}]
+    messages += [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)]
+    return {"model": "m", "messages": messages}
+
+
+def chunks_of(body: object) -> tuple[int, ...]:
+    return prompt_chunks(orjson.dumps(body), body)
+
+
+def index_holding(*bodies: dict[str, object], capacity: int = 1000) -> PrefixIndex:
+    index = PrefixIndex(capacity)
+    for body in bodies:
+        index.insert(chunks_of(body))
+    return index
+
+
+def test_a_later_turn_of_a_chat_starts_with_the_names_of_the_earlier_turn() -> None:
+    first = chunks_of(chat("a question " * 60))
+    second = chunks_of(chat("a question " * 60, "an answer " * 60, "a follow-up"))
+    assert len(first) >= 4
+    assert second[: len(first)] == first
+    other = chunks_of(chat("another question " * 60))
+    assert other[:4] == first[:4]  # the shared system prompt
+    assert other[len(first) - 1] != first[-1]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected_chunks"),
+    [
+        ({"prompt": "x" * (CHUNK_BYTES * 3 + 10)}, 3),  # the partial tail is never named
+        ({"prompt": "x" * (CHUNK_BYTES - 20)}, 0),
+        ({"prompt": ["x" * CHUNK_BYTES * 2]}, 2),
+        ({"messages": []}, 0),
+        ({"input": "embeddings have no prompt"}, 0),
+        ("not a dict", 0),
+    ],
+)
+def test_prompt_chunks_by_body_shape(body: object, expected_chunks: int) -> None:
+    assert len(chunks_of(body)) == expected_chunks
+
+
+def test_chunks_are_capped_so_a_huge_prompt_costs_bounded_work() -> None:
+    assert len(chain_chunks(b"y" * (CHUNK_BYTES * 50), max_chunks=8)) == 8
+
+
+def test_index_forgets_the_least_recently_sent_beyond_its_capacity() -> None:
+    index = PrefixIndex(capacity=6)
+    old, new = chain_chunks(b"o" * 1152), chain_chunks(b"n" * 1152)  # 4 chunks each
+    index.insert(old)
+    assert index.match(old) == 4
+    index.insert(new)  # 8 names into 6: the two least recent of `old` go, its tail (as vLLM evicts)
+    assert len(index) == 6
+    assert index.match(new) == 4
+    assert index.match(old) == 2
+    index.insert(chain_chunks(b"x" * 768))  # 3 more: the rest of `old` goes
+    assert index.match(old) == 0
+    index.clear()
+    assert index.match(new) == 0 and index.requests == 0
+
+
+LONG = chat("the same long document " * 80)
+A_LONG, B_NONE, C_NONE = 0, 1, 2
+
+
+@pytest.mark.parametrize(
+    ("case", "loads", "holders", "expected"),
+    [
+        ("holder wins at equal load", [0, 0, 0], [A_LONG], A_LONG),
+        ("holder wins a little busier", [3, 0, 0], [A_LONG], A_LONG),
+        ("holder too busy: least loaded instead", [12, 0, 1], [A_LONG], B_NONE),
+        ("nobody holds it: least loaded", [2, 1, 0], [], C_NONE),
+        ("everyone holds it: least loaded", [2, 1, 0], [A_LONG, B_NONE, C_NONE], C_NONE),
+        ("two holders: the less loaded", [2, 1, 0], [A_LONG, B_NONE], B_NONE),
+    ],
+)
+def test_choice(case: str, loads: list[int], holders: list[int], expected: int) -> None:
+    indexes = [index_holding(LONG) if i in holders else PrefixIndex(1000) for i in range(3)]
+    chosen = PrefixAwarePolicy().choose(loads, indexes, chunks_of(LONG))
+    assert chosen == expected, case
+
+
+def test_the_longer_cached_prefix_wins() -> None:
+    turn1 = chat("q1 " * 200)
+    turn2 = chat("q1 " * 200, "a1 " * 200, "q2 " * 200)
+    indexes = [index_holding(turn1), index_holding(turn2), PrefixIndex(1000)]
+    turn3 = chat("q1 " * 200, "a1 " * 200, "q2 " * 200, "a2", "q3")
+    assert PrefixAwarePolicy().choose([1, 1, 0], indexes, chunks_of(turn3)) == 1
+
+
+def test_unrelated_prompts_spread_over_idle_replicas() -> None:
+    policy = PrefixAwarePolicy()
+    indexes = [PrefixIndex(1000) for _ in range(4)]
+    chosen = []
+    for n in range(8):
+        chunks = chunks_of({"messages": [{"role": "user", "content": f"conversation {n} " * 50}]})
+        position = policy.choose([0, 0, 0, 0], indexes, chunks)
+        indexes[position].insert(chunks)
+        chosen.append(position)
+    assert sorted(chosen) == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_a_shared_system_prompt_stays_on_its_replica_until_it_is_busier_than_the_slack() -> None:
+    policy = PrefixAwarePolicy(slack_abs=4, slack_rel=0.5)
+    indexes = [PrefixIndex(1000) for _ in range(2)]
+    loads = [0, 0]
+    chosen = []
+    for n in range(12):  # none finishes
+        chunks = chunks_of(chat(f"conversation {n} " * 50))
+        position = policy.choose(loads, indexes, chunks)
+        indexes[position].insert(chunks)
+        loads[position] += 1
+        chosen.append(position)
+    assert chosen[:5] == [0] * 5  # the holder of the system prompt, while within the slack
+    assert 1 in chosen  # then the other one, which now holds it too
+    assert max(loads) - min(loads) <= 8
+
+
+def test_a_hot_prefix_does_not_pile_on_one_replica_while_others_idle() -> None:
+    policy = PrefixAwarePolicy(slack_abs=4, slack_rel=0.5)
+    indexes = [PrefixIndex(1000) for _ in range(3)]
+    loads = [0, 0, 0]
+    chunks = chunks_of(LONG)
+    for _ in range(60):  # none finishes: load only grows
+        position = policy.choose(loads, indexes, chunks)
+        indexes[position].insert(chunks)
+        loads[position] += 1
+    assert max(loads) - min(loads) <= 2 * 4 + 1, loads  # at most twice the slack ahead
+    assert min(loads) > 0

@@ -1,0 +1,153 @@
+"""The routing policies the simulator compares. Each sees what a router sees: the request's block names
+(what a router would derive from its text), and the requests in flight per replica (the router's own
+count). Tide's is the gateway's own code (`tide.gateway.prefix`); the others are models of the peers."""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from tide.gateway.prefix import PrefixAwarePolicy, PrefixIndex
+
+
+class SimPolicy(Protocol):
+    def choose(self, names: Sequence[int], loads: Sequence[int], now: float) -> int: ...
+
+
+class RandomPolicy:
+    def __init__(self, replicas: int, seed: int = 0) -> None:
+        self._random = random.Random(seed)
+        self._replicas = replicas
+
+    def choose(self, names: Sequence[int], loads: Sequence[int], now: float) -> int:
+        return self._random.randrange(self._replicas)
+
+
+class RoundRobinPolicy:
+    def __init__(self, replicas: int) -> None:
+        self._replicas = replicas
+        self._next = 0
+
+    def choose(self, names: Sequence[int], loads: Sequence[int], now: float) -> int:
+        chosen = self._next
+        self._next = (chosen + 1) % self._replicas
+        return chosen
+
+
+class LeastLoadedPolicy:
+    """Tide's gateway before prefix awareness: fewest in flight, ties round-robin."""
+
+    def __init__(self, replicas: int) -> None:
+        self._replicas = replicas
+        self._start = 0
+
+    def choose(self, names: Sequence[int], loads: Sequence[int], now: float) -> int:
+        count = self._replicas
+        start = self._start
+        self._start = (start + 1) % count
+        return min(((start + i) % count for i in range(count)), key=lambda p: loads[p])
+
+
+class VllmRouterCacheAware:
+    """vllm-router's `cache_aware` policy (src/policies/cache_aware.rs, src/tree.rs), with its defaults.
+
+    - Imbalanced when (max load - min load) > balance_abs_threshold AND max > min * balance_rel_threshold:
+      then the least loaded (the first of equals) gets the request, and the request's text is still
+      inserted into that replica's tree.
+    - Otherwise the radix tree of request text (shared by replicas, each node knows which replicas sent
+      it, and the last one) gives the longest match and the last replica that touched the deepest
+      matched node; match rate = matched / input characters. Rate > cache_threshold: that replica; else
+      the least loaded (first of equals). The request's text is inserted for the chosen replica.
+    - Every eviction_interval_secs, each replica's part of the tree is cut to max_tree_size characters,
+      least recently used leaves first. Nothing else forgets: the tree does not know the engine's cache.
+    Modelled on blocks: a block is `chars_per_block` characters (512 tokens of ~4 characters).
+    """
+
+    def __init__(
+        self,
+        replicas: int,
+        cache_threshold: float = 0.3,
+        balance_abs_threshold: int = 64,
+        balance_rel_threshold: float = 1.5,
+        eviction_interval_s: float = 120.0,
+        max_tree_size: int = 67_108_864,
+        chars_per_block: int = 2048,
+    ) -> None:
+        self.cache_threshold = cache_threshold
+        self.balance_abs_threshold = balance_abs_threshold
+        self.balance_rel_threshold = balance_rel_threshold
+        self.eviction_interval_s = eviction_interval_s
+        self.max_tree_blocks = max(1, max_tree_size // chars_per_block)
+        self._trees: list[OrderedDict[int, None]] = [OrderedDict() for _ in range(replicas)]
+        self._last_touch: dict[int, tuple[int, int]] = {}  # block name -> (sequence number, replica)
+        self._sequence = 0
+        self._next_eviction = eviction_interval_s
+
+    def choose(self, names: Sequence[int], loads: Sequence[int], now: float) -> int:
+        if now >= self._next_eviction:
+            self._next_eviction = now + self.eviction_interval_s
+            for tree in self._trees:
+                while len(tree) > self.max_tree_blocks:
+                    tree.popitem(last=False)
+        least, most = min(loads), max(loads)
+        first_least = loads.index(least)
+        if most - least > self.balance_abs_threshold and most > least * self.balance_rel_threshold:
+            chosen = first_least
+        else:
+            matched, tenant = self._longest_match(names)
+            rate = matched / len(names) if names else 0.0
+            chosen = tenant if rate > self.cache_threshold and tenant >= 0 else first_least
+        self._insert(chosen, names)
+        return chosen
+
+    def _longest_match(self, names: Sequence[int]) -> tuple[int, int]:
+        depth = 0
+        for name in names:
+            if not any(name in tree for tree in self._trees):
+                break
+            depth += 1
+        if depth == 0:
+            return 0, -1
+        deepest = names[depth - 1]
+        # the tree's node remembers the last replica that touched it (among those that still hold it)
+        holders = [r for r, tree in enumerate(self._trees) if deepest in tree]
+        last = self._last_touch.get(deepest)
+        tenant = last[1] if last is not None and last[1] in holders else holders[0]
+        return depth, tenant
+
+    def _insert(self, replica: int, names: Sequence[int]) -> None:
+        tree = self._trees[replica]
+        self._sequence += 1
+        for name in names:
+            if name in tree:
+                tree.move_to_end(name)
+            else:
+                tree[name] = None
+            self._last_touch[name] = (self._sequence, replica)
+
+
+class TidePrefixAware:
+    """Tide's policy (the gateway's code), with each replica's index sized to its cache (one entry per
+    block); in the gateway the size comes from the deployment (see docs/ROUTING.md)."""
+
+    def __init__(self, replicas: int, index_blocks: int, policy: PrefixAwarePolicy | None = None) -> None:
+        self.policy = policy or PrefixAwarePolicy()
+        self.indexes = [PrefixIndex(index_blocks) for _ in range(replicas)]
+
+    def choose(self, names: Sequence[int], loads: Sequence[int], now: float) -> int:
+        chosen = self.policy.choose(loads, self.indexes, names)
+        self.indexes[chosen].insert(names)
+        return chosen
+
+
+PolicyFactory = Callable[[int, int], SimPolicy]  # (replicas, cache blocks per replica) -> a fresh policy
+
+POLICIES: dict[str, PolicyFactory] = {
+    "random": lambda n, _blocks: RandomPolicy(n),
+    "round-robin": lambda n, _blocks: RoundRobinPolicy(n),
+    "least-loaded": lambda n, _blocks: LeastLoadedPolicy(n),
+    "vllm-router": lambda n, _blocks: VllmRouterCacheAware(n),
+    "tide": lambda n, blocks: TidePrefixAware(n, blocks),
+}
