@@ -53,6 +53,26 @@ class ServerConfig:
         return self.data_dir / "api-token"
 
 
+def prepare_data_dir(config: ServerConfig) -> None:
+    """The data directory holds the API token, the database and replica logs (prompts, errors): only
+    its owner reads it. Tightened on every start, so an install made before this rule is fixed too."""
+    private_dir(config.data_dir)
+    db = config.data_dir / "tide.db"
+    if config.db_url == f"sqlite:///{db}":
+        # SQLite gives its -wal and -shm files the database file's mode: create it 0600 before it opens.
+        private_file(db)
+
+
+def private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def private_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+
+
 def load_or_create_token(config: ServerConfig) -> tuple[str, bool]:
     """(token, created). `TIDE_API_TOKEN` wins; else the token file; else a new one, written 0600."""
     env = os.environ.get("TIDE_API_TOKEN")

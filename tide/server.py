@@ -25,7 +25,7 @@ from tide.backends.local import LocalBackend
 from tide.backends.logfiles import LogText
 from tide.backends.node_weights import CachedWeights
 from tide.backends.ray import RayOptions
-from tide.config import ServerConfig, load_or_create_token
+from tide.config import ServerConfig, load_or_create_token, prepare_data_dir
 from tide.control.channel_http import GatewayHub
 from tide.control.controller import Controller
 from tide.engines.vllm import installed_vllm_versions
@@ -96,7 +96,7 @@ class TideServer:
 
     def __init__(self, config: ServerConfig, hub: GatewayHub | None = None, ray: RayOptions | None = None) -> None:
         self.config = config
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(config)
         self.token, self.token_created = load_or_create_token(config)
         self.store = Store(config.db_url)
         config.buckets_root.mkdir(parents=True, exist_ok=True)
@@ -327,7 +327,7 @@ def run_api(config: ServerConfig) -> None:
     """The management API alone over the shared database: the leader sees changes within a second; it
     validates against the inventory the leader publishes (tide.api.published_view)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(config)
     token, created = load_or_create_token(config)
     store = Store(config.db_url)
     fallback = node_inventory(config.inventory_path, config.cpu_slots)

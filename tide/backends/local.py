@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import httpx
 
 from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState
-from tide.backends.logfiles import LogText, read_replica_logs
+from tide.backends.logfiles import LogText, open_private_log, read_replica_logs
 from tide.engines.adapter import adapter_for
 from tide.spec import DeploymentSpec
 
@@ -71,6 +71,32 @@ def _die_with_parent() -> None:
     state left). Resolved before fork, so nothing here takes a lock."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+# What an engine may see of the control plane's environment: how to run Python and torch on this machine,
+# never the control plane's credentials. Weights are fetched by the platform into the node cache, so an
+# engine needs no bucket (AWS_*) or hub credentials either.
+_ENV_NAMES = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM"}
+    | {"PYTHONPATH", "PYTHONHOME", "PYTHONWARNINGS", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "LD_PRELOAD"}
+    | {"XDG_CACHE_HOME", "XDG_RUNTIME_DIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "TOKENIZERS_PARALLELISM"}
+)
+_ENV_PREFIXES = ("LC_", "HF_", "TRANSFORMERS_", "CUDA_", "NVIDIA_", "NCCL_", "TORCH", "OMP_", "MKL_", "KMP_")
+_ENV_PREFIXES += ("VLLM_", "TRITON_", "ROCM_", "HIP_", "PYTORCH_")
+# A name in an allowed family that still carries a credential (HF_TOKEN, a VLLM_API_KEY) stays out.
+_SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "CREDENTIAL")
+
+
+def replica_environment(parent: Mapping[str, str], engine_env: Mapping[str, str]) -> dict[str, str]:
+    """The environment a replica process starts with: the parent's runtime settings from an allowlist
+    (no TIDE_*, no AWS_*, nothing named like a credential), then what the engine adapter asks for."""
+    kept = {
+        name: value
+        for name, value in parent.items()
+        if (name in _ENV_NAMES or name.startswith(_ENV_PREFIXES))
+        and not any(marker in name.upper() for marker in _SECRET_MARKERS)
+    }
+    return {**kept, **engine_env, "PYTHONUNBUFFERED": "1"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -172,10 +198,9 @@ class LocalBackend:
             engine_config=spec.runtime.engine_config,
             gpu_ids=launch.gpu_ids,
         )
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_file = log_path.open("ab", buffering=0)
+        log_file = open_private_log(log_path)
         log_file.write(f"--- starting {' '.join(plan.argv)}\n".encode())
-        env = {**os.environ, **plan.env, "PYTHONUNBUFFERED": "1"}
+        env = replica_environment(os.environ, plan.env)
         self._set_phase(replica, ReplicaPhase.ENGINE_LOAD, "loading the model")
         replica.last_progress = time.monotonic()
         process = await asyncio.create_subprocess_exec(
