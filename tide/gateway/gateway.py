@@ -16,6 +16,7 @@ from tide.gateway.balancing import DeploymentState, ModelState, ReplicaState
 from tide.gateway.errors import error_response, json_response, model_not_found
 from tide.gateway.exchange import HOP_BY_HOP, Exchange
 from tide.gateway.keys import GatewayKeys
+from tide.gateway.paths import FORWARDED_ROUTES, PathRefused, forwarded_route
 from tide.gateway.routes import DeploymentLoad, RouteTable
 from tide.gateway.server import ClientConnection, IncomingRequest
 from tide.gateway.upstream import UpstreamPool
@@ -229,6 +230,16 @@ class Gateway:
         if suffix == b"/models":
             client.respond(self._list_models(model, request), keep_alive)
             return
+        try:
+            route = forwarded_route(suffix)
+        except PathRefused:
+            message = "The path has '.' or '..' segments; send the route itself, e.g. /v1/chat/completions"
+            _reply_error(client, request, 400, message, "invalid_request_error", "invalid_path")
+            return
+        if route is None:
+            client.respond(_not_found_route(path, keep_alive), keep_alive)
+            return
+        suffix = route
         if request.method != b"POST":
             _reply_error(client, request, 405, "Method not allowed", "invalid_request_error", None)
             return
@@ -421,5 +432,9 @@ def _json_bytes_response(body: bytes, keep_alive: bool) -> bytes:
 
 
 def _not_found_route(path: bytes, keep_alive: bool) -> bytes:
-    message = f"Unknown route {path.decode('latin-1')[:200]}; the gateway serves /v1/... and /{{model}}/v1/..."
+    routes = ", ".join(sorted(route.decode() for route in FORWARDED_ROUTES))
+    message = (
+        f"Unknown route {path.decode('latin-1')[:200]}; the gateway serves /v1/models and, under /v1 or "
+        f"/{{model}}/v1, {routes}"
+    )
     return error_response(404, message, "invalid_request_error", "not_found", keep_alive=keep_alive)
