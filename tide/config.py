@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from tide.http_limits import ConnectionLimits
 
 DEFAULT_GATEWAY_PORT = 8080
 DEFAULT_API_PORT = 8081
@@ -34,6 +36,8 @@ class ServerConfig:
     upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S  # None: never cut a quiet replica off
     usage_retention_s: float | None = DEFAULT_USAGE_RETENTION_S  # replica runs (usage) kept; None: forever
     api_keys_file: Path | None = None  # gateway API keys (tide.gateway.keys); also $TIDE_GATEWAY_API_KEYS
+    # Header size/count, head deadline, idle keep-alive, unfinished connections: both ports (docs/LIMITS.md)
+    connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     @property
     def db_url(self) -> str:

@@ -19,6 +19,7 @@ from tide import __version__
 from tide.api.app import ApiContext, create_app
 from tide.api.claims import ClaimsContext
 from tide.api.parameters import parameters_json
+from tide.api.protocol import uvicorn_options
 from tide.api.published_view import PublishedView
 from tide.backends.base import Backend
 from tide.backends.local import LocalBackend
@@ -119,6 +120,7 @@ class TideServer:
             on_demand=self._on_demand,
             upstream_idle_timeout_s=config.upstream_idle_timeout_s,
             api_keys=GatewayKeys.from_config(config.api_keys_file),
+            limits=config.connection_limits,
         )
         self.hub = hub
         self.controller = Controller(
@@ -171,7 +173,12 @@ class TideServer:
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         cfg = uvicorn.Config(
-            self.app, host=self.config.host, port=self.config.api_port, log_level="warning", lifespan="off"
+            self.app,
+            host=self.config.host,
+            port=self.config.api_port,
+            log_level="warning",
+            lifespan="off",
+            **uvicorn_options(self.config.connection_limits),
         )
         self._uvicorn = _EmbeddedUvicorn(cfg)
         await self.gateway.start(self.config.host, self.config.gateway_port)
@@ -274,6 +281,7 @@ class ControllerServer:
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=2,
+            **uvicorn_options(self.config.connection_limits),
         )
         uv = _EmbeddedUvicorn(cfg)
         api_task = asyncio.create_task(uv.serve())
@@ -356,7 +364,13 @@ def run_api(config: ServerConfig) -> None:
     if created:
         print(f"  API token (shown once, stored in {config.token_path}): {token}", flush=True)
     try:
-        uvicorn.run(app, host=config.host, port=config.api_port, log_level="warning")
+        uvicorn.run(
+            app,
+            host=config.host,
+            port=config.api_port,
+            log_level="warning",
+            **uvicorn_options(config.connection_limits),
+        )
     finally:
         stop_refreshing.set()
         store.close()

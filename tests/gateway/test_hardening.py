@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from tests.gateway.fake_upstream import FakeUpstream
 from tests.gateway.helpers import CHAT, deployment, run, running_gateway, table, upstreams
+from tide.gateway.keys import GatewayKeys
+from tide.http_limits import ConnectionLimits
 
 
 def _post(path: bytes, body: object = CHAT) -> bytes:
@@ -56,5 +60,105 @@ def test_only_openai_routes_reach_a_replica(path: bytes, status: int) -> None:
             ok = await _exchange(gw.port, _post(b"/v1/chat/completions"))
             assert _status(ok) == 200
             assert [r.path for r in fake.requests] == ["/v1/chat/completions"]
+
+    run(scenario())
+
+
+async def _read_all(reader: asyncio.StreamReader, timeout_s: float = 5.0) -> bytes:
+    return await asyncio.wait_for(reader.read(), timeout_s)  # until the gateway closes the connection
+
+
+async def _send_ignoring_reset(writer: asyncio.StreamWriter, data: bytes) -> None:
+    try:
+        writer.write(data)
+        await writer.drain()
+    except ConnectionError:
+        pass  # the gateway answered and closed before reading it all: that is the point
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_a_huge_header_gets_431_without_being_read_whole(keyed: bool, tmp_path: Path) -> None:
+    options: dict[str, Any] = {}
+    if keyed:
+        keys_file = tmp_path / "keys"
+        keys_file.write_text("sk-test-key-0123456789\n")
+        options["api_keys"] = GatewayKeys.from_config(keys_file)
+
+    async def scenario() -> None:
+        async with (
+            upstreams(FakeUpstream("r1")) as (fake,),
+            running_gateway(table(deployment("d", [fake])), **options) as gw,
+        ):
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nx-big: "
+            sender = asyncio.create_task(_send_ignoring_reset(writer, head + b"a" * (20 << 20)))
+            response = await _read_all(reader)
+            assert _status(response) == 431, response[:200]
+            sender.cancel()
+            writer.close()
+            many = b"".join(b"x-h%d: v\r\n" % i for i in range(200))
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            writer.write(b"GET /health HTTP/1.1\r\nhost: gw\r\n" + many + b"\r\n")
+            assert _status(await _read_all(reader)) == 431
+            writer.close()
+            health = await _exchange(gw.port, b"GET /health HTTP/1.1\r\nhost: gw\r\n\r\n")
+            assert _status(health) == 200
+            assert fake.requests == []
+
+    run(scenario())
+
+
+def test_slow_headers_get_408_and_idle_connections_are_closed() -> None:
+    limits = ConnectionLimits(head_timeout_s=0.5, idle_timeout_s=0.5)
+
+    async def scenario() -> None:
+        async with (
+            upstreams(FakeUpstream("r1")) as (fake,),
+            running_gateway(table(deployment("d", [fake])), limits=limits) as gw,
+        ):
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n")  # and never the rest
+            assert _status(await _read_all(reader)) == 408
+            writer.close()
+            # A keep-alive connection that finished its request and sends nothing more is closed.
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            writer.write(_post(b"/v1/chat/completions"))
+            response = await _read_all(reader)
+            assert _status(response) == 200 and b"connection: close" not in response.lower()
+            writer.close()
+            # A connection that never sends a byte is closed too.
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            assert await _read_all(reader) == b""
+            writer.close()
+
+    run(scenario())
+
+
+def test_unfinished_connections_are_capped_and_the_gateway_keeps_serving() -> None:
+    limits = ConnectionLimits(max_unfinished=4, head_timeout_s=30)
+
+    async def scenario() -> None:
+        async with (
+            upstreams(FakeUpstream("r1")) as (fake,),
+            running_gateway(table(deployment("d", [fake])), limits=limits) as gw,
+        ):
+            slow = [await asyncio.open_connection("127.0.0.1", gw.port) for _ in range(4)]
+            for _, writer in slow:
+                writer.write(b"POST /v1/chat/completions HTTP/1.1\r\n")
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            assert _status(await _read_all(reader)) == 503
+            writer.close()
+            for _, writer in slow:
+                writer.close()
+
+            async def served() -> bool:
+                try:
+                    return _status(await _exchange(gw.port, _post(b"/v1/chat/completions"))) == 200
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    return False
+
+            async with asyncio.timeout(5):
+                while not await served():
+                    await asyncio.sleep(0.05)
 
     run(scenario())

@@ -20,6 +20,7 @@ from tide.gateway.paths import FORWARDED_ROUTES, PathRefused, forwarded_route
 from tide.gateway.routes import DeploymentLoad, RouteTable
 from tide.gateway.server import ClientConnection, IncomingRequest
 from tide.gateway.upstream import UpstreamPool
+from tide.http_limits import ConnectionLimits, UnfinishedCount
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Gateway:
         retry_after_s: int = 1,
         upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
         api_keys: GatewayKeys | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.model_header = model_header.lower().encode()
         self.on_demand = on_demand
@@ -67,6 +69,8 @@ class Gateway:
         self.retry_after_s = retry_after_s
         self.upstream_idle_timeout_s = upstream_idle_timeout_s
         self.api_keys = api_keys
+        self.limits = limits or ConnectionLimits()
+        self.unfinished = UnfinishedCount()
         # Headers not passed on: hop-by-hop ones, and the gateway's own API key.
         self.dropped_headers = HOP_BY_HOP | {b"authorization"} if api_keys is not None else HOP_BY_HOP
         self._watchdog: asyncio.Task[None] | None = None
@@ -347,10 +351,15 @@ class Gateway:
         """About once a second: re-read a changed API keys file, and sweep the requests in flight for
         silent replicas (a counter per upstream read keeps the hot path free of timers)."""
         timeout_s = self.upstream_idle_timeout_s
-        interval = min(1.0, timeout_s / 4) if timeout_s else 1.0
+        interval = min(1.0, self.limits.head_timeout_s / 4, self.limits.idle_timeout_s / 4)
+        if timeout_s:
+            interval = min(interval, timeout_s / 4)
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
+            now_mono = time.monotonic()
+            for client in list(self._clients):
+                client.check_timeouts(now_mono)
             if self.api_keys is not None:
                 try:
                     self.api_keys.reload_if_changed()
