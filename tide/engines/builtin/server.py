@@ -39,10 +39,20 @@ class EngineState:
     draining: bool = False
     in_flight: int = 0
     requests_total: int = 0
+    _max_prompt_bytes: int | None = None
 
     @property
     def ready(self) -> bool:
         return self.scheduler is not None
+
+    def max_prompt_bytes(self) -> int:
+        """More UTF-8 bytes than this cannot fit the context whatever they say (see prompt_byte_bound)."""
+        if self._max_prompt_bytes is None:
+            assert self.loaded is not None
+            self._max_prompt_bytes = protocol.prompt_byte_bound(
+                self.loaded.max_model_len, protocol.longest_token_bytes(self.loaded.tokenizer)
+            )
+        return self._max_prompt_bytes
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -122,6 +132,9 @@ def build_app(state: EngineState) -> ASGIApp:
             body = await _read_body(request)
             protocol.check_model(body, state.served_model_name)
             messages, parsed = protocol.parse_chat(body)
+            protocol.check_prompt_bytes(
+                sum(len(m["content"].encode()) for m in messages), state.max_prompt_bytes(), _max_len(state), "messages"
+            )
             prompt_ids = _chat_prompt_ids(state, messages)
             return _generate(state, parsed, prompt_ids, "messages", chat=True)
         except RequestError as exc:
@@ -132,6 +145,9 @@ def build_app(state: EngineState) -> ASGIApp:
             body = await _read_body(request)
             protocol.check_model(body, state.served_model_name)
             parsed = protocol.parse_completion(body)
+            if parsed.prompt_text is not None:
+                size = len(parsed.prompt_text.encode())
+                protocol.check_prompt_bytes(size, state.max_prompt_bytes(), _max_len(state), "prompt")
             prompt_ids = _completion_prompt_ids(state, parsed)
             return _generate(state, parsed, prompt_ids, "prompt", chat=False)
         except RequestError as exc:
@@ -167,6 +183,11 @@ async def _read_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise RequestError("The request body must be a JSON object.", None)
     return body
+
+
+def _max_len(state: EngineState) -> int:
+    assert state.loaded is not None
+    return state.loaded.max_model_len
 
 
 def _chat_prompt_ids(state: EngineState, messages: list[dict[str, str]]) -> list[int]:
