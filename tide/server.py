@@ -121,6 +121,7 @@ class TideServer:
             upstream_idle_timeout_s=config.upstream_idle_timeout_s,
             api_keys=GatewayKeys.from_config(config.api_keys_file),
             limits=config.connection_limits,
+            hold_until_routes=True,
         )
         self.hub = hub
         self.controller = Controller(

@@ -13,6 +13,7 @@ import pytest
 
 from tests.gateway.fake_upstream import FakeUpstream
 from tests.gateway.helpers import CHAT, deployment, run, running_gateway, table, upstreams
+from tide.gateway import Gateway
 from tide.gateway.keys import GatewayKeys
 from tide.http_limits import ConnectionLimits
 
@@ -160,5 +161,42 @@ def test_unfinished_connections_are_capped_and_the_gateway_keeps_serving() -> No
             async with asyncio.timeout(5):
                 while not await served():
                     await asyncio.sleep(0.05)
+
+    run(scenario())
+
+
+def test_a_gateway_started_before_its_routes_holds_requests_instead_of_404() -> None:
+    async def scenario() -> None:
+        async with upstreams(FakeUpstream("r1")) as (fake,):
+            gateway = Gateway(hold_until_routes=True)
+            await gateway.start("127.0.0.1", 0)
+            try:
+                pending = [
+                    asyncio.create_task(_exchange(gateway.port, _post(b"/v1/chat/completions"))) for _ in range(3)
+                ]
+                models = asyncio.create_task(_exchange(gateway.port, b"GET /v1/models HTTP/1.1\r\nhost: gw\r\n\r\n"))
+                health = await _exchange(gateway.port, b"GET /health HTTP/1.1\r\nhost: gw\r\n\r\n")
+                assert _status(health) == 200  # liveness does not wait
+                done, _ = await asyncio.wait([*pending, models], timeout=0.3)
+                assert not done  # held, not answered 404
+                gateway.set_routes(table(deployment("d", [fake])))  # the controller's first table
+                assert [_status(r) for r in await asyncio.gather(*pending)] == [200, 200, 200]
+                assert b'"tiny"' in await models
+            finally:
+                await gateway.stop()
+
+    run(scenario())
+
+
+def test_held_requests_get_503_when_no_routes_arrive() -> None:
+    async def scenario() -> None:
+        gateway = Gateway(hold_until_routes=True, hold_timeout_s=0.3)
+        await gateway.start("127.0.0.1", 0)
+        try:
+            response = await _exchange(gateway.port, _post(b"/v1/chat/completions"))
+            assert _status(response) == 503 and b"retry-after" in response.lower()
+            assert b"no routing table" in response
+        finally:
+            await gateway.stop()
 
     run(scenario())

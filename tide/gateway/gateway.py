@@ -59,6 +59,8 @@ class Gateway:
         upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
         api_keys: GatewayKeys | None = None,
         limits: ConnectionLimits | None = None,
+        hold_until_routes: bool = False,
+        hold_timeout_s: float = 60.0,
     ) -> None:
         self.model_header = model_header.lower().encode()
         self.on_demand = on_demand
@@ -84,7 +86,13 @@ class Gateway:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Future[object]] = set()
         self.upstream_timeouts = 0
+        self._holding = False
         self.set_routes(routes or RouteTable({}))
+        # Started before its controller pushed a table (a restart): requests wait for the first table
+        # instead of getting a 404 for a model that exists (OpenAI clients treat 404 as final).
+        self._holding = hold_until_routes and routes is None
+        self.hold_timeout_s = hold_timeout_s
+        self._held: list[tuple[ClientConnection, IncomingRequest, float]] = []
 
     # ---- lifecycle ------------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 8080) -> None:
@@ -113,6 +121,7 @@ class Gateway:
             self._watchdog = None
         for deployment in self._deployments.values():
             self._fail_queue(deployment, "the gateway is shutting down")
+        self._release_held(float("inf"), "the gateway is shutting down")
         deadline = asyncio.get_running_loop().time() + grace_s
         while any(c.exchange is not None for c in self._clients) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
@@ -162,6 +171,12 @@ class Gateway:
         removed = [d for d_id, d in self._deployments.items() if d_id not in deployments]
         self._models, self._deployments, self._replicas = models, deployments, replicas
         self._models_list = orjson.dumps({"object": "list", "data": [_model_card(name) for name in table.routes]})
+        if self._holding:
+            self._holding = False
+            held, self._held = self._held, []
+            for client, request, _since in held:
+                if not client.closed:
+                    self.handle(client, request)
         for deployment in removed:
             self._fail_queue(deployment, f"deployment '{deployment.deployment_id}' was removed")
         for deployment in deployments.values():
@@ -230,6 +245,9 @@ class Gateway:
                 "invalid_request_error",
                 "invalid_api_key",
             )
+            return
+        if self._holding:
+            self._held.append((client, request, time.monotonic()))
             return
         if suffix == b"/models":
             client.respond(self._list_models(model, request), keep_alive)
@@ -360,6 +378,11 @@ class Gateway:
             now_mono = time.monotonic()
             for client in list(self._clients):
                 client.check_timeouts(now_mono)
+            if self._held:
+                self._release_held(
+                    now_mono - self.hold_timeout_s,
+                    f"the gateway has had no routing table from its controller for {self.hold_timeout_s:g}s",
+                )
             if self.api_keys is not None:
                 try:
                     self.api_keys.reload_if_changed()
@@ -374,6 +397,19 @@ class Gateway:
                             exchange.check_idle(now, timeout_s)
                         except Exception:
                             log.exception("upstream idle check failed")
+
+    def _release_held(self, held_before: float, why: str) -> None:
+        """Answer held requests that arrived before `held_before` 503 (no controller yet); keep the rest."""
+        kept: list[tuple[ClientConnection, IncomingRequest, float]] = []
+        for client, request, since in self._held:
+            if client.closed:
+                continue
+            if since >= held_before:
+                kept.append((client, request, since))
+                continue
+            message = f"Request not served: {why}; retry later"
+            _reply_error(client, request, 503, message, "server_error", "unavailable", retry_after_s=self.retry_after_s)
+        self._held = kept
 
     def retry_queue(self, deployment: DeploymentState) -> None:
         self._drain(deployment)
