@@ -32,6 +32,7 @@ def route_table_to_json(table: RouteTable) -> dict[str, Any]:
                     "weight": r.weight,
                     "maxQueue": r.max_queue,
                     "maxQueueWaitS": r.max_queue_wait_s,
+                    "failure": r.failure,
                     "replicas": [
                         {"replicaId": e.replica_id, "baseUrl": e.base_url, "maxConcurrency": e.max_concurrency}
                         for e in r.replicas
@@ -54,6 +55,7 @@ def route_table_from_json(data: Mapping[str, Any]) -> RouteTable:
                 weight=int(r["weight"]),
                 max_queue=int(r["maxQueue"]),
                 max_queue_wait_s=float(r["maxQueueWaitS"]),
+                failure=None if r.get("failure") is None else str(r["failure"]),
                 replicas=tuple(
                     ReplicaEndpoint(
                         replica_id=str(e["replicaId"]),

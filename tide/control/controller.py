@@ -29,6 +29,7 @@ from tide.control.lifecycle import (
     compute_state,
     plan_rollout,
     restart_backoff,
+    route_failure,
 )
 from tide.control.metrics import ControlMetrics
 from tide.control.placement import free_gpu_ids, leaving_holders, scheduled_placements, scheduling_requests
@@ -520,6 +521,9 @@ class Controller:
                     replicas=endpoints,
                     max_queue=spec.autoscaling.max_queue,
                     max_queue_wait_s=spec.autoscaling.max_queue_wait_s,
+                    failure=route_failure(runtime.failure, runtime.crash_message, runtime.consecutive_crashes)
+                    if engine.manages_replicas and not endpoints
+                    else None,
                 )
             )
         return RouteTable(routes={name: tuple(rs) for name, rs in routes.items()})

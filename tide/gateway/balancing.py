@@ -68,6 +68,7 @@ class DeploymentState:
         self.weight = route.weight
         self.max_queue = route.max_queue
         self.max_queue_wait_s = route.max_queue_wait_s
+        self.failure = route.failure
 
     def pick_replica(self, exclude: frozenset[str] | set[str] = frozenset()) -> ReplicaState | None:
         """Fewest in flight among replicas with room; healthy ones first. None when none has room."""

@@ -180,7 +180,9 @@ class Gateway:
         for deployment in removed:
             self._fail_queue(deployment, f"deployment '{deployment.deployment_id}' was removed")
         for deployment in deployments.values():
-            if deployment.queue:
+            if deployment.queue and deployment.failure is not None and not deployment.replicas:
+                self._fail_queue_failed(deployment)
+            elif deployment.queue:
                 self._drain(deployment)
 
     def load_snapshot(self) -> dict[str, DeploymentLoad]:
@@ -299,6 +301,16 @@ class Gateway:
                 retry_after_s=self.retry_after_s,
             )
             return
+        if deployment.failure is not None and not deployment.replicas:
+            deployment = _healthy_sibling(model_state, deployment)
+            if deployment.failure is not None and not deployment.replicas:
+                deployment.requests_total += 1
+                deployment.errors["deployment_failed"] = deployment.errors.get("deployment_failed", 0) + 1
+                _reply_error(client, request, 503, _failed_message(deployment), "server_error", "deployment_failed")
+                # The controller still hears of the demand: it retries the start on its back-off, so the
+                # deployment recovers by itself once its cause is fixed (weights uploaded).
+                self._notify(self.on_demand, deployment.deployment_id)
+                return
         deployment.requests_total += 1
         exchange = Exchange(self, client, request, deployment, suffix + request.query)
         client.exchange = exchange
@@ -431,6 +443,13 @@ class Gateway:
             exchange = deployment.queue.popleft()
             exchange.respond_error(503, f"Request not served: {why}", "server_error", "unavailable", self.retry_after_s)
 
+    def _fail_queue_failed(self, deployment: DeploymentState) -> None:
+        """Queued requests of a deployment that turned out to be failing: its condition, at once."""
+        message = _failed_message(deployment)
+        while deployment.queue:
+            exchange = deployment.queue.popleft()
+            exchange.respond_error(503, message, "server_error", "deployment_failed", None)
+
     def _notify(self, callback: ReplicaCallback | None, argument: str) -> None:
         if callback is None:
             return
@@ -458,6 +477,21 @@ def _reply_error(
         status, message, error_type, code, param=param, keep_alive=keep_alive, retry_after_s=retry_after_s
     )
     client.respond(response, keep_alive)
+
+
+def _healthy_sibling(model: ModelState, failed: DeploymentState) -> DeploymentState:
+    """Another deployment of the same model in rotation that is not failing, else `failed` itself."""
+    for other in model.deployments:
+        if other is not failed and other.weight > 0 and (other.failure is None or other.replicas):
+            return other
+    return failed
+
+
+def _failed_message(deployment: DeploymentState) -> str:
+    return (
+        f"Deployment '{deployment.deployment_id}' of model `{deployment.model_name}` is failing: {deployment.failure}. "
+        "See `tide get` for its conditions and `tide logs` for its replicas."
+    )
 
 
 def _header(request: IncomingRequest, name: bytes) -> bytes | None:
