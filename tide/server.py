@@ -28,17 +28,18 @@ from tide.backends.node_weights import CachedWeights
 from tide.backends.ray import RayOptions
 from tide.config import ServerConfig, load_or_create_token, prepare_data_dir
 from tide.control.channel_http import GatewayHub
-from tide.control.controller import Controller
+from tide.control.controller import Controller, WeightsCheck
 from tide.engines.vllm import installed_vllm_versions
 from tide.gateway import Gateway
 from tide.gateway.keys import GatewayKeys
 from tide.scheduling import Inventory, InventoryError, declared_inventory, local_inventory
-from tide.spec import Catalog, InstanceTypeInfo, default_catalog
+from tide.spec import Catalog, DeploymentSpec, InstanceTypeInfo, default_catalog
 from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
 from tide.store.lease import LeaderLease
 from tide.store.published import PublishedState
-from tide.weights import StorageConfig, WeightsCache
+from tide.weights import StorageConfig, WeightsCache, WeightsError, WeightsSource
+from tide.weights.errors import ACCESS_DENIED, BUCKET_NOT_FOUND, MISSING_FILE, PATH_NOT_FOUND
 
 log = logging.getLogger("tide.server")
 
@@ -52,6 +53,27 @@ def node_inventory(declared_path: Path | None, cpu_slots: int) -> Inventory:
             raise SystemExit(f"inventory {declared_path}: {exc}") from None
     gpus = _gpu_count()
     return local_inventory("local-gpu" if gpus else None, gpus, cpu_slots=cpu_slots)
+
+
+def weights_checker(storage: StorageConfig, cache: WeightsCache) -> WeightsCheck:
+    """The controller's look at a scaled-to-zero deployment's weights: a missing bucket, path or
+    config.json is a failure to show now; storage that cannot be reached says nothing (a start retries)."""
+
+    async def check(spec: DeploymentSpec) -> str | None:
+        assert spec.weights is not None
+        source = WeightsSource(
+            spec.weights.bucket, spec.weights.path, spec.weights.allow_patterns, spec.weights.ignore_patterns
+        )
+        try:
+            await asyncio.to_thread(cache.check, storage, source)
+        except WeightsError as exc:
+            if exc.code in (BUCKET_NOT_FOUND, PATH_NOT_FOUND, MISSING_FILE, ACCESS_DENIED):
+                return str(exc)
+        except Exception:  # a network error: not a verdict on the spec
+            log.debug("weights check of %s/%s failed", spec.weights.bucket, spec.weights.path, exc_info=True)
+        return None
+
+    return check
 
 
 def catalog_from_inventory(inventory: Inventory, vllm_versions: tuple[str, ...] | None = None) -> Catalog:
@@ -109,10 +131,12 @@ class TideServer:
             self._inventory_source = lambda: inventory
             cache = WeightsCache(config.weights_cache_dir, budget_bytes=config.cache_budget_bytes)
             self.backend = LocalBackend(config.data_dir, CachedWeights(storage, cache), host="127.0.0.1")
+            check_weights: WeightsCheck | None = weights_checker(storage, cache)
         else:  # the Ray cluster's nodes, replicas as Ray actors on them (docs/RAY.md)
             from tide.backends.ray import create
 
             self.backend, ray_inventory = create(ray, config.data_dir, storage)
+            check_weights = None  # the nodes fetch weights with their own settings
             self._inventory_source = ray_inventory.current
         self.inventory = self._inventory_source()
         self.catalog = catalog_from_inventory(self.inventory)
@@ -134,6 +158,7 @@ class TideServer:
             run_log=RunLog(self.store),
             drain_timeout_s=config.drain_timeout_s,
             usage_retention_s=config.usage_retention_s,
+            check_weights=check_weights,
         )
         api_ctx = ApiContext(
             store=self.store,

@@ -33,3 +33,14 @@ def test_a_request_for_a_deployment_that_cannot_start_gets_its_condition_at_once
         assert "does-not-exist" in error["message"]
         assert "retry-after" not in response.headers
     assert clean_tide.status(deployment_id)["state"] != "STATUS_READY"
+
+
+def test_a_scaled_to_zero_deployment_with_missing_weights_is_not_ready(clean_tide: TideProcess) -> None:
+    spec = tiny_spec("idle-broken", weights={"bucket": "models", "path": "nowhere"})
+    spec["autoscaling"] = {"min": 0, "max": 1}
+    deployment_id = clean_tide.apply(spec)["id"]
+    status = clean_tide.wait_for(deployment_id, "STATUS_FAILED", timeout=30)
+    assert any("nowhere" in c["message"] for c in status["conditions"]), status
+    # A healthy scaled-to-zero deployment is still READY (its weights are there).
+    healthy = clean_tide.apply({**tiny_spec("idle-ok"), "autoscaling": {"min": 0, "max": 1}})["id"]
+    clean_tide.wait_for(healthy, "STATUS_READY", timeout=30)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from tide.backends.base import Backend, ReplicaLaunch, ReplicaPhase, ReplicaState
@@ -52,6 +52,9 @@ from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
 from tide.store.published import INVENTORY_KEY, PublishedState
 
+# Looks at a spec's weights without fetching them: a message when they cannot be used, else None.
+WeightsCheck = Callable[[DeploymentSpec], Awaitable[str | None]]
+
 log = logging.getLogger("tide.control")
 
 RECONCILE_INTERVAL_S = 1.0
@@ -85,6 +88,7 @@ class Controller:
         drain_timeout_s: float = 30.0,
         stop_grace_s: float = 30.0,
         usage_retention_s: float | None = None,
+        check_weights: WeightsCheck | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -104,6 +108,7 @@ class Controller:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_routes: RouteTable | None = None
         self._stopped = False
+        self.check_weights = check_weights
         backend.set_listener(self._on_replica_change)
 
     # -- wake-ups ------------------------------------------------------------------------------------
@@ -283,6 +288,7 @@ class Controller:
                 runtime.next_start_at = 0.0
             runtime.record = record
             self._collect_exits(runtime, now)
+            self._check_idle_weights(runtime)
         for gone in set(self.runtimes) - seen:
             runtime = self.runtimes.pop(gone)
             for replica_id in list(runtime.replicas):
@@ -316,6 +322,34 @@ class Controller:
             runtime.scaler = DeploymentScaler(spec, self.clock())
         else:
             runtime.scaler.update_spec(spec)
+
+    def _check_idle_weights(self, runtime: DeploymentRuntime) -> None:
+        """A deployment with no replica (scaled to zero) would show READY until a request found its
+        weights missing: look once per generation, in the background, and record a failure now."""
+        spec = runtime.spec
+        generation = runtime.record.generation
+        if (
+            self.check_weights is None
+            or spec is None
+            or spec.weights is None
+            or runtime.replicas
+            or runtime.weights_checked_generation == generation
+            or not self._manages_replicas(spec)
+        ):
+            return
+        runtime.weights_checked_generation = generation
+        check = self.check_weights
+
+        async def run() -> None:
+            problem = await check(spec)
+            if problem and runtime.record.generation == generation and not runtime.replicas and not runtime.failure:
+                runtime.failure = problem
+                self._push_routes()
+                self.wake()
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _collect_exits(self, runtime: DeploymentRuntime, now: float) -> None:
         """Replicas that ended on their own: record why, forget them, back off before replacing (not when

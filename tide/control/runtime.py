@@ -36,6 +36,7 @@ class DeploymentRuntime:
     # Replicas placed on GPUs that a preempted (or otherwise leaving) replica still holds: they start when
     # it has stopped, never beside it on the same GPUs.
     awaiting_gpus: set[str] = field(default_factory=set)
+    weights_checked_generation: int = 0  # a scaled-to-zero deployment's weights were looked at for this one
 
     def ready_count(self) -> int:
         """Ready replicas in rotation (draining ones are on their way out)."""
