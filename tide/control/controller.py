@@ -32,7 +32,13 @@ from tide.control.lifecycle import (
     route_failure,
 )
 from tide.control.metrics import ControlMetrics
-from tide.control.placement import free_gpu_ids, leaving_holders, scheduled_placements, scheduling_requests
+from tide.control.placement import (
+    capacity_holders,
+    free_gpu_ids,
+    leaving_holders,
+    scheduled_placements,
+    scheduling_requests,
+)
 from tide.control.runtime import DeploymentRuntime
 from tide.control.scaling import DeploymentScaler
 from tide.engines.adapter import adapter_for
@@ -410,7 +416,7 @@ class Controller:
         return schedule(
             inventory,
             scheduled_placements(self.runtimes.values()),
-            scheduling_requests(self.runtimes, managed),
+            scheduling_requests(self.runtimes, managed, now),
             now,
         )
 
@@ -424,6 +430,9 @@ class Controller:
                     self._remove_replica(runtime, preemption.placement.replica_id)
             pending = decision.pending_for(runtime.id)
             runtime.pending_message = pending.message if pending is not None and pending.count else None
+            if runtime.pending_message:
+                holders = capacity_holders(self.runtimes.values(), spec.resources.instance_type, runtime.id)
+                runtime.pending_message += f"; {holders}" if holders else ""
             slots = [p for p in decision.started if p.deployment_id == runtime.id]
             in_flight = {rid: self.gateway.in_flight(rid) for rid in runtime.replicas}
             plan = plan_rollout(
