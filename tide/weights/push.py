@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tide.spec.names import object_path_problem
 from tide.weights.cache import WeightsCache
 from tide.weights.errors import MISSING_FILE, PATH_NOT_FOUND, WeightsError
-from tide.weights.names import object_path_problem
 from tide.weights.progress import ProgressCallback, ProgressTracker
 from tide.weights.storage import StorageConfig, WeightsSource
 
