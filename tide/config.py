@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from tide.http_limits import ConnectionLimits
 
 DEFAULT_GATEWAY_PORT = 8080
 DEFAULT_API_PORT = 8081
@@ -35,6 +37,8 @@ class ServerConfig:
     upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S  # None: never cut a quiet replica off
     usage_retention_s: float | None = DEFAULT_USAGE_RETENTION_S  # replica runs (usage) kept; None: forever
     api_keys_file: Path | None = None  # gateway API keys (tide.gateway.keys); also $TIDE_GATEWAY_API_KEYS
+    # Header size/count, head deadline, idle keep-alive, unfinished connections: both ports (docs/LIMITS.md)
+    connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     @property
     def db_url(self) -> str:
@@ -52,6 +56,26 @@ class ServerConfig:
     @property
     def token_path(self) -> Path:
         return self.data_dir / "api-token"
+
+
+def prepare_data_dir(config: ServerConfig) -> None:
+    """The data directory holds the API token, the database and replica logs (prompts, errors): only
+    its owner reads it. Tightened on every start, so an install made before this rule is fixed too."""
+    private_dir(config.data_dir)
+    db = config.data_dir / "tide.db"
+    if config.db_url == f"sqlite:///{db}":
+        # SQLite gives its -wal and -shm files the database file's mode: create it 0600 before it opens.
+        private_file(db)
+
+
+def private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def private_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
 
 
 def load_or_create_token(config: ServerConfig) -> tuple[str, bool]:

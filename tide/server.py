@@ -19,6 +19,7 @@ from tide import __version__
 from tide.api.app import ApiContext, create_app
 from tide.api.claims import ClaimsContext
 from tide.api.parameters import parameters_json
+from tide.api.protocol import uvicorn_options
 from tide.api.published_view import PublishedView
 from tide.backends.base import Backend
 from tide.backends.local import LocalBackend
@@ -26,19 +27,20 @@ from tide.backends.logfiles import LogText
 from tide.backends.node_weights import CachedWeights
 from tide.backends.ray import RayOptions
 from tide.backends.warm_pool import WarmPoolMetrics
-from tide.config import ServerConfig, load_or_create_token
+from tide.config import ServerConfig, load_or_create_token, prepare_data_dir
 from tide.control.channel_http import GatewayHub
-from tide.control.controller import Controller
+from tide.control.controller import Controller, WeightsCheck
 from tide.engines.vllm import installed_vllm_versions
 from tide.gateway import Gateway
 from tide.gateway.keys import GatewayKeys
 from tide.scheduling import Inventory, InventoryError, declared_inventory, local_inventory
-from tide.spec import Catalog, InstanceTypeInfo, default_catalog
+from tide.spec import Catalog, DeploymentSpec, InstanceTypeInfo, default_catalog
 from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
 from tide.store.lease import LeaderLease
 from tide.store.published import PublishedState
-from tide.weights import StorageConfig, WeightsCache
+from tide.weights import StorageConfig, WeightsCache, WeightsError, WeightsSource
+from tide.weights.errors import ACCESS_DENIED, BUCKET_NOT_FOUND, MISSING_FILE, PATH_NOT_FOUND
 
 log = logging.getLogger("tide.server")
 
@@ -52,6 +54,27 @@ def node_inventory(declared_path: Path | None, cpu_slots: int) -> Inventory:
             raise SystemExit(f"inventory {declared_path}: {exc}") from None
     gpus = _gpu_count()
     return local_inventory("local-gpu" if gpus else None, gpus, cpu_slots=cpu_slots)
+
+
+def weights_checker(storage: StorageConfig, cache: WeightsCache) -> WeightsCheck:
+    """The controller's look at a scaled-to-zero deployment's weights: a missing bucket, path or
+    config.json is a failure to show now; storage that cannot be reached says nothing (a start retries)."""
+
+    async def check(spec: DeploymentSpec) -> str | None:
+        assert spec.weights is not None
+        source = WeightsSource(
+            spec.weights.bucket, spec.weights.path, spec.weights.allow_patterns, spec.weights.ignore_patterns
+        )
+        try:
+            await asyncio.to_thread(cache.check, storage, source)
+        except WeightsError as exc:
+            if exc.code in (BUCKET_NOT_FOUND, PATH_NOT_FOUND, MISSING_FILE, ACCESS_DENIED):
+                return str(exc)
+        except Exception:  # a network error: not a verdict on the spec
+            log.debug("weights check of %s/%s failed", spec.weights.bucket, spec.weights.path, exc_info=True)
+        return None
+
+    return check
 
 
 def catalog_from_inventory(inventory: Inventory, vllm_versions: tuple[str, ...] | None = None) -> Catalog:
@@ -98,7 +121,7 @@ class TideServer:
     def __init__(self, config: ServerConfig, hub: GatewayHub | None = None, ray: RayOptions | None = None) -> None:
         self.config = config
         self._pool_metrics = False
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(config)
         self.token, self.token_created = load_or_create_token(config)
         self.store = Store(config.db_url)
         config.buckets_root.mkdir(parents=True, exist_ok=True)
@@ -112,10 +135,12 @@ class TideServer:
             self.backend = LocalBackend(
                 config.data_dir, CachedWeights(storage, cache), host="127.0.0.1", warm_pool=config.warm_pool
             )
+            check_weights: WeightsCheck | None = weights_checker(storage, cache)
         else:  # the Ray cluster's nodes, replicas as Ray actors on them (docs/RAY.md)
             from tide.backends.ray import create
 
             self.backend, ray_inventory = create(ray, config.data_dir, storage)
+            check_weights = None  # the nodes fetch weights with their own settings
             self._inventory_source = ray_inventory.current
         self.inventory = self._inventory_source()
         self.catalog = catalog_from_inventory(self.inventory)
@@ -123,6 +148,8 @@ class TideServer:
             on_demand=self._on_demand,
             upstream_idle_timeout_s=config.upstream_idle_timeout_s,
             api_keys=GatewayKeys.from_config(config.api_keys_file),
+            limits=config.connection_limits,
+            hold_until_routes=True,
         )
         self.hub = hub
         self.controller = Controller(
@@ -135,6 +162,7 @@ class TideServer:
             run_log=RunLog(self.store),
             drain_timeout_s=config.drain_timeout_s,
             usage_retention_s=config.usage_retention_s,
+            check_weights=check_weights,
         )
         api_ctx = ApiContext(
             store=self.store,
@@ -183,7 +211,12 @@ class TideServer:
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         cfg = uvicorn.Config(
-            self.app, host=self.config.host, port=self.config.api_port, log_level="warning", lifespan="off"
+            self.app,
+            host=self.config.host,
+            port=self.config.api_port,
+            log_level="warning",
+            lifespan="off",
+            **uvicorn_options(self.config.connection_limits),
         )
         self._uvicorn = _EmbeddedUvicorn(cfg)
         await self.gateway.start(self.config.host, self.config.gateway_port)
@@ -288,6 +321,7 @@ class ControllerServer:
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=2,
+            **uvicorn_options(self.config.connection_limits),
         )
         uv = _EmbeddedUvicorn(cfg)
         api_task = asyncio.create_task(uv.serve())
@@ -341,7 +375,7 @@ def run_api(config: ServerConfig) -> None:
     """The management API alone over the shared database: the leader sees changes within a second; it
     validates against the inventory the leader publishes (tide.api.published_view)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(config)
     token, created = load_or_create_token(config)
     store = Store(config.db_url)
     fallback = node_inventory(config.inventory_path, config.cpu_slots)
@@ -370,7 +404,13 @@ def run_api(config: ServerConfig) -> None:
     if created:
         print(f"  API token (shown once, stored in {config.token_path}): {token}", flush=True)
     try:
-        uvicorn.run(app, host=config.host, port=config.api_port, log_level="warning")
+        uvicorn.run(
+            app,
+            host=config.host,
+            port=config.api_port,
+            log_level="warning",
+            **uvicorn_options(config.connection_limits),
+        )
     finally:
         stop_refreshing.set()
         store.close()

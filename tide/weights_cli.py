@@ -19,6 +19,13 @@ def _storage(ctx: click.Context) -> StorageConfig:
     return config
 
 
+def _bucket_path(text: str, argument: str) -> tuple[str, str]:
+    try:
+        return parse_bucket_path(text)
+    except WeightsError as exc:
+        raise click.BadParameter(exc.message, param_hint=argument) from None
+
+
 @click.group("weights")
 def weights_group() -> None:
     """Upload weights to a bucket, or prefetch them into this node's cache."""
@@ -30,8 +37,8 @@ def weights_group() -> None:
 @click.pass_context
 def push(ctx: click.Context, directory: Path, target: str) -> None:
     """Upload DIRECTORY to TARGET (BUCKET/PATH) for bring-your-own-weights."""
+    bucket, path = _bucket_path(target, "TARGET")
     try:
-        bucket, path = parse_bucket_path(target)
         storage = _storage(ctx)
         with ProgressBar(f"push {bucket}/{path}") as bar:
             total = push_directory(directory, bucket, path, storage, progress=bar)
@@ -49,8 +56,8 @@ def push(ctx: click.Context, directory: Path, target: str) -> None:
 def pull_command(ctx: click.Context, source: str, cache_dir: Path | None) -> None:
     """Prefetch SOURCE (BUCKET/PATH) into this node's weights cache, e.g. before a traffic peak."""
     data_dir: Path = ctx.find_root().obj["data_dir"]
+    bucket, path = _bucket_path(source, "SOURCE")
     try:
-        bucket, path = parse_bucket_path(source)
         cache = WeightsCache(cache_dir or data_dir / "cache")
         with ProgressBar(f"pull {bucket}/{path}") as bar:
             entry = pull(bucket, path, _storage(ctx), cache, progress=bar)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,16 @@ def test_openapi_is_served(api: tuple[TestClient, list[int]]) -> None:
     client, _ = api
     doc = client.get("/openapi.json").json()
     assert f"{BASE}/deployments" in doc["paths"]
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(api: tuple[TestClient, list[int]]) -> None:
+    client, _ = api
+    assert client.post(BASE + "/deployments", json=spec()).status_code == 201
+    for (method, path), depth in itertools.product(
+        [("POST", "/deployments"), ("PATCH", "/deployments/tiny-chat")], (100, 5000)
+    ):
+        body = '{"name": ' + "[" * depth + "]" * depth + "}"
+        response = client.request(method, BASE + path, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["code"] == "INVALID_ARGUMENT" and "nested deeper" in error["message"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tide.backends.base import ReplicaPhase, ReplicaState
-from tide.control.placement import leaving_holders, scheduled_placements, scheduling_requests
+from tide.control.placement import capacity_holders, leaving_holders, scheduled_placements, scheduling_requests
 from tide.control.runtime import DeploymentRuntime
 from tide.scheduling import Placement, declared_inventory
 from tide.spec import InstanceTypeInfo, default_catalog, parse_deployment
@@ -86,3 +86,29 @@ def test_two_waiting_replicas_do_not_wait_for_each_other() -> None:
     del batch.placements["batch-old"]
     assert leaving_holders([batch, chat], "chat-1", INVENTORY) == []
     assert leaving_holders([batch, chat], "chat-2", INVENTORY) == []
+
+
+def test_a_failing_deployment_gives_its_capacity_to_a_healthy_one() -> None:
+    from tide.scheduling import schedule
+
+    broken = runtime("broken", autoscaling={"min": 2, "max": 2, "priority": 500})
+    broken.failure = "weights path models/missing does not exist"
+    broken.consecutive_crashes = 3
+    broken.next_start_at = 100.0  # backing off before its next try
+    healthy = runtime("healthy", autoscaling={"min": 1, "max": 1})
+    runtimes = {"broken": broken, "healthy": healthy}
+    during_backoff = schedule(INVENTORY, [], scheduling_requests(runtimes, {"broken": 2, "healthy": 1}, 10.0), 10.0)
+    assert [p.deployment_id for p in during_backoff.started] == ["healthy"]
+    # Out of back-off it may try again, but only on what is left: never ahead of a healthy deployment.
+    (request, _) = scheduling_requests(runtimes, {"broken": 2, "healthy": 1}, 200.0)
+    assert request.priority == 0 and request.min_replicas == 0
+
+
+def test_a_deployment_waiting_for_capacity_is_told_who_holds_it() -> None:
+    broken, batch, chat = runtime("broken"), runtime("batch"), runtime("chat")
+    place(batch, "batch-a")
+    place(broken, "broken-a")
+    broken.consecutive_crashes = 2
+    assert capacity_holders([broken, batch, chat], "gpu-2x", exclude="chat") == (
+        "held by batch (1 replica), broken (1 replica, failing)"
+    )

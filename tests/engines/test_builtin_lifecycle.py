@@ -74,3 +74,15 @@ def test_missing_model_dir_fails_fast_naming_the_flag(tmp_path: pathlib.Path) ->
     assert result.returncode == 2
     assert "--model-dir" in result.stderr
     assert "TIDE_EVENT" not in result.stdout
+
+
+def test_max_model_len_caps_the_context(tiny_model_dir: pathlib.Path) -> None:
+    proc = launch_engine(tiny_model_dir, "--max-model-len", "32")
+    try:
+        body = {"model": "tiny", "prompt": "word " * 60, "max_tokens": 2}
+        response = httpx.post(f"{proc.base_url}/v1/completions", json=body, timeout=30)
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["code"] == "context_length_exceeded" and "32 tokens" in error["message"]
+    finally:
+        proc.stop()

@@ -166,3 +166,23 @@ def test_client_leaving_a_stream_frees_its_batch_slot(engine: EngineProcess) -> 
             return
         time.sleep(0.05)
     raise AssertionError(f"the abandoned stream still holds the engine: {httpx.get(f'{engine.base_url}/load').json()}")
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "param"),
+    [
+        ("chat/completions", {"messages": [{"role": "user", "content": "word " * 400_000}]}, "messages"),
+        ("completions", {"prompt": "word " * 400_000}, "prompt"),
+    ],
+)
+def test_an_oversize_prompt_is_refused_before_tokenizing(
+    engine: EngineProcess, route: str, body: dict[str, object], param: str
+) -> None:
+    # 2 MB of text: more bytes than the context can hold, refused by size, not after counting its tokens.
+    response = httpx.post(f"{engine.base_url}/v1/{route}", json={"model": "tiny", **body}, timeout=60)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == param
+    assert "2000000 bytes" in error["message"] and "maximum context length" in error["message"]
+    # A prompt that fits is still served.
+    assert client(engine).completions.create(model="tiny", prompt="word " * 20, max_tokens=2).choices

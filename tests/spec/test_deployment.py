@@ -141,3 +141,81 @@ def test_replica_template_ignores_traffic_and_scaling() -> None:
     c = parse_deployment(base(weights={"bucket": "models", "path": "llama/70b"}), CATALOG)
     assert a.replica_template() == b.replica_template()
     assert a.replica_template() != c.replica_template()
+
+
+BUILTIN = {"engine": "builtin"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "says"),
+    [
+        (base(weights={"bucket": "..", "path": "m"}), "weights.bucket", "not valid"),
+        (base(weights={"bucket": "my/bucket", "path": "m"}), "weights.bucket", "not valid"),
+        (base(weights={"bucket": "Models_Dir", "path": "m"}), "weights.bucket", "lowercase"),
+        (base(weights={"bucket": "a\x00b", "path": "m"}), "weights.bucket", "not valid"),
+        (base(weights={"bucket": "models", "path": "a/./b"}), "weights.path", "'.'"),
+        (base(weights={"bucket": "models", "path": "a\x00b"}), "weights.path", "NUL"),
+        (base(runtime={**BUILTIN, "version": "99.0.0"}), "runtime.version", "newer than this node has"),
+        (base(runtime={**BUILTIN, "engineConfig": {"dtype": "float16"}}), "runtime.engineConfig.dtype", "bfloat16"),
+        (
+            base(runtime={**BUILTIN, "engineConfig": {"max-batch-size": "-5"}}),
+            "runtime.engineConfig.max-batch-size",
+            "at least 1",
+        ),
+        (
+            base(runtime={**BUILTIN, "engineConfig": {"max-batch-size": "many"}}),
+            "runtime.engineConfig.max-batch-size",
+            "integer",
+        ),
+        (
+            base(runtime={**BUILTIN, "engineConfig": {"max-model-len": "0"}}),
+            "runtime.engineConfig.max-model-len",
+            "at least 1",
+        ),
+        (
+            base(runtime={"engine": "vllm", "engineConfig": {"max-model-len": "4k"}}),
+            "runtime.engineConfig.max-model-len",
+            "integer",
+        ),
+        (
+            base(runtime={"engine": "vllm", "engineConfig": {"enable-auto-tool-choice": "maybe"}}),
+            "runtime.engineConfig.enable-auto-tool-choice",
+            "flag",
+        ),
+        (base(autoscaling={"min": 0, "max": 1_000_000}), "autoscaling.max", "between 1 and 1000"),
+    ],
+)
+def test_specs_that_can_never_start_are_refused_naming_the_field(raw: dict[str, Any], field: str, says: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_deployment(raw, CATALOG)
+    assert info.value.field == field
+    assert says in info.value.message
+
+
+def test_typed_engine_config_values_that_fit_are_kept() -> None:
+    spec = parse_deployment(
+        base(runtime={**BUILTIN, "version": "0.1.0", "engineConfig": {"max-model-len": 512, "dtype": "float32"}}),
+        CATALOG,
+    )
+    assert spec.runtime.engine_config == {"max-model-len": "512", "dtype": "float32"}
+    assert parse_deployment(base(runtime={**BUILTIN, "version": "0.0.9"}), CATALOG).runtime.version == "0.0.9"
+
+
+def test_builtin_engine_gets_max_model_len() -> None:
+    from pathlib import Path
+
+    from tide.engines.adapter import adapter_for
+
+    plan = adapter_for("builtin").plan(
+        model_dir=Path("/m"), host="h", port=1, served_name="x", engine_config={"max-model-len": "256"}, gpu_ids=()
+    )
+    assert plan.argv[plan.argv.index("--max-model-len") + 1] == "256"
+
+
+def test_parameters_show_each_engines_config_schema() -> None:
+    from tide.api.parameters import parameters_json
+
+    engines = {e["engine"]: e for e in parameters_json(CATALOG)["runtimeParameters"]["engines"]}
+    schema = {o["key"]: o for o in engines["builtin"]["runtimeConfigSchema"]}
+    assert schema["max-batch-size"]["type"] == "integer" and schema["max-batch-size"]["minimum"] == 1
+    assert "float16" not in schema["dtype"]["choices"]

@@ -58,3 +58,24 @@ def test_parse_bucket_path_and_progress_bar() -> None:
             bar(DownloadProgress(done * 100, 1000, done // 10, 1, 10.0))
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("pull [") and "100.0%" in lines[-1] and len(lines) == 11
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+@pytest.mark.parametrize("where", ["mine/../../outside", "/etc/passwd", "mine/a/../../../x", "../mine/a"])
+def test_weights_cli_refuses_paths_outside_the_buckets(tmp_path: Path, command: str, where: str) -> None:
+    from click.testing import CliRunner
+
+    from tide import cli
+
+    src = tmp_path / "src"
+    make_dir(src, big_bytes=10)
+    (tmp_path / "data" / "buckets" / "mine" / "a").mkdir(parents=True)
+    make_dir(tmp_path / "data" / "buckets" / "mine" / "a", big_bytes=10)
+    make_dir(tmp_path / "outside", big_bytes=10)
+    args = ["push", str(src), where] if command == "push" else ["pull", where]
+    env = {"TIDE_BUCKETS_DIR": "", "TIDE_S3_ENDPOINT_URL": ""}
+    result = CliRunner().invoke(cli.main, ["--data-dir", str(tmp_path / "data"), "weights", *args], env=env)
+    assert result.exit_code == 2, result.output
+    assert ("TARGET" if command == "push" else "SOURCE") in result.output
+    assert not (tmp_path / "data" / "cache").exists() or not any((tmp_path / "data" / "cache").rglob("config.json"))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "data" / "outside").exists()

@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tide.api.body import read_json_body
 from tide.api.claims import ClaimsContext, claims_router
 from tide.api.errors import BASE, ApiError
 from tide.backends.logfiles import LogText
@@ -92,10 +93,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     auth = [Depends(require_token)]
 
     async def read_json(request: Request) -> Any:
-        try:
-            return await request.json()
-        except ValueError:
-            raise ApiError(400, "INVALID_ARGUMENT", "the request body must be a JSON object", "body") from None
+        return await read_json_body(request)
 
     async def find(deployment_id: str) -> DeploymentRecord:
         """By id; or by name when exactly one deployment has it (what a CLI user types)."""

@@ -28,6 +28,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, params
 
+from tide.api.body import read_json_body
 from tide.api.errors import BASE, ApiError
 from tide.scheduling import (
     ClaimError,
@@ -168,10 +169,7 @@ def claims_router(ctx: ClaimsContext, dependencies: Sequence[params.Depends] = (
     runs = RunLog(ctx.store)
 
     async def read_json(request: Request) -> Any:
-        try:
-            return await request.json()
-        except ValueError:
-            raise ApiError(400, "INVALID_ARGUMENT", "the request body must be a JSON object", "body") from None
+        return await read_json_body(request)
 
     async def with_status(records: list[ClaimRecord]) -> list[dict[str, Any]]:
         # Status depends on every claim (first come, first served), so it is computed over all of them.

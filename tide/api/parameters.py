@@ -25,6 +25,7 @@ def parameters_json(catalog: Catalog) -> dict[str, Any]:
                     "engine": e.name,
                     "versions": list(e.versions),
                     "runtimeConfigOptions": list(e.config_keys),
+                    "runtimeConfigSchema": [o.to_json() for o in e.config_schema],
                     "description": e.description,
                 }
                 for e in catalog.engines.values()

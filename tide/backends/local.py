@@ -25,7 +25,7 @@ from typing import IO, Any, Protocol
 import httpx
 
 from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState
-from tide.backends.logfiles import LogText, read_replica_logs
+from tide.backends.logfiles import LogText, open_private_log, read_replica_logs
 from tide.backends.warm_pool import WarmPool, order_line
 from tide.engines.adapter import LaunchPlan, adapter_for, builtin_pooled_command
 from tide.spec import DeploymentSpec
@@ -75,11 +75,38 @@ def _die_with_parent() -> None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+# What an engine may see of the control plane's environment: how to run Python and torch on this machine,
+# never the control plane's credentials. Weights are fetched by the platform into the node cache, so an
+# engine needs no bucket (AWS_*) or hub credentials either.
+_ENV_NAMES = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM"}
+    | {"PYTHONPATH", "PYTHONHOME", "PYTHONWARNINGS", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "LD_PRELOAD"}
+    | {"XDG_CACHE_HOME", "XDG_RUNTIME_DIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "TOKENIZERS_PARALLELISM"}
+)
+_ENV_PREFIXES = ("LC_", "HF_", "TRANSFORMERS_", "CUDA_", "NVIDIA_", "NCCL_", "TORCH", "OMP_", "MKL_", "KMP_")
+_ENV_PREFIXES += ("VLLM_", "TRITON_", "ROCM_", "HIP_", "PYTORCH_")
+# A name in an allowed family that still carries a credential (HF_TOKEN, a VLLM_API_KEY) stays out.
+_SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "CREDENTIAL")
+
+
+def replica_environment(parent: Mapping[str, str], engine_env: Mapping[str, str]) -> dict[str, str]:
+    """The environment a replica process starts with: the parent's runtime settings from an allowlist
+    (no TIDE_*, no AWS_*, nothing named like a credential), then what the engine adapter asks for."""
+    kept = {
+        name: value
+        for name, value in parent.items()
+        if (name in _ENV_NAMES or name.startswith(_ENV_PREFIXES))
+        and not any(marker in name.upper() for marker in _SECRET_MARKERS)
+    }
+    return {**kept, **engine_env, "PYTHONUNBUFFERED": "1"}
+
+
 def replica_env(plan_env: Mapping[str, str]) -> dict[str, str]:
-    """The environment a replica's engine runs with: this process's, plus what the engine's plan sets.
-    Warm-pool processes start with `replica_env({})` and are given `replica_env(plan.env)` when taken, so
-    a pooled replica sees exactly what a freshly launched one would."""
-    return {**os.environ, **plan_env, "PYTHONUNBUFFERED": "1"}
+    """The environment a replica's engine runs with: this process's runtime settings (no credentials, see
+    replica_environment), plus what the engine's plan sets. Warm-pool processes start with `replica_env({})`
+    and are given `replica_env(plan.env)` when taken, so a pooled replica sees exactly what a freshly
+    launched one would."""
+    return replica_environment(os.environ, plan_env)
 
 
 async def spawn_engine(
@@ -233,8 +260,7 @@ class LocalBackend:
             engine_config=spec.runtime.engine_config,
             gpu_ids=launch.gpu_ids,
         )
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_file = log_path.open("ab", buffering=0)
+        log_file = open_private_log(log_path)
         log_file.write(f"--- starting {' '.join(plan.argv)}\n".encode())
         env = replica_env(plan.env)
         self._set_phase(replica, ReplicaPhase.ENGINE_LOAD, "loading the model")

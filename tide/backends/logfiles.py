@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 TAIL_BLOCK_BYTES = 64 * 1024
 FOLLOW_MAX_BYTES = 1024 * 1024
@@ -21,6 +22,14 @@ FOLLOW_MAX_BYTES = 1024 * 1024
 class LogText:
     text: str  # whole lines, newline-terminated, or "" when nothing is new
     end: int  # the byte offset just after `text`: pass it back to continue from there
+
+
+def open_private_log(path: Path) -> BinaryIO:
+    """A replica's log for appending, readable by its owner only (it holds prompts and engine errors)."""
+    path.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.fdopen(fd, "ab", buffering=0)
 
 
 def read_replica_logs(

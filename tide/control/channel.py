@@ -33,6 +33,7 @@ def route_table_to_json(table: RouteTable) -> dict[str, Any]:
                     "maxQueue": r.max_queue,
                     "maxQueueWaitS": r.max_queue_wait_s,
                     "routing": r.routing,
+                    "failure": r.failure,
                     "replicas": [
                         {"replicaId": e.replica_id, "baseUrl": e.base_url, "maxConcurrency": e.max_concurrency}
                         for e in r.replicas
@@ -56,6 +57,7 @@ def route_table_from_json(data: Mapping[str, Any]) -> RouteTable:
                 max_queue=int(r["maxQueue"]),
                 max_queue_wait_s=float(r["maxQueueWaitS"]),
                 routing=str(r.get("routing", LEAST_LOADED)),
+                failure=None if r.get("failure") is None else str(r["failure"]),
                 replicas=tuple(
                     ReplicaEndpoint(
                         replica_id=str(e["replicaId"]),

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from tide.backends.base import Backend, ReplicaLaunch, ReplicaPhase, ReplicaState
@@ -30,10 +30,17 @@ from tide.control.lifecycle import (
     compute_state,
     plan_rollout,
     restart_backoff,
+    route_failure,
 )
 from tide.control.metrics import ControlMetrics
 from tide.control.parking import parked_run_id
-from tide.control.placement import free_gpu_ids, leaving_holders, scheduled_placements, scheduling_requests
+from tide.control.placement import (
+    capacity_holders,
+    free_gpu_ids,
+    leaving_holders,
+    scheduled_placements,
+    scheduling_requests,
+)
 from tide.control.runtime import DeploymentRuntime, ParkedAt
 from tide.control.scaling import DeploymentScaler, measured_cold_start
 from tide.engines.adapter import adapter_for
@@ -52,6 +59,9 @@ from tide.spec import Catalog, DeploymentSpec, SpecError, parse_deployment
 from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
 from tide.store.published import INVENTORY_KEY, PublishedState
+
+# Looks at a spec's weights without fetching them: a message when they cannot be used, else None.
+WeightsCheck = Callable[[DeploymentSpec], Awaitable[str | None]]
 
 log = logging.getLogger("tide.control")
 
@@ -86,6 +96,7 @@ class Controller:
         drain_timeout_s: float = 30.0,
         stop_grace_s: float = 30.0,
         usage_retention_s: float | None = None,
+        check_weights: WeightsCheck | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -105,6 +116,7 @@ class Controller:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_routes: RouteTable | None = None
         self._stopped = False
+        self.check_weights = check_weights
         backend.set_listener(self._on_replica_change)
 
     # -- wake-ups ------------------------------------------------------------------------------------
@@ -286,6 +298,7 @@ class Controller:
                 runtime.next_start_at = 0.0
             runtime.record = record
             self._collect_exits(runtime, now)
+            self._check_idle_weights(runtime)
         for gone in set(self.runtimes) - seen:
             runtime = self.runtimes.pop(gone)
             for replica_id in list(runtime.replicas):
@@ -319,6 +332,34 @@ class Controller:
             runtime.scaler = DeploymentScaler(spec, self.clock())
         else:
             runtime.scaler.update_spec(spec)
+
+    def _check_idle_weights(self, runtime: DeploymentRuntime) -> None:
+        """A deployment with no replica (scaled to zero) would show READY until a request found its
+        weights missing: look once per generation, in the background, and record a failure now."""
+        spec = runtime.spec
+        generation = runtime.record.generation
+        if (
+            self.check_weights is None
+            or spec is None
+            or spec.weights is None
+            or runtime.replicas
+            or runtime.weights_checked_generation == generation
+            or not self._manages_replicas(spec)
+        ):
+            return
+        runtime.weights_checked_generation = generation
+        check = self.check_weights
+
+        async def run() -> None:
+            problem = await check(spec)
+            if problem and runtime.record.generation == generation and not runtime.replicas and not runtime.failure:
+                runtime.failure = problem
+                self._push_routes()
+                self.wake()
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _collect_exits(self, runtime: DeploymentRuntime, now: float) -> None:
         """Replicas that ended on their own: record why, forget them, back off before replacing (not when
@@ -382,7 +423,7 @@ class Controller:
         return schedule(
             inventory,
             scheduled_placements(self.runtimes.values()),
-            scheduling_requests(self.runtimes, managed),
+            scheduling_requests(self.runtimes, managed, now),
             now,
         )
 
@@ -396,6 +437,9 @@ class Controller:
                     self._remove_replica(runtime, preemption.placement.replica_id)
             pending = decision.pending_for(runtime.id)
             runtime.pending_message = pending.message if pending is not None and pending.count else None
+            if runtime.pending_message:
+                holders = capacity_holders(self.runtimes.values(), spec.resources.instance_type, runtime.id)
+                runtime.pending_message += f"; {holders}" if holders else ""
             slots = [p for p in decision.started if p.deployment_id == runtime.id]
             in_flight = {rid: self.gateway.in_flight(rid) for rid in runtime.replicas}
             plan = plan_rollout(
@@ -645,6 +689,9 @@ class Controller:
                     max_queue=spec.autoscaling.max_queue,
                     max_queue_wait_s=spec.autoscaling.max_queue_wait_s,
                     routing=spec.traffic.routing,
+                    failure=route_failure(runtime.failure, runtime.crash_message, runtime.consecutive_crashes)
+                    if engine.manages_replicas and not endpoints
+                    else None,
                 )
             )
         return RouteTable(routes={name: tuple(rs) for name, rs in routes.items()})

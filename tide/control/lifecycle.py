@@ -24,6 +24,17 @@ def restart_backoff(consecutive_failures: int) -> float:
     return float(min(RESTART_BACKOFF_MAX_S, RESTART_BACKOFF_MIN_S * 2 ** (consecutive_failures - 1)))
 
 
+def route_failure(failure: str | None, crash_message: str | None, consecutive_crashes: int) -> str | None:
+    """What the gateway answers a request for a deployment with no ready replica that is known to be
+    failing (a replica could not start, or the engine is in a crash loop), or None while it may still
+    come up."""
+    if failure:
+        return failure
+    if consecutive_crashes >= CRASH_LOOP_THRESHOLD and crash_message:
+        return crash_message
+    return None
+
+
 @dataclass(frozen=True)
 class RolloutPlan:
     start: int  # new replicas of the current template to start

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from tide.control.lifecycle import CRASH_LOOP_THRESHOLD
 from tide.control.runtime import DeploymentRuntime
 from tide.scheduling import DeploymentRequest, Inventory, Placement
 
@@ -20,14 +21,32 @@ def scheduled_placements(runtimes: Iterable[DeploymentRuntime]) -> list[Placemen
     return [p for runtime in runtimes for rid, p in runtime.placements.items() if rid not in runtime.draining]
 
 
-def scheduling_requests(runtimes: Mapping[str, DeploymentRuntime], wants: Mapping[str, int]) -> list[DeploymentRequest]:
+def failing(runtime: DeploymentRuntime) -> bool:
+    """Known not to start (a replica failed, or the engine is in a crash loop) and nothing live to show
+    for it: it must not hold capacity a healthy deployment could use."""
+    known_bad = runtime.failure is not None or runtime.consecutive_crashes >= CRASH_LOOP_THRESHOLD
+    return known_bad and not any(not r.phase.terminal for r in runtime.replicas.values())
+
+
+def scheduling_requests(
+    runtimes: Mapping[str, DeploymentRuntime], wants: Mapping[str, int], now: float | None = None
+) -> list[DeploymentRequest]:
     """One request per deployment that runs replicas: what its autoscaler wants, plus its old-template
-    replicas that keep their GPUs until the new ones are ready (surge-first rollout)."""
+    replicas that keep their GPUs until the new ones are ready (surge-first rollout).
+
+    A failing deployment asks for nothing while it backs off before its next try (given `now`), and
+    otherwise only for leftover capacity: priority 0, no guaranteed min, so it never preempts nor keeps
+    a healthy deployment waiting."""
     requests = []
     for deployment_id, desired in wants.items():
         runtime = runtimes[deployment_id]
         spec = runtime.spec
         assert spec is not None
+        priority, min_replicas = spec.autoscaling.priority, min(spec.autoscaling.min, desired)
+        if failing(runtime):
+            priority, min_replicas = 0, 0
+            if now is not None and now < runtime.next_start_at:
+                desired = 0
         template = spec.replica_template()
         holding = sum(
             1
@@ -41,11 +60,26 @@ def scheduling_requests(runtimes: Mapping[str, DeploymentRuntime], wants: Mappin
                 instance_type=spec.resources.instance_type,
                 gpu_count=spec.resources.gpu_count,
                 capacity_classes=spec.autoscaling.capacity_classes,
-                priority=spec.autoscaling.priority,
-                min_replicas=min(spec.autoscaling.min, desired),
+                priority=priority,
+                min_replicas=min_replicas,
             )
         )
     return requests
+
+
+def capacity_holders(runtimes: Iterable[DeploymentRuntime], instance_type: str, exclude: str) -> str:
+    """Who holds replicas of `instance_type` (for a deployment waiting for it): "held by a (2 replicas),
+    b (1 replica, failing)", or "" when nobody does."""
+    held = []
+    for runtime in sorted(runtimes, key=lambda r: r.id):
+        spec = runtime.spec
+        if runtime.id == exclude or spec is None or spec.resources.instance_type != instance_type:
+            continue
+        count = sum(1 for rid in runtime.placements if rid not in runtime.draining)
+        if count:
+            note = ", failing" if runtime.failure or runtime.consecutive_crashes else ""
+            held.append(f"{runtime.id} ({count} replica{'s' if count != 1 else ''}{note})")
+    return f"held by {', '.join(held)}" if held else ""
 
 
 def leaving_holders(runtimes: Iterable[DeploymentRuntime], replica_id: str, inventory: Inventory) -> list[str]:

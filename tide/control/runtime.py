@@ -48,6 +48,7 @@ class DeploymentRuntime:
     awaiting_gpus: set[str] = field(default_factory=set)
     # Parked replicas (tide.control.parking): alive, out of rotation, no placement in the books.
     parked: dict[str, ParkedAt] = field(default_factory=dict)
+    weights_checked_generation: int = 0  # a scaled-to-zero deployment's weights were looked at for this one
 
     def ready_count(self) -> int:
         """Ready replicas in rotation (draining ones are on their way out)."""

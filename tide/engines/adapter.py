@@ -92,6 +92,8 @@ class BuiltinEngine:
             argv += ["--dtype", engine_config["dtype"]]
         if "max-batch-size" in engine_config:
             argv += ["--max-batch-size", engine_config["max-batch-size"]]
+        if "max-model-len" in engine_config:
+            argv += ["--max-model-len", engine_config["max-model-len"]]
         env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         if gpu_ids:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)

@@ -77,6 +77,7 @@ class DeploymentState:
         self.max_queue = route.max_queue
         self.max_queue_wait_s = route.max_queue_wait_s
         self.prefix_policy = PrefixAwarePolicy() if route.routing == PREFIX_AWARE else None
+        self.failure = route.failure
 
     def pick_replica(
         self, exclude: frozenset[str] | set[str] = frozenset(), prefix: tuple[int, ...] = ()

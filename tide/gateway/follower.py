@@ -48,7 +48,10 @@ class GatewayFollower:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(5.0, read=3 * KEEPALIVE_S))
         self.gateway = Gateway(
-            on_demand=self._on_demand, upstream_idle_timeout_s=upstream_idle_timeout_s, api_keys=api_keys
+            on_demand=self._on_demand,
+            upstream_idle_timeout_s=upstream_idle_timeout_s,
+            api_keys=api_keys,
+            hold_until_routes=True,
         )
         self.leader: str | None = None
         self.routes_version = 0

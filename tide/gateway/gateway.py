@@ -16,10 +16,12 @@ from tide.gateway.balancing import DeploymentState, ModelState, ReplicaState
 from tide.gateway.errors import error_response, json_response, model_not_found
 from tide.gateway.exchange import HOP_BY_HOP, Exchange
 from tide.gateway.keys import GatewayKeys
+from tide.gateway.paths import FORWARDED_ROUTES, PathRefused, forwarded_route
 from tide.gateway.prefix import prompt_chunks
 from tide.gateway.routes import DeploymentLoad, RouteTable
 from tide.gateway.server import ClientConnection, IncomingRequest
 from tide.gateway.upstream import UpstreamPool
+from tide.http_limits import ConnectionLimits, UnfinishedCount
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,9 @@ class Gateway:
         retry_after_s: int = 1,
         upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
         api_keys: GatewayKeys | None = None,
+        limits: ConnectionLimits | None = None,
+        hold_until_routes: bool = False,
+        hold_timeout_s: float = 60.0,
     ) -> None:
         self.model_header = model_header.lower().encode()
         self.on_demand = on_demand
@@ -67,6 +72,8 @@ class Gateway:
         self.retry_after_s = retry_after_s
         self.upstream_idle_timeout_s = upstream_idle_timeout_s
         self.api_keys = api_keys
+        self.limits = limits or ConnectionLimits()
+        self.unfinished = UnfinishedCount()
         # Headers not passed on: hop-by-hop ones, and the gateway's own API key.
         self.dropped_headers = HOP_BY_HOP | {b"authorization"} if api_keys is not None else HOP_BY_HOP
         self._watchdog: asyncio.Task[None] | None = None
@@ -80,7 +87,13 @@ class Gateway:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Future[object]] = set()
         self.upstream_timeouts = 0
+        self._holding = False
         self.set_routes(routes or RouteTable({}))
+        # Started before its controller pushed a table (a restart): requests wait for the first table
+        # instead of getting a 404 for a model that exists (OpenAI clients treat 404 as final).
+        self._holding = hold_until_routes and routes is None
+        self.hold_timeout_s = hold_timeout_s
+        self._held: list[tuple[ClientConnection, IncomingRequest, float]] = []
 
     # ---- lifecycle ------------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 8080) -> None:
@@ -109,6 +122,7 @@ class Gateway:
             self._watchdog = None
         for deployment in self._deployments.values():
             self._fail_queue(deployment, "the gateway is shutting down")
+        self._release_held(float("inf"), "the gateway is shutting down")
         deadline = asyncio.get_running_loop().time() + grace_s
         while any(c.exchange is not None for c in self._clients) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
@@ -158,10 +172,18 @@ class Gateway:
         removed = [d for d_id, d in self._deployments.items() if d_id not in deployments]
         self._models, self._deployments, self._replicas = models, deployments, replicas
         self._models_list = orjson.dumps({"object": "list", "data": [_model_card(name) for name in table.routes]})
+        if self._holding:
+            self._holding = False
+            held, self._held = self._held, []
+            for client, request, _since in held:
+                if not client.closed:
+                    self.handle(client, request)
         for deployment in removed:
             self._fail_queue(deployment, f"deployment '{deployment.deployment_id}' was removed")
         for deployment in deployments.values():
-            if deployment.queue:
+            if deployment.queue and deployment.failure is not None and not deployment.replicas:
+                self._fail_queue_failed(deployment)
+            elif deployment.queue:
                 self._drain(deployment)
 
     def load_snapshot(self) -> dict[str, DeploymentLoad]:
@@ -227,9 +249,22 @@ class Gateway:
                 "invalid_api_key",
             )
             return
+        if self._holding:
+            self._held.append((client, request, time.monotonic()))
+            return
         if suffix == b"/models":
             client.respond(self._list_models(model, request), keep_alive)
             return
+        try:
+            route = forwarded_route(suffix)
+        except PathRefused:
+            message = "The path has '.' or '..' segments; send the route itself, e.g. /v1/chat/completions"
+            _reply_error(client, request, 400, message, "invalid_request_error", "invalid_path")
+            return
+        if route is None:
+            client.respond(_not_found_route(path, keep_alive), keep_alive)
+            return
+        suffix = route
         if request.method != b"POST":
             _reply_error(client, request, 405, "Method not allowed", "invalid_request_error", None)
             return
@@ -267,6 +302,16 @@ class Gateway:
                 retry_after_s=self.retry_after_s,
             )
             return
+        if deployment.failure is not None and not deployment.replicas:
+            deployment = _healthy_sibling(model_state, deployment)
+            if deployment.failure is not None and not deployment.replicas:
+                deployment.requests_total += 1
+                deployment.errors["deployment_failed"] = deployment.errors.get("deployment_failed", 0) + 1
+                _reply_error(client, request, 503, _failed_message(deployment), "server_error", "deployment_failed")
+                # The controller still hears of the demand: it retries the start on its back-off, so the
+                # deployment recovers by itself once its cause is fixed (weights uploaded).
+                self._notify(self.on_demand, deployment.deployment_id)
+                return
         deployment.requests_total += 1
         exchange = Exchange(self, client, request, deployment, suffix + request.query)
         client.exchange = exchange
@@ -340,10 +385,20 @@ class Gateway:
         """About once a second: re-read a changed API keys file, and sweep the requests in flight for
         silent replicas (a counter per upstream read keeps the hot path free of timers)."""
         timeout_s = self.upstream_idle_timeout_s
-        interval = min(1.0, timeout_s / 4) if timeout_s else 1.0
+        interval = min(1.0, self.limits.head_timeout_s / 4, self.limits.idle_timeout_s / 4)
+        if timeout_s:
+            interval = min(interval, timeout_s / 4)
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
+            now_mono = time.monotonic()
+            for client in list(self._clients):
+                client.check_timeouts(now_mono)
+            if self._held:
+                self._release_held(
+                    now_mono - self.hold_timeout_s,
+                    f"the gateway has had no routing table from its controller for {self.hold_timeout_s:g}s",
+                )
             if self.api_keys is not None:
                 try:
                     self.api_keys.reload_if_changed()
@@ -358,6 +413,19 @@ class Gateway:
                             exchange.check_idle(now, timeout_s)
                         except Exception:
                             log.exception("upstream idle check failed")
+
+    def _release_held(self, held_before: float, why: str) -> None:
+        """Answer held requests that arrived before `held_before` 503 (no controller yet); keep the rest."""
+        kept: list[tuple[ClientConnection, IncomingRequest, float]] = []
+        for client, request, since in self._held:
+            if client.closed:
+                continue
+            if since >= held_before:
+                kept.append((client, request, since))
+                continue
+            message = f"Request not served: {why}; retry later"
+            _reply_error(client, request, 503, message, "server_error", "unavailable", retry_after_s=self.retry_after_s)
+        self._held = kept
 
     def retry_queue(self, deployment: DeploymentState) -> None:
         self._drain(deployment)
@@ -378,6 +446,13 @@ class Gateway:
         while deployment.queue:
             exchange = deployment.queue.popleft()
             exchange.respond_error(503, f"Request not served: {why}", "server_error", "unavailable", self.retry_after_s)
+
+    def _fail_queue_failed(self, deployment: DeploymentState) -> None:
+        """Queued requests of a deployment that turned out to be failing: its condition, at once."""
+        message = _failed_message(deployment)
+        while deployment.queue:
+            exchange = deployment.queue.popleft()
+            exchange.respond_error(503, message, "server_error", "deployment_failed", None)
 
     def _notify(self, callback: ReplicaCallback | None, argument: str) -> None:
         if callback is None:
@@ -408,6 +483,21 @@ def _reply_error(
     client.respond(response, keep_alive)
 
 
+def _healthy_sibling(model: ModelState, failed: DeploymentState) -> DeploymentState:
+    """Another deployment of the same model in rotation that is not failing, else `failed` itself."""
+    for other in model.deployments:
+        if other is not failed and other.weight > 0 and (other.failure is None or other.replicas):
+            return other
+    return failed
+
+
+def _failed_message(deployment: DeploymentState) -> str:
+    return (
+        f"Deployment '{deployment.deployment_id}' of model `{deployment.model_name}` is failing: {deployment.failure}. "
+        "See `tide get` for its conditions and `tide logs` for its replicas."
+    )
+
+
 def _header(request: IncomingRequest, name: bytes) -> bytes | None:
     for header, value in request.headers:
         if header == name:
@@ -425,5 +515,9 @@ def _json_bytes_response(body: bytes, keep_alive: bool) -> bytes:
 
 
 def _not_found_route(path: bytes, keep_alive: bool) -> bytes:
-    message = f"Unknown route {path.decode('latin-1')[:200]}; the gateway serves /v1/... and /{{model}}/v1/..."
+    routes = ", ".join(sorted(route.decode() for route in FORWARDED_ROUTES))
+    message = (
+        f"Unknown route {path.decode('latin-1')[:200]}; the gateway serves /v1/models and, under /v1 or "
+        f"/{{model}}/v1, {routes}"
+    )
     return error_response(404, message, "invalid_request_error", "not_found", keep_alive=keep_alive)

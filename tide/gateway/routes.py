@@ -28,6 +28,9 @@ class DeploymentRoute:
     max_queue: int = 1000  # requests allowed to wait for a replica; more get 429
     max_queue_wait_s: float = 600.0  # longest wait for a replica; past it 503
     routing: str = LEAST_LOADED  # one of ROUTING_POLICIES
+    # The deployment is known to be failing (weights missing, engine crash loop) and has no ready replica:
+    # its requests get this message at once (503 deployment_failed) instead of waiting out the queue.
+    failure: str | None = None
 
 
 @dataclass(frozen=True)

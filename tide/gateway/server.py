@@ -7,6 +7,7 @@ Requests on one connection are answered in order (pipelined ones wait their turn
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -14,9 +15,13 @@ from typing import TYPE_CHECKING, Protocol
 import httptools
 
 from tide.gateway.errors import error_response
+from tide.http_limits import HEAD_TIMEOUT, HEADERS_TOO_LARGE, ConnectionLimits, HeadGuard, UnfinishedCount
 
 if TYPE_CHECKING:
     from tide.gateway.exchange import Exchange
+
+
+REJECT_LINGER_S = 1.0
 
 
 @dataclass(slots=True)
@@ -32,6 +37,8 @@ class IncomingRequest:
 
 class RequestHandler(Protocol):
     max_body_bytes: int
+    limits: ConnectionLimits
+    unfinished: UnfinishedCount  # this listener's connections with a request head not yet complete
 
     def accepts_headers(self, headers: list[tuple[bytes, bytes]]) -> bool:
         """False when the request will be refused whatever its body (no valid API key): it is not kept."""
@@ -65,20 +72,38 @@ class ClientConnection(asyncio.Protocol):
         self._too_large = False
         self._refused = False  # no valid API key: the body is read and dropped, and 401 answers it
         self._keep_alive = True
+        self.guard: HeadGuard | None = None
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.handler.unfinished.value >= self.handler.limits.max_unfinished:
+            # Too many connections sending nothing useful yet (slowloris): refuse this one, keep serving.
+            self.closed = True
+            message = "Too many connections with unfinished requests; retry later"
+            self.transport.write(error_response(503, message, "server_error", None, keep_alive=False))
+            self.transport.close()
+            return
+        self.guard = HeadGuard(self.handler.limits, self.handler.unfinished)
         self.handler.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.closed or self.guard is None:
+            return
         try:
-            self._parser.feed_data(data)
+            refused = self.guard.feed(self._parser, data)
         except httptools.HttpParserUpgrade:
             self._reject(400, "Protocol upgrades are not supported")
             return
         except httptools.HttpParserError:
             self._reject(400, "Malformed HTTP request")
+            return
+        if refused == HEADERS_TOO_LARGE:
+            limits = self.handler.limits
+            self._reject(
+                431,
+                f"Request headers exceed {limits.max_head_bytes} bytes or {limits.max_headers} fields",
+            )
             return
         if self._too_large:
             self._reject(413, f"Request body exceeds {self.handler.max_body_bytes} bytes")
@@ -93,6 +118,9 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.guard is None:  # refused at connection_made: never opened for the handler
+            return
+        self.guard.closed()
         self._pending.clear()
         exchange = self.exchange
         if exchange is not None:
@@ -123,9 +151,13 @@ class ClientConnection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.guard is not None:
+            self.guard.on_header()
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        if self.guard is not None:
+            self.guard.headers_complete()
         self._keep_alive = self._parser.should_keep_alive()
         if not self.handler.accepts_headers(self._headers):
             self._refused = True  # no 100 Continue: a client that waits for it sends no body at all
@@ -145,6 +177,8 @@ class ClientConnection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self.guard is not None:
+            self.guard.message_complete()
         if self._too_large:
             return
         url = self._url
@@ -187,6 +221,8 @@ class ClientConnection(asyncio.Protocol):
     def finish(self, keep_alive: bool) -> None:
         self.exchange = None
         self._busy = False
+        if self.guard is not None:
+            self.guard.last_active = time.monotonic()  # idle from the end of the answer, not its start
         if not keep_alive or (self._eof and not self._pending):
             self.close()
         elif self._pending:
@@ -203,8 +239,34 @@ class ClientConnection(asyncio.Protocol):
             self.closed = True
             self.transport.abort()
 
+    def check_timeouts(self, now: float) -> None:
+        """Called about once a second: a head that takes too long gets 408; a keep-alive connection with
+        nothing in progress for `idle_timeout_s` is closed."""
+        guard = self.guard
+        if guard is None or self.closed:
+            return
+        if guard.head_overdue(now):
+            if guard.head_bytes == 0 and guard.header_count == 0 and not self._busy:
+                self.close()  # opened and never sent a byte: nothing to answer
+            else:
+                self._reject(HEAD_TIMEOUT, f"Request headers not received within {guard.limits.head_timeout_s:g}s")
+        elif self._idle() and guard.idle_for(now) > guard.limits.idle_timeout_s:
+            self.close()
+
+    def _idle(self) -> bool:
+        guard = self.guard
+        return not self._busy and not self._pending and guard is not None and guard.head_started is None
+
     def _reject(self, status: int, message: str) -> None:
         self._pending.clear()
-        if not self._busy:
-            self.write(error_response(status, message, "invalid_request_error", None, keep_alive=False))
-        self.close()
+        if self._busy or self.transport is None or self.closed:
+            self.close()
+            return
+        self.write(error_response(status, message, "invalid_request_error", None, keep_alive=False))
+        # Closing a socket with unread bytes resets it, and the reset can destroy the answer before the
+        # client reads it: end our side, drop what still arrives, and close after a short linger.
+        self.closed = True
+        transport = self.transport
+        if transport.can_write_eof():
+            transport.write_eof()
+        asyncio.get_running_loop().call_later(REJECT_LINGER_S, transport.close)

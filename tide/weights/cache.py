@@ -223,6 +223,11 @@ class WeightsCache:
                     evicted.append(name)
         return evicted
 
+    def check(self, storage: StorageConfig, source: WeightsSource, require: Sequence[str] = ("config.json",)) -> None:
+        """Raise the WeightsError a fetch of `source` would raise for a missing bucket, path or required
+        file, without downloading anything (one listing). Blocking: call it from a thread."""
+        self._plan(storage, source, require)
+
     # ---- planning -----------------------------------------------------------------------------
 
     def _plan(self, storage: StorageConfig, source: WeightsSource, require: Sequence[str]) -> _Plan:

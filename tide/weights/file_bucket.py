@@ -31,8 +31,15 @@ class FileBucket:
     def uri(self, key: str = "") -> str:
         return (self.directory / key).resolve().as_uri() if key else self.directory.resolve().as_uri()
 
+    def _inside(self, key: str) -> Path:
+        """`key` under the bucket directory; a key that climbs out of it ('..', absolute) is refused."""
+        path = self.directory / key
+        if not path.resolve().is_relative_to(self.directory.resolve()):
+            raise WeightsError(PATH_NOT_FOUND, f"path {key!r} leaves bucket {self.name!r}", key)
+        return path
+
     def list(self, prefix: str) -> list[ObjectInfo]:
-        base = self.directory / prefix if prefix else self.directory
+        base = self._inside(prefix) if prefix else self.directory
         if not base.is_dir():
             raise WeightsError(PATH_NOT_FOUND, f"weights path {self.uri(prefix)} does not exist", self.uri(prefix))
         found: list[ObjectInfo] = []
@@ -75,7 +82,7 @@ class FileBucket:
             os.close(src)
 
     def upload(self, local: Path, key: str, on_bytes: BytesCallback) -> None:
-        dest = self.directory / key
+        dest = self._inside(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".tide-upload")
         with open(local, "rb") as fsrc, open(tmp, "wb") as fdst:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tide.spec.names import object_path_problem
 from tide.weights.cache import WeightsCache
 from tide.weights.errors import MISSING_FILE, PATH_NOT_FOUND, WeightsError
 from tide.weights.progress import ProgressCallback, ProgressTracker
@@ -68,9 +69,15 @@ def pull(
 
 
 def parse_bucket_path(text: str) -> tuple[str, str]:
-    """`BUCKET/PATH` or `s3://BUCKET/PATH` -> (bucket, path)."""
-    body = text.removeprefix("s3://").strip("/")
+    """`BUCKET/PATH` or `s3://BUCKET/PATH` -> (bucket, path). Refuses absolute paths and '..': a path
+    names objects inside one bucket, never a place outside the buckets root."""
+    if text.startswith("/"):
+        raise WeightsError(PATH_NOT_FOUND, f"expected BUCKET/PATH, got the absolute path {text!r}", text)
+    body = text.removeprefix("s3://").rstrip("/")
     bucket, _, path = body.partition("/")
     if not bucket or not path:
         raise WeightsError(PATH_NOT_FOUND, f"expected BUCKET/PATH, got {text!r}", text)
+    problem = object_path_problem(bucket) or object_path_problem(path)
+    if problem is not None:
+        raise WeightsError(PATH_NOT_FOUND, problem, text)
     return bucket, path

@@ -25,7 +25,7 @@ from ray.exceptions import ActorUnavailableError, RayError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState
-from tide.backends.logfiles import LogText, read_replica_logs
+from tide.backends.logfiles import LogText, open_private_log, read_replica_logs
 from tide.backends.ray.actor import LOG_CHUNK_BYTES, HostInfo, ReplicaHost, Snapshot
 from tide.backends.ray.inventory import RayInventory
 from tide.weights import StorageConfig
@@ -161,8 +161,7 @@ class RayBackend:
     def _apply(self, replica: _Replica, snapshot: Snapshot) -> None:
         if snapshot.log:
             path = Path(replica.state.log_path or "")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("ab") as f:
+            with open_private_log(path) as f:
                 f.write(snapshot.log)
         replica.log_offset = snapshot.log_offset
         if snapshot.version == replica.version:

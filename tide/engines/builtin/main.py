@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-batch-size", type=int, default=16, help="sequences decoded together (>= 1)")
     parser.add_argument(
+        "--max-model-len", type=int, default=None, help="context length in tokens (default and ceiling: the model's)"
+    )
+    parser.add_argument(
         "--drain-timeout", type=float, default=30.0, help="seconds in-flight requests may take to finish after SIGTERM"
     )
     args = parser.parse_args(argv)
@@ -93,6 +96,13 @@ def _load_in_thread(
 
         started = time.monotonic()
         loaded = load_model(args.model_dir, dtype=args.dtype, device=args.device, threads=args.threads)
+        if args.max_model_len is not None:
+            if args.max_model_len > loaded.max_model_len:
+                log.warning(
+                    "--max-model-len %d is more than the model's %d; using %d",
+                    args.max_model_len, loaded.max_model_len, loaded.max_model_len,
+                )  # fmt: skip
+            loaded.max_model_len = max(1, min(args.max_model_len, loaded.max_model_len))
         warm_up(loaded)
         scheduler = _scheduler_for(loaded, args)
         scheduler.start()

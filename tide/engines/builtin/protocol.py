@@ -192,6 +192,29 @@ def _number_field(body: dict[str, Any], name: str, default: float, low: float, h
     return float(value)
 
 
+def longest_token_bytes(tokenizer: Any) -> int:
+    """The most UTF-8 bytes one vocabulary entry spells (byte-level markers count double: an overestimate,
+    which only makes the prompt bound below more generous)."""
+    return max((len(str(token).encode()) for token in tokenizer.get_vocab()), default=1) or 1
+
+
+def prompt_byte_bound(max_model_len: int, longest_token: int) -> int:
+    """A prompt of more bytes than this has more than `max_model_len` tokens: each token spells at most
+    `longest_token` bytes. Checked before tokenizing, so a multi-megabyte prompt is refused in
+    microseconds instead of holding the replica while millions of tokens are counted."""
+    return max_model_len * longest_token
+
+
+def check_prompt_bytes(size: int, bound: int, max_model_len: int, prompt_param: str) -> None:
+    if size > bound:
+        raise RequestError(
+            f"This model's maximum context length is {max_model_len} tokens; the {prompt_param} has {size} bytes, "
+            f"more than that many tokens can hold (at most {bound} bytes). Shorten the {prompt_param}.",
+            prompt_param,
+            code="context_length_exceeded",
+        )
+
+
 def resolve_max_tokens(requested: int | None, prompt_len: int, max_model_len: int, prompt_param: str) -> int:
     room = max_model_len - prompt_len
     if room < 1:

@@ -49,6 +49,7 @@ class EngineState:
     # Token counters of schedulers a park retired, so the Prometheus counters never go back.
     retired_prompt_tokens: int = 0
     retired_generated_tokens: int = 0
+    _max_prompt_bytes: int | None = None
 
     @property
     def ready(self) -> bool:
@@ -61,6 +62,15 @@ class EngineState:
     @property
     def generated_tokens_total(self) -> int:
         return self.retired_generated_tokens + (self.scheduler.generated_tokens_total if self.scheduler else 0)
+
+    def max_prompt_bytes(self) -> int:
+        """More UTF-8 bytes than this cannot fit the context whatever they say (see prompt_byte_bound)."""
+        if self._max_prompt_bytes is None:
+            assert self.loaded is not None
+            self._max_prompt_bytes = protocol.prompt_byte_bound(
+                self.loaded.max_model_len, protocol.longest_token_bytes(self.loaded.tokenizer)
+            )
+        return self._max_prompt_bytes
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -144,6 +154,9 @@ def build_app(state: EngineState) -> ASGIApp:
             body = await _read_body(request)
             protocol.check_model(body, state.served_model_name)
             messages, parsed = protocol.parse_chat(body)
+            protocol.check_prompt_bytes(
+                sum(len(m["content"].encode()) for m in messages), state.max_prompt_bytes(), _max_len(state), "messages"
+            )
             prompt_ids = _chat_prompt_ids(state, messages)
             return _generate(state, parsed, prompt_ids, "messages", chat=True)
         except RequestError as exc:
@@ -154,6 +167,9 @@ def build_app(state: EngineState) -> ASGIApp:
             body = await _read_body(request)
             protocol.check_model(body, state.served_model_name)
             parsed = protocol.parse_completion(body)
+            if parsed.prompt_text is not None:
+                size = len(parsed.prompt_text.encode())
+                protocol.check_prompt_bytes(size, state.max_prompt_bytes(), _max_len(state), "prompt")
             prompt_ids = _completion_prompt_ids(state, parsed)
             return _generate(state, parsed, prompt_ids, "prompt", chat=False)
         except RequestError as exc:
@@ -275,6 +291,11 @@ async def _read_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise RequestError("The request body must be a JSON object.", None)
     return body
+
+
+def _max_len(state: EngineState) -> int:
+    assert state.loaded is not None
+    return state.loaded.max_model_len
 
 
 def _chat_prompt_ids(state: EngineState, messages: list[dict[str, str]]) -> list[int]:
