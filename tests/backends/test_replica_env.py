@@ -59,7 +59,10 @@ def test_a_replica_gets_no_control_plane_secrets(tmp_path: Path, monkeypatch: py
         "AWS_ACCESS_KEY_ID": "AKIA",
         "HF_TOKEN": "hf_secret",
     }
-    for name, value in {**secrets, "HF_HOME": "/tmp/hf", "LC_ALL": "C.UTF-8", "CUDA_HOME": "/cuda"}.items():
+    # PYTHONPATH as a developer's checkout may set it (the repository root is harmless to add).
+    python_path = os.environ.get("PYTHONPATH") or str(Path(__file__).resolve().parents[2])
+    runtime = {"HF_HOME": "/tmp/hf", "LC_ALL": "C.UTF-8", "CUDA_HOME": "/cuda", "PYTHONPATH": python_path}
+    for name, value in {**secrets, **runtime}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(local, "adapter_for", lambda engine: EnvDumpEngine())
 
@@ -79,7 +82,7 @@ def test_a_replica_gets_no_control_plane_secrets(tmp_path: Path, monkeypatch: py
     # What engines need to run stays: the interpreter's path, hub/cache dirs, locale, CUDA settings.
     for name in ("PATH", "HF_HOME", "LC_ALL", "CUDA_HOME", "HF_HUB_OFFLINE", "PYTHONUNBUFFERED"):
         assert name in env, name
-    assert env["PYTHONPATH"] == os.environ["PYTHONPATH"]
+    assert env["PYTHONPATH"] == python_path
 
 
 def test_replica_logs_are_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

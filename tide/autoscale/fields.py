@@ -87,12 +87,10 @@ TUNING: tuple[Field, ...] = (
     Field("initialScale", "count", 0, None, "replicas a new deployment starts with", _d(1, 1, 1), whole=True),
     Field("activationScale", "count", 0, None, "fewest replicas a wake from zero starts", _d(0, 0, 0), whole=True),
 )
-MAX_REPLICAS = 1000
 # Replica fields: validated here too (spec defaults live with the spec: min 1, max = max(1, min), ...).
 REPLICAS: tuple[Field, ...] = (
-    # At most 1000 per deployment: a typo like 10000 is refused, not queued for capacity forever.
-    Field("min", "count", 0, MAX_REPLICAS, "fewest replicas", whole=True),
-    Field("max", "count", 1, MAX_REPLICAS, "most replicas", whole=True),
+    Field("min", "count", 0, None, "fewest replicas", whole=True),
+    Field("max", "count", 1, None, "most replicas", whole=True),
     Field("concurrency", "count", 1, None, "per-replica concurrent requests the target is a share of", whole=True),
     Field("priority", "count", 0, 1000, "scheduling order under contention", whole=True),
 )

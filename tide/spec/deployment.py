@@ -245,6 +245,11 @@ def parse_name(value: Any, field_name: str = "name") -> str:
     return name
 
 
+# A deployment's replica bound at the API (the autoscaler itself, as the simulator drives it, has none): a
+# typo like 10000 is refused, not queued for capacity forever.
+MAX_REPLICAS = 1000
+
+
 def _parse_weights(raw: Mapping[str, Any], needs_weights: bool) -> WeightsSpec | None:
     section = _section(raw, "weights", required=needs_weights)
     if not section:
@@ -403,9 +408,9 @@ def _parse_tuning(section: Mapping[str, Any]) -> dict[str, float]:
 def _parse_autoscaling(raw: Mapping[str, Any]) -> AutoscalingSpec:
     section = _section(raw, "autoscaling")
     # Types here; ranges once, in resolve_config (tide/autoscale/fields.py).
-    minimum = _int(section.get("min"), "autoscaling.min", default=1)
+    minimum = _int(section.get("min"), "autoscaling.min", default=1, low=0, high=MAX_REPLICAS)
     # API.md: max defaults to 1; with a larger min and no max, max follows min rather than failing.
-    maximum = _int(section.get("max"), "autoscaling.max", default=max(1, minimum))
+    maximum = _int(section.get("max"), "autoscaling.max", default=max(1, minimum), low=1, high=MAX_REPLICAS)
     priority = _int(section.get("priority"), "autoscaling.priority", default=DEFAULT_PRIORITY)
     concurrency = _int(section.get("concurrency"), "autoscaling.concurrency", default=DEFAULT_CONCURRENCY)
     classes_raw = section.get("capacityClasses")
