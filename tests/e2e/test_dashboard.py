@@ -82,6 +82,10 @@ def test_dashboard_shows_a_deployment_its_reasons_and_follows_its_logs(
     browser.wait_for("!!document.querySelector('a.dep-link')", what="the overview after a reload, token kept")
     assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), "wider than a phone"
     shots.append(browser.screenshot(tmp_path / "overview-phone.png"))
+    browser.evaluate("document.querySelector('a.dep-link').click(); true")
+    browser.wait_for("!!document.querySelector('#chart .u-over')", what="the deployment page on a phone")
+    assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), "wider than a phone"
+    shots.append(browser.screenshot(tmp_path / "deployment-phone.png"))
 
     assert browser.errors == [], browser.errors
     copy_to = os.environ.get("TIDE_DASHBOARD_SCREENSHOTS")
