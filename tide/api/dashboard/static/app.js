@@ -487,6 +487,47 @@ async function deployment(id, gen) {
   await followLogs(item.id, gen);
 }
 
+// -- usage ---------------------------------------------------------------------------------------------
+
+const RANGES = { "1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400 };
+
+async function usage(gen) {
+  const range = sessionStorage.getItem("tide-usage-range") || "24h";
+  const end = Date.now() / 1000;
+  const answer = await api(`/usage?start=${end - RANGES[range]}&end=${end}`, { optional: true });
+  if (gen !== state.generation) return;
+  const select = h("select", { id: "usage-range" }, Object.keys(RANGES).map((r) => h("option", { value: r, selected: r === range }, `last ${r}`)));
+  select.addEventListener("change", () => {
+    sessionStorage.setItem("tide-usage-range", select.value);
+    navigate();
+  });
+  if (answer === null) {
+    document.getElementById("app").replaceChildren(h("h1", {}, "Usage"), h("p", { class: "muted" }, "This server does not record usage."));
+    return;
+  }
+  const top = Math.max(1, ...answer.deployments.map((d) => d.gpuMinutes));
+  document.getElementById("app").replaceChildren(
+    h("h1", {}, "Usage"),
+    h("div", { class: "toolbar" }, h("label", {}, "Range ", select), h("span", { class: "muted" }, `${new Date(answer.start * 1000).toLocaleString()} – ${new Date(answer.end * 1000).toLocaleString()}`)),
+    h("div", { class: "grid" }, h("div", { class: "stat" }, h("div", { class: "v" }, String(answer.totalGpuMinutes)), h("div", { class: "k" }, "GPU-minutes in total"))),
+    h(
+      "section",
+      { class: "card", id: "usage" },
+      h("h2", {}, "GPU-minutes per deployment (billed per started minute)"),
+      table(
+        ["Deployment", "GPU-minutes#", "", "Replica runs#"],
+        answer.deployments.map((d) => [
+          h("a", { href: `#/d/${encodeURIComponent(d.deploymentId)}` }, d.deploymentId),
+          String(d.gpuMinutes),
+          h("div", { class: "bar" }, h("span", { class: "seg-weights", style: `width:${(100 * d.gpuMinutes) / top}%` })),
+          String(d.replicas.length),
+        ]),
+        "No usage in this range.",
+      ),
+    ),
+  );
+}
+
 // -- routing and polling ------------------------------------------------------------------------------
 
 function stopPolling() {
@@ -498,6 +539,7 @@ async function tick(gen) {
   const match = location.hash.match(/^#\/d\/(.+)$/);
   try {
     if (match) await deployment(decodeURIComponent(match[1]), gen);
+    else if (location.hash === "#/usage") await usage(gen);
     else await overview(gen);
     live(true);
     const stale = document.getElementById("banner");
@@ -514,7 +556,9 @@ async function tick(gen) {
     }
     banner.textContent = `Could not refresh: ${err.message}`;
   }
-  if (gen === state.generation) state.timer = setTimeout(() => tick(gen), POLL_MS);
+  // Usage moves by the minute, and re-rendering would close its range menu under the user's pointer.
+  const delay = location.hash === "#/usage" ? 30 * POLL_MS : POLL_MS;
+  if (gen === state.generation) state.timer = setTimeout(() => tick(gen), delay);
 }
 
 function navigate() {

@@ -77,6 +77,13 @@ def test_dashboard_shows_a_deployment_its_reasons_and_follows_its_logs(
     browser.wait_for("!!document.querySelector('#chart .u-over')", what="the chart")
     shots.append(browser.screenshot(tmp_path / "deployment.png"))
 
+    browser.navigate(clean_tide.api_url + "/ui/#/usage")
+    browser.wait_for(
+        "[...document.querySelectorAll('#usage tbody tr')].some(r => r.innerText.includes('tiny-chat'))",
+        what="tiny-chat's GPU-minutes on the usage page",
+    )
+    shots.append(browser.screenshot(tmp_path / "usage.png"))
+
     browser.set_viewport(390, 844, mobile=True)  # a phone
     browser.navigate(clean_tide.api_url + "/ui/")
     browser.wait_for("!!document.querySelector('a.dep-link')", what="the overview after a reload, token kept")
