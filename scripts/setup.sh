@@ -15,3 +15,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e '.[dev,ray]'
   touch "$stamp"
 fi
+# The dashboard's chart library, from the npm registry (pinned; the dashboard works without it).
+./scripts/vendor-ui.sh

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tide.api.body import read_json_body
 from tide.api.claims import ClaimsContext, claims_router
+from tide.api.dashboard import mount_dashboard
 from tide.api.errors import BASE, ApiError
 from tide.backends.logfiles import LogText
 from tide.spec import Catalog, SpecError, deployment_to_dict, parse_deployment, parse_name
@@ -193,6 +194,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     if ctx.claims is not None:
         app.include_router(claims_router(ctx.claims, auth))
+    mount_dashboard(app)
     return app
 
 

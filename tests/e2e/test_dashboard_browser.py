@@ -1,0 +1,101 @@
+"""The dashboard in a real browser (Debian's headless chromium) against a real `tide up`: sign in with the
+token, see the deployment listed, open its page with its scaling reasons and cold-start breakdown, follow
+its logs as a new replica starts. Any console error or uncaught exception on a page fails the test.
+Screenshots of each page land in the test's tmp dir (and, with TIDE_DASHBOARD_SCREENSHOTS=DIR, in DIR)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.browser import Browser, find_chromium
+from tests.e2e.conftest import TideProcess, tiny_spec
+
+
+@pytest.fixture()
+def browser() -> Iterator[Browser]:
+    executable = find_chromium()
+    if executable is None:
+        if os.environ.get("TIDE_REQUIRE_BROWSER"):
+            pytest.fail("TIDE_REQUIRE_BROWSER is set but chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium; scripts/test.sh does it as root)")
+    b = Browser(executable)
+    yield b
+    b.close()
+
+
+def test_dashboard_shows_a_deployment_its_reasons_and_follows_its_logs(
+    clean_tide: TideProcess, browser: Browser, tmp_path: Path
+) -> None:
+    clean_tide.apply(tiny_spec(autoscaling={"min": 1, "max": 2}))
+    clean_tide.wait_for("tiny-chat", "STATUS_READY", ready=1)
+
+    browser.navigate(clean_tide.api_url + "/")
+    browser.wait_for("document.getElementById('login')?.hidden === false", what="the sign-in form")
+    assert browser.evaluate("location.pathname") == "/ui/"
+    browser.evaluate(
+        f"document.getElementById('token').value = {json.dumps(clean_tide.token)};"
+        "document.getElementById('login-form').requestSubmit(); true"
+    )
+    row = browser.wait_for(
+        "[...document.querySelectorAll('#deployments tbody tr')].map(r => r.innerText)"
+        ".find(t => t.includes('tiny-chat') && t.includes('1 / 1'))",
+        what="tiny-chat listed as 1 / 1 ready",
+    )
+    assert "ready" in row
+    assert browser.evaluate("sessionStorage.getItem('tide-token')") == clean_tide.token
+    shots = [browser.screenshot(tmp_path / "overview.png")]
+
+    browser.evaluate("document.querySelector('a.dep-link').click(); true")
+    browser.wait_for(
+        "[...document.querySelectorAll('#decisions .reason')].some(e => e.innerText.includes('(min)'))",
+        what="the scaling decision reasons",
+    )
+    browser.wait_for("!!document.querySelector('#replicas td .seg-engine')", what="the cold-start breakdown")
+    browser.wait_for("document.getElementById('logs').innerText.includes('model ready')", what="the replica's log")
+    assert '"name": "tiny-chat"' in browser.evaluate("document.getElementById('spec').innerText")
+
+    # A second replica starts after the page read the logs: its lines can only arrive by following.
+    first = {r["id"] for r in clean_tide.status("tiny-chat")["replicas"]}
+    clean_tide.apply(tiny_spec(autoscaling={"min": 2, "max": 2}))
+    status = clean_tide.wait_for("tiny-chat", "STATUS_READY", ready=2)
+    (second,) = {r["id"] for r in status["replicas"] if r["phase"] == "ready"} - first
+    browser.wait_for(
+        "document.getElementById('logs').innerText.split('\\n')"
+        f".some(l => l.startsWith('[{second}]') && l.includes('model ready'))",
+        what=f"the new replica {second}'s log lines, followed",
+    )
+    browser.wait_for(
+        "[...document.querySelectorAll('#decisions .reason')].some(e => e.innerText.includes('-> 2'))",
+        what="the scale-up decision",
+    )
+    browser.wait_for("!!document.querySelector('#chart .u-over')", what="the chart")
+    shots.append(browser.screenshot(tmp_path / "deployment.png"))
+
+    browser.navigate(clean_tide.api_url + "/ui/#/usage")
+    browser.wait_for(
+        "[...document.querySelectorAll('#usage tbody tr')].some(r => r.innerText.includes('tiny-chat'))",
+        what="tiny-chat's GPU-minutes on the usage page",
+    )
+    shots.append(browser.screenshot(tmp_path / "usage.png"))
+
+    browser.set_viewport(390, 844, mobile=True)  # a phone
+    browser.navigate(clean_tide.api_url + "/ui/")
+    browser.wait_for("!!document.querySelector('a.dep-link')", what="the overview after a reload, token kept")
+    assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), "wider than a phone"
+    shots.append(browser.screenshot(tmp_path / "overview-phone.png"))
+    browser.evaluate("document.querySelector('a.dep-link').click(); true")
+    browser.wait_for("!!document.querySelector('#chart .u-over')", what="the deployment page on a phone")
+    assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), "wider than a phone"
+    shots.append(browser.screenshot(tmp_path / "deployment-phone.png"))
+
+    assert browser.errors == [], browser.errors
+    copy_to = os.environ.get("TIDE_DASHBOARD_SCREENSHOTS")
+    if copy_to:
+        for shot in shots:
+            shutil.copy(shot, Path(copy_to) / shot.name)
