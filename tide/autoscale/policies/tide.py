@@ -184,10 +184,6 @@ class TidePolicy(Policy):
             if spare:
                 text += " + 1 spare (concurrency 1)"
             desired = busy + spare
-            if now_load > ctx.ready * conc + _EPS and desired < ctx.ready + ctx.starting:
-                # Requests are waiting: a replica already starting is not cancelled.
-                desired = ctx.ready + ctx.starting
-                text += f"; keeping the {ctx.starting} starting while requests wait"
             return Proposal(
                 desired, mechanism, observed=now_load, window=span, raw=desired, text=f"{text} -> {desired}"
             )
