@@ -37,7 +37,7 @@ def test_baseten_profile_has_no_panic_and_unbounded_rates() -> None:
     cfg = resolve("baseten")
     assert not cfg.panic_enabled
     assert math.isinf(cfg.max_scale_up_rate) and math.isinf(cfg.max_scale_down_rate)
-    assert (cfg.stable_window, cfg.scale_down_delay, cfg.scale_to_zero_retention) == (60, 900, 900)
+    assert (cfg.stable_window, cfg.scale_down_delay, cfg.scale_to_zero_retention) == (60, 900, 0)
 
 
 def test_development_pins_replicas_window_delay_and_concurrency() -> None:

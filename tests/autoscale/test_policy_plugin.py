@@ -42,12 +42,12 @@ def test_live_scaler_runs_the_policy_and_says_which_mechanism_decided() -> None:
     s = DeploymentScaler(spec(min=0, max=5, concurrency=2, initialScale=0, peakWindow="4"), now=0.0)
     s.wake(0.5)
     assert s.current == 1
-    for t in range(1, 4):
+    for t in range(1, 5):
         s.record(float(t), concurrency=7.0 if t == 3 else 1.0)
         s.desired(float(t), ready_replicas=s.current)
-    assert s.current == 4  # the 7-request second at 2 per replica (decided at the t=3 tick)
+    assert s.current == 4  # the 7-request second at 2 per replica (decided at the t=4 tick)
     assert s.last is not None and s.last.mode == "peak"
-    for t in range(4, 14):
+    for t in range(5, 14):
         s.record(float(t), concurrency=1.0)
         s.desired(float(t), ready_replicas=s.current)
     assert s.current == 1  # the peak left the window

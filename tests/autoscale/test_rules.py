@@ -169,10 +169,12 @@ def test_scale_down_waits_for_the_delay_window(profile: str, delay: int) -> None
 @pytest.mark.parametrize(
     ("profile", "idle_to_zero"),
     [
-        ("knative", 60 + 0 + 30),  # stable window, then the 30 s grace (retention 0)
+        # Knative's fast path: below targetBurstCapacity / concurrency replicas the gateway is already in
+        # the path, so the last replica goes at the first tick after going inactive, without the grace.
+        ("knative", 60 + 0 + 2),
         ("coreweave", 180 + 60 + 1800),  # window, scale-down delay, 30 min retention
-        ("baseten", 60 + 900 + 900),  # window, delay, retention
-        ("development", 60 + 900 + 30),
+        ("baseten", 60 + 900),  # window, delay: zero once the delay has passed (no retention on top)
+        ("development", 60 + 900 + 2),
     ],
 )
 def test_last_replica_goes_after_window_delay_and_retention_or_grace(profile: str, idle_to_zero: int) -> None:

@@ -84,3 +84,13 @@ def test_request_and_error_totals_never_go_back_when_a_gateway_goes_away() -> No
     # A new gateway (a restarted one has a new id) adds everything it reports.
     agg.report("g3", {"a": DeploymentLoad(0, 0, {}, 4)}, now=105.0)
     assert agg.snapshot(now=105.5)["a"].requests_total == 22
+
+
+def test_time_averaged_load_is_carried_and_summed_over_gateways() -> None:
+    one = DeploymentLoad(1, 0, {"a-1": 1}, 3, load_average=0.25, queued_average=0.0)
+    assert load_from_json(load_to_json({"a": one})) == {"a": one}
+    agg = LoadAggregator(live_s=3.0)
+    agg.report("g1", {"a": one}, now=100.0)
+    agg.report("g2", {"a": DeploymentLoad(2, 1, {"a-1": 2}, 3)}, now=100.0)  # an older gateway: no averages
+    snap = agg.snapshot(now=100.5)["a"]
+    assert (snap.average, snap.queued_avg) == (3.25, 1.0)

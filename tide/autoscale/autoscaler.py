@@ -77,6 +77,7 @@ class Autoscaler:
         "_applied",
         "_initialized",
         "_keep_history",
+        "_proxy_since",
         "_rate_anchor_ready",
         "_rate_anchor_time",
         "_since",
@@ -84,6 +85,7 @@ class Autoscaler:
         "last",
         "load",
         "policy",
+        "queued",
     )
 
     def __init__(self, config: AutoscalerConfig) -> None:
@@ -91,6 +93,7 @@ class Autoscaler:
         self.policy: Policy = make_policy(config)
         history = self.policy.history_s
         self.load = LoadHistory(history)
+        self.queued = LoadHistory(history)
         self._keep_history = history > 0  # Knative's KPA keeps its own buckets
         first = max(config.min_replicas, config.initial_scale)
         self._activity = _ACTIVATING if first > 0 else _INACTIVE
@@ -99,6 +102,10 @@ class Autoscaler:
         self._applied = first  # the replica count last applied (a new deployment starts here)
         self._rate_anchor_time = -math.inf
         self._rate_anchor_ready = 0
+        # Since when the gateway has been "in the path" in Knative's sense (SKS proxy mode): the excess
+        # burst capacity is negative (too few replicas to absorb `targetBurstCapacity`) or the count is 0.
+        # Tide's gateway always is; this only times Knative's fast path to zero (see _scale_to_zero).
+        self._proxy_since: float | None = None
         self.last: ScaleDecision | None = None
 
     @property
@@ -110,12 +117,14 @@ class Autoscaler:
         """The replica count last decided (what the drivers run)."""
         return self._applied
 
-    def record(self, now: float, deployment_concurrency: float, requests: float = 0.0) -> None:
-        """Add one second's observation. Several records in one second add up (as in Knative,
-        where the scraper's and each activator's stats share a bucket)."""
+    def record(self, now: float, deployment_concurrency: float, requests: float = 0.0, queued: float = 0.0) -> None:
+        """Add one second's observation: in-flight + queued requests time-averaged over the second that
+        ends at `now` (`queued`: the part waiting at the gateway). Several records in one second add up
+        (as in Knative, where the scraper's and each activator's stats share a bucket)."""
         value = requests if self.config.metric == "rps" else deployment_concurrency
         if self._keep_history:
             self.load.record(now, value)
+            self.queued.record(now, queued)
         self.policy.observe(now, value)
 
     def update_config(self, config: AutoscalerConfig) -> None:
@@ -127,8 +136,10 @@ class Autoscaler:
             self.policy = make_policy(config)
         else:
             self.policy.update_config(config)
+        self._applied = min(config.max_replicas, max(config.min_replicas, self._applied))
         history = self.policy.history_s
         self.load.resize(history)
+        self.queued.resize(history)
         self._keep_history = history > 0
 
     def wake(self, now: float, ready_replicas: int = 0) -> ScaleDecision:
@@ -179,6 +190,7 @@ class Autoscaler:
                 self.load,
                 cfg,
                 reachable,
+                self.queued,
             ),
         )
         proposal = policy.propose(ctx)
@@ -207,6 +219,13 @@ class Autoscaler:
                 want, apply, step_label = self._scale_to_zero(now, activity, reachable)
                 if step_label is not None:
                     label = step_label
+        # kpa.go: the SKS goes to proxy mode when want == 0, the excess burst capacity is negative, or
+        # nothing is known and the PA is inactive; the next reconcile reads how long it has been so.
+        if want == 0 or proposal.excess_burst_capacity < 0 or (want < 0 and activity is _INACTIVE):
+            if self._proxy_since is None:
+                self._proxy_since = now
+        else:
+            self._proxy_since = None
         if apply:
             self._applied = want
         elif want == 0 and self._applied > 1:
@@ -276,7 +295,6 @@ class Autoscaler:
     def _scale_to_zero(self, now: float, activity: Activity, reachable: bool) -> tuple[int, bool, str | None]:
         cfg = self.config
         age = now - (self._since if self._since is not None else now)
-        inactive = activity is _INACTIVE
         step = scale_to_zero_step(
             activity,
             age,
@@ -286,12 +304,13 @@ class Autoscaler:
             cfg.activation_timeout,
             reachable,
             cfg.enable_scale_to_zero,
-            # The gateway queues at zero like Knative's activator and is put in the path when
-            # the deployment goes inactive: no probe, and ProxyFor == InactiveFor.
+            # The gateway queues at zero like Knative's activator: no probe. ProxyFor runs from when the
+            # gateway was put in the path: at the latest when the deployment went inactive, earlier when
+            # the excess burst capacity was already negative (Knative's fast path: no grace period).
             False,
             True,
-            inactive,
-            age if inactive else 0.0,
+            self._proxy_since is not None,
+            now - self._proxy_since if self._proxy_since is not None else 0.0,
         )
         label = step.reason if (step.scale != 0 or not step.apply) else None
         return step.scale, step.apply, label

@@ -1,4 +1,6 @@
-"""Autoscaler configuration: profiles (API.md's table), overrides and their validation."""
+"""Autoscaler configuration: the profile registry, a deployment's overrides, and the resolved config.
+
+Field names, ranges and the built-in profiles' defaults are in fields.py (one table)."""
 
 from __future__ import annotations
 
@@ -6,22 +8,23 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from tide.autoscale.fields import (
+    BUILTIN_PROFILES,
+    REPLICAS_BY_NAME,
+    TUNING_BY_NAME,
+    TUNING_NAMES,
+    UNBOUNDED,
+    ConfigError,
+    profile_defaults,
+)
 from tide.autoscale.targets import TARGET_MIN, panic_window_seconds
 
-PROFILE_NAMES: tuple[str, ...] = ("coreweave", "knative", "baseten", "development")  # the built-in ones
+__all__ = ["UNBOUNDED", "ConfigError"]
+
+PROFILE_NAMES: tuple[str, ...] = BUILTIN_PROFILES
 DEFAULT_PROFILE = "coreweave"
-UNBOUNDED = math.inf
 KNATIVE_TICK_S = 2.0
 DEFAULT_ACTIVATION_TIMEOUT_S = 600.0 + 30.0  # progress deadline + activationTimeoutBuffer
-
-
-class ConfigError(ValueError):
-    """An autoscaling field is out of range. `field` is the API path, e.g. `autoscaling.window`."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,53 +85,12 @@ class AutoscalerConfig:
         return not math.isinf(self.panic_threshold)
 
 
-# API.md's profile table. Percentages are stored as API.md writes them; resolve_config converts.
-_PROFILES: dict[str, dict[str, float]] = {
-    "knative": {
-        "targetUtilization": 70,
-        "window": 60,
-        "panicWindowPercentage": 10,
-        "panicThresholdPercentage": 200,
-        "maxScaleUpRate": 1000,
-        "maxScaleDownRate": 2,
-        "scaleDownDelay": 0,
-        "scaleToZeroRetention": 0,
-        "scaleToZeroGracePeriod": 30,
-        "initialScale": 1,
-        "activationScale": 0,
-    },
-    "coreweave": {
-        "targetUtilization": 85,
-        "window": 180,
-        "panicWindowPercentage": 13,
-        "panicThresholdPercentage": 200,
-        "maxScaleUpRate": 20,
-        "maxScaleDownRate": 1.1,
-        "scaleDownDelay": 60,
-        "scaleToZeroRetention": 1800,
-        "scaleToZeroGracePeriod": 60,
-        "initialScale": 1,
-        "activationScale": 0,
-    },
-    "baseten": {
-        "targetUtilization": 70,
-        "window": 60,
-        "panicWindowPercentage": 10,
-        "panicThresholdPercentage": UNBOUNDED,
-        "maxScaleUpRate": UNBOUNDED,
-        "maxScaleDownRate": UNBOUNDED,
-        "scaleDownDelay": 900,
-        "scaleToZeroRetention": 900,
-        "scaleToZeroGracePeriod": 0,
-        "initialScale": 1,
-        "activationScale": 0,
-    },
-}
 # Development: Knative's mechanics with the pins API.md lists (applied in resolve_config).
-_PROFILES["development"] = {**_PROFILES["knative"], "window": 60, "scaleDownDelay": 900}
 _DEVELOPMENT_PINS = {"min": 0, "max": 1, "concurrency": 1, "window": 60.0, "scaleDownDelay": 900.0}
+# Profile settings that are not deployment fields.
 _RATE_PERIOD = {"knative": 0.0, "coreweave": 15.0, "baseten": 0.0, "development": 0.0}
 _TBC = {"knative": 211.0, "coreweave": 0.0, "baseten": 0.0, "development": 211.0}
+OVERRIDE_NAMES: tuple[str, ...] = TUNING_NAMES
 
 
 @dataclass(frozen=True)
@@ -154,7 +116,7 @@ class Profile:
 
 
 _PROFILE_TABLE: dict[str, Profile] = {
-    name: Profile(name, "kpa", _PROFILES[name], _RATE_PERIOD[name], _TBC[name]) for name in PROFILE_NAMES
+    name: Profile(name, "kpa", profile_defaults(name), _RATE_PERIOD[name], _TBC[name]) for name in PROFILE_NAMES
 }
 
 
@@ -170,7 +132,7 @@ def register_profile(
 ) -> None:
     """A profile running `policy`: the `base` profile's field defaults with `defaults` on top."""
     for key in defaults:
-        if key not in _RANGES:
+        if key not in TUNING_BY_NAME:
             raise ConfigError(f"autoscaling.{key}", f"unknown autoscaling field; known: {', '.join(OVERRIDE_NAMES)}")
     parent = _PROFILE_TABLE[base]
     tbc = parent.target_burst_capacity if target_burst_capacity is None else target_burst_capacity
@@ -193,41 +155,6 @@ def profile_names() -> tuple[str, ...]:
     return tuple(_PROFILE_TABLE)
 
 
-# (low, high, low inclusive, high inclusive) per override; None = no bound on that side.
-_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
-    "targetUtilization": (1, 100, True, True),
-    "window": (6, 3600, True, True),
-    "panicWindowPercentage": (1, 100, True, True),
-    "panicThresholdPercentage": (110, 1000, True, True),
-    "maxScaleUpRate": (1, None, False, True),
-    "maxScaleDownRate": (1, None, False, True),
-    "scaleDownDelay": (0, 3600, True, True),
-    "scaleToZeroRetention": (0, 86400, True, True),
-    "scaleToZeroGracePeriod": (0, 3600, True, True),
-    "initialScale": (0, None, True, True),
-    "activationScale": (0, None, True, True),
-}
-OVERRIDE_NAMES: tuple[str, ...] = tuple(_RANGES)
-_WHOLE_SECONDS = ("window", "scaleDownDelay")
-_INTEGERS = ("initialScale", "activationScale")
-
-
-def _check_range(name: str, value: float) -> None:
-    field = f"autoscaling.{name}"
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ConfigError(field, f"must be a number, got {value!r}")
-    low, high, low_incl, high_incl = _RANGES[name]
-    if low is not None and (value < low or (value == low and not low_incl)):
-        op = ">=" if low_incl else ">"
-        raise ConfigError(field, f"must be {op} {low:g}, got {value:g}")
-    if high is not None and (value > high or (value == high and not high_incl)):
-        raise ConfigError(field, f"must be <= {high:g}, got {value:g}")
-    if name in _WHOLE_SECONDS and value != math.floor(value):
-        raise ConfigError(field, f"must be whole seconds, got {value:g}s")
-    if name in _INTEGERS and value != math.floor(value):
-        raise ConfigError(field, f"must be a whole number, got {value:g}")
-
-
 def resolve_config(
     profile: str | None,
     overrides: Mapping[str, float | int | None],
@@ -248,7 +175,7 @@ def resolve_config(
             "autoscaling.profile", f"unknown profile {name!r}; choose one of {', '.join(profile_names())}"
         )
     for key in overrides:
-        if key not in _RANGES and key not in chosen.options:
+        if key not in TUNING_BY_NAME and key not in chosen.options:
             known = ", ".join((*OVERRIDE_NAMES, *chosen.options))
             raise ConfigError(f"autoscaling.{key}", f"unknown autoscaling field for profile {name!r}; known: {known}")
     values: dict[str, float] = dict(chosen.defaults)
@@ -259,14 +186,13 @@ def resolve_config(
         if key in chosen.options:
             options[key] = _check_option(key, value, chosen.options[key])
         else:
-            _check_range(key, value)
-            values[key] = float(value)
+            values[key] = TUNING_BY_NAME[key].check(value)
 
+    _check_replicas(min_replicas, max_replicas, concurrency, priority)
     if name == "development":
         values["window"], values["scaleDownDelay"] = _DEVELOPMENT_PINS["window"], _DEVELOPMENT_PINS["scaleDownDelay"]
         min_replicas, max_replicas = int(_DEVELOPMENT_PINS["min"]), int(_DEVELOPMENT_PINS["max"])
         concurrency = int(_DEVELOPMENT_PINS["concurrency"])
-    _check_replicas(min_replicas, max_replicas, concurrency, priority)
 
     initial = int(values["initialScale"])
     if initial > max_replicas:
@@ -315,16 +241,11 @@ def _check_option(name: str, value: float, spec: OptionRange) -> float:
 
 
 def _check_replicas(min_replicas: int, max_replicas: int, concurrency: int, priority: int) -> None:
-    if min_replicas < 0:
-        raise ConfigError("autoscaling.min", f"must be >= 0, got {min_replicas}")
-    if max_replicas < 1:
-        raise ConfigError("autoscaling.max", f"must be >= 1, got {max_replicas}")
+    given = {"min": min_replicas, "max": max_replicas, "concurrency": concurrency, "priority": priority}
+    for name, value in given.items():
+        REPLICAS_BY_NAME[name].check(value)
     if max_replicas < min_replicas:
         raise ConfigError("autoscaling.max", f"({max_replicas}) must be >= autoscaling.min ({min_replicas})")
-    if concurrency < 1:
-        raise ConfigError("autoscaling.concurrency", f"must be >= 1, got {concurrency}")
-    if not 0 <= priority <= 1000:
-        raise ConfigError("autoscaling.priority", f"must be within 0-1000, got {priority}")
 
 
 def with_changes(config: AutoscalerConfig, **changes: object) -> AutoscalerConfig:

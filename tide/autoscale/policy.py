@@ -106,6 +106,7 @@ class PolicyContext(NamedTuple):
     load: LoadHistory
     config: AutoscalerConfig
     reachable: bool  # False: no traffic is routed here (weight 0)
+    queued: LoadHistory  # the part of `load` queued at the gateway (not yet on a replica), same seconds
 
 
 class Proposal(NamedTuple):

@@ -76,6 +76,8 @@ def load_to_json(snapshot: Mapping[str, DeploymentLoad]) -> dict[str, Any]:
             "perReplicaInFlight": dict(load.per_replica_in_flight),
             "requestsTotal": load.requests_total,
             "errors": dict(load.errors),
+            "loadAverage": load.load_average,
+            "queuedAverage": load.queued_average,
         }
         for deployment_id, load in snapshot.items()
     }
@@ -89,6 +91,8 @@ def load_from_json(data: Mapping[str, Any]) -> dict[str, DeploymentLoad]:
             per_replica_in_flight={str(k): int(v) for k, v in load.get("perReplicaInFlight", {}).items()},
             requests_total=int(load.get("requestsTotal", 0)),
             errors={str(k): int(v) for k, v in load.get("errors", {}).items()},
+            load_average=None if load.get("loadAverage") is None else float(load["loadAverage"]),
+            queued_average=None if load.get("queuedAverage") is None else float(load["queuedAverage"]),
         )
         for deployment_id, load in data.items()
     }
@@ -178,6 +182,9 @@ def _added(a: DeploymentLoad, b: DeploymentLoad) -> DeploymentLoad:
         _sum_counts(a.per_replica_in_flight, b.per_replica_in_flight),
         a.requests_total + b.requests_total,
         _sum_counts(a.errors, b.errors),
+        # A gateway without the averages counts with its instantaneous numbers.
+        None if a.load_average is None and b.load_average is None else a.average + b.average,
+        None if a.queued_average is None and b.queued_average is None else a.queued_avg + b.queued_avg,
     )
 
 

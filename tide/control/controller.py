@@ -152,9 +152,11 @@ class Controller:
             if runtime.scaler is None:
                 continue
             load = snapshot.get(deployment_id)
-            gateway = float(load.in_flight + load.queued) if load is not None else 0.0
+            # In flight + queued time-averaged over the last second, as the simulator records it.
+            gateway = load.average if load is not None else 0.0
             engine = list(self._engine_loads(runtime, now).values())
-            runtime.scaler.record(now, observed_concurrency(gateway, engine))
+            queued = load.queued_avg if load is not None else 0.0
+            runtime.scaler.record(now, observed_concurrency(gateway, engine), queued=queued)
 
     def _engine_loads(self, runtime: DeploymentRuntime, now: float) -> dict[str, EngineLoad]:
         """The fresh engine readings of this deployment's ready, serving replicas."""

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tide.autoscale.core import removal_key
 from tide.backends.base import ReplicaPhase, ReplicaState
 
 RESTART_BACKOFF_MIN_S = 1.0
@@ -51,13 +52,13 @@ def plan_rollout(
     remove: list[str] = []
 
     def removal_order(rs: list[ReplicaState]) -> list[ReplicaState]:
-        # starting before ready; among ready, fewest in-flight first; newest first as a tie-break
+        # The shared core's order (tide/autoscale/core.py), as the simulator removes replicas.
         return sorted(
             rs,
-            key=lambda r: (
+            key=lambda r: removal_key(
                 r.phase is ReplicaPhase.READY,
                 in_flight.get(r.replica_id, 0),
-                -r.phase_times.get(ReplicaPhase.WAITING_FOR_CAPACITY.value, 0.0),
+                r.phase_times.get(ReplicaPhase.WAITING_FOR_CAPACITY.value, 0.0),
             ),
         )
 

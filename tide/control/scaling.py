@@ -1,7 +1,7 @@
-"""Per-deployment scaling state: feeds gateway load signals to the pure autoscaler, keeps its history.
+"""Per-deployment scaling state: feeds gateway load signals to the shared decision core, keeps its history.
 
-The gateway is sampled every second (`record`), the autoscaler decides every `tick_interval` (2 s), and a
-request at zero decides at once (`wake`). The controller applies `current` within min/max.
+The gateway's report is recorded every second (`record`), the core decides on its 2-s tick grid, and a
+request at zero decides at once (`wake`). The controller runs `current` replicas.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tide.autoscale import Autoscaler, ScaleDecision
+from tide.autoscale.core import ScalingCore
 from tide.backends.base import ReplicaPhase, ReplicaState
 from tide.spec import DeploymentSpec
 
@@ -31,23 +32,35 @@ def measured_cold_start(replicas: Iterable[ReplicaState]) -> float | None:
 
 
 class DeploymentScaler:
+    """The controller's driver of the shared decision core (tide/autoscale/core.py): the same tick grid,
+    wake at zero and Autoscaler as `tide sim`. It adds only what the API shows: the decision history."""
+
     def __init__(self, spec: DeploymentSpec, now: float) -> None:
         self.config = spec.autoscaler_config()
-        self.autoscaler = Autoscaler(self.config)
-        self.current = min(self.config.max_replicas, max(self.config.min_replicas, self.config.initial_scale))
+        # The first decision one tick after the deployment is created (its replicas are starting).
+        self.core = ScalingCore(self.config, first_tick=now + self.config.tick_interval)
         self.last_decision_at = now
         self.last: ScaleDecision | None = None
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_LENGTH)
+
+    @property
+    def autoscaler(self) -> Autoscaler:
+        return self.core.autoscaler
+
+    @property
+    def current(self) -> int:
+        """The replica count to run: the core's last decision (one number, kept there)."""
+        return self.core.desired
 
     def update_spec(self, spec: DeploymentSpec) -> None:
         config = spec.autoscaler_config()
         if config != self.config:
             self.config = config
-            self.autoscaler.update_config(config)
-            self.current = min(config.max_replicas, max(config.min_replicas, self.current))
+            self.core.update_config(config)
 
-    def record(self, now: float, concurrency: float, requests: float = 0.0) -> None:
-        self.autoscaler.record(now, concurrency, requests)
+    def record(self, now: float, concurrency: float, requests: float = 0.0, queued: float = 0.0) -> None:
+        """The gateway's report: in flight + queued, time-averaged over the second before `now`."""
+        self.core.record(now, concurrency, requests, queued)
 
     def desired(
         self,
@@ -60,21 +73,22 @@ class DeploymentScaler:
     ) -> int:
         """`reachable` is False when no traffic can arrive (weight 0): Knative then drops to min, not below.
         `starting` replicas are asked for but not ready; `cold_start_s` is the deployment's measured one."""
-        if now - self.last_decision_at >= self.config.tick_interval:
-            decision = self.autoscaler.decide(
-                now, ready_replicas, reachable=reachable, starting=starting, cold_start_s=cold_start_s
-            )
+        decision = self.core.tick(
+            now, ready_replicas, starting=starting, reachable=reachable, cold_start_s=cold_start_s
+        )
+        if decision is not None:
             self._apply(now, decision)
         return self.current
 
     def wake(self, now: float, ready_replicas: int = 0) -> None:
-        if self.current == 0:
-            self._apply(now, self.autoscaler.wake(now, ready_replicas))
+        decision = self.core.wake(now, ready_replicas)
+        if decision is not None:
+            self._apply(now, decision)
 
     def _apply(self, now: float, decision: ScaleDecision) -> None:
         self.last_decision_at = now
-        changed = decision.desired != self.current or self.last is None or decision.mode != self.last.mode
-        self.current = decision.desired
+        last = self.last
+        changed = last is None or decision.desired != last.desired or decision.mode != last.mode
         self.last = decision
         if changed:
             self.history.appendleft(self._decision_json(now, decision))

@@ -13,6 +13,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from tide.gateway.loadmeter import LoadMeter
 from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint
 
 if TYPE_CHECKING:
@@ -52,16 +53,60 @@ class ReplicaState:
         return self.unhealthy_until <= now
 
 
+class MeteredQueue(deque["Exchange"]):
+    """The deployment's queue; every change of its length is told to the deployment's load meter."""
+
+    def __init__(self, owner: DeploymentState) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def append(self, item: Exchange) -> None:
+        super().append(item)
+        self.owner.load_changed()
+
+    def appendleft(self, item: Exchange) -> None:
+        super().appendleft(item)
+        self.owner.load_changed()
+
+    def popleft(self) -> Exchange:
+        item = super().popleft()
+        self.owner.load_changed()
+        return item
+
+    def remove(self, item: Exchange) -> None:
+        super().remove(item)
+        self.owner.load_changed()
+
+    def clear(self) -> None:
+        super().clear()
+        self.owner.load_changed()
+
+
 class DeploymentState:
     def __init__(self, route: DeploymentRoute) -> None:
         self.deployment_id = route.deployment_id
         self.replicas: list[ReplicaState] = []
-        self.queue: deque[Exchange] = deque()
-        self.in_flight = 0
+        # The autoscaler's signal: in flight + queued, time-averaged (see loadmeter.py).
+        self.meter = LoadMeter(time.monotonic())
+        self._in_flight = 0
+        self.queue: MeteredQueue = MeteredQueue(self)
         self.requests_total = 0
         self.errors: dict[str, int] = {}  # error code -> requests this gateway failed or cut short
         self._next_start = 0
         self.update(route)
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @in_flight.setter
+    def in_flight(self, value: int) -> None:
+        self._in_flight = value
+        self.load_changed()
+
+    def load_changed(self) -> None:
+        queued = len(self.queue)
+        self.meter.set(time.monotonic(), self._in_flight + queued, queued)
 
     def update(self, route: DeploymentRoute) -> None:
         self.model_name = route.model_name

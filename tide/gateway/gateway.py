@@ -165,7 +165,9 @@ class Gateway:
 
     def load_snapshot(self) -> dict[str, DeploymentLoad]:
         snapshot: dict[str, DeploymentLoad] = {}
+        now = time.monotonic()
         for deployment_id, deployment in self._deployments.items():
+            load_average, queued_average = deployment.meter.averages(now)
             per_replica = {r.replica_id: r.in_flight for r in deployment.replicas}
             for replica in self._draining.values():
                 if replica.deployment is deployment:
@@ -176,6 +178,8 @@ class Gateway:
                 per_replica_in_flight=per_replica,
                 requests_total=deployment.requests_total,
                 errors=dict(deployment.errors),
+                load_average=load_average,
+                queued_average=queued_average,
             )
         return snapshot
 

@@ -38,3 +38,15 @@ class DeploymentLoad:
     # error code (queue_full, queue_timeout, upstream_unavailable, upstream_timeout, upstream_disconnected,
     # unavailable), since the gateway started.
     errors: Mapping[str, int] = field(default_factory=dict)
+    # The autoscaler's input: in flight + queued (and queued alone) time-averaged over the last second
+    # (loadmeter.py). None from a gateway that does not report it: readers use in_flight + queued.
+    load_average: float | None = None
+    queued_average: float | None = None
+
+    @property
+    def average(self) -> float:
+        return float(self.in_flight + self.queued) if self.load_average is None else self.load_average
+
+    @property
+    def queued_avg(self) -> float:
+        return float(self.queued) if self.queued_average is None else self.queued_average

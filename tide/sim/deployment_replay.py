@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from tide.autoscale import ScaleDecision
+from tide.autoscale.core import ReplicaView, ScalingCore, plan_scale
 from tide.scheduling import Placement
 from tide.sim.contention_result import DeploymentOutcome
 from tide.sim.engine import Replay, Replica, SimSettings
@@ -58,6 +60,9 @@ class DeploymentReplay(Replay):
         self.desired = 0
         self.next_index = 0
         self.origin = math.floor(workload.origin)
+        # Every deployment of a scenario ticks on the same grid, from the scenario's origin.
+        self.core = ScalingCore(spec.config, first_tick=float(self.origin))
+        self.scaler = self.core.autoscaler
         # Records and decides from this second on: it joins at its first request, and skips ahead
         # while idle at zero.
         self.resume_at = math.floor(workload.arrivals[0])
@@ -88,14 +93,11 @@ class DeploymentReplay(Replay):
             self.next_index = index + 1
             self._arrive(index, arrival)
 
-    def end_second(self, second: int, boundary: float) -> None:
-        self._advance(boundary)
-        self.scaler.record(float(second), self.area)
-        self.area = 0.0
-        if (second - self.origin) % self.tick == 0:
-            self.desired = self.scaler.decide(
-                float(second), self._ready_replicas(), starting=self._starting_replicas(), cold_start_s=self.cold_start
-            ).desired
+    def end_second(self, second: int, boundary: float) -> ScaleDecision | None:
+        decision = super().end_second(second, boundary)
+        if decision is not None:
+            self.desired = decision.desired
+        return decision
 
     def sleep_if_idle(self, second: int) -> None:
         """Idle at zero: skip to the next request's second (nothing recorded, as with no pods in Knative)."""
@@ -117,12 +119,7 @@ class DeploymentReplay(Replay):
 
     def settle(self, t: float) -> None:
         """Apply a scale-down now; on a scale-up take back draining replicas (the rest comes from the scheduler)."""
-        serving = self._serving()
-        missing = self.desired - len(serving)
-        if missing < 0:
-            self._shrink(serving, -missing, t)
-        elif missing > 0:
-            self._take_back(missing)
+        self._apply(plan_scale(self.desired, self._views())._replace(start=0), t)
 
     def request_size(self) -> int:
         # Scaled-down replicas keep their GPUs until their requests finish (the controller's "holding").
@@ -191,15 +188,15 @@ class DeploymentReplay(Replay):
     def _wake(self, t: float) -> None:
         if self.desired:
             return  # already waiting for capacity: the next pass places it
-        self.desired = self.scaler.wake(t, 0).desired
+        decision = self.core.wake(t, 0)
+        if decision is None:
+            return
+        self.desired = decision.desired
         self.on_wake(t)
 
-    def _take_back(self, missing: int) -> int:
-        for replica in self.replicas:
-            if missing and replica.draining and not self._preempted(replica):
-                replica.draining = False
-                missing -= 1
-        return missing
+    def _views(self) -> list[ReplicaView]:
+        # A preempted replica drains for its preemptor: it cannot be taken back.
+        return [v for v in super()._views() if not (v.draining and self._preempted(v.key))]  # type: ignore[arg-type]
 
     def _stop(self, replica: Replica, t: float, billed_until: float | None = None) -> None:
         assert isinstance(replica, PlacedReplica)

@@ -1,11 +1,12 @@
 """Replay arrivals in virtual time through an `Autoscaler` and a replica model.
 
 The decision core of `tide sim` (no file I/O, no wall clock). Each second the gateway's load (in
-flight + queued, time-averaged over the second, as queue-proxy reports it) is recorded; every
-`tick_interval` seconds the autoscaler decides and replicas are started or stopped. A started replica
+flight + queued, time-averaged over the second, as queue-proxy reports it) is recorded when the second
+ends: the load of [s, s+1) is stamped s+1, as Knative stamps a report when it arrives. Every
+`tick_interval` seconds (at a second boundary) the autoscaler decides and replicas are started or stopped. A started replica
 is ready after `cold_start` seconds and serves at most `concurrency` requests at once; requests that
 find no free slot wait in one FIFO gateway queue. A request at zero wakes the autoscaler at once.
-Scale-down stops starting replicas first, then idle ones, then drains the least busy.
+Tick gating, the wake at zero and which replicas go are the shared core's (tide/autoscale/core.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tide.autoscale import Autoscaler, AutoscalerConfig
+from tide.autoscale import AutoscalerConfig, ScaleDecision
+from tide.autoscale.core import ReplicaView, ScalePlan, ScalingCore, plan_scale
 from tide.sim.result import PolicyResult, Timeline
 
 _READY, _DONE = 0, 1
@@ -47,7 +49,8 @@ class Replay:
     """
 
     def __init__(self, config: AutoscalerConfig, arrivals: list[float], durations: list[float], settings: SimSettings):
-        self.scaler = Autoscaler(config)
+        self.core = ScalingCore(config)
+        self.scaler = self.core.autoscaler
         self.limit = config.concurrency
         self.tick = max(1, round(config.tick_interval))
         self.arrivals = arrivals
@@ -64,13 +67,29 @@ class Replay:
         self.done = 0
         self.load = 0  # in flight + queued
         self.area = 0.0  # load x seconds within the current second
+        self.queued_area = 0.0  # of which queued at the gateway
         self.area_since = 0.0
         self.last_completion = 0.0
 
     # -- load accounting -------------------------------------------------------------------
     def _advance(self, t: float) -> None:
-        self.area += self.load * (t - self.area_since)
+        dt = t - self.area_since
+        self.area += self.load * dt
+        if self.queue:
+            self.queued_area += len(self.queue) * dt
         self.area_since = t
+
+    def end_second(self, second: int, boundary: float) -> ScaleDecision | None:
+        """Close second [second, boundary): record its time-averaged load stamped at `boundary`, and decide
+        when `boundary` is a tick. Returns the decision, None between ticks."""
+        self._advance(boundary)
+        self.core.record(boundary, self.area, queued=self.queued_area)
+        self.area = self.queued_area = 0.0
+        if not self.core.due(boundary):
+            return None
+        return self.core.tick(
+            boundary, self._ready_replicas(), starting=self._starting_replicas(), cold_start_s=self.cold_start
+        )
 
     # -- replicas ---------------------------------------------------------------------------
     def _ready_replicas(self) -> int:
@@ -87,14 +106,23 @@ class Replay:
     def _scale_to(self, desired: int, t: float) -> None:
         if desired == len(self.replicas) and not any(r.draining for r in self.replicas):
             return  # the usual tick: nothing to change
-        serving = [r for r in self.replicas if not r.draining]
-        missing = desired - len(serving)
-        if missing > 0:
-            for _ in range(self._take_back(missing)):
-                self._add_replica(t)
+        self._apply(plan_scale(desired, self._views()), t)
+
+    def _views(self) -> list[ReplicaView]:
+        """The replicas as the core's plan sees them."""
+        return [ReplicaView(r, r.ready, r.in_flight, r.started, r.draining) for r in self.replicas]
+
+    def _apply(self, plan: ScalePlan, t: float) -> None:
+        for replica in plan.take_back:
+            replica.draining = False  # type: ignore[attr-defined]
+        for _ in range(plan.start):
+            self._add_replica(t)
+        if plan.start:
             self.peak = max(self.peak, len(self.replicas))
-            return
-        self._shrink(serving, -missing, t)
+        for replica in plan.stop:
+            self._stop(replica, t)  # type: ignore[arg-type]
+        for replica in plan.drain:
+            replica.draining = True  # type: ignore[attr-defined]
 
     def _add_replica(self, t: float) -> None:
         replica = Replica(started=t)
@@ -105,30 +133,6 @@ class Replay:
         replica.started = t
         self.cold_starts += 1
         self._push(t + self.cold_start, _READY, replica)
-
-    def _take_back(self, missing: int) -> int:
-        """Un-drain draining replicas before starting new ones; returns how many are still missing."""
-        for replica in self.replicas:
-            if missing and replica.draining:
-                replica.draining = False
-                missing -= 1
-        return missing
-
-    def _shrink(self, serving: list[Replica], excess: int, t: float) -> None:
-        """Stop `excess` of the `serving` replicas: starting ones first (nothing to drain, newest first),
-        then idle ones, then drain the least busy."""
-        for replica in reversed(serving):
-            if excess and not replica.ready:
-                self._stop(replica, t)
-                excess -= 1
-        for replica in sorted((r for r in serving if r.ready), key=lambda r: r.in_flight):
-            if not excess:
-                break
-            if replica.in_flight == 0:
-                self._stop(replica, t)
-            else:
-                replica.draining = True
-            excess -= 1
 
     def _push(self, t: float, kind: int, payload: object) -> None:
         self.seq += 1
@@ -172,13 +176,17 @@ class Replay:
 
     def _wake(self, t: float) -> None:
         """A request at zero: decide at once, so the first replica starts without waiting for a tick."""
-        self._scale_to(self.scaler.wake(t, 0).desired, t)
+        decision = self.core.wake(t, 0)
+        if decision is not None:
+            self._scale_to(decision.desired, t)
 
     def _event(self, t: float, kind: int, replica: Replica) -> None:
         if replica.stopped:
             return
         if kind == _READY:
             replica.ready = True
+            if self.queue:
+                self._advance(t)  # the queue shrinks: close its area so far
             self._dispatch(t)
             return
         self._advance(t)
@@ -216,16 +224,8 @@ class Replay:
                         break
                     self._arrive(i, next_arrival)
                     i += 1
-            self._advance(boundary)
-            self.scaler.record(float(second), self.area)
-            self.area = 0.0
-            if second % self.tick == 0:
-                decision = self.scaler.decide(
-                    float(second),
-                    self._ready_replicas(),
-                    starting=self._starting_replicas(),
-                    cold_start_s=self.cold_start,
-                )
+            decision = self.end_second(second, boundary)
+            if decision is not None:
                 self._scale_to(decision.desired, boundary)
             if boundary >= next_sample:
                 timeline.times.append(boundary)

@@ -14,6 +14,7 @@ from typing import Any
 
 from tide.autoscale import AutoscalerConfig, ConfigError, profile_names, resolve_config
 from tide.autoscale.config import option_fields
+from tide.autoscale.fields import TUNING
 from tide.spec.catalog import ENGINE_CONFIG_CHOICES, Catalog
 from tide.spec.durations import format_duration, parse_duration
 from tide.spec.errors import SpecError
@@ -28,20 +29,9 @@ DEFAULT_WEIGHT = 100
 DEFAULT_MAX_QUEUE = 1000
 DEFAULT_MAX_QUEUE_WAIT_S = 600.0  # multi-minute GPU cold starts must not time out queued requests
 
-# Autoscaler tuning fields: name -> kind ("duration", "percent", "rate", "count").
-TUNING_FIELDS: dict[str, str] = {
-    "targetUtilization": "percent",
-    "window": "duration",
-    "panicWindowPercentage": "percent",
-    "panicThresholdPercentage": "number",
-    "maxScaleUpRate": "number",
-    "maxScaleDownRate": "number",
-    "scaleDownDelay": "duration",
-    "scaleToZeroRetention": "duration",
-    "scaleToZeroGracePeriod": "duration",
-    "initialScale": "count",
-    "activationScale": "count",  # Knative's: the fewest replicas a wake-up from zero starts
-}
+# Autoscaler tuning fields: name -> kind ("duration", "percent", "number", "count"), from tide/autoscale's
+# one table (names, kinds, ranges and profile defaults live there; the spec only converts units).
+TUNING_FIELDS: dict[str, str] = {f.name: f.kind for f in TUNING}
 
 
 @dataclass(frozen=True)
@@ -76,6 +66,8 @@ class AutoscalingSpec:
     profile: str | None = None
     # Tuning overrides keyed by API.md names; durations in seconds. Absent = the profile's default.
     tuning: Mapping[str, float] = field(default_factory=dict)
+    # The fields above resolved and validated once, at parse time (None: built by hand, resolved on use).
+    resolved: AutoscalerConfig | None = field(default=None, compare=False, repr=False)
     # Gateway bounds (Tide's own fields): hard per-replica cap and the activator queue bounds.
     max_concurrency: int | None = None
     max_queue: int = DEFAULT_MAX_QUEUE
@@ -114,6 +106,8 @@ class DeploymentSpec:
 
     def autoscaler_config(self) -> AutoscalerConfig:
         a = self.autoscaling
+        if a.resolved is not None:
+            return a.resolved
         return resolve_config(
             a.profile,
             a.tuning,
@@ -331,6 +325,7 @@ def _parse_resources(raw: Mapping[str, Any], catalog: Catalog) -> ResourcesSpec:
 
 def _parse_tuning(section: Mapping[str, Any]) -> dict[str, float]:
     tuning: dict[str, float] = {}
+    """Units only (durations like `90s`, numbers); ranges are checked once, by resolve_config."""
     kinds = {**TUNING_FIELDS, **dict.fromkeys(option_fields(), "number")}
     for key, kind in kinds.items():
         value = section.get(key)
@@ -340,31 +335,25 @@ def _parse_tuning(section: Mapping[str, Any]) -> dict[str, float]:
         if kind == "duration":
             tuning[key] = parse_duration(value, path)
         elif kind == "count":
-            tuning[key] = float(_int(value, path, default=0, low=0))
+            tuning[key] = float(_int(value, path, default=0))
         else:
             if isinstance(value, bool) or not isinstance(value, int | float | str):
                 raise SpecError(path, f"{path} must be a number, not {value!r}")
             try:
-                number = float(value)
+                tuning[key] = float(value)
             except ValueError:
                 raise SpecError(path, f"{path} must be a number, not {value!r}") from None
-            if number <= 0:
-                raise SpecError(path, f"{path} must be > 0, not {value}")
-            if kind == "percent" and number > 100:
-                raise SpecError(path, f"{path} is a percentage and must be at most 100, not {value}")
-            tuning[key] = number
     return tuning
 
 
 def _parse_autoscaling(raw: Mapping[str, Any]) -> AutoscalingSpec:
     section = _section(raw, "autoscaling")
-    minimum = _int(section.get("min"), "autoscaling.min", default=1, low=0)
+    # Types here; ranges once, in resolve_config (tide/autoscale/fields.py).
+    minimum = _int(section.get("min"), "autoscaling.min", default=1)
     # API.md: max defaults to 1; with a larger min and no max, max follows min rather than failing.
-    maximum = _int(section.get("max"), "autoscaling.max", default=max(1, minimum), low=1)
-    if maximum < minimum:
-        raise SpecError("autoscaling.max", f"autoscaling.max ({maximum}) must be >= autoscaling.min ({minimum})")
-    priority = _int(section.get("priority"), "autoscaling.priority", default=DEFAULT_PRIORITY, low=0, high=1000)
-    concurrency = _int(section.get("concurrency"), "autoscaling.concurrency", default=DEFAULT_CONCURRENCY, low=1)
+    maximum = _int(section.get("max"), "autoscaling.max", default=max(1, minimum))
+    priority = _int(section.get("priority"), "autoscaling.priority", default=DEFAULT_PRIORITY)
+    concurrency = _int(section.get("concurrency"), "autoscaling.concurrency", default=DEFAULT_CONCURRENCY)
     classes_raw = section.get("capacityClasses")
     if classes_raw is None:
         classes: tuple[str, ...] = CAPACITY_CLASSES
@@ -385,6 +374,13 @@ def _parse_autoscaling(raw: Mapping[str, Any]) -> AutoscalingSpec:
             "autoscaling.profile",
             f"autoscaling.profile must be one of {', '.join(profile_names())}, not {profile!r}",
         )
+    tuning = _parse_tuning(section)
+    try:  # every autoscaling range (min/max, window 6s-1h, thresholds ...), named by field, checked once
+        resolved = resolve_config(
+            profile, tuning, min_replicas=minimum, max_replicas=maximum, concurrency=concurrency, priority=priority
+        )
+    except ConfigError as exc:
+        raise SpecError(exc.field, f"{exc.field} {exc.message}") from None
     max_concurrency = section.get("maxConcurrency")
     hard_cap = (
         None if max_concurrency is None else _int(max_concurrency, "autoscaling.maxConcurrency", default=1, low=1)
@@ -394,13 +390,6 @@ def _parse_autoscaling(raw: Mapping[str, Any]) -> AutoscalingSpec:
             "autoscaling.maxConcurrency",
             f"autoscaling.maxConcurrency ({hard_cap}) must be >= autoscaling.concurrency ({concurrency})",
         )
-    tuning = _parse_tuning(section)
-    try:  # the autoscaler's own range checks (window 6s-1h, thresholds ...), named by field
-        resolve_config(
-            profile, tuning, min_replicas=minimum, max_replicas=maximum, concurrency=concurrency, priority=priority
-        )
-    except ConfigError as exc:
-        raise SpecError(exc.field, f"{exc.field} {exc.message}") from None
     max_queue = _int(section.get("maxQueue"), "autoscaling.maxQueue", default=DEFAULT_MAX_QUEUE, low=0)
     wait_raw = section.get("maxQueueWait")
     max_wait = DEFAULT_MAX_QUEUE_WAIT_S if wait_raw is None else parse_duration(wait_raw, "autoscaling.maxQueueWait")
@@ -412,6 +401,7 @@ def _parse_autoscaling(raw: Mapping[str, Any]) -> AutoscalingSpec:
         capacity_classes=classes,
         profile=profile,
         tuning=tuning,
+        resolved=resolved,
         max_concurrency=hard_cap,
         max_queue=max_queue,
         max_queue_wait_s=max_wait,

@@ -1,0 +1,221 @@
+"""Fidelity: does the live replica count follow what `tide sim` says for the same requests?
+
+Usage: python bench/fidelity/run.py [--trace PATH] [--minutes 3] [--speed 1] [--max-replicas 4]
+
+Starts its own `tide up` (bench/scale/run.py's harness: free loopback ports, a temporary data dir, the
+tiny model, the builtin engine), applies a scale-to-zero deployment, waits for it at zero, then sends
+the first `--minutes` of a real trace at its own arrival times (`--speed` > 1 compresses them) and
+records, once a second, how many replicas the deployment holds (starting, ready or draining: what the
+simulator counts). Then it replays *the same requests* through `tide sim`'s engine in-process: the
+arrival times as actually sent, the service time (the median live response time: every request asks for the same
+`--max-tokens`), the deployment's
+measured cold start (median time from asked-for to ready of its replicas) and the same autoscaling
+config, with `maxConcurrency` = `concurrency` so the live gateway caps a replica as the simulator does.
+
+Prints per second live vs simulated replicas and the share of seconds where they are within +-1
+replica (the issue's target: >= 90 %), and exits 1 below `--target`. The machine may be shared: the
+live side's durations and cold start are measured in the same run, so the comparison stays fair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tide.autoscale import resolve_config
+from tide.sim.engine import SimSettings, replay
+from tide.sim.readers import read_trace
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_TRACE = HERE.parents[2] / "shared" / "traces" / "azure_llm_2023" / "AzureLLMInferenceTrace_code.csv"
+
+
+def load_harness() -> Any:
+    """bench/scale/run.py's `tide up` harness (Tide, tide_running), without copying it."""
+    spec = importlib.util.spec_from_file_location("scale_bench", HERE.parent / "scale" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def autoscaling(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "min": 0,
+        "max": args.max_replicas,
+        "initialScale": 0,
+        "concurrency": args.concurrency,
+        "maxConcurrency": args.concurrency,
+        "profile": args.profile,
+        "window": args.window,
+    }
+
+
+async def drive(harness: Any, tide: Any, arrivals: list[float], args: argparse.Namespace) -> dict[str, Any]:
+    """Send every request at its arrival time; sample the replica count every second meanwhile."""
+    body = {"model": harness.DEPLOYMENT, "prompt": "The sea", "max_tokens": args.max_tokens}
+    sent: list[float] = [0.0] * len(arrivals)
+    done: list[float] = [0.0] * len(arrivals)
+    codes: list[int] = [0] * len(arrivals)
+    samples: list[tuple[float, int]] = []
+    replicas: dict[str, dict[str, Any]] = {}
+    start = time.monotonic()
+    finished = asyncio.Event()
+
+    async def one(client: httpx.AsyncClient, i: int) -> None:
+        await asyncio.sleep(max(0.0, arrivals[i] - (time.monotonic() - start)))
+        sent[i] = time.monotonic() - start
+        try:
+            response = await client.post(f"{tide.gateway_base}/completions", json=body)
+            codes[i] = response.status_code
+        except httpx.HTTPError:
+            codes[i] = -1
+        done[i] = time.monotonic() - start
+
+    async def watch(api: httpx.AsyncClient) -> None:
+        second = 1
+        while not finished.is_set():
+            await asyncio.sleep(max(0.0, second - (time.monotonic() - start)))
+            response = await api.get(f"/deployments/{harness.DEPLOYMENT}")
+            status = response.json()["status"]
+            live = [
+                r
+                for r in status.get("replicas", [])
+                if r["phase"] in ("waiting_for_capacity", "downloading_weights", "engine_load", "ready", "draining")
+            ]
+            for r in status.get("replicas", []):
+                replicas[r["id"]] = r
+            tide.note_pids(status)
+            samples.append((float(second), len(live)))
+            second += 1
+
+    headers = {"authorization": f"Bearer {tide.token}"}
+    async with (
+        httpx.AsyncClient(timeout=args.request_timeout, limits=httpx.Limits(max_connections=512)) as client,
+        httpx.AsyncClient(base_url=tide.api_base, headers=headers, timeout=30) as api,
+    ):
+        watcher = asyncio.create_task(watch(api))
+        await asyncio.gather(*(one(client, i) for i in range(len(arrivals))))
+        # Keep sampling through the idle tail until the deployment is back at zero (or the tail ends).
+        tail_end = time.monotonic() + args.tail
+        while time.monotonic() < tail_end and (not samples or samples[-1][1] > 0):
+            await asyncio.sleep(0.5)
+        finished.set()
+        await watcher
+    return {"sent": sent, "done": done, "codes": codes, "samples": samples, "replicas": replicas}
+
+
+def cold_start(replicas: dict[str, dict[str, Any]]) -> float | None:
+    spans = [
+        r["phaseTimes"]["ready"] - r["phaseTimes"]["waiting_for_capacity"]
+        for r in replicas.values()
+        if "ready" in r.get("phaseTimes", {}) and "waiting_for_capacity" in r.get("phaseTimes", {})
+    ]
+    return statistics.median(spans) if spans else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trace", type=Path, default=DEFAULT_TRACE)
+    parser.add_argument("--minutes", type=float, default=3.0, help="how much of the trace to send")
+    parser.add_argument("--speed", type=float, default=1.0, help="> 1 compresses the arrival times")
+    parser.add_argument("--profile", default="knative")
+    parser.add_argument("--window", default="12s", help="autoscaling.window (short, so a few minutes show scaling)")
+    parser.add_argument("--max-replicas", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=2, help="autoscaling.concurrency = maxConcurrency")
+    parser.add_argument("--max-tokens", type=int, default=8)
+    parser.add_argument("--tail", type=float, default=60, help="seconds to keep watching after the last request")
+    parser.add_argument("--request-timeout", type=float, default=120)
+    parser.add_argument("--target", type=float, default=0.9, help="exit 1 below this share within +-1 replica")
+    parser.add_argument("--model-dir", type=Path, help="a tiny model already built (default: build one)")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(f"cpus {os.cpu_count()}, load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+    trace = read_trace(args.trace)
+    horizon = args.minutes * 60 * args.speed
+    arrivals = [t / args.speed for t in trace.arrivals if t < horizon]
+    print(f"trace {trace.name}: first {args.minutes:g} min, {len(arrivals)} requests (speed x{args.speed:g})")
+
+    harness = load_harness()
+    spec = {
+        "name": harness.DEPLOYMENT,
+        "weights": {"bucket": "models", "path": "tiny"},
+        "runtime": {"engine": "builtin"},
+        "autoscaling": autoscaling(args),
+    }
+    harness_args = argparse.Namespace(model_dir=args.model_dir, keep=args.keep)
+    with harness.tide_running(harness_args) as tide:
+        tide.apply(spec)
+        tide.wait_at_zero(60)
+        live = asyncio.run(drive(harness, tide, arrivals, args))
+    failed = sum(1 for c in live["codes"] if c != 200)
+    durations = [d - s for s, d in zip(live["sent"], live["done"], strict=True)]
+    measured_cold = cold_start(live["replicas"])
+    print(
+        f"live: {len(arrivals) - failed}/{len(arrivals)} ok; duration p50 {statistics.median(durations):.3f} s; "
+        f"cold start (median of {len(live['replicas'])} replicas) {measured_cold if measured_cold is None else round(measured_cold, 2)} s"
+    )
+
+    # The same requests through the simulator: arrival = when the live client sent it.
+    overrides = {
+        k: v
+        for k, v in autoscaling(args).items()
+        if k not in ("min", "max", "concurrency", "maxConcurrency", "profile")
+    }
+    window = float(str(overrides.pop("window")).rstrip("s"))
+    config = resolve_config(
+        args.profile,
+        {**overrides, "window": window},
+        min_replicas=0,
+        max_replicas=args.max_replicas,
+        concurrency=args.concurrency,
+    )
+    order = sorted(range(len(arrivals)), key=live["sent"].__getitem__)
+    sim_arrivals = [live["sent"][i] for i in order]
+    # Every request asks for the same max_tokens: its service time is the median live response time (a
+    # live response time also holds any wait in the gateway queue, which the simulator adds itself).
+    service = statistics.median(durations)
+    sim_durations = [service] * len(sim_arrivals)
+    # One request after the watched span keeps the replay going through the idle tail (the simulator
+    # stops replicas at its last completion); it falls after the last compared second.
+    end = live["samples"][-1][0] if live["samples"] else 0.0
+    sim_arrivals.append(max(end, sim_arrivals[-1]) + 5.0)
+    sim_durations.append(service)
+    result = replay(args.profile, config, sim_arrivals, sim_durations, SimSettings(cold_start=measured_cold or 0.0))
+    simulated = dict(zip(result.timeline.times, result.timeline.replicas, strict=True))
+
+    rows = []
+    for second, count in live["samples"]:
+        sim = simulated.get(second)
+        if sim is None:
+            # The replay skips seconds idle at zero and stops at its last completion: 0 replicas there.
+            sim = 0
+        rows.append((second, count, sim))
+    within = sum(1 for _, a, b in rows if abs(a - b) <= 1)
+    exact = sum(1 for _, a, b in rows if a == b)
+    print("second  live  sim")
+    for second, a, b in rows:
+        print(f"{second:6.0f}  {a:4d}  {b:3d}{'   <- off by more than 1' if abs(a - b) > 1 else ''}")
+    share = within / len(rows) if rows else 0.0
+    print(
+        f"within +-1 replica: {within}/{len(rows)} seconds = {share:.1%}; exact: {exact / max(1, len(rows)):.1%}; "
+        f"live peak {max(a for _, a, _ in rows)}, sim peak {result.peak_replicas}; "
+        f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    return 0 if share >= args.target and failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
