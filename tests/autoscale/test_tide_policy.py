@@ -22,7 +22,9 @@ def make(concurrency: int = 8, **options: float) -> TidePolicy:
 
 def ask(p: TidePolicy, now: float, ready: int, starting: int = 0, cold_start: float | None = 15.0) -> Proposal:
     cfg = p.config
-    ctx = PolicyContext(now, ready, starting, ready, cfg.target, cfg.concurrency, cold_start, LoadHistory(1), cfg, True)
+    ctx = PolicyContext(
+        now, ready, starting, ready, cfg.target, cfg.concurrency, cold_start, LoadHistory(1), cfg, True, LoadHistory(1)
+    )
     return p.propose(ctx)
 
 
