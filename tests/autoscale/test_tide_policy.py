@@ -22,7 +22,9 @@ def make(concurrency: int = 8, **options: float) -> TidePolicy:
 
 def ask(p: TidePolicy, now: float, ready: int, starting: int = 0, cold_start: float | None = 15.0) -> Proposal:
     cfg = p.config
-    ctx = PolicyContext(now, ready, starting, ready, cfg.target, cfg.concurrency, cold_start, LoadHistory(1), cfg, True)
+    ctx = PolicyContext(
+        now, ready, starting, ready, cfg.target, cfg.concurrency, cold_start, LoadHistory(1), cfg, True, LoadHistory(1)
+    )
     return p.propose(ctx)
 
 
@@ -224,3 +226,11 @@ def test_with_few_gaps_the_default_keep_alive_runs_out() -> None:
     assert ask(p, 2.0, 1).mechanism == "keep-alive"  # until 1 + 15 + 5 = 21 s
     assert ask(p, 22.0, 1).mechanism == "stop"
     assert ask(p, 60.0, 0).desired == 0
+
+
+def test_a_decision_a_moment_after_the_last_sample_still_sees_the_load() -> None:
+    # Live, samples come about once a second and decisions every 2 s at any fraction of a second.
+    p = make(concurrency=1, spare=0)
+    p.observe(100.2, 4.0)
+    got = ask(p, 102.1, 1)
+    assert (got.desired, got.mechanism) == (4, "queue")

@@ -3,6 +3,7 @@ decision's reason in the status naming the mechanism that decided."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -64,7 +65,7 @@ def test_burst_idle_gap_and_return_under_the_tide_policy(clean_tide: TideProcess
         t.start()
     peak = 0
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # replicas start in seconds; a loaded 2-core machine is slower
         while time.monotonic() < deadline and peak < 2:
             peak = max(peak, watch()["readyReplicas"])
             time.sleep(0.3)
@@ -72,7 +73,7 @@ def test_burst_idle_gap_and_return_under_the_tide_policy(clean_tide: TideProcess
         stop.set()
         for t in threads:
             t.join()
-    assert peak >= 2, clean_tide.status("tiny-tide")
+    assert peak >= 2, json.dumps(clean_tide.status("tiny-tide"), indent=1)
     assert failures == []
 
     # The idle gap: the last replica is kept alive a while, then stopped.
@@ -83,13 +84,12 @@ def test_burst_idle_gap_and_return_under_the_tide_policy(clean_tide: TideProcess
             break
         time.sleep(0.3)
     else:
-        raise AssertionError(f"never scaled to zero: {status}")
+        raise AssertionError(f"never scaled to zero: {json.dumps(status, indent=1)}")
     assert status["desiredReplicas"] == 0
 
     # The return: the next request wakes it and succeeds.
     with httpx.Client(timeout=120) as client:
         assert complete(clean_tide, client) == 200
-    watch()
 
     assert "queue" in seen or "burst-hold" in seen, seen
     assert "keep-alive" in seen and seen["keep-alive"].startswith("keep-alive: idle"), seen
@@ -97,4 +97,8 @@ def test_burst_idle_gap_and_return_under_the_tide_policy(clean_tide: TideProcess
     for mode, reason in seen.items():
         if mode in ("queue", "ramp", "keep-alive", "stop", "pre-warm"):
             assert reason.startswith(f"{mode}:"), (mode, reason)
-    assert any("wake" in reason for reason in seen.values()) or "wake" in str(clean_tide.status("tiny-tide")), seen
+    # The return was decided by the policy itself at the wake: sized for the request that arrived.
+    history = decisions(clean_tide.status("tiny-tide"))  # newest first, then the last decision
+    stopped = max(d["time"] for d in history if d["mode"] == "stop")
+    back = [d for d in history if d["time"] > stopped and d["mode"] == "queue" and d["desired"] >= 1]
+    assert back and back[0]["reason"].startswith("queue: "), history

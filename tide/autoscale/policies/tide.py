@@ -37,6 +37,7 @@ NAME = "tide"
 MIN_GAPS = 5  # idle gaps seen before the plan trusts them over the ski-rental default
 MAX_REPLANS = 64
 RETURNS_KEPT = 50
+STALE_S = 3.0  # a load sample older than this is not the load now
 RAMP_SPAN = 4  # seconds over which a rising load's slope is measured
 RAMP_CAP = 2.0  # a ramp forecast asks for at most this many times the load now  # re-plans within one gap (at a hold's end or a pre-warm)
 _EPS = 1e-9
@@ -155,7 +156,8 @@ class TidePolicy(Policy):
         conc = ctx.concurrency
         self._capacity = ctx.ready * conc
         per_replica = float(conc) if self.on["exactConcurrency"] else ctx.target
-        now_load = self._load if ctx.now - self._second <= 1.0 else 0.0
+        # The latest second's load (live samples arrive about once a second, decisions every tick).
+        now_load = self._load if ctx.now - self._second <= STALE_S else 0.0
         ahead = now_load
         if self.on["ramp"] and now_load > (ctx.ready + ctx.starting) * per_replica + _EPS:
             ahead = self._ramp(now_load, ctx.now, self._cold_start(ctx))  # short and rising: look ahead
@@ -184,10 +186,6 @@ class TidePolicy(Policy):
             if spare:
                 text += " + 1 spare (concurrency 1)"
             desired = busy + spare
-            if now_load > ctx.ready * conc + _EPS and desired < ctx.ready + ctx.starting:
-                # Requests are waiting: a replica already starting is not cancelled.
-                desired = ctx.ready + ctx.starting
-                text += f"; keeping the {ctx.starting} starting while requests wait"
             return Proposal(
                 desired, mechanism, observed=now_load, window=span, raw=desired, text=f"{text} -> {desired}"
             )
