@@ -119,3 +119,11 @@ def test_a_deployment_with_only_parked_replicas_is_ready_at_zero_and_says_so() -
     state, conditions = compute_state(view)
     assert state == "STATUS_READY"
     assert {c.type for c in conditions} >= {"Parked", "ScaledToZero"}
+
+
+def test_a_parked_replica_whose_instance_filled_up_is_displaced() -> None:
+    chat = runtime("chat")
+    park(chat, "chat-a", 0, since=1.0)
+    assert parking.displaced(chat, {NODE: 1}) == []
+    assert parking.displaced(chat, {NODE: 0}) == ["chat-a"]  # another replica holds the GPUs
+    assert parking.displaced(chat, {}) == ["chat-a"]  # the instance left the inventory
