@@ -90,12 +90,13 @@ def test_parking_defaults_come_from_the_profile_and_bad_fields_are_named() -> No
     assert runtime("dev1", {}, profile="development").spec.autoscaling.parks  # type: ignore[union-attr]
     assert not runtime("kna1", {}, profile="knative").spec.autoscaling.parks  # type: ignore[union-attr]
     assert not runtime("dev2", {"enabled": False}, profile="development").spec.autoscaling.parks  # type: ignore[union-attr]
-    for bad, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"level": 3}, "autoscaling.parking.level"),
         ({"enabled": "yes"}, "autoscaling.parking.enabled"),
         ({"retention": "soon"}, "autoscaling.parking.retention"),
         ({"keep": True}, "autoscaling.parking.keep"),
-    ]:
+    ]
+    for bad, field in cases:
         try:
             runtime("bad1", bad)
         except SpecError as exc:
