@@ -58,7 +58,7 @@ def build_synthetic(out: Path, hidden: int, intermediate: int, layers: int, head
     config = LlamaConfig(**{k: v for k, v in raw.items() if k not in ("architectures", "transformers_version")})
     torch.manual_seed(0)
     with torch.device(device):
-        model = LlamaForCausalLM(config).to(torch.bfloat16)
+        model = LlamaForCausalLM(config).to(torch.bfloat16)  # type: ignore[arg-type]
     (out / "model.safetensors").unlink()
     model.save_pretrained(str(out), safe_serialization=True)
     del model

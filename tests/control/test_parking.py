@@ -90,12 +90,13 @@ def test_parking_defaults_come_from_the_profile_and_bad_fields_are_named() -> No
     assert runtime("dev1", {}, profile="development").spec.autoscaling.parks  # type: ignore[union-attr]
     assert not runtime("kna1", {}, profile="knative").spec.autoscaling.parks  # type: ignore[union-attr]
     assert not runtime("dev2", {"enabled": False}, profile="development").spec.autoscaling.parks  # type: ignore[union-attr]
-    for bad, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"level": 3}, "autoscaling.parking.level"),
         ({"enabled": "yes"}, "autoscaling.parking.enabled"),
         ({"retention": "soon"}, "autoscaling.parking.retention"),
         ({"keep": True}, "autoscaling.parking.keep"),
-    ]:
+    ]
+    for bad, field in cases:
         try:
             runtime("bad1", bad)
         except SpecError as exc:
@@ -119,3 +120,11 @@ def test_a_deployment_with_only_parked_replicas_is_ready_at_zero_and_says_so() -
     state, conditions = compute_state(view)
     assert state == "STATUS_READY"
     assert {c.type for c in conditions} >= {"Parked", "ScaledToZero"}
+
+
+def test_a_parked_replica_whose_instance_filled_up_is_displaced() -> None:
+    chat = runtime("chat")
+    park(chat, "chat-a", 0, since=1.0)
+    assert parking.displaced(chat, {NODE: 1}) == []
+    assert parking.displaced(chat, {NODE: 0}) == ["chat-a"]  # another replica holds the GPUs
+    assert parking.displaced(chat, {}) == ["chat-a"]  # the instance left the inventory

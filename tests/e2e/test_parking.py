@@ -1,15 +1,23 @@
 """Parking through a real tide up: a scale-down to zero parks the replica, the next request wakes the same
-process, and a bounded load that crosses park and wake several times sees no failed request."""
+process, and a bounded load that crosses park and wake several times sees no failed request; a parked
+replica whose GPU is given away is stopped, and the next request starts a new one cleanly."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import math
+import sqlite3
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.e2e.conftest import TideProcess, tiny_spec
+from tests.e2e.conftest import TideProcess, make_buckets, tiny_spec
 
 NAME = "tiny-park"
 
@@ -93,3 +101,68 @@ def test_scale_down_parks_and_the_next_requests_wake_the_same_replica(clean_tide
     spec = tiny_spec(NAME, autoscaling={"min": 0, "max": 1, "initialScale": 0, "parking": {"enabled": False}})
     clean_tide.apply(spec)
     wait_status(clean_tide, "stopped", lambda s: not s["replicas"], 60)
+
+
+FLEET = """
+instanceTypes:
+  - {id: h100-virtual, gpuModel: H100, gpus: 1, memoryGib: 80}
+instances:
+  - {type: h100-virtual, zone: us-east-04a, count: 2}
+"""
+
+
+@pytest.fixture()
+def fleet(tmp_path: Path, tiny_model: Path) -> Iterator[TideProcess]:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(FLEET)
+    server = TideProcess(tmp_path / "data", make_buckets(tmp_path, tiny_model), ("--inventory", str(inventory)))
+    server.data_dir.mkdir()
+    server.start()
+    yield server
+    server.stop()
+
+
+def gpu_spec(name: str, priority: int, **autoscaling: Any) -> dict[str, Any]:
+    return tiny_spec(
+        name,
+        resources={"instanceType": "H100-VIRTUAL", "gpuCount": 1},
+        autoscaling={"priority": priority, "profile": "knative", "window": "6s", **autoscaling},
+    )
+
+
+def test_a_parked_replica_whose_gpu_is_taken_is_stopped_and_a_restart_loses_nothing(
+    fleet: TideProcess,
+) -> None:
+    fleet.apply(gpu_spec(NAME, 0, min=0, max=1, initialScale=0, scaleToZeroGracePeriod="1s", parking={"enabled": True}))
+    wait_status(fleet, "at zero", lambda s: s.get("state") == "STATUS_READY" and not s["replicas"], 30)
+    assert request(fleet, stream=False) == 200
+    first = wait_status(fleet, "parked", parked)["replicas"][0]["id"]
+
+    # A higher-priority deployment takes every GPU, the parked replica's included: it is stopped.
+    fleet.apply(gpu_spec("tiny-batch", 10, min=2, max=2))
+    fleet.wait_for("tiny-batch", "STATUS_READY", timeout=180, ready=2)
+    wait_status(fleet, "stopped", lambda s: not s["replicas"] and not s.get("parkedReplicas"), 60)
+
+    # One GPU comes back: the next request starts a new replica there (a cold start, not a wake).
+    fleet.apply(gpu_spec("tiny-batch", 10, min=1, max=1))
+    fleet.wait_for("tiny-batch", "STATUS_READY", timeout=60, ready=1)
+    assert request(fleet, stream=True) == 200
+    status = fleet.status(NAME)
+    assert [r["id"] for r in status["replicas"]] != [first] and status["readyReplicas"] == 1
+
+    # Never two replicas holding one GPU at once (parked time is a run on no GPU, and shares nothing).
+    with contextlib.closing(sqlite3.connect(fleet.data_dir / "tide.db")) as db:
+        runs = db.execute(
+            "SELECT replica_id, instance_id, started_at, stopped_at FROM replica_runs WHERE gpus > 0"
+        ).fetchall()
+    for (a, inst_a, start_a, stop_a), (b, inst_b, start_b, stop_b) in itertools.combinations(runs, 2):
+        if inst_a == inst_b:
+            overlap = min(stop_a or math.inf, stop_b or math.inf) - max(start_a, start_b)
+            assert overlap <= 0, f"{a} and {b} both held {inst_a} for {overlap:.2f}s: {runs}"
+
+    # A restart of tide up with a parked replica loses nothing: the deployment is there, at zero, and serves.
+    wait_status(fleet, "parked again", parked)
+    fleet.stop()
+    fleet.start()
+    wait_status(fleet, "back at zero", lambda s: s.get("state") == "STATUS_READY" and not s["replicas"], 60)
+    assert request(fleet, stream=False) == 200

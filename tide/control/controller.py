@@ -460,6 +460,11 @@ class Controller:
                 await self._start_replica(runtime, spec, slot, now)
             for replica_id in parking.expired(runtime, now):
                 self._remove_replica(runtime, replica_id)
+            if runtime.parked:
+                free = self.inventory().free_gpus(p for r in self.runtimes.values() for p in r.placements.values())
+                for replica_id in parking.displaced(runtime, free):
+                    log.info("stopping parked %s: its GPUs were given to another replica", replica_id)
+                    self._remove_replica(runtime, replica_id)
         await self._write_status(runtime, now, desired=desired)
 
     def _desired(self, runtime: DeploymentRuntime, now: float) -> int:

@@ -8,7 +8,7 @@ those GPUs meanwhile, the parked one is stopped before the other starts (never t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from tide.backends.base import ReplicaPhase
 from tide.control.runtime import DeploymentRuntime, ParkedAt
@@ -74,6 +74,16 @@ def expired(runtime: DeploymentRuntime, now: float) -> list[str]:
         rid
         for rid, at in runtime.parked.items()
         if _is_parked(runtime, rid) and (now - at.since >= retention or runtime.replicas[rid].template != template)
+    ]
+
+
+def displaced(runtime: DeploymentRuntime, free_gpus: Mapping[str, int]) -> list[str]:
+    """Parked replicas that can no longer wake where they ran: other replicas now hold the GPUs of their
+    instance (or the instance is gone). They are stopped; a normal start happens where there is room."""
+    return [
+        rid
+        for rid, at in runtime.parked.items()
+        if _is_parked(runtime, rid) and at.gpus > 0 and free_gpus.get(at.instance_id, 0) < at.gpus
     ]
 
 

@@ -54,8 +54,9 @@ def _sync(device: torch.device) -> None:
 
 
 def _free_device_memory(device: torch.device) -> None:
-    gc.collect()
+    # gc only where it frees device memory: on CPU it costs ~0.5 s here (transformers' many objects).
     if device.type == "cuda":
+        gc.collect()
         torch.cuda.empty_cache()
 
 
@@ -63,6 +64,7 @@ def park_level1(loaded: LoadedModel, scheduler: BatchScheduler) -> Moved:
     """Stop the scheduler (its KV cache goes with it) and move the weights to host memory."""
     started = time.perf_counter()
     scheduler.stop()
+    scheduler.release()
     moved = 0
     if loaded.device.type != "cpu":
         moved = weight_bytes(loaded.model)
@@ -88,7 +90,9 @@ def park_level2(loaded: LoadedModel, scheduler: BatchScheduler) -> Moved:
     started = time.perf_counter()
     scheduler.stop()
     dropped = weight_bytes(loaded.model)
+    scheduler.release()
     loaded.model = None
+    gc.collect()  # level 2 is about giving the memory back, host memory included: collect cycles now
     _free_device_memory(loaded.device)
     return Moved(time.perf_counter() - started, dropped)
 

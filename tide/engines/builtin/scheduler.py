@@ -138,6 +138,12 @@ class BatchScheduler:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def release(self) -> None:
+        """After `stop`: let go of the model and the batch's KV cache (a park), so their memory can be freed
+        while this object is still referenced."""
+        self._model = None
+        self._reset_batch()
+
     # ---- the scheduler thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
