@@ -472,6 +472,8 @@ def _load_text(load: dict[str, Any]) -> str:
     text = f"{load.get('runningRequests', 0)} running, {load.get('waitingRequests', 0)} waiting"
     if "kvCacheUsage" in load:
         text += f", KV cache {load['kvCacheUsage']:.0%}"
+    if "prefixCacheHitRate" in load:
+        text += f", prefix cache hits {load['prefixCacheHitRate']:.0%}"
     return text
 
 

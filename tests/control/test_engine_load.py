@@ -9,10 +9,13 @@ import pytest
 
 from tide.control.engine_load import (
     EngineLoadScraper,
+    Reading,
     ScrapeTarget,
+    load_json,
     metrics_url,
     observed_concurrency,
 )
+from tide.control.metrics import ControlMetrics
 from tide.engines.prometheus import BUILTIN_LOAD_METRICS, VLLM_LOAD_METRICS, EngineLoad
 
 VLLM_PAGE = """# TYPE vllm:num_requests_running gauge
@@ -134,3 +137,19 @@ async def another_models_page(_: MetricsServer, base_url: str) -> None:
         assert scraper.fresh("chat-r1", 0.0) is None
     finally:
         await scraper.close()
+
+
+def test_status_and_metrics_show_the_prefix_cache_hit_rate() -> None:
+    warm = EngineLoad(1, 0, 0.2, prefix_cache_hits=300, prefix_cache_queries=400)
+    cold = EngineLoad(1, 0, 0.1, prefix_cache_hits=0, prefix_cache_queries=600)
+    builtin = EngineLoad(1, 0, None)
+    assert load_json([warm])["prefixCacheHitRate"] == 0.75
+    assert load_json([warm, cold, builtin])["prefixCacheHitRate"] == 0.3  # tokens over the replicas
+    assert "prefixCacheHitRate" not in load_json([builtin])
+    metrics = ControlMetrics()
+    metrics.set_engine_loads({"r1": Reading("d", warm, 0.0), "r2": Reading("d", builtin, 0.0)})
+    text = metrics.exposition().decode()
+    assert 'tide_replica_prefix_cache_hit_ratio{deployment="d",replica="r1"} 0.75' in text
+    assert 'replica="r2"} ' not in text.split("tide_replica_prefix_cache_hit_ratio", 1)[1].split("# HELP")[0]
+    metrics.set_engine_loads({})
+    assert 'tide_replica_prefix_cache_hit_ratio{deployment="d"' not in metrics.exposition().decode()

@@ -20,7 +20,10 @@ def test_busy_server_with_a_queue() -> None:
 
 def test_idle_server() -> None:
     load = parse_vllm_load((DATA / "vllm-0.32.0-cpu-idle.metrics.txt").read_text())
-    assert load == EngineLoad(running=0, waiting=0, kv_cache_usage=0)
+    assert load == EngineLoad(
+        running=0, waiting=0, kv_cache_usage=0, prefix_cache_hits=0, prefix_cache_queries=29
+    )  # 29 prompt tokens looked up, none found (the external_prefix_cache_* counters are not these)
+    assert load.prefix_cache_hit_rate == 0.0
 
 
 def test_filter_by_served_model() -> None:
@@ -77,3 +80,19 @@ def test_the_builtin_engines_gauges() -> None:
     assert parse_engine_load(text, BUILTIN_LOAD_METRICS, "tiny-chat") == EngineLoad(3, 1, None)
     with pytest.raises(ValueError):
         parse_engine_load(text, BUILTIN_LOAD_METRICS, "another-model")
+
+
+def test_prefix_cache_counters_add_up_over_engines_and_give_a_hit_rate() -> None:
+    text = """\
+vllm:num_requests_running{engine="0",model_name="m"} 1.0
+vllm:prefix_cache_queries_total{engine="0",model_name="m"} 1000.0
+vllm:prefix_cache_queries_total{engine="1",model_name="m"} 3000.0
+vllm:prefix_cache_hits_total{engine="0",model_name="m"} 900.0
+vllm:prefix_cache_hits_total{engine="1",model_name="m"} 100.0
+vllm:prefix_cache_hits_created{engine="0",model_name="m"} 1.7e+09
+vllm:external_prefix_cache_hits_total{engine="0",model_name="m"} 5.0
+"""
+    load = parse_vllm_load(text)
+    assert (load.prefix_cache_hits, load.prefix_cache_queries, load.prefix_cache_hit_rate) == (1000, 4000, 0.25)
+    assert EngineLoad(running=0, waiting=0, kv_cache_usage=None).prefix_cache_hit_rate is None
+    assert EngineLoad(0, 0, None, prefix_cache_hits=0, prefix_cache_queries=0).prefix_cache_hit_rate is None

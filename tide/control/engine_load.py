@@ -109,7 +109,8 @@ class EngineLoadScraper:
 
 
 def load_json(loads: list[EngineLoad]) -> dict[str, Any]:
-    """Engine load as status shows it: requests summed over replicas, the fullest KV cache."""
+    """Engine load as status shows it: requests summed over replicas, the fullest KV cache, and the prefix
+    cache's hit rate (prompt tokens found cached / looked up, since the replicas started)."""
     out: dict[str, Any] = {
         "runningRequests": round(sum(load.running for load in loads)),
         "waitingRequests": round(sum(load.waiting for load in loads)),
@@ -117,4 +118,9 @@ def load_json(loads: list[EngineLoad]) -> dict[str, Any]:
     usages = [load.kv_cache_usage for load in loads if load.kv_cache_usage is not None]
     if usages:
         out["kvCacheUsage"] = round(max(usages), 3)
+    counted = [load for load in loads if load.prefix_cache_hits is not None and load.prefix_cache_queries]
+    if counted:
+        hits = sum(load.prefix_cache_hits or 0.0 for load in counted)
+        queries = sum(load.prefix_cache_queries or 0.0 for load in counted)
+        out["prefixCacheHitRate"] = round(hits / queries, 3)
     return out

@@ -65,6 +65,12 @@ class ControlMetrics:
             ["deployment", "replica"],
             registry=self.registry,
         )
+        self.prefix_cache_hit_rate = Gauge(
+            "tide_replica_prefix_cache_hit_ratio",
+            "Prompt tokens a replica's engine found in its prefix cache / looked up, since it started",
+            ["deployment", "replica"],
+            registry=self.registry,
+        )
         self._engine_labels: set[tuple[str, str]] = set()
         self.gateway_traffic = GatewayTraffic()
         self.registry.register(self.gateway_traffic)
@@ -103,6 +109,8 @@ class ControlMetrics:
                     self.engine_requests.remove(deployment_id, replica_id, state)
             with contextlib.suppress(KeyError):
                 self.kv_cache_usage.remove(deployment_id, replica_id)
+            with contextlib.suppress(KeyError):
+                self.prefix_cache_hit_rate.remove(deployment_id, replica_id)
         self._engine_labels = labels
         for replica_id, reading in readings.items():
             load = reading.load
@@ -110,6 +118,9 @@ class ControlMetrics:
             self.engine_requests.labels(reading.deployment_id, replica_id, "waiting").set(load.waiting)
             if load.kv_cache_usage is not None:
                 self.kv_cache_usage.labels(reading.deployment_id, replica_id).set(load.kv_cache_usage)
+            hit_rate = load.prefix_cache_hit_rate
+            if hit_rate is not None:
+                self.prefix_cache_hit_rate.labels(reading.deployment_id, replica_id).set(hit_rate)
 
     def set_gateway_loads(self, snapshot: Mapping[str, DeploymentLoad]) -> None:
         self.gateway_traffic.snapshot = dict(snapshot)

@@ -6,9 +6,12 @@ and feeds the result to the autoscaler next to the gateway's own counts. vLLM ex
 
 - `vllm:num_requests_running`: requests in the running batch;
 - `vllm:num_requests_waiting`: requests queued for a slot;
-- `vllm:kv_cache_usage_perc` (a fraction, 1 = full; vLLM >= 0.10), called `vllm:gpu_cache_usage_perc` before.
+- `vllm:kv_cache_usage_perc` (a fraction, 1 = full; vLLM >= 0.10), called `vllm:gpu_cache_usage_perc` before;
+- `vllm:prefix_cache_queries` / `vllm:prefix_cache_hits` (counters, exposed with `_total`: prompt tokens
+  looked up in the prefix cache, and those found, since the engine started).
 
-Running and waiting are summed over engines (data-parallel ranks); KV-cache usage is the fullest engine's.
+Running, waiting and the prefix-cache counters are summed over engines (data-parallel ranks); KV-cache
+usage is the fullest engine's.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class LoadMetricNames:
     waiting: str
     kv_cache_usage: tuple[str, ...]  # candidates, newest name first; empty when the engine has no KV cache
     model_label: str  # the label that names the served model
+    prefix_cache_hits: tuple[str, ...] = ()  # candidates; empty when the engine has no prefix cache
+    prefix_cache_queries: tuple[str, ...] = ()
 
 
 VLLM_LOAD_METRICS = LoadMetricNames(
@@ -34,6 +39,8 @@ VLLM_LOAD_METRICS = LoadMetricNames(
     waiting="vllm:num_requests_waiting",
     kv_cache_usage=("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
     model_label="model_name",
+    prefix_cache_hits=("vllm:prefix_cache_hits_total", "vllm:prefix_cache_hits"),
+    prefix_cache_queries=("vllm:prefix_cache_queries_total", "vllm:prefix_cache_queries"),
 )
 BUILTIN_LOAD_METRICS = LoadMetricNames(
     running="tide_engine_running_requests",
@@ -52,10 +59,20 @@ class EngineLoad:
     running: float
     waiting: float
     kv_cache_usage: float | None  # 0..1; None when the server does not export it
+    # Prompt tokens found in / looked up in the prefix cache since the engine started; None: not exported
+    prefix_cache_hits: float | None = None
+    prefix_cache_queries: float | None = None
 
     @property
     def in_flight(self) -> float:
         return self.running + self.waiting
+
+    @property
+    def prefix_cache_hit_rate(self) -> float | None:
+        """Hits / queries since the engine started; None before its first query or when not exported."""
+        if self.prefix_cache_hits is None or not self.prefix_cache_queries:
+            return None
+        return self.prefix_cache_hits / self.prefix_cache_queries
 
 
 def _samples(text: str) -> Iterator[tuple[str, dict[str, str], float]]:
@@ -87,16 +104,23 @@ def parse_engine_load(text: str, names: LoadMetricNames, model_name: str | None 
     """
     sums: dict[str, float] = {}
     usage: dict[str, float] = {}
+    counters = (*names.prefix_cache_hits, *names.prefix_cache_queries)
     for name, labels, value in _samples(text):
         if model_name is not None and labels.get(names.model_label, model_name) != model_name:
             continue
         if math.isnan(value):
             continue
-        if name in (names.running, names.waiting):
+        if name in (names.running, names.waiting) or name in counters:
             sums[name] = sums.get(name, 0.0) + value
         elif name in names.kv_cache_usage:
             usage[name] = max(usage.get(name, 0.0), value)
     if names.running not in sums:
         raise ValueError(f"no {names.running} sample in the metrics text: not this engine's /metrics page?")
     kv = next((usage[name] for name in names.kv_cache_usage if name in usage), None)
-    return EngineLoad(running=sums[names.running], waiting=sums.get(names.waiting, 0.0), kv_cache_usage=kv)
+    return EngineLoad(
+        running=sums[names.running],
+        waiting=sums.get(names.waiting, 0.0),
+        kv_cache_usage=kv,
+        prefix_cache_hits=next((sums[name] for name in names.prefix_cache_hits if name in sums), None),
+        prefix_cache_queries=next((sums[name] for name in names.prefix_cache_queries if name in sums), None),
+    )

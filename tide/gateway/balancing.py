@@ -133,11 +133,7 @@ class DeploymentState:
         count = len(replicas)
         if count == 1:  # the common case: no ordering to decide
             only = replicas[0]
-            if not only.has_room() or only.replica_id in exclude:
-                return None
-            if prefix and self.prefix_policy is not None:
-                only.prefix_index.insert(prefix)
-            return only
+            return only if only.has_room() and only.replica_id not in exclude else None
         if count == 0:
             return None
         if prefix and self.prefix_policy is not None:

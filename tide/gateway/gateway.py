@@ -319,7 +319,7 @@ class Gateway:
         deployment.requests_total += 1
         exchange = Exchange(self, client, request, deployment, suffix + request.query)
         client.exchange = exchange
-        if deployment.prefix_policy is not None:
+        if deployment.prefix_policy is not None and len(deployment.replicas) > 1:  # one replica: no choice
             exchange.prefix = prompt_chunks(request.body, body)
         if not deployment.queue:  # FIFO: nobody may overtake a request already waiting
             replica = deployment.pick_replica(prefix=exchange.prefix)
