@@ -176,3 +176,13 @@ def test_deeply_nested_json_is_a_400_not_a_500(api: tuple[TestClient, list[int]]
         assert response.status_code == 400, response.text
         error = response.json()["error"]
         assert error["code"] == "INVALID_ARGUMENT" and "nested deeper" in error["message"]
+
+
+def test_patch_cannot_rename_and_says_how(api: tuple[TestClient, list[int]]) -> None:
+    client, _ = api
+    client.post(f"{BASE}/deployments", json=spec())
+    response = client.patch(f"{BASE}/deployments/tiny-chat", json=spec(name="tiny-chat-2"))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["field"] == "name" and "create a deployment named 'tiny-chat-2'" in error["message"]
+    assert client.get(f"{BASE}/deployments/tiny-chat").json()["generation"] == 1

@@ -160,6 +160,16 @@ def create_app(ctx: ApiContext) -> FastAPI:
         if isinstance(raw, dict) and raw.get("id") not in (None, record.id):
             raise ApiError(400, "INVALID_ARGUMENT", "id cannot be changed", "id")
         spec = parse_deployment(raw, ctx.catalog())
+        if spec.name != record.name:
+            # Replicas serve the model under its name: renaming them in place would 404 every request
+            # until new ones are up. A rename is a new deployment.
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                f"name cannot be changed (from {record.name!r} to {spec.name!r}): create a deployment named "
+                f"{spec.name!r}, wait until it is READY, then delete {record.id!r}",
+                "name",
+            )
         try:
             updated = await asyncio.to_thread(ctx.store.update_spec, record.id, deployment_to_dict(spec), ctx.clock())
         except Conflict as exc:
