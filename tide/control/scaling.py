@@ -24,6 +24,11 @@ class DeploymentScaler:
         self.last: ScaleDecision | None = None
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_LENGTH)
 
+    def resume(self, replicas: int) -> None:
+        """Continue from the scale a previous controller decided (read back from the store after a
+        restart), instead of the initial scale that only a new deployment starts at."""
+        self.current = min(self.config.max_replicas, max(self.config.min_replicas, replicas))
+
     def update_spec(self, spec: DeploymentSpec) -> None:
         config = spec.autoscaler_config()
         if config != self.config:
