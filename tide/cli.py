@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -14,7 +15,14 @@ import click
 import httpx
 import yaml
 
-from tide.config import DEFAULT_API_PORT, DEFAULT_GATEWAY_PORT, ServerConfig, default_data_dir, read_client_token
+from tide.config import (
+    DEFAULT_API_PORT,
+    DEFAULT_GATEWAY_PORT,
+    DEFAULT_LOGS_PER_DEPLOYMENT,
+    ServerConfig,
+    default_data_dir,
+    read_client_token,
+)
 
 if TYPE_CHECKING:
     from tide.backends.ray import RayOptions
@@ -100,6 +108,26 @@ class DurationType(click.ParamType):
         return seconds or None
 
 
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_SIZE_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+class SizeType(click.ParamType):
+    """A size in bytes: "50GB", "500MiB", "1.5TB" or a bare number of bytes; "0" means no limit (None)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
+        if value is None or isinstance(value, int):
+            return value or None
+        text = str(value).strip()
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)", text)
+        unit = match.group(2).upper() if match else ""
+        if match is None or unit not in _SIZE_UNITS:
+            self.fail(f"{text!r} is not a size like 50GB, 500MiB or a number of bytes", param, ctx)
+        return int(float(match.group(1)) * _SIZE_UNITS[unit]) or None
+
+
 def api_keys_file_option(command: F) -> F:
     return click.option(
         "--api-keys-file",
@@ -159,6 +187,28 @@ def node_options(command: F) -> F:
             help="Replica runs (the usage history behind GET /usage) that ended longer ago are deleted; 0: keep all.",
         ),
         click.option(
+            "--log-retention",
+            type=DurationType(),
+            default="7d",
+            show_default=True,
+            help="Replica logs of deleted deployments older than this are removed; 0: keep them.",
+        ),
+        click.option(
+            "--logs-per-deployment",
+            type=click.IntRange(min=1),
+            default=DEFAULT_LOGS_PER_DEPLOYMENT,
+            show_default=True,
+            help="Replica log files kept per deployment (a crash loop adds one per try); running replicas' always.",
+        ),
+        click.option(
+            "--cache-budget",
+            type=SizeType(),
+            default="50GB",
+            show_default=True,
+            help="Size of the node's weights cache: least recently used weights no replica uses are evicted "
+            "beyond it; 0: no limit.",
+        ),
+        click.option(
             "--backend",
             type=click.Choice(["local", "ray"]),
             default="local",
@@ -185,6 +235,9 @@ def node_config(
     inventory: Path | None,
     cpu_slots: int,
     usage_retention: float | None,
+    log_retention: float | None,
+    logs_per_deployment: int,
+    cache_budget: int | None,
     **server: Any,
 ) -> ServerConfig:
     """The ServerConfig of `node_options` (all of them but --backend and --ray-address: `node_backend`)."""
@@ -195,6 +248,9 @@ def node_config(
         inventory_path=inventory,
         cpu_slots=cpu_slots,
         usage_retention_s=usage_retention,
+        log_retention_s=log_retention,
+        logs_per_deployment=logs_per_deployment,
+        cache_budget_bytes=cache_budget,
         **server,
     )
 
