@@ -15,6 +15,7 @@ import click
 import httpx
 import yaml
 
+from tide import __version__
 from tide.config import (
     DEFAULT_API_PORT,
     DEFAULT_GATEWAY_PORT,
@@ -44,6 +45,11 @@ class ApiClient:
             raise click.ClickException(
                 f"cannot reach the Tide API at {self.server}: is `tide up` running? (or set --server / TIDE_API_URL)"
             ) from None
+        except httpx.HTTPError as exc:  # dropped, timed out, reset: say so, no traceback
+            raise click.ClickException(
+                f"{method} {path}: the connection to the Tide API at {self.server} failed ({type(exc).__name__}: "
+                f"{exc or 'no detail'}); the request may or may not have been applied"
+            ) from None
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]
@@ -62,6 +68,7 @@ def _client(ctx: click.Context) -> ApiClient:
 
 
 @click.group()
+@click.version_option(__version__, "--version", prog_name="tide", message="%(prog)s %(version)s")
 @click.option(
     "--server",
     envvar="TIDE_API_URL",
@@ -370,7 +377,10 @@ def gateway(
 
 
 def _load_documents(path: str) -> list[dict[str, Any]]:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
@@ -387,20 +397,29 @@ def _load_documents(path: str) -> list[dict[str, Any]]:
 def apply(ctx: click.Context, files: tuple[str, ...]) -> None:
     """Create or update deployments from spec files (the YAML mirrors the API's JSON spec)."""
     client = _client(ctx)
+    documents = [(path, index, doc) for path in files for index, doc in enumerate(_load_documents(path), 1)]
     existing = client.call("GET", "/deployments")["items"]
-    for path in files:
-        for doc in _load_documents(path):
-            doc.pop("status", None)
-            target = _match_existing(doc, existing)
-            if target is None:
-                created = client.call("POST", "/deployments", doc)
-                click.echo(f"deployment/{created['id']} created")
-                existing.append(created)
-            else:
-                before = next(d["generation"] for d in existing if d["id"] == target)
-                updated = client.call("PATCH", f"/deployments/{target}", {**doc, "id": target})
-                changed = "configured" if updated["generation"] != before else "unchanged"
-                click.echo(f"deployment/{target} {changed}")
+    for done, (path, index, doc) in enumerate(documents):
+        try:
+            _apply_document(client, doc, existing)
+        except click.ClickException as exc:
+            applied = f"{done} of {len(documents)} documents applied before it" if done else "nothing applied"
+            exc.message = f"{path} document {index} ({doc.get('name', '?')}): {exc.message}\n{applied}"
+            raise
+
+
+def _apply_document(client: ApiClient, doc: dict[str, Any], existing: list[dict[str, Any]]) -> None:
+    doc.pop("status", None)
+    target = _match_existing(doc, existing)
+    if target is None:
+        created = client.call("POST", "/deployments", doc)
+        click.echo(f"deployment/{created['id']} created")
+        existing.append(created)
+    else:
+        before = next(d["generation"] for d in existing if d["id"] == target)
+        updated = client.call("PATCH", f"/deployments/{target}", {**doc, "id": target})
+        changed = "configured" if updated["generation"] != before else "unchanged"
+        click.echo(f"deployment/{target} {changed}")
 
 
 def _match_existing(doc: dict[str, Any], existing: list[dict[str, Any]]) -> str | None:
@@ -582,7 +601,10 @@ def wait_for(ctx: click.Context, name: str, state: str, timeout: float) -> None:
     while True:
         item = client.call("GET", f"/deployments/{name}")
         current = (item.get("status") or {}).get("state")
-        if current == state and (state != "STATUS_READY" or item["status"].get("readyReplicas", 0) > 0):
+        status = item.get("status") or {}
+        # READY with no replica wanted (scaled to zero, disabled) is READY: there is nothing to wait for.
+        serving = status.get("readyReplicas", 0) > 0 or status.get("desiredReplicas") == 0
+        if current == state and (state != "STATUS_READY" or serving):
             click.echo(f"deployment/{item['id']} {current}")
             return
         if current == "STATUS_FAILED" and state != current:
