@@ -24,6 +24,7 @@ from tide.config import (
     default_data_dir,
     read_client_token,
 )
+from tide.http_limits import ConnectionLimits
 
 if TYPE_CHECKING:
     from tide.backends.ray import RayOptions
@@ -216,6 +217,41 @@ def node_options(command: F) -> F:
             "beyond it; 0: no limit.",
         ),
         click.option(
+            "--max-header-bytes",
+            type=click.IntRange(min=1024),
+            default=ConnectionLimits.max_head_bytes,
+            show_default=True,
+            help="Request line + headers a client may send, on the gateway and API ports (beyond: 431).",
+        ),
+        click.option(
+            "--max-headers",
+            type=click.IntRange(min=1),
+            default=ConnectionLimits.max_headers,
+            show_default=True,
+            help="Header fields per request (beyond: 431).",
+        ),
+        click.option(
+            "--header-timeout",
+            type=DurationType(),
+            default=f"{ConnectionLimits.head_timeout_s:g}s",
+            show_default=True,
+            help="Time a client has to send its request headers (then 408).",
+        ),
+        click.option(
+            "--idle-timeout",
+            type=DurationType(),
+            default=f"{ConnectionLimits.idle_timeout_s:g}s",
+            show_default=True,
+            help="A keep-alive connection with no request in progress is closed after this.",
+        ),
+        click.option(
+            "--max-unfinished-connections",
+            type=click.IntRange(min=1),
+            default=ConnectionLimits.max_unfinished,
+            show_default=True,
+            help="Connections per port whose request headers are not complete yet; more are refused (503).",
+        ),
+        click.option(
             "--backend",
             type=click.Choice(["local", "ray"]),
             default="local",
@@ -245,6 +281,11 @@ def node_config(
     log_retention: float | None,
     logs_per_deployment: int,
     cache_budget: int | None,
+    max_header_bytes: int,
+    max_headers: int,
+    header_timeout: float | None,
+    idle_timeout: float | None,
+    max_unfinished_connections: int,
     **server: Any,
 ) -> ServerConfig:
     """The ServerConfig of `node_options` (all of them but --backend and --ray-address: `node_backend`)."""
@@ -258,8 +299,19 @@ def node_config(
         log_retention_s=log_retention,
         logs_per_deployment=logs_per_deployment,
         cache_budget_bytes=cache_budget,
+        connection_limits=connection_limits(
+            max_header_bytes, max_headers, header_timeout, idle_timeout, max_unfinished_connections
+        ),
         **server,
     )
+
+
+def connection_limits(
+    max_header_bytes: int, max_headers: int, header_timeout: float | None, idle_timeout: float | None, unfinished: int
+) -> ConnectionLimits:
+    if header_timeout is None or idle_timeout is None:
+        raise click.BadParameter("must be more than 0", param_hint="--header-timeout / --idle-timeout")
+    return ConnectionLimits(max_header_bytes, max_headers, header_timeout, idle_timeout, unfinished)
 
 
 def node_backend(backend: str, ray_address: str | None, inventory: Path | None) -> RayOptions | None:

@@ -79,3 +79,13 @@ def test_log_retention_and_cache_budget_have_defaults_and_flags(tmp_path: Path, 
     assert captured[-1].log_retention_s is None and captured[-1].cache_budget_bytes is None
     result = invoke(tmp_path, "up", "--cache-budget", "lots")
     assert result.exit_code == 2 and "--cache-budget" in result.output
+
+
+def test_connection_limits_have_flags(tmp_path: Path, captured: list[Any]) -> None:
+    args = ("up", "--max-header-bytes", "16384", "--header-timeout", "5s", "--max-unfinished-connections", "64")
+    assert invoke(tmp_path, *args).exit_code == 0
+    limits = captured[-1].connection_limits
+    assert (limits.max_head_bytes, limits.head_timeout_s, limits.max_unfinished) == (16384, 5, 64)
+    assert invoke(tmp_path, "up").exit_code == 0
+    assert captured[-1].connection_limits.idle_timeout_s == 75
+    assert invoke(tmp_path, "up", "--header-timeout", "0").exit_code == 2
