@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -14,7 +15,16 @@ import click
 import httpx
 import yaml
 
-from tide.config import DEFAULT_API_PORT, DEFAULT_GATEWAY_PORT, ServerConfig, default_data_dir, read_client_token
+from tide import __version__
+from tide.config import (
+    DEFAULT_API_PORT,
+    DEFAULT_GATEWAY_PORT,
+    DEFAULT_LOGS_PER_DEPLOYMENT,
+    ServerConfig,
+    default_data_dir,
+    read_client_token,
+)
+from tide.http_limits import ConnectionLimits
 
 if TYPE_CHECKING:
     from tide.backends.ray import RayOptions
@@ -36,6 +46,11 @@ class ApiClient:
             raise click.ClickException(
                 f"cannot reach the Tide API at {self.server}: is `tide up` running? (or set --server / TIDE_API_URL)"
             ) from None
+        except httpx.HTTPError as exc:  # dropped, timed out, reset: say so, no traceback
+            raise click.ClickException(
+                f"{method} {path}: the connection to the Tide API at {self.server} failed ({type(exc).__name__}: "
+                f"{exc or 'no detail'}); the request may or may not have been applied"
+            ) from None
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]
@@ -54,6 +69,7 @@ def _client(ctx: click.Context) -> ApiClient:
 
 
 @click.group()
+@click.version_option(__version__, "--version", prog_name="tide", message="%(prog)s %(version)s")
 @click.option(
     "--server",
     envvar="TIDE_API_URL",
@@ -98,6 +114,26 @@ class DurationType(click.ParamType):
         if seconds < 0:
             self.fail(f"{text!r} is negative", param, ctx)
         return seconds or None
+
+
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_SIZE_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+class SizeType(click.ParamType):
+    """A size in bytes: "50GB", "500MiB", "1.5TB" or a bare number of bytes; "0" means no limit (None)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
+        if value is None or isinstance(value, int):
+            return value or None
+        text = str(value).strip()
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)", text)
+        unit = match.group(2).upper() if match else ""
+        if match is None or unit not in _SIZE_UNITS:
+            self.fail(f"{text!r} is not a size like 50GB, 500MiB or a number of bytes", param, ctx)
+        return int(float(match.group(1)) * _SIZE_UNITS[unit]) or None
 
 
 def api_keys_file_option(command: F) -> F:
@@ -168,6 +204,63 @@ def node_options(command: F) -> F:
             help="Replica runs (the usage history behind GET /usage) that ended longer ago are deleted; 0: keep all.",
         ),
         click.option(
+            "--log-retention",
+            type=DurationType(),
+            default="7d",
+            show_default=True,
+            help="Replica logs of deleted deployments older than this are removed; 0: keep them.",
+        ),
+        click.option(
+            "--logs-per-deployment",
+            type=click.IntRange(min=1),
+            default=DEFAULT_LOGS_PER_DEPLOYMENT,
+            show_default=True,
+            help="Replica log files kept per deployment (a crash loop adds one per try); running replicas' always.",
+        ),
+        click.option(
+            "--cache-budget",
+            type=SizeType(),
+            default="50GB",
+            show_default=True,
+            help="Size of the node's weights cache: least recently used weights no replica uses are evicted "
+            "beyond it; 0: no limit.",
+        ),
+        click.option(
+            "--max-header-bytes",
+            type=click.IntRange(min=1024),
+            default=ConnectionLimits.max_head_bytes,
+            show_default=True,
+            help="Request line + headers a client may send, on the gateway and API ports (beyond: 431).",
+        ),
+        click.option(
+            "--max-headers",
+            type=click.IntRange(min=1),
+            default=ConnectionLimits.max_headers,
+            show_default=True,
+            help="Header fields per request (beyond: 431).",
+        ),
+        click.option(
+            "--header-timeout",
+            type=DurationType(),
+            default=f"{ConnectionLimits.head_timeout_s:g}s",
+            show_default=True,
+            help="Time a client has to send its request headers (then 408).",
+        ),
+        click.option(
+            "--idle-timeout",
+            type=DurationType(),
+            default=f"{ConnectionLimits.idle_timeout_s:g}s",
+            show_default=True,
+            help="A keep-alive connection with no request in progress is closed after this.",
+        ),
+        click.option(
+            "--max-unfinished-connections",
+            type=click.IntRange(min=1),
+            default=ConnectionLimits.max_unfinished,
+            show_default=True,
+            help="Connections per port whose request headers are not complete yet; more are refused (503).",
+        ),
+        click.option(
             "--backend",
             type=click.Choice(["local", "ray"]),
             default="local",
@@ -194,6 +287,14 @@ def node_config(
     inventory: Path | None,
     cpu_slots: int,
     usage_retention: float | None,
+    log_retention: float | None,
+    logs_per_deployment: int,
+    cache_budget: int | None,
+    max_header_bytes: int,
+    max_headers: int,
+    header_timeout: float | None,
+    idle_timeout: float | None,
+    max_unfinished_connections: int,
     warm_pool: int = 0,
     **server: Any,
 ) -> ServerConfig:
@@ -205,9 +306,23 @@ def node_config(
         inventory_path=inventory,
         cpu_slots=cpu_slots,
         usage_retention_s=usage_retention,
+        log_retention_s=log_retention,
+        logs_per_deployment=logs_per_deployment,
+        cache_budget_bytes=cache_budget,
+        connection_limits=connection_limits(
+            max_header_bytes, max_headers, header_timeout, idle_timeout, max_unfinished_connections
+        ),
         warm_pool=warm_pool,
         **server,
     )
+
+
+def connection_limits(
+    max_header_bytes: int, max_headers: int, header_timeout: float | None, idle_timeout: float | None, unfinished: int
+) -> ConnectionLimits:
+    if header_timeout is None or idle_timeout is None:
+        raise click.BadParameter("must be more than 0", param_hint="--header-timeout / --idle-timeout")
+    return ConnectionLimits(max_header_bytes, max_headers, header_timeout, idle_timeout, unfinished)
 
 
 def node_backend(backend: str, ray_address: str | None, inventory: Path | None) -> RayOptions | None:
@@ -325,7 +440,10 @@ def gateway(
 
 
 def _load_documents(path: str) -> list[dict[str, Any]]:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
@@ -342,20 +460,29 @@ def _load_documents(path: str) -> list[dict[str, Any]]:
 def apply(ctx: click.Context, files: tuple[str, ...]) -> None:
     """Create or update deployments from spec files (the YAML mirrors the API's JSON spec)."""
     client = _client(ctx)
+    documents = [(path, index, doc) for path in files for index, doc in enumerate(_load_documents(path), 1)]
     existing = client.call("GET", "/deployments")["items"]
-    for path in files:
-        for doc in _load_documents(path):
-            doc.pop("status", None)
-            target = _match_existing(doc, existing)
-            if target is None:
-                created = client.call("POST", "/deployments", doc)
-                click.echo(f"deployment/{created['id']} created")
-                existing.append(created)
-            else:
-                before = next(d["generation"] for d in existing if d["id"] == target)
-                updated = client.call("PATCH", f"/deployments/{target}", {**doc, "id": target})
-                changed = "configured" if updated["generation"] != before else "unchanged"
-                click.echo(f"deployment/{target} {changed}")
+    for done, (path, index, doc) in enumerate(documents):
+        try:
+            _apply_document(client, doc, existing)
+        except click.ClickException as exc:
+            applied = f"{done} of {len(documents)} documents applied before it" if done else "nothing applied"
+            exc.message = f"{path} document {index} ({doc.get('name', '?')}): {exc.message}\n{applied}"
+            raise
+
+
+def _apply_document(client: ApiClient, doc: dict[str, Any], existing: list[dict[str, Any]]) -> None:
+    doc.pop("status", None)
+    target = _match_existing(doc, existing)
+    if target is None:
+        created = client.call("POST", "/deployments", doc)
+        click.echo(f"deployment/{created['id']} created")
+        existing.append(created)
+    else:
+        before = next(d["generation"] for d in existing if d["id"] == target)
+        updated = client.call("PATCH", f"/deployments/{target}", {**doc, "id": target})
+        changed = "configured" if updated["generation"] != before else "unchanged"
+        click.echo(f"deployment/{target} {changed}")
 
 
 def _match_existing(doc: dict[str, Any], existing: list[dict[str, Any]]) -> str | None:
@@ -542,7 +669,10 @@ def wait_for(ctx: click.Context, name: str, state: str, timeout: float) -> None:
     while True:
         item = client.call("GET", f"/deployments/{name}")
         current = (item.get("status") or {}).get("state")
-        if current == state and (state != "STATUS_READY" or item["status"].get("readyReplicas", 0) > 0):
+        status = item.get("status") or {}
+        # READY with no replica wanted (scaled to zero, disabled) is READY: there is nothing to wait for.
+        serving = status.get("readyReplicas", 0) > 0 or status.get("desiredReplicas") == 0
+        if current == state and (state != "STATUS_READY" or serving):
             click.echo(f"deployment/{item['id']} {current}")
             return
         if current == "STATUS_FAILED" and state != current:

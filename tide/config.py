@@ -14,6 +14,9 @@ DEFAULT_API_PORT = 8081
 # Long enough for a non-streaming request that generates for minutes (it sends nothing until done).
 DEFAULT_UPSTREAM_IDLE_TIMEOUT_S = 600.0
 DEFAULT_USAGE_RETENTION_S = 90 * 86400.0
+DEFAULT_LOG_RETENTION_S = 7 * 86400.0
+DEFAULT_LOGS_PER_DEPLOYMENT = 20
+DEFAULT_CACHE_BUDGET_BYTES = 50 * 10**9
 
 
 def default_data_dir() -> Path:
@@ -29,13 +32,15 @@ class ServerConfig:
     database_url: str | None = None
     buckets_dir: Path | None = None
     cache_dir: Path | None = None
-    cache_budget_bytes: int | None = None
+    cache_budget_bytes: int | None = DEFAULT_CACHE_BUDGET_BYTES  # None: no limit
     drain_timeout_s: float = 30.0
     inventory_path: Path | None = None  # a declared fleet of virtual instances instead of this machine
     cpu_slots: int = 8  # replicas of gpuCount 1 that fit on a machine without GPUs
     warm_pool: int = 0  # built-in engine processes started ahead of need (`tide up --warm-pool`, default 1 there)
     upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S  # None: never cut a quiet replica off
     usage_retention_s: float | None = DEFAULT_USAGE_RETENTION_S  # replica runs (usage) kept; None: forever
+    log_retention_s: float | None = DEFAULT_LOG_RETENTION_S  # deleted deployments' replica logs; None: forever
+    logs_per_deployment: int = DEFAULT_LOGS_PER_DEPLOYMENT  # crash-loop tries beyond these are removed
     api_keys_file: Path | None = None  # gateway API keys (tide.gateway.keys); also $TIDE_GATEWAY_API_KEYS
     # Header size/count, head deadline, idle keep-alive, unfinished connections: both ports (docs/LIMITS.md)
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)

@@ -57,6 +57,7 @@ class HeadGuard:
         self.head_bytes = 0
         self.header_count = 0
         self.too_many_headers = False
+        self.refused = False  # answered with an error: the connection is closing
         self.head_started: float | None = clock()  # a new connection owes its first request head
         self.last_active = self.head_started
         self._counted = False

@@ -8,6 +8,7 @@ import logging
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from tide.backends.warm_pool import WarmPoolMetrics
 from tide.config import ServerConfig, load_or_create_token, prepare_data_dir
 from tide.control.channel_http import GatewayHub
 from tide.control.controller import Controller, WeightsCheck
+from tide.control.retention import sweep_logs
 from tide.engines.vllm import installed_vllm_versions
 from tide.gateway import Gateway
 from tide.gateway.keys import GatewayKeys
@@ -43,6 +45,8 @@ from tide.weights import StorageConfig, WeightsCache, WeightsError, WeightsSourc
 from tide.weights.errors import ACCESS_DENIED, BUCKET_NOT_FOUND, MISSING_FILE, PATH_NOT_FOUND
 
 log = logging.getLogger("tide.server")
+
+HOUSEKEEPING_INTERVAL_S = 10.0
 
 
 def node_inventory(declared_path: Path | None, cpu_slots: int) -> Inventory:
@@ -132,6 +136,7 @@ class TideServer:
             inventory = node_inventory(config.inventory_path, config.cpu_slots)
             self._inventory_source = lambda: inventory
             cache = WeightsCache(config.weights_cache_dir, budget_bytes=config.cache_budget_bytes)
+            self.cache: WeightsCache | None = cache
             self.backend = LocalBackend(
                 config.data_dir, CachedWeights(storage, cache), host="127.0.0.1", warm_pool=config.warm_pool
             )
@@ -140,6 +145,7 @@ class TideServer:
             from tide.backends.ray import create
 
             self.backend, ray_inventory = create(ray, config.data_dir, storage)
+            self.cache = None  # each node keeps its own (TIDE_RAY_CACHE_BUDGET there)
             check_weights = None  # the nodes fetch weights with their own settings
             self._inventory_source = ray_inventory.current
         self.inventory = self._inventory_source()
@@ -182,6 +188,32 @@ class TideServer:
             self.app.include_router(hub.router(self.token))
         self._uvicorn: uvicorn.Server | None = None
 
+    async def housekeeping(self) -> None:
+        """Every few seconds: replica logs within their retention (tide.control.retention), the weights
+        cache within its budget (least recently used weights no replica leases go first)."""
+        logs_dir = self.config.data_dir / "logs"
+        while True:
+            try:
+                records = await asyncio.to_thread(self.store.list_deployments)
+                deployments = {r.id: r.created_at for r in records}
+                live = {Path(s.log_path) for s in self.backend.replicas() if s.log_path}
+                await asyncio.to_thread(
+                    sweep_logs,
+                    logs_dir,
+                    deployments,
+                    live,
+                    time.time(),
+                    self.config.log_retention_s,
+                    self.config.logs_per_deployment,
+                )
+                if self.cache is not None:
+                    evicted = await asyncio.to_thread(self.cache.evict)
+                    if evicted:
+                        log.info("weights cache over its budget: evicted %s", ", ".join(evicted))
+            except Exception:
+                log.exception("housekeeping failed; retrying")
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
+
     def _on_demand(self, deployment_id: str) -> None:
         self.controller.on_demand(deployment_id)
 
@@ -223,6 +255,7 @@ class TideServer:
         self.start_warm_pool()
         api_task = asyncio.create_task(self._uvicorn.serve())
         control_task = asyncio.create_task(self.controller.run())
+        housekeeping = asyncio.create_task(self.housekeeping())
         while not self._uvicorn.started:
             if api_task.done():
                 await api_task
@@ -238,6 +271,7 @@ class TideServer:
         done_waiter = asyncio.create_task(stop.wait())
         await asyncio.wait({done_waiter, api_task, control_task}, return_when=asyncio.FIRST_COMPLETED)
         log.info("shutting down: draining replicas")
+        housekeeping.cancel()
         await self.controller.close()
         control_task.cancel()
         await self.gateway.stop()
@@ -331,6 +365,7 @@ class ControllerServer:
                 raise RuntimeError(f"the management API could not listen on port {self.config.api_port}")
             await asyncio.sleep(0.02)
         lease_task = asyncio.create_task(self.lease.hold(self._elected, self._lost_lease))
+        housekeeping = asyncio.create_task(srv.housekeeping())
         if ready is not None:
             ready()
         stop = asyncio.Event()
@@ -341,6 +376,7 @@ class ControllerServer:
         waiters = {asyncio.create_task(stop.wait()), asyncio.create_task(self._lost.wait()), api_task, lease_task}
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         log.info("shutting down: draining replicas")
+        housekeeping.cancel()
         self.hub.close()
         await srv.controller.close()
         if self._control_task is not None:

@@ -176,3 +176,29 @@ def test_deeply_nested_json_is_a_400_not_a_500(api: tuple[TestClient, list[int]]
         assert response.status_code == 400, response.text
         error = response.json()["error"]
         assert error["code"] == "INVALID_ARGUMENT" and "nested deeper" in error["message"]
+
+
+def test_patch_cannot_rename_and_says_how(api: tuple[TestClient, list[int]]) -> None:
+    client, _ = api
+    client.post(f"{BASE}/deployments", json=spec())
+    response = client.patch(f"{BASE}/deployments/tiny-chat", json=spec(name="tiny-chat-2"))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["field"] == "name" and "create a deployment named 'tiny-chat-2'" in error["message"]
+    assert client.get(f"{BASE}/deployments/tiny-chat").json()["generation"] == 1
+
+
+def test_a_retried_create_with_an_idempotency_key_gets_the_first_result(api: tuple[TestClient, list[int]]) -> None:
+    client, _ = api
+    headers = {"idempotency-key": "create-tiny-7f3a"}
+    first = client.post(f"{BASE}/deployments", json=spec(), headers=headers)
+    again = client.post(f"{BASE}/deployments", json=spec(), headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"] == "tiny-chat"
+    assert again.headers["idempotent-replayed"] == "true"
+    assert [d["id"] for d in client.get(f"{BASE}/deployments").json()["items"]] == ["tiny-chat"]
+    # The same key for a different deployment is a client bug, refused naming the header.
+    other = client.post(f"{BASE}/deployments", json=spec(name="other"), headers=headers)
+    assert other.status_code == 422 and other.json()["error"]["field"] == "Idempotency-Key"
+    # Without a key, a second create is a second deployment (a suffixed id), as before.
+    assert client.post(f"{BASE}/deployments", json=spec()).json()["id"] != "tiny-chat"

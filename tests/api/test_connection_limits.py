@@ -51,8 +51,20 @@ async def api_server(limits: ConnectionLimits) -> AsyncIterator[int]:
         await task
 
 
-async def _read_all(reader: asyncio.StreamReader) -> bytes:
-    return await asyncio.wait_for(reader.read(), 5)
+async def _read_all(reader: asyncio.StreamReader, timeout_s: float = 5.0) -> bytes:
+    """Until the server closes the connection; a reset after the answer (our unsent bytes) ends it too."""
+    received = b""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            try:
+                chunk = await reader.read(65536)
+            except ConnectionResetError:
+                if received:
+                    return received
+                raise
+            if not chunk:
+                return received
+            received += chunk
 
 
 def _status(response: bytes) -> int:

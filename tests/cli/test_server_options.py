@@ -64,3 +64,28 @@ def test_every_node_option_reaches_the_config_of_up_and_controller(tmp_path: Pat
         assert config.inventory_path == inventory and config.cpu_slots == 3 and config.usage_retention_s == 7200
     assert up_config.api_keys_file == keys and up_config.gateway_port == 9000
     assert controller_config.api_port == 9001 and lease_ttl == 4
+
+
+def test_log_retention_and_cache_budget_have_defaults_and_flags(tmp_path: Path, captured: list[Any]) -> None:
+    assert invoke(tmp_path, "up").exit_code == 0
+    config: ServerConfig = captured[-1]
+    assert config.log_retention_s == 7 * 86400 and config.logs_per_deployment == 20
+    assert config.cache_budget_bytes == 50 * 10**9
+    args = ("up", "--log-retention", "1d", "--logs-per-deployment", "5", "--cache-budget", "2GiB")
+    assert invoke(tmp_path, *args).exit_code == 0
+    config = captured[-1]
+    assert (config.log_retention_s, config.logs_per_deployment, config.cache_budget_bytes) == (86400, 5, 2 * 2**30)
+    assert invoke(tmp_path, "up", "--log-retention", "0", "--cache-budget", "0").exit_code == 0
+    assert captured[-1].log_retention_s is None and captured[-1].cache_budget_bytes is None
+    result = invoke(tmp_path, "up", "--cache-budget", "lots")
+    assert result.exit_code == 2 and "--cache-budget" in result.output
+
+
+def test_connection_limits_have_flags(tmp_path: Path, captured: list[Any]) -> None:
+    args = ("up", "--max-header-bytes", "16384", "--header-timeout", "5s", "--max-unfinished-connections", "64")
+    assert invoke(tmp_path, *args).exit_code == 0
+    limits = captured[-1].connection_limits
+    assert (limits.max_head_bytes, limits.head_timeout_s, limits.max_unfinished) == (16384, 5, 64)
+    assert invoke(tmp_path, "up").exit_code == 0
+    assert captured[-1].connection_limits.idle_timeout_s == 75
+    assert invoke(tmp_path, "up", "--header-timeout", "0").exit_code == 2

@@ -8,7 +8,9 @@ is woken to act on it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
@@ -110,6 +112,28 @@ def create_app(ctx: ApiContext) -> FastAPI:
             raise ApiError(409, "AMBIGUOUS", f"several deployments are named {deployment_id!r} ({ids}); use an id")
         raise ApiError(404, "NOT_FOUND", f"deployment {deployment_id!r} not found")
 
+    async def replayed_create(idempotency: tuple[str, str]) -> dict[str, Any] | None:
+        """The deployment an earlier create with this Idempotency-Key made, as it is now; None if the key
+        is new. The same key with a different body is refused: it is a client bug, not a retry."""
+        key, request_hash = idempotency
+        earlier = await asyncio.to_thread(ctx.store.idempotent_create, key, ctx.clock())
+        if earlier is None:
+            return None
+        if earlier.request_hash != request_hash:
+            raise ApiError(
+                422,
+                "IDEMPOTENCY_KEY_REUSED",
+                f"Idempotency-Key {key!r} was used for a different request (it created {earlier.deployment_id!r}); "
+                "use a new key for a new deployment",
+                "Idempotency-Key",
+            )
+        try:
+            return deployment_json(await asyncio.to_thread(ctx.store.get_deployment, earlier.deployment_id))
+        except NotFound:
+            raise ApiError(
+                409, "ALREADY_EXISTS", f"Idempotency-Key {key!r} created {earlier.deployment_id!r}, since deleted", "id"
+            ) from None
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -129,9 +153,19 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return ctx.parameters()
 
     @app.post(f"{BASE}/deployments", dependencies=auth, status_code=201)
-    async def create_deployment(request: Request) -> dict[str, Any]:
+    async def create_deployment(request: Request, response: Response) -> dict[str, Any]:
         raw = await read_json(request)
         spec = parse_deployment(raw, ctx.catalog())
+        key = request.headers.get("idempotency-key")
+        idempotency: tuple[str, str] | None = None
+        if key is not None:
+            if not 1 <= len(key) <= 255:
+                raise ApiError(400, "INVALID_ARGUMENT", "Idempotency-Key must be 1-255 characters", "Idempotency-Key")
+            idempotency = (key, hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest())
+            replay = await replayed_create(idempotency)
+            if replay is not None:
+                response.headers["idempotent-replayed"] = "true"
+                return replay
         wanted_id = raw.get("id")
         records = await asyncio.to_thread(ctx.store.list_deployments)
         taken = {r.id for r in records}
@@ -143,9 +177,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
             deployment_id = f"{spec.name[:57]}-{secrets.token_hex(2)}"
         try:
             record = await asyncio.to_thread(
-                ctx.store.create_deployment, deployment_id, deployment_to_dict(spec), ctx.clock()
+                ctx.store.create_deployment, deployment_id, deployment_to_dict(spec), ctx.clock(), idempotency
             )
         except Conflict as exc:
+            replay = await replayed_create(idempotency) if idempotency is not None else None
+            if replay is not None:  # a concurrent retry with the same key won the race
+                response.headers["idempotent-replayed"] = "true"
+                return replay
             raise ApiError(409, "ALREADY_EXISTS", str(exc), "id") from None
         ctx.wake_controller()
         return deployment_json(record)
@@ -161,6 +199,16 @@ def create_app(ctx: ApiContext) -> FastAPI:
         if isinstance(raw, dict) and raw.get("id") not in (None, record.id):
             raise ApiError(400, "INVALID_ARGUMENT", "id cannot be changed", "id")
         spec = parse_deployment(raw, ctx.catalog())
+        if spec.name != record.name:
+            # Replicas serve the model under its name: renaming them in place would 404 every request
+            # until new ones are up. A rename is a new deployment.
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                f"name cannot be changed (from {record.name!r} to {spec.name!r}): create a deployment named "
+                f"{spec.name!r}, wait until it is READY, then delete {record.id!r}",
+                "name",
+            )
         try:
             updated = await asyncio.to_thread(ctx.store.update_spec, record.id, deployment_to_dict(spec), ctx.clock())
         except Conflict as exc:

@@ -51,6 +51,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
                 if guard.head_bytes == 0 and self.cycle is None:
                     self.transport.close()  # opened and never sent a byte: nothing to answer
                 else:
+                    guard.refused = True
                     _refuse(self.transport, HEAD_TIMEOUT)
             elif guard.head_started is not None:
                 remaining = limits.head_timeout_s - (now - guard.head_started)
@@ -58,8 +59,8 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
 
         def data_received(self, data: bytes) -> None:
             guard = self.guard
-            if guard is None:
-                return
+            if guard is None or guard.refused:
+                return  # answered and closing: what still arrives is dropped
             self._unset_keepalive_if_required()
             try:
                 refused = guard.feed(self.parser, data)
@@ -70,6 +71,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
                 self.send_400_response("Protocol upgrades are not supported.")
                 return
             if refused is not None:
+                guard.refused = True
                 _refuse(self.transport, refused)
                 return
             if guard.head_started is not None:
@@ -108,10 +110,9 @@ def uvicorn_options(limits: ConnectionLimits) -> dict[str, Any]:
 
 
 def _refuse(transport: asyncio.Transport, status: int) -> None:
-    """Answer and end the connection; unread bytes are dropped for a short linger so the answer is not lost
-    to a reset."""
+    """Answer and end the connection. Closing with unread bytes would reset it and could destroy the
+    answer before the client reads it: end our side, drop what arrives (the caller), close after a linger."""
     transport.write(refuse_response(status))
     if transport.can_write_eof():
         transport.write_eof()
-    transport.pause_reading()
     asyncio.get_running_loop().call_later(1.0, transport.close)

@@ -117,6 +117,12 @@ class Autoscaler:
         """The replica count last decided (what the drivers run)."""
         return self._applied
 
+    def resume(self, replicas: int) -> None:
+        """Continue from the count a previous controller decided (read back after a restart) instead of
+        the initial scale only a new deployment starts at: a deployment at zero stays at zero."""
+        self._applied = min(self.config.max_replicas, max(self.config.min_replicas, replicas))
+        self._activity = _ACTIVATING if self._applied > 0 else _INACTIVE
+
     def record(self, now: float, deployment_concurrency: float, requests: float = 0.0, queued: float = 0.0) -> None:
         """Add one second's observation: in-flight + queued requests time-averaged over the second that
         ends at `now` (`queued`: the part waiting at the gateway). Several records in one second add up

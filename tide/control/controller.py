@@ -71,6 +71,17 @@ USAGE_PRUNE_INTERVAL_S = 3600.0
 PUBLISH_INTERVAL_S = 2.0
 
 
+def resumed_scale(status: Mapping[str, Any], generation: int) -> int | None:
+    """The replica count a previous controller last wanted for this generation of the spec (written in
+    the deployment's status before it acted), or None when there is none to resume (a new deployment or
+    a changed spec: those start at their initial scale). A restart then buys no GPU for a deployment
+    that was scaled to zero."""
+    desired = status.get("desiredReplicas")
+    if status.get("observedGeneration") != generation or not isinstance(desired, int) or isinstance(desired, bool):
+        return None
+    return max(0, desired)
+
+
 class RouteSink(Protocol):
     """The gateway as the controller sees it."""
 
@@ -331,6 +342,9 @@ class Controller:
         spec = runtime.spec
         if runtime.scaler is None:
             runtime.scaler = DeploymentScaler(spec, self.clock())
+            resumed = resumed_scale(runtime.record.status, runtime.record.generation)
+            if resumed is not None:
+                runtime.scaler.resume(resumed)
         else:
             runtime.scaler.update_spec(spec)
 

@@ -52,6 +52,11 @@ class DeploymentScaler:
         """The replica count to run: the core's last decision (one number, kept there)."""
         return self.core.desired
 
+    def resume(self, replicas: int) -> None:
+        """Continue from the scale a previous controller decided (read back from the store after a
+        restart), instead of the initial scale that only a new deployment starts at."""
+        self.core.autoscaler.resume(replicas)
+
     def update_spec(self, spec: DeploymentSpec) -> None:
         config = spec.autoscaler_config()
         if config != self.config:

@@ -43,6 +43,25 @@ deployments = Table(
 )
 
 
+# Idempotency-Key of a create -> the deployment it created (and a hash of the request, so a key reused for
+# a different request is refused). Kept IDEMPOTENCY_TTL_S: long enough for any client's retries.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("deployment_id", String(63), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+IDEMPOTENCY_TTL_S = 86400.0
+
+
+@dataclass(frozen=True)
+class IdempotentCreate:
+    deployment_id: str
+    request_hash: str
+
+
 class NotFound(KeyError):
     pass
 
@@ -104,7 +123,23 @@ class Store:
         with self.engine.connect() as conn:
             return _read(conn, deployment_id)
 
-    def create_deployment(self, deployment_id: str, spec: dict[str, Any], now: float) -> DeploymentRecord:
+    def idempotent_create(self, key: str, now: float) -> IdempotentCreate | None:
+        """What an earlier create with this Idempotency-Key made, if it is recent enough to remember."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(idempotency_keys).where(idempotency_keys.c.key == key)).first()
+        if row is None or row.created_at < now - IDEMPOTENCY_TTL_S:
+            return None
+        return IdempotentCreate(row.deployment_id, row.request_hash)
+
+    def create_deployment(
+        self,
+        deployment_id: str,
+        spec: dict[str, Any],
+        now: float,
+        idempotency: tuple[str, str] | None = None,
+    ) -> DeploymentRecord:
+        """`idempotency` (key, request hash) is recorded in the same transaction as the deployment, so two
+        racing retries cannot both create one: the loser gets Conflict and finds the winner's key."""
         row = {
             "id": deployment_id,
             "name": spec["name"],
@@ -118,6 +153,16 @@ class Store:
         # Insert and let the primary key decide: a check-then-insert lets two racing creators both pass.
         try:
             with write_transaction(self.engine) as conn:
+                if idempotency is not None:
+                    key, request_hash = idempotency
+                    conn.execute(
+                        idempotency_keys.delete().where(idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL_S)
+                    )
+                    conn.execute(
+                        idempotency_keys.insert().values(
+                            key=key, deployment_id=deployment_id, request_hash=request_hash, created_at=now
+                        )
+                    )
                 conn.execute(deployments.insert().values(**row))
                 return _read(conn, deployment_id)
         except IntegrityError as exc:
