@@ -69,7 +69,7 @@ def deployment_spec(i: int) -> dict[str, Any]:
         "name": f"d{i:05d}",
         "weights": {"bucket": "models", "path": f"m{i:05d}"},
         "runtime": {"engine": "builtin"},
-        "autoscaling": {"min": 0, "max": 1},
+        "autoscaling": {"min": 0, "max": 1, "initialScale": 0},  # never a replica
     }
 
 

@@ -78,7 +78,9 @@ def test_page_size_defaults_and_is_capped(client: TestClient, store: Store) -> N
     assert len(everything["items"]) == 101 and "nextPageToken" not in everything
 
 
-@pytest.mark.parametrize(("params", "field"), [({"pageToken": "garbage!"}, "pageToken"), ({"pageSize": -1}, "pageSize")])
+@pytest.mark.parametrize(
+    ("params", "field"), [({"pageToken": "garbage!"}, "pageToken"), ({"pageSize": -1}, "pageSize")]
+)
 def test_bad_paging_parameters_name_the_field(client: TestClient, params: dict[str, Any], field: str) -> None:
     response = client.get(f"{BASE}/deployments", params=params)
     assert response.status_code == 400
