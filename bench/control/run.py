@@ -252,7 +252,7 @@ def patch_to_route(tide: Tide, upstreams: list[str], repeats: int) -> list[float
             response = api.patch(f"{BASE}/{PROBE}", json=spec(upstreams[target]))
             if response.status_code != 200:
                 raise SystemExit(f"PATCH {PROBE}: {response.status_code} {response.text}")
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120
             while answering() != f"up{target}":
                 if time.monotonic() > deadline:
                     raise SystemExit(f"the gateway never routed {PROBE} to up{target}")

@@ -14,6 +14,7 @@ from sqlalchemy import event
 
 import tide.store.database
 from tide.backends.base import ReplicaLaunch, ReplicaState
+from tide.backends.logfiles import LogText
 from tide.control.controller import Controller
 from tide.gateway.routes import RouteTable
 from tide.scheduling import local_inventory
@@ -43,6 +44,9 @@ class Backend:
 
     def forget(self, replica_id: str) -> None:
         pass
+
+    def logs(self, deployment_id: str, tail_lines: int, after: Mapping[str, int] | None = None) -> dict[str, LogText]:
+        return {}
 
     async def close(self) -> None:
         pass
