@@ -331,7 +331,7 @@ def print_table(store_name: str, results: list[dict[str, Any]]) -> None:
 
 @contextlib.contextmanager
 def postgres() -> Iterator[Any]:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    sys.path.append(str(Path(__file__).resolve().parents[2]))  # tests.support; tide comes from PYTHONPATH
     from tests.support.postgres import postgres_server
 
     with postgres_server() as server:

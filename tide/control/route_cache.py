@@ -3,7 +3,8 @@
 Rebuilding every deployment's route on every tick (and comparing the whole table) is work per deployment
 per second; here the controller marks the deployments whose routes may have changed (a spec written, a
 replica's phase, a drain) and only those are rebuilt. The table is re-assembled, and pushed, only when one
-of them actually changed.
+of them actually changed, and a model name whose routes did not change keeps the very same tuple, so the
+gateway (`Gateway.set_routes`) rebuilds only the model names that changed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from tide.gateway.routes import DeploymentRoute, RouteTable
 
 class RouteCache:
     def __init__(self) -> None:
-        self._routes: dict[str, DeploymentRoute] = {}
+        self._routes: dict[str, DeploymentRoute] = {}  # deployment id -> its route
+        self._groups: dict[str, tuple[DeploymentRoute, ...]] = {}  # model name -> its deployments' routes
         self._dirty: set[str] = set()
         self._table: RouteTable | None = None
 
@@ -23,24 +25,34 @@ class RouteCache:
         self._dirty.add(deployment_id)
 
     def update(self, build: Callable[[str], DeploymentRoute | None], order: Iterable[str]) -> RouteTable | None:
-        """Rebuild the marked deployments' routes (`build` gives None for no route); the new table, in
-        `order` (deployment ids), when any route changed, else None."""
-        changed = self._table is None
+        """Rebuild the marked deployments' routes (`build` gives None for no route); the new table, each model
+        name's routes in `order` (deployment ids, e.g. creation order), when any route changed, else None."""
+        models: set[str] = set()
         for deployment_id in self._dirty:
             route = build(deployment_id)
-            if route != self._routes.get(deployment_id):
-                changed = True
-                if route is None:
-                    del self._routes[deployment_id]
-                else:
-                    self._routes[deployment_id] = route
-        self._dirty.clear()
-        if not changed:
-            return None
-        grouped: dict[str, list[DeploymentRoute]] = {}
-        for deployment_id in order:
-            route = self._routes.get(deployment_id)
+            old = self._routes.get(deployment_id)
+            if route == old:
+                continue
+            if old is not None:
+                models.add(old.model_name)
+                del self._routes[deployment_id]
             if route is not None:
-                grouped.setdefault(route.model_name, []).append(route)
-        self._table = RouteTable(routes={name: tuple(routes) for name, routes in grouped.items()})
+                models.add(route.model_name)
+                self._routes[deployment_id] = route
+        self._dirty.clear()
+        if not models and self._table is not None:
+            return None
+        if models:
+            position = {deployment_id: i for i, deployment_id in enumerate(order)}
+            members: dict[str, list[DeploymentRoute]] = {name: [] for name in models}
+            for route in self._routes.values():
+                if route.model_name in members:
+                    members[route.model_name].append(route)
+            for name, routes in members.items():
+                if routes:
+                    routes.sort(key=lambda r: position.get(r.deployment_id, len(position)))
+                    self._groups[name] = tuple(routes)
+                else:
+                    self._groups.pop(name, None)
+        self._table = RouteTable(routes=dict(self._groups))
         return self._table
