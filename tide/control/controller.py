@@ -179,8 +179,8 @@ class Controller:
         targets = []
         for runtime in self.runtimes.values():
             spec = runtime.spec
-            if spec is None or not self._manages_replicas(spec):
-                continue
+            if not runtime.replicas or spec is None or not self._manages_replicas(spec):
+                continue  # (nothing to scrape at zero: the common case at scale)
             try:
                 adapter = adapter_for(spec.runtime.engine)
             except KeyError:
