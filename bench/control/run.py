@@ -32,6 +32,7 @@ import glob
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -298,6 +299,7 @@ def measure(store_name: str, database_url: str | None, size: int, args: argparse
         tide.stop()
         for server, _ in upstreams:
             server.shutdown()
+        shutil.rmtree(root, ignore_errors=True)
     return out
 
 
