@@ -129,5 +129,5 @@ def get_claims_command(ctx: click.Context, output: str) -> None:
     """List capacity claims with allocated and pending instances."""
     from tide.cli import _client
 
-    items = _client(ctx).call("GET", "/capacityclaims")["items"]
+    items = _client(ctx).list_all("/capacityclaims")
     click.echo(claims_table(items) if output == "table" else _dump({"items": items}, output))

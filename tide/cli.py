@@ -61,6 +61,18 @@ class ApiClient:
             raise click.ClickException(f"{response.status_code}: {message}")
         return response.json()
 
+    def list_all(self, path: str) -> list[Any]:
+        """Every item of a paged list route, following `nextPageToken` (the largest pages the API serves)."""
+        items: list[Any] = []
+        params: dict[str, Any] = {"pageSize": 1000}
+        while True:
+            page = self.call("GET", path, params=params)
+            items += page["items"]
+            token = page.get("nextPageToken")
+            if not token:
+                return items
+            params = {"pageSize": 1000, "pageToken": token}
+
 
 def _client(ctx: click.Context) -> ApiClient:
     opts = ctx.find_root().obj
@@ -461,7 +473,7 @@ def apply(ctx: click.Context, files: tuple[str, ...]) -> None:
     """Create or update deployments from spec files (the YAML mirrors the API's JSON spec)."""
     client = _client(ctx)
     documents = [(path, index, doc) for path in files for index, doc in enumerate(_load_documents(path), 1)]
-    existing = client.call("GET", "/deployments")["items"]
+    existing = client.list_all("/deployments")
     for done, (path, index, doc) in enumerate(documents):
         try:
             _apply_document(client, doc, existing)
@@ -532,7 +544,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 @click.pass_context
 def get_deployments(ctx: click.Context, output: str) -> None:
     """List deployments with state, ready/desired replicas and the first condition."""
-    items = _client(ctx).call("GET", "/deployments")["items"]
+    items = _client(ctx).list_all("/deployments")
     if output != "table":
         click.echo(_dump({"items": items}, output))
         return

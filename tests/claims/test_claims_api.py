@@ -329,3 +329,14 @@ def test_deleting_a_claim_frees_its_instances(api: ClaimsApi) -> None:
     assert status(api.client.get(f"{CLAIMS}/second").json()) == (0, 2)
     assert status(api.client.delete(f"{CLAIMS}/first").json()) == (0, 0)
     assert status(api.client.get(f"{CLAIMS}/second").json()) == (2, 0)
+
+
+def test_the_claims_list_pages_like_the_deployments_list(api: ClaimsApi) -> None:
+    for i in range(3):
+        assert api.client.post(CLAIMS, json=body(f"team-{i}", instanceCount=1)).status_code == 201
+        api.clock.now += 1
+    first = api.client.get(CLAIMS, params={"pageSize": 2}).json()
+    second = api.client.get(CLAIMS, params={"pageSize": 2, "pageToken": first["nextPageToken"]}).json()
+    assert [c["id"] for c in first["items"] + second["items"]] == ["team-0", "team-1", "team-2"]
+    assert "nextPageToken" not in second
+    assert status(second["items"][0]) == status(api.client.get(f"{CLAIMS}/team-2").json())  # status over all claims

@@ -27,6 +27,7 @@ from tide.api.body import read_json_body
 from tide.api.claims import ClaimsContext, claims_router
 from tide.api.dashboard import mount_dashboard
 from tide.api.errors import BASE, ApiError
+from tide.api.paging import decode_token, encode_token, page_size
 from tide.backends.logfiles import LogText
 from tide.spec import Catalog, SpecError, deployment_to_dict, parse_deployment, parse_name
 from tide.store import Conflict, DeploymentRecord, NotFound, Store
@@ -104,7 +105,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
             return await asyncio.to_thread(ctx.store.get_deployment, deployment_id)
         except NotFound:
             pass
-        named = [r for r in await asyncio.to_thread(ctx.store.list_deployments) if r.name == deployment_id]
+        named = await asyncio.to_thread(ctx.store.deployments_named, deployment_id)
         if len(named) == 1:
             return named[0]
         if len(named) > 1:
@@ -144,9 +145,17 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return Response(body, media_type="text/plain; version=0.0.4")
 
     @app.get(f"{BASE}/deployments", dependencies=auth)
-    async def list_deployments() -> dict[str, Any]:
-        records = await asyncio.to_thread(ctx.store.list_deployments)
-        return {"items": [deployment_json(r) for r in records]}
+    async def list_deployments(
+        page_size_: Annotated[int | None, Query(alias="pageSize")] = None,
+        page_token: Annotated[str | None, Query(alias="pageToken")] = None,
+    ) -> dict[str, Any]:
+        """One page in creation order (docs/API-NOTES.md: paging); `nextPageToken` when more follow."""
+        size, after = page_size(page_size_), decode_token(page_token)
+        records, cursor = await asyncio.to_thread(ctx.store.list_deployments_page, size, after)
+        page: dict[str, Any] = {"items": [deployment_json(r) for r in records]}
+        if (token := encode_token(cursor)) is not None:
+            page["nextPageToken"] = token
+        return page
 
     @app.get(f"{BASE}/deployments/parameters", dependencies=auth)
     async def parameters() -> dict[str, Any]:
@@ -167,11 +176,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
                 response.headers["idempotent-replayed"] = "true"
                 return replay
         wanted_id = raw.get("id")
-        records = await asyncio.to_thread(ctx.store.list_deployments)
-        taken = {r.id for r in records}
         if wanted_id is not None:
             deployment_id = parse_name(wanted_id, "id")
-        elif spec.name not in taken:
+        elif not await asyncio.to_thread(ctx.store.deployment_exists, spec.name):
             deployment_id = spec.name
         else:
             deployment_id = f"{spec.name[:57]}-{secrets.token_hex(2)}"

@@ -24,12 +24,13 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, params
+from fastapi import APIRouter, Query, Request, params
 
 from tide.api.body import read_json_body
 from tide.api.errors import BASE, ApiError
+from tide.api.paging import decode_token, encode_token, page_size
 from tide.scheduling import (
     ClaimError,
     Inventory,
@@ -191,8 +192,17 @@ def claims_router(ctx: ClaimsContext, dependencies: Sequence[params.Depends] = (
             raise _invalid(exc) from None
 
     @router.get("/capacityclaims")
-    async def list_claims() -> dict[str, Any]:
-        return {"items": await with_status(await asyncio.to_thread(claims.list_claims))}
+    async def list_claims(
+        page_size_: Annotated[int | None, Query(alias="pageSize")] = None,
+        page_token: Annotated[str | None, Query(alias="pageToken")] = None,
+    ) -> dict[str, Any]:
+        """One page in creation order, as the deployments list (docs/API-NOTES.md: paging)."""
+        size, after = page_size(page_size_), decode_token(page_token)
+        records, cursor = await asyncio.to_thread(claims.list_claims_page, size, after)
+        page: dict[str, Any] = {"items": await with_status(records)}
+        if (token := encode_token(cursor)) is not None:
+            page["nextPageToken"] = token
+        return page
 
     @router.post("/capacityclaims", status_code=201)
     async def create_claim(request: Request) -> dict[str, Any]:

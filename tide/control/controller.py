@@ -2,6 +2,8 @@
 
 It wakes on a store change (the API calls `wake()`), on a replica phase change (pushed by the backend),
 and at least once a second. Every decision it applies comes from pure code (`lifecycle`, `autoscale`).
+Work per tick is in proportion to what changed: it reads the store's change feed (`watch`), skips
+deployments at rest (`rest`), and rebuilds only the routes of what changed (`route_cache`).
 """
 
 from __future__ import annotations
@@ -41,8 +43,11 @@ from tide.control.placement import (
     scheduled_placements,
     scheduling_requests,
 )
+from tide.control.rest import rest_key
+from tide.control.route_cache import RouteCache
 from tide.control.runtime import DeploymentRuntime, ParkedAt
 from tide.control.scaling import DeploymentScaler, measured_cold_start
+from tide.control.watch import StoreWatch
 from tide.engines.adapter import adapter_for
 from tide.engines.prometheus import EngineLoad
 from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint, RouteTable
@@ -126,6 +131,9 @@ class Controller:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_routes: RouteTable | None = None
+        self.watch = StoreWatch(store)
+        self.routes = RouteCache()
+        self._at_rest: dict[str, tuple[object, ...]] = {}  # deployment id -> its rest_key when last applied
         self._stopped = False
         self.check_weights = check_weights
         backend.set_listener(self._on_replica_change)
@@ -162,6 +170,7 @@ class Controller:
                 runtime.crash_message = None
                 runtime.lost_message = None
                 runtime.ever_ready_generation = runtime.record.generation
+        self.routes.mark(state.deployment_id)
         # Readiness is pushed: the gateway learns of a ready (or gone) replica now, not at the next tick.
         self._push_routes()
         self.wake()
@@ -198,8 +207,8 @@ class Controller:
         targets = []
         for runtime in self.runtimes.values():
             spec = runtime.spec
-            if spec is None or not self._manages_replicas(spec):
-                continue
+            if not runtime.replicas or spec is None or not self._manages_replicas(spec):
+                continue  # (nothing to scrape at zero: the common case at scale)
             try:
                 adapter = adapter_for(spec.runtime.engine)
             except KeyError:
@@ -293,11 +302,12 @@ class Controller:
             self._wake.clear()
 
     async def reconcile(self) -> None:
-        records = await asyncio.to_thread(self.store.list_deployments)
+        delta = await asyncio.to_thread(self.watch.read, self.clock())
         now = self.clock()
         seen = set()
-        for record in records:
+        for record in delta.records:
             seen.add(record.id)
+            self.routes.mark(record.id)
             runtime = self.runtimes.get(record.id)
             if runtime is None:
                 runtime = self.runtimes[record.id] = DeploymentRuntime(id=record.id, record=record)
@@ -309,10 +319,16 @@ class Controller:
                 runtime.consecutive_crashes = 0
                 runtime.next_start_at = 0.0
             runtime.record = record
-            self._collect_exits(runtime, now)
             self._check_idle_weights(runtime)
-        for gone in set(self.runtimes) - seen:
-            runtime = self.runtimes.pop(gone)
+        for runtime in self.runtimes.values():
+            if runtime.replicas:
+                self._collect_exits(runtime, now)
+                self.routes.mark(runtime.id)
+        gone = set(self.runtimes) - seen if delta.full else delta.gone & set(self.runtimes)
+        for deployment_id in gone:
+            runtime = self.runtimes.pop(deployment_id)
+            self.routes.mark(deployment_id)
+            self._at_rest.pop(deployment_id, None)
             for replica_id in list(runtime.replicas):
                 self._remove_replica(runtime, replica_id)
 
@@ -326,10 +342,20 @@ class Controller:
                 await self._write_status(runtime, now, desired=0)
             else:
                 wants[runtime.id] = self._wanted(runtime, now)
-        decision = await self._schedule(wants, now)
+        # A deployment wanting 0 with nothing placed asks the scheduler for nothing.
+        active = {d: n for d, n in wants.items() if n or self.runtimes[d].placements}
+        decision = await self._schedule(active, now)
         for deployment_id, desired in wants.items():
             runtime = self.runtimes[deployment_id]
+            resting = rest_key(runtime, desired)
+            if resting is not None and self._at_rest.get(deployment_id) == resting:
+                continue  # at rest, and its status already says so
             await self._apply(runtime, desired, decision, now)
+            resting = rest_key(runtime, desired)
+            if resting is None:
+                self._at_rest.pop(deployment_id, None)
+            else:
+                self._at_rest[deployment_id] = resting
         self._push_routes()
 
     def _parse(self, runtime: DeploymentRuntime) -> None:
@@ -369,6 +395,7 @@ class Controller:
             problem = await check(spec)
             if problem and runtime.record.generation == generation and not runtime.replicas and not runtime.failure:
                 runtime.failure = problem
+                self.routes.mark(runtime.id)
                 self._push_routes()
                 self.wake()
 
@@ -412,6 +439,8 @@ class Controller:
         if not runtime.replicas:
             await asyncio.to_thread(self.store.remove_deployment, runtime.id)
             self.runtimes.pop(runtime.id, None)
+            self.routes.mark(runtime.id)
+            self._at_rest.pop(runtime.id, None)
             self.metrics.forget(runtime.id)
             return
         await self._write_status(runtime, now, desired=0)
@@ -559,6 +588,7 @@ class Controller:
         if replica_id in runtime.draining:
             return
         runtime.draining.add(replica_id)
+        self.routes.mark(runtime.id)
         self._push_routes()
         task = asyncio.create_task(self._drain_and_stop(runtime, replica_id))
         self._tasks.add(task)
@@ -576,6 +606,7 @@ class Controller:
             if runtime.parked.pop(replica_id, None) is not None:
                 self._end_parked_run(replica_id, self.clock())
             self._release_placement(runtime, replica_id, self.clock())
+            self.routes.mark(runtime.id)
             self.wake()
 
     # -- parking (tide.control.parking) ----------------------------------------------------------------
@@ -681,44 +712,51 @@ class Controller:
     def route_table(self) -> RouteTable:
         routes: dict[str, list[DeploymentRoute]] = {}
         for runtime in self.runtimes.values():
-            spec = runtime.spec
-            if spec is None or spec.disabled or runtime.record.deleting:
-                continue
-            engine = self.catalog.engines[spec.runtime.engine]
-            if engine.manages_replicas:
-                endpoints = tuple(
-                    ReplicaEndpoint(
-                        replica_id=rid,
-                        base_url=state.base_url,
-                        max_concurrency=spec.autoscaling.max_concurrency,
-                    )
-                    for rid, state in sorted(runtime.replicas.items())
-                    if state.phase is ReplicaPhase.READY and state.base_url and rid not in runtime.draining
-                )
-            else:
-                endpoints = tuple(
-                    ReplicaEndpoint(replica_id=f"{runtime.id}-ext{i}", base_url=url)
-                    for i, url in enumerate(spec.runtime.endpoints)
-                )
-            routes.setdefault(spec.name, []).append(
-                DeploymentRoute(
-                    deployment_id=runtime.id,
-                    model_name=spec.name,
-                    weight=spec.traffic.weight,
-                    replicas=endpoints,
-                    max_queue=spec.autoscaling.max_queue,
-                    max_queue_wait_s=spec.autoscaling.max_queue_wait_s,
-                    routing=spec.traffic.routing,
-                    failure=route_failure(runtime.failure, runtime.crash_message, runtime.consecutive_crashes)
-                    if engine.manages_replicas and not endpoints
-                    else None,
-                )
-            )
+            route = self._route_for(runtime)
+            if route is not None:
+                routes.setdefault(route.model_name, []).append(route)
         return RouteTable(routes={name: tuple(rs) for name, rs in routes.items()})
 
+    def _route_of(self, deployment_id: str) -> DeploymentRoute | None:
+        runtime = self.runtimes.get(deployment_id)
+        return self._route_for(runtime) if runtime is not None else None
+
+    def _route_for(self, runtime: DeploymentRuntime) -> DeploymentRoute | None:
+        spec = runtime.spec
+        if spec is None or spec.disabled or runtime.record.deleting:
+            return None
+        engine = self.catalog.engines[spec.runtime.engine]
+        if engine.manages_replicas:
+            endpoints = tuple(
+                ReplicaEndpoint(
+                    replica_id=rid,
+                    base_url=state.base_url,
+                    max_concurrency=spec.autoscaling.max_concurrency,
+                )
+                for rid, state in sorted(runtime.replicas.items())
+                if state.phase is ReplicaPhase.READY and state.base_url and rid not in runtime.draining
+            )
+        else:
+            endpoints = tuple(
+                ReplicaEndpoint(replica_id=f"{runtime.id}-ext{i}", base_url=url)
+                for i, url in enumerate(spec.runtime.endpoints)
+            )
+        return DeploymentRoute(
+            deployment_id=runtime.id,
+            model_name=spec.name,
+            weight=spec.traffic.weight,
+            replicas=endpoints,
+            max_queue=spec.autoscaling.max_queue,
+            max_queue_wait_s=spec.autoscaling.max_queue_wait_s,
+            routing=spec.traffic.routing,
+            failure=route_failure(runtime.failure, runtime.crash_message, runtime.consecutive_crashes)
+            if engine.manages_replicas and not endpoints
+            else None,
+        )
+
     def _push_routes(self) -> None:
-        table = self.route_table()
-        if table != self._last_routes:
+        table = self.routes.update(self._route_of, self.runtimes)
+        if table is not None and table != self._last_routes:
             self._last_routes = table
             self.gateway.set_routes(table)
 

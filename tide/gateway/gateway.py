@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -18,7 +18,7 @@ from tide.gateway.exchange import HOP_BY_HOP, Exchange
 from tide.gateway.keys import GatewayKeys
 from tide.gateway.paths import FORWARDED_ROUTES, PathRefused, forwarded_route
 from tide.gateway.prefix import prompt_chunks
-from tide.gateway.routes import DeploymentLoad, RouteTable
+from tide.gateway.routes import DeploymentLoad, DeploymentRoute, RouteTable
 from tide.gateway.server import ClientConnection, IncomingRequest
 from tide.gateway.upstream import UpstreamPool
 from tide.http_limits import ConnectionLimits, UnfinishedCount
@@ -83,6 +83,8 @@ class Gateway:
         self._replicas: dict[str, ReplicaState] = {}
         self._draining: dict[str, ReplicaState] = {}  # dropped from the table, requests still in flight
         self._models_list = b""
+        self._routes: Mapping[str, tuple[DeploymentRoute, ...]] = {}  # the table applied last, by model name
+        self._idle_loads: dict[str, DeploymentLoad] = {}  # last snapshot's answers for idle deployments
         self._clients: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Future[object]] = set()
@@ -135,17 +137,33 @@ class Gateway:
 
     # ---- routing table --------------------------------------------------------------------------
     def set_routes(self, table: RouteTable) -> None:
-        """Swap the routing table. Queued requests go to new replicas at once; dropped replicas drain."""
-        for routes in table.routes.values():
-            for route in routes:
+        """Swap the routing table. Queued requests go to new replicas at once; dropped replicas drain.
+
+        Only the model names whose routes changed (a different tuple than last time: the controller keeps
+        unchanged ones as the same object) are rebuilt, so a change costs the same at 10 or 10,000 models."""
+        previous = self._routes
+        affected = [name for name, routes in table.routes.items() if previous.get(name) is not routes]
+        affected += [name for name in previous if name not in table.routes]
+        for name in affected:
+            for route in table.routes.get(name, ()):
                 for endpoint in route.replicas:
                     url = urlsplit(endpoint.base_url)
                     if url.scheme not in ("http", "https") or not url.hostname:
                         raise ValueError(f"replica {endpoint.replica_id}: bad base_url {endpoint.base_url!r}")
-        deployments: dict[str, DeploymentState] = {}
-        replicas: dict[str, ReplicaState] = {}
-        models: dict[bytes, ModelState] = {}
-        for model_name, routes in table.routes.items():
+        old_routes = [route for name in affected for route in previous.get(name, ())]
+        deployments = dict(self._deployments)
+        replicas = dict(self._replicas)
+        models = dict(self._models)
+        for route in old_routes:
+            deployments.pop(route.deployment_id, None)
+            for endpoint in route.replicas:
+                replicas.pop(endpoint.replica_id, None)
+        updated: list[DeploymentState] = []
+        for model_name in affected:
+            models.pop(model_name.encode(), None)
+            routes = table.routes.get(model_name)
+            if routes is None:
+                continue
             states: list[DeploymentState] = []
             for route in routes:
                 deployment = self._deployments.get(route.deployment_id) or DeploymentState(route)
@@ -163,24 +181,34 @@ class Gateway:
                 deployment.replicas = members
                 deployments[route.deployment_id] = deployment
                 states.append(deployment)
+                updated.append(deployment)
             models[model_name.encode()] = ModelState(model_name, states)
-        for replica_id, replica in self._replicas.items():
-            if replica_id not in replicas:
-                replica.active = False
-                if replica.in_flight > 0:
-                    self._draining[replica_id] = replica
-        removed = [d for d_id, d in self._deployments.items() if d_id not in deployments]
+        for route in old_routes:
+            for endpoint in route.replicas:
+                replica = self._replicas.get(endpoint.replica_id)
+                if replica is not None and endpoint.replica_id not in replicas:
+                    replica.active = False
+                    if replica.in_flight > 0:
+                        self._draining[endpoint.replica_id] = replica
+        removed = {
+            route.deployment_id: self._deployments[route.deployment_id]
+            for route in old_routes
+            if route.deployment_id not in deployments and route.deployment_id in self._deployments
+        }
+        names_changed = not previous or any((name in previous) != (name in table.routes) for name in affected)
         self._models, self._deployments, self._replicas = models, deployments, replicas
-        self._models_list = orjson.dumps({"object": "list", "data": [_model_card(name) for name in table.routes]})
+        self._routes = table.routes
+        if names_changed:
+            self._models_list = orjson.dumps({"object": "list", "data": [_model_card(name) for name in table.routes]})
         if self._holding:
             self._holding = False
             held, self._held = self._held, []
             for client, request, _since in held:
                 if not client.closed:
                     self.handle(client, request)
-        for deployment in removed:
+        for deployment in removed.values():
             self._fail_queue(deployment, f"deployment '{deployment.deployment_id}' was removed")
-        for deployment in deployments.values():
+        for deployment in updated:
             if deployment.queue and deployment.failure is not None and not deployment.replicas:
                 self._fail_queue_failed(deployment)
             elif deployment.queue:
@@ -189,7 +217,21 @@ class Gateway:
     def load_snapshot(self) -> dict[str, DeploymentLoad]:
         snapshot: dict[str, DeploymentLoad] = {}
         now = time.monotonic()
+        cache, self._idle_loads = self._idle_loads, {}
         for deployment_id, deployment in self._deployments.items():
+            if (
+                not deployment.replicas
+                and not deployment.in_flight
+                and not deployment.queue
+                and deployment.meter.quiet(now)
+            ):
+                # Idle (at zero, nothing waiting for a whole second): the same answer as last second unless
+                # a counter moved. Sampled every second for every deployment, so this path must stay cheap.
+                idle = cache.get(deployment_id)
+                if idle is None or idle.requests_total != deployment.requests_total or idle.errors != deployment.errors:
+                    idle = DeploymentLoad(0, 0, {}, deployment.requests_total, dict(deployment.errors), 0.0, 0.0)
+                snapshot[deployment_id] = self._idle_loads[deployment_id] = idle
+                continue
             load_average, queued_average = deployment.meter.averages(now)
             per_replica = {r.replica_id: r.in_flight for r in deployment.replicas}
             for replica in self._draining.values():

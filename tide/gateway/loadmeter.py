@@ -19,12 +19,13 @@ SLOTS = 11  # the window's 10 slots and the one it starts in
 
 
 class LoadMeter:
-    __slots__ = ("_areas", "_born", "_queued_areas", "_since", "_slot", "level", "queued")
+    __slots__ = ("_areas", "_born", "_queued_areas", "_since", "_slot", "_zero_since", "level", "queued")
 
     def __init__(self, now: float) -> None:
         self.level = 0  # in flight + queued now
         self.queued = 0  # of which queued
         self._born = now
+        self._zero_since: float | None = now  # since when the level has been 0 (None while it is not)
         self._since = now
         self._slot = math.floor(now / SLOT_S)
         self._areas = [0.0] * SLOTS
@@ -34,8 +35,17 @@ class LoadMeter:
         """The level changed at `now` (call after every change of in flight or the queue)."""
         if now > self._since:
             self._advance(now)
+        if level == 0:
+            if self.level != 0 or self._zero_since is None:
+                self._zero_since = now
+        else:
+            self._zero_since = None
         self.level = level
         self.queued = queued
+
+    def quiet(self, now: float) -> bool:
+        """The level has been 0 for at least the whole window: both averages read 0 (a cheap check)."""
+        return self._zero_since is not None and now - self._zero_since >= WINDOW_S
 
     def averages(self, now: float) -> tuple[float, float]:
         """(in flight + queued, queued), each averaged over the trailing window ending at `now`."""

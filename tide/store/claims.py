@@ -26,6 +26,7 @@ from sqlalchemy.types import JSON
 from tide.scheduling import CAPACITY_TYPE_SERVERLESS, Claim, ClaimSpec, RunInterval
 from tide.store.database import Conflict, NotFound, Store, metadata
 from tide.store.engine import write_transaction
+from tide.store.paging import Cursor, page_query, split_page
 
 capacity_claims = Table(
     "capacity_claims",
@@ -107,6 +108,13 @@ class ClaimStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(capacity_claims).order_by(capacity_claims.c.created_at, capacity_claims.c.id))
             return [_claim(r) for r in rows]
+
+    def list_claims_page(self, page_size: int, after: Cursor | None = None) -> tuple[list[ClaimRecord], Cursor | None]:
+        """One page in creation order, and where the next one starts (None: this was the last)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(page_query(capacity_claims, page_size, after)).all()
+        page, cursor = split_page(rows, page_size)
+        return [_claim(r) for r in page], cursor
 
     def claims(self) -> list[Claim]:
         """`list_claims` as the scheduler's `Claim`s, ready for `assign_claims`."""

@@ -16,8 +16,8 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Index,
     Integer,
-    MetaData,
     String,
     Table,
     select,
@@ -25,9 +25,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from tide.store.changes import ensure_counter, record_change
 from tide.store.engine import create_tables, make_engine, write_transaction
-
-metadata = MetaData()
+from tide.store.paging import Cursor, page_query, split_page
+from tide.store.schema import metadata
 
 deployments = Table(
     "deployments",
@@ -40,6 +41,8 @@ deployments = Table(
     Column("updated_at", Float, nullable=False),
     Column("deleting", Boolean, nullable=False, default=False),
     Column("status", JSON, nullable=False),
+    # Keyset paging (tide.store.paging) seeks on this instead of sorting the whole table per page.
+    Index("ix_deployments_created_at_id", "created_at", "id"),
 )
 
 
@@ -108,6 +111,7 @@ class Store:
         self.url = url
         self.engine: Engine = make_engine(url)
         create_tables(self.engine, metadata)
+        ensure_counter(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -119,9 +123,39 @@ class Store:
             rows = conn.execute(select(deployments).order_by(deployments.c.created_at, deployments.c.id))
             return [_record(r) for r in rows]
 
+    def list_deployments_page(
+        self, page_size: int, after: Cursor | None = None
+    ) -> tuple[list[DeploymentRecord], Cursor | None]:
+        """One page in creation order, and where the next one starts (None: this was the last)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(page_query(deployments, page_size, after)).all()
+        page, cursor = split_page(rows, page_size)
+        return [_record(r) for r in page], cursor
+
     def get_deployment(self, deployment_id: str) -> DeploymentRecord:
         with self.engine.connect() as conn:
             return _read(conn, deployment_id)
+
+    def get_deployments(self, deployment_ids: list[str]) -> list[DeploymentRecord]:
+        """These deployments (those that exist), by primary key, in chunks that fit any driver's limits."""
+        records = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(deployment_ids), 500):
+                chunk = deployment_ids[start : start + 500]
+                records += [_record(r) for r in conn.execute(select(deployments).where(deployments.c.id.in_(chunk)))]
+        return records
+
+    def deployment_exists(self, deployment_id: str) -> bool:
+        """A primary-key probe: nothing decoded."""
+        with self.engine.connect() as conn:
+            query = select(deployments.c.id).where(deployments.c.id == deployment_id)
+            return conn.execute(query).first() is not None
+
+    def deployments_named(self, name: str, limit: int = 2) -> list[DeploymentRecord]:
+        """Up to `limit` deployments with this name (an indexed read; 2 is enough to tell "ambiguous")."""
+        with self.engine.connect() as conn:
+            query = select(deployments).where(deployments.c.name == name).order_by(deployments.c.id).limit(limit)
+            return [_record(r) for r in conn.execute(query)]
 
     def idempotent_create(self, key: str, now: float) -> IdempotentCreate | None:
         """What an earlier create with this Idempotency-Key made, if it is recent enough to remember."""
@@ -164,6 +198,7 @@ class Store:
                         )
                     )
                 conn.execute(deployments.insert().values(**row))
+                record_change(conn, deployment_id)
                 return _read(conn, deployment_id)
         except IntegrityError as exc:
             raise Conflict(f"a deployment with id {deployment_id!r} already exists") from exc
@@ -182,6 +217,7 @@ class Store:
                 .where(deployments.c.id == deployment_id)
                 .values(spec=spec, name=spec["name"], generation=generation, updated_at=now)
             )
+            record_change(conn, deployment_id)
             return _read(conn, deployment_id)
 
     def mark_deleting(self, deployment_id: str, now: float) -> DeploymentRecord:
@@ -191,11 +227,13 @@ class Store:
             )
             if result.rowcount == 0:
                 raise NotFound(deployment_id)
+            record_change(conn, deployment_id)
             return _read(conn, deployment_id)
 
     def remove_deployment(self, deployment_id: str) -> None:
         with write_transaction(self.engine) as conn:
-            conn.execute(deployments.delete().where(deployments.c.id == deployment_id))
+            if conn.execute(deployments.delete().where(deployments.c.id == deployment_id)).rowcount:
+                record_change(conn, deployment_id)  # other readers of the feed learn it is gone
 
     def set_status(self, deployment_id: str, status: dict[str, Any]) -> None:
         with write_transaction(self.engine) as conn:

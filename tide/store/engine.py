@@ -68,6 +68,10 @@ def create_tables(engine: Engine, metadata: MetaData) -> None:
             key = zlib.crc32(b"tide.store.schema")
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
         metadata.create_all(conn)
+        # create_all skips tables that exist: indexes added since a database was made are created here.
+        for table in metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

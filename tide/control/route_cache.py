@@ -1,0 +1,58 @@
+"""The route table kept per deployment, so a change rebuilds only the routes of what changed.
+
+Rebuilding every deployment's route on every tick (and comparing the whole table) is work per deployment
+per second; here the controller marks the deployments whose routes may have changed (a spec written, a
+replica's phase, a drain) and only those are rebuilt. The table is re-assembled, and pushed, only when one
+of them actually changed, and a model name whose routes did not change keeps the very same tuple, so the
+gateway (`Gateway.set_routes`) rebuilds only the model names that changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from tide.gateway.routes import DeploymentRoute, RouteTable
+
+
+class RouteCache:
+    def __init__(self) -> None:
+        self._routes: dict[str, DeploymentRoute] = {}  # deployment id -> its route
+        self._groups: dict[str, tuple[DeploymentRoute, ...]] = {}  # model name -> its deployments' routes
+        self._dirty: set[str] = set()
+        self._table: RouteTable | None = None
+
+    def mark(self, deployment_id: str) -> None:
+        self._dirty.add(deployment_id)
+
+    def update(self, build: Callable[[str], DeploymentRoute | None], order: Iterable[str]) -> RouteTable | None:
+        """Rebuild the marked deployments' routes (`build` gives None for no route); the new table, each model
+        name's routes in `order` (deployment ids, e.g. creation order), when any route changed, else None."""
+        models: set[str] = set()
+        for deployment_id in self._dirty:
+            route = build(deployment_id)
+            old = self._routes.get(deployment_id)
+            if route == old:
+                continue
+            if old is not None:
+                models.add(old.model_name)
+                del self._routes[deployment_id]
+            if route is not None:
+                models.add(route.model_name)
+                self._routes[deployment_id] = route
+        self._dirty.clear()
+        if not models and self._table is not None:
+            return None
+        if models:
+            position = {deployment_id: i for i, deployment_id in enumerate(order)}
+            members: dict[str, list[DeploymentRoute]] = {name: [] for name in models}
+            for route in self._routes.values():
+                if route.model_name in members:
+                    members[route.model_name].append(route)
+            for name, routes in members.items():
+                if routes:
+                    routes.sort(key=lambda r: position.get(r.deployment_id, len(position)))
+                    self._groups[name] = tuple(routes)
+                else:
+                    self._groups.pop(name, None)
+        self._table = RouteTable(routes=dict(self._groups))
+        return self._table
