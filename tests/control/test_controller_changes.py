@@ -29,6 +29,12 @@ class Backend:
     def __init__(self) -> None:
         self.launched: list[str] = []
 
+    async def park(self, replica_id: str, level: int) -> bool:
+        return False  # as an engine that cannot park: the controller stops the replica instead
+
+    async def wake(self, replica_id: str) -> bool:
+        return False
+
     def set_listener(self, listener: Any) -> None:
         pass
 

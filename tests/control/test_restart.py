@@ -24,6 +24,12 @@ class RecordingBackend:
     def __init__(self) -> None:
         self.started: list[str] = []
 
+    async def park(self, replica_id: str, level: int) -> bool:
+        return False  # as an engine that cannot park: the controller stops the replica instead
+
+    async def wake(self, replica_id: str) -> bool:
+        return False
+
     def set_listener(self, listener: ReplicaListener) -> None:
         pass
 
