@@ -44,6 +44,8 @@ class ApiClient:
             except (ValueError, KeyError, TypeError):
                 message = response.text
             raise click.ClickException(f"{response.status_code}: {message}")
+        if "warning" in response.headers:  # e.g. a deprecated spec shape: the API says how to write it now
+            click.echo(f"warning: {response.headers['warning']}", err=True)
         return response.json()
 
 
@@ -422,7 +424,7 @@ def describe_deployment(item: dict[str, Any]) -> str:
         f"  state:     {status.get('state', '?')}",
         f"  replicas:  {status.get('readyReplicas', 0)} ready / {status.get('desiredReplicas', 0)} desired"
         f"  (min {a.get('min')}, max {a.get('max')}, concurrency {a.get('concurrency')})",
-        f"  weights:   {spec.get('weights', {}).get('bucket', '-')}/{spec.get('weights', {}).get('path', '-')}",
+        f"  weights:   {spec.get('model', {}).get('bucket', '-')}/{spec.get('model', {}).get('path', '-')}",
         f"  engine:    {spec['runtime']['engine']} {spec['runtime'].get('version', '')}",
         f"  traffic:   weight {spec.get('traffic', {}).get('weight')}{'  (disabled)' if spec.get('disabled') else ''}",
     ]

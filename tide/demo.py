@@ -23,7 +23,7 @@ from tide.config import read_client_token
 
 DEMO_SPEC: dict[str, Any] = {
     "name": "tiny-chat",
-    "weights": {"bucket": "models", "path": "tiny"},
+    "model": {"name": "tiny-chat", "bucket": "models", "path": "tiny"},
     "runtime": {"engine": "builtin"},
     "autoscaling": {
         "min": 0,

@@ -42,11 +42,26 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, list[int]]]:
 def spec(**overrides: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "name": "tiny-chat",
-        "weights": {"bucket": "models", "path": "tiny"},
+        "model": {"name": "tiny-model", "bucket": "models", "path": "tiny"},
         "runtime": {"engine": "builtin"},
     }
     raw.update(overrides)
     return raw
+
+
+def test_old_shape_is_accepted_with_a_deprecation_notice(api: tuple[TestClient, list[int]]) -> None:
+    client, _ = api
+    old = {"name": "tiny-chat", "weights": {"bucket": "models", "path": "tiny"}, "runtime": {"engine": "builtin"}}
+    created = client.post(f"{BASE}/deployments", json=old)
+    assert created.status_code == 201, created.text
+    assert created.headers["deprecation"] == "true"
+    assert "model: {name, bucket, path}" in created.headers["warning"]
+    assert "weights.bucket" in created.headers["warning"]
+    stored = client.get(f"{BASE}/deployments/tiny-chat").json()["spec"]
+    assert stored["model"] == {"name": "tiny-chat", "bucket": "models", "path": "tiny"}
+    assert "weights" not in stored
+    updated = client.patch(f"{BASE}/deployments/tiny-chat", json=spec())
+    assert updated.status_code == 200 and "deprecation" not in updated.headers
 
 
 def test_every_route_needs_the_token(api: tuple[TestClient, list[int]]) -> None:
@@ -109,7 +124,9 @@ def test_patch_takes_the_whole_spec(api: tuple[TestClient, list[int]]) -> None:
     ("raw", "field"),
     [
         (spec(name="abc"), "name"),
-        (spec(weights={"bucket": "models"}), "weights.path"),
+        (spec(model={"name": "tiny-model", "bucket": "models"}), "model.path"),
+        (spec(model={"name": "abc", "bucket": "models", "path": "tiny"}), "model.name"),
+        (spec(gatewayIds=[]), "gatewayIds"),
         (spec(runtime={"engine": "nope"}), "runtime.engine"),
         (
             spec(runtime={"engine": "builtin", "engineConfig": {"tensor-parallel-size": "2"}}),

@@ -193,11 +193,18 @@ def clean_tide(tide: TideProcess) -> Iterator[TideProcess]:
 
 
 def tiny_spec(name: str = "tiny-chat", **overrides: Any) -> dict[str, Any]:
+    """A deployment of the tiny model in the hosted shape; its model name is `name` (what requests send).
+    `weights={"bucket": ..., "path": ...}` (the old shape) is still taken and moved into `model`."""
+    weights = dict(overrides.pop("weights", None) or {})
+    model = {"name": name, "bucket": weights.pop("bucket", "models"), "path": weights.pop("path", "tiny")}
+    model.update(overrides.pop("model", None) or {})
     spec: dict[str, Any] = {
         "name": name,
-        "weights": {"bucket": "models", "path": "tiny"},
+        "model": model,
         "runtime": {"engine": "builtin"},
         "autoscaling": {"min": 1, "max": 1},
     }
+    if weights:
+        spec["weights"] = weights
     spec.update(overrides)
     return spec

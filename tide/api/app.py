@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tide.api.claims import ClaimsContext, claims_router
+from tide.api.envelope import deprecation_headers
 from tide.api.errors import BASE, ApiError
 from tide.backends.logfiles import LogText
 from tide.spec import Catalog, SpecError, deployment_to_dict, parse_deployment, parse_name
@@ -130,9 +131,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return ctx.parameters()
 
     @app.post(f"{BASE}/deployments", dependencies=auth, status_code=201)
-    async def create_deployment(request: Request) -> dict[str, Any]:
+    async def create_deployment(request: Request, response: Response) -> dict[str, Any]:
         raw = await read_json(request)
         spec = parse_deployment(raw, ctx.catalog())
+        response.headers.update(deprecation_headers(raw))
         wanted_id = raw.get("id")
         records = await asyncio.to_thread(ctx.store.list_deployments)
         taken = {r.id for r in records}
@@ -156,12 +158,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return deployment_json(await find(deployment_id))
 
     @app.patch(f"{BASE}/deployments/{{deployment_id}}", dependencies=auth)
-    async def update_deployment(deployment_id: str, request: Request) -> dict[str, Any]:
+    async def update_deployment(deployment_id: str, request: Request, response: Response) -> dict[str, Any]:
         record = await find(deployment_id)
         raw = await read_json(request)
         if isinstance(raw, dict) and raw.get("id") not in (None, record.id):
             raise ApiError(400, "INVALID_ARGUMENT", "id cannot be changed", "id")
         spec = parse_deployment(raw, ctx.catalog())
+        response.headers.update(deprecation_headers(raw))
         try:
             updated = await asyncio.to_thread(ctx.store.update_spec, record.id, deployment_to_dict(spec), ctx.clock())
         except Conflict as exc:

@@ -184,7 +184,7 @@ class Controller:
                             deployment_id=runtime.id,
                             metrics_url=metrics_url(state.base_url, adapter.metrics_path),
                             names=adapter.load_metrics,
-                            served_name=spec.name,
+                            served_name=spec.routing_name,
                         )
                     )
         return targets
@@ -512,10 +512,10 @@ class Controller:
                     ReplicaEndpoint(replica_id=f"{runtime.id}-ext{i}", base_url=url)
                     for i, url in enumerate(spec.runtime.endpoints)
                 )
-            routes.setdefault(spec.name, []).append(
+            routes.setdefault(spec.routing_name, []).append(
                 DeploymentRoute(
                     deployment_id=runtime.id,
-                    model_name=spec.name,
+                    model_name=spec.routing_name,
                     weight=spec.traffic.weight,
                     replicas=endpoints,
                     max_queue=spec.autoscaling.max_queue,
