@@ -333,26 +333,40 @@ def _load_documents(path: str) -> list[dict[str, Any]]:
 def apply(ctx: click.Context, files: tuple[str, ...]) -> None:
     """Create or update deployments from spec files (the YAML mirrors the API's JSON spec)."""
     client = _client(ctx)
-    existing = client.call("GET", "/deployments")["items"]
+    existing = client.call("GET", "/deployments")["deployments"]
     for path in files:
         for doc in _load_documents(path):
-            doc.pop("status", None)
+            doc = _spec_document(doc)
             target = _match_existing(doc, existing)
             if target is None:
-                created = client.call("POST", "/deployments", doc)
-                click.echo(f"deployment/{created['id']} created")
+                created = client.call("POST", "/deployments", doc)["deployment"]
+                click.echo(f"deployment/{_id(created)} created")
                 existing.append(created)
             else:
-                before = next(d["generation"] for d in existing if d["id"] == target)
-                updated = client.call("PATCH", f"/deployments/{target}", {**doc, "id": target})
-                changed = "configured" if updated["generation"] != before else "unchanged"
+                before = next(d["status"]["generation"] for d in existing if _id(d) == target)
+                updated = client.call("PATCH", f"/deployments/{target}", {**doc, "id": target})["deployment"]
+                changed = "configured" if updated["status"]["generation"] != before else "unchanged"
                 click.echo(f"deployment/{target} {changed}")
+
+
+def _id(resource: dict[str, Any]) -> str:
+    """A resource as the API returns it (`{"spec": {"id", ...}, "status": {...}}`): its id."""
+    return str(resource["spec"]["id"])
+
+
+def _spec_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """The spec to send from a file: a plain spec, or what `get -o yaml` printed (`deployment: {spec, status}`
+    or `{spec, status}`), so a fetched resource can be edited and re-applied."""
+    inner = doc.get("deployment", doc)
+    if isinstance(inner, dict) and isinstance(inner.get("spec"), dict):
+        return dict(inner["spec"])
+    return {k: v for k, v in doc.items() if k != "status"}
 
 
 def _match_existing(doc: dict[str, Any], existing: list[dict[str, Any]]) -> str | None:
     if doc.get("id"):
-        return str(doc["id"]) if any(d["id"] == doc["id"] for d in existing) else None
-    named = [d["id"] for d in existing if d["spec"].get("name") == doc.get("name")]
+        return str(doc["id"]) if any(_id(d) == doc["id"] for d in existing) else None
+    named = [_id(d) for d in existing if d["spec"].get("name") == doc.get("name")]
     if len(named) > 1:
         raise click.ClickException(
             f"several deployments are named {doc.get('name')!r} ({', '.join(named)}): add `id:` to the spec"
@@ -372,9 +386,9 @@ def _summary_row(item: dict[str, Any]) -> list[str]:
     conditions = status.get("conditions") or []
     reason = conditions[0]["message"] if conditions else ""
     return [
-        item["id"],
-        spec["name"],
-        str(status.get("state", "")).removeprefix("STATUS_"),
+        _id(item),
+        spec.get("model", {}).get("name", spec["name"]),
+        str(status.get("status", "")).removeprefix("STATUS_"),
         ready,
         str(spec.get("traffic", {}).get("weight", "")),
         spec["runtime"]["engine"],
@@ -394,10 +408,11 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 @click.pass_context
 def get_deployments(ctx: click.Context, output: str) -> None:
     """List deployments with state, ready/desired replicas and the first condition."""
-    items = _client(ctx).call("GET", "/deployments")["items"]
+    body = _client(ctx).call("GET", "/deployments")
     if output != "table":
-        click.echo(_dump({"items": items}, output))
+        click.echo(_dump(body, output))
         return
+    items = body["deployments"]
     headers = ["ID", "MODEL", "STATE", "READY", "WEIGHT", "ENGINE", "CONDITION"]
     click.echo(_table(headers, [_summary_row(i) for i in items]))
 
@@ -408,11 +423,11 @@ def get_deployments(ctx: click.Context, output: str) -> None:
 @click.pass_context
 def get_deployment(ctx: click.Context, name: str, output: str) -> None:
     """One deployment: state, replicas with their phases, conditions and the last scaling decision."""
-    item = _client(ctx).call("GET", f"/deployments/{name}")
+    body = _client(ctx).call("GET", f"/deployments/{name}")
     if output != "table":
-        click.echo(_dump(item, output))
+        click.echo(_dump(body, output))
         return
-    click.echo(describe_deployment(item))
+    click.echo(describe_deployment(body["deployment"]))
 
 
 def describe_deployment(item: dict[str, Any]) -> str:
@@ -420,8 +435,10 @@ def describe_deployment(item: dict[str, Any]) -> str:
     spec = item["spec"]
     a = spec.get("autoscaling", {})
     lines = [
-        f"Deployment {item['id']} (model {spec['name']}, generation {item['generation']})",
-        f"  state:     {status.get('state', '?')}",
+        f"Deployment {_id(item)} ({spec['name']}, model {spec.get('model', {}).get('name', '?')}, "
+        f"generation {status.get('generation', '?')})",
+        f"  state:     {status.get('status', '?')}",
+        f"  gateways:  {', '.join(spec.get('gatewayIds') or []) or '-'}",
         f"  replicas:  {status.get('readyReplicas', 0)} ready / {status.get('desiredReplicas', 0)} desired"
         f"  (min {a.get('min')}, max {a.get('max')}, concurrency {a.get('concurrency')})",
         f"  weights:   {spec.get('model', {}).get('bucket', '-')}/{spec.get('model', {}).get('path', '-')}",
@@ -479,8 +496,8 @@ def _dump(data: Any, output: str) -> str:
 @click.pass_context
 def delete(ctx: click.Context, name: str) -> None:
     """Delete a deployment (its replicas finish in-flight requests first)."""
-    item = _client(ctx).call("DELETE", f"/deployments/{name}")
-    click.echo(f"deployment/{item['id']} deleting")
+    item = _client(ctx).call("DELETE", f"/deployments/{name}")["deployment"]
+    click.echo(f"deployment/{_id(item)} deleting")
 
 
 @main.command()
@@ -526,13 +543,13 @@ def wait_for(ctx: click.Context, name: str, state: str, timeout: float) -> None:
     client = _client(ctx)
     deadline = time.monotonic() + timeout
     while True:
-        item = client.call("GET", f"/deployments/{name}")
-        current = (item.get("status") or {}).get("state")
+        item = client.call("GET", f"/deployments/{name}")["deployment"]
+        current = (item.get("status") or {}).get("status")
         if current == state and (state != "STATUS_READY" or item["status"].get("readyReplicas", 0) > 0):
-            click.echo(f"deployment/{item['id']} {current}")
+            click.echo(f"deployment/{_id(item)} {current}")
             return
         if current == "STATUS_FAILED" and state != current:
-            raise click.ClickException(f"deployment {item['id']} failed:\n{describe_deployment(item)}")
+            raise click.ClickException(f"deployment {_id(item)} failed:\n{describe_deployment(item)}")
         if time.monotonic() > deadline:
             raise click.ClickException(f"timed out waiting for {state}:\n{describe_deployment(item)}")
         time.sleep(0.5)

@@ -22,8 +22,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tide.api.claims import ClaimsContext, claims_router
-from tide.api.envelope import deprecation_headers
+from tide.api.envelope import deployment_body, deployments_body, deprecation_headers
 from tide.api.errors import BASE, ApiError
+from tide.api.gateways import GatewaysContext, check_gateway_ids, gateways_router
 from tide.backends.logfiles import LogText
 from tide.spec import Catalog, SpecError, deployment_to_dict, parse_deployment, parse_name
 from tide.store import Conflict, DeploymentRecord, NotFound, Store
@@ -43,17 +44,7 @@ class ApiContext:
     clock: Callable[[], float] = time.time
     claims: ClaimsContext | None = None  # capacity claims and usage routes, when the server has them
     metrics: Callable[[], bytes] | None = None  # Prometheus exposition of the control plane
-
-
-def deployment_json(record: DeploymentRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "spec": record.spec,
-        "status": record.status,
-        "generation": record.generation,
-        "createdAt": record.created_at,
-        "updatedAt": record.updated_at,
-    }
+    gateway_url: str | None = None  # the gateway process's address, for gateways' status.endpoints
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -124,7 +115,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.get(f"{BASE}/deployments", dependencies=auth)
     async def list_deployments() -> dict[str, Any]:
         records = await asyncio.to_thread(ctx.store.list_deployments)
-        return {"items": [deployment_json(r) for r in records]}
+        return deployments_body(records)
 
     @app.get(f"{BASE}/deployments/parameters", dependencies=auth)
     async def parameters() -> dict[str, Any]:
@@ -134,6 +125,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     async def create_deployment(request: Request, response: Response) -> dict[str, Any]:
         raw = await read_json(request)
         spec = parse_deployment(raw, ctx.catalog())
+        await asyncio.to_thread(check_gateway_ids, ctx.store, spec.gateway_ids)
         response.headers.update(deprecation_headers(raw))
         wanted_id = raw.get("id")
         records = await asyncio.to_thread(ctx.store.list_deployments)
@@ -151,11 +143,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
         except Conflict as exc:
             raise ApiError(409, "ALREADY_EXISTS", str(exc), "id") from None
         ctx.wake_controller()
-        return deployment_json(record)
+        return deployment_body(record)
 
     @app.get(f"{BASE}/deployments/{{deployment_id}}", dependencies=auth)
     async def get_deployment(deployment_id: str) -> dict[str, Any]:
-        return deployment_json(await find(deployment_id))
+        return deployment_body(await find(deployment_id))
 
     @app.patch(f"{BASE}/deployments/{{deployment_id}}", dependencies=auth)
     async def update_deployment(deployment_id: str, request: Request, response: Response) -> dict[str, Any]:
@@ -164,20 +156,21 @@ def create_app(ctx: ApiContext) -> FastAPI:
         if isinstance(raw, dict) and raw.get("id") not in (None, record.id):
             raise ApiError(400, "INVALID_ARGUMENT", "id cannot be changed", "id")
         spec = parse_deployment(raw, ctx.catalog())
+        await asyncio.to_thread(check_gateway_ids, ctx.store, spec.gateway_ids)
         response.headers.update(deprecation_headers(raw))
         try:
             updated = await asyncio.to_thread(ctx.store.update_spec, record.id, deployment_to_dict(spec), ctx.clock())
         except Conflict as exc:
             raise ApiError(409, "FAILED_PRECONDITION", str(exc)) from None
         ctx.wake_controller()
-        return deployment_json(updated)
+        return deployment_body(updated)
 
     @app.delete(f"{BASE}/deployments/{{deployment_id}}", dependencies=auth)
     async def delete_deployment(deployment_id: str) -> dict[str, Any]:
         record = await find(deployment_id)
         updated = await asyncio.to_thread(ctx.store.mark_deleting, record.id, ctx.clock())
         ctx.wake_controller()
-        return deployment_json(updated)
+        return deployment_body(updated)
 
     @app.get(f"{BASE}/deployments/{{deployment_id}}/logs", dependencies=auth)
     async def deployment_logs(
@@ -198,6 +191,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     if ctx.claims is not None:
         app.include_router(claims_router(ctx.claims, auth))
+    gateways = GatewaysContext(
+        store=ctx.store,
+        zones=lambda: list(ctx.parameters().get("zoneInstanceTypes") or {}),
+        clock=ctx.clock,
+        wake_controller=ctx.wake_controller,
+        gateway_url=ctx.gateway_url,
+    )
+    app.include_router(gateways_router(gateways, auth))
     return app
 
 

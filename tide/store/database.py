@@ -91,6 +91,9 @@ class Store:
         self.engine: Engine = make_engine(url)
         create_tables(self.engine, metadata)
         self._migrate_specs()
+        from tide.store.gateways import ensure_default_gateway  # its table registers on this metadata
+
+        ensure_default_gateway(self.engine)
 
     def _migrate_specs(self) -> None:
         """Rewrite specs stored by a version before the hosted shape (tide.spec.legacy), once, in place.

@@ -1,0 +1,102 @@
+"""Gateways on the store's database: one row per gateway resource, its validated spec as JSON.
+
+The default gateway (id `default`) always exists: the store writes it when it opens a database without
+one (a new installation, or one from before gateways were resources, whose deployments all name it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, Float, String, Table, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import JSON
+
+from tide.spec.deployment import DEFAULT_GATEWAY_ID
+from tide.spec.gateway import default_gateway, gateway_to_dict
+from tide.store.database import Conflict, NotFound, metadata
+from tide.store.engine import write_transaction
+
+gateways = Table(
+    "gateways",
+    metadata,
+    Column("id", String(63), primary_key=True),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+
+@dataclass
+class GatewayRecord:
+    id: str
+    spec: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+def _record(row: Any) -> GatewayRecord:
+    return GatewayRecord(id=row.id, spec=dict(row.spec), created_at=row.created_at, updated_at=row.updated_at)
+
+
+def _read(conn: Connection, gateway_id: str) -> GatewayRecord:
+    row = conn.execute(select(gateways).where(gateways.c.id == gateway_id)).first()
+    if row is None:
+        raise NotFound(gateway_id)
+    return _record(row)
+
+
+def ensure_default_gateway(engine: Engine, now: float | None = None) -> None:
+    with engine.connect() as conn:
+        if conn.execute(select(gateways.c.id).where(gateways.c.id == DEFAULT_GATEWAY_ID)).first() is not None:
+            return
+    moment = time.time() if now is None else now
+    try:
+        with write_transaction(engine) as conn:
+            conn.execute(
+                gateways.insert().values(
+                    id=DEFAULT_GATEWAY_ID, spec=gateway_to_dict(default_gateway()), created_at=moment, updated_at=moment
+                )
+            )
+    except IntegrityError:
+        pass  # another process opening the same database wrote it first
+
+
+class GatewayStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def list_gateways(self) -> list[GatewayRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(gateways).order_by(gateways.c.created_at, gateways.c.id))
+            return [_record(r) for r in rows]
+
+    def get_gateway(self, gateway_id: str) -> GatewayRecord:
+        with self.engine.connect() as conn:
+            return _read(conn, gateway_id)
+
+    def create_gateway(self, gateway_id: str, spec: dict[str, Any], now: float) -> GatewayRecord:
+        try:
+            with write_transaction(self.engine) as conn:
+                conn.execute(gateways.insert().values(id=gateway_id, spec=spec, created_at=now, updated_at=now))
+                return _read(conn, gateway_id)
+        except IntegrityError as exc:
+            raise Conflict(f"a gateway with id {gateway_id!r} already exists") from exc
+
+    def update_gateway(self, gateway_id: str, spec: dict[str, Any], now: float) -> GatewayRecord:
+        with write_transaction(self.engine) as conn:
+            result = conn.execute(
+                gateways.update().where(gateways.c.id == gateway_id).values(spec=spec, updated_at=now)
+            )
+            if result.rowcount == 0:
+                raise NotFound(gateway_id)
+            return _read(conn, gateway_id)
+
+    def delete_gateway(self, gateway_id: str) -> GatewayRecord:
+        with write_transaction(self.engine) as conn:
+            record = _read(conn, gateway_id)
+            conn.execute(gateways.delete().where(gateways.c.id == gateway_id))
+            return record
