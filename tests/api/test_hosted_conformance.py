@@ -25,14 +25,24 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 CATALOG = default_catalog(
     builtin_version="0.1.0",
     vllm_versions=("0.11.2",),
-    instance_types=(InstanceTypeInfo("H100-8x", "H100", 8, 1024, 128),),
+    instance_types=(InstanceTypeInfo("H100-8x", "H100", 8, 1024, 128, zones=(ZONE_A,)),),
 )
+
+# POST /gateways, every field the hosted reference lists (one auth type, one routing strategy).
+CREATE_GATEWAY: dict[str, Any] = {
+    "id": "inference-edge",
+    "name": "inference-edge",
+    "zones": [ZONE_A],
+    "coreWeaveAuth": {},
+    "endpointConfiguration": {"additionalDns": ["inference.example.com"]},
+    "pathBasedRouting": {},
+}
 
 # POST /deployments, every field the hosted reference lists.
 CREATE_DEPLOYMENT: dict[str, Any] = {
     "id": "llama-chat-prod",
     "name": "llama-chat-prod",
-    "gatewayIds": ["default"],
+    "gatewayIds": ["default", "inference-edge"],
     "runtime": {"engine": "vllm", "version": "0.11.2", "engineConfig": {"max-model-len": "8192"}},
     "resources": {"instanceType": "H100-8x", "gpuCount": 1},
     "model": {"name": "llama-3-8b-instruct", "bucket": "models", "path": "llama/8b-instruct"},
@@ -91,7 +101,18 @@ def assert_hosted_status(status: dict[str, Any], state: str) -> None:
         assert RFC3339.match(condition["lastUpdateTime"])
 
 
+def test_create_gateway_example_is_accepted_and_echoed(client: TestClient) -> None:
+    created = client.post(f"{BASE}/gateways", json=CREATE_GATEWAY)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert set(body) == {"gateway"}
+    assert body["gateway"]["spec"] == CREATE_GATEWAY
+    assert_hosted_status(body["gateway"]["status"], "STATUS_READY")
+    assert client.get(f"{BASE}/gateways/inference-edge").json() == body
+
+
 def test_create_deployment_example_is_accepted_and_echoed(client: TestClient) -> None:
+    assert client.post(f"{BASE}/gateways", json=CREATE_GATEWAY).status_code == 201
     created = client.post(f"{BASE}/deployments", json=CREATE_DEPLOYMENT)
     assert created.status_code == 201, created.text
     assert "deprecation" not in created.headers
@@ -111,6 +132,7 @@ def test_create_deployment_example_is_accepted_and_echoed(client: TestClient) ->
 
 
 def test_conditions_are_shown_in_the_hosted_shape(client: TestClient, tmp_path: Path) -> None:
+    client.post(f"{BASE}/gateways", json=CREATE_GATEWAY)
     client.post(f"{BASE}/deployments", json=CREATE_DEPLOYMENT)
     store = Store(f"sqlite:///{tmp_path / 'tide.db'}")
     stored = {
