@@ -36,7 +36,7 @@ from tide.control.runtime import DeploymentRuntime
 from tide.control.scaling import DeploymentScaler
 from tide.engines.adapter import adapter_for
 from tide.engines.prometheus import EngineLoad
-from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint, RouteTable
+from tide.gateway.routes import DeploymentRoute, GatewayRoutes, ReplicaEndpoint, RouteTable
 from tide.scheduling import (
     Inventory,
     Placement,
@@ -47,8 +47,10 @@ from tide.scheduling import (
 )
 from tide.scheduling.inventory_json import inventory_to_json
 from tide.spec import Catalog, DeploymentSpec, SpecError, parse_deployment
+from tide.spec.gateway import gateway_hosts, parse_gateway
 from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
+from tide.store.gateways import GatewayRecord, GatewayStore
 from tide.store.published import INVENTORY_KEY, PublishedState
 
 log = logging.getLogger("tide.control")
@@ -102,6 +104,7 @@ class Controller:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_routes: RouteTable | None = None
+        self._gateways: list[GatewayRecord] = []  # gateway resources, read each reconcile
         self._stopped = False
         backend.set_listener(self._on_replica_change)
 
@@ -266,6 +269,7 @@ class Controller:
 
     async def reconcile(self) -> None:
         records = await asyncio.to_thread(self.store.list_deployments)
+        self._gateways = await asyncio.to_thread(GatewayStore(self.store.engine).list_gateways)
         now = self.clock()
         seen = set()
         for record in records:
@@ -522,7 +526,12 @@ class Controller:
                     max_queue_wait_s=spec.autoscaling.max_queue_wait_s,
                 )
             )
-        return RouteTable(routes={name: tuple(rs) for name, rs in routes.items()})
+        return RouteTable(
+            routes={name: tuple(rs) for name, rs in routes.items()},
+            gateways=gateway_routes(
+                self._gateways, {r.id: r.spec for r in self.runtimes.values() if r.spec is not None}, routes
+            ),
+        )
 
     def _push_routes(self) -> None:
         table = self.route_table()
@@ -591,3 +600,32 @@ class Controller:
                 await task
         await self.engine_load.close()
         await self.backend.close()
+
+
+def gateway_routes(
+    gateways: list[GatewayRecord], specs: Mapping[str, DeploymentSpec], routes: Mapping[str, list[DeploymentRoute]]
+) -> tuple[GatewayRoutes, ...]:
+    """Each gateway resource with the routed deployments (by id in `specs`) that name it in gatewayIds,
+    by model name. Pure: the controller passes what it read from the store."""
+    out = []
+    for record in gateways:
+        try:
+            spec = parse_gateway(record.spec)
+        except SpecError:
+            log.warning("gateway %s has an invalid stored spec; it serves nothing", record.id)
+            continue
+        models: dict[str, list[str]] = {}
+        for model_name, rs in routes.items():
+            for route in rs:
+                deployment = specs.get(route.deployment_id)
+                if deployment is not None and record.id in deployment.gateway_ids:
+                    models.setdefault(model_name, []).append(route.deployment_id)
+        out.append(
+            GatewayRoutes(
+                gateway_id=record.id,
+                hosts=gateway_hosts(record.id, spec),
+                model_header=spec.header_name,
+                models={name: tuple(ids) for name, ids in models.items()},
+            )
+        )
+    return tuple(out)

@@ -7,6 +7,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -16,7 +17,7 @@ from tide.gateway.balancing import DeploymentState, ModelState, ReplicaState
 from tide.gateway.errors import error_response, json_response, model_not_found
 from tide.gateway.exchange import HOP_BY_HOP, Exchange
 from tide.gateway.keys import GatewayKeys
-from tide.gateway.routes import DeploymentLoad, RouteTable
+from tide.gateway.routes import DeploymentLoad, GatewayRoutes, RouteTable
 from tide.gateway.server import ClientConnection, IncomingRequest
 from tide.gateway.upstream import UpstreamPool
 
@@ -71,6 +72,9 @@ class Gateway:
         self._watchdog: asyncio.Task[None] | None = None
         self.pool = UpstreamPool(connect_timeout_s=connect_timeout_s)
         self._models: dict[bytes, ModelState] = {}
+        # Gateway resources: host -> (its models, its model header, its /v1/models body); the default's.
+        self._by_host: dict[bytes, _GatewayView] = {}
+        self._default_view: _GatewayView | None = None
         self._deployments: dict[str, DeploymentState] = {}
         self._replicas: dict[str, ReplicaState] = {}
         self._draining: dict[str, ReplicaState] = {}  # dropped from the table, requests still in flight
@@ -157,11 +161,39 @@ class Gateway:
         removed = [d for d_id, d in self._deployments.items() if d_id not in deployments]
         self._models, self._deployments, self._replicas = models, deployments, replicas
         self._models_list = orjson.dumps({"object": "list", "data": [_model_card(name) for name in table.routes]})
+        self._set_gateways(table.gateways, deployments)
         for deployment in removed:
             self._fail_queue(deployment, f"deployment '{deployment.deployment_id}' was removed")
         for deployment in deployments.values():
             if deployment.queue:
                 self._drain(deployment)
+
+    def _set_gateways(self, gateways: tuple[GatewayRoutes, ...], deployments: dict[str, DeploymentState]) -> None:
+        """Per gateway, its own ModelStates over the shared deployment states: weights are normalised per
+        gateway and model name, while in-flight counts and queues stay one per deployment."""
+        by_host: dict[bytes, _GatewayView] = {}
+        default: _GatewayView | None = None
+        for gateway in gateways:
+            models = {
+                name.encode(): ModelState(name, [deployments[i] for i in ids if i in deployments])
+                for name, ids in gateway.models.items()
+            }
+            listing = orjson.dumps({"object": "list", "data": [_model_card(name) for name in gateway.models]})
+            header = gateway.model_header.encode() if gateway.model_header else self.model_header
+            view = _GatewayView(gateway.gateway_id, models, header, listing)
+            for host in gateway.hosts:
+                by_host[host.lower().encode()] = view
+            if gateway.gateway_id == "default":
+                default = view
+        self._by_host, self._default_view = by_host, default
+
+    def _view(self, request: IncomingRequest) -> _GatewayView | None:
+        """The gateway resource a request is for, by its Host header (port ignored); None: no resources."""
+        if not self._by_host and self._default_view is None:
+            return None
+        host = _header(request, b"host") or b""
+        name = host.rsplit(b":", 1)[0] if not host.endswith(b"]") else host
+        return self._by_host.get(name.lower()) or self._default_view or _NO_GATEWAY
 
     def load_snapshot(self) -> dict[str, DeploymentLoad]:
         snapshot: dict[str, DeploymentLoad] = {}
@@ -226,8 +258,10 @@ class Gateway:
                 "invalid_api_key",
             )
             return
+        view = self._view(request)
+        models = self._models if view is None else view.models
         if suffix == b"/models":
-            client.respond(self._list_models(model, request), keep_alive)
+            client.respond(self._list_models(model, request, view), keep_alive)
             return
         if request.method != b"POST":
             _reply_error(client, request, 405, "Method not allowed", "invalid_request_error", None)
@@ -240,7 +274,7 @@ class Gateway:
             )
             return
         if model is None:
-            model = self._model_from_header(request)
+            model = self._model_from_header(request, view)
         if model is None and isinstance(body, dict):
             body_model = body.get("model")
             model = body_model if isinstance(body_model, str) else None
@@ -249,7 +283,7 @@ class Gateway:
                 client, request, 400, "You must provide a model parameter", "invalid_request_error", None, param="model"
             )
             return
-        model_state = self._models.get(model.encode())
+        model_state = models.get(model.encode())
         if model_state is None:
             client.respond(model_not_found(model, keep_alive=keep_alive), keep_alive)
             return
@@ -288,15 +322,15 @@ class Gateway:
         if not deployment.replicas:
             self._notify(self.on_demand, deployment.deployment_id)
 
-    def _model_from_header(self, request: IncomingRequest) -> str | None:
-        value = _header(request, self.model_header)
+    def _model_from_header(self, request: IncomingRequest, view: _GatewayView | None = None) -> str | None:
+        value = _header(request, self.model_header if view is None else view.model_header)
         return (value.decode("latin-1").strip() or None) if value is not None else None
 
-    def _list_models(self, model: str | None, request: IncomingRequest) -> bytes:
+    def _list_models(self, model: str | None, request: IncomingRequest, view: _GatewayView | None = None) -> bytes:
         keep_alive = request.keep_alive
         if model is None:
-            return _json_bytes_response(self._models_list, keep_alive)
-        if model.encode() not in self._models:
+            return _json_bytes_response(self._models_list if view is None else view.listing, keep_alive)
+        if model.encode() not in (self._models if view is None else view.models):
             return model_not_found(model, keep_alive=keep_alive)
         return json_response(200, {"object": "list", "data": [_model_card(model)]}, keep_alive=keep_alive)
 
@@ -402,6 +436,17 @@ def _reply_error(
         status, message, error_type, code, param=param, keep_alive=keep_alive, retry_after_s=retry_after_s
     )
     client.respond(response, keep_alive)
+
+
+@dataclass(frozen=True)
+class _GatewayView:
+    gateway_id: str
+    models: dict[bytes, ModelState]
+    model_header: bytes
+    listing: bytes  # the /v1/models body
+
+
+_NO_GATEWAY = _GatewayView("", {}, b"x-tide-model", orjson.dumps({"object": "list", "data": []}))
 
 
 def _header(request: IncomingRequest, name: bytes) -> bytes | None:

@@ -1,0 +1,66 @@
+"""One gateway process serves every gateway resource, told apart by the Host header: each has its own
+models (/v1/models lists only them), its own weight split per model name, and its own routing header;
+a Host no gateway claims goes to the default gateway."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+import httpx
+
+from tests.gateway.fake_upstream import FakeUpstream
+from tests.gateway.helpers import CHAT, deployment, run, running_gateway, table, upstreams, url
+from tide.gateway.routes import GatewayRoutes
+
+
+def test_host_picks_the_gateway_its_models_and_its_weights() -> None:
+    async def scenario() -> None:
+        fakes = FakeUpstream("stable"), FakeUpstream("canary"), FakeUpstream("private")
+        async with upstreams(*fakes) as (stable, canary, private):
+            base = table(
+                deployment("stable", [stable], model="chat", weight=900),
+                deployment("canary", [canary], model="chat", weight=100),
+                deployment("private", [private], model="secret"),
+            )
+            routes = replace(
+                base,
+                gateways=(
+                    # default: "chat" split 900:100 between stable and canary
+                    GatewayRoutes("default", ("default.localhost",), "", {"chat": ("stable", "canary")}),
+                    # team: only the canary serves "chat" there (all of it), plus a model of its own
+                    GatewayRoutes(
+                        "team",
+                        ("team.localhost", "ai.example.com"),
+                        "x-model",
+                        {"chat": ("canary",), "secret": ("private",)},
+                    ),
+                ),
+            )
+            async with running_gateway(routes) as gw, httpx.AsyncClient() as http:
+                served: Counter[str] = Counter()
+                for _ in range(100):
+                    response = await http.post(url(gw), json={**CHAT, "model": "chat"})  # Host 127.0.0.1: default
+                    served[response.headers["x-replica"]] += 1
+                assert 85 <= served["stable"] <= 95 and served["canary"] == 100 - served["stable"], served
+                team = {"host": "team.localhost:8080"}
+                for _ in range(5):
+                    response = await http.post(url(gw), json={**CHAT, "model": "chat"}, headers=team)
+                    assert response.headers["x-replica"] == "canary"
+                by_dns = await http.post(url(gw), json={**CHAT, "model": "secret"}, headers={"host": "AI.example.com"})
+                assert by_dns.headers["x-replica"] == "private"
+                # The team gateway routes by its own header; the default gateway does not know "secret".
+                by_header = await http.post(
+                    url(gw), json={**CHAT, "model": "chat"}, headers={**team, "x-model": "secret"}
+                )
+                assert by_header.headers["x-replica"] == "private"
+                unknown = await http.post(url(gw), json={**CHAT, "model": "secret"})
+                assert unknown.status_code == 404
+                listed = (await http.get(url(gw, "/v1/models"), headers=team)).json()
+                assert sorted(m["id"] for m in listed["data"]) == ["chat", "secret"]
+                listed = (await http.get(url(gw, "/v1/models"))).json()
+                assert [m["id"] for m in listed["data"]] == ["chat"]
+                # One deployment state behind both gateways: the load signal counts every request.
+                assert gw.load_snapshot()["canary"].requests_total == 5 + served["canary"]
+
+    run(scenario())
