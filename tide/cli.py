@@ -417,6 +417,27 @@ def get_deployments(ctx: click.Context, output: str) -> None:
     click.echo(_table(headers, [_summary_row(i) for i in items]))
 
 
+@get.command("gateways")
+@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table")
+@click.pass_context
+def get_gateways(ctx: click.Context, output: str) -> None:
+    """List gateways with their authentication, routing strategy and endpoints."""
+    body = _client(ctx).call("GET", "/gateways")
+    if output != "table":
+        click.echo(_dump(body, output))
+        return
+    click.echo(_table(["ID", "AUTH", "ROUTING", "ENDPOINTS"], [_gateway_row(g) for g in body["gateways"]]))
+
+
+def _gateway_row(item: dict[str, Any]) -> list[str]:
+    spec = item["spec"]
+    auth = next((k for k in ("coreWeaveAuth", "apiKeyAuth") if k in spec), "?")
+    routing = next((k for k in ("bodyBasedRouting", "headerBasedRouting", "pathBasedRouting") if k in spec), "?")
+    if routing == "headerBasedRouting":
+        routing += f" ({spec[routing].get('headerName', '')})"
+    return [_id(item), auth, routing, " ".join(item["status"].get("endpoints") or [])]
+
+
 @get.command("deployment")
 @click.argument("name")
 @click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table")

@@ -28,6 +28,8 @@ def test_a_second_gateway_serves_its_own_deployments(clean_tide: TideProcess) ->
     try:
         clean_tide.apply(tiny_spec("tiny-team", gatewayIds=["team"]))
         clean_tide.wait_for("tiny-team", "STATUS_READY", ready=1)
+        listed = clean_tide.cli("get", "gateways").stdout
+        assert "team" in listed and "headerBasedRouting (x-model)" in listed and "team.example.com" in listed
         base = clean_tide.gateway_url
         team = {"host": "team.example.com"}
         with httpx.Client(timeout=60) as http:
