@@ -438,6 +438,42 @@ def _gateway_row(item: dict[str, Any]) -> list[str]:
     return [_id(item), auth, routing, " ".join(item["status"].get("endpoints") or [])]
 
 
+@main.group()
+def keys() -> None:
+    """API keys of apiKeyAuth gateways: a key opens its own gateway only."""
+
+
+@keys.command("create")
+@click.argument("gateway")
+@click.option("--name", default="", help="A label to recognise the key by.")
+@click.pass_context
+def keys_create(ctx: click.Context, gateway: str, name: str) -> None:
+    """Issue a key for GATEWAY. It is printed once: Tide keeps only its hash."""
+    body = _client(ctx).call("POST", f"/gateways/{gateway}/keys", {"name": name} if name else {})
+    click.echo(f"apikey/{body['apiKey']['id']} created for gateway {gateway}; the key (shown once):", err=True)
+    click.echo(body["key"])
+
+
+@keys.command("list")
+@click.argument("gateway")
+@click.pass_context
+def keys_list(ctx: click.Context, gateway: str) -> None:
+    """The keys of GATEWAY (their ids, labels and first characters; never the keys)."""
+    items = _client(ctx).call("GET", f"/gateways/{gateway}/keys")["apiKeys"]
+    rows = [[k["id"], k["name"], k["prefix"] + "...", k["createdAt"]] for k in items]
+    click.echo(_table(["ID", "NAME", "KEY", "CREATED"], rows))
+
+
+@keys.command("revoke")
+@click.argument("gateway")
+@click.argument("key_id")
+@click.pass_context
+def keys_revoke(ctx: click.Context, gateway: str, key_id: str) -> None:
+    """Revoke a key of GATEWAY: requests with it are refused within a second."""
+    _client(ctx).call("DELETE", f"/gateways/{gateway}/keys/{key_id}")
+    click.echo(f"apikey/{key_id} revoked")
+
+
 @get.command("deployment")
 @click.argument("name")
 @click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table")

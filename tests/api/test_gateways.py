@@ -121,3 +121,20 @@ def test_deployments_name_existing_gateways_and_keep_them(client: TestClient) ->
     assert created.json()["deployment"]["spec"]["gatewayIds"] == ["default", "edge"]
     in_use = client.delete(f"{BASE}/gateways/edge")
     assert in_use.status_code == 409 and "tiny-a" in in_use.json()["error"]["message"]
+
+
+def test_api_keys_are_shown_once_stored_hashed_and_revocable(client: TestClient, tmp_path: Path) -> None:
+    client.post(f"{BASE}/gateways", json={"name": "team", "apiKeyAuth": {}, "bodyBasedRouting": {}})
+    created = client.post(f"{BASE}/gateways/team/keys", json={"name": "ci"})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    key, record = body["key"], body["apiKey"]
+    assert key.startswith("tide_") and len(key) > 40
+    assert record["gatewayId"] == "team" and record["name"] == "ci" and key.startswith(record["prefix"])
+    listed = client.get(f"{BASE}/gateways/team/keys").json()["apiKeys"]
+    assert listed == [record]  # no key in the list
+    assert key not in (tmp_path / "tide.db").read_bytes().decode("latin-1")  # only its hash is stored
+    assert client.get(f"{BASE}/gateways/nope/keys").status_code == 404
+    assert client.delete(f"{BASE}/gateways/default/keys/{record['id']}").status_code == 404  # not default's
+    assert client.delete(f"{BASE}/gateways/team/keys/{record['id']}").status_code == 200
+    assert client.get(f"{BASE}/gateways/team/keys").json()["apiKeys"] == []

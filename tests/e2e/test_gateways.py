@@ -1,7 +1,10 @@
-"""Gateway resources on a real `tide up`: a second gateway, told apart by its host name, routes by its
-own header and lists only its own models; the default gateway does not serve what is not on it."""
+"""Gateway resources on a real `tide up`: a second gateway, told apart by its host name, opens with a key
+issued for it (`tide keys`), routes by its own header and lists only its own models; the default gateway
+does not serve what is not on it; a revoked key stops working."""
 
 from __future__ import annotations
+
+import time
 
 import httpx
 
@@ -9,7 +12,7 @@ from tests.e2e.conftest import TideProcess, tiny_spec
 
 TEAM = {
     "name": "team",
-    "coreWeaveAuth": {},
+    "apiKeyAuth": {},
     "headerBasedRouting": {"headerName": "X-Model"},
     "endpointConfiguration": {"additionalDns": ["team.example.com"]},
 }
@@ -30,18 +33,35 @@ def test_a_second_gateway_serves_its_own_deployments(clean_tide: TideProcess) ->
         clean_tide.wait_for("tiny-team", "STATUS_READY", ready=1)
         listed = clean_tide.cli("get", "gateways").stdout
         assert "team" in listed and "headerBasedRouting (x-model)" in listed and "team.example.com" in listed
+        key = clean_tide.cli("keys", "create", "team", "--name", "e2e").stdout.strip()
+        assert key.startswith("tide_")
+        key_id = clean_tide.cli("keys", "list", "team").stdout.splitlines()[1].split()[0]
         base = clean_tide.gateway_url
-        team = {"host": "team.example.com"}
+        team = {"host": "team.example.com", "authorization": f"Bearer {key}"}
+        ask = {**team, "x-model": "tiny-team"}
         with httpx.Client(timeout=60) as http:
-            reply = http.post(f"{base}/chat/completions", json=CHAT, headers={**team, "x-model": "tiny-team"})
+            deadline = time.monotonic() + 10  # the key reaches the gateway with the next routing table
+            reply = http.post(f"{base}/chat/completions", json=CHAT, headers=ask)
+            while reply.status_code == 401 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                reply = http.post(f"{base}/chat/completions", json=CHAT, headers=ask)
             assert reply.status_code == 200, reply.text
             assert reply.json()["choices"]
+            no_key = http.post(
+                f"{base}/chat/completions", json=CHAT, headers={"host": "team.example.com", "x-model": "tiny-team"}
+            )
+            assert no_key.status_code == 401
             listed = http.get(f"{base}/models", headers=team).json()["data"]
             assert [m["id"] for m in listed] == ["tiny-team"]
             # The default gateway (any other Host) has no such model.
             elsewhere = http.post(f"{base}/chat/completions", json={**CHAT, "model": "tiny-team"})
             assert elsewhere.status_code == 404, elsewhere.text
             assert "tiny-team" not in [m["id"] for m in http.get(f"{base}/models").json()["data"]]
+            clean_tide.cli("keys", "revoke", "team", key_id)
+            deadline = time.monotonic() + 10
+            while http.post(f"{base}/chat/completions", json=CHAT, headers=ask).status_code != 401:
+                assert time.monotonic() < deadline, "a revoked key still opens the gateway"
+                time.sleep(0.2)
     finally:
         clean_tide.delete_all()
         with clean_tide.api() as api:

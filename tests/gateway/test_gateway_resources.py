@@ -12,6 +12,7 @@ import httpx
 from tests.gateway.fake_upstream import FakeUpstream
 from tests.gateway.helpers import CHAT, deployment, run, running_gateway, table, upstreams, url
 from tide.gateway.routes import GatewayRoutes
+from tide.store.gateways import hash_key
 
 
 def test_host_picks_the_gateway_its_models_and_its_weights() -> None:
@@ -62,5 +63,33 @@ def test_host_picks_the_gateway_its_models_and_its_weights() -> None:
                 assert [m["id"] for m in listed["data"]] == ["chat"]
                 # One deployment state behind both gateways: the load signal counts every request.
                 assert gw.load_snapshot()["canary"].requests_total == 5 + served["canary"]
+
+    run(scenario())
+
+
+def test_an_api_key_opens_its_own_gateway_only() -> None:
+    async def scenario() -> None:
+        async with upstreams(FakeUpstream("a")) as (a,):
+            base = table(deployment("a", [a], model="chat"))
+            key_a, key_b = "tide_key-of-a", "tide_key-of-b"
+            gateways = (
+                GatewayRoutes("default", ("default.localhost",), "", {"chat": ("a",)}),
+                GatewayRoutes("ga", ("ga.localhost",), "", {"chat": ("a",)}, frozenset({hash_key(key_a)})),
+                GatewayRoutes("gb", ("gb.localhost",), "", {"chat": ("a",)}, frozenset({hash_key(key_b)})),
+            )
+            async with running_gateway(replace(base, gateways=gateways)) as gw, httpx.AsyncClient() as http:
+
+                async def call(host: str, key: str | None) -> int:
+                    headers = {"host": host, **({"authorization": f"Bearer {key}"} if key else {})}
+                    return (await http.post(url(gw), json={**CHAT, "model": "chat"}, headers=headers)).status_code
+
+                assert await call("ga.localhost", key_a) == 200
+                assert await call("gb.localhost", key_a) == 401  # A's key opens no other gateway
+                assert await call("gb.localhost", key_b) == 200
+                assert await call("ga.localhost", None) == 401
+                assert await call("127.0.0.1", None) == 200  # the default gateway here is open
+                assert all("authorization" not in r.headers for r in a.requests)  # keys stay at the gateway
+                gw.set_routes(replace(base, gateways=(gateways[0], replace(gateways[1], key_hashes=frozenset()))))
+                assert await call("ga.localhost", key_a) == 401  # revoked: the next table has no hash
 
     run(scenario())

@@ -13,7 +13,7 @@ from typing import Any
 from tide.spec import legacy_fields
 from tide.store import DeploymentRecord
 from tide.store.claims import ClaimRecord
-from tide.store.gateways import GatewayRecord
+from tide.store.gateways import GatewayRecord, KeyRecord
 from tide.timestamps import format_instant
 
 # Until the release after this one; then the old shape gets a 400 that says how to write it now.
@@ -108,3 +108,14 @@ def gateway_resource(record: GatewayRecord, endpoints: Sequence[str]) -> dict[st
 
 def gateway_body(record: GatewayRecord, endpoints: Sequence[str]) -> dict[str, Any]:
     return {"gateway": gateway_resource(record, endpoints)}
+
+
+def key_json(key: KeyRecord) -> dict[str, Any]:
+    """An API key as listed: never the key itself, which only the create answer holds."""
+    return {
+        "id": key.id,
+        "gatewayId": key.gateway_id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "createdAt": format_instant(key.created_at),
+    }

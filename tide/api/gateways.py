@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, params
 
-from tide.api.envelope import gateway_body, gateway_resource
+from tide.api.envelope import gateway_body, gateway_resource, key_json
 from tide.api.errors import BASE, ApiError
 from tide.spec import DEFAULT_GATEWAY_ID, SpecError, parse_name
 from tide.spec.gateway import gateway_hosts, gateway_to_dict, parse_gateway
 from tide.store import Conflict, NotFound, Store
-from tide.store.gateways import GatewayRecord, GatewayStore
+from tide.store.gateways import GatewayRecord, GatewayStore, KeyStore
 
 
 @dataclass
@@ -129,6 +129,37 @@ def gateways_router(ctx: GatewaysContext, dependencies: Sequence[params.Depends]
             raise ApiError(404, "NOT_FOUND", f"gateway {gateway_id!r} not found") from None
         ctx.wake_controller()
         return body(removed)
+
+    keys = KeyStore(ctx.store.engine)
+
+    @router.post("/gateways/{gateway_id}/keys", status_code=201)
+    async def create_key(gateway_id: str, request: Request) -> dict[str, Any]:
+        """A new API key for an apiKeyAuth gateway. `key` is in this answer only: it is stored hashed."""
+        record = await find(gateway_id)
+        raw = await read_json(request) if await request.body() else {}
+        if not isinstance(raw, dict) or set(raw) - {"name"}:
+            raise ApiError(400, "INVALID_ARGUMENT", "the body may hold name (a label for the key)", "body")
+        name = raw.get("name") or ""
+        if not isinstance(name, str) or len(name) > 63:
+            raise ApiError(400, "INVALID_ARGUMENT", "name: a label of at most 63 characters", "name")
+        created, key = await asyncio.to_thread(keys.create_key, record.id, name, ctx.clock())
+        ctx.wake_controller()
+        return {"apiKey": key_json(created), "key": key}
+
+    @router.get("/gateways/{gateway_id}/keys")
+    async def list_keys(gateway_id: str) -> dict[str, Any]:
+        record = await find(gateway_id)
+        return {"apiKeys": [key_json(k) for k in await asyncio.to_thread(keys.list_keys, record.id)]}
+
+    @router.delete("/gateways/{gateway_id}/keys/{key_id}")
+    async def revoke_key(gateway_id: str, key_id: str) -> dict[str, Any]:
+        record = await find(gateway_id)
+        try:
+            revoked = await asyncio.to_thread(keys.revoke_key, record.id, key_id)
+        except NotFound:
+            raise ApiError(404, "NOT_FOUND", f"gateway {record.id!r} has no key {key_id!r}") from None
+        ctx.wake_controller()
+        return {"apiKey": key_json(revoked)}
 
     return router
 

@@ -50,7 +50,7 @@ from tide.spec import Catalog, DeploymentSpec, SpecError, parse_deployment
 from tide.spec.gateway import gateway_hosts, parse_gateway
 from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
-from tide.store.gateways import GatewayRecord, GatewayStore
+from tide.store.gateways import GatewayRecord, GatewayStore, KeyStore
 from tide.store.published import INVENTORY_KEY, PublishedState
 
 log = logging.getLogger("tide.control")
@@ -105,6 +105,7 @@ class Controller:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_routes: RouteTable | None = None
         self._gateways: list[GatewayRecord] = []  # gateway resources, read each reconcile
+        self._key_hashes: dict[str, frozenset[str]] = {}  # their API keys' hashes, likewise
         self._stopped = False
         backend.set_listener(self._on_replica_change)
 
@@ -270,6 +271,7 @@ class Controller:
     async def reconcile(self) -> None:
         records = await asyncio.to_thread(self.store.list_deployments)
         self._gateways = await asyncio.to_thread(GatewayStore(self.store.engine).list_gateways)
+        self._key_hashes = await asyncio.to_thread(KeyStore(self.store.engine).key_hashes)
         now = self.clock()
         seen = set()
         for record in records:
@@ -529,7 +531,10 @@ class Controller:
         return RouteTable(
             routes={name: tuple(rs) for name, rs in routes.items()},
             gateways=gateway_routes(
-                self._gateways, {r.id: r.spec for r in self.runtimes.values() if r.spec is not None}, routes
+                self._gateways,
+                {r.id: r.spec for r in self.runtimes.values() if r.spec is not None},
+                routes,
+                self._key_hashes,
             ),
         )
 
@@ -603,7 +608,10 @@ class Controller:
 
 
 def gateway_routes(
-    gateways: list[GatewayRecord], specs: Mapping[str, DeploymentSpec], routes: Mapping[str, list[DeploymentRoute]]
+    gateways: list[GatewayRecord],
+    specs: Mapping[str, DeploymentSpec],
+    routes: Mapping[str, list[DeploymentRoute]],
+    key_hashes: Mapping[str, frozenset[str]] | None = None,
 ) -> tuple[GatewayRoutes, ...]:
     """Each gateway resource with the routed deployments (by id in `specs`) that name it in gatewayIds,
     by model name. Pure: the controller passes what it read from the store."""
@@ -626,6 +634,7 @@ def gateway_routes(
                 hosts=gateway_hosts(record.id, spec),
                 model_header=spec.header_name,
                 models={name: tuple(ids) for name, ids in models.items()},
+                key_hashes=(key_hashes or {}).get(record.id, frozenset()) if spec.auth == "apiKeyAuth" else None,
             )
         )
     return tuple(out)

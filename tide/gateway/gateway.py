@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import logging
 import time
@@ -180,18 +181,24 @@ class Gateway:
             }
             listing = orjson.dumps({"object": "list", "data": [_model_card(name) for name in gateway.models]})
             header = gateway.model_header.encode() if gateway.model_header else self.model_header
-            view = _GatewayView(gateway.gateway_id, models, header, listing)
+            view = _GatewayView(gateway.gateway_id, models, header, listing, gateway.key_hashes)
             for host in gateway.hosts:
                 by_host[host.lower().encode()] = view
             if gateway.gateway_id == "default":
                 default = view
         self._by_host, self._default_view = by_host, default
+        # A gateway's own key is never passed on to replicas.
+        keyed = self.api_keys is not None or any(g.key_hashes is not None for g in gateways)
+        self.dropped_headers = HOP_BY_HOP | {b"authorization"} if keyed else HOP_BY_HOP
 
     def _view(self, request: IncomingRequest) -> _GatewayView | None:
+        return self._view_for(request.headers)
+
+    def _view_for(self, headers: list[tuple[bytes, bytes]]) -> _GatewayView | None:
         """The gateway resource a request is for, by its Host header (port ignored); None: no resources."""
         if not self._by_host and self._default_view is None:
             return None
-        host = _header(request, b"host") or b""
+        host = next((value for name, value in headers if name == b"host"), b"")
         name = host.rsplit(b":", 1)[0] if not host.endswith(b"]") else host
         return self._by_host.get(name.lower()) or self._default_view or _NO_GATEWAY
 
@@ -217,6 +224,15 @@ class Gateway:
 
     # ---- request handling (called by ClientConnection) ------------------------------------------
     def accepts_headers(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        view = self._view_for(headers)
+        if view is not None and view.key_hashes is not None:  # an apiKeyAuth gateway: its own keys only
+            for name, value in headers:
+                if name == b"authorization":
+                    scheme, _, key = value.partition(b" ")
+                    if scheme.lower() != b"bearer":
+                        return False
+                    return hashlib.sha256(key.strip()).hexdigest() in view.key_hashes
+            return False
         keys = self.api_keys
         if keys is None:
             return True
@@ -248,7 +264,7 @@ class Gateway:
             else:
                 client.respond(_not_found_route(path, keep_alive), keep_alive)
                 return
-        if self.api_keys is not None and not self.accepts_headers(request.headers):
+        if not self.accepts_headers(request.headers):
             _reply_error(
                 client,
                 request,
@@ -444,6 +460,7 @@ class _GatewayView:
     models: dict[bytes, ModelState]
     model_header: bytes
     listing: bytes  # the /v1/models body
+    key_hashes: frozenset[str] | None = None  # apiKeyAuth: hashes of its keys
 
 
 _NO_GATEWAY = _GatewayView("", {}, b"x-tide-model", orjson.dumps({"object": "list", "data": []}))

@@ -32,6 +32,9 @@ class GatewayRoutes:
     hosts: tuple[str, ...] = ()
     model_header: str = ""  # headerBasedRouting's header (lower case); "" = the gateway's own default
     models: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # model name -> its deployment ids here
+    # apiKeyAuth: SHA-256 (hex) of the keys issued for this gateway; a request needs one of them.
+    # None: the process-wide rule (its --api-keys-file keys, or open).
+    key_hashes: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)

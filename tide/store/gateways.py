@@ -1,4 +1,5 @@
-"""Gateways on the store's database: one row per gateway resource, its validated spec as JSON.
+"""Gateways on the store's database: one row per gateway resource, its validated spec as JSON, and the
+API keys issued for `apiKeyAuth` gateways (only their SHA-256 is stored; the key is shown once).
 
 The default gateway (id `default`) always exists: the store writes it when it opens a database without
 one (a new installation, or one from before gateways were resources, whose deployments all name it).
@@ -6,6 +7,8 @@ one (a new installation, or one from before gateways were resources, whose deplo
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -99,4 +102,88 @@ class GatewayStore:
         with write_transaction(self.engine) as conn:
             record = _read(conn, gateway_id)
             conn.execute(gateways.delete().where(gateways.c.id == gateway_id))
+            conn.execute(gateway_keys.delete().where(gateway_keys.c.gateway_id == gateway_id))
             return record
+
+
+# -- API keys of apiKeyAuth gateways -------------------------------------------------------------------
+
+gateway_keys = Table(
+    "gateway_keys",
+    metadata,
+    Column("id", String(63), primary_key=True),
+    Column("gateway_id", String(63), nullable=False, index=True),
+    Column("name", String(63), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex of the key; the key is never stored
+    Column("prefix", String(16), nullable=False),  # the key's first characters, to recognise it in a list
+    Column("created_at", Float, nullable=False),
+)
+
+KEY_PREFIX = "tide_"
+
+
+@dataclass
+class KeyRecord:
+    id: str
+    gateway_id: str
+    name: str
+    prefix: str
+    created_at: float
+
+
+def hash_key(key: str) -> str:
+    """Keys are 32 random bytes: a plain SHA-256 is enough (no password to stretch)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _key_record(row: Any) -> KeyRecord:
+    return KeyRecord(id=row.id, gateway_id=row.gateway_id, name=row.name, prefix=row.prefix, created_at=row.created_at)
+
+
+class KeyStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_key(self, gateway_id: str, name: str, now: float) -> tuple[KeyRecord, str]:
+        """A new key for the gateway: its record and the key itself, which is not kept (shown once)."""
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        key_id = f"key-{secrets.token_hex(6)}"
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                gateway_keys.insert().values(
+                    id=key_id,
+                    gateway_id=gateway_id,
+                    name=name,
+                    key_hash=hash_key(key),
+                    prefix=key[: len(KEY_PREFIX) + 4],
+                    created_at=now,
+                )
+            )
+            row = conn.execute(select(gateway_keys).where(gateway_keys.c.id == key_id)).one()
+        return _key_record(row), key
+
+    def list_keys(self, gateway_id: str) -> list[KeyRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(gateway_keys)
+                .where(gateway_keys.c.gateway_id == gateway_id)
+                .order_by(gateway_keys.c.created_at, gateway_keys.c.id)
+            )
+            return [_key_record(r) for r in rows]
+
+    def revoke_key(self, gateway_id: str, key_id: str) -> KeyRecord:
+        with write_transaction(self.engine) as conn:
+            where = (gateway_keys.c.id == key_id) & (gateway_keys.c.gateway_id == gateway_id)
+            row = conn.execute(select(gateway_keys).where(where)).first()
+            if row is None:
+                raise NotFound(key_id)
+            conn.execute(gateway_keys.delete().where(where))
+            return _key_record(row)
+
+    def key_hashes(self) -> dict[str, frozenset[str]]:
+        """gateway id -> hashes of its keys (what the gateways check requests against)."""
+        out: dict[str, set[str]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(gateway_keys.c.gateway_id, gateway_keys.c.key_hash)):
+                out.setdefault(row.gateway_id, set()).add(row.key_hash)
+        return {gateway_id: frozenset(hashes) for gateway_id, hashes in out.items()}
