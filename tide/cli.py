@@ -446,10 +446,14 @@ def keys() -> None:
 @keys.command("create")
 @click.argument("gateway")
 @click.option("--name", default="", help="A label to recognise the key by.")
+@click.option("--requests-per-minute", type=click.IntRange(min=1), default=None, help="Limit; past it: 429.")
 @click.pass_context
-def keys_create(ctx: click.Context, gateway: str, name: str) -> None:
+def keys_create(ctx: click.Context, gateway: str, name: str, requests_per_minute: int | None) -> None:
     """Issue a key for GATEWAY. It is printed once: Tide keeps only its hash."""
-    body = _client(ctx).call("POST", f"/gateways/{gateway}/keys", {"name": name} if name else {})
+    body: dict[str, Any] = {"name": name} if name else {}
+    if requests_per_minute is not None:
+        body["requestsPerMinute"] = requests_per_minute
+    body = _client(ctx).call("POST", f"/gateways/{gateway}/keys", body)
     click.echo(f"apikey/{body['apiKey']['id']} created for gateway {gateway}; the key (shown once):", err=True)
     click.echo(body["key"])
 
@@ -460,8 +464,10 @@ def keys_create(ctx: click.Context, gateway: str, name: str) -> None:
 def keys_list(ctx: click.Context, gateway: str) -> None:
     """The keys of GATEWAY (their ids, labels and first characters; never the keys)."""
     items = _client(ctx).call("GET", f"/gateways/{gateway}/keys")["apiKeys"]
-    rows = [[k["id"], k["name"], k["prefix"] + "...", k["createdAt"]] for k in items]
-    click.echo(_table(["ID", "NAME", "KEY", "CREATED"], rows))
+    rows = [
+        [k["id"], k["name"], k["prefix"] + "...", str(k.get("requestsPerMinute", "-")), k["createdAt"]] for k in items
+    ]
+    click.echo(_table(["ID", "NAME", "KEY", "PER MINUTE", "CREATED"], rows))
 
 
 @keys.command("revoke")

@@ -138,3 +138,7 @@ def test_api_keys_are_shown_once_stored_hashed_and_revocable(client: TestClient,
     assert client.delete(f"{BASE}/gateways/default/keys/{record['id']}").status_code == 404  # not default's
     assert client.delete(f"{BASE}/gateways/team/keys/{record['id']}").status_code == 200
     assert client.get(f"{BASE}/gateways/team/keys").json()["apiKeys"] == []
+    limited = client.post(f"{BASE}/gateways/team/keys", json={"requestsPerMinute": 30}).json()["apiKey"]
+    assert limited["requestsPerMinute"] == 30
+    bad = client.post(f"{BASE}/gateways/team/keys", json={"requestsPerMinute": 0})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "requestsPerMinute"

@@ -93,3 +93,35 @@ def test_an_api_key_opens_its_own_gateway_only() -> None:
                 assert await call("ga.localhost", key_a) == 401  # revoked: the next table has no hash
 
     run(scenario())
+
+
+def test_a_rate_limited_key_gets_429_with_retry_after_and_others_are_unaffected() -> None:
+    async def scenario() -> None:
+        async with upstreams(FakeUpstream("a")) as (a,):
+            limited, free = "tide_limited", "tide_free"
+            gateways = (
+                GatewayRoutes(
+                    "ga",
+                    ("ga.localhost",),
+                    "",
+                    {"chat": ("a",)},
+                    frozenset({hash_key(limited), hash_key(free)}),
+                    {hash_key(limited): 3},
+                ),
+            )
+            routes = replace(table(deployment("a", [a], model="chat")), gateways=gateways)
+            async with running_gateway(routes) as gw, httpx.AsyncClient() as http:
+
+                async def call(key: str) -> httpx.Response:
+                    headers = {"host": "ga.localhost", "authorization": f"Bearer {key}"}
+                    return await http.post(url(gw), json={**CHAT, "model": "chat"}, headers=headers)
+
+                assert [(await call(limited)).status_code for _ in range(3)] == [200, 200, 200]
+                refused = await call(limited)
+                assert refused.status_code == 429
+                assert 1 <= int(refused.headers["retry-after"]) <= 60
+                assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+                assert [(await call(free)).status_code for _ in range(5)] == [200] * 5
+                assert len(a.requests) == 8  # the refused request never reached a replica
+
+    run(scenario())

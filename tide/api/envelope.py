@@ -118,4 +118,5 @@ def key_json(key: KeyRecord) -> dict[str, Any]:
         "name": key.name,
         "prefix": key.prefix,
         "createdAt": format_instant(key.created_at),
+        **({"requestsPerMinute": key.requests_per_minute} if key.requests_per_minute is not None else {}),
     }

@@ -137,12 +137,15 @@ def gateways_router(ctx: GatewaysContext, dependencies: Sequence[params.Depends]
         """A new API key for an apiKeyAuth gateway. `key` is in this answer only: it is stored hashed."""
         record = await find(gateway_id)
         raw = await read_json(request) if await request.body() else {}
-        if not isinstance(raw, dict) or set(raw) - {"name"}:
-            raise ApiError(400, "INVALID_ARGUMENT", "the body may hold name (a label for the key)", "body")
+        if not isinstance(raw, dict) or set(raw) - {"name", "requestsPerMinute"}:
+            raise ApiError(400, "INVALID_ARGUMENT", "the body may hold name and requestsPerMinute", "body")
         name = raw.get("name") or ""
         if not isinstance(name, str) or len(name) > 63:
             raise ApiError(400, "INVALID_ARGUMENT", "name: a label of at most 63 characters", "name")
-        created, key = await asyncio.to_thread(keys.create_key, record.id, name, ctx.clock())
+        limit = raw.get("requestsPerMinute")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ApiError(400, "INVALID_ARGUMENT", "requestsPerMinute: a whole number >= 1", "requestsPerMinute")
+        created, key = await asyncio.to_thread(keys.create_key, record.id, name, ctx.clock(), limit)
         ctx.wake_controller()
         return {"apiKey": key_json(created), "key": key}
 

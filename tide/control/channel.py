@@ -48,6 +48,7 @@ def route_table_to_json(table: RouteTable) -> dict[str, Any]:
                 "modelHeader": g.model_header,
                 "models": {name: list(ids) for name, ids in g.models.items()},
                 "keyHashes": None if g.key_hashes is None else sorted(g.key_hashes),
+                "keyLimits": dict(g.key_limits),
             }
             for g in table.gateways
         ],
@@ -82,6 +83,7 @@ def route_table_from_json(data: Mapping[str, Any]) -> RouteTable:
             model_header=str(g.get("modelHeader") or ""),
             models={str(name): tuple(str(i) for i in ids) for name, ids in g["models"].items()},
             key_hashes=None if g.get("keyHashes") is None else frozenset(str(h) for h in g["keyHashes"]),
+            key_limits={str(h): int(n) for h, n in (g.get("keyLimits") or {}).items()},
         )
         for g in data.get("gateways") or ()  # absent from an older leader: one implicit gateway
     )

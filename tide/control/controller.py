@@ -105,7 +105,7 @@ class Controller:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_routes: RouteTable | None = None
         self._gateways: list[GatewayRecord] = []  # gateway resources, read each reconcile
-        self._key_hashes: dict[str, frozenset[str]] = {}  # their API keys' hashes, likewise
+        self._key_hashes: dict[str, dict[str, int | None]] = {}  # their API keys: hash -> limit, likewise
         self._stopped = False
         backend.set_listener(self._on_replica_change)
 
@@ -611,7 +611,7 @@ def gateway_routes(
     gateways: list[GatewayRecord],
     specs: Mapping[str, DeploymentSpec],
     routes: Mapping[str, list[DeploymentRoute]],
-    key_hashes: Mapping[str, frozenset[str]] | None = None,
+    key_hashes: Mapping[str, Mapping[str, int | None]] | None = None,
 ) -> tuple[GatewayRoutes, ...]:
     """Each gateway resource with the routed deployments (by id in `specs`) that name it in gatewayIds,
     by model name. Pure: the controller passes what it read from the store."""
@@ -622,6 +622,7 @@ def gateway_routes(
         except SpecError:
             log.warning("gateway %s has an invalid stored spec; it serves nothing", record.id)
             continue
+        keys = (key_hashes or {}).get(record.id, {})
         models: dict[str, list[str]] = {}
         for model_name, rs in routes.items():
             for route in rs:
@@ -634,7 +635,8 @@ def gateway_routes(
                 hosts=gateway_hosts(record.id, spec),
                 model_header=spec.header_name,
                 models={name: tuple(ids) for name, ids in models.items()},
-                key_hashes=(key_hashes or {}).get(record.id, frozenset()) if spec.auth == "apiKeyAuth" else None,
+                key_hashes=frozenset(keys) if spec.auth == "apiKeyAuth" else None,
+                key_limits={h: limit for h, limit in keys.items() if limit is not None},
             )
         )
     return tuple(out)

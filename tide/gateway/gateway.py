@@ -8,7 +8,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -18,6 +18,7 @@ from tide.gateway.balancing import DeploymentState, ModelState, ReplicaState
 from tide.gateway.errors import error_response, json_response, model_not_found
 from tide.gateway.exchange import HOP_BY_HOP, Exchange
 from tide.gateway.keys import GatewayKeys
+from tide.gateway.ratelimit import KeyLimiter
 from tide.gateway.routes import DeploymentLoad, GatewayRoutes, RouteTable
 from tide.gateway.server import ClientConnection, IncomingRequest
 from tide.gateway.upstream import UpstreamPool
@@ -76,6 +77,7 @@ class Gateway:
         # Gateway resources: host -> (its models, its model header, its /v1/models body); the default's.
         self._by_host: dict[bytes, _GatewayView] = {}
         self._default_view: _GatewayView | None = None
+        self.limiter = KeyLimiter()  # per-key request limits of apiKeyAuth gateways
         self._deployments: dict[str, DeploymentState] = {}
         self._replicas: dict[str, ReplicaState] = {}
         self._draining: dict[str, ReplicaState] = {}  # dropped from the table, requests still in flight
@@ -181,7 +183,9 @@ class Gateway:
             }
             listing = orjson.dumps({"object": "list", "data": [_model_card(name) for name in gateway.models]})
             header = gateway.model_header.encode() if gateway.model_header else self.model_header
-            view = _GatewayView(gateway.gateway_id, models, header, listing, gateway.key_hashes)
+            view = _GatewayView(
+                gateway.gateway_id, models, header, listing, gateway.key_hashes, dict(gateway.key_limits)
+            )
             for host in gateway.hosts:
                 by_host[host.lower().encode()] = view
             if gateway.gateway_id == "default":
@@ -189,6 +193,7 @@ class Gateway:
         self._by_host, self._default_view = by_host, default
         # A gateway's own key is never passed on to replicas.
         keyed = self.api_keys is not None or any(g.key_hashes is not None for g in gateways)
+        self.limiter.forget({h for g in gateways for h in g.key_limits})
         self.dropped_headers = HOP_BY_HOP | {b"authorization"} if keyed else HOP_BY_HOP
 
     def _view(self, request: IncomingRequest) -> _GatewayView | None:
@@ -226,13 +231,7 @@ class Gateway:
     def accepts_headers(self, headers: list[tuple[bytes, bytes]]) -> bool:
         view = self._view_for(headers)
         if view is not None and view.key_hashes is not None:  # an apiKeyAuth gateway: its own keys only
-            for name, value in headers:
-                if name == b"authorization":
-                    scheme, _, key = value.partition(b" ")
-                    if scheme.lower() != b"bearer":
-                        return False
-                    return hashlib.sha256(key.strip()).hexdigest() in view.key_hashes
-            return False
+            return _key_hash(headers) in view.key_hashes  # "" (no bearer key) is never a hash
         keys = self.api_keys
         if keys is None:
             return True
@@ -275,6 +274,21 @@ class Gateway:
             )
             return
         view = self._view(request)
+        if view is not None and view.key_limits:
+            key_hash = _key_hash(request.headers)
+            wait = self.limiter.admit(key_hash, view.key_limits.get(key_hash), time.monotonic())
+            if wait is not None:
+                _reply_error(
+                    client,
+                    request,
+                    429,
+                    f"This API key's limit of {view.key_limits[key_hash]} requests per minute is used up; "
+                    f"retry in {wait} s",
+                    "rate_limit_error",
+                    "rate_limit_exceeded",
+                    retry_after_s=wait,
+                )
+                return
         models = self._models if view is None else view.models
         if suffix == b"/models":
             client.respond(self._list_models(model, request, view), keep_alive)
@@ -461,9 +475,19 @@ class _GatewayView:
     model_header: bytes
     listing: bytes  # the /v1/models body
     key_hashes: frozenset[str] | None = None  # apiKeyAuth: hashes of its keys
+    key_limits: dict[str, int] = field(default_factory=dict)  # key hash -> requests per minute
 
 
 _NO_GATEWAY = _GatewayView("", {}, b"x-tide-model", orjson.dumps({"object": "list", "data": []}))
+
+
+def _key_hash(headers: list[tuple[bytes, bytes]]) -> str:
+    """SHA-256 (hex) of the bearer key in `Authorization`; "" without one."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, key = value.partition(b" ")
+            return hashlib.sha256(key.strip()).hexdigest() if scheme.lower() == b"bearer" else ""
+    return ""
 
 
 def _header(request: IncomingRequest, name: bytes) -> bytes | None:

@@ -35,6 +35,7 @@ class GatewayRoutes:
     # apiKeyAuth: SHA-256 (hex) of the keys issued for this gateway; a request needs one of them.
     # None: the process-wide rule (its --api-keys-file keys, or open).
     key_hashes: frozenset[str] | None = None
+    key_limits: Mapping[str, int] = field(default_factory=dict)  # key hash -> requests per minute
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Float, String, Table, select
+from sqlalchemy import Column, Float, Integer, String, Table, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import JSON
@@ -117,6 +117,7 @@ gateway_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex of the key; the key is never stored
     Column("prefix", String(16), nullable=False),  # the key's first characters, to recognise it in a list
     Column("created_at", Float, nullable=False),
+    Column("requests_per_minute", Integer, nullable=True),  # None: no limit
 )
 
 KEY_PREFIX = "tide_"
@@ -129,6 +130,7 @@ class KeyRecord:
     name: str
     prefix: str
     created_at: float
+    requests_per_minute: int | None = None
 
 
 def hash_key(key: str) -> str:
@@ -137,14 +139,23 @@ def hash_key(key: str) -> str:
 
 
 def _key_record(row: Any) -> KeyRecord:
-    return KeyRecord(id=row.id, gateway_id=row.gateway_id, name=row.name, prefix=row.prefix, created_at=row.created_at)
+    return KeyRecord(
+        id=row.id,
+        gateway_id=row.gateway_id,
+        name=row.name,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        requests_per_minute=row.requests_per_minute,
+    )
 
 
 class KeyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create_key(self, gateway_id: str, name: str, now: float) -> tuple[KeyRecord, str]:
+    def create_key(
+        self, gateway_id: str, name: str, now: float, requests_per_minute: int | None = None
+    ) -> tuple[KeyRecord, str]:
         """A new key for the gateway: its record and the key itself, which is not kept (shown once)."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = f"key-{secrets.token_hex(6)}"
@@ -157,6 +168,7 @@ class KeyStore:
                     key_hash=hash_key(key),
                     prefix=key[: len(KEY_PREFIX) + 4],
                     created_at=now,
+                    requests_per_minute=requests_per_minute,
                 )
             )
             row = conn.execute(select(gateway_keys).where(gateway_keys.c.id == key_id)).one()
@@ -180,10 +192,11 @@ class KeyStore:
             conn.execute(gateway_keys.delete().where(where))
             return _key_record(row)
 
-    def key_hashes(self) -> dict[str, frozenset[str]]:
-        """gateway id -> hashes of its keys (what the gateways check requests against)."""
-        out: dict[str, set[str]] = {}
+    def key_hashes(self) -> dict[str, dict[str, int | None]]:
+        """gateway id -> {hash of each of its keys: its requests per minute, or None} (what gateways check)."""
+        out: dict[str, dict[str, int | None]] = {}
+        columns = (gateway_keys.c.gateway_id, gateway_keys.c.key_hash, gateway_keys.c.requests_per_minute)
         with self.engine.connect() as conn:
-            for row in conn.execute(select(gateway_keys.c.gateway_id, gateway_keys.c.key_hash)):
-                out.setdefault(row.gateway_id, set()).add(row.key_hash)
-        return {gateway_id: frozenset(hashes) for gateway_id, hashes in out.items()}
+            for row in conn.execute(select(*columns)):
+                out.setdefault(row.gateway_id, {})[row.key_hash] = row.requests_per_minute
+        return out
