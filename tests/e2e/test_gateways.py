@@ -28,6 +28,10 @@ def test_a_second_gateway_serves_its_own_deployments(clean_tide: TideProcess) ->
         f"http://team.localhost:{clean_tide.gateway_port}/v1",
         f"http://team.example.com:{clean_tide.gateway_port}/v1",
     ]
+    with clean_tide.api() as api:
+        assert (
+            api.post("/gateways", json={"name": "other", "apiKeyAuth": {}, "bodyBasedRouting": {}}).status_code == 201
+        )
     try:
         clean_tide.apply(tiny_spec("tiny-team", gatewayIds=["team"]))
         clean_tide.wait_for("tiny-team", "STATUS_READY", ready=1)
@@ -57,6 +61,22 @@ def test_a_second_gateway_serves_its_own_deployments(clean_tide: TideProcess) ->
             elsewhere = http.post(f"{base}/chat/completions", json={**CHAT, "model": "tiny-team"})
             assert elsewhere.status_code == 404, elsewhere.text
             assert "tiny-team" not in [m["id"] for m in http.get(f"{base}/models").json()["data"]]
+            # A key of team opens no other apiKeyAuth gateway.
+            other = http.post(f"{base}/chat/completions", json=CHAT, headers={**ask, "host": "other.localhost"})
+            assert other.status_code == 401, other.text
+            # A limited key: its third request in the minute gets 429 with Retry-After; team's first key is
+            # unaffected.
+            limited = clean_tide.cli("keys", "create", "team", "--requests-per-minute", "2").stdout.strip()
+            slow = {**ask, "authorization": f"Bearer {limited}"}
+            deadline = time.monotonic() + 10
+            while http.post(f"{base}/models", headers=slow).status_code == 401:  # wait for the key to arrive
+                assert time.monotonic() < deadline, "the new key never reached the gateway"
+                time.sleep(0.2)
+            codes = [http.post(f"{base}/chat/completions", json=CHAT, headers=slow).status_code for _ in range(3)]
+            assert codes[-1] == 429 and 200 in codes, codes
+            refused = http.post(f"{base}/chat/completions", json=CHAT, headers=slow)
+            assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 60
+            assert http.post(f"{base}/chat/completions", json=CHAT, headers=ask).status_code == 200
             clean_tide.cli("keys", "revoke", "team", key_id)
             deadline = time.monotonic() + 10
             while http.post(f"{base}/chat/completions", json=CHAT, headers=ask).status_code != 401:
@@ -66,3 +86,4 @@ def test_a_second_gateway_serves_its_own_deployments(clean_tide: TideProcess) ->
         clean_tide.delete_all()
         with clean_tide.api() as api:
             assert api.delete("/gateways/team").status_code == 200
+            assert api.delete("/gateways/other").status_code == 200
