@@ -38,7 +38,7 @@ def claims_table(items: list[dict[str, Any]]) -> str:
         status = item.get("status") or {}
         rows.append(
             [
-                str(item.get("id", "")),
+                str((item.get("spec") or {}).get("id", "")),
                 str(resources.get("instanceId", "")),
                 str(resources.get("instanceCount", "")),
                 str(status.get("allocatedInstances", 0)),
@@ -129,5 +129,6 @@ def get_claims_command(ctx: click.Context, output: str) -> None:
     """List capacity claims with allocated and pending instances."""
     from tide.cli import _client
 
-    items = _client(ctx).list_all("/capacityclaims")
-    click.echo(claims_table(items) if output == "table" else _dump({"items": items}, output))
+    items = _client(ctx).list_all("/capacityclaims", "capacityClaims")
+    body = {"capacityClaims": items}
+    click.echo(claims_table(items) if output == "table" else _dump(body, output))

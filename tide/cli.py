@@ -59,15 +59,18 @@ class ApiClient:
             except (ValueError, KeyError, TypeError):
                 message = response.text
             raise click.ClickException(f"{response.status_code}: {message}")
+        if "warning" in response.headers:  # e.g. a deprecated spec shape: the API says how to write it now
+            click.echo(f"warning: {response.headers['warning']}", err=True)
         return response.json()
 
-    def list_all(self, path: str) -> list[Any]:
-        """Every item of a paged list route, following `nextPageToken` (the largest pages the API serves)."""
+    def list_all(self, path: str, key: str) -> list[Any]:
+        """Every item of a paged list route (under `key`: `deployments`, `capacityClaims`), following
+        `nextPageToken` (the largest pages the API serves)."""
         items: list[Any] = []
         params: dict[str, Any] = {"pageSize": 1000}
         while True:
             page = self.call("GET", path, params=params)
-            items += page["items"]
+            items += page[key]
             token = page.get("nextPageToken")
             if not token:
                 return items
@@ -473,7 +476,7 @@ def apply(ctx: click.Context, files: tuple[str, ...]) -> None:
     """Create or update deployments from spec files (the YAML mirrors the API's JSON spec)."""
     client = _client(ctx)
     documents = [(path, index, doc) for path in files for index, doc in enumerate(_load_documents(path), 1)]
-    existing = client.list_all("/deployments")
+    existing = client.list_all("/deployments", "deployments")
     for done, (path, index, doc) in enumerate(documents):
         try:
             _apply_document(client, doc, existing)
@@ -484,23 +487,37 @@ def apply(ctx: click.Context, files: tuple[str, ...]) -> None:
 
 
 def _apply_document(client: ApiClient, doc: dict[str, Any], existing: list[dict[str, Any]]) -> None:
-    doc.pop("status", None)
+    doc = _spec_document(doc)
     target = _match_existing(doc, existing)
     if target is None:
-        created = client.call("POST", "/deployments", doc)
-        click.echo(f"deployment/{created['id']} created")
+        created = client.call("POST", "/deployments", doc)["deployment"]
+        click.echo(f"deployment/{_id(created)} created")
         existing.append(created)
     else:
-        before = next(d["generation"] for d in existing if d["id"] == target)
-        updated = client.call("PATCH", f"/deployments/{target}", {**doc, "id": target})
-        changed = "configured" if updated["generation"] != before else "unchanged"
+        before = next(d["status"]["generation"] for d in existing if _id(d) == target)
+        updated = client.call("PATCH", f"/deployments/{target}", {**doc, "id": target})["deployment"]
+        changed = "configured" if updated["status"]["generation"] != before else "unchanged"
         click.echo(f"deployment/{target} {changed}")
+
+
+def _id(resource: dict[str, Any]) -> str:
+    """A resource as the API returns it (`{"spec": {"id", ...}, "status": {...}}`): its id."""
+    return str(resource["spec"]["id"])
+
+
+def _spec_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """The spec to send from a file: a plain spec, or what `get -o yaml` printed (`deployment: {spec, status}`
+    or `{spec, status}`), so a fetched resource can be edited and re-applied."""
+    inner = doc.get("deployment", doc)
+    if isinstance(inner, dict) and isinstance(inner.get("spec"), dict):
+        return dict(inner["spec"])
+    return {k: v for k, v in doc.items() if k != "status"}
 
 
 def _match_existing(doc: dict[str, Any], existing: list[dict[str, Any]]) -> str | None:
     if doc.get("id"):
-        return str(doc["id"]) if any(d["id"] == doc["id"] for d in existing) else None
-    named = [d["id"] for d in existing if d["spec"].get("name") == doc.get("name")]
+        return str(doc["id"]) if any(_id(d) == doc["id"] for d in existing) else None
+    named = [_id(d) for d in existing if d["spec"].get("name") == doc.get("name")]
     if len(named) > 1:
         raise click.ClickException(
             f"several deployments are named {doc.get('name')!r} ({', '.join(named)}): add `id:` to the spec"
@@ -522,9 +539,9 @@ def _summary_row(item: dict[str, Any]) -> list[str]:
     conditions = status.get("conditions") or []
     reason = conditions[0]["message"] if conditions else ""
     return [
-        item["id"],
-        spec["name"],
-        str(status.get("state", "")).removeprefix("STATUS_"),
+        _id(item),
+        spec.get("model", {}).get("name", spec["name"]),
+        str(status.get("status", "")).removeprefix("STATUS_"),
         ready,
         str(spec.get("traffic", {}).get("weight", "")),
         spec["runtime"]["engine"],
@@ -544,12 +561,76 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 @click.pass_context
 def get_deployments(ctx: click.Context, output: str) -> None:
     """List deployments with state, ready/desired replicas and the first condition."""
-    items = _client(ctx).list_all("/deployments")
+    body = {"deployments": _client(ctx).list_all("/deployments", "deployments")}
     if output != "table":
-        click.echo(_dump({"items": items}, output))
+        click.echo(_dump(body, output))
         return
+    items = body["deployments"]
     headers = ["ID", "MODEL", "STATE", "READY", "WEIGHT", "ENGINE", "CONDITION"]
     click.echo(_table(headers, [_summary_row(i) for i in items]))
+
+
+@get.command("gateways")
+@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table")
+@click.pass_context
+def get_gateways(ctx: click.Context, output: str) -> None:
+    """List gateways with their authentication, routing strategy and endpoints."""
+    body = _client(ctx).call("GET", "/gateways")
+    if output != "table":
+        click.echo(_dump(body, output))
+        return
+    click.echo(_table(["ID", "AUTH", "ROUTING", "ENDPOINTS"], [_gateway_row(g) for g in body["gateways"]]))
+
+
+def _gateway_row(item: dict[str, Any]) -> list[str]:
+    spec = item["spec"]
+    auth = next((k for k in ("coreWeaveAuth", "apiKeyAuth") if k in spec), "?")
+    routing = next((k for k in ("bodyBasedRouting", "headerBasedRouting", "pathBasedRouting") if k in spec), "?")
+    if routing == "headerBasedRouting":
+        routing += f" ({spec[routing].get('headerName', '')})"
+    return [_id(item), auth, routing, " ".join(item["status"].get("endpoints") or [])]
+
+
+@main.group()
+def keys() -> None:
+    """API keys of apiKeyAuth gateways: a key opens its own gateway only."""
+
+
+@keys.command("create")
+@click.argument("gateway")
+@click.option("--name", default="", help="A label to recognise the key by.")
+@click.option("--requests-per-minute", type=click.IntRange(min=1), default=None, help="Limit; past it: 429.")
+@click.pass_context
+def keys_create(ctx: click.Context, gateway: str, name: str, requests_per_minute: int | None) -> None:
+    """Issue a key for GATEWAY. It is printed once: Tide keeps only its hash."""
+    body: dict[str, Any] = {"name": name} if name else {}
+    if requests_per_minute is not None:
+        body["requestsPerMinute"] = requests_per_minute
+    body = _client(ctx).call("POST", f"/gateways/{gateway}/keys", body)
+    click.echo(f"apikey/{body['apiKey']['id']} created for gateway {gateway}; the key (shown once):", err=True)
+    click.echo(body["key"])
+
+
+@keys.command("list")
+@click.argument("gateway")
+@click.pass_context
+def keys_list(ctx: click.Context, gateway: str) -> None:
+    """The keys of GATEWAY (their ids, labels and first characters; never the keys)."""
+    items = _client(ctx).call("GET", f"/gateways/{gateway}/keys")["apiKeys"]
+    rows = [
+        [k["id"], k["name"], k["prefix"] + "...", str(k.get("requestsPerMinute", "-")), k["createdAt"]] for k in items
+    ]
+    click.echo(_table(["ID", "NAME", "KEY", "PER MINUTE", "CREATED"], rows))
+
+
+@keys.command("revoke")
+@click.argument("gateway")
+@click.argument("key_id")
+@click.pass_context
+def keys_revoke(ctx: click.Context, gateway: str, key_id: str) -> None:
+    """Revoke a key of GATEWAY: requests with it are refused within a second."""
+    _client(ctx).call("DELETE", f"/gateways/{gateway}/keys/{key_id}")
+    click.echo(f"apikey/{key_id} revoked")
 
 
 @get.command("deployment")
@@ -558,11 +639,11 @@ def get_deployments(ctx: click.Context, output: str) -> None:
 @click.pass_context
 def get_deployment(ctx: click.Context, name: str, output: str) -> None:
     """One deployment: state, replicas with their phases, conditions and the last scaling decision."""
-    item = _client(ctx).call("GET", f"/deployments/{name}")
+    body = _client(ctx).call("GET", f"/deployments/{name}")
     if output != "table":
-        click.echo(_dump(item, output))
+        click.echo(_dump(body, output))
         return
-    click.echo(describe_deployment(item))
+    click.echo(describe_deployment(body["deployment"]))
 
 
 def describe_deployment(item: dict[str, Any]) -> str:
@@ -570,12 +651,14 @@ def describe_deployment(item: dict[str, Any]) -> str:
     spec = item["spec"]
     a = spec.get("autoscaling", {})
     lines = [
-        f"Deployment {item['id']} (model {spec['name']}, generation {item['generation']})",
-        f"  state:     {status.get('state', '?')}",
+        f"Deployment {_id(item)} ({spec['name']}, model {spec.get('model', {}).get('name', '?')}, "
+        f"generation {status.get('generation', '?')})",
+        f"  state:     {status.get('status', '?')}",
+        f"  gateways:  {', '.join(spec.get('gatewayIds') or []) or '-'}",
         f"  replicas:  {status.get('readyReplicas', 0)} ready / {status.get('desiredReplicas', 0)} desired"
         f"{f' / {parked} parked' if (parked := status.get('parkedReplicas')) else ''}"
         f"  (min {a.get('min')}, max {a.get('max')}, concurrency {a.get('concurrency')})",
-        f"  weights:   {spec.get('weights', {}).get('bucket', '-')}/{spec.get('weights', {}).get('path', '-')}",
+        f"  weights:   {spec.get('model', {}).get('bucket', '-')}/{spec.get('model', {}).get('path', '-')}",
         f"  engine:    {spec['runtime']['engine']} {spec['runtime'].get('version', '')}",
         f"  traffic:   weight {spec.get('traffic', {}).get('weight')}{'  (disabled)' if spec.get('disabled') else ''}",
     ]
@@ -632,8 +715,8 @@ def _dump(data: Any, output: str) -> str:
 @click.pass_context
 def delete(ctx: click.Context, name: str) -> None:
     """Delete a deployment (its replicas finish in-flight requests first)."""
-    item = _client(ctx).call("DELETE", f"/deployments/{name}")
-    click.echo(f"deployment/{item['id']} deleting")
+    item = _client(ctx).call("DELETE", f"/deployments/{name}")["deployment"]
+    click.echo(f"deployment/{_id(item)} deleting")
 
 
 @main.command()
@@ -679,16 +762,16 @@ def wait_for(ctx: click.Context, name: str, state: str, timeout: float) -> None:
     client = _client(ctx)
     deadline = time.monotonic() + timeout
     while True:
-        item = client.call("GET", f"/deployments/{name}")
-        current = (item.get("status") or {}).get("state")
+        item = client.call("GET", f"/deployments/{name}")["deployment"]
         status = item.get("status") or {}
+        current = status.get("status")
         # READY with no replica wanted (scaled to zero, disabled) is READY: there is nothing to wait for.
         serving = status.get("readyReplicas", 0) > 0 or status.get("desiredReplicas") == 0
         if current == state and (state != "STATUS_READY" or serving):
-            click.echo(f"deployment/{item['id']} {current}")
+            click.echo(f"deployment/{_id(item)} {current}")
             return
         if current == "STATUS_FAILED" and state != current:
-            raise click.ClickException(f"deployment {item['id']} failed:\n{describe_deployment(item)}")
+            raise click.ClickException(f"deployment {_id(item)} failed:\n{describe_deployment(item)}")
         if time.monotonic() > deadline:
             raise click.ClickException(f"timed out waiting for {state}:\n{describe_deployment(item)}")
         time.sleep(0.5)

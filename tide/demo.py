@@ -23,7 +23,7 @@ from tide.config import read_client_token
 
 DEMO_SPEC: dict[str, Any] = {
     "name": "tiny-chat",
-    "weights": {"bucket": "models", "path": "tiny"},
+    "model": {"name": "tiny-chat", "bucket": "models", "path": "tiny"},
     "runtime": {"engine": "builtin"},
     "autoscaling": {
         "min": 0,
@@ -159,17 +159,17 @@ def _stream_chat(gateway: str, prompt: str) -> None:
 def _print_status(http: httpx.Client, api: str) -> None:
     from tide.cli import describe_deployment
 
-    item = _check(http.get(f"{api}/deployments/tiny-chat"))
+    item = _check(http.get(f"{api}/deployments/tiny-chat"))["deployment"]
     click.echo("\n".join("   " + line for line in describe_deployment(item).splitlines()))
 
 
 def _status_line(http: httpx.Client, api: str) -> tuple[str, int]:
-    status = _check(http.get(f"{api}/deployments/tiny-chat")).get("status") or {}
+    status = _check(http.get(f"{api}/deployments/tiny-chat"))["deployment"].get("status") or {}
     replicas = status.get("replicas") or []
     phases = ", ".join(sorted(r["phase"] for r in replicas)) or "none"
     decision = (status.get("lastScalingDecision") or {}).get("reason", "")
     line = (
-        f"   {status.get('state', '?').removeprefix('STATUS_'):8} ready {status.get('readyReplicas', 0)}"
+        f"   {status.get('status', '?').removeprefix('STATUS_'):8} ready {status.get('readyReplicas', 0)}"
         f" / desired {status.get('desiredReplicas', 0)}  [{phases}]  {decision}"
     )
     return line, len(replicas)

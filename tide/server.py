@@ -178,6 +178,7 @@ class TideServer:
             logs=self.backend.logs,
             parameters=lambda: parameters_json(self.current_catalog()),
             metrics=self.controller.metrics.exposition,
+            gateway_url=f"http://{config.host}:{config.gateway_port}",
             claims=ClaimsContext(
                 store=self.store, inventory=self.current_inventory, wake_controller=self.controller.wake
             ),

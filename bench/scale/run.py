@@ -154,7 +154,7 @@ class Tide:
         with self.api() as api:
             response = api.get(f"/deployments/{DEPLOYMENT}")
             response.raise_for_status()
-            status = dict(response.json()["status"])
+            status = dict(response.json()["deployment"]["status"])
         self.note_pids(status)
         return status
 
@@ -167,7 +167,7 @@ class Tide:
         status: dict[str, Any] = {}
         while time.monotonic() < deadline:
             status = self.status()
-            if status.get("state") == "STATUS_READY" and not status.get("replicas") and not status["readyReplicas"]:
+            if status.get("status") == "STATUS_READY" and not status.get("replicas") and not status["readyReplicas"]:
                 return status
             time.sleep(0.2)
         raise RuntimeError(f"{DEPLOYMENT} did not reach 0 replicas in {timeout:.0f} s; last status {status}")

@@ -43,11 +43,26 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, list[int]]]:
 def spec(**overrides: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "name": "tiny-chat",
-        "weights": {"bucket": "models", "path": "tiny"},
+        "model": {"name": "tiny-model", "bucket": "models", "path": "tiny"},
         "runtime": {"engine": "builtin"},
     }
     raw.update(overrides)
     return raw
+
+
+def test_old_shape_is_accepted_with_a_deprecation_notice(api: tuple[TestClient, list[int]]) -> None:
+    client, _ = api
+    old = {"name": "tiny-chat", "weights": {"bucket": "models", "path": "tiny"}, "runtime": {"engine": "builtin"}}
+    created = client.post(f"{BASE}/deployments", json=old)
+    assert created.status_code == 201, created.text
+    assert created.headers["deprecation"] == "true"
+    assert "model: {name, bucket, path}" in created.headers["warning"]
+    assert "weights.bucket" in created.headers["warning"]
+    stored = client.get(f"{BASE}/deployments/tiny-chat").json()["deployment"]["spec"]
+    assert stored["model"] == {"name": "tiny-chat", "bucket": "models", "path": "tiny"}
+    assert "weights" not in stored
+    updated = client.patch(f"{BASE}/deployments/tiny-chat", json=spec())
+    assert updated.status_code == 200 and "deprecation" not in updated.headers
 
 
 def test_every_route_needs_the_token(api: tuple[TestClient, list[int]]) -> None:
@@ -71,25 +86,27 @@ def test_create_read_list_delete(api: tuple[TestClient, list[int]]) -> None:
     client, wakes = api
     created = client.post(f"{BASE}/deployments", json=spec())
     assert created.status_code == 201
-    body = created.json()
-    assert body["id"] == "tiny-chat"
+    body = created.json()["deployment"]
+    assert body["spec"]["id"] == "tiny-chat"
     assert body["spec"]["traffic"]["weight"] == 100  # defaults filled in
-    assert body["status"]["state"] == "STATUS_CREATING"
+    assert body["status"]["status"] == "STATUS_CREATING"
     assert wakes, "the controller must be woken after the write"
-    assert client.get(f"{BASE}/deployments/tiny-chat").json()["spec"]["name"] == "tiny-chat"
-    assert [d["id"] for d in client.get(f"{BASE}/deployments").json()["items"]] == ["tiny-chat"]
+    assert client.get(f"{BASE}/deployments/tiny-chat").json()["deployment"]["spec"]["name"] == "tiny-chat"
+    assert [d["spec"]["id"] for d in client.get(f"{BASE}/deployments").json()["deployments"]] == ["tiny-chat"]
     deleted = client.delete(f"{BASE}/deployments/tiny-chat")
     assert deleted.status_code == 200
-    assert client.get(f"{BASE}/deployments").json()["items"][0].get("id") == "tiny-chat"  # until drained
+    assert deleted.json()["deployment"]["status"]["status"] == "STATUS_DELETING"
+    listed = client.get(f"{BASE}/deployments").json()["deployments"]
+    assert listed[0]["spec"]["id"] == "tiny-chat"  # until drained
 
 
 def test_same_name_gets_a_new_id_and_name_lookup_becomes_ambiguous(api: tuple[TestClient, list[int]]) -> None:
     client, _ = api
     client.post(f"{BASE}/deployments", json=spec())
-    second = client.post(f"{BASE}/deployments", json=spec()).json()
+    second = client.post(f"{BASE}/deployments", json=spec()).json()["deployment"]["spec"]
     assert second["id"].startswith("tiny-chat-") and second["id"] != "tiny-chat"
     canary = client.post(f"{BASE}/deployments", json={**spec(), "id": "tiny-canary"})
-    assert canary.json()["id"] == "tiny-canary"
+    assert canary.json()["deployment"]["spec"]["id"] == "tiny-canary"
     taken = client.post(f"{BASE}/deployments", json={**spec(), "id": "tiny-canary"})
     assert taken.status_code == 409
     assert client.get(f"{BASE}/deployments/tiny-canary").status_code == 200
@@ -100,17 +117,19 @@ def test_patch_takes_the_whole_spec(api: tuple[TestClient, list[int]]) -> None:
     client.post(f"{BASE}/deployments", json=spec(traffic={"weight": 7}, autoscaling={"max": 3}))
     patched = client.patch(f"{BASE}/deployments/tiny-chat", json=spec())
     assert patched.status_code == 200
-    body = patched.json()
+    body = patched.json()["deployment"]
     assert body["spec"]["traffic"]["weight"] == 100
     assert body["spec"]["autoscaling"]["max"] == 1
-    assert body["generation"] == 2
+    assert body["status"]["generation"] == 2
 
 
 @pytest.mark.parametrize(
     ("raw", "field"),
     [
         (spec(name="abc"), "name"),
-        (spec(weights={"bucket": "models"}), "weights.path"),
+        (spec(model={"name": "tiny-model", "bucket": "models"}), "model.path"),
+        (spec(model={"name": "abc", "bucket": "models", "path": "tiny"}), "model.name"),
+        (spec(gatewayIds=[]), "gatewayIds"),
         (spec(runtime={"engine": "nope"}), "runtime.engine"),
         (
             spec(runtime={"engine": "builtin", "engineConfig": {"tensor-parallel-size": "2"}}),

@@ -22,7 +22,9 @@ def body(claim_id: str | None = "team-a", **resources: Any) -> dict[str, Any]:
 
 
 def status(item: dict[str, Any]) -> tuple[int, int]:
-    return item["status"]["allocatedInstances"], item["status"]["pendingInstances"]
+    """(allocated, pending) of a claim, as listed or wrapped in `{"capacityClaim": ...}`."""
+    claim = item.get("capacityClaim", item)
+    return claim["status"]["allocatedInstances"], claim["status"]["pendingInstances"]
 
 
 def assert_invalid(response: Any, field: str) -> None:
@@ -53,7 +55,9 @@ def test_every_route_needs_the_token(api: ClaimsApi, method: str, path: str) -> 
         response = api.client.request(method, BASE + path, json=body(), headers={"authorization": header})
         assert response.status_code == 401, (header, response.text)
         assert response.json()["error"]["code"] == "UNAUTHENTICATED"
-    assert api.client.get(f"{CLAIMS}/team-a").json()["spec"]["resources"]["instanceCount"] == 2  # untouched
+    assert (
+        api.client.get(f"{CLAIMS}/team-a").json()["capacityClaim"]["spec"]["resources"]["instanceCount"] == 2
+    )  # untouched
 
 
 # -- CRUD ---------------------------------------------------------------------------------------------
@@ -62,25 +66,26 @@ def test_every_route_needs_the_token(api: ClaimsApi, method: str, path: str) -> 
 def test_create_get_list_delete(api: ClaimsApi) -> None:
     created = api.client.post(CLAIMS, json=body())
     assert created.status_code == 201, created.text
-    item = created.json()
-    assert item["id"] == "team-a"
+    item = created.json()["capacityClaim"]
     assert item["spec"] == {
+        "id": "team-a",
         "resources": {
             "instanceId": "H100-8x",
             "instanceCount": 2,
             "capacityType": "CAPACITY_TYPE_SERVERLESS",  # the default, filled in
             "zones": [ZONE_A],
-        }
+        },
     }
-    assert item["createdAt"] == item["updatedAt"] == api.clock.now
+    assert item["status"]["createdAt"] == item["status"]["updatedAt"] == "2025-11-24T16:00:00Z"  # RFC 3339
+    assert item["status"]["status"] == "STATUS_READY"  # both instances allocated
     assert api.wakes, "the controller must be woken after the write"
-    assert api.client.get(f"{CLAIMS}/team-a").json() == item
-    assert api.client.get(CLAIMS).json() == {"items": [item]}
+    assert api.client.get(f"{CLAIMS}/team-a").json() == {"capacityClaim": item}
+    assert api.client.get(CLAIMS).json() == {"capacityClaims": [item]}
     wakes = len(api.wakes)
     deleted = api.client.delete(f"{CLAIMS}/team-a")
-    assert deleted.status_code == 200 and deleted.json()["id"] == "team-a"
+    assert deleted.status_code == 200 and deleted.json()["capacityClaim"]["spec"]["id"] == "team-a"
     assert len(api.wakes) == wakes + 1
-    assert api.client.get(CLAIMS).json() == {"items": []}
+    assert api.client.get(CLAIMS).json() == {"capacityClaims": []}
     assert api.client.get(f"{CLAIMS}/team-a").status_code == 404
 
 
@@ -101,12 +106,12 @@ def test_taken_id_is_409_and_keeps_the_first(api: ClaimsApi) -> None:
         "message": "a capacity claim with id 'team-a' already exists",
         "field": "id",
     }
-    assert api.client.get(f"{CLAIMS}/team-a").json()["spec"]["resources"]["instanceCount"] == 1
+    assert api.client.get(f"{CLAIMS}/team-a").json()["capacityClaim"]["spec"]["resources"]["instanceCount"] == 1
 
 
 def test_id_is_generated_when_omitted(api: ClaimsApi) -> None:
-    first = api.client.post(CLAIMS, json=body(None)).json()["id"]
-    second = api.client.post(CLAIMS, json=body(None)).json()["id"]
+    first = api.client.post(CLAIMS, json=body(None)).json()["capacityClaim"]["spec"]["id"]
+    second = api.client.post(CLAIMS, json=body(None)).json()["capacityClaim"]["spec"]["id"]
     assert first.startswith("claim-") and second.startswith("claim-") and first != second
 
 
@@ -118,7 +123,7 @@ def test_patch_takes_the_whole_spec(api: ClaimsApi) -> None:
         f"{CLAIMS}/team-a", json={"resources": {"instanceId": "h100-8X", "instanceCount": 1, "zones": [ZONE_B, ZONE_A]}}
     )
     assert patched.status_code == 200, patched.text
-    item = patched.json()
+    item = patched.json()["capacityClaim"]
     # capacityType was omitted: back to its default. Zones keep the order given.
     assert item["spec"]["resources"] == {
         "instanceId": "H100-8x",
@@ -126,19 +131,23 @@ def test_patch_takes_the_whole_spec(api: ClaimsApi) -> None:
         "capacityType": "CAPACITY_TYPE_SERVERLESS",
         "zones": [ZONE_B, ZONE_A],
     }
-    assert item["updatedAt"] == item["createdAt"] + 10
+    assert (item["status"]["createdAt"], item["status"]["updatedAt"]) == (
+        "2025-11-24T16:00:00Z",
+        "2025-11-24T16:00:10Z",
+    )
     assert len(api.wakes) == wakes + 1
 
 
 def test_a_get_result_can_be_edited_and_reapplied(api: ClaimsApi) -> None:
-    item = api.client.post(CLAIMS, json=body()).json()
+    item = api.client.post(CLAIMS, json=body()).json()["capacityClaim"]
     item["spec"]["resources"]["instanceCount"] = 3
     patched = api.client.patch(f"{CLAIMS}/team-a", json=item)
     assert patched.status_code == 200, patched.text
-    assert patched.json()["spec"]["resources"]["instanceCount"] == 3
+    assert patched.json()["capacityClaim"]["spec"]["resources"]["instanceCount"] == 3
     # ... and POSTed under a new id.
-    item["id"] = "team-b"
+    item["spec"]["id"] = "team-b"
     assert api.client.post(CLAIMS, json=item).status_code == 201
+    assert api.client.get(f"{CLAIMS}/team-b").status_code == 200
 
 
 def test_patch_cannot_change_the_id(api: ClaimsApi) -> None:
@@ -150,7 +159,7 @@ def test_patch_cannot_change_the_id(api: ClaimsApi) -> None:
 def test_patch_is_validated_and_changes_nothing_when_invalid(api: ClaimsApi) -> None:
     api.client.post(CLAIMS, json=body())
     assert_invalid(api.client.patch(f"{CLAIMS}/team-a", json=body(None, instanceCount=0)), "resources.instanceCount")
-    assert api.client.get(f"{CLAIMS}/team-a").json()["spec"]["resources"]["instanceCount"] == 2
+    assert api.client.get(f"{CLAIMS}/team-a").json()["capacityClaim"]["spec"]["resources"]["instanceCount"] == 2
 
 
 # -- validation ---------------------------------------------------------------------------------------
@@ -198,7 +207,7 @@ def test_invalid_resources_are_400_naming_the_field(api: ClaimsApi, resources: d
         else:
             raw["resources"][key] = value
     assert_invalid(api.client.post(CLAIMS, json=raw), field)
-    assert api.client.get(CLAIMS).json() == {"items": []}
+    assert api.client.get(CLAIMS).json() == {"capacityClaims": []}
     assert not api.wakes
 
 
@@ -211,7 +220,7 @@ def test_invalid_resources_are_400_naming_the_field(api: ClaimsApi, resources: d
         ({"id": "team-a"}, "resources"),
         ({"resources": None}, "resources"),
         ({"resources": ["H100-8x"]}, "resources"),
-        ({"resources": {}, "name": "x"}, "name"),
+        ({"resources": {}, "labels": {}}, "labels"),  # name is the hosted body's; labels are no field
         ({"resources": {}, "instanceCount": 2}, "instanceCount"),
         ({"spec": None}, "spec"),
         ({"spec": {"resources": {}, "extra": 1}}, "spec.extra"),
@@ -242,20 +251,20 @@ def test_instance_id_is_case_insensitive_and_stored_as_the_inventory_spells_it(a
     for n, spelling in enumerate(["h100-8x", "H100-8X", " h100-8X "]):
         created = api.client.post(CLAIMS, json=body(f"claim-{n}", instanceId=spelling, instanceCount=1))
         assert created.status_code == 201, created.text
-        assert created.json()["spec"]["resources"]["instanceId"] == "H100-8x"
+        assert created.json()["capacityClaim"]["spec"]["resources"]["instanceId"] == "H100-8x"
 
 
 def test_a_type_offered_in_one_of_the_zones_is_enough(api: ClaimsApi) -> None:
     created = api.client.post(CLAIMS, json=body(instanceId="l40-4x", zones=[ZONE_B, ZONE_A]))
     assert created.status_code == 201, created.text
-    assert created.json()["spec"]["resources"]["zones"] == [ZONE_B, ZONE_A]
+    assert created.json()["capacityClaim"]["spec"]["resources"]["zones"] == [ZONE_B, ZONE_A]
 
 
 def test_both_capacity_types_are_accepted(api: ClaimsApi) -> None:
     for n, kind in enumerate(["CAPACITY_TYPE_SERVERLESS", "CAPACITY_TYPE_CUSTOMER"]):
         created = api.client.post(CLAIMS, json=body(f"claim-{n}", capacityType=kind))
         assert created.status_code == 201
-        assert created.json()["spec"]["resources"]["capacityType"] == kind
+        assert created.json()["capacityClaim"]["spec"]["resources"]["capacityType"] == kind
 
 
 # -- status -------------------------------------------------------------------------------------------
@@ -281,9 +290,9 @@ def test_claims_are_first_come_first_served_and_stable(api: ClaimsApi) -> None:
     api.clock.now += 1
     third = api.client.post(CLAIMS, json=body("third", instanceCount=1, zones=[ZONE_B]))
     assert status(third.json()) == (0, 1)  # nothing left
-    listed = {i["id"]: status(i) for i in api.client.get(CLAIMS).json()["items"]}
+    listed = {i["spec"]["id"]: status(i) for i in api.client.get(CLAIMS).json()["capacityClaims"]}
     assert listed == {"first": (2, 1), "second": (2, 0), "third": (0, 1)}
-    assert [i["id"] for i in api.client.get(CLAIMS).json()["items"]] == ["first", "second", "third"]
+    assert [i["spec"]["id"] for i in api.client.get(CLAIMS).json()["capacityClaims"]] == ["first", "second", "third"]
     # Shrinking the second frees one 04b instance for the third.
     api.client.patch(f"{CLAIMS}/second", json=body(None, instanceCount=1, zones=[ZONE_A, ZONE_B]))
     assert status(api.client.get(f"{CLAIMS}/third").json()) == (1, 0)
@@ -311,7 +320,7 @@ def test_instances_held_by_a_claim_in_the_inventory_count(api: ClaimsApi) -> Non
     api.clock.now += 1
     api.client.post(CLAIMS, json=body("late", instanceCount=2, zones=[ZONE_B]))
     # "late" keeps what it holds (claims are stable); "early" gets what is left.
-    listed = {i["id"]: status(i) for i in api.client.get(CLAIMS).json()["items"]}
+    listed = {i["spec"]["id"]: status(i) for i in api.client.get(CLAIMS).json()["capacityClaims"]}
     assert listed == {"early": (1, 1), "late": (2, 0)}
 
 

@@ -47,14 +47,14 @@ def cli(api: ClaimsApi, monkeypatch: pytest.MonkeyPatch) -> click.Group:
 def test_claims_table() -> None:
     items = [
         {
-            "id": "team-a",
             "spec": {
+                "id": "team-a",
                 "resources": {
                     "instanceId": "H100-8x",
                     "instanceCount": 3,
                     "capacityType": "CAPACITY_TYPE_SERVERLESS",
                     "zones": [ZONE_A, ZONE_B],
-                }
+                },
             },
             "status": {"allocatedInstances": 2, "pendingInstances": 1},
         }

@@ -124,27 +124,32 @@ class TideProcess:
         return result
 
     def apply(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Create or update; returns the deployment as the API shapes it, `{"spec": {"id", ...}, "status"}`."""
         with self.api() as api:
             existing = api.get(f"/deployments/{spec.get('id', spec['name'])}")
             if existing.status_code == 200:
-                response = api.patch(f"/deployments/{existing.json()['id']}", json=spec)
+                response = api.patch(f"/deployments/{existing.json()['deployment']['spec']['id']}", json=spec)
             else:
                 response = api.post("/deployments", json=spec)
             assert response.status_code in (200, 201), response.text
-            return dict(response.json())
+            return dict(response.json()["deployment"])
 
     def status(self, deployment_id: str) -> dict[str, Any]:
+        """`deployment.status` (`status` is the state, as the hosted API names it)."""
         with self.api() as api:
             response = api.get(f"/deployments/{deployment_id}")
             assert response.status_code == 200, response.text
-            return dict(response.json()["status"])
+            status = dict(response.json()["deployment"]["status"])
+        # Bridge for tests written before the hosted shape, which read the state as `state`.
+        status.setdefault("state", status.get("status"))
+        return status
 
     def wait_for(self, deployment_id: str, state: str, timeout: float = 90, ready: int | None = None) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         status: dict[str, Any] = {}
         while time.monotonic() < deadline:
             status = self.status(deployment_id)
-            if status.get("state") == state and (ready is None or status.get("readyReplicas") == ready):
+            if status.get("status") == state and (ready is None or status.get("readyReplicas") == ready):
                 return status
             time.sleep(0.2)
         raise AssertionError(
@@ -153,10 +158,10 @@ class TideProcess:
 
     def delete_all(self) -> None:
         with self.api() as api:
-            for item in api.get("/deployments").json()["items"]:
-                api.delete(f"/deployments/{item['id']}")
+            for item in api.get("/deployments").json()["deployments"]:
+                api.delete(f"/deployments/{item['spec']['id']}")
             deadline = time.monotonic() + 60
-            while api.get("/deployments").json()["items"] and time.monotonic() < deadline:
+            while api.get("/deployments").json()["deployments"] and time.monotonic() < deadline:
                 time.sleep(0.2)
 
 
@@ -193,11 +198,18 @@ def clean_tide(tide: TideProcess) -> Iterator[TideProcess]:
 
 
 def tiny_spec(name: str = "tiny-chat", **overrides: Any) -> dict[str, Any]:
+    """A deployment of the tiny model in the hosted shape; its model name is `name` (what requests send).
+    `weights={"bucket": ..., "path": ...}` (the old shape) is still taken and moved into `model`."""
+    weights = dict(overrides.pop("weights", None) or {})
+    model = {"name": name, "bucket": weights.pop("bucket", "models"), "path": weights.pop("path", "tiny")}
+    model.update(overrides.pop("model", None) or {})
     spec: dict[str, Any] = {
         "name": name,
-        "weights": {"bucket": "models", "path": "tiny"},
+        "model": model,
         "runtime": {"engine": "builtin"},
         "autoscaling": {"min": 1, "max": 1},
     }
+    if weights:
+        spec["weights"] = weights
     spec.update(overrides)
     return spec

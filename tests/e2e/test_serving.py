@@ -83,7 +83,7 @@ def test_spec_change_rolls_out_without_a_failed_request(clean_tide: TideProcess)
         while time.monotonic() < deadline:
             status = clean_tide.status("tiny-chat")
             ids = {r["id"] for r in status["replicas"]}
-            if status["state"] == "STATUS_READY" and ids and not ids & old_ids:
+            if status["status"] == "STATUS_READY" and ids and not ids & old_ids:
                 break
             time.sleep(0.2)
         else:
@@ -117,7 +117,7 @@ def test_restart_keeps_every_deployment(clean_tide: TideProcess) -> None:
     clean_tide.stop()
     clean_tide.start()
     with clean_tide.api() as api:
-        items = {i["id"]: i for i in api.get("/deployments").json()["items"]}
+        items = {i["spec"]["id"]: i for i in api.get("/deployments").json()["deployments"]}
     assert set(items) == {"tiny-chat", "tiny-other"}
     assert items["tiny-other"]["spec"]["traffic"]["weight"] == 7
     clean_tide.wait_for("tiny-chat", "STATUS_READY", ready=1)

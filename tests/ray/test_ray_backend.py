@@ -67,7 +67,7 @@ def test_parameters_and_claims_come_from_the_clusters_nodes(tide: TideProcess) -
         too_big = {**h100_spec(), "name": "too-big", "resources": {"instanceType": "l40-1x", "gpuCount": 2}}
         response = api.post("/deployments", json=too_big)
         assert response.status_code == 400 and "exceeds the 1 GPUs of instance type l40-1x" in response.text
-        claims = {c["id"]: c for c in api.get("/capacityclaims").json()["items"]}
+        claims = {c["spec"]["id"]: c for c in api.get("/capacityclaims").json()["capacityClaims"]}
         assert claims["team-h100"]["status"]["allocatedInstances"] == 1
 
 
@@ -101,7 +101,8 @@ def test_the_management_api_alone_validates_against_the_clusters_nodes(tide: Tid
         too_big = {**h100_spec(), "name": "too-big", "resources": {"instanceType": "l40-1x", "gpuCount": 2}}
         response = httpx.post(f"{url}/deployments", json=too_big, headers=headers)
         assert response.status_code == 400 and "exceeds the 1 GPUs of instance type l40-1x" in response.text
-        claims = {c["id"]: c for c in httpx.get(f"{url}/capacityclaims", headers=headers).json()["items"]}
+        listed = httpx.get(f"{url}/capacityclaims", headers=headers).json()["capacityClaims"]
+        claims = {c["spec"]["id"]: c for c in listed}
         assert claims["team-h100"]["status"]["allocatedInstances"] == 1
     finally:
         process.terminate()

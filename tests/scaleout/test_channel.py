@@ -9,7 +9,7 @@ from tide.control.channel import (
     route_table_from_json,
     route_table_to_json,
 )
-from tide.gateway.routes import DeploymentLoad, DeploymentRoute, ReplicaEndpoint, RouteTable
+from tide.gateway.routes import DeploymentLoad, DeploymentRoute, GatewayRoutes, ReplicaEndpoint, RouteTable
 
 
 def test_route_table_round_trips_through_json() -> None:
@@ -26,9 +26,15 @@ def test_route_table_round_trips_through_json() -> None:
                 ),
                 DeploymentRoute("b", "tiny", 20, ()),
             )
-        }
+        },
+        gateways=(
+            GatewayRoutes("default", ("default.localhost",), "", {"tiny": ("a", "b")}),
+            GatewayRoutes("team", ("team.localhost", "t.example.com"), "x-model", {"tiny": ("b",)}),
+        ),
     )
     assert route_table_from_json(route_table_to_json(table)) == table
+    older_leader = {"routes": route_table_to_json(table)["routes"]}  # no gateways: one implicit gateway
+    assert route_table_from_json(older_leader) == RouteTable(table.routes)
     assert route_table_from_json(route_table_to_json(RouteTable({}))) == RouteTable({})
 
 

@@ -122,7 +122,7 @@ class Cluster:
 
     def status(self, i: int, deployment_id: str) -> dict[str, Any]:
         with self.api(i) as api:
-            status = dict(api.get(f"/deployments/{deployment_id}").json()["status"])
+            status = dict(api.get(f"/deployments/{deployment_id}").json()["deployment"]["status"])
         for replica in status.get("replicas", []):
             if "pid" in replica:
                 self.replica_pids.add(int(replica["pid"]))
@@ -275,8 +275,8 @@ def test_api_alone_over_the_same_database_reaches_the_leader(cluster: Cluster) -
         created = time.monotonic()
 
         def reconciled() -> bool:
-            status = httpx.get(f"{url}/deployments/tiny-idle", headers=headers).json()["status"]
-            return bool(status.get("state") == "STATUS_READY")
+            status = httpx.get(f"{url}/deployments/tiny-idle", headers=headers).json()["deployment"]["status"]
+            return bool(status.get("status") == "STATUS_READY")
 
         wait_until(reconciled, 10, lambda: f"the leader never reconciled it\n{cluster.logs()}")
         print(f"a change through `tide api` reconciled by the leader in {time.monotonic() - created:.1f} s")

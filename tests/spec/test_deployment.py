@@ -11,6 +11,7 @@ from tide.spec import (
     SpecError,
     default_catalog,
     deployment_to_dict,
+    legacy_fields,
     parse_deployment,
     parse_duration,
 )
@@ -23,6 +24,17 @@ CATALOG = default_catalog(
 
 
 def base(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": "llama-chat",
+        "model": {"name": "llama-3-8b", "bucket": "models", "path": "llama/8b"},
+        "runtime": {"engine": "vllm"},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def legacy(**overrides: Any) -> dict[str, Any]:
+    """The shape before the hosted one: `name` is also the model name, `weights` says where."""
     spec: dict[str, Any] = {
         "name": "llama-chat",
         "weights": {"bucket": "models", "path": "llama/8b"},
@@ -47,6 +59,30 @@ def test_defaults_are_filled_in() -> None:
     assert spec.autoscaling.capacity_classes == ("CAPACITY_CLASS_RESERVED", "CAPACITY_CLASS_ON_DEMAND")
     assert spec.traffic.weight == 100
     assert spec.disabled is False
+    assert spec.gateway_ids == ("default",)
+
+
+def test_model_names_the_route_and_the_weights() -> None:
+    spec = parse_deployment(base(gatewayIds=["edge", "internal", "edge"]), CATALOG)
+    assert (spec.name, spec.routing_name) == ("llama-chat", "llama-3-8b")
+    assert spec.weights is not None and (spec.weights.bucket, spec.weights.path) == ("models", "llama/8b")
+    assert spec.gateway_ids == ("edge", "internal")
+    out = deployment_to_dict(spec)
+    assert out["model"] == {"name": "llama-3-8b", "bucket": "models", "path": "llama/8b"}
+    assert out["gatewayIds"] == ["edge", "internal"]
+    assert "weights" not in out  # no filters: the hosted shape has no weights section
+    assert legacy_fields(base()) == []
+
+
+def test_old_shape_is_read_as_the_new_one() -> None:
+    old = legacy(weights={"bucket": "models", "path": "llama/8b", "allowPatterns": ["*.json"]})
+    assert legacy_fields(old) == ["weights.bucket", "weights.path"]
+    spec = parse_deployment(old, CATALOG)
+    assert spec.routing_name == "llama-chat"
+    out = deployment_to_dict(spec)
+    assert out["model"] == {"name": "llama-chat", "bucket": "models", "path": "llama/8b"}
+    assert out["weights"] == {"allowPatterns": ["*.json"]}  # Tide's filters stay where they were
+    assert parse_deployment(out, CATALOG) == spec
 
 
 @pytest.mark.parametrize(
@@ -55,8 +91,17 @@ def test_defaults_are_filled_in() -> None:
         (base(name="abc"), "name"),
         (base(name="x" * 64), "name"),
         (base(name="Llama_Chat"), "name"),
-        (base(weights=None), "weights"),
-        (base(weights={"bucket": "models"}), "weights.path"),
+        (base(model=None), "model"),
+        (base(model={"name": "llama-3-8b", "bucket": "models"}), "model.path"),
+        (base(model={"bucket": "models", "path": "x"}), "model.name"),
+        (base(model={"name": "l3", "bucket": "models", "path": "x"}), "model.name"),
+        (base(model={"name": "meta/llama", "bucket": "models", "path": "x"}), "model.name"),
+        (base(model={"name": "llama-3-8b", "bucket": "models", "path": "a/../b"}), "model.path"),
+        (base(weights={"bucket": "models"}), "weights.bucket"),  # moved to model.bucket
+        (base(gatewayIds=[]), "gatewayIds"),
+        (base(gatewayIds=["Edge_1"]), "gatewayIds[0]"),
+        (legacy(weights=None), "model"),
+        (legacy(weights={"bucket": "models"}), "weights.path"),
         (base(runtime={"engine": "tgi"}), "runtime.engine"),
         (
             base(runtime={"engine": "vllm", "engineConfig": {"gpu-memory-utilization": "0.9"}}),
@@ -102,9 +147,14 @@ def test_engine_config_flag_with_empty_value_is_accepted() -> None:
 
 
 def test_external_engine_needs_no_weights() -> None:
-    raw = {"name": "tiny", "runtime": {"engine": "external", "endpoints": ["http://127.0.0.1:18000/v1/"]}}
+    raw = {
+        "name": "tiny",
+        "model": {"name": "tiny-remote"},
+        "runtime": {"engine": "external", "endpoints": ["http://127.0.0.1:18000/v1/"]},
+    }
     spec = parse_deployment(raw, CATALOG)
     assert spec.weights is None
+    assert spec.routing_name == "tiny-remote"
     assert spec.runtime.endpoints == ("http://127.0.0.1:18000/v1",)
 
 
@@ -138,9 +188,11 @@ def test_durations(text: object, seconds: float) -> None:
 def test_replica_template_ignores_traffic_and_scaling() -> None:
     a = parse_deployment(base(traffic={"weight": 1}), CATALOG)
     b = parse_deployment(base(traffic={"weight": 999}, autoscaling={"max": 9}), CATALOG)
-    c = parse_deployment(base(weights={"bucket": "models", "path": "llama/70b"}), CATALOG)
+    c = parse_deployment(base(model={"name": "llama-3-8b", "bucket": "models", "path": "llama/70b"}), CATALOG)
+    d = parse_deployment(base(model={"name": "llama-3-8b-v2", "bucket": "models", "path": "llama/8b"}), CATALOG)
     assert a.replica_template() == b.replica_template()
     assert a.replica_template() != c.replica_template()
+    assert a.replica_template() != d.replica_template()  # the engine serves under the model name
 
 
 BUILTIN = {"engine": "builtin"}
@@ -149,12 +201,12 @@ BUILTIN = {"engine": "builtin"}
 @pytest.mark.parametrize(
     ("raw", "field", "says"),
     [
-        (base(weights={"bucket": "..", "path": "m"}), "weights.bucket", "not valid"),
-        (base(weights={"bucket": "my/bucket", "path": "m"}), "weights.bucket", "not valid"),
-        (base(weights={"bucket": "Models_Dir", "path": "m"}), "weights.bucket", "lowercase"),
-        (base(weights={"bucket": "a\x00b", "path": "m"}), "weights.bucket", "not valid"),
-        (base(weights={"bucket": "models", "path": "a/./b"}), "weights.path", "'.'"),
-        (base(weights={"bucket": "models", "path": "a\x00b"}), "weights.path", "NUL"),
+        (base(model={"name": "llama-3-8b", "bucket": "..", "path": "m"}), "model.bucket", "not valid"),
+        (base(model={"name": "llama-3-8b", "bucket": "my/bucket", "path": "m"}), "model.bucket", "not valid"),
+        (base(model={"name": "llama-3-8b", "bucket": "Models_Dir", "path": "m"}), "model.bucket", "lowercase"),
+        (base(model={"name": "llama-3-8b", "bucket": "a\x00b", "path": "m"}), "model.bucket", "not valid"),
+        (base(model={"name": "llama-3-8b", "bucket": "models", "path": "a/./b"}), "model.path", "'.'"),
+        (base(model={"name": "llama-3-8b", "bucket": "models", "path": "a\x00b"}), "model.path", "NUL"),
         (base(runtime={**BUILTIN, "version": "99.0.0"}), "runtime.version", "newer than this node has"),
         (base(runtime={**BUILTIN, "engineConfig": {"dtype": "float16"}}), "runtime.engineConfig.dtype", "bfloat16"),
         (
@@ -183,6 +235,7 @@ BUILTIN = {"engine": "builtin"}
             "flag",
         ),
         (base(autoscaling={"min": 0, "max": 1_000_000}), "autoscaling.max", "between 1 and 1000"),
+        (legacy(weights={"bucket": "..", "path": "m"}), "weights.bucket", "not valid"),
     ],
 )
 def test_specs_that_can_never_start_are_refused_naming_the_field(raw: dict[str, Any], field: str, says: str) -> None:

@@ -64,9 +64,9 @@ def wait_ready(tide: VllmTide, not_pid: int | None = None) -> dict[str, Any]:
     while time.monotonic() < deadline:
         status = tide.status(NAME)
         ready = [r for r in status.get("replicas", []) if r["phase"] == "ready" and r.get("pid") != not_pid]
-        if status.get("state") == "STATUS_READY" and status.get("readyReplicas") == 1 and ready:
+        if status.get("status") == "STATUS_READY" and status.get("readyReplicas") == 1 and ready:
             return ready[0]
-        assert status.get("state") != "STATUS_FAILED", f"{status}\n{tide.cli('logs', NAME, check=False).stdout}"
+        assert status.get("status") != "STATUS_FAILED", f"{status}\n{tide.cli('logs', NAME, check=False).stdout}"
         time.sleep(0.25)
     logs = tide.cli("logs", NAME, check=False).stdout[-6000:]
     raise AssertionError(f"{NAME} not READY in {READY_TIMEOUT_S:.0f}s; last status {status}\n{logs}")

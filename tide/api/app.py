@@ -26,7 +26,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tide.api.body import read_json_body
 from tide.api.claims import ClaimsContext, claims_router
 from tide.api.dashboard import mount_dashboard
+from tide.api.envelope import deployment_body, deployments_body, deprecation_headers
 from tide.api.errors import BASE, ApiError
+from tide.api.gateways import GatewaysContext, check_gateway_ids, gateways_router
 from tide.api.paging import decode_token, encode_token, page_size
 from tide.backends.logfiles import LogText
 from tide.spec import Catalog, SpecError, deployment_to_dict, parse_deployment, parse_name
@@ -47,17 +49,7 @@ class ApiContext:
     clock: Callable[[], float] = time.time
     claims: ClaimsContext | None = None  # capacity claims and usage routes, when the server has them
     metrics: Callable[[], bytes] | None = None  # Prometheus exposition of the control plane
-
-
-def deployment_json(record: DeploymentRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "spec": record.spec,
-        "status": record.status,
-        "generation": record.generation,
-        "createdAt": record.created_at,
-        "updatedAt": record.updated_at,
-    }
+    gateway_url: str | None = None  # the gateway process's address, for gateways' status.endpoints
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -129,7 +121,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
                 "Idempotency-Key",
             )
         try:
-            return deployment_json(await asyncio.to_thread(ctx.store.get_deployment, earlier.deployment_id))
+            return deployment_body(await asyncio.to_thread(ctx.store.get_deployment, earlier.deployment_id))
         except NotFound:
             raise ApiError(
                 409, "ALREADY_EXISTS", f"Idempotency-Key {key!r} created {earlier.deployment_id!r}, since deleted", "id"
@@ -152,7 +144,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         """One page in creation order (docs/API-NOTES.md: paging); `nextPageToken` when more follow."""
         size, after = page_size(page_size_), decode_token(page_token)
         records, cursor = await asyncio.to_thread(ctx.store.list_deployments_page, size, after)
-        page: dict[str, Any] = {"items": [deployment_json(r) for r in records]}
+        page: dict[str, Any] = deployments_body(records)
         if (token := encode_token(cursor)) is not None:
             page["nextPageToken"] = token
         return page
@@ -165,6 +157,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     async def create_deployment(request: Request, response: Response) -> dict[str, Any]:
         raw = await read_json(request)
         spec = parse_deployment(raw, ctx.catalog())
+        await asyncio.to_thread(check_gateway_ids, ctx.store, spec.gateway_ids)
+        response.headers.update(deprecation_headers(raw))
         key = request.headers.get("idempotency-key")
         idempotency: tuple[str, str] | None = None
         if key is not None:
@@ -193,42 +187,45 @@ def create_app(ctx: ApiContext) -> FastAPI:
                 return replay
             raise ApiError(409, "ALREADY_EXISTS", str(exc), "id") from None
         ctx.wake_controller()
-        return deployment_json(record)
+        return deployment_body(record)
 
     @app.get(f"{BASE}/deployments/{{deployment_id}}", dependencies=auth)
     async def get_deployment(deployment_id: str) -> dict[str, Any]:
-        return deployment_json(await find(deployment_id))
+        return deployment_body(await find(deployment_id))
 
     @app.patch(f"{BASE}/deployments/{{deployment_id}}", dependencies=auth)
-    async def update_deployment(deployment_id: str, request: Request) -> dict[str, Any]:
+    async def update_deployment(deployment_id: str, request: Request, response: Response) -> dict[str, Any]:
         record = await find(deployment_id)
         raw = await read_json(request)
         if isinstance(raw, dict) and raw.get("id") not in (None, record.id):
             raise ApiError(400, "INVALID_ARGUMENT", "id cannot be changed", "id")
         spec = parse_deployment(raw, ctx.catalog())
-        if spec.name != record.name:
+        await asyncio.to_thread(check_gateway_ids, ctx.store, spec.gateway_ids)
+        response.headers.update(deprecation_headers(raw))
+        old_model_name = (record.spec.get("model") or {}).get("name") or record.name
+        if spec.routing_name != old_model_name:
             # Replicas serve the model under its name: renaming them in place would 404 every request
             # until new ones are up. A rename is a new deployment.
             raise ApiError(
                 400,
                 "INVALID_ARGUMENT",
-                f"name cannot be changed (from {record.name!r} to {spec.name!r}): create a deployment named "
-                f"{spec.name!r}, wait until it is READY, then delete {record.id!r}",
-                "name",
+                f"model.name cannot be changed (from {old_model_name!r} to {spec.routing_name!r}): create a "
+                f"deployment with model.name {spec.routing_name!r}, wait until it is READY, then delete {record.id!r}",
+                "model.name",
             )
         try:
             updated = await asyncio.to_thread(ctx.store.update_spec, record.id, deployment_to_dict(spec), ctx.clock())
         except Conflict as exc:
             raise ApiError(409, "FAILED_PRECONDITION", str(exc)) from None
         ctx.wake_controller()
-        return deployment_json(updated)
+        return deployment_body(updated)
 
     @app.delete(f"{BASE}/deployments/{{deployment_id}}", dependencies=auth)
     async def delete_deployment(deployment_id: str) -> dict[str, Any]:
         record = await find(deployment_id)
         updated = await asyncio.to_thread(ctx.store.mark_deleting, record.id, ctx.clock())
         ctx.wake_controller()
-        return deployment_json(updated)
+        return deployment_body(updated)
 
     @app.get(f"{BASE}/deployments/{{deployment_id}}/logs", dependencies=auth)
     async def deployment_logs(
@@ -249,6 +246,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     if ctx.claims is not None:
         app.include_router(claims_router(ctx.claims, auth))
+    gateways = GatewaysContext(
+        store=ctx.store,
+        zones=lambda: list(ctx.parameters().get("zoneInstanceTypes") or {}),
+        clock=ctx.clock,
+        wake_controller=ctx.wake_controller,
+        gateway_url=ctx.gateway_url,
+    )
+    app.include_router(gateways_router(gateways, auth))
     mount_dashboard(app)
     return app
 

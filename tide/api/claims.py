@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, params
 
 from tide.api.body import read_json_body
+from tide.api.envelope import claim_body, claim_resource
 from tide.api.errors import BASE, ApiError
 from tide.api.paging import decode_token, encode_token, page_size
 from tide.scheduling import (
@@ -48,9 +49,9 @@ from tide.timestamps import parse_instant
 DEFAULT_USAGE_WINDOW_S = 24 * 3600.0
 
 # A POST/PATCH body is either the spec itself or a GET result (the spec under "spec").
-_FLAT_KEYS = {"id", "resources", "status"}
+_FLAT_KEYS = {"id", "name", "resources", "status", "organizationId"}  # the hosted body; organizationId ignored
 _WRAPPED_KEYS = {"id", "spec", "status", "createdAt", "updatedAt"}
-_SPEC_KEYS = {"resources"}
+_SPEC_KEYS = {"id", "name", "resources", "organizationId"}  # a GET result's spec, as it comes back
 
 
 @dataclass
@@ -59,16 +60,6 @@ class ClaimsContext:
     inventory: Callable[[], Inventory]
     wake_controller: Callable[[], None]
     clock: Callable[[], float] = time.time
-
-
-def claim_json(record: ClaimRecord, status: Mapping[str, int]) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "spec": record.spec,
-        "status": dict(status),
-        "createdAt": record.created_at,
-        "updatedAt": record.updated_at,
-    }
 
 
 def claim_statuses(records: Sequence[ClaimRecord], inventory: Inventory) -> dict[str, dict[str, int]]:
@@ -115,6 +106,8 @@ def usage_json(report: UsageReport) -> dict[str, Any]:
 
 def parse_claim_body(raw: Any) -> tuple[str | None, dict[str, Any]]:
     """(`id` or None, the spec mapping to validate) from a POST/PATCH body; ApiError naming a bad key."""
+    if isinstance(raw, dict) and isinstance(raw.get("capacityClaim"), dict) and len(raw) == 1:
+        raw = raw["capacityClaim"]  # a GET answer sent back as is
     if not isinstance(raw, dict):
         raise ApiError(400, "INVALID_ARGUMENT", "the request body must be a JSON object", "body")
     wrapped = "spec" in raw
@@ -130,10 +123,14 @@ def parse_claim_body(raw: Any) -> tuple[str | None, dict[str, Any]]:
             raise ApiError(400, "INVALID_ARGUMENT", "spec: must be an object with resources", "spec")
         for key in spec:
             if key not in _SPEC_KEYS:
-                raise ApiError(400, "INVALID_ARGUMENT", f"spec.{key}: unknown field; allowed: resources", f"spec.{key}")
+                raise ApiError(
+                    400, "INVALID_ARGUMENT", f"spec.{key}: unknown field; allowed: id, name, resources", f"spec.{key}"
+                )
+        spec = {k: v for k, v in spec.items() if k in ("name", "resources")}
+        claim_id = raw.get("id", raw["spec"].get("id"))
     else:
-        spec = {k: v for k, v in raw.items() if k in _SPEC_KEYS}
-    claim_id = raw.get("id")
+        spec = {k: v for k, v in raw.items() if k in ("name", "resources")}
+        claim_id = raw.get("id")
     if claim_id is not None:
         try:
             claim_id = parse_name(claim_id, "id")
@@ -177,7 +174,7 @@ def claims_router(ctx: ClaimsContext, dependencies: Sequence[params.Depends] = (
         everything = await asyncio.to_thread(claims.list_claims)
         statuses = claim_statuses(everything, ctx.inventory())
         empty = {"allocatedInstances": 0, "pendingInstances": 0}
-        return [claim_json(r, statuses.get(r.id, empty)) for r in records]
+        return [claim_resource(r, statuses.get(r.id, empty)) for r in records]
 
     async def find(claim_id: str) -> ClaimRecord:
         try:
@@ -187,9 +184,13 @@ def claims_router(ctx: ClaimsContext, dependencies: Sequence[params.Depends] = (
 
     def validated(spec: dict[str, Any]) -> dict[str, Any]:
         try:
-            return claim_spec_json(validate_claim(spec, ctx.inventory()))
+            stored = claim_spec_json(validate_claim(spec, ctx.inventory()))
         except ClaimError as exc:
             raise _invalid(exc) from None
+        name = spec.get("name")
+        if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 63):
+            raise ApiError(400, "INVALID_ARGUMENT", "name: a string of 1-63 characters", "name")
+        return {"name": name, **stored} if name else stored
 
     @router.get("/capacityclaims")
     async def list_claims(
@@ -199,7 +200,7 @@ def claims_router(ctx: ClaimsContext, dependencies: Sequence[params.Depends] = (
         """One page in creation order, as the deployments list (docs/API-NOTES.md: paging)."""
         size, after = page_size(page_size_), decode_token(page_token)
         records, cursor = await asyncio.to_thread(claims.list_claims_page, size, after)
-        page: dict[str, Any] = {"items": await with_status(records)}
+        page: dict[str, Any] = {"capacityClaims": await with_status(records)}
         if (token := encode_token(cursor)) is not None:
             page["nextPageToken"] = token
         return page
@@ -215,11 +216,11 @@ def claims_router(ctx: ClaimsContext, dependencies: Sequence[params.Depends] = (
         except Conflict as exc:
             raise ApiError(409, "ALREADY_EXISTS", str(exc), "id") from None
         ctx.wake_controller()
-        return (await with_status([record]))[0]
+        return {"capacityClaim": (await with_status([record]))[0]}
 
     @router.get("/capacityclaims/{claim_id}")
     async def get_claim(claim_id: str) -> dict[str, Any]:
-        return (await with_status([await find(claim_id)]))[0]
+        return {"capacityClaim": (await with_status([await find(claim_id)]))[0]}
 
     @router.patch("/capacityclaims/{claim_id}")
     async def update_claim(claim_id: str, request: Request) -> dict[str, Any]:
@@ -233,7 +234,7 @@ def claims_router(ctx: ClaimsContext, dependencies: Sequence[params.Depends] = (
         except NotFound:
             raise ApiError(404, "NOT_FOUND", f"capacity claim {claim_id!r} not found") from None
         ctx.wake_controller()
-        return (await with_status([updated]))[0]
+        return {"capacityClaim": (await with_status([updated]))[0]}
 
     @router.delete("/capacityclaims/{claim_id}")
     async def delete_claim(claim_id: str) -> dict[str, Any]:
@@ -243,7 +244,7 @@ def claims_router(ctx: ClaimsContext, dependencies: Sequence[params.Depends] = (
             raise ApiError(404, "NOT_FOUND", f"capacity claim {claim_id!r} not found") from None
         ctx.wake_controller()
         # Deleted: it holds nothing any more; all it asked for is left unserved.
-        return claim_json(record, {"allocatedInstances": 0, "pendingInstances": 0})
+        return claim_body(record, {"allocatedInstances": 0, "pendingInstances": 0})
 
     @router.get("/usage")
     async def usage(start: str | None = None, end: str | None = None) -> dict[str, Any]:

@@ -256,7 +256,7 @@ class LocalBackend:
             model_dir=replica.lease.path,
             host=self._host,
             port=port,
-            served_name=spec.name,
+            served_name=spec.routing_name,
             engine_config=spec.runtime.engine_config,
             gpu_ids=launch.gpu_ids,
         )

@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tide.gateway.routes import LEAST_LOADED, DeploymentLoad, DeploymentRoute, ReplicaEndpoint, RouteTable
+from tide.gateway.routes import (
+    LEAST_LOADED,
+    DeploymentLoad,
+    DeploymentRoute,
+    GatewayRoutes,
+    ReplicaEndpoint,
+    RouteTable,
+)
 
 LIVE_S = 3.0  # a gateway silent this long no longer counts
 
@@ -42,7 +49,18 @@ def route_table_to_json(table: RouteTable) -> dict[str, Any]:
                 for r in deployments
             ]
             for name, deployments in table.routes.items()
-        }
+        },
+        "gateways": [
+            {
+                "gatewayId": g.gateway_id,
+                "hosts": list(g.hosts),
+                "modelHeader": g.model_header,
+                "models": {name: list(ids) for name, ids in g.models.items()},
+                "keyHashes": None if g.key_hashes is None else sorted(g.key_hashes),
+                "keyLimits": dict(g.key_limits),
+            }
+            for g in table.gateways
+        ],
     }
 
 
@@ -69,7 +87,18 @@ def route_table_from_json(data: Mapping[str, Any]) -> RouteTable:
             )
             for r in deployments
         )
-    return RouteTable(routes)
+    gateways = tuple(
+        GatewayRoutes(
+            gateway_id=str(g["gatewayId"]),
+            hosts=tuple(str(h) for h in g["hosts"]),
+            model_header=str(g.get("modelHeader") or ""),
+            models={str(name): tuple(str(i) for i in ids) for name, ids in g["models"].items()},
+            key_hashes=None if g.get("keyHashes") is None else frozenset(str(h) for h in g["keyHashes"]),
+            key_limits={str(h): int(n) for h, n in (g.get("keyLimits") or {}).items()},
+        )
+        for g in data.get("gateways") or ()  # absent from an older leader: one implicit gateway
+    )
+    return RouteTable(routes, gateways)
 
 
 def load_to_json(snapshot: Mapping[str, DeploymentLoad]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tide.backends.base import Backend, ReplicaLaunch, ReplicaPhase, ReplicaState
@@ -50,7 +50,7 @@ from tide.control.scaling import DeploymentScaler, measured_cold_start
 from tide.control.watch import StoreWatch
 from tide.engines.adapter import adapter_for
 from tide.engines.prometheus import EngineLoad
-from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint, RouteTable
+from tide.gateway.routes import DeploymentRoute, GatewayRoutes, ReplicaEndpoint, RouteTable
 from tide.scheduling import (
     Inventory,
     Placement,
@@ -61,8 +61,10 @@ from tide.scheduling import (
 )
 from tide.scheduling.inventory_json import inventory_to_json
 from tide.spec import Catalog, DeploymentSpec, SpecError, parse_deployment
+from tide.spec.gateway import gateway_hosts, parse_gateway
 from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
+from tide.store.gateways import GatewayRecord, GatewayStore, KeyStore
 from tide.store.published import INVENTORY_KEY, PublishedState
 
 # Looks at a spec's weights without fetching them: a message when they cannot be used, else None.
@@ -134,6 +136,9 @@ class Controller:
         self.watch = StoreWatch(store)
         self.routes = RouteCache()
         self._at_rest: dict[str, tuple[object, ...]] = {}  # deployment id -> its rest_key when last applied
+        self._gateways: list[GatewayRecord] = []  # gateway resources, read each reconcile
+        self._key_hashes: dict[str, dict[str, int | None]] = {}  # their API keys: hash -> limit, likewise
+        self._gateways_changed = False  # since the last push: the gateway view must be rebuilt
         self._stopped = False
         self.check_weights = check_weights
         backend.set_listener(self._on_replica_change)
@@ -221,7 +226,7 @@ class Controller:
                             deployment_id=runtime.id,
                             metrics_url=metrics_url(state.base_url, adapter.metrics_path),
                             names=adapter.load_metrics,
-                            served_name=spec.name,
+                            served_name=spec.routing_name,
                         )
                     )
         return targets
@@ -303,8 +308,15 @@ class Controller:
 
     async def reconcile(self) -> None:
         delta = await asyncio.to_thread(self.watch.read, self.clock())
+        gateways = await asyncio.to_thread(GatewayStore(self.store.engine).list_gateways)
+        key_hashes = await asyncio.to_thread(KeyStore(self.store.engine).key_hashes)
+        if gateways != self._gateways or key_hashes != self._key_hashes:
+            self._gateways, self._key_hashes = gateways, key_hashes
+            self._gateways_changed = True
         now = self.clock()
         seen = set()
+        if delta.records:  # a spec change may move a deployment between gateways: rebuild their view
+            self._gateways_changed = True
         for record in delta.records:
             seen.add(record.id)
             self.routes.mark(record.id)
@@ -715,7 +727,14 @@ class Controller:
             route = self._route_for(runtime)
             if route is not None:
                 routes.setdefault(route.model_name, []).append(route)
-        return RouteTable(routes={name: tuple(rs) for name, rs in routes.items()})
+        return RouteTable(
+            routes={name: tuple(rs) for name, rs in routes.items()},
+            gateways=self._gateway_view(routes),
+        )
+
+    def _gateway_view(self, routes: Mapping[str, Sequence[DeploymentRoute]]) -> tuple[GatewayRoutes, ...]:
+        specs = {r.id: r.spec for r in self.runtimes.values() if r.spec is not None}
+        return gateway_routes(self._gateways, specs, routes, self._key_hashes)
 
     def _route_of(self, deployment_id: str) -> DeploymentRoute | None:
         runtime = self.runtimes.get(deployment_id)
@@ -743,7 +762,7 @@ class Controller:
             )
         return DeploymentRoute(
             deployment_id=runtime.id,
-            model_name=spec.name,
+            model_name=spec.routing_name,
             weight=spec.traffic.weight,
             replicas=endpoints,
             max_queue=spec.autoscaling.max_queue,
@@ -755,10 +774,17 @@ class Controller:
         )
 
     def _push_routes(self) -> None:
+        """Push the routes when a deployment's route or a gateway resource changed (the route cache
+        rebuilds only what was marked; the gateway view follows the routes)."""
         table = self.routes.update(self._route_of, self.runtimes)
-        if table is not None and table != self._last_routes:
-            self._last_routes = table
-            self.gateway.set_routes(table)
+        if table is None and not self._gateways_changed:
+            return
+        routes = self.routes.table.routes
+        self._gateways_changed = False
+        full = RouteTable(routes=routes, gateways=self._gateway_view(routes))
+        if full != self._last_routes:
+            self._last_routes = full
+            self.gateway.set_routes(full)
 
     async def _write_status(self, runtime: DeploymentRuntime, now: float, desired: int) -> None:
         spec = runtime.spec
@@ -822,3 +848,38 @@ class Controller:
                 await task
         await self.engine_load.close()
         await self.backend.close()
+
+
+def gateway_routes(
+    gateways: list[GatewayRecord],
+    specs: Mapping[str, DeploymentSpec],
+    routes: Mapping[str, Sequence[DeploymentRoute]],
+    key_hashes: Mapping[str, Mapping[str, int | None]] | None = None,
+) -> tuple[GatewayRoutes, ...]:
+    """Each gateway resource with the routed deployments (by id in `specs`) that name it in gatewayIds,
+    by model name. Pure: the controller passes what it read from the store."""
+    out = []
+    for record in gateways:
+        try:
+            spec = parse_gateway(record.spec)
+        except SpecError:
+            log.warning("gateway %s has an invalid stored spec; it serves nothing", record.id)
+            continue
+        keys = (key_hashes or {}).get(record.id, {})
+        models: dict[str, list[str]] = {}
+        for model_name, rs in routes.items():
+            for route in rs:
+                deployment = specs.get(route.deployment_id)
+                if deployment is not None and record.id in deployment.gateway_ids:
+                    models.setdefault(model_name, []).append(route.deployment_id)
+        out.append(
+            GatewayRoutes(
+                gateway_id=record.id,
+                hosts=gateway_hosts(record.id, spec),
+                model_header=spec.header_name,
+                models={name: tuple(ids) for name, ids in models.items()},
+                key_hashes=frozenset(keys) if spec.auth == "apiKeyAuth" else None,
+                key_limits={h: limit for h, limit in keys.items() if limit is not None},
+            )
+        )
+    return tuple(out)

@@ -24,6 +24,11 @@ class RouteCache:
     def mark(self, deployment_id: str) -> None:
         self._dirty.add(deployment_id)
 
+    @property
+    def table(self) -> RouteTable:
+        """The table as of the last update (empty before the first)."""
+        return self._table if self._table is not None else RouteTable()
+
     def update(self, build: Callable[[str], DeploymentRoute | None], order: Iterable[str]) -> RouteTable | None:
         """Rebuild the marked deployments' routes (`build` gives None for no route); the new table, each model
         name's routes in `order` (deployment ids, e.g. creation order), when any route changed, else None."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -18,7 +20,8 @@ from tide.gateway.exchange import HOP_BY_HOP, Exchange
 from tide.gateway.keys import GatewayKeys
 from tide.gateway.paths import FORWARDED_ROUTES, PathRefused, forwarded_route
 from tide.gateway.prefix import prompt_chunks
-from tide.gateway.routes import DeploymentLoad, DeploymentRoute, RouteTable
+from tide.gateway.ratelimit import KeyLimiter
+from tide.gateway.routes import DeploymentLoad, DeploymentRoute, GatewayRoutes, RouteTable
 from tide.gateway.server import ClientConnection, IncomingRequest
 from tide.gateway.upstream import UpstreamPool
 from tide.http_limits import ConnectionLimits, UnfinishedCount
@@ -79,6 +82,10 @@ class Gateway:
         self._watchdog: asyncio.Task[None] | None = None
         self.pool = UpstreamPool(connect_timeout_s=connect_timeout_s)
         self._models: dict[bytes, ModelState] = {}
+        # Gateway resources: host -> (its models, its model header, its /v1/models body); the default's.
+        self._by_host: dict[bytes, _GatewayView] = {}
+        self._default_view: _GatewayView | None = None
+        self.limiter = KeyLimiter()  # per-key request limits of apiKeyAuth gateways
         self._deployments: dict[str, DeploymentState] = {}
         self._replicas: dict[str, ReplicaState] = {}
         self._draining: dict[str, ReplicaState] = {}  # dropped from the table, requests still in flight
@@ -200,6 +207,7 @@ class Gateway:
         self._routes = table.routes
         if names_changed:
             self._models_list = orjson.dumps({"object": "list", "data": [_model_card(name) for name in table.routes]})
+        self._set_gateways(table.gateways, deployments)
         if self._holding:
             self._holding = False
             held, self._held = self._held, []
@@ -213,6 +221,42 @@ class Gateway:
                 self._fail_queue_failed(deployment)
             elif deployment.queue:
                 self._drain(deployment)
+
+    def _set_gateways(self, gateways: tuple[GatewayRoutes, ...], deployments: dict[str, DeploymentState]) -> None:
+        """Per gateway, its own ModelStates over the shared deployment states: weights are normalised per
+        gateway and model name, while in-flight counts and queues stay one per deployment."""
+        by_host: dict[bytes, _GatewayView] = {}
+        default: _GatewayView | None = None
+        for gateway in gateways:
+            models = {
+                name.encode(): ModelState(name, [deployments[i] for i in ids if i in deployments])
+                for name, ids in gateway.models.items()
+            }
+            listing = orjson.dumps({"object": "list", "data": [_model_card(name) for name in gateway.models]})
+            header = gateway.model_header.encode() if gateway.model_header else self.model_header
+            view = _GatewayView(
+                gateway.gateway_id, models, header, listing, gateway.key_hashes, dict(gateway.key_limits)
+            )
+            for host in gateway.hosts:
+                by_host[host.lower().encode()] = view
+            if gateway.gateway_id == "default":
+                default = view
+        self._by_host, self._default_view = by_host, default
+        # A gateway's own key is never passed on to replicas.
+        keyed = self.api_keys is not None or any(g.key_hashes is not None for g in gateways)
+        self.limiter.forget({h for g in gateways for h in g.key_limits})
+        self.dropped_headers = HOP_BY_HOP | {b"authorization"} if keyed else HOP_BY_HOP
+
+    def _view(self, request: IncomingRequest) -> _GatewayView | None:
+        return self._view_for(request.headers)
+
+    def _view_for(self, headers: list[tuple[bytes, bytes]]) -> _GatewayView | None:
+        """The gateway resource a request is for, by its Host header (port ignored); None: no resources."""
+        if not self._by_host and self._default_view is None:
+            return None
+        host = next((value for name, value in headers if name == b"host"), b"")
+        name = host.rsplit(b":", 1)[0] if not host.endswith(b"]") else host
+        return self._by_host.get(name.lower()) or self._default_view or _NO_GATEWAY
 
     def load_snapshot(self) -> dict[str, DeploymentLoad]:
         snapshot: dict[str, DeploymentLoad] = {}
@@ -254,6 +298,9 @@ class Gateway:
 
     # ---- request handling (called by ClientConnection) ------------------------------------------
     def accepts_headers(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        view = self._view_for(headers)
+        if view is not None and view.key_hashes is not None:  # an apiKeyAuth gateway: its own keys only
+            return _key_hash(headers) in view.key_hashes  # "" (no bearer key) is never a hash
         keys = self.api_keys
         if keys is None:
             return True
@@ -285,7 +332,7 @@ class Gateway:
             else:
                 client.respond(_not_found_route(path, keep_alive), keep_alive)
                 return
-        if self.api_keys is not None and not self.accepts_headers(request.headers):
+        if not self.accepts_headers(request.headers):
             _reply_error(
                 client,
                 request,
@@ -298,8 +345,25 @@ class Gateway:
         if self._holding:
             self._held.append((client, request, time.monotonic()))
             return
+        view = self._view(request)
+        if view is not None and view.key_limits:
+            key_hash = _key_hash(request.headers)
+            wait = self.limiter.admit(key_hash, view.key_limits.get(key_hash), time.monotonic())
+            if wait is not None:
+                _reply_error(
+                    client,
+                    request,
+                    429,
+                    f"This API key's limit of {view.key_limits[key_hash]} requests per minute is used up; "
+                    f"retry in {wait} s",
+                    "rate_limit_error",
+                    "rate_limit_exceeded",
+                    retry_after_s=wait,
+                )
+                return
+        models = self._models if view is None else view.models
         if suffix == b"/models":
-            client.respond(self._list_models(model, request), keep_alive)
+            client.respond(self._list_models(model, request, view), keep_alive)
             return
         try:
             route = forwarded_route(suffix)
@@ -322,7 +386,7 @@ class Gateway:
             )
             return
         if model is None:
-            model = self._model_from_header(request)
+            model = self._model_from_header(request, view)
         if model is None and isinstance(body, dict):
             body_model = body.get("model")
             model = body_model if isinstance(body_model, str) else None
@@ -331,7 +395,7 @@ class Gateway:
                 client, request, 400, "You must provide a model parameter", "invalid_request_error", None, param="model"
             )
             return
-        model_state = self._models.get(model.encode())
+        model_state = models.get(model.encode())
         if model_state is None:
             client.respond(model_not_found(model, keep_alive=keep_alive), keep_alive)
             return
@@ -382,15 +446,15 @@ class Gateway:
         if not deployment.replicas:
             self._notify(self.on_demand, deployment.deployment_id)
 
-    def _model_from_header(self, request: IncomingRequest) -> str | None:
-        value = _header(request, self.model_header)
+    def _model_from_header(self, request: IncomingRequest, view: _GatewayView | None = None) -> str | None:
+        value = _header(request, self.model_header if view is None else view.model_header)
         return (value.decode("latin-1").strip() or None) if value is not None else None
 
-    def _list_models(self, model: str | None, request: IncomingRequest) -> bytes:
+    def _list_models(self, model: str | None, request: IncomingRequest, view: _GatewayView | None = None) -> bytes:
         keep_alive = request.keep_alive
         if model is None:
-            return _json_bytes_response(self._models_list, keep_alive)
-        if model.encode() not in self._models:
+            return _json_bytes_response(self._models_list if view is None else view.listing, keep_alive)
+        if model.encode() not in (self._models if view is None else view.models):
             return model_not_found(model, keep_alive=keep_alive)
         return json_response(200, {"object": "list", "data": [_model_card(model)]}, keep_alive=keep_alive)
 
@@ -542,6 +606,28 @@ def _failed_message(deployment: DeploymentState) -> str:
         f"Deployment '{deployment.deployment_id}' of model `{deployment.model_name}` is failing: {deployment.failure}. "
         "See `tide get` for its conditions and `tide logs` for its replicas."
     )
+
+
+@dataclass(frozen=True)
+class _GatewayView:
+    gateway_id: str
+    models: dict[bytes, ModelState]
+    model_header: bytes
+    listing: bytes  # the /v1/models body
+    key_hashes: frozenset[str] | None = None  # apiKeyAuth: hashes of its keys
+    key_limits: dict[str, int] = field(default_factory=dict)  # key hash -> requests per minute
+
+
+_NO_GATEWAY = _GatewayView("", {}, b"x-tide-model", orjson.dumps({"object": "list", "data": []}))
+
+
+def _key_hash(headers: list[tuple[bytes, bytes]]) -> str:
+    """SHA-256 (hex) of the bearer key in `Authorization`; "" without one."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, key = value.partition(b" ")
+            return hashlib.sha256(key.strip()).hexdigest() if scheme.lower() == b"bearer" else ""
+    return ""
 
 
 def _header(request: IncomingRequest, name: bytes) -> bytes | None:

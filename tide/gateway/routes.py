@@ -34,8 +34,25 @@ class DeploymentRoute:
 
 
 @dataclass(frozen=True)
+class GatewayRoutes:
+    """One gateway resource as the data plane sees it. Requests are told apart by their Host header: one
+    of `hosts` picks this gateway; a Host no gateway claims goes to the one with id `default`."""
+
+    gateway_id: str
+    hosts: tuple[str, ...] = ()
+    model_header: str = ""  # headerBasedRouting's header (lower case); "" = the gateway's own default
+    models: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # model name -> its deployment ids here
+    # apiKeyAuth: SHA-256 (hex) of the keys issued for this gateway; a request needs one of them.
+    # None: the process-wide rule (its --api-keys-file keys, or open).
+    key_hashes: frozenset[str] | None = None
+    key_limits: Mapping[str, int] = field(default_factory=dict)  # key hash -> requests per minute
+
+
+@dataclass(frozen=True)
 class RouteTable:
     routes: Mapping[str, tuple[DeploymentRoute, ...]] = field(default_factory=dict)  # model name -> deployments
+    # Gateway resources. Empty: one implicit gateway serving every route (a table from an older leader).
+    gateways: tuple[GatewayRoutes, ...] = ()
 
 
 @dataclass(frozen=True)

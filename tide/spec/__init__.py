@@ -2,6 +2,7 @@
 
 from tide.spec.catalog import Catalog, EngineInfo, InstanceTypeInfo, default_catalog
 from tide.spec.deployment import (
+    DEFAULT_GATEWAY_ID,
     AutoscalingSpec,
     DeploymentSpec,
     ResourcesSpec,
@@ -9,13 +10,16 @@ from tide.spec.deployment import (
     TrafficSpec,
     WeightsSpec,
     deployment_to_dict,
+    legacy_fields,
     parse_deployment,
+    parse_model_name,
     parse_name,
 )
 from tide.spec.durations import format_duration, parse_duration
 from tide.spec.errors import SpecError
 
 __all__ = [
+    "DEFAULT_GATEWAY_ID",
     "AutoscalingSpec",
     "Catalog",
     "DeploymentSpec",
@@ -29,7 +33,9 @@ __all__ = [
     "default_catalog",
     "deployment_to_dict",
     "format_duration",
+    "legacy_fields",
     "parse_deployment",
     "parse_duration",
+    "parse_model_name",
     "parse_name",
 ]

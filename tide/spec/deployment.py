@@ -2,7 +2,12 @@
 
 `parse_deployment(raw, catalog)` turns a JSON/YAML mapping into a `DeploymentSpec` or raises `SpecError`
 naming the first bad field. Omitted fields take their defaults, which is what makes PATCH-with-the-whole-
-spec revert omitted fields. `deployment_to_dict` is the inverse, with every default filled in.
+spec revert omitted fields. `deployment_to_dict` is the inverse, with every default filled in, in the
+hosted API's shape (`model: {name, bucket, path}`, `gatewayIds`).
+
+The shape before it (`name` doubling as the model name, `weights: {bucket, path}`) is still read for one
+release: `legacy_fields(raw)` names what a request used of it (the API answers with a Deprecation header),
+and `parse_deployment` maps it onto the new fields (docs/API-NOTES.md).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from tide.spec.errors import SpecError
 from tide.spec.names import bucket_name_problem, object_path_problem
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# A model name is what clients send (body `model`, a header, or the first path segment), so no '/'.
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9])?$")
+DEFAULT_GATEWAY_ID = "default"  # the gateway `tide up` creates; deployments without gatewayIds attach to it
 GPU_COUNTS = (1, 2, 4, 8, 16)
 CAPACITY_CLASSES = ("CAPACITY_CLASS_RESERVED", "CAPACITY_CLASS_ON_DEMAND")
 
@@ -38,6 +46,9 @@ TUNING_FIELDS: dict[str, str] = {f.name: f.kind for f in TUNING}
 
 @dataclass(frozen=True)
 class WeightsSpec:
+    """Where the weights are: `model.bucket` / `model.path` in the API, plus Tide's download filters
+    (`weights.allowPatterns`, `weights.ignorePatterns`, an extension of the hosted shape)."""
+
     bucket: str
     path: str
     allow_patterns: tuple[str, ...] = ()
@@ -116,11 +127,18 @@ class DeploymentSpec:
     autoscaling: AutoscalingSpec = field(default_factory=AutoscalingSpec)
     traffic: TrafficSpec = field(default_factory=TrafficSpec)
     disabled: bool = False
+    model_name: str = ""  # `model.name`: what clients route by; empty = the deployment's name
+    gateway_ids: tuple[str, ...] = (DEFAULT_GATEWAY_ID,)
+
+    @property
+    def routing_name(self) -> str:
+        """The model name clients send and the engine serves under."""
+        return self.model_name or self.name
 
     def replica_template(self) -> tuple[object, ...]:
         """What a running replica is built from: a change here needs new replicas (a rolling update)."""
         return (
-            self.name,
+            self.routing_name,
             self.weights,
             self.runtime.engine,
             self.runtime.version,
@@ -163,8 +181,22 @@ def _section(raw: Mapping[str, Any], key: str, required: bool = False) -> Mappin
 
 
 _KNOWN_KEYS: dict[str, set[str]] = {
-    "": {"id", "name", "weights", "runtime", "resources", "autoscaling", "traffic", "disabled", "status"},
-    "weights": {"bucket", "path", "allowPatterns", "ignorePatterns"},
+    "": {
+        "id",
+        "name",
+        "gatewayIds",
+        "model",
+        "weights",
+        "runtime",
+        "resources",
+        "autoscaling",
+        "traffic",
+        "disabled",
+        "status",
+        "organizationId",  # the hosted API echoes it in spec; Tide has one organization and ignores it
+    },
+    "model": {"name", "bucket", "path"},
+    "weights": {"bucket", "path", "allowPatterns", "ignorePatterns"},  # bucket, path: the old shape
     "runtime": {"engine", "version", "engineConfig", "endpoints"},
     "resources": {"instanceType", "gpuCount"},
     "autoscaling": {
@@ -192,7 +224,7 @@ def _reject_unknown(raw: Mapping[str, Any], section: str) -> None:
     for key in raw:
         if key not in known:
             path = f"{section}.{key}" if section else str(key)
-            allowed = ", ".join(sorted(known - {"status", "id"}))
+            allowed = ", ".join(sorted(known - {"status", "id", "organizationId"}))
             raise SpecError(path, f"unknown field {path}; allowed here: {allowed}")
 
 
@@ -250,26 +282,84 @@ def parse_name(value: Any, field_name: str = "name") -> str:
 MAX_REPLICAS = 1000
 
 
-def _parse_weights(raw: Mapping[str, Any], needs_weights: bool) -> WeightsSpec | None:
-    section = _section(raw, "weights", required=needs_weights)
-    if not section:
-        return None
-    bucket = _string(section.get("bucket"), "weights.bucket")
-    problem = bucket_name_problem(bucket)
-    if problem is not None:
-        raise SpecError("weights.bucket", f"weights.bucket: {problem}")
-    path = _string(section.get("path"), "weights.path").strip("/")
+def parse_model_name(value: Any, field_name: str = "model.name") -> str:
+    name = _string(value, field_name)
+    if not 4 <= len(name) <= 63:
+        raise SpecError(field_name, f"{field_name} must be 4-63 characters long, not {len(name)} ({name!r})")
+    if not MODEL_NAME_PATTERN.match(name):
+        raise SpecError(
+            field_name,
+            f"{field_name} {name!r} may hold letters, digits, '.', '_', ':' and '-' (no '/': path-based routing "
+            "takes it from the first path segment), starting and ending with a letter or digit",
+        )
+    return name
+
+
+def legacy_fields(raw: Any) -> list[str]:
+    """The fields of the pre-hosted shape that `raw` uses (empty when it is in the current shape)."""
+    if not isinstance(raw, Mapping) or "model" in raw:
+        return []
+    weights = raw.get("weights")
+    used = [f"weights.{key}" for key in ("bucket", "path") if isinstance(weights, Mapping) and key in weights]
+    return used or ["name (as the model name)"]
+
+
+def _check_path(path: str, field_name: str) -> str:
+    path = path.strip("/")
     if not path:
-        raise SpecError("weights.path", "weights.path must name a directory inside the bucket")
+        raise SpecError(field_name, f"{field_name} must name a directory inside the bucket")
     problem = object_path_problem(path)
     if problem is not None:
-        raise SpecError("weights.path", f"weights.path: {problem}")
-    return WeightsSpec(
-        bucket=bucket,
-        path=path,
-        allow_patterns=_string_list(section.get("allowPatterns"), "weights.allowPatterns"),
-        ignore_patterns=_string_list(section.get("ignorePatterns"), "weights.ignorePatterns"),
-    )
+        raise SpecError(field_name, f"{field_name}: {problem}")
+    return path
+
+
+def _check_bucket(value: Any, field_name: str) -> str:
+    bucket = _string(value, field_name)
+    problem = bucket_name_problem(bucket)
+    if problem is not None:
+        raise SpecError(field_name, f"{field_name}: {problem}")
+    return bucket
+
+
+def _parse_model(raw: Mapping[str, Any], name: str, needs_weights: bool) -> tuple[str, WeightsSpec | None]:
+    """`model: {name, bucket, path}` plus the `weights` filters; or the old `name` + `weights` shape."""
+    filters = _section(raw, "weights")
+    allow = _string_list(filters.get("allowPatterns"), "weights.allowPatterns")
+    ignore = _string_list(filters.get("ignorePatterns"), "weights.ignorePatterns")
+    if "model" not in raw:  # the old shape: the deployment's name is the model name
+        if not filters.get("bucket") and not filters.get("path"):
+            if needs_weights:
+                raise SpecError("model", "model is required: model: {name, bucket, path}")
+            return name, None
+        bucket = _check_bucket(filters.get("bucket"), "weights.bucket")
+        path = _check_path(_string(filters.get("path"), "weights.path"), "weights.path")
+        return name, WeightsSpec(bucket=bucket, path=path, allow_patterns=allow, ignore_patterns=ignore)
+    for key in ("bucket", "path"):
+        if key in filters:
+            raise SpecError(
+                f"weights.{key}",
+                f"weights.{key} has moved to model.{key}; give it there only (model: {{name, bucket, path}}}})",
+            )
+    model = _section(raw, "model", required=True)
+    model_name = parse_model_name(model.get("name"))
+    if not needs_weights and not model.get("bucket") and not model.get("path"):
+        return model_name, None
+    bucket = _check_bucket(model.get("bucket"), "model.bucket")
+    path = _check_path(_string(model.get("path"), "model.path"), "model.path")
+    return model_name, WeightsSpec(bucket=bucket, path=path, allow_patterns=allow, ignore_patterns=ignore)
+
+
+def _parse_gateway_ids(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return (DEFAULT_GATEWAY_ID,)
+    ids = _string_list(value, "gatewayIds")
+    if not ids:
+        raise SpecError("gatewayIds", "gatewayIds must name at least one gateway (omit it for the default gateway)")
+    for i, gateway_id in enumerate(ids):
+        if not NAME_PATTERN.match(gateway_id) or len(gateway_id) > 63:
+            raise SpecError(f"gatewayIds[{i}]", f"gatewayIds[{i}] {gateway_id!r} is not a gateway id")
+    return tuple(dict.fromkeys(ids))
 
 
 def _release(version: str) -> tuple[int, int, int]:
@@ -495,9 +585,10 @@ def parse_deployment(raw: Any, catalog: Catalog) -> DeploymentSpec:
         raise SpecError("", "a deployment spec must be a JSON object")
     _reject_unknown(raw, "")
     name = parse_name(raw.get("name"))
+    gateway_ids = _parse_gateway_ids(raw.get("gatewayIds"))
     runtime = _parse_runtime(raw, catalog)
     engine = catalog.engines[runtime.engine]
-    weights = _parse_weights(raw, engine.needs_weights)
+    model_name, weights = _parse_model(raw, name, engine.needs_weights)
     resources = _parse_resources(raw, catalog)
     autoscaling = _parse_autoscaling(raw)
     traffic_section = _section(raw, "traffic")
@@ -519,6 +610,8 @@ def parse_deployment(raw: Any, catalog: Catalog) -> DeploymentSpec:
         autoscaling=autoscaling,
         traffic=TrafficSpec(weight=weight, routing=routing),
         disabled=disabled,
+        model_name=model_name,
+        gateway_ids=gateway_ids,
     )
 
 
@@ -545,9 +638,13 @@ def deployment_to_dict(spec: DeploymentSpec) -> dict[str, Any]:
     for key, value in a.tuning.items():
         kind = TUNING_FIELDS.get(key, "number")
         autoscaling[key] = format_duration(value) if kind == "duration" else (int(value) if kind == "count" else value)
-    out: dict[str, Any] = {"name": spec.name}
+    out: dict[str, Any] = {"name": spec.name, "gatewayIds": list(spec.gateway_ids)}
+    model: dict[str, Any] = {"name": spec.routing_name}
     if spec.weights is not None:
-        weights: dict[str, Any] = {"bucket": spec.weights.bucket, "path": spec.weights.path}
+        model.update(bucket=spec.weights.bucket, path=spec.weights.path)
+    out["model"] = model
+    if spec.weights is not None and (spec.weights.allow_patterns or spec.weights.ignore_patterns):
+        weights: dict[str, Any] = {}
         if spec.weights.allow_patterns:
             weights["allowPatterns"] = list(spec.weights.allow_patterns)
         if spec.weights.ignore_patterns:

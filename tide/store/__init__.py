@@ -2,6 +2,7 @@
 
 from tide.store import (
     claims,  # noqa: F401  (registers the capacity_claims and replica_runs tables)
+    gateways,  # noqa: F401  (registers the gateways table)
     published,  # noqa: F401  (registers the published_state table)
 )
 from tide.store.database import Conflict, DeploymentRecord, NotFound, Store

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from tide.spec.legacy import migrate_spec, needs_migration
 from tide.store.changes import ensure_counter, record_change
 from tide.store.engine import create_tables, make_engine, write_transaction
 from tide.store.paging import Cursor, page_query, split_page
@@ -112,6 +113,29 @@ class Store:
         self.engine: Engine = make_engine(url)
         create_tables(self.engine, metadata)
         ensure_counter(self.engine)
+        self._migrate_specs()
+        from tide.store.gateways import ensure_default_gateway  # its table registers on this metadata
+
+        ensure_default_gateway(self.engine)
+
+    def _migrate_specs(self) -> None:
+        """Rewrite specs stored by a version before the hosted shape (tide.spec.legacy), once, in place.
+        The generation stays: the deployment is the same, so its replicas are not rolled."""
+        with self.engine.connect() as conn:
+            old = [
+                row.id
+                for row in conn.execute(select(deployments.c.id, deployments.c.spec))
+                if needs_migration(row.spec)
+            ]
+        if not old:
+            return
+        # Idempotent: two processes opening the same old store at once write the same result.
+        with write_transaction(self.engine) as conn:
+            for row in conn.execute(select(deployments.c.id, deployments.c.spec).where(deployments.c.id.in_(old))):
+                if needs_migration(row.spec):
+                    conn.execute(
+                        deployments.update().where(deployments.c.id == row.id).values(spec=migrate_spec(row.spec))
+                    )
 
     def close(self) -> None:
         self.engine.dispose()

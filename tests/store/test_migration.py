@@ -1,0 +1,53 @@
+"""A store written by the version before the hosted wire format opens in this one.
+
+`fixtures/v0-store.db` was written by that version's code (fixtures/make_v0_store.py, commit 6a732bf):
+its specs have `name` + `weights: {bucket, path}` and no `gatewayIds`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tide.spec import InstanceTypeInfo, default_catalog, deployment_to_dict, parse_deployment
+from tide.store import Store
+from tide.store.claims import ClaimStore
+
+OLD_DB = Path(__file__).parent / "fixtures" / "v0-store.db"
+CATALOG = default_catalog(
+    builtin_version="0.1.0", instance_types=(InstanceTypeInfo("cpu-local", "none (CPU)", 16, 0, 0),)
+)
+
+
+def open_copy(tmp_path: Path) -> Store:
+    db = tmp_path / "tide.db"
+    shutil.copy(OLD_DB, db)
+    return Store(f"sqlite:///{db}")
+
+
+def test_old_store_opens_with_model_and_default_gateway(tmp_path: Path) -> None:
+    store = open_copy(tmp_path)
+    chat = store.get_deployment("tiny-chat")
+    assert chat.spec["model"] == {"name": "tiny-chat", "bucket": "models", "path": "tiny"}
+    assert chat.spec["gatewayIds"] == ["default"]
+    assert chat.spec["weights"] == {"allowPatterns": ["*.json", "*.safetensors"]}  # filters stay
+    assert chat.spec["traffic"] == {"weight": 30}
+    assert chat.generation == 1  # the same deployment: nothing to roll
+    assert chat.status["state"] == "STATUS_READY"
+    canary = store.get_deployment("tiny-canary")
+    assert canary.spec["model"]["name"] == "tiny-canary" and canary.spec["disabled"] is True
+    # What the new code would have written for the same deployment, field for field.
+    spec = parse_deployment(chat.spec, CATALOG)
+    assert deployment_to_dict(spec) == chat.spec
+    assert spec.routing_name == "tiny-chat" and spec.gateway_ids == ("default",)
+    assert [c.id for c in ClaimStore(store).list_claims()] == ["reserve-a"]
+    store.close()
+
+
+def test_migration_is_written_once_and_reopening_changes_nothing(tmp_path: Path) -> None:
+    first = open_copy(tmp_path)
+    migrated = first.get_deployment("tiny-chat")
+    first.close()
+    again = Store(first.url)
+    assert again.get_deployment("tiny-chat") == migrated
+    again.close()
