@@ -61,7 +61,8 @@ def test_old_shape_is_accepted_with_a_deprecation_notice(api: tuple[TestClient, 
     stored = client.get(f"{BASE}/deployments/tiny-chat").json()["deployment"]["spec"]
     assert stored["model"] == {"name": "tiny-chat", "bucket": "models", "path": "tiny"}
     assert "weights" not in stored
-    updated = client.patch(f"{BASE}/deployments/tiny-chat", json=spec())
+    new_shape = spec(model={"name": "tiny-chat", "bucket": "models", "path": "tiny"})
+    updated = client.patch(f"{BASE}/deployments/tiny-chat", json=new_shape)
     assert updated.status_code == 200 and "deprecation" not in updated.headers
 
 
@@ -200,11 +201,12 @@ def test_deeply_nested_json_is_a_400_not_a_500(api: tuple[TestClient, list[int]]
 def test_patch_cannot_rename_and_says_how(api: tuple[TestClient, list[int]]) -> None:
     client, _ = api
     client.post(f"{BASE}/deployments", json=spec())
-    response = client.patch(f"{BASE}/deployments/tiny-chat", json=spec(name="tiny-chat-2"))
+    renamed = spec(model={"name": "tiny-model-2", "bucket": "models", "path": "tiny"})
+    response = client.patch(f"{BASE}/deployments/tiny-chat", json=renamed)
     assert response.status_code == 400
     error = response.json()["error"]
-    assert error["field"] == "name" and "create a deployment named 'tiny-chat-2'" in error["message"]
-    assert client.get(f"{BASE}/deployments/tiny-chat").json()["generation"] == 1
+    assert error["field"] == "model.name" and "create a deployment with model.name 'tiny-model-2'" in error["message"]
+    assert client.get(f"{BASE}/deployments/tiny-chat").json()["deployment"]["status"]["generation"] == 1
 
 
 def test_a_retried_create_with_an_idempotency_key_gets_the_first_result(api: tuple[TestClient, list[int]]) -> None:
@@ -213,11 +215,11 @@ def test_a_retried_create_with_an_idempotency_key_gets_the_first_result(api: tup
     first = client.post(f"{BASE}/deployments", json=spec(), headers=headers)
     again = client.post(f"{BASE}/deployments", json=spec(), headers=headers)
     assert first.status_code == again.status_code == 201
-    assert again.json()["id"] == first.json()["id"] == "tiny-chat"
+    assert again.json()["deployment"]["spec"]["id"] == first.json()["deployment"]["spec"]["id"] == "tiny-chat"
     assert again.headers["idempotent-replayed"] == "true"
-    assert [d["id"] for d in client.get(f"{BASE}/deployments").json()["items"]] == ["tiny-chat"]
+    assert [d["spec"]["id"] for d in client.get(f"{BASE}/deployments").json()["deployments"]] == ["tiny-chat"]
     # The same key for a different deployment is a client bug, refused naming the header.
     other = client.post(f"{BASE}/deployments", json=spec(name="other"), headers=headers)
     assert other.status_code == 422 and other.json()["error"]["field"] == "Idempotency-Key"
     # Without a key, a second create is a second deployment (a suffixed id), as before.
-    assert client.post(f"{BASE}/deployments", json=spec()).json()["id"] != "tiny-chat"
+    assert client.post(f"{BASE}/deployments", json=spec()).json()["deployment"]["spec"]["id"] != "tiny-chat"

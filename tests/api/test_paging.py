@@ -46,7 +46,7 @@ def client(store: Store) -> TestClient:
 
 
 def spec(name: str) -> dict[str, Any]:
-    return {"name": name, "weights": {"bucket": "models", "path": "tiny"}, "runtime": {"engine": "builtin"}}
+    return {"name": name, "model": {"name": name, "bucket": "models", "path": "tiny"}, "runtime": {"engine": "builtin"}}
 
 
 def seed(store: Store, count: int, start: int = 0) -> None:
@@ -61,8 +61,8 @@ def test_the_list_pages_through_every_deployment_once(client: TestClient, store:
     pages = 0
     while True:
         body = client.get(f"{BASE}/deployments", params=params).json()
-        assert len(body["items"]) <= 5
-        ids += [item["id"] for item in body["items"]]
+        assert len(body["deployments"]) <= 5
+        ids += [item["spec"]["id"] for item in body["deployments"]]
         pages += 1
         if "nextPageToken" not in body:
             break
@@ -73,9 +73,9 @@ def test_the_list_pages_through_every_deployment_once(client: TestClient, store:
 def test_page_size_defaults_and_is_capped(client: TestClient, store: Store) -> None:
     seed(store, 101)
     first = client.get(f"{BASE}/deployments").json()
-    assert len(first["items"]) == 100 and first["nextPageToken"]
+    assert len(first["deployments"]) == 100 and first["nextPageToken"]
     everything = client.get(f"{BASE}/deployments", params={"pageSize": MAX_PAGE_SIZE + 5}).json()
-    assert len(everything["items"]) == 101 and "nextPageToken" not in everything
+    assert len(everything["deployments"]) == 101 and "nextPageToken" not in everything
 
 
 @pytest.mark.parametrize(

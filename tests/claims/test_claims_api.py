@@ -346,6 +346,12 @@ def test_the_claims_list_pages_like_the_deployments_list(api: ClaimsApi) -> None
         api.clock.now += 1
     first = api.client.get(CLAIMS, params={"pageSize": 2}).json()
     second = api.client.get(CLAIMS, params={"pageSize": 2, "pageToken": first["nextPageToken"]}).json()
-    assert [c["id"] for c in first["items"] + second["items"]] == ["team-0", "team-1", "team-2"]
+    assert [c["spec"]["id"] for c in first["capacityClaims"] + second["capacityClaims"]] == [
+        "team-0",
+        "team-1",
+        "team-2",
+    ]
     assert "nextPageToken" not in second
-    assert status(second["items"][0]) == status(api.client.get(f"{CLAIMS}/team-2").json())  # status over all claims
+    assert status(second["capacityClaims"][0]) == status(
+        api.client.get(f"{CLAIMS}/team-2").json()
+    )  # status over all claims

@@ -308,11 +308,12 @@ class Controller:
 
     async def reconcile(self) -> None:
         delta = await asyncio.to_thread(self.watch.read, self.clock())
-        gateways = await asyncio.to_thread(GatewayStore(self.store.engine).list_gateways)
-        key_hashes = await asyncio.to_thread(KeyStore(self.store.engine).key_hashes)
-        if gateways != self._gateways or key_hashes != self._key_hashes:
-            self._gateways, self._key_hashes = gateways, key_hashes
-            self._gateways_changed = True
+        if delta.gateways_changed:  # gateway resources and keys: read only when the feed says they changed
+            gateways = await asyncio.to_thread(GatewayStore(self.store.engine).list_gateways)
+            key_hashes = await asyncio.to_thread(KeyStore(self.store.engine).key_hashes)
+            if gateways != self._gateways or key_hashes != self._key_hashes:
+                self._gateways, self._key_hashes = gateways, key_hashes
+                self._gateways_changed = True
         now = self.clock()
         seen = set()
         if delta.records:  # a spec change may move a deployment between gateways: rebuild their view

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tide.store import DeploymentRecord, Store
-from tide.store.changes import changes_since, current_seq
+from tide.store.changes import GATEWAYS_CHANGE_ID, changes_since, current_seq
 
 RESYNC_INTERVAL_S = 30.0
 
@@ -23,6 +23,7 @@ class StoreDelta:
     records: list[DeploymentRecord]  # the deployments written since the last read (all of them when full)
     full: bool  # a full read: deployments not in `records` are gone
     gone: frozenset[str] = frozenset()  # (not full) changed, then removed from the store
+    gateways_changed: bool = False  # a gateway resource or key changed (always, on a full read)
 
 
 class StoreWatch:
@@ -41,11 +42,13 @@ class StoreWatch:
             seq = current_seq(self.store.engine)  # before the list: a write during it is read again next time
             records = self.store.list_deployments()
             self._seq, self._next_resync = seq, now + self.resync_interval_s
-            return StoreDelta(records=records, full=True)
+            return StoreDelta(records=records, full=True, gateways_changed=True)
         changes = changes_since(self.store.engine, self._seq)
         if not changes.deployment_ids:
             return StoreDelta(records=[], full=False)
-        ids = list(dict.fromkeys(changes.deployment_ids))
-        records = self.store.get_deployments(ids)
+        gateways_changed = GATEWAYS_CHANGE_ID in changes.deployment_ids
+        ids = [i for i in dict.fromkeys(changes.deployment_ids) if i != GATEWAYS_CHANGE_ID]
+        records = self.store.get_deployments(ids) if ids else []
         self._seq = changes.seq
-        return StoreDelta(records=records, full=False, gone=frozenset(ids) - {r.id for r in records})
+        gone = frozenset(ids) - {r.id for r in records}
+        return StoreDelta(records=records, full=False, gone=gone, gateways_changed=gateways_changed)

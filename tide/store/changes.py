@@ -69,6 +69,16 @@ def record_change(conn: Connection, deployment_id: str) -> int:
     return seq
 
 
+# Gateway resources and their keys ride the same feed under one id no deployment can have (':' is not
+# allowed in an id), so the controller re-reads them (all: a handful) only when one changed.
+GATEWAYS_CHANGE_ID = ":gateways"
+
+
+def record_gateway_change(conn: Connection) -> int:
+    """A gateway resource or one of its keys changed, inside the caller's write transaction."""
+    return record_change(conn, GATEWAYS_CHANGE_ID)
+
+
 def current_seq(engine: Engine) -> int:
     with engine.connect() as conn:
         value = conn.execute(select(change_counter.c.seq).where(change_counter.c.name == COUNTER)).scalar()

@@ -20,6 +20,7 @@ from sqlalchemy.types import JSON
 
 from tide.spec.deployment import DEFAULT_GATEWAY_ID
 from tide.spec.gateway import default_gateway, gateway_to_dict
+from tide.store.changes import record_gateway_change
 from tide.store.database import Conflict, NotFound, metadata
 from tide.store.engine import write_transaction
 
@@ -85,6 +86,7 @@ class GatewayStore:
         try:
             with write_transaction(self.engine) as conn:
                 conn.execute(gateways.insert().values(id=gateway_id, spec=spec, created_at=now, updated_at=now))
+                record_gateway_change(conn)
                 return _read(conn, gateway_id)
         except IntegrityError as exc:
             raise Conflict(f"a gateway with id {gateway_id!r} already exists") from exc
@@ -96,6 +98,7 @@ class GatewayStore:
             )
             if result.rowcount == 0:
                 raise NotFound(gateway_id)
+            record_gateway_change(conn)
             return _read(conn, gateway_id)
 
     def delete_gateway(self, gateway_id: str) -> GatewayRecord:
@@ -103,6 +106,7 @@ class GatewayStore:
             record = _read(conn, gateway_id)
             conn.execute(gateways.delete().where(gateways.c.id == gateway_id))
             conn.execute(gateway_keys.delete().where(gateway_keys.c.gateway_id == gateway_id))
+            record_gateway_change(conn)
             return record
 
 
@@ -171,6 +175,7 @@ class KeyStore:
                     requests_per_minute=requests_per_minute,
                 )
             )
+            record_gateway_change(conn)
             row = conn.execute(select(gateway_keys).where(gateway_keys.c.id == key_id)).one()
         return _key_record(row), key
 
@@ -190,6 +195,7 @@ class KeyStore:
             if row is None:
                 raise NotFound(key_id)
             conn.execute(gateway_keys.delete().where(where))
+            record_gateway_change(conn)
             return _key_record(row)
 
     def key_hashes(self) -> dict[str, dict[str, int | None]]:
