@@ -64,3 +64,18 @@ def test_every_node_option_reaches_the_config_of_up_and_controller(tmp_path: Pat
         assert config.inventory_path == inventory and config.cpu_slots == 3 and config.usage_retention_s == 7200
     assert up_config.api_keys_file == keys and up_config.gateway_port == 9000
     assert controller_config.api_port == 9001 and lease_ttl == 4
+
+
+def test_the_warm_pool_is_on_by_default_and_sized_by_flag_or_environment(
+    tmp_path: Path, captured: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TIDE_WARM_POOL", raising=False)
+    assert invoke(tmp_path, "up").exit_code == 0
+    assert captured[-1].warm_pool == 1
+    assert invoke(tmp_path, "up", "--warm-pool", "0").exit_code == 0
+    assert captured[-1].warm_pool == 0
+    monkeypatch.setenv("TIDE_WARM_POOL", "3")
+    assert invoke(tmp_path, "up").exit_code == 0
+    assert captured[-1].warm_pool == 3
+    bad = invoke(tmp_path, "up", "--warm-pool", "-1")
+    assert bad.exit_code == 2 and "--warm-pool" in bad.output
