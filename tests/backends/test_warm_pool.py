@@ -1,5 +1,6 @@
 """The local backend's warm pool: a replica start takes a pre-started engine process, which then only
-loads its weights; the pool refills; closing the backend ends every pooled process."""
+loads its weights; the pool refills (also when an idle one dies); closing the backend ends every pooled
+process."""
 
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_a_replica_start_takes_a_warm_process_and_the_pool_refills(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_a_replica_start_takes_a_warm_process_and_the_pool_refills_and_closes(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
     async def scenario() -> None:
         backend = LocalBackend(tmp_path, DirWeights(tiny_model_dir), warm_pool=1)
         backend.start_warm_pool()
@@ -65,8 +68,11 @@ def test_a_replica_start_takes_a_warm_process_and_the_pool_refills(tmp_path: Pat
             assert "loaded" in Path(state.log_path or "").read_text()  # the engine's own log line
             # The pool refills in the background, and the replica is not one of its processes.
             await until(lambda: pool.warm_count == 1, 120, "a refill")
-            pooled_pids = [p.process.pid for p in pool._idle]
-            assert state.pid not in pooled_pids
+            (refill,) = [p.process.pid for p in pool._idle]
+            assert state.pid != refill
+            # A pooled process that dies while idle (an OOM kill, say) is replaced too.
+            os.kill(refill, 9)
+            await until(lambda: pool.warm_count == 1 and refill not in [p.process.pid for p in pool._idle], 120, "")
         finally:
             pooled_pids = [p.process.pid for p in pool._idle]
             await backend.close()

@@ -89,3 +89,18 @@ def test_connection_limits_have_flags(tmp_path: Path, captured: list[Any]) -> No
     assert invoke(tmp_path, "up").exit_code == 0
     assert captured[-1].connection_limits.idle_timeout_s == 75
     assert invoke(tmp_path, "up", "--header-timeout", "0").exit_code == 2
+
+
+def test_the_warm_pool_is_on_by_default_and_sized_by_flag_or_environment(
+    tmp_path: Path, captured: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TIDE_WARM_POOL", raising=False)
+    assert invoke(tmp_path, "up").exit_code == 0
+    assert captured[-1].warm_pool == 1
+    assert invoke(tmp_path, "up", "--warm-pool", "0").exit_code == 0
+    assert captured[-1].warm_pool == 0
+    monkeypatch.setenv("TIDE_WARM_POOL", "3")
+    assert invoke(tmp_path, "up").exit_code == 0
+    assert captured[-1].warm_pool == 3
+    bad = invoke(tmp_path, "up", "--warm-pool", "-1")
+    assert bad.exit_code == 2 and "--warm-pool" in bad.output

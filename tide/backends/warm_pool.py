@@ -113,10 +113,11 @@ class WarmPool:
         return pooled
 
     async def _watch(self, pooled: Pooled) -> None:
-        """Until taken: note when it is warm; if it dies, back off and let the refill replace it."""
+        """Until taken (which cancels this): note when it is warm; if it dies, let the refill replace it
+        (after a backoff when it never got warm: a broken install must not spin)."""
         stdout = pooled.process.stdout
         assert stdout is not None
-        while pooled.process.returncode is None:
+        while pooled.process.returncode is None and not pooled.warm:
             line = await stdout.readline()
             if not line:
                 break
@@ -124,18 +125,20 @@ class WarmPool:
                 pooled.warm = True
                 self._failures = 0
                 log.info("warm pool: pid %d warm in %.1f s", pooled.process.pid, time.monotonic() - pooled.started)
-                # Stop reading: the stdout pipe now belongs to whoever takes the process.
-                return
+                # Read no further: the stdout pipe belongs to whoever takes the process.
         code = await pooled.process.wait()
         if self._closed:
             return
-        self._failures += 1
-        log.warning(
-            "warm pool: pid %d exited with %s before it was warm; see %s", pooled.process.pid, code, self._log_path
-        )
         with contextlib.suppress(ValueError):
             self._idle.remove(pooled)
-        await asyncio.sleep(self._backoff())
+        if pooled.warm:
+            log.warning("warm pool: idle pid %d exited with %s; replacing it", pooled.process.pid, code)
+        else:
+            self._failures += 1
+            log.warning(
+                "warm pool: pid %d exited with %s before it was warm; see %s", pooled.process.pid, code, self._log_path
+            )
+            await asyncio.sleep(self._backoff())
         self._wanted.set()
 
     async def close(self) -> None:
