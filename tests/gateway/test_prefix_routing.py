@@ -137,3 +137,13 @@ def test_route_file_takes_a_routing_policy_and_rejects_unknown_ones() -> None:
 def test_requests_without_a_prompt_use_least_loaded_rotation() -> None:
     served = served_by(PREFIX_AWARE, [{"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}] * 6)
     assert Counter(served) == Counter({"a": 2, "b": 2, "c": 2})
+
+
+def test_the_routing_policy_travels_to_remote_gateways() -> None:
+    from tide.control.channel import route_table_from_json, route_table_to_json
+
+    routes = table(deployment("tiny", ["a", "b"], routing=PREFIX_AWARE))
+    assert route_table_from_json(route_table_to_json(routes)) == routes
+    older = route_table_to_json(routes)  # a controller from before the field: least-loaded
+    del older["routes"]["tiny"][0]["routing"]
+    assert route_table_from_json(older).routes["tiny"][0].routing == LEAST_LOADED
