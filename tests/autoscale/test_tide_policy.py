@@ -234,3 +234,10 @@ def test_a_decision_a_moment_after_the_last_sample_still_sees_the_load() -> None
     p.observe(100.2, 4.0)
     got = ask(p, 102.1, 1)
     assert (got.desired, got.mechanism) == (4, "queue")
+
+
+def test_a_gap_longer_than_any_seen_is_held_as_long_again_up_to_one_miss() -> None:
+    gaps = np.array([])  # none of the gaps seen (5-7 s) lasted this long
+    assert plan_gap(gaps, 10.0, 15.0, 100.0).hold == 20.0  # as long again
+    assert plan_gap(gaps, 90.0, 15.0, 100.0).hold == 115.0  # but not past one miss's cost
+    assert plan_gap(gaps, 200.0, 15.0, 100.0).hold == 200.0  # then stop

@@ -71,7 +71,8 @@ def plan_gap(
     n = len(gaps)
     stop_cost = cold_start + miss_cost  # a request that finds nothing: a cold start it waits for
     if n == 0:
-        return GapPlan(elapsed, NEVER, stop_cost, 0)
+        # Longer than every gap seen: hold as long again, but never past what one miss costs, then stop.
+        return GapPlan(max(elapsed, min(2 * elapsed, stop_cost)), NEVER, stop_cost, 0)
     remaining = gaps - elapsed
     best = GapPlan(elapsed, NEVER, stop_cost, n)
     if allow_hold:
