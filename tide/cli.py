@@ -482,8 +482,9 @@ def apply(ctx: click.Context, files: tuple[str, ...]) -> None:
             _apply_document(client, doc, existing)
         except click.ClickException as exc:
             applied = f"{done} of {len(documents)} documents applied before it" if done else "nothing applied"
-            exc.message = f"{path} document {index} ({doc.get('name', '?')}): {exc.message}\n{applied}"
-            raise
+            raise click.ClickException(
+                f"{path} document {index} ({doc.get('name', '?')}): {exc.message}\n{applied}"
+            ) from None
 
 
 def _apply_document(client: ApiClient, doc: dict[str, Any], existing: list[dict[str, Any]]) -> None:

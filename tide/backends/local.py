@@ -83,8 +83,8 @@ _ENV_NAMES = frozenset(
     | {"PYTHONPATH", "PYTHONHOME", "PYTHONWARNINGS", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "LD_PRELOAD"}
     | {"XDG_CACHE_HOME", "XDG_RUNTIME_DIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "TOKENIZERS_PARALLELISM"}
 )
-_ENV_PREFIXES = ("LC_", "HF_", "TRANSFORMERS_", "CUDA_", "NVIDIA_", "NCCL_", "TORCH", "OMP_", "MKL_", "KMP_")
-_ENV_PREFIXES += ("VLLM_", "TRITON_", "ROCM_", "HIP_", "PYTORCH_")
+_ENV_PREFIXES: tuple[str, ...] = ("LC_", "HF_", "TRANSFORMERS_", "CUDA_", "NVIDIA_", "NCCL_", "TORCH", "OMP_")
+_ENV_PREFIXES += ("MKL_", "KMP_", "VLLM_", "TRITON_", "ROCM_", "HIP_", "PYTORCH_")
 # A name in an allowed family that still carries a credential (HF_TOKEN, a VLLM_API_KEY) stays out.
 _SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "CREDENTIAL")
 
