@@ -218,3 +218,27 @@ def test_a_deployment_at_rest_still_wakes_on_demand(store: Store) -> None:
     asyncio.run(ctl.reconcile())
     assert backend.launched == ["cold"]
     assert store.get_deployment("cold").status["desiredReplicas"] == 1
+
+
+def test_between_ticks_only_the_changed_deployment_is_reconciled(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, gateway = Clock(), Gateway()
+    ctl = controller(store, gateway, clock)
+    store.create_deployment("chat", external("chat", "http://127.0.0.1:9001/v1"), clock.now)
+    for i in range(20):
+        store.create_deployment(f"idle{i}", idle(f"idle{i}"), clock.now)
+    for _ in range(3):
+        tick(ctl, clock, 2.0)
+    looked_at: list[str] = []
+    real_wanted = ctl._wanted
+
+    def wanted(runtime: Any, now: float) -> int:
+        looked_at.append(runtime.id)
+        return real_wanted(runtime, now)
+
+    monkeypatch.setattr(ctl, "_wanted", wanted)
+    store.update_spec("chat", external("chat", "http://127.0.0.1:9002/v1"), clock.now)
+    asyncio.run(ctl.reconcile(full=False))  # what a wake-up between ticks runs
+    assert gateway.endpoints("chat") == ["http://127.0.0.1:9002/v1"]
+    assert looked_at == ["chat"]
+    asyncio.run(ctl.reconcile(full=True))  # the tick still gives every autoscaler its turn
+    assert len(looked_at) == 1 + 21

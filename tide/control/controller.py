@@ -297,16 +297,36 @@ class Controller:
                 loop.cancel()
 
     async def _run_reconcile(self) -> None:
+        # Every deployment once a second; woken in between (a write, a replica event, a request at zero),
+        # only what changed and what is running, so a PATCH does not wait for 10,000 autoscalers.
+        next_full = 0.0
         while not self._stopped:
+            full = time.monotonic() >= next_full
+            if full:
+                next_full = time.monotonic() + RECONCILE_INTERVAL_S
             try:
-                await self.reconcile()
+                await self.reconcile(full=full)
             except Exception:
                 log.exception("reconcile failed; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=RECONCILE_INTERVAL_S)
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_full - time.monotonic()))
             self._wake.clear()
 
-    async def reconcile(self) -> None:
+    @staticmethod
+    def _busy(runtime: DeploymentRuntime) -> bool:
+        """Anything running, placed, leaving or wanted: what a between-ticks reconcile must still look at."""
+        return bool(
+            runtime.replicas
+            or runtime.placements
+            or runtime.draining
+            or runtime.awaiting_gpus
+            or runtime.record.deleting
+            or runtime.spec is None
+            or (runtime.scaler is not None and runtime.scaler.current > 0)
+        )
+
+    async def reconcile(self, full: bool = True) -> None:
+        """`full`: every deployment (the once-a-second tick); else the changed and the busy ones."""
         delta = await asyncio.to_thread(self.watch.read, self.clock())
         if delta.gateways_changed:  # gateway resources and keys: read only when the feed says they changed
             gateways = await asyncio.to_thread(GatewayStore(self.store.engine).list_gateways)
@@ -348,7 +368,10 @@ class Controller:
         # Phase 1: what each deployment wants. Phase 2: one scheduling decision for all of them, so
         # priority decides who gets GPUs under contention. Phase 3: apply, per deployment.
         wants: dict[str, int] = {}
-        for runtime in list(self.runtimes.values()):
+        runtimes = [r for r in self.runtimes.values() if full or r.id in seen or self._busy(r)]
+        for i, runtime in enumerate(runtimes):
+            if i % 512 == 511:
+                await asyncio.sleep(0)  # a long tick must not hold up the API and gateway on this loop
             if runtime.record.deleting:
                 await self._reconcile_deleting(runtime, now)
             elif runtime.spec is None:
