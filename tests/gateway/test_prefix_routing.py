@@ -16,7 +16,7 @@ from tide.gateway import DeploymentRoute, ReplicaEndpoint
 from tide.gateway.balancing import DeploymentState, ReplicaState
 from tide.gateway.prefix import prompt_chunks
 from tide.gateway.route_file import parse_route_config
-from tide.gateway.routes import LEAST_LOADED, PREFIX_AWARE
+from tide.spec.routing import LEAST_LOADED, PREFIX_AWARE
 
 DOCUMENT = "A long shared document that every question is about. " * 60  # ~3 KB
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tide.gateway.routes import (
-    LEAST_LOADED,
     DeploymentLoad,
     DeploymentRoute,
     GatewayRoutes,
     ReplicaEndpoint,
     RouteTable,
 )
+from tide.spec.routing import LEAST_LOADED
 
 LIVE_S = 3.0  # a gateway silent this long no longer counts
 

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 from tide.gateway.loadmeter import LoadMeter
 from tide.gateway.prefix import PrefixAwarePolicy, PrefixIndex
-from tide.gateway.routes import PREFIX_AWARE, DeploymentRoute, ReplicaEndpoint
+from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint
+from tide.spec.routing import PREFIX_AWARE
 
 if TYPE_CHECKING:
     from tide.gateway.exchange import Exchange

@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from tide.gateway.routes import LEAST_LOADED, ROUTING_POLICIES, DeploymentRoute, ReplicaEndpoint, RouteTable
+from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint, RouteTable
+from tide.spec.routing import LEAST_LOADED, ROUTING_POLICIES
 
 
 def parse_route_config(config: Any) -> RouteTable:

@@ -5,11 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-# How a deployment picks a replica (docs/ROUTING.md): fewest in flight, or where the prompt's prefix is
-# most likely cached, weighed against load.
-LEAST_LOADED = "least-loaded"
-PREFIX_AWARE = "prefix-aware"
-ROUTING_POLICIES = (LEAST_LOADED, PREFIX_AWARE)
+from tide.spec.routing import LEAST_LOADED
 
 
 @dataclass(frozen=True)

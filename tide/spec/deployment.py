@@ -20,11 +20,11 @@ from typing import Any
 from tide.autoscale import AutoscalerConfig, ConfigError, profile_names, resolve_config
 from tide.autoscale.config import option_fields
 from tide.autoscale.fields import TUNING
-from tide.gateway.routes import LEAST_LOADED, PREFIX_AWARE, ROUTING_POLICIES
 from tide.spec.catalog import Catalog
 from tide.spec.durations import format_duration, parse_duration
 from tide.spec.errors import SpecError
 from tide.spec.names import bucket_name_problem, object_path_problem
+from tide.spec.routing import LEAST_LOADED, PREFIX_AWARE, ROUTING_POLICIES
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # A model name is what clients send (body `model`, a header, or the first path segment), so no '/'.
