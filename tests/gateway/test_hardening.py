@@ -212,3 +212,17 @@ def test_held_requests_get_503_when_no_routes_arrive() -> None:
             await gateway.stop()
 
     run(scenario())
+
+
+def test_a_deployment_waking_from_zero_lends_its_share_to_a_ready_sibling() -> None:
+    woken: list[str] = []
+
+    async def scenario() -> None:
+        async with upstreams(FakeUpstream("r1")) as (fake,):
+            routes = table(deployment("stable", [fake], weight=50), deployment("canary", [], weight=50))
+            async with running_gateway(routes, on_demand=woken.append) as gw:
+                responses = [await _exchange(gw.port, _post(b"/v1/chat/completions")) for _ in range(6)]
+                assert [_status(r) for r in responses] == [200] * 6  # none waited for the canary's cold start
+                assert len(fake.requests) == 6 and "canary" in woken
+
+    run(scenario())

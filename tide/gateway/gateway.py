@@ -422,6 +422,13 @@ class Gateway:
                 # deployment recovers by itself once its cause is fixed (weights uploaded).
                 self._notify(self.on_demand, deployment.deployment_id)
                 return
+        elif not deployment.replicas and len(model_state.deployments) > 1:
+            # Waking from zero while a sibling of the same model serves: its share goes to the sibling
+            # until it is ready (it is still woken), instead of waiting out a cold start.
+            sibling = _serving_sibling(model_state, deployment)
+            if sibling is not None:
+                self._notify(self.on_demand, deployment.deployment_id)
+                deployment = sibling
         deployment.requests_total += 1
         exchange = Exchange(self, client, request, deployment, suffix + request.query)
         client.exchange = exchange
@@ -599,6 +606,14 @@ def _healthy_sibling(model: ModelState, failed: DeploymentState) -> DeploymentSt
         if other is not failed and other.weight > 0 and (other.failure is None or other.replicas):
             return other
     return failed
+
+
+def _serving_sibling(model: ModelState, waking: DeploymentState) -> DeploymentState | None:
+    """A deployment of the same model in rotation with a replica that has room, if any."""
+    for other in model.deployments:
+        if other is not waking and other.weight > 0 and other.replicas and other.pick_replica() is not None:
+            return other
+    return None
 
 
 def _failed_message(deployment: DeploymentState) -> str:
