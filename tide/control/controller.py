@@ -302,12 +302,12 @@ class Controller:
         next_full = 0.0
         while not self._stopped:
             full = time.monotonic() >= next_full
-            if full:
-                next_full = time.monotonic() + RECONCILE_INTERVAL_S
             try:
                 await self.reconcile(full=full)
             except Exception:
                 log.exception("reconcile failed; retrying")
+            if full:  # a second from the end of the tick: a slow tick never runs back to back
+                next_full = time.monotonic() + RECONCILE_INTERVAL_S
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_full - time.monotonic()))
             self._wake.clear()
