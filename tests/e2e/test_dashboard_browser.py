@@ -49,6 +49,12 @@ def test_dashboard_shows_a_deployment_its_reasons_and_follows_its_logs(
     )
     assert "ready" in row
     assert browser.evaluate("sessionStorage.getItem('tide-token')") == clean_tide.token
+    # The gateway `tide up` made, serving the deployment, and the deployment's routing policy.
+    gateways = browser.wait_for(
+        "document.getElementById('gateways')?.querySelector('tbody')?.innerText", what="the gateways table"
+    )
+    assert "default" in gateways and "tiny-chat" in gateways and "/v1" in gateways, gateways
+    assert "least-loaded" in browser.evaluate("document.querySelector('main').innerText")
     shots = [browser.screenshot(tmp_path / "overview.png")]
 
     browser.evaluate("document.querySelector('a.dep-link').click(); true")
