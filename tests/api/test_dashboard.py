@@ -73,3 +73,42 @@ def test_without_the_vendored_chart_the_pages_get_a_harmless_stub(
 def test_the_dashboard_is_not_part_of_the_api_document(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p == "/" or p.startswith("/ui")]
+
+
+def test_the_pages_read_the_fields_the_api_answers_with(client: TestClient) -> None:
+    """Without a browser the e2e test skips: this keeps app.js and the hosted response shape in step."""
+    auth = {"authorization": "Bearer test-token-123456"}
+    spec = {
+        "name": "tiny-chat",
+        "model": {"name": "chat", "bucket": "models", "path": "tiny"},
+        "runtime": {"engine": "builtin"},
+    }
+    assert client.post("/v1alpha1/inference/deployments", json=spec, headers=auth).status_code == 201
+    page = client.get("/v1alpha1/inference/deployments?pageSize=1", headers=auth).json()
+    (item,) = page["deployments"]
+    assert item["spec"]["id"] == "tiny-chat"
+    assert item["spec"]["model"]["name"] == "chat"
+    assert item["spec"]["gatewayIds"] == ["default"]
+    assert item["spec"]["traffic"]["routing"]
+    assert item["status"]["status"].startswith("STATUS_")
+    gateways = client.get("/v1alpha1/inference/gateways", headers=auth).json()["gateways"]
+    assert [g["spec"]["id"] for g in gateways] == ["default"]
+    script = client.get("/ui/app.js").text
+    for read in (
+        '"deployments"',
+        '"capacityClaims"',
+        "nextPageToken",
+        "pageToken=",
+        "answer.deployment",
+        "spec.id",
+        "status.status",
+        "spec.model",
+        "gatewayIds",
+        "traffic",
+        "routing",
+        "gateways.gateways",
+        "parkedReplicas",
+        "prefixCacheHitRate",
+        "lastUpdateTime",
+    ):
+        assert read in script, f"app.js no longer reads {read}"

@@ -1,6 +1,7 @@
 """The dashboard in a real browser (Debian's headless chromium) against a real `tide up`: sign in with the
 token, see the deployment listed, open its page with its scaling reasons and cold-start breakdown, follow
-its logs as a new replica starts. Any console error or uncaught exception on a page fails the test.
+its logs as a new replica starts, and watch a deployment scale from zero to 2 under a small bounded
+load and back (its replicas parked). Any console error or uncaught exception on a page fails the test.
 Screenshots of each page land in the test's tmp dir (and, with TIDE_DASHBOARD_SCREENSHOTS=DIR, in DIR)."""
 
 from __future__ import annotations
@@ -8,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.browser import Browser, find_chromium
@@ -49,6 +52,12 @@ def test_dashboard_shows_a_deployment_its_reasons_and_follows_its_logs(
     )
     assert "ready" in row
     assert browser.evaluate("sessionStorage.getItem('tide-token')") == clean_tide.token
+    # The gateway `tide up` made, serving the deployment, and the deployment's routing policy.
+    gateways = browser.wait_for(
+        "document.getElementById('gateways')?.querySelector('tbody')?.innerText", what="the gateways table"
+    )
+    assert "default" in gateways and "tiny-chat" in gateways and "/v1" in gateways, gateways
+    assert "least-loaded" in browser.evaluate("document.querySelector('main').innerText")
     shots = [browser.screenshot(tmp_path / "overview.png")]
 
     browser.evaluate("document.querySelector('a.dep-link').click(); true")
@@ -83,6 +92,60 @@ def test_dashboard_shows_a_deployment_its_reasons_and_follows_its_logs(
         what="tiny-chat's GPU-minutes on the usage page",
     )
     shots.append(browser.screenshot(tmp_path / "usage.png"))
+
+    # From zero to 2 under a small bounded load and back (parking on: the idle replicas park).
+    burst = "tiny-burst"
+    clean_tide.apply(
+        tiny_spec(
+            burst,
+            autoscaling={
+                "min": 0,
+                "max": 2,
+                "concurrency": 1,
+                "initialScale": 0,
+                "targetUtilization": 100,
+                "profile": "knative",
+                "window": "6s",
+                "scaleToZeroGracePeriod": "2s",
+                "parking": {"enabled": True},
+            },
+        )
+    )
+    clean_tide.wait_for(burst, "STATUS_READY", timeout=30)
+    browser.navigate(f"{clean_tide.api_url}/ui/#/d/{burst}")
+    ready = "document.getElementById('dep-stats').firstChild?.innerText || ''"
+    browser.wait_for(f"({ready}).startsWith('0 / 0')", what=f"{burst} at zero")
+    failures: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        body = {"model": burst, "prompt": "The sea", "max_tokens": 24}
+        with httpx.Client(timeout=120) as client:
+            for _ in range(200):  # bounded, should the test fail before it stops the load
+                if stop.is_set():
+                    return
+                response = client.post(f"{clean_tide.gateway_url}/completions", json=body)
+                if response.status_code != 200:
+                    failures.append(response.status_code)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        browser.wait_for(f"({ready}).startsWith('2 / 2')", timeout=90, what=f"{burst} at 2 ready under load")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    browser.wait_for(f"({ready}).startsWith('0 / 0 · 2 parked')", timeout=90, what=f"{burst} back to 0, 2 parked")
+    reasons = browser.evaluate("[...document.querySelectorAll('#decisions td .reason')].map(e => e.innerText)")
+    assert any("-> 2" in r for r in reasons) and any("-> 0" in r for r in reasons), reasons
+    browser.wait_for(
+        "[...document.querySelectorAll('#replicas .badge')].filter(b => b.innerText === 'parked').length === 2",
+        what="both replicas shown parked",
+    )
+    shots.append(browser.screenshot(tmp_path / "deployment-scaling.png"))
 
     browser.set_viewport(390, 844, mobile=True)  # a phone
     browser.navigate(clean_tide.api_url + "/ui/")

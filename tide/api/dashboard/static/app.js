@@ -52,7 +52,8 @@ function stateBadge(s) {
 }
 
 function phaseBadge(p) {
-  const cls = p === "ready" ? "ok" : ["crashed", "failed", "lost"].includes(p) ? "bad" : ["stopped", "draining"].includes(p) ? "" : "warn";
+  // parked: alive but holding no GPU (neutral, like stopped); parking and waking are in motion (warn).
+  const cls = p === "ready" ? "ok" : ["crashed", "failed", "lost"].includes(p) ? "bad" : ["stopped", "draining", "parked"].includes(p) ? "" : "warn";
   return h("span", { class: `badge ${cls}` }, (p || "?").replace(/_/g, " "));
 }
 
@@ -64,8 +65,30 @@ function secs(s) {
   return `${(s / 3600).toFixed(1)} h`;
 }
 
+// Tide's own status fields carry epoch seconds; the hosted envelope's times (createdAt, a condition's
+// lastUpdateTime) are RFC 3339 strings. Both show as a local time.
 function clock(t) {
-  return t ? new Date(t * 1000).toLocaleTimeString() : "—";
+  if (!t) return "—";
+  const date = typeof t === "string" ? new Date(t) : new Date(t * 1000);
+  return isNaN(date) ? String(t) : date.toLocaleTimeString();
+}
+
+// "1 / 2", and " · 1 parked" when parked replicas wait to be woken (they serve nothing and hold no GPU).
+function readyText(s) {
+  const parked = s.parkedReplicas ? ` · ${s.parkedReplicas} parked` : "";
+  return `${s.readyReplicas ?? 0} / ${s.desiredReplicas ?? 0}${parked}`;
+}
+
+function routing(spec) {
+  return (spec.traffic || {}).routing || "—";
+}
+
+function percent(x) {
+  return x === null || x === undefined ? "—" : `${(100 * x).toFixed(0)} %`;
+}
+
+function modelName(spec) {
+  return (spec.model || {}).name || spec.name;
 }
 
 function profile(spec) {
@@ -82,6 +105,20 @@ function live(ok) {
 }
 
 class Unauthorized extends Error {}
+
+// A list route answers one page (`pageSize`, `nextPageToken`): read every page, in creation order.
+async function listAll(path, key, options) {
+  const items = [];
+  let token = "";
+  for (;;) {
+    const sep = path.includes("?") ? "&" : "?";
+    const page = await api(`${path}${sep}pageSize=1000${token ? `&pageToken=${encodeURIComponent(token)}` : ""}`, options);
+    if (page === null) return null;
+    items.push(...(page[key] || []));
+    if (!page.nextPageToken) return items;
+    token = page.nextPageToken;
+  }
+}
 
 async function api(path, options) {
   const response = await fetch(API + path, {
@@ -130,16 +167,18 @@ async function readTraffic() {
 }
 
 function record(item, traffic) {
+  const id = item.spec.id;
   const s = item.status || {};
   const d = s.lastScalingDecision || {};
-  const series = (state.history[item.id] = state.history[item.id] || []);
+  const series = (state.history[id] = state.history[id] || []);
   const t = Date.now() / 1000;
-  series.push([t, d.observedStable ?? null, d.observedPanic ?? null, s.desiredReplicas ?? null, s.readyReplicas ?? null, traffic.inFlight[item.id] ?? null]);
+  series.push([t, d.observedStable ?? null, d.observedPanic ?? null, s.desiredReplicas ?? null, s.readyReplicas ?? null, traffic.inFlight[id] ?? null]);
   while (series.length && series[0][0] < t - HISTORY_S) series.shift();
 }
 
+// Replicas that hold their GPUs: a parked replica gave its GPU back to the scheduler.
 function liveReplicas(status) {
-  return (status.replicas || []).filter((r) => !["stopped", "crashed", "failed", "lost"].includes(r.phase));
+  return (status.replicas || []).filter((r) => !["stopped", "crashed", "failed", "lost", "parked"].includes(r.phase));
 }
 
 // -- login -----------------------------------------------------------------------------------------
@@ -172,14 +211,14 @@ document.getElementById("logout").addEventListener("click", () => showLogin("Tok
 // -- overview --------------------------------------------------------------------------------------
 
 async function overview(gen) {
-  const [list, claims, params, traffic] = await Promise.all([
-    api("/deployments"),
-    api("/capacityclaims", { optional: true }),
+  const [items, claims, gateways, params, traffic] = await Promise.all([
+    listAll("/deployments", "deployments"),
+    listAll("/capacityclaims", "capacityClaims", { optional: true }),
+    api("/gateways", { optional: true }),
     api("/deployments/parameters"),
     readTraffic(),
   ]);
   if (gen !== state.generation) return;
-  const items = list.items;
   items.forEach((item) => record(item, traffic));
 
   const types = Object.fromEntries(params.resourceParameters.instanceTypes.map((t) => [t.id, t]));
@@ -188,7 +227,7 @@ async function overview(gen) {
   let desired = 0;
   for (const item of items) {
     const type = types[item.spec.resources.instanceType];
-    if (type && type.gpuModel !== "cpu") gpus += liveReplicas(item.status).length * item.spec.resources.gpuCount;
+    if (type && type.gpuModel !== "cpu") gpus += liveReplicas(item.status).length * (item.spec.resources.gpuCount ?? 1);
     ready += item.status.readyReplicas || 0;
     desired += item.status.desiredReplicas || 0;
   }
@@ -197,23 +236,26 @@ async function overview(gen) {
   const stat = (k, v, title) => h("div", { class: "stat", title }, h("div", { class: "v" }, v), h("div", { class: "k" }, k));
 
   const rows = items.map((item) => {
+    const id = item.spec.id;
     const s = item.status;
     const weight = item.spec.disabled ? 0 : (item.spec.traffic || {}).weight ?? 100;
     return [
-      h("a", { href: `#/d/${encodeURIComponent(item.id)}`, class: "dep-link" }, item.id),
-      stateBadge(s.state),
-      `${s.readyReplicas ?? 0} / ${s.desiredReplicas ?? 0}`,
+      h("a", { href: `#/d/${encodeURIComponent(id)}`, class: "dep-link" }, id),
+      stateBadge(s.status),
+      modelName(item.spec),
+      readyText(s),
       h("span", { class: "muted" }, profile(item.spec)),
       String(weight),
-      (state.rates[item.id] ?? 0).toFixed(2),
-      String(traffic.errors[item.id] ?? 0),
-      `${traffic.inFlight[item.id] ?? 0} / ${traffic.queued[item.id] ?? 0}`,
+      (state.rates[id] ?? 0).toFixed(2),
+      String(traffic.errors[id] ?? 0),
+      `${traffic.inFlight[id] ?? 0} / ${traffic.queued[id] ?? 0}`,
     ];
   });
 
-  // The gateway routes a request by model name (the deployment's name) and splits it by weight.
+  // A gateway routes a request by model name (spec.model.name) and splits it by weight among the
+  // deployments that serve that name on it.
   const byModel = {};
-  for (const item of items) (byModel[item.spec.name] = byModel[item.spec.name] || []).push(item);
+  for (const item of items) (byModel[modelName(item.spec)] = byModel[modelName(item.spec)] || []).push(item);
   const trafficRows = [];
   for (const [model, group] of Object.entries(byModel).sort()) {
     const weights = group.map((i) => (i.spec.disabled ? 0 : (i.spec.traffic || {}).weight ?? 100));
@@ -222,7 +264,9 @@ async function overview(gen) {
       const share = total ? (100 * weights[i]) / total : 0;
       trafficRows.push([
         i === 0 ? model : "",
-        item.id,
+        item.spec.id,
+        (item.spec.gatewayIds || []).join(", ") || "—",
+        routing(item.spec),
         String(weights[i]),
         h("div", { class: "bar", title: `${share.toFixed(0)} %` }, h("span", { class: "seg-weights", style: `width:${share}%` })),
         `${share.toFixed(0)} %`,
@@ -231,8 +275,8 @@ async function overview(gen) {
   }
 
   const claimRows = claims
-    ? claims.items.map((c) => [
-        c.id,
+    ? claims.map((c) => [
+        c.spec.id,
         `${c.spec.resources.instanceCount ?? "?"} × ${c.spec.resources.instanceId ?? "?"} (${(c.spec.resources.capacityType || "").replace(/^CAPACITY_CLASS_/, "").toLowerCase()}${(c.spec.resources.zones || []).length ? ", " + c.spec.resources.zones.join(", ") : ""})`,
         String(c.status.allocatedInstances ?? 0),
         String(c.status.pendingInstances ?? 0),
@@ -255,12 +299,34 @@ async function overview(gen) {
       { class: "card", id: "deployments" },
       h("h2", {}, "Deployments"),
       table(
-        ["Deployment", "State", "Ready / desired", "Profile", "Weight#", "Req/s#", "Errors#", "In flight / queued#"],
+        ["Deployment", "State", "Model", "Ready / desired", "Profile", "Weight#", "Req/s#", "Errors#", "In flight / queued#"],
         rows,
         "No deployments yet: tide apply -f deployment.yaml",
       ),
     ),
-    h("section", { class: "card" }, h("h2", {}, "Traffic by model name"), table(["Model", "Deployment", "Weight#", "Share", "Share#"], trafficRows, "No traffic routes.")),
+    h(
+      "section",
+      { class: "card" },
+      h("h2", {}, "Traffic by model name"),
+      table(["Model", "Deployment", "Gateways", "Routing", "Weight#", "Share", "Share#"], trafficRows, "No traffic routes."),
+    ),
+    h(
+      "section",
+      { class: "card", id: "gateways" },
+      h("h2", {}, "Gateways"),
+      gateways === null
+        ? h("p", { class: "muted" }, "This server has no gateways.")
+        : table(
+            ["Gateway", "State", "Endpoints", "Deployments"],
+            gateways.gateways.map((g) => [
+              g.spec.id,
+              stateBadge(g.status.status),
+              (g.status.endpoints || []).length ? g.status.endpoints.map((e) => h("div", { class: "mono" }, e)) : "—",
+              items.filter((i) => (i.spec.gatewayIds || []).includes(g.spec.id)).map((i) => i.spec.id).join(", ") || "—",
+            ]),
+            "No gateways: tide gateway create NAME",
+          ),
+    ),
     h(
       "section",
       { class: "card" },
@@ -322,8 +388,10 @@ function placement(r) {
 function load(r) {
   const l = r.load;
   if (!l) return "—";
-  const kv = l.kvCacheUsage !== undefined && l.kvCacheUsage !== null ? ` · KV ${(100 * l.kvCacheUsage).toFixed(0)} %` : "";
-  return `${l.running ?? 0} running · ${l.waiting ?? 0} waiting${kv}`;
+  const kv = l.kvCacheUsage !== undefined && l.kvCacheUsage !== null ? ` · KV ${percent(l.kvCacheUsage)}` : "";
+  // Only engines with a prefix cache report it (vLLM); prefix-aware routing is what raises it.
+  const prefix = l.prefixCacheHitRate !== undefined && l.prefixCacheHitRate !== null ? ` · prefix hits ${percent(l.prefixCacheHitRate)}` : "";
+  return `${l.runningRequests ?? 0} running · ${l.waitingRequests ?? 0} waiting${kv}${prefix}`;
 }
 
 function renderDeploymentShell(id) {
@@ -422,21 +490,28 @@ async function followLogs(id, gen) {
 }
 
 async function deployment(id, gen) {
-  const [item, traffic] = await Promise.all([api(`/deployments/${encodeURIComponent(id)}`), readTraffic()]);
+  const [answer, traffic] = await Promise.all([api(`/deployments/${encodeURIComponent(id)}`), readTraffic()]);
   if (gen !== state.generation) return;
+  const item = answer.deployment;
+  id = item.spec.id; // the route also takes a name; the metrics and the history are by id
   record(item, traffic);
   const s = item.status || {};
-  document.getElementById("dep-state").replaceChildren(stateBadge(s.state));
+  const engine = s.engineLoad || {};
+  document.getElementById("dep-state").replaceChildren(stateBadge(s.status));
   const stat = (k, v) => h("div", { class: "stat" }, h("div", { class: "v" }, v), h("div", { class: "k" }, k));
   const d = s.lastScalingDecision || {};
-  document.getElementById("dep-stats").replaceChildren(
-    stat("ready / desired", `${s.readyReplicas ?? 0} / ${s.desiredReplicas ?? 0}`),
+  const stats = [
+    stat("ready / desired", readyText(s)),
+    stat("model", modelName(item.spec)),
     stat("observed concurrency", d.observedStable !== undefined ? d.observedStable.toFixed(1) : "—"),
-    stat("requests/s", (state.rates[item.id] ?? 0).toFixed(2)),
-    stat("in flight / queued", `${traffic.inFlight[item.id] ?? 0} / ${traffic.queued[item.id] ?? 0}`),
-    stat("errors (total)", String(traffic.errors[item.id] ?? 0)),
-    stat("generation", `${item.generation} (observed ${s.observedGeneration ?? "—"})`),
-  );
+    stat("requests/s", (state.rates[id] ?? 0).toFixed(2)),
+    stat("in flight / queued", `${traffic.inFlight[id] ?? 0} / ${traffic.queued[id] ?? 0}`),
+    stat("errors (total)", String(traffic.errors[id] ?? 0)),
+    stat("routing", routing(item.spec)),
+    engine.prefixCacheHitRate !== undefined ? stat("prefix cache hits", percent(engine.prefixCacheHitRate)) : null,
+    stat("generation", `${s.generation ?? "—"} (observed ${s.observedGeneration ?? "—"})`),
+  ];
+  document.getElementById("dep-stats").replaceChildren(...stats.filter(Boolean));
   const now = Date.now() / 1000;
   document.getElementById("replicas").replaceChildren(
     table(
@@ -478,13 +553,13 @@ async function deployment(id, gen) {
   document.getElementById("conditions").replaceChildren(
     table(
       ["Type", "Status", "Reason", "Message", "Since"],
-      (s.conditions || []).map((c) => [c.type, c.status, c.reason, c.message, clock(c.lastTransitionTime)]),
+      (s.conditions || []).map((c) => [c.type, c.status, c.reason, c.message, clock(c.lastUpdateTime)]),
       "No conditions.",
     ),
   );
   document.getElementById("spec").textContent = JSON.stringify(item.spec, null, 2);
-  drawChart(item.id);
-  await followLogs(item.id, gen);
+  drawChart(id);
+  await followLogs(id, gen);
 }
 
 // -- usage ---------------------------------------------------------------------------------------------
@@ -515,11 +590,12 @@ async function usage(gen) {
       { class: "card", id: "usage" },
       h("h2", {}, "GPU-minutes per deployment (billed per started minute)"),
       table(
-        ["Deployment", "GPU-minutes#", "", "Replica runs#"],
+        ["Deployment", "GPU-minutes#", "", "Parked minutes#", "Replica runs#"],
         answer.deployments.map((d) => [
           h("a", { href: `#/d/${encodeURIComponent(d.deploymentId)}` }, d.deploymentId),
           String(d.gpuMinutes),
           h("div", { class: "bar" }, h("span", { class: "seg-weights", style: `width:${(100 * d.gpuMinutes) / top}%` })),
+          String(d.parkedMinutes ?? 0),
           String(d.replicas.length),
         ]),
         "No usage in this range.",
