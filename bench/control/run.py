@@ -68,7 +68,7 @@ def pct(values: list[float], q: float) -> float:
 def deployment_spec(i: int) -> dict[str, Any]:
     return {
         "name": f"d{i:05d}",
-        "weights": {"bucket": "models", "path": f"m{i:05d}"},
+        "model": {"name": f"d{i:05d}", "bucket": "models", "path": f"m{i:05d}"},
         "runtime": {"engine": "builtin"},
         "autoscaling": {"min": 0, "max": 1, "initialScale": 0},  # never a replica
     }

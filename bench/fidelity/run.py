@@ -89,7 +89,7 @@ async def drive(harness: Any, tide: Any, arrivals: list[float], args: argparse.N
         while not finished.is_set():
             await asyncio.sleep(max(0.0, second - (time.monotonic() - start)))
             response = await api.get(f"/deployments/{harness.DEPLOYMENT}")
-            status = response.json()["status"]
+            status = response.json()["deployment"]["status"]
             live = [
                 r
                 for r in status.get("replicas", [])
@@ -158,7 +158,7 @@ def main() -> int:
     harness = load_harness()
     spec = {
         "name": harness.DEPLOYMENT,
-        "weights": {"bucket": "models", "path": "tiny"},
+        "model": {"name": harness.DEPLOYMENT, "bucket": "models", "path": "tiny"},
         "runtime": {"engine": "builtin"},
         "autoscaling": autoscaling(args),
     }

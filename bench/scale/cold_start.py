@@ -47,7 +47,7 @@ MODES = ("cold", "pool", "parked")
 def spec(parking: bool) -> dict[str, Any]:
     return {
         "name": DEPLOYMENT,
-        "weights": {"bucket": "models", "path": "tiny"},
+        "model": {"name": DEPLOYMENT, "bucket": "models", "path": "tiny"},
         "runtime": {"engine": "builtin"},
         "autoscaling": {
             "min": 0,

@@ -345,7 +345,7 @@ async def drive(tide: Tide, args: argparse.Namespace) -> tuple[list[Result], Wat
         while not done.is_set():
             with contextlib.suppress(httpx.HTTPError, KeyError):
                 response = await api.get(f"/deployments/{DEPLOYMENT}")
-                status = response.json()["status"]
+                status = response.json()["deployment"]["status"]
                 now = time.time()
                 tide.note_pids(status)
                 watch.samples.append((now, status["readyReplicas"], status["desiredReplicas"], active[0]))

@@ -24,7 +24,7 @@ def chat(tide: TideProcess, model: str, timeout: float = 60) -> httpx.Response:
 def test_a_request_for_a_deployment_that_cannot_start_gets_its_condition_at_once(clean_tide: TideProcess) -> None:
     spec = tiny_spec("broken", weights={"bucket": "models", "path": "does-not-exist"})
     spec["autoscaling"] = {"min": 0, "max": 1}
-    deployment_id = clean_tide.apply(spec)["id"]
+    deployment_id = clean_tide.apply(spec)["spec"]["id"]
     started = time.monotonic()
     first = chat(clean_tide, "broken")  # queued while its replica tries to start; answered when it fails
     assert time.monotonic() - started < 30
@@ -40,11 +40,11 @@ def test_a_request_for_a_deployment_that_cannot_start_gets_its_condition_at_once
 def test_a_scaled_to_zero_deployment_with_missing_weights_is_not_ready(clean_tide: TideProcess) -> None:
     spec = tiny_spec("idle-broken", weights={"bucket": "models", "path": "nowhere"})
     spec["autoscaling"] = {"min": 0, "max": 1}
-    deployment_id = clean_tide.apply(spec)["id"]
+    deployment_id = clean_tide.apply(spec)["spec"]["id"]
     status = clean_tide.wait_for(deployment_id, "STATUS_FAILED", timeout=30)
     assert any("nowhere" in c["message"] for c in status["conditions"]), status
     # A healthy scaled-to-zero deployment is still READY (its weights are there).
-    healthy = clean_tide.apply({**tiny_spec("idle-ok"), "autoscaling": {"min": 0, "max": 1}})["id"]
+    healthy = clean_tide.apply({**tiny_spec("idle-ok"), "autoscaling": {"min": 0, "max": 1}})["spec"]["id"]
     clean_tide.wait_for(healthy, "STATUS_READY", timeout=30)
 
 
