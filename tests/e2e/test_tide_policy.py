@@ -37,6 +37,9 @@ def test_burst_idle_gap_and_return_under_the_tide_policy(clean_tide: TideProcess
                 "initialScale": 0,
                 "scaleDownDelay": "6s",  # the burst hold
                 "coldRequestCost": 4,  # a cold wait is worth little here: the idle gap ends in seconds
+                # The policy's own stop and return, not parking (the `tide` profile parks by default;
+                # tests/e2e/test_parking.py covers that).
+                "parking": {"enabled": False},
             },
         )
     )
