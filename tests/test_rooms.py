@@ -9,8 +9,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import tide
 
 TIDE = Path(tide.__file__).parent
@@ -89,7 +87,6 @@ def _edges_within(graph: dict[str, set[str]], component: list[str]) -> list[str]
     return [f"{a} -> {b}" for a in component for b in sorted(graph.get(a, ())) if b in component]
 
 
-@pytest.mark.xfail(strict=True, reason="cli <-> demo <-> claims_cli: broken when the CLI becomes a package")
 def test_no_import_circle_between_rooms() -> None:
     graph = room_imports()
     found = circles(graph)
