@@ -14,10 +14,17 @@ import tide
 TIDE = Path(tide.__file__).parent
 
 
+ROOMS = frozenset(
+    {p.stem for p in TIDE.glob("*.py") if p.name != "__init__.py"}
+    | {p.name for p in TIDE.iterdir() if (p / "__init__.py").is_file()}
+)
+
+
 def _room(module: str) -> str | None:
-    """`tide.control.channel` -> `control`; `tide.cli` -> `cli`; `tide` itself and other packages -> None."""
+    """`tide.control.channel` -> `control`; `tide.cli` -> `cli`; `tide` itself (`tide.__version__`) and other
+    packages -> None."""
     parts = module.split(".")
-    return parts[1] if parts[0] == "tide" and len(parts) > 1 else None
+    return parts[1] if parts[0] == "tide" and len(parts) > 1 and parts[1] in ROOMS else None
 
 
 def _imported(path: Path) -> set[str]:
