@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from tests.claims.conftest import TOKEN, ZONE_A, ZONE_B, ClaimsApi
-from tide.claims_cli import claims_table, get_claims_command, usage_command, usage_params, usage_table
-from tide.cli import ApiClient
+from tide.cli.claims import claims_table, get_claims_command, usage_command, usage_params, usage_table
+from tide.cli.client import ApiClient
 
 T0 = 1_764_000_000.0
 
@@ -29,7 +29,7 @@ def cli(api: ClaimsApi, monkeypatch: pytest.MonkeyPatch) -> click.Group:
         real.http = cast(httpx.Client, in_process)
         return real
 
-    monkeypatch.setattr("tide.cli._client", client)
+    monkeypatch.setattr("tide.cli.claims.client", client)
 
     @click.group()
     def root() -> None:

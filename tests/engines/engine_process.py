@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tide.engines.builtin.events import parse_event
+from tide.engines.events import parse_event
 
 READY_TIMEOUT_S = 90.0
 

@@ -140,7 +140,7 @@ def test_requests_without_a_prompt_use_least_loaded_rotation() -> None:
 
 
 def test_the_routing_policy_travels_to_remote_gateways() -> None:
-    from tide.control.channel import route_table_from_json, route_table_to_json
+    from tide.gateway.wire import route_table_from_json, route_table_to_json
 
     routes = table(deployment("tiny", ["a", "b"], routing=PREFIX_AWARE))
     assert route_table_from_json(route_table_to_json(routes)) == routes

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from tide.control.channel import (
-    LoadAggregator,
-    load_from_json,
-    load_to_json,
-    route_table_from_json,
-    route_table_to_json,
-)
+from tide.control.channel import LoadAggregator
 from tide.gateway.routes import DeploymentLoad, DeploymentRoute, GatewayRoutes, ReplicaEndpoint, RouteTable
+from tide.gateway.wire import load_from_json, load_to_json, route_table_from_json, route_table_to_json
 
 
 def test_route_table_round_trips_through_json() -> None:

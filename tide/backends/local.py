@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
-import json
 import os
 import signal
 import socket
@@ -28,9 +27,9 @@ from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, Rep
 from tide.backends.logfiles import LogText, open_private_log, read_replica_logs
 from tide.backends.warm_pool import WarmPool, order_line
 from tide.engines.adapter import LaunchPlan, adapter_for, builtin_pooled_command
+from tide.engines.events import EVENT_PREFIX, parse_event
 from tide.spec import DeploymentSpec
 
-EVENT_PREFIX = "TIDE_EVENT "
 PROGRESS_NOTIFY_S = 0.25
 # A starting replica is never killed for being slow, only for showing no sign of progress (bytes
 # downloaded, log lines, events) for this long: a multi-minute GPU load that keeps logging is fine.
@@ -286,12 +285,8 @@ class LocalBackend:
             async for raw in process.stdout:
                 replica.last_progress = time.monotonic()
                 log_file.write(raw)
-                line = raw.decode(errors="replace").strip()
-                if not line.startswith(EVENT_PREFIX):
-                    continue
-                try:
-                    event = json.loads(line[len(EVENT_PREFIX) :])
-                except ValueError:
+                event = parse_event(raw.decode(errors="replace").strip())
+                if event is None:
                     continue
                 if event.get("phase") == "ready":
                     await confirm_ready()

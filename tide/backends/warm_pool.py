@@ -23,9 +23,10 @@ from typing import IO
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tide.engines.events import parse_event
+
 log = logging.getLogger("tide.backends")
 
-POOLED_EVENT = b'TIDE_EVENT {"phase":"pooled"'
 RESPAWN_BACKOFF_MIN_S = 1.0
 RESPAWN_BACKOFF_MAX_S = 60.0
 
@@ -121,7 +122,8 @@ class WarmPool:
             line = await stdout.readline()
             if not line:
                 break
-            if line.startswith(POOLED_EVENT):
+            event = parse_event(line.decode(errors="replace").strip())
+            if event is not None and event.get("phase") == "pooled":
                 pooled.warm = True
                 self._failures = 0
                 log.info("warm pool: pid %d warm in %.1f s", pooled.process.pid, time.monotonic() - pooled.started)

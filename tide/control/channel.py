@@ -1,134 +1,22 @@
-"""The controller <-> gateway channel, the pure half: RouteTable as JSON and summed load signals.
+"""The controller <-> gateway channel, the pure half: summed load signals.
 
 Scaled out, several gateway processes follow one controller. The controller pushes each of them the
 full route table (at once on subscribe, again on every change); each gateway posts its load snapshot
 every second, tagged with its gateway id and the route version it has applied. The controller sums
 in-flight and queued requests over the gateways heard from in the last `LIVE_S` seconds.
 
-No I/O here: the clock is a parameter. `tide/control/channel_http.py` puts this on the wire.
+No I/O here: the clock is a parameter. `tide/control/channel_http.py` puts this on the wire, in the format
+of `tide/gateway/wire.py` (shared with the gateway processes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from tide.gateway.routes import (
-    DeploymentLoad,
-    DeploymentRoute,
-    GatewayRoutes,
-    ReplicaEndpoint,
-    RouteTable,
-)
-from tide.spec.routing import LEAST_LOADED
+from tide.gateway.routes import DeploymentLoad
 
 LIVE_S = 3.0  # a gateway silent this long no longer counts
-
-
-# -- RouteTable <-> JSON -----------------------------------------------------------------------------
-
-
-def route_table_to_json(table: RouteTable) -> dict[str, Any]:
-    return {
-        "routes": {
-            name: [
-                {
-                    "deploymentId": r.deployment_id,
-                    "modelName": r.model_name,
-                    "weight": r.weight,
-                    "maxQueue": r.max_queue,
-                    "maxQueueWaitS": r.max_queue_wait_s,
-                    "routing": r.routing,
-                    "failure": r.failure,
-                    "replicas": [
-                        {"replicaId": e.replica_id, "baseUrl": e.base_url, "maxConcurrency": e.max_concurrency}
-                        for e in r.replicas
-                    ],
-                }
-                for r in deployments
-            ]
-            for name, deployments in table.routes.items()
-        },
-        "gateways": [
-            {
-                "gatewayId": g.gateway_id,
-                "hosts": list(g.hosts),
-                "modelHeader": g.model_header,
-                "models": {name: list(ids) for name, ids in g.models.items()},
-                "keyHashes": None if g.key_hashes is None else sorted(g.key_hashes),
-                "keyLimits": dict(g.key_limits),
-            }
-            for g in table.gateways
-        ],
-    }
-
-
-def route_table_from_json(data: Mapping[str, Any]) -> RouteTable:
-    routes: dict[str, tuple[DeploymentRoute, ...]] = {}
-    for name, deployments in data["routes"].items():
-        routes[str(name)] = tuple(
-            DeploymentRoute(
-                deployment_id=str(r["deploymentId"]),
-                model_name=str(r["modelName"]),
-                weight=int(r["weight"]),
-                max_queue=int(r["maxQueue"]),
-                max_queue_wait_s=float(r["maxQueueWaitS"]),
-                routing=str(r.get("routing", LEAST_LOADED)),
-                failure=None if r.get("failure") is None else str(r["failure"]),
-                replicas=tuple(
-                    ReplicaEndpoint(
-                        replica_id=str(e["replicaId"]),
-                        base_url=str(e["baseUrl"]),
-                        max_concurrency=None if e.get("maxConcurrency") is None else int(e["maxConcurrency"]),
-                    )
-                    for e in r["replicas"]
-                ),
-            )
-            for r in deployments
-        )
-    gateways = tuple(
-        GatewayRoutes(
-            gateway_id=str(g["gatewayId"]),
-            hosts=tuple(str(h) for h in g["hosts"]),
-            model_header=str(g.get("modelHeader") or ""),
-            models={str(name): tuple(str(i) for i in ids) for name, ids in g["models"].items()},
-            key_hashes=None if g.get("keyHashes") is None else frozenset(str(h) for h in g["keyHashes"]),
-            key_limits={str(h): int(n) for h, n in (g.get("keyLimits") or {}).items()},
-        )
-        for g in data.get("gateways") or ()  # absent from an older leader: one implicit gateway
-    )
-    return RouteTable(routes, gateways)
-
-
-def load_to_json(snapshot: Mapping[str, DeploymentLoad]) -> dict[str, Any]:
-    return {
-        deployment_id: {
-            "inFlight": load.in_flight,
-            "queued": load.queued,
-            "perReplicaInFlight": dict(load.per_replica_in_flight),
-            "requestsTotal": load.requests_total,
-            "errors": dict(load.errors),
-            "loadAverage": load.load_average,
-            "queuedAverage": load.queued_average,
-        }
-        for deployment_id, load in snapshot.items()
-    }
-
-
-def load_from_json(data: Mapping[str, Any]) -> dict[str, DeploymentLoad]:
-    return {
-        str(deployment_id): DeploymentLoad(
-            in_flight=int(load["inFlight"]),
-            queued=int(load["queued"]),
-            per_replica_in_flight={str(k): int(v) for k, v in load.get("perReplicaInFlight", {}).items()},
-            requests_total=int(load.get("requestsTotal", 0)),
-            errors={str(k): int(v) for k, v in load.get("errors", {}).items()},
-            load_average=None if load.get("loadAverage") is None else float(load["loadAverage"]),
-            queued_average=None if load.get("queuedAverage") is None else float(load["queuedAverage"]),
-        )
-        for deployment_id, load in data.items()
-    }
 
 
 # -- summing load over gateways ----------------------------------------------------------------------

@@ -21,10 +21,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from tide.control.channel import LoadAggregator, load_from_json, route_table_to_json
+from tide.control.channel import LoadAggregator
 from tide.gateway.routes import DeploymentLoad, RouteTable
-
-KEEPALIVE_S = 10.0
+from tide.gateway.wire import KEEPALIVE_S, load_from_json, route_table_to_json
 
 
 class GatewayHub:

@@ -14,7 +14,7 @@ from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
 from tide.gateway.gateway import Gateway
 from tide.gateway.keys import ENV_KEYS, ApiKeyError, GatewayKeys
 from tide.gateway.route_file import load_route_file
-from tide.spec.durations import parse_duration
+from tide.spec.durations import parse_duration_option
 from tide.spec.errors import SpecError
 
 log = logging.getLogger("tide.gateway")
@@ -55,11 +55,7 @@ async def serve(
 
 def _duration(text: str) -> float:
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return parse_duration(text, "--upstream-idle-timeout")
+        return parse_duration_option(text, "--upstream-idle-timeout")
     except SpecError as error:
         raise argparse.ArgumentTypeError(error.message) from None
 

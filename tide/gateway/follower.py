@@ -21,10 +21,9 @@ import uuid
 import httpx
 
 from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
-from tide.control.channel import load_to_json, route_table_from_json
-from tide.control.channel_http import KEEPALIVE_S
 from tide.gateway.gateway import Gateway
 from tide.gateway.keys import GatewayKeys
+from tide.gateway.wire import KEEPALIVE_S, load_to_json, route_table_from_json
 
 log = logging.getLogger("tide.gateway.follower")
 

@@ -18,8 +18,11 @@ from typing import Any
 
 import yaml
 
-from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint, RouteTable
+from tide.gateway.routes import DeploymentRoute, RouteTable
+from tide.gateway.wire import deployment_route_from_json
 from tide.spec.routing import LEAST_LOADED, ROUTING_POLICIES
+
+_WIRE_NAMES = {"weight": "weight", "max_queue": "maxQueue", "max_queue_wait_s": "maxQueueWaitS"}
 
 
 def parse_route_config(config: Any) -> RouteTable:
@@ -42,21 +45,25 @@ def parse_route_config(config: Any) -> RouteTable:
             routing = entry.get("routing", LEAST_LOADED)
             if routing not in ROUTING_POLICIES:
                 raise ValueError(f"route file: {where}.routing must be one of {', '.join(ROUTING_POLICIES)}")
-            replicas = tuple(
-                ReplicaEndpoint(f"{deployment_id}-{i}", url, int(max_concurrency) if max_concurrency else None)
-                for i, url in enumerate(endpoints)
-            )
-            parsed.append(
-                DeploymentRoute(
-                    deployment_id=deployment_id,
-                    model_name=str(model_name),
-                    weight=int(entry.get("weight", 100)),
-                    replicas=replicas,
-                    max_queue=int(entry.get("max_queue", 1000)),
-                    max_queue_wait_s=float(entry.get("max_queue_wait_s", 600.0)),
-                    routing=routing,
-                )
-            )
+            # The route file's snake_case names onto the wire format's; what is left out takes the spec's
+            # defaults there, so a standalone gateway and a controller's routes mean the same.
+            wire: dict[str, Any] = {
+                "deploymentId": deployment_id,
+                "modelName": str(model_name),
+                "routing": routing,
+                "replicas": [
+                    {
+                        "replicaId": f"{deployment_id}-{i}",
+                        "baseUrl": url,
+                        "maxConcurrency": int(max_concurrency) if max_concurrency else None,
+                    }
+                    for i, url in enumerate(endpoints)
+                ],
+            }
+            for name, wire_name in _WIRE_NAMES.items():
+                if name in entry:
+                    wire[wire_name] = entry[name]
+            parsed.append(deployment_route_from_json(wire))
         routes[str(model_name)] = tuple(parsed)
     return RouteTable(routes)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from tide.spec.deployment import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_WAIT_S
 from tide.spec.routing import LEAST_LOADED
 
 
@@ -21,8 +22,8 @@ class DeploymentRoute:
     model_name: str
     weight: int  # share among deployments with the same model name; 0 = out of rotation
     replicas: tuple[ReplicaEndpoint, ...]
-    max_queue: int = 1000  # requests allowed to wait for a replica; more get 429
-    max_queue_wait_s: float = 600.0  # longest wait for a replica; past it 503
+    max_queue: int = DEFAULT_MAX_QUEUE  # requests allowed to wait for a replica; more get 429
+    max_queue_wait_s: float = DEFAULT_MAX_QUEUE_WAIT_S  # longest wait for a replica; past it 503
     routing: str = LEAST_LOADED  # one of ROUTING_POLICIES
     # The deployment is known to be failing (weights missing, engine crash loop) and has no ready replica:
     # its requests get this message at once (503 deployment_failed) instead of waiting out the queue.

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
+import math
 from dataclasses import dataclass
 
 from tide.autoscale import OVERRIDE_NAMES, AutoscalerConfig, ConfigError, profile_names, resolve_config
 from tide.autoscale.config import option_fields
+from tide.spec.durations import parse_duration_option
+from tide.spec.errors import SpecError
 
 ORACLE = "oracle"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 class PolicyError(ValueError):
@@ -28,11 +28,14 @@ class Policy:
 
 
 def parse_duration(text: str) -> float:
-    """'15s', '2m', '1h', '500ms' or a plain number of seconds."""
-    match = _DURATION.match(text)
-    if not match:
+    """'15s', '2m', '1h', '500ms' or a plain number of seconds: tide.spec's parser, with the sim's error."""
+    try:
+        seconds = parse_duration_option(text.strip(), "duration")
+    except SpecError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
         raise PolicyError(f"{text!r} is not a duration (use e.g. 15s, 2m, 1h, 500ms)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return seconds
 
 
 def parse_policies(spec: str, *, min_replicas: int, max_replicas: int, concurrency: int) -> list[Policy]:

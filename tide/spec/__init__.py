@@ -15,7 +15,7 @@ from tide.spec.deployment import (
     parse_model_name,
     parse_name,
 )
-from tide.spec.durations import format_duration, parse_duration
+from tide.spec.durations import format_duration, parse_duration, parse_duration_option
 from tide.spec.errors import SpecError
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "legacy_fields",
     "parse_deployment",
     "parse_duration",
+    "parse_duration_option",
     "parse_model_name",
     "parse_name",
 ]

@@ -34,6 +34,16 @@ def parse_duration(value: object, field: str) -> float:
     return seconds
 
 
+def parse_duration_option(text: str, field: str) -> float:
+    """A duration as a command-line option or a scenario file gives it: a bare number of seconds ("45",
+    "0.5") or a duration string as `parse_duration` reads them. The sign is the caller's to check (a bare
+    "-5" comes back as -5.0, so an option can say it is negative); SpecError naming `field` if neither."""
+    try:
+        return float(text)
+    except ValueError:
+        return parse_duration(text, field)
+
+
 def format_duration(seconds: float) -> str:
     """The shortest round-trippable form: 90 -> "90s", 900 -> "15m", 0.5 -> "500ms"."""
     if seconds != int(seconds):

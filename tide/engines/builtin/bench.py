@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tide.engines.builtin.events import parse_event
+from tide.engines.events import parse_event
 
 
 def _start(model_dir: pathlib.Path, dtype: str) -> tuple[subprocess.Popen[str], int]:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from tide.engines.builtin.events import emit_event
 from tide.engines.builtin.server import EngineState, build_app
+from tide.engines.events import emit_event
 
 if TYPE_CHECKING:
     from tide.engines.builtin.loading import LoadedModel

@@ -21,7 +21,7 @@ import os
 import sys
 from typing import Any
 
-from tide.engines.builtin.events import emit_event
+from tide.engines.events import emit_event
 
 ENGINE_MODULE = "tide.engines.builtin"
 

@@ -21,8 +21,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tide.engines.builtin import protocol
-from tide.engines.builtin.events import emit_event
 from tide.engines.builtin.protocol import ParsedRequest, RequestError
+from tide.engines.events import emit_event
 
 if TYPE_CHECKING:
     from tide.engines.builtin.loading import LoadedModel

@@ -19,6 +19,7 @@ from typing import Any
 import click
 import httpx
 
+from tide.cli.deployments import describe_deployment
 from tide.config import read_client_token
 
 DEMO_SPEC: dict[str, Any] = {
@@ -157,8 +158,6 @@ def _stream_chat(gateway: str, prompt: str) -> None:
 
 
 def _print_status(http: httpx.Client, api: str) -> None:
-    from tide.cli import describe_deployment
-
     item = _check(http.get(f"{api}/deployments/tiny-chat"))["deployment"]
     click.echo("\n".join("   " + line for line in describe_deployment(item).splitlines()))
 

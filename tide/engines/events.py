@@ -1,5 +1,7 @@
 """Lifecycle announcements on stdout: one `TIDE_EVENT {json}` line per phase, flushed at once, so the
-backend that launched us learns readiness the moment it happens."""
+backend that launched an engine learns readiness the moment it happens. The one place the line's format
+lives: engines write it with `emit_event`, backends (`tide/backends/local.py`, `warm_pool.py`) and tests
+read it with `parse_event`."""
 
 from __future__ import annotations
 

@@ -1,33 +1,19 @@
 """`tide usage` and `tide get claims`: GPU-minutes and capacity claims, through the management API.
 
-Attach to the CLI with `main.add_command(usage_command, "usage")` and
-`get.add_command(get_claims_command, "claims")`. `tide.cli` is imported lazily, inside the commands, so
-this module can be imported from `tide.cli` itself (at its end, like the other optional commands) or on
-its own, in either order.
+Attached to the CLI in `tide/cli/__init__.py` (`usage`, and `claims` under `get`).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import click
-import yaml
 
+from tide.cli.client import client, dump, table
 from tide.spec import SpecError
 from tide.spec.durations import parse_duration
 from tide.timestamps import format_instant, parse_instant
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    from tide.cli import _table as table
-
-    return table(headers, rows)
-
-
-def _dump(data: Any, output: str) -> str:
-    return json.dumps(data, indent=2) if output == "json" else yaml.safe_dump(data, sort_keys=False)
 
 
 def claims_table(items: list[dict[str, Any]]) -> str:
@@ -47,7 +33,7 @@ def claims_table(items: list[dict[str, Any]]) -> str:
                 ",".join(str(z) for z in resources.get("zones") or ()),
             ]
         )
-    return _table(["ID", "INSTANCE TYPE", "COUNT", "ALLOCATED", "PENDING", "CAPACITY TYPE", "ZONES"], rows)
+    return table(["ID", "INSTANCE TYPE", "COUNT", "ALLOCATED", "PENDING", "CAPACITY TYPE", "ZONES"], rows)
 
 
 def usage_table(report: dict[str, Any]) -> str:
@@ -76,7 +62,7 @@ def usage_table(report: dict[str, Any]) -> str:
     if not any(d.get("parkedMinutes") for d in report.get("deployments") or []):
         headers, rows = headers[:4], [row[:4] for row in rows]  # no parking: the plain table
     if rows:
-        lines += ["", _table(headers, rows)]
+        lines += ["", table(headers, rows)]
     else:
         lines.append("no replica ran in this window")
     return "\n".join(lines)
@@ -116,10 +102,8 @@ def _instant(text: str, option: str) -> float:
 @click.pass_context
 def usage_command(ctx: click.Context, since: str, start: str | None, end: str | None, output: str) -> None:
     """GPU-minutes per deployment and replica, billed per started minute while a replica runs."""
-    from tide.cli import _client
-
-    report = _client(ctx).call("GET", "/usage", params=usage_params(since, start, end, time.time()))
-    click.echo(usage_table(report) if output == "table" else _dump(report, output))
+    report = client(ctx).call("GET", "/usage", params=usage_params(since, start, end, time.time()))
+    click.echo(usage_table(report) if output == "table" else dump(report, output))
 
 
 @click.command("claims")
@@ -127,8 +111,6 @@ def usage_command(ctx: click.Context, since: str, start: str | None, end: str | 
 @click.pass_context
 def get_claims_command(ctx: click.Context, output: str) -> None:
     """List capacity claims with allocated and pending instances."""
-    from tide.cli import _client
-
-    items = _client(ctx).list_all("/capacityclaims", "capacityClaims")
+    items = client(ctx).list_all("/capacityclaims", "capacityClaims")
     body = {"capacityClaims": items}
-    click.echo(claims_table(items) if output == "table" else _dump(body, output))
+    click.echo(claims_table(items) if output == "table" else dump(body, output))
