@@ -1,0 +1,106 @@
+"""Parking in `tide sim`: a scale-down parks, a wake costs `wake_time`, parked time is priced and expires."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tide.autoscale import AutoscalerConfig, resolve_config
+from tide.sim.cli import sim_command
+from tide.sim.engine import SimSettings, replay
+from tide.sim.policies import PolicyError, parse_policies
+from tide.spec.deployment import DEFAULT_PARKING_RETENTION_S, AutoscalingSpec
+
+
+def one_replica_knative() -> AutoscalerConfig:
+    # Concurrency 2 at the 70% target: one replica for one request, so the counts are easy to follow.
+    return resolve_config("knative", {"initialScale": 0}, min_replicas=0, max_replicas=10, concurrency=2)
+
+
+SETTINGS = SimSettings(cold_start=15.0, wake_time=1.0, parked_cost=0.05, parking_retention=600.0)
+
+
+def test_a_scale_down_parks_and_the_next_request_waits_only_the_wake() -> None:
+    cfg = one_replica_knative()
+    arrivals, durations = [0.0, 300.0], [1.0, 1.0]
+    stopped = replay("k", cfg, arrivals, durations, SETTINGS, parks=False)
+    parked = replay("k", cfg, arrivals, durations, SETTINGS, parks=True)
+    assert list(stopped.waits) == [15.0, 15.0] and stopped.cold_starts == 2 and stopped.wakes == 0
+    assert parked.waits[0] == 15.0 and parked.waits[1] == pytest.approx(1.0)
+    assert parked.cold_starts == 1 and parked.wakes == 1
+    # Parked from the scale-down until the wake at 300 s, priced at 0.05 of a running replica.
+    running = parked.replica_seconds - 0.05 * parked.parked_seconds
+    assert 0 < parked.parked_seconds < 300
+    assert running < stopped.replica_seconds  # the wake replaces a 15-s cold start
+
+
+def test_a_parked_replica_is_stopped_after_its_retention() -> None:
+    cfg = one_replica_knative()
+    arrivals, durations = [0.0, 5000.0], [1.0, 1.0]
+    result = replay("k", cfg, arrivals, durations, SETTINGS, parks=True)
+    assert result.parked_seconds == pytest.approx(600.0)  # then stopped: no parked cost after that
+    assert result.cold_starts == 2 and result.wakes == 0 and result.waits[1] == 15.0
+
+
+def test_parked_time_counts_in_the_cost_at_the_parked_fraction() -> None:
+    cfg = one_replica_knative()
+    arrivals, durations = [0.0, 5000.0], [1.0, 1.0]
+    cheap = replay("k", cfg, arrivals, durations, SETTINGS, parks=True)
+    dear = replay(
+        "k",
+        cfg,
+        arrivals,
+        durations,
+        SimSettings(cold_start=15.0, parked_cost=0.5, parking_retention=600.0),
+        parks=True,
+    )
+    assert dear.replica_seconds - cheap.replica_seconds == pytest.approx((0.5 - 0.05) * 600.0)
+
+
+def test_a_busy_replica_parks_after_its_requests_finish_and_wakes_for_a_return() -> None:
+    cfg = one_replica_knative()
+    # A burst that needs several replicas, a gap, and a burst again: the second burst wakes, not starts.
+    first = [i * 0.1 for i in range(40)]
+    second = [400.0 + i * 0.1 for i in range(40)]
+    arrivals = first + second
+    result = replay("k", cfg, arrivals, [3.0] * len(arrivals), SETTINGS, parks=True)
+    plain = replay("k", cfg, arrivals, [3.0] * len(arrivals), SETTINGS, parks=False)
+    assert result.requests == plain.requests == len(arrivals)
+    assert result.wakes >= 1 and result.cold_starts < plain.cold_starts
+    assert max(result.waits[40:]) < max(plain.waits[40:])
+
+
+def test_profiles_park_by_default_as_live_and_a_spec_can_say_otherwise() -> None:
+    def parks(spec: str, mode: str = "profile") -> list[bool]:
+        return [p.parks for p in parse_policies(spec, min_replicas=0, max_replicas=5, concurrency=1, parking=mode)]
+
+    live_tide = AutoscalingSpec(profile="tide").parks
+    live_knative = AutoscalingSpec(profile="knative").parks
+    assert parks("tide,knative") == [live_tide, live_knative] == [True, False]
+    assert parks("tide:parking=0,knative:parking=1") == [False, True]
+    assert parks("tide,knative", "on") == [True, True]
+    assert parks("tide,knative:parking=1", "off") == [False, True]
+    with pytest.raises(PolicyError, match="parking must be 0 or 1"):
+        parks("knative:parking=yes")
+
+
+def test_the_default_retention_is_the_live_one() -> None:
+    assert SimSettings().parking_retention == DEFAULT_PARKING_RETENTION_S
+
+
+def test_cli_reports_parked_seconds_and_wakes(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp,input,output\n0,40,40\n300,40,40\n")
+    result = CliRunner().invoke(
+        sim_command,
+        [str(trace), "--policies", "knative,knative:parking=1,oracle", "--concurrency", "1", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    rows = {p["policy"]: p for p in json.loads(result.output)["policies"]}
+    assert rows["knative"]["wakes"] == 0 and rows["knative"]["parked_seconds"] == 0
+    assert rows["knative:parking=1"]["wakes"] >= 1 and rows["knative:parking=1"]["parked_seconds"] > 0
+    table = CliRunner().invoke(sim_command, [str(trace), "--policies", "knative:parking=1", "--concurrency", "1"])
+    assert table.exit_code == 0 and "parked-s" in table.output and "wakes" in table.output
