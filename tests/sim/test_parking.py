@@ -104,3 +104,21 @@ def test_cli_reports_parked_seconds_and_wakes(tmp_path: Path) -> None:
     assert rows["knative:parking=1"]["wakes"] >= 1 and rows["knative:parking=1"]["parked_seconds"] > 0
     table = CliRunner().invoke(sim_command, [str(trace), "--policies", "knative:parking=1", "--concurrency", "1"])
     assert table.exit_code == 0 and "parked-s" in table.output and "wakes" in table.output
+
+
+def tide(**options: float) -> AutoscalerConfig:
+    return resolve_config("tide", {"initialScale": 0, **options}, min_replicas=0, max_replicas=10, concurrency=1)
+
+
+def test_tide_parks_after_one_idle_tick_and_wakes_at_once_for_a_request_that_finds_no_room() -> None:
+    # Two images at once, a 100-s gap, then two again half a second apart (concurrency 1).
+    arrivals, durations = [0.0, 0.0, 100.0, 100.5], [5.0] * 4
+    early = replay("tide", tide(), arrivals, durations, SETTINGS, parks=True)
+    held = replay("tide", tide(parkEarly=0), arrivals, durations, SETTINGS, parks=True)
+    # The return wakes parked replicas: the one at zero and the one that finds the first still waking.
+    assert early.waits[2] == pytest.approx(1.0) and early.waits[3] == pytest.approx(0.5)
+    assert early.wakes >= 2 and early.cold_starts == 3  # two images + the spare, all before the gap
+    # Parked through the gap instead of held warm (learned keep-alive, burst hold) and the second request
+    # waits for a tick before its wake without the wake for the queue.
+    assert early.replica_seconds < held.replica_seconds
+    assert held.waits[3] > early.waits[3]

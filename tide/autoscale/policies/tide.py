@@ -18,6 +18,12 @@ Mechanisms, each named in the decision's reason and each switchable for the abla
   start one replica one cold start before a predictable next arrival. `coldRequestCost` (replica-seconds
   one request that waits a full cold start is worth) sets the trade. Off: the last replica goes when
   the burst hold ends.
+* park early (with parking, docs/PARKING.md): when a scale-down parks replicas instead of stopping them,
+  a parked replica costs a small fraction of a running one and wakes in about a second, so the policy
+  holds replicas only `parkedHold` seconds past the work in service (not the burst hold's
+  `scaleDownDelay`, not the learned keep-alive), needs no spare at concurrency 1 while a replica is
+  parked, and asks that a request finding no free replica wakes a parked one at once. Off, or without
+  parking: the mechanisms above decide.
 * the cold start is the deployment's measured one (live: its replicas' phase times; sim: the configured
   one), `assumedColdStart` until one is measured.
 
@@ -53,8 +59,19 @@ OPTIONS = {
     "spare": OptionRange(default=1, low=0, high=1, integer=True),
     "ramp": OptionRange(default=1, low=0, high=1, integer=True),
     "returnSize": OptionRange(default=0, low=0, high=1, integer=True),
+    "parkEarly": OptionRange(default=1, low=0, high=1, integer=True),
+    "parkedHold": OptionRange(default=2.0, low=0.0, high=3600.0),
 }
-MECHANISMS = ("inService", "exactConcurrency", "learnedKeepAlive", "prewarm", "spare", "ramp", "returnSize")
+MECHANISMS = (
+    "inService",
+    "exactConcurrency",
+    "learnedKeepAlive",
+    "prewarm",
+    "spare",
+    "ramp",
+    "returnSize",
+    "parkEarly",
+)
 
 
 class _WindowMax:
@@ -86,6 +103,7 @@ class TidePolicy(Policy):
         super().__init__(config)
         self._read_options(config)
         self._window = _WindowMax(config.scale_down_delay)
+        self._short = _WindowMax(self.parked_hold)  # the hold when parking
         self._gaps = GapHistory()
         self._second = -1  # the last second observed
         self._load = 0.0  # its load (in flight + queued)
@@ -104,6 +122,7 @@ class TidePolicy(Policy):
         self.miss_cost = config.option("coldRequestCost")
         self.assumed_cold_start = config.option("assumedColdStart")
         self.on = {name: config.option(name) >= 1 for name in MECHANISMS}
+        self.parked_hold = config.option("parkedHold")
 
     @property
     def history_s(self) -> float:
@@ -113,6 +132,7 @@ class TidePolicy(Policy):
         super().update_config(config)
         self._read_options(config)
         self._window.span = config.scale_down_delay
+        self._short.span = self.parked_hold
 
     # -- observations --------------------------------------------------------------------------
     def observe(self, now: float, value: float) -> None:
@@ -143,6 +163,10 @@ class TidePolicy(Policy):
                 self._return_until = -1
         counted = min(value, self._capacity) if self.on["inService"] else value
         self._window.add(second, counted)
+        self._short.add(second, counted)
+
+    def wakes_for_queue(self) -> bool:
+        return self.on["parkEarly"]
 
     def next_decision_at(self, now: float) -> float | None:
         """When, while at zero with nothing to serve, this policy wants to decide again (a pre-warm)."""
@@ -162,12 +186,15 @@ class TidePolicy(Policy):
         if self.on["ramp"] and now_load > (ctx.ready + ctx.starting) * per_replica + _EPS:
             ahead = self._ramp(now_load, ctx.now, self._cold_start(ctx))  # short and rising: look ahead
         for_queue = math.ceil(ahead / per_replica - _EPS)
-        peak = self._window.peak(ctx.now)
+        parking = ctx.parking if self.on["parkEarly"] else None
+        window = self._window if parking is None else self._short
+        peak = window.peak(ctx.now)
         for_window = math.ceil(peak / per_replica - _EPS)
         busy = max(for_queue, for_window)
-        span = self.config.scale_down_delay
+        span = window.span
         if now_load > _EPS:
-            spare = 1 if self.on["spare"] and conc == 1 else 0
+            # A spare spares a wait of a request or a cold start; a parked replica wakes for it in about a second.
+            spare = 1 if self.on["spare"] and conc == 1 and (parking is None or parking.parked == 0) else 0
             if for_queue >= for_window and ahead > now_load + _EPS:
                 text = (
                     f"ramp: {now_load:.1f} requests in service or waiting and rising; "
@@ -189,6 +216,13 @@ class TidePolicy(Policy):
             return Proposal(
                 desired, mechanism, observed=now_load, window=span, raw=desired, text=f"{text} -> {desired}"
             )
+        if parking is not None:
+            # Empty, and a scale-down parks: hold only `parkedHold`; a wake costs about a second, not a cold start.
+            text = (
+                f"park: up to {peak:.1f} requests {self._window_noun()} in the last {span:g}s; idle replicas "
+                f"park and wake in {parking.wake_s:g}s -> {for_window}"
+            )
+            return Proposal(for_window, "park", observed=peak, window=span, raw=for_window, text=text)
         # Empty: more than one replica only while the burst hold lasts; the last one follows the plan.
         if for_window >= 2 or not self.on["learnedKeepAlive"]:
             text = f"burst hold: up to {peak:.1f} requests {self._window_noun()} in the last {span:g}s -> {for_window}"
