@@ -99,6 +99,7 @@ class Parking(NamedTuple):
 
     parked: int  # parked replicas a scale-up would wake now (before starting new ones)
     wake_s: float  # how long a wake takes (live: measured; sim: configured)
+    retention_s: float  # a replica parked this long is stopped (autoscaling.parking.retention)
 
 
 class PolicyContext(NamedTuple):

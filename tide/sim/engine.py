@@ -120,7 +120,7 @@ class Replay:
             self._ready_replicas(),
             starting=self._starting_replicas(),
             cold_start_s=self.cold_start,
-            parking=Parking(len(self.parked), self.wake_time) if self.parks else None,
+            parking=Parking(len(self.parked), self.wake_time, self.retention) if self.parks else None,
         )
 
     # -- replicas ---------------------------------------------------------------------------

@@ -104,6 +104,7 @@ class TidePolicy(Policy):
         self._read_options(config)
         self._window = _WindowMax(config.scale_down_delay)
         self._short = _WindowMax(self.parked_hold)  # the hold when parking
+        self._retention: float | None = None  # parked replicas' retention, when parking (the last decision's)
         self._gaps = GapHistory()
         self._second = -1  # the last second observed
         self._load = 0.0  # its load (in flight + queued)
@@ -171,9 +172,21 @@ class TidePolicy(Policy):
     def next_decision_at(self, now: float) -> float | None:
         """When, while at zero with nothing to serve, this policy wants to decide again (a pre-warm)."""
         plan = self._plan
-        if plan is None or self._empty_since is None or plan.prewarm == NEVER:
+        if self._empty_since is None:
+            return None
+        if plan is None:
+            # Parked: the learned plan takes over once the parked replicas' retention runs out.
+            at = self._plan_after_parking_at()
+            return at if at is not None and at >= now else None
+        if plan.prewarm == NEVER:
             return None
         return self._empty_since + plan.prewarm
+
+    def _plan_after_parking_at(self) -> float | None:
+        retention = self._retention
+        if retention is None or self._empty_since is None or not self.on["learnedKeepAlive"]:
+            return None
+        return self._empty_since + retention - self.config.tick_interval
 
     # -- decisions -----------------------------------------------------------------------------
     def propose(self, ctx: PolicyContext) -> Proposal:
@@ -187,6 +200,7 @@ class TidePolicy(Policy):
             ahead = self._ramp(now_load, ctx.now, self._cold_start(ctx))  # short and rising: look ahead
         for_queue = math.ceil(ahead / per_replica - _EPS)
         parking = ctx.parking if self.on["parkEarly"] else None
+        self._retention = parking.retention_s if parking is not None else None
         window = self._window if parking is None else self._short
         peak = window.peak(ctx.now)
         for_window = math.ceil(peak / per_replica - _EPS)
@@ -217,6 +231,11 @@ class TidePolicy(Policy):
                 desired, mechanism, observed=now_load, window=span, raw=desired, text=f"{text} -> {desired}"
             )
         if parking is not None:
+            plan_at = self._plan_after_parking_at()
+            if for_window == 0 and plan_at is not None and ctx.now >= plan_at - _EPS:
+                # The parked replicas are (about to be) stopped: from here the learned plan decides
+                # whether to hold one warm (a wake, not a cold start, while one is still parked) or pre-warm.
+                return self._idle(ctx)
             # Empty, and a scale-down parks: hold only `parkedHold`; a wake costs about a second, not a cold start.
             text = (
                 f"park: up to {peak:.1f} requests {self._window_noun()} in the last {span:g}s; idle replicas "
