@@ -122,3 +122,14 @@ def test_tide_parks_after_one_idle_tick_and_wakes_at_once_for_a_request_that_fin
     # waits for a tick before its wake without the wake for the queue.
     assert early.replica_seconds < held.replica_seconds
     assert held.waits[3] > early.waits[3]
+
+
+def test_tide_plans_the_gap_when_the_parked_replica_would_be_stopped() -> None:
+    # Parked after the first request; its 600-s retention would stop it before the request at 700 s.
+    arrivals, durations = [0.0, 700.0], [1.0, 1.0]
+    planned = replay("tide", tide(), arrivals, durations, SETTINGS, parks=True)
+    parked_only = replay("tide", tide(learnedKeepAlive=0), arrivals, durations, SETTINGS, parks=True)
+    # The learned plan (here the ski-rental default: hold a cold start plus a miss) wakes it before the
+    # retention runs out and holds it warm: the request at 700 s waits for nothing.
+    assert planned.waits[1] == 0.0 and planned.wakes == 1
+    assert parked_only.waits[1] == 15.0 and parked_only.cold_starts > planned.cold_starts
