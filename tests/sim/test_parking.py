@@ -133,3 +133,22 @@ def test_tide_plans_the_gap_when_the_parked_replica_would_be_stopped() -> None:
     # retention runs out and holds it warm: the request at 700 s waits for nothing.
     assert planned.waits[1] == 0.0 and planned.wakes == 1
     assert parked_only.waits[1] == 15.0 and parked_only.cold_starts > planned.cold_starts
+
+
+def test_tide_with_parking_keeps_a_start_in_progress_and_parks_ready_replicas() -> None:
+    from tide.autoscale import Autoscaler
+    from tide.autoscale.policy import Parking
+
+    parking = Parking(parked=1, wake_s=1.0, retention_s=600.0)  # one parked: no spare needed
+    scaler = Autoscaler(tide())
+    for second in range(1, 11):
+        scaler.record(float(second), 3.0)  # three images in service
+    scaler.record(11.0, 1.0)  # then one: two of the three ready replicas are not needed
+    kept = scaler.decide(11.0, 3, starting=2, parking=parking)
+    # The two starts in progress are kept (they park once ready); without them, one replica would do.
+    assert kept.desired == 5 and "start(s) in progress" in (kept.note or "")
+    fresh = Autoscaler(tide())
+    for second in range(1, 11):
+        fresh.record(float(second), 3.0)
+    fresh.record(11.0, 1.0)
+    assert fresh.decide(11.0, 3, starting=0, parking=parking).desired == 1

@@ -60,7 +60,7 @@ OPTIONS = {
     "ramp": OptionRange(default=1, low=0, high=1, integer=True),
     "returnSize": OptionRange(default=0, low=0, high=1, integer=True),
     "parkEarly": OptionRange(default=1, low=0, high=1, integer=True),
-    "parkedHold": OptionRange(default=2.0, low=0.0, high=3600.0),
+    "parkedHold": OptionRange(default=0.0, low=0.0, high=3600.0),
 }
 MECHANISMS = (
     "inService",
@@ -227,6 +227,9 @@ class TidePolicy(Policy):
             if spare:
                 text += " + 1 spare (concurrency 1)"
             desired = busy + spare
+            if parking is not None and ctx.starting and desired < ctx.ready + ctx.starting:
+                desired = ctx.ready + ctx.starting
+                text += self._keep_starts(ctx)
             return Proposal(
                 desired, mechanism, observed=now_load, window=span, raw=desired, text=f"{text} -> {desired}"
             )
@@ -237,16 +240,26 @@ class TidePolicy(Policy):
                 # whether to hold one warm (a wake, not a cold start, while one is still parked) or pre-warm.
                 return self._idle(ctx)
             # Empty, and a scale-down parks: hold only `parkedHold`; a wake costs about a second, not a cold start.
+            desired = for_window
             text = (
                 f"park: up to {peak:.1f} requests {self._window_noun()} in the last {span:g}s; idle replicas "
-                f"park and wake in {parking.wake_s:g}s -> {for_window}"
+                f"park and wake in {parking.wake_s:g}s"
             )
-            return Proposal(for_window, "park", observed=peak, window=span, raw=for_window, text=text)
+            if ctx.starting and desired < ctx.ready + ctx.starting:
+                desired = ctx.ready + ctx.starting
+                text += self._keep_starts(ctx)
+            return Proposal(desired, "park", observed=peak, window=span, raw=desired, text=f"{text} -> {desired}")
         # Empty: more than one replica only while the burst hold lasts; the last one follows the plan.
         if for_window >= 2 or not self.on["learnedKeepAlive"]:
             text = f"burst hold: up to {peak:.1f} requests {self._window_noun()} in the last {span:g}s -> {for_window}"
             return Proposal(for_window, "burst-hold", observed=peak, window=span, raw=for_window, text=text)
         return self._idle(ctx)
+
+    @staticmethod
+    def _keep_starts(ctx: PolicyContext) -> str:
+        # With parking a replica that finishes its start parks and then wakes in about a second: a start in
+        # progress is kept (cancelling it would throw its cold start away); ready replicas may still park.
+        return f"; keeping {ctx.starting} start(s) in progress (they park when ready)"
 
     def _ramp(self, now_load: float, now: float, cold_start: float) -> float:
         """The load a cold start from now if it keeps rising as over the last RAMP_SPAN seconds."""
