@@ -136,3 +136,28 @@ def test_summary_geomean_mean_and_counts() -> None:
     assert tide.mean_within_slo == pytest.approx(0.75)
     assert tide.min_within_slo == 0.5
     assert (knative.dominates, knative.dominated_by) == (1, 1)
+
+
+def test_suite_with_parking_prices_it_and_reports_the_frequent_scenarios_apart(tmp_path: Path) -> None:
+    traces = _fake_traces(tmp_path / "traces")
+    # A sparse stream (under one request per 2 hours) beside a busy one.
+    (traces / "alibaba_gentd26" / "lora_request_trace.csv").write_text(
+        "gmt_create,predict_type,exec_time_seconds,checkpoint_model_version_id\n"
+        + "".join(f"2024-11-15 16:{m:02d}:00,TXT_2_IMG,20,M0001\n" for m in range(0, 60, 5))
+        + "2024-11-15 10:00:00,TXT_2_IMG,20,M0024\n2024-11-16 10:00:00,TXT_2_IMG,20,M0024\n"
+    )
+    out = tmp_path / "out"
+    args = ["--suite", "--traces-dir", str(traces), "--scenarios", "gentd-M0001,gentd-M0024", "--workers", "1"]
+    result = CliRunner().invoke(
+        sim_command, [*args, "--policies", "knative:parking=1,knative", "--parking-retention", "1h", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "parking: knative:parking=1 (wake 1s, parked cost 0.05, retention 3600s)" in result.output
+    assert "geo-mean / mean (1, >= 1 request/2h)" in result.output
+    document = json.loads((out / "suite.json").read_text())
+    assert [r["policy"] for r in document["summary_frequent"]] == ["knative:parking=1", "knative"]
+    busy = next(s for s in document["scenarios"] if s["scenario"] == "gentd-M0001")
+    parked, plain = busy["policies"]
+    assert parked["wakes"] > 0 and parked["parked_seconds"] > 0 and plain["wakes"] == 0
+    # Requests 5 minutes apart wake a parked replica in a second instead of waiting a cold start.
+    assert parked["within_slo"] > plain["within_slo"]

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import tide.autoscale.policies  # noqa: F401 - registers the built-in policies
 from tide.autoscale.config import AutoscalerConfig
 from tide.autoscale.kpa import scale_down_limit, scale_up_limit
-from tide.autoscale.policy import NO_DECISION, LoadHistory, Policy, PolicyContext, make_policy
+from tide.autoscale.policy import NO_DECISION, LoadHistory, Parking, Policy, PolicyContext, make_policy
 from tide.autoscale.reconcile import (
     Activity,
     bound_desired,
@@ -172,11 +172,13 @@ class Autoscaler:
         reachable: bool = True,
         starting: int = 0,
         cold_start_s: float | None = None,
+        parking: Parking | None = None,
     ) -> ScaleDecision:
         """The replica count to run now. `ready_replicas` counts replicas serving (not starting, not
         draining), `starting` those asked for but not ready; `reachable=False` (no traffic routed here,
         e.g. weight 0) lifts min and the scale-down limits, as Knative does for unreachable revisions.
-        `cold_start_s` is the deployment's measured cold start, for policies that use it."""
+        `cold_start_s` is the deployment's measured cold start, for policies that use it; `parking`, when
+        its scale-down parks replicas (how many are parked, how long a wake takes)."""
         cfg = self.config
         if self._since is None:
             self._since = now
@@ -197,6 +199,7 @@ class Autoscaler:
                 cfg,
                 reachable,
                 self.queued,
+                parking,
             ),
         )
         proposal = policy.propose(ctx)

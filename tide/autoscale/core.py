@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from tide.autoscale.autoscaler import Autoscaler, ScaleDecision
 from tide.autoscale.config import AutoscalerConfig
+from tide.autoscale.policy import Parking
 
 
 class ReplicaView(NamedTuple):
@@ -116,6 +117,7 @@ class ScalingCore:
         starting: int = 0,
         reachable: bool = True,
         cold_start_s: float | None = None,
+        parking: Parking | None = None,
     ) -> ScaleDecision | None:
         """Decide if a tick is due (None otherwise)."""
         if not self.due(now):
@@ -123,7 +125,9 @@ class ScalingCore:
         step = self.config.tick_interval
         # The next grid point after `now` (a driver that slept past several keeps the grid's phase).
         self._next_tick += (math.floor((now - self._next_tick) / step + 1e-9) + 1) * step
-        decision = self.autoscaler.decide(now, ready, reachable=reachable, starting=starting, cold_start_s=cold_start_s)
+        decision = self.autoscaler.decide(
+            now, ready, reachable=reachable, starting=starting, cold_start_s=cold_start_s, parking=parking
+        )
         self.last = decision
         return decision
 

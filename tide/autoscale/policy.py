@@ -93,6 +93,15 @@ class LoadHistory:
         return max((v for _, v in self.window(now, window)), default=0.0)
 
 
+class Parking(NamedTuple):
+    """A deployment whose scale-down parks replicas (autoscaling.parking, docs/PARKING.md): a parked
+    replica keeps its process but no accelerator, and wakes in `wake_s` instead of a cold start."""
+
+    parked: int  # parked replicas a scale-up would wake now (before starting new ones)
+    wake_s: float  # how long a wake takes (live: measured; sim: configured)
+    retention_s: float  # a replica parked this long is stopped (autoscaling.parking.retention)
+
+
 class PolicyContext(NamedTuple):
     """What a policy sees at one decision (a NamedTuple: built per deployment per tick)."""
 
@@ -107,6 +116,7 @@ class PolicyContext(NamedTuple):
     config: AutoscalerConfig
     reachable: bool  # False: no traffic is routed here (weight 0)
     queued: LoadHistory  # the part of `load` queued at the gateway (not yet on a replica), same seconds
+    parking: Parking | None = None  # None: a scale-down stops replicas
 
 
 class Proposal(NamedTuple):
@@ -152,6 +162,11 @@ class Policy(ABC):
         replica ahead of a predictable request); None: only when a request arrives. The simulator skips
         idle time up to it; the live controller decides every tick anyway."""
         return None
+
+    def wakes_for_queue(self) -> bool:
+        """Whether a request that finds no free replica wakes a parked one at once, off the tick grid (as a
+        request at zero always does). Only with parking; the driver asks before each such wake."""
+        return False
 
     @abstractmethod
     def propose(self, ctx: PolicyContext) -> Proposal:

@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from tide.sim.contention_cli import PER_DEPLOYMENT_OPTIONS, run_scenario
 from tide.sim.engine import SimSettings
-from tide.sim.policies import PolicyError, parse_duration, parse_policies
+from tide.sim.policies import PARKING_CHOICES, ParkingSettings, PolicyError, parse_duration, parse_policies
 from tide.sim.readers import FORMATS, TraceError, read_trace
 from tide.sim.report import table, write_json, write_plot
 from tide.sim.runner import run_policies
@@ -91,6 +91,28 @@ DURATION = _Duration()
 @click.option("--cold-start", type=DURATION, default="15s", show_default=True, help="Replica start-up time.")
 @click.option("--slo", type=DURATION, default="2s", show_default=True, help="Queue-wait SLO.")
 @click.option(
+    "--parking",
+    type=click.Choice(PARKING_CHOICES),
+    default="profile",
+    show_default=True,
+    help="Whether a scale-down parks replicas (autoscaling.parking.enabled) for policies without "
+    "`:parking=0|1`: the profile's default as live (development and tide park), on or off.",
+)
+@click.option("--wake-time", type=DURATION, default="1s", show_default=True, help="A parked replica's wake-up time.")
+@click.option(
+    "--parked-cost",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.05,
+    show_default=True,
+    help="A parked replica's cost per second, as a fraction of a running one.",
+)
+@click.option(
+    "--parking-retention",
+    type=DURATION,
+    default=None,
+    help="autoscaling.parking.retention: a replica parked this long is stopped [default: as live, 10m].",
+)
+@click.option(
     "--concurrency",
     type=int,
     default=8,
@@ -135,6 +157,10 @@ def sim_command(
     out_dir: Path | None,
     cold_start: float,
     slo: float,
+    parking: str,
+    wake_time: float,
+    parked_cost: float,
+    parking_retention: float | None,
     concurrency: int,
     min_replicas: int,
     max_replicas: int,
@@ -154,6 +180,7 @@ def sim_command(
         raise click.UsageError("--prefill-tps and --decode-tps must be > 0")
     service = ServiceModel(prefill_tps, decode_tps, default_duration, not ignore_trace_durations)
     context = click.get_current_context()
+    parked = ParkingSettings(parking, wake_time, parked_cost, parking_retention)
     if suite:
         if trace_path is not None or scenario_path is not None:
             raise click.UsageError("--suite replays its own traces: give no TRACE_PATH or --scenario")
@@ -173,6 +200,7 @@ def sim_command(
             workers=workers,
             as_json=as_json,
             out_dir=out_dir,
+            parking=parked,
         )
         return
     if suite_scenarios is not None:
@@ -180,6 +208,12 @@ def sim_command(
     if scenario_path is not None:
         if trace_path is not None:
             raise click.UsageError("give TRACE_PATH or --scenario, not both")
+        for name in ("parking", "wake_time", "parked_cost", "parking_retention"):
+            if context.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+                raise click.UsageError(
+                    f"--{name.replace('_', '-')}: parking is not modelled in --scenario replays yet "
+                    "(only in single-trace and --suite replays)"
+                )
         for name, flag in PER_DEPLOYMENT_OPTIONS.items():
             if context.get_parameter_source(name) is ParameterSource.COMMANDLINE:
                 raise click.UsageError(f"{flag} does not apply to --scenario: set it per deployment in the file")
@@ -197,12 +231,14 @@ def sim_command(
     if trace_path is None:
         raise click.UsageError("missing TRACE_PATH (or --scenario FILE)")
     try:
-        parsed = parse_policies(policies, min_replicas=min_replicas, max_replicas=max_replicas, concurrency=concurrency)
+        parsed = parse_policies(
+            policies, min_replicas=min_replicas, max_replicas=max_replicas, concurrency=concurrency, parking=parking
+        )
         trace = read_trace(trace_path, fmt, select=select, seed=seed, jitter=jitter)
     except (PolicyError, TraceError) as exc:
         raise click.UsageError(str(exc)) from exc
     span = trace.span
-    settings = SimSettings(cold_start=cold_start, slo=slo, sample_step=max(1.0, round(span / 4000.0)))
+    settings = parked.apply(SimSettings(cold_start=cold_start, slo=slo, sample_step=max(1.0, round(span / 4000.0))))
     started = time.perf_counter()
     results, oracle_result = run_policies(trace, parsed, service, settings, concurrency=concurrency)
     elapsed = time.perf_counter() - started
@@ -215,6 +251,7 @@ def sim_command(
         "span_s": span,
         "cold_start_s": cold_start,
         "slo_s": slo,
+        **parked.describe(),
         "concurrency": concurrency,
         "service": service.describe(trace),
         "notes": trace.notes,

@@ -7,6 +7,12 @@ ends: the load of [s, s+1) is stamped s+1, as Knative stamps a report when it ar
 is ready after `cold_start` seconds and serves at most `concurrency` requests at once; requests that
 find no free slot wait in one FIFO gateway queue. A request at zero wakes the autoscaler at once.
 Tick gating, the wake at zero and which replicas go are the shared core's (tide/autoscale/core.py).
+
+Parking (`parks`, as `autoscaling.parking` live, docs/PARKING.md): a replica that a scale-down removes
+once it has been ready is parked instead of stopped. It costs `parked_cost` of a running replica per
+second, a scale-up (or a request at zero) wakes the most recently parked first, ready after `wake_time`
+instead of a cold start, and it is stopped after `parking_retention` parked. A policy may also ask that
+a request finding no free replica wakes a parked one at once (`Policy.wakes_for_queue`).
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ import numpy as np
 
 from tide.autoscale import AutoscalerConfig, ScaleDecision
 from tide.autoscale.core import ReplicaView, ScalePlan, ScalingCore, plan_scale
+from tide.autoscale.policy import Parking
 from tide.sim.result import PolicyResult, Timeline
+from tide.spec.deployment import DEFAULT_PARKING_RETENTION_S
 
-_READY, _DONE = 0, 1
+_READY, _DONE, _EXPIRE = 0, 1, 2
 
 
 @dataclass(eq=False, slots=True)
@@ -32,6 +40,9 @@ class Replica:
     in_flight: int = 0
     draining: bool = False
     stopped: bool = False
+    ready_at: float = 0.0  # when the pending start or wake completes (an older _READY event is stale)
+    resident: bool = False  # has been ready: its engine holds the model, so a scale-down can park it
+    parked_since: float | None = None  # parked (not in `Replay.replicas`) since then
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,9 @@ class SimSettings:
     cold_start: float = 15.0
     slo: float = 2.0
     sample_step: float = 1.0  # timeline resolution for the plot
+    wake_time: float = 1.0  # a parked replica's wake, instead of a cold start
+    parked_cost: float = 0.05  # a parked replica's cost per second, as a fraction of a running one
+    parking_retention: float = DEFAULT_PARKING_RETENTION_S  # parked longer than this: stopped
 
 
 class Replay:
@@ -48,7 +62,14 @@ class Replay:
     replay (`contention.py`), which subclasses this and overrides how replicas start and stop.
     """
 
-    def __init__(self, config: AutoscalerConfig, arrivals: list[float], durations: list[float], settings: SimSettings):
+    def __init__(
+        self,
+        config: AutoscalerConfig,
+        arrivals: list[float],
+        durations: list[float],
+        settings: SimSettings,
+        parks: bool = False,
+    ):
         self.core = ScalingCore(config)
         self.scaler = self.core.autoscaler
         self.limit = config.concurrency
@@ -70,6 +91,13 @@ class Replay:
         self.queued_area = 0.0  # of which queued at the gateway
         self.area_since = 0.0
         self.last_completion = 0.0
+        self.parks = parks
+        self.parked: list[Replica] = []  # most recently parked last
+        self.parked_seconds = 0.0
+        self.wakes = 0
+        self.wake_time = settings.wake_time
+        self.parked_cost = settings.parked_cost
+        self.retention = settings.parking_retention
 
     # -- load accounting -------------------------------------------------------------------
     def _advance(self, t: float) -> None:
@@ -88,7 +116,11 @@ class Replay:
         if not self.core.due(boundary):
             return None
         return self.core.tick(
-            boundary, self._ready_replicas(), starting=self._starting_replicas(), cold_start_s=self.cold_start
+            boundary,
+            self._ready_replicas(),
+            starting=self._starting_replicas(),
+            cold_start_s=self.cold_start,
+            parking=Parking(len(self.parked), self.wake_time, self.retention) if self.parks else None,
         )
 
     # -- replicas ---------------------------------------------------------------------------
@@ -103,6 +135,36 @@ class Replay:
         self.cost += t - replica.started
         self.replicas.remove(replica)
 
+    def _retire(self, replica: Replica, t: float) -> None:
+        """A scale-down takes `replica` (idle, or still starting): park it where parking is on and its
+        engine holds the model (ready once: a cold start still loading is simply stopped), else stop it."""
+        if not (self.parks and replica.resident):
+            self._stop(replica, t)
+            return
+        self.cost += t - replica.started
+        self.replicas.remove(replica)
+        replica.ready = replica.draining = False
+        replica.parked_since = t
+        self.parked.append(replica)
+        self._push(t + self.retention, _EXPIRE, replica)
+
+    def _unpark(self, replica: Replica, t: float) -> None:
+        """Account for `replica`'s parked time up to `t` and take it off the parked list."""
+        since = replica.parked_since
+        assert since is not None
+        self.parked_seconds += t - since
+        self.cost += self.parked_cost * (t - since)
+        replica.parked_since = None
+        self.parked.remove(replica)
+
+    def _wake_parked(self, replica: Replica, t: float) -> None:
+        self._unpark(replica, t)
+        self.wakes += 1
+        replica.started = t
+        replica.ready_at = t + self.wake_time
+        self.replicas.append(replica)
+        self._push(replica.ready_at, _READY, replica)
+
     def _scale_to(self, desired: int, t: float) -> None:
         if desired == len(self.replicas) and not any(r.draining for r in self.replicas):
             return  # the usual tick: nothing to change
@@ -115,12 +177,15 @@ class Replay:
     def _apply(self, plan: ScalePlan, t: float) -> None:
         for replica in plan.take_back:
             replica.draining = False  # type: ignore[attr-defined]
-        for _ in range(plan.start):
+        woken = min(plan.start, len(self.parked))
+        for _ in range(woken):  # parked replicas first, the most recently parked first
+            self._wake_parked(self.parked[-1], t)
+        for _ in range(plan.start - woken):
             self._add_replica(t)
         if plan.start:
             self.peak = max(self.peak, len(self.replicas))
         for replica in plan.stop:
-            self._stop(replica, t)  # type: ignore[arg-type]
+            self._retire(replica, t)  # type: ignore[arg-type]
         for replica in plan.drain:
             replica.draining = True  # type: ignore[attr-defined]
 
@@ -131,8 +196,9 @@ class Replay:
 
     def _cold_start(self, replica: Replica, t: float) -> None:
         replica.started = t
+        replica.ready_at = t + self.cold_start
         self.cold_starts += 1
-        self._push(t + self.cold_start, _READY, replica)
+        self._push(replica.ready_at, _READY, replica)
 
     def _push(self, t: float, kind: int, payload: object) -> None:
         self.seq += 1
@@ -173,6 +239,16 @@ class Replay:
             self.queue.append(index)
         if not self.replicas:
             self._wake(t)
+        elif self.queue and self.parked and self.parks and self.scaler.policy.wakes_for_queue():
+            self._wake_for_queue(t)
+
+    def _wake_for_queue(self, t: float) -> None:
+        """Wake parked replicas for the requests queued beyond the room that starting replicas will bring."""
+        coming = sum(1 for r in self.replicas if not r.ready) * self.limit
+        missing = math.ceil((len(self.queue) - coming) / self.limit)
+        for _ in range(min(missing, len(self.parked))):
+            self._wake_parked(self.parked[-1], t)
+        self.peak = max(self.peak, len(self.replicas))
 
     def _wake(self, t: float) -> None:
         """A request at zero: decide at once, so the first replica starts without waiting for a tick."""
@@ -183,8 +259,16 @@ class Replay:
     def _event(self, t: float, kind: int, replica: Replica) -> None:
         if replica.stopped:
             return
+        if kind == _EXPIRE:
+            since = replica.parked_since
+            if since is not None and t >= since + self.retention - 1e-9:  # else woken since: stale
+                self._unpark(replica, t)
+                replica.stopped = True
+            return
         if kind == _READY:
-            replica.ready = True
+            if replica.parked_since is not None or t != replica.ready_at:
+                return  # parked again (or woken again) since this start began
+            replica.ready = replica.resident = True
             if self.queue:
                 self._advance(t)  # the queue shrinks: close its area so far
             self._dispatch(t)
@@ -196,7 +280,7 @@ class Replay:
         replica.in_flight -= 1
         if replica.draining:
             if replica.in_flight == 0:
-                self._stop(replica, t)
+                self._retire(replica, t)
         elif self.queue:
             self._start(self.queue.popleft(), replica, t)
 
@@ -248,6 +332,9 @@ class Replay:
         horizon = max(self.last_completion, arrivals[-1] if total else 0.0)
         for replica in list(self.replicas):
             self._stop(replica, max(horizon, replica.started))
+        for replica in list(self.parked):  # parked until the end (or their retention, if sooner)
+            since = replica.parked_since or 0.0
+            self._unpark(replica, max(since, min(horizon, since + self.retention)))
         return horizon, timeline
 
     def policy_result(
@@ -265,6 +352,8 @@ class Replay:
             timeline=timeline,
             horizon=horizon,
             description=description,
+            parked_seconds=self.parked_seconds,
+            wakes=self.wakes,
         )
 
 
@@ -275,8 +364,10 @@ def replay(
     durations: list[float],
     settings: SimSettings,
     description: str = "",
+    parks: bool = False,
 ) -> PolicyResult:
-    """Replay `arrivals` (sorted seconds) with per-request `durations` under one autoscaler config."""
-    state = Replay(config, arrivals, durations, settings)
+    """Replay `arrivals` (sorted seconds) with per-request `durations` under one autoscaler config;
+    `parks`: its scale-down parks replicas (settings' wake time, parked cost and retention)."""
+    state = Replay(config, arrivals, durations, settings, parks)
     horizon, timeline = state.run(settings.sample_step)
     return state.policy_result(policy, settings.slo, timeline, horizon, description)

@@ -1,16 +1,24 @@
-"""Policy specs on the command line: `knative`, `coreweave:window=120s:scaleDownDelay=0`, `oracle`."""
+"""Policy specs on the command line: `knative`, `coreweave:window=120s:scaleDownDelay=0`, `oracle`.
+
+`parking=1` / `parking=0` in a spec (`knative:parking=1`) says whether its scale-down parks replicas
+(`autoscaling.parking.enabled`); without it, `--parking` decides, and by default the profile does, as live.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tide.autoscale import OVERRIDE_NAMES, AutoscalerConfig, ConfigError, profile_names, resolve_config
 from tide.autoscale.config import option_fields
+from tide.sim.engine import SimSettings
+from tide.spec.deployment import DEFAULT_PARKING_RETENTION_S, parks_by_default
 from tide.spec.durations import parse_duration_option
 from tide.spec.errors import SpecError
 
 ORACLE = "oracle"
+PARKING_KEY = "parking"
+PARKING_CHOICES = ("profile", "on", "off")
 
 
 class PolicyError(ValueError):
@@ -21,10 +29,35 @@ class PolicyError(ValueError):
 class Policy:
     name: str
     config: AutoscalerConfig | None  # None: the oracle
+    parks: bool = False  # its scale-down parks replicas
 
     @property
     def is_oracle(self) -> bool:
         return self.config is None
+
+
+@dataclass(frozen=True)
+class ParkingSettings:
+    """The command line's parking: which policies park (`mode`, unless a spec says `parking=`), and how a
+    parked replica behaves (its wake time, its cost as a fraction of a running one, its retention)."""
+
+    mode: str = "profile"
+    wake_time: float = 1.0
+    parked_cost: float = 0.05
+    retention: float | None = None  # None: the live default (DEFAULT_PARKING_RETENTION_S)
+
+    def apply(self, settings: SimSettings) -> SimSettings:
+        retention = DEFAULT_PARKING_RETENTION_S if self.retention is None else self.retention
+        return replace(settings, wake_time=self.wake_time, parked_cost=self.parked_cost, parking_retention=retention)
+
+    def describe(self) -> dict[str, object]:
+        retention = DEFAULT_PARKING_RETENTION_S if self.retention is None else self.retention
+        return {
+            "parking": self.mode,
+            "wake_time_s": self.wake_time,
+            "parked_cost": self.parked_cost,
+            "parking_retention_s": retention,
+        }
 
 
 def parse_duration(text: str) -> float:
@@ -38,7 +71,12 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def parse_policies(spec: str, *, min_replicas: int, max_replicas: int, concurrency: int) -> list[Policy]:
+def parse_policies(
+    spec: str, *, min_replicas: int, max_replicas: int, concurrency: int, parking: str = "profile"
+) -> list[Policy]:
+    """`parking`: for specs without `parking=`, "profile" (the profile's default, as live), "on" or "off"."""
+    if parking not in PARKING_CHOICES:
+        raise PolicyError(f"parking must be one of {', '.join(PARKING_CHOICES)}, not {parking!r}")
     policies: list[Policy] = []
     for entry in (part.strip() for part in spec.split(",")):
         if not entry:
@@ -50,11 +88,17 @@ def parse_policies(spec: str, *, min_replicas: int, max_replicas: int, concurren
         if profile not in profile_names():
             raise PolicyError(f"unknown policy {profile!r}; choose from {', '.join((*profile_names(), ORACLE))}")
         overrides: dict[str, float | int | None] = {}
+        parks = parks_by_default(profile) if parking == "profile" else parking == "on"
         for setting in settings:
             key, sep, value = setting.partition("=")
+            if key == PARKING_KEY and sep:
+                if value.strip() not in ("0", "1"):
+                    raise PolicyError(f"{entry!r}: parking must be 0 or 1")
+                parks = value.strip() == "1"
+                continue
             known = (*OVERRIDE_NAMES, *option_fields())
             if not sep or key not in known:
-                raise PolicyError(f"{entry!r}: expected key=value with key in {', '.join(known)}")
+                raise PolicyError(f"{entry!r}: expected key=value with key in {', '.join((*known, PARKING_KEY))}")
             overrides[key] = parse_duration(value)
         # A replay starts with nothing running: the first request wakes the deployment.
         if min_replicas == 0 and "initialScale" not in overrides:
@@ -65,7 +109,7 @@ def parse_policies(spec: str, *, min_replicas: int, max_replicas: int, concurren
             )
         except ConfigError as exc:
             raise PolicyError(f"{entry!r}: {exc}") from exc
-        policies.append(Policy(entry, config))
+        policies.append(Policy(entry, config, parks))
     if not policies:
         raise PolicyError("no policies given")
     names = [p.name for p in policies]

@@ -13,6 +13,8 @@ COLUMNS = (
     ("vs oracle", "cost_vs_oracle"),
     ("requests", "requests"),
     ("cold starts", "cold_starts"),
+    ("parked-s", "parked_seconds"),
+    ("wakes", "wakes"),
     ("wait p50", "wait_p50_s"),
     ("wait p95", "wait_p95_s"),
     ("wait p99", "wait_p99_s"),
@@ -24,7 +26,7 @@ COLUMNS = (
 def _cell(key: str, value: object) -> str:
     if value is None:
         return "-"
-    if key == "replica_seconds":
+    if key in ("replica_seconds", "parked_seconds"):
         return f"{value:,.0f}"
     if key == "cost_vs_oracle":
         return f"{value:.2f}x"

@@ -38,6 +38,8 @@ class PolicyResult:
     timeline: Timeline
     horizon: float
     description: str = ""
+    parked_seconds: float = 0.0  # replica-seconds parked (counted in replica_seconds at the parked cost)
+    wakes: int = 0  # parked replicas woken
 
     def wait_percentile(self, q: float) -> float:
         return float(np.percentile(self.waits, q)) if len(self.waits) else 0.0
@@ -54,6 +56,8 @@ class PolicyResult:
             "cost_vs_oracle": round(self.replica_seconds / oracle_cost, 4) if oracle_cost else None,
             "requests": self.requests,
             "cold_starts": self.cold_starts,
+            "parked_seconds": round(self.parked_seconds, 3),
+            "wakes": self.wakes,
             "wait_p50_s": round(self.wait_percentile(50), 4),
             "wait_p95_s": round(self.wait_percentile(95), 4),
             "wait_p99_s": round(self.wait_percentile(99), 4),

@@ -18,7 +18,7 @@ def describe(policy: Policy) -> str:
     return (
         f"window {cfg.stable_window:g}s, {panic}, target {cfg.target:g}/replica, "
         f"delay {cfg.scale_down_delay:g}s, retention {cfg.scale_to_zero_retention:g}s, "
-        f"grace {cfg.scale_to_zero_grace_period:g}s"
+        f"grace {cfg.scale_to_zero_grace_period:g}s{', parks' if policy.parks else ''}"
     )
 
 
@@ -40,5 +40,7 @@ def run_policies(
         if policy.config is None:
             results.append(oracle_result)
         else:
-            results.append(replay(policy.name, policy.config, trace.arrivals, durations, settings, describe(policy)))
+            results.append(
+                replay(policy.name, policy.config, trace.arrivals, durations, settings, describe(policy), policy.parks)
+            )
     return results, oracle_result

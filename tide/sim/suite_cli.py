@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tide.sim.policies import PolicyError, parse_policies
+from tide.sim.policies import ParkingSettings, PolicyError, parse_policies
 from tide.sim.readers import TraceError
 from tide.sim.suite import as_json as suite_json
 from tide.sim.suite import default_policies, run_suite, select_scenarios
@@ -40,12 +40,16 @@ def run_suite_command(
     workers: int,
     as_json: bool,
     out_dir: Path | None,
+    parking: ParkingSettings | None = None,
 ) -> None:
+    parking = parking or ParkingSettings()
     spec = policies or default_policies()
     try:
         scenarios = select_scenarios(names)
         # Refuse a bad --policies before any worker starts (concurrency does not change what parses).
-        names_parsed = [p.name for p in parse_policies(spec, min_replicas=0, max_replicas=1000, concurrency=8)]
+        parsed = parse_policies(spec, min_replicas=0, max_replicas=1000, concurrency=8, parking=parking.mode)
+        names_parsed = [p.name for p in parsed]
+        parking_on = [p.name for p in parsed if p.parks]
     except (ValueError, PolicyError) as exc:
         raise click.UsageError(str(exc)) from exc
     names_parsed = [n for n in names_parsed if n != "oracle"]
@@ -60,7 +64,16 @@ def run_suite_command(
     subject = names_parsed[0]
     started = time.perf_counter()
     try:
-        outcomes = run_suite(scenarios, traces_dir, spec, cold_start=cold_start, slo=slo, workers=workers, seed=seed)
+        outcomes = run_suite(
+            scenarios,
+            traces_dir,
+            spec,
+            cold_start=cold_start,
+            slo=slo,
+            workers=workers,
+            seed=seed,
+            parking=parking,
+        )
     except TraceError as exc:
         raise click.ClickException(str(exc)) from exc
     elapsed = time.perf_counter() - started
@@ -68,6 +81,8 @@ def run_suite_command(
         "traces_dir": str(traces_dir),
         "cold_start_s": cold_start,
         "slo_s": slo,
+        **parking.describe(),
+        "parking_policies": parking_on,
         "workers": workers,
         "wall_s": round(elapsed, 2),
     }
@@ -79,6 +94,12 @@ def run_suite_command(
             f"suite: {len(outcomes)} scenarios; cold start {cold_start:g}s, queue-wait SLO {slo:g}s; "
             f"cost / oracle and share of waits <= {slo:g}s; subject {subject}"
         )
+        if parking_on:
+            described = parking.describe()
+            click.echo(
+                f"parking: {', '.join(parking_on)} (wake {described['wake_time_s']:g}s, parked cost "
+                f"{described['parked_cost']:g}, retention {described['parking_retention_s']:g}s)"
+            )
         click.echo(suite_table(outcomes, subject, slo))
         click.echo(f"({len(outcomes)} scenarios replayed in {elapsed:.1f}s with {workers} worker(s))")
     if out_dir is not None:

@@ -75,6 +75,11 @@ PARKING_PROFILES = ("development", "tide")
 DEFAULT_PARKING_RETENTION_S = 600.0
 
 
+def parks_by_default(profile: str | None) -> bool:
+    """Whether a deployment of this autoscaling profile parks on scale-down when `parking.enabled` is unset."""
+    return profile in PARKING_PROFILES
+
+
 @dataclass(frozen=True)
 class ParkingSpec:
     """`autoscaling.parking` (a Tide extension): a scale-down parks the replica (the process stays, its
@@ -109,7 +114,7 @@ class AutoscalingSpec:
         """Whether a scale-down parks replicas (the field, else the profile's default)."""
         if self.parking.enabled is not None:
             return self.parking.enabled
-        return self.profile in PARKING_PROFILES
+        return parks_by_default(self.profile)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,12 @@ Mechanisms, each named in the decision's reason and each switchable for the abla
   start one replica one cold start before a predictable next arrival. `coldRequestCost` (replica-seconds
   one request that waits a full cold start is worth) sets the trade. Off: the last replica goes when
   the burst hold ends.
+* park early (with parking, docs/PARKING.md): when a scale-down parks replicas instead of stopping them,
+  a parked replica costs a small fraction of a running one and wakes in about a second, so the policy
+  holds replicas only `parkedHold` seconds past the work in service (not the burst hold's
+  `scaleDownDelay`, not the learned keep-alive), needs no spare at concurrency 1 while a replica is
+  parked, and asks that a request finding no free replica wakes a parked one at once. Off, or without
+  parking: the mechanisms above decide.
 * the cold start is the deployment's measured one (live: its replicas' phase times; sim: the configured
   one), `assumedColdStart` until one is measured.
 
@@ -53,8 +59,19 @@ OPTIONS = {
     "spare": OptionRange(default=1, low=0, high=1, integer=True),
     "ramp": OptionRange(default=1, low=0, high=1, integer=True),
     "returnSize": OptionRange(default=0, low=0, high=1, integer=True),
+    "parkEarly": OptionRange(default=1, low=0, high=1, integer=True),
+    "parkedHold": OptionRange(default=0.0, low=0.0, high=3600.0),
 }
-MECHANISMS = ("inService", "exactConcurrency", "learnedKeepAlive", "prewarm", "spare", "ramp", "returnSize")
+MECHANISMS = (
+    "inService",
+    "exactConcurrency",
+    "learnedKeepAlive",
+    "prewarm",
+    "spare",
+    "ramp",
+    "returnSize",
+    "parkEarly",
+)
 
 
 class _WindowMax:
@@ -86,6 +103,8 @@ class TidePolicy(Policy):
         super().__init__(config)
         self._read_options(config)
         self._window = _WindowMax(config.scale_down_delay)
+        self._short = _WindowMax(self.parked_hold)  # the hold when parking
+        self._retention: float | None = None  # parked replicas' retention, when parking (the last decision's)
         self._gaps = GapHistory()
         self._second = -1  # the last second observed
         self._load = 0.0  # its load (in flight + queued)
@@ -104,6 +123,7 @@ class TidePolicy(Policy):
         self.miss_cost = config.option("coldRequestCost")
         self.assumed_cold_start = config.option("assumedColdStart")
         self.on = {name: config.option(name) >= 1 for name in MECHANISMS}
+        self.parked_hold = config.option("parkedHold")
 
     @property
     def history_s(self) -> float:
@@ -113,6 +133,7 @@ class TidePolicy(Policy):
         super().update_config(config)
         self._read_options(config)
         self._window.span = config.scale_down_delay
+        self._short.span = self.parked_hold
 
     # -- observations --------------------------------------------------------------------------
     def observe(self, now: float, value: float) -> None:
@@ -143,13 +164,29 @@ class TidePolicy(Policy):
                 self._return_until = -1
         counted = min(value, self._capacity) if self.on["inService"] else value
         self._window.add(second, counted)
+        self._short.add(second, counted)
+
+    def wakes_for_queue(self) -> bool:
+        return self.on["parkEarly"]
 
     def next_decision_at(self, now: float) -> float | None:
         """When, while at zero with nothing to serve, this policy wants to decide again (a pre-warm)."""
         plan = self._plan
-        if plan is None or self._empty_since is None or plan.prewarm == NEVER:
+        if self._empty_since is None:
+            return None
+        if plan is None:
+            # Parked: the learned plan takes over once the parked replicas' retention runs out.
+            at = self._plan_after_parking_at()
+            return at if at is not None and at >= now else None
+        if plan.prewarm == NEVER:
             return None
         return self._empty_since + plan.prewarm
+
+    def _plan_after_parking_at(self) -> float | None:
+        retention = self._retention
+        if retention is None or self._empty_since is None or not self.on["learnedKeepAlive"]:
+            return None
+        return self._empty_since + retention - self.config.tick_interval
 
     # -- decisions -----------------------------------------------------------------------------
     def propose(self, ctx: PolicyContext) -> Proposal:
@@ -162,12 +199,16 @@ class TidePolicy(Policy):
         if self.on["ramp"] and now_load > (ctx.ready + ctx.starting) * per_replica + _EPS:
             ahead = self._ramp(now_load, ctx.now, self._cold_start(ctx))  # short and rising: look ahead
         for_queue = math.ceil(ahead / per_replica - _EPS)
-        peak = self._window.peak(ctx.now)
+        parking = ctx.parking if self.on["parkEarly"] else None
+        self._retention = parking.retention_s if parking is not None else None
+        window = self._window if parking is None else self._short
+        peak = window.peak(ctx.now)
         for_window = math.ceil(peak / per_replica - _EPS)
         busy = max(for_queue, for_window)
-        span = self.config.scale_down_delay
+        span = window.span
         if now_load > _EPS:
-            spare = 1 if self.on["spare"] and conc == 1 else 0
+            # A spare spares a wait of a request or a cold start; a parked replica wakes for it in about a second.
+            spare = 1 if self.on["spare"] and conc == 1 and (parking is None or parking.parked == 0) else 0
             if for_queue >= for_window and ahead > now_load + _EPS:
                 text = (
                     f"ramp: {now_load:.1f} requests in service or waiting and rising; "
@@ -186,14 +227,39 @@ class TidePolicy(Policy):
             if spare:
                 text += " + 1 spare (concurrency 1)"
             desired = busy + spare
+            if parking is not None and ctx.starting and desired < ctx.ready + ctx.starting:
+                desired = ctx.ready + ctx.starting
+                text += self._keep_starts(ctx)
             return Proposal(
                 desired, mechanism, observed=now_load, window=span, raw=desired, text=f"{text} -> {desired}"
             )
+        if parking is not None:
+            plan_at = self._plan_after_parking_at()
+            if for_window == 0 and plan_at is not None and ctx.now >= plan_at - _EPS:
+                # The parked replicas are (about to be) stopped: from here the learned plan decides
+                # whether to hold one warm (a wake, not a cold start, while one is still parked) or pre-warm.
+                return self._idle(ctx)
+            # Empty, and a scale-down parks: hold only `parkedHold`; a wake costs about a second, not a cold start.
+            desired = for_window
+            text = (
+                f"park: up to {peak:.1f} requests {self._window_noun()} in the last {span:g}s; idle replicas "
+                f"park and wake in {parking.wake_s:g}s"
+            )
+            if ctx.starting and desired < ctx.ready + ctx.starting:
+                desired = ctx.ready + ctx.starting
+                text += self._keep_starts(ctx)
+            return Proposal(desired, "park", observed=peak, window=span, raw=desired, text=f"{text} -> {desired}")
         # Empty: more than one replica only while the burst hold lasts; the last one follows the plan.
         if for_window >= 2 or not self.on["learnedKeepAlive"]:
             text = f"burst hold: up to {peak:.1f} requests {self._window_noun()} in the last {span:g}s -> {for_window}"
             return Proposal(for_window, "burst-hold", observed=peak, window=span, raw=for_window, text=text)
         return self._idle(ctx)
+
+    @staticmethod
+    def _keep_starts(ctx: PolicyContext) -> str:
+        # With parking a replica that finishes its start parks and then wakes in about a second: a start in
+        # progress is kept (cancelling it would throw its cold start away); ready replicas may still park.
+        return f"; keeping {ctx.starting} start(s) in progress (they park when ready)"
 
     def _ramp(self, now_load: float, now: float, cold_start: float) -> float:
         """The load a cold start from now if it keeps rising as over the last RAMP_SPAN seconds."""
