@@ -60,7 +60,8 @@ class LoadMeter:
         share = max(0.0, min(1.0, ((oldest + 1) * SLOT_S - start) / SLOT_S))
         load = sum(self._areas) - self._areas[i] * (1.0 - share)
         queued = sum(self._queued_areas) - self._queued_areas[i] * (1.0 - share)
-        return load / span, queued / span
+        # Float areas added and taken away can leave -1e-17 where the load was 0: never report below 0.
+        return max(0.0, load / span), max(0.0, queued / span)
 
     def _advance(self, now: float) -> None:
         areas, queued_areas = self._areas, self._queued_areas
