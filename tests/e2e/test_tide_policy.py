@@ -103,5 +103,7 @@ def test_burst_idle_gap_and_return_under_the_tide_policy(clean_tide: TideProcess
     # The return was decided by the policy itself at the wake: sized for the request that arrived.
     history = decisions(clean_tide.status("tiny-tide"))  # newest first, then the last decision
     stopped = max(d["time"] for d in history if d["mode"] == "stop")
-    back = [d for d in history if d["time"] > stopped and d["mode"] == "queue" and d["desired"] >= 1]
-    assert back and back[0]["reason"].startswith("queue: "), history
+    # A request waiting at zero is sized by the queue mechanism, or by the ramp look-ahead when the machine
+    # is slow enough that the load is seen rising before the queue decision: either names itself.
+    back = [d for d in history if d["time"] > stopped and d["mode"] in ("queue", "ramp") and d["desired"] >= 1]
+    assert back and back[0]["reason"].startswith(f"{back[0]['mode']}: "), history

@@ -101,7 +101,13 @@ class Cluster:
             args += ["--controller", self.controller_url(c)]
         proc = Proc(f"gateway{i}", args, self.root / f"gateway{i}.log", self.env)
         self.gateways.append(proc)
+        wait_until(lambda: self._gateway_answers(i), 60, lambda: f"gateway{i} did not start:\n{proc.text()}")
         return proc
+
+    def _gateway_answers(self, i: int) -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(f"http://127.0.0.1:{self.gateway_ports[i]}/health", timeout=5).status_code == 200
+        return False
 
     def api(self, i: int) -> httpx.Client:
         return httpx.Client(
@@ -214,12 +220,15 @@ def test_load_through_both_gateways_is_summed_and_readiness_is_pushed(cluster: C
     # 3 requests in flight through each gateway: each alone is under one replica's target of 4,
     # the sum (6) is over it, so the autoscaler asks for a second replica.
     stop = threading.Event()
-    failures: list[int] = []
+    failures: list[int | str] = []
 
     def load(url: str) -> None:
         with httpx.Client(timeout=120) as client:
             while not stop.is_set():
-                code = complete(client, url, max_tokens=32)
+                try:
+                    code: int | str = complete(client, url, max_tokens=32)
+                except httpx.HTTPError as exc:  # counted as a failure, not a dead load thread
+                    code = repr(exc)
                 if code != 200:
                     failures.append(code)
 
