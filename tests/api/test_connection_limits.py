@@ -42,8 +42,9 @@ async def api_server(limits: ConnectionLimits) -> AsyncIterator[int]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(20):  # a server that cannot start fails here, not at pytest's timeout
+        while not server.started:
+            await asyncio.sleep(0.01)
     try:
         yield port
     finally:
