@@ -240,5 +240,43 @@ def test_between_ticks_only_the_changed_deployment_is_reconciled(store: Store, m
     asyncio.run(ctl.reconcile(full=False))  # what a wake-up between ticks runs
     assert gateway.endpoints("chat") == ["http://127.0.0.1:9002/v1"]
     assert looked_at == ["chat"]
-    asyncio.run(ctl.reconcile(full=True))  # the tick still gives every autoscaler its turn
-    assert len(looked_at) == 1 + 21
+    asyncio.run(ctl.reconcile(full=True))  # the tick gives every autoscaler its turn but the resting ones'
+    assert set(looked_at) == {"chat"}
+    assert {f"idle{i}" for i in range(20)} <= ctl._resting
+
+
+class Load:
+    """A gateway's load report for one deployment (what sample_load reads of it)."""
+
+    def __init__(self, average: float) -> None:
+        self.average, self.queued_avg = average, 0.0
+
+
+def test_idle_deployments_rest_and_load_or_a_change_wakes_them(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, backend = Clock(), Backend()
+    gateway = Gateway()
+    loads: dict[str, Load] = {}
+    monkeypatch.setattr(gateway, "load_snapshot", lambda: loads)
+    ctl = controller(store, gateway, clock, backend)
+    for i in range(50):
+        store.create_deployment(f"dep{i}", idle(f"dep{i}"), clock.now)
+    for _ in range(4):
+        tick(ctl, clock, 2.0)
+    assert len(ctl._resting) == 50
+    decided: list[str] = []
+    real_desired = ctl._desired
+    monkeypatch.setattr(ctl, "_desired", lambda runtime, now: decided.append(runtime.id) or real_desired(runtime, now))
+    for _ in range(10):
+        tick(ctl, clock, 1.0)
+    assert decided == []  # ten idle seconds: no autoscaler of 50 at rest was ticked
+
+    loads["dep7"] = Load(20.0)  # traffic through the gateway (not a request at zero: a report)
+    for _ in range(3):
+        tick(ctl, clock, 1.0)
+    assert backend.launched == ["dep7"] and "dep7" not in ctl._resting
+
+    spec = idle("dep3") | {"autoscaling": {"min": 1, "max": 1, "initialScale": 1}}
+    store.update_spec("dep3", spec, clock.now)  # a change to a resting deployment
+    tick(ctl, clock, 1.0)
+    assert backend.launched == ["dep7", "dep3"]
+    assert set(decided) == {"dep7", "dep3"}

@@ -11,6 +11,7 @@ themselves), min/max/initial bounds, and Knative's scale-to-zero state machine (
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import tide.autoscale.policies  # noqa: F401 - registers the built-in policies
@@ -147,6 +148,15 @@ class Autoscaler:
         self.load.resize(history)
         self.queued.resize(history)
         self._keep_history = history > 0
+
+    def skip_idle_ticks(self, tick_after: Callable[[float], float | None]) -> None:
+        """Ticks at zero (0 ready, no load) were skipped (ScalingCore.rest); `tick_after(t)` is the first of
+        them at or after `t` (None: none). Move what they would have moved: the rate periods' anchors."""
+        period = self.config.rate_period
+        if period > 0 and not self.policy.applies_limits:
+            while (at := tick_after(self._rate_anchor_time + period)) is not None:
+                self._rate_anchor_time, self._rate_anchor_ready = at, 0
+        self.policy.skip_idle_ticks(tick_after)
 
     def wake(self, now: float, ready_replicas: int = 0) -> ScaleDecision:
         """A request arrived while at zero: record it (the activator's immediate stat) and decide

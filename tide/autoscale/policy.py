@@ -142,6 +142,11 @@ class Policy(ABC):
     #: order its conformance cases pin); otherwise the wrapper applies them to every proposal.
     applies_limits: bool = False
 
+    #: True when, at zero with no load in its windows, a tick of zero load changes nothing the policy will
+    #: decide later (no prediction, no clock of its own): the core may then skip its ticks until load or a
+    #: change arrives (`ScalingCore.rest`). Off unless a policy says so.
+    rests_at_zero: bool = False
+
     def __init__(self, config: AutoscalerConfig) -> None:
         self.config = config
 
@@ -152,6 +157,10 @@ class Policy(ABC):
 
     def observe(self, now: float, value: float) -> None:  # noqa: B027 - optional hook
         """One second's load, as recorded into `ctx.load` (for policies that keep their own windows)."""
+
+    def skip_idle_ticks(self, tick_after: Callable[[float], float | None]) -> None:  # noqa: B027 - optional hook
+        """A policy that `rests_at_zero` and keeps a clock of its own moves it here as the skipped ticks
+        (0 ready, no load) would have; `tick_after(t)`: the first of them at or after `t`, None when none."""
 
     def update_config(self, config: AutoscalerConfig) -> None:
         """The deployment's spec changed; keep state where it still makes sense."""

@@ -62,7 +62,7 @@ from tide.scheduling import (
 from tide.scheduling.inventory_json import inventory_to_json
 from tide.spec import Catalog, DeploymentSpec, SpecError, parse_deployment
 from tide.spec.gateway import gateway_hosts, parse_gateway
-from tide.store import Store
+from tide.store import DeploymentRecord, Store
 from tide.store.claims import ClaimStore, RunLog
 from tide.store.gateways import GatewayRecord, GatewayStore, KeyStore
 from tide.store.published import INVENTORY_KEY, PublishedState
@@ -136,6 +136,9 @@ class Controller:
         self.watch = StoreWatch(store)
         self.routes = RouteCache()
         self._at_rest: dict[str, tuple[object, ...]] = {}  # deployment id -> its rest_key when last applied
+        # At rest and their autoscaler resting too (ScalingCore.rest): not sampled, not ticked, until load,
+        # a request, a replica or a change of their record arrives. What costs nothing per second at 10,000.
+        self._resting: set[str] = set()
         self._gateways: list[GatewayRecord] = []  # gateway resources, read each reconcile
         self._key_hashes: dict[str, dict[str, int | None]] = {}  # their API keys: hash -> limit, likewise
         self._gateways_changed = False  # since the last push: the gateway view must be rebuilt
@@ -151,6 +154,7 @@ class Controller:
     def on_demand(self, deployment_id: str) -> None:
         """A request arrived for a deployment with no ready replica: decide now, not at the next tick."""
         runtime = self.runtimes.get(deployment_id)
+        self._resting.discard(deployment_id)
         if runtime is not None and runtime.scaler is not None:
             ready = runtime.ready_count()
             if ready == 0 and runtime.woke_at is None:
@@ -160,6 +164,7 @@ class Controller:
 
     def _on_replica_change(self, state: ReplicaState) -> None:
         runtime = self.runtimes.get(state.deployment_id)
+        self._resting.discard(state.deployment_id)
         if runtime is not None:
             runtime.replicas[state.replica_id] = state
             if state.phase is ReplicaPhase.READY and ReplicaPhase.DRAINING.value not in state.phase_times:
@@ -188,10 +193,15 @@ class Controller:
         now = self.clock()
         snapshot = self.gateway.load_snapshot()
         self.metrics.set_gateway_loads(snapshot)
+        resting = self._resting
         for deployment_id, runtime in self.runtimes.items():
             if runtime.scaler is None:
                 continue
             load = snapshot.get(deployment_id)
+            if deployment_id in resting:
+                if not runtime.replicas and (load is None or (not load.average and not load.queued_avg)):
+                    continue  # zero load at rest: the core replays these seconds when it resumes
+                resting.discard(deployment_id)  # the record below resumes its core
             # In flight + queued time-averaged over the last second, as the simulator records it.
             gateway = load.average if load is not None else 0.0
             engine = list(self._engine_loads(runtime, now).values())
@@ -335,13 +345,16 @@ class Controller:
                 self._gateways, self._key_hashes = gateways, key_hashes
                 self._gateways_changed = True
         now = self.clock()
-        seen = set()
-        if delta.records:  # a spec change may move a deployment between gateways: rebuild their view
-            self._gateways_changed = True
+        seen = set()  # in the store now (every deployment on a full read)
+        changed = set()  # of those, the ones whose record changed since it was last read
         for record in delta.records:
             seen.add(record.id)
-            self.routes.mark(record.id)
             runtime = self.runtimes.get(record.id)
+            if runtime is not None and delta.full and not record_changed(runtime.record, record):
+                continue  # a resync finds what the feed said already: nothing to redo
+            changed.add(record.id)
+            self._resting.discard(record.id)
+            self.routes.mark(record.id)
             if runtime is None:
                 runtime = self.runtimes[record.id] = DeploymentRuntime(id=record.id, record=record)
                 self._parse(runtime)
@@ -353,6 +366,8 @@ class Controller:
                 runtime.next_start_at = 0.0
             runtime.record = record
             self._check_idle_weights(runtime)
+        if changed:  # a spec change may move a deployment between gateways: rebuild their view
+            self._gateways_changed = True
         for runtime in self.runtimes.values():
             if runtime.replicas:
                 self._collect_exits(runtime, now)
@@ -362,13 +377,17 @@ class Controller:
             runtime = self.runtimes.pop(deployment_id)
             self.routes.mark(deployment_id)
             self._at_rest.pop(deployment_id, None)
+            self._resting.discard(deployment_id)
             for replica_id in list(runtime.replicas):
                 self._remove_replica(runtime, replica_id)
 
         # Phase 1: what each deployment wants. Phase 2: one scheduling decision for all of them, so
         # priority decides who gets GPUs under contention. Phase 3: apply, per deployment.
         wants: dict[str, int] = {}
-        runtimes = [r for r in self.runtimes.values() if full or r.id in seen or self._busy(r)]
+        asleep = self._resting
+        runtimes = [
+            r for r in self.runtimes.values() if (full and r.id not in asleep) or r.id in changed or self._busy(r)
+        ]
         for i, runtime in enumerate(runtimes):
             if i % 512 == 511:
                 await asyncio.sleep(0)  # a long tick must not hold up the API and gateway on this loop
@@ -385,6 +404,7 @@ class Controller:
             runtime = self.runtimes[deployment_id]
             resting = rest_key(runtime, desired)
             if resting is not None and self._at_rest.get(deployment_id) == resting:
+                self._rest(runtime, now)
                 continue  # at rest, and its status already says so
             await self._apply(runtime, desired, decision, now)
             resting = rest_key(runtime, desired)
@@ -392,7 +412,16 @@ class Controller:
                 self._at_rest.pop(deployment_id, None)
             else:
                 self._at_rest[deployment_id] = resting
+                self._rest(runtime, now)
         self._push_routes()
+
+    def _rest(self, runtime: DeploymentRuntime, now: float) -> None:
+        """A deployment at rest whose autoscaler can rest too stops being sampled and ticked."""
+        scaler, spec = runtime.scaler, runtime.spec
+        if runtime.id in self._resting or scaler is None or spec is None or runtime.parked:
+            return
+        if scaler.rest(now, reachable=spec.traffic.weight > 0):
+            self._resting.add(runtime.id)
 
     def _parse(self, runtime: DeploymentRuntime) -> None:
         try:
@@ -408,7 +437,7 @@ class Controller:
             if resumed is not None:
                 runtime.scaler.resume(resumed)
         else:
-            runtime.scaler.update_spec(spec)
+            runtime.scaler.update_spec(spec, self.clock())
 
     def _check_idle_weights(self, runtime: DeploymentRuntime) -> None:
         """A deployment with no replica (scaled to zero) would show READY until a request found its
@@ -431,8 +460,10 @@ class Controller:
             problem = await check(spec)
             if problem and runtime.record.generation == generation and not runtime.replicas and not runtime.failure:
                 runtime.failure = problem
+                self._resting.discard(runtime.id)  # its status must say so
+                # Pushed by the reconcile this wakes: after a restart thousands of checks end together,
+                # and one push for all of them costs what one push costs.
                 self.routes.mark(runtime.id)
-                self._push_routes()
                 self.wake()
 
         task = asyncio.create_task(run())
@@ -477,6 +508,7 @@ class Controller:
             self.runtimes.pop(runtime.id, None)
             self.routes.mark(runtime.id)
             self._at_rest.pop(runtime.id, None)
+            self._resting.discard(runtime.id)
             self.metrics.forget(runtime.id)
             return
         await self._write_status(runtime, now, desired=0)
@@ -872,6 +904,16 @@ class Controller:
                 await task
         await self.engine_load.close()
         await self.backend.close()
+
+
+def record_changed(old: DeploymentRecord, new: DeploymentRecord) -> bool:
+    """Whether a deployment's desired state differs between two reads (its status is the controller's own)."""
+    return (
+        old.generation != new.generation
+        or old.updated_at != new.updated_at
+        or old.deleting != new.deleting
+        or old.spec != new.spec
+    )
 
 
 def gateway_routes(

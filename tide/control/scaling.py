@@ -57,11 +57,21 @@ class DeploymentScaler:
         restart), instead of the initial scale that only a new deployment starts at."""
         self.core.autoscaler.resume(replicas)
 
-    def update_spec(self, spec: DeploymentSpec) -> None:
+    def update_spec(self, spec: DeploymentSpec, now: float | None = None) -> None:
+        """`now`: needed when the core rests (it first replays the skipped seconds under the old spec)."""
         config = spec.autoscaler_config()
         if config != self.config:
             self.config = config
-            self.core.update_config(config)
+            self.core.update_config(config, now)
+
+    @property
+    def resting(self) -> bool:
+        return self.core.resting
+
+    def rest(self, now: float, reachable: bool = True) -> bool:
+        """At zero with nothing to decide until load arrives (`ScalingCore.rest`): True when the controller
+        may stop recording and ticking it; its next record, tick or wake replays what was skipped."""
+        return self.core.rest(now, reachable=reachable)
 
     def record(self, now: float, concurrency: float, requests: float = 0.0, queued: float = 0.0) -> None:
         """The gateway's report: in flight + queued, time-averaged over the second before `now`."""

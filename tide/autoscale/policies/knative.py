@@ -8,6 +8,7 @@ delay), which the conformance cases pin; the wrapper adds bounds and scale to ze
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from tide.autoscale.buckets import TimedBuckets, make_buckets
 from tide.autoscale.config import AutoscalerConfig
@@ -37,6 +38,7 @@ class KnativePolicy(Policy):
     """Knative's decider: stable/panic windows, panic mode, scale-down delay, burst capacity."""
 
     applies_limits = True
+    rests_at_zero = True  # zero load at zero: averages 0, no panic, the delay window holds 0s
 
     def __init__(self, config: AutoscalerConfig) -> None:
         super().__init__(config)
@@ -61,6 +63,12 @@ class KnativePolicy(Policy):
         self._stable.record(now, value)
         self._panic.record(now, value)
         self._has_data = True
+
+    def skip_idle_ticks(self, tick_after: Callable[[float], float | None]) -> None:
+        period = self.config.rate_period
+        if period > 0:  # each rate period started at the first tick a period after the last: 0 ready then
+            while (at := tick_after(self._rate_anchor_time + period)) is not None:
+                self._rate_anchor_time, self._rate_anchor_ready = at, 0
 
     def update_config(self, config: AutoscalerConfig) -> None:
         old = self.config
