@@ -265,7 +265,12 @@ def test_idle_deployments_rest_and_load_or_a_change_wakes_them(store: Store, mon
     assert len(ctl._resting) == 50
     decided: list[str] = []
     real_desired = ctl._desired
-    monkeypatch.setattr(ctl, "_desired", lambda runtime, now: decided.append(runtime.id) or real_desired(runtime, now))
+
+    def desired(runtime: Any, now: float) -> int:
+        decided.append(runtime.id)
+        return real_desired(runtime, now)
+
+    monkeypatch.setattr(ctl, "_desired", desired)
     for _ in range(10):
         tick(ctl, clock, 1.0)
     assert decided == []  # ten idle seconds: no autoscaler of 50 at rest was ticked
