@@ -285,3 +285,38 @@ def test_idle_deployments_rest_and_load_or_a_change_wakes_them(store: Store, mon
     tick(ctl, clock, 1.0)
     assert backend.launched == ["dep7", "dep3"]
     assert set(decided) == {"dep7", "dep3"}
+
+
+def test_a_change_rebuilds_only_its_model_names_gateway_view_as_a_full_rebuild_would(store: Store) -> None:
+    from tide.store.gateways import GatewayStore
+
+    clock, gateway = Clock(), Gateway()
+    GatewayStore(store.engine).create_gateway("other", {"name": "other", "apiKeyAuth": {}, "bodyBasedRouting": {}}, clock.now)
+    ctl = controller(store, gateway, clock)
+    for i in range(6):
+        store.create_deployment(f"chat{i}", external(f"chat{i}", f"http://127.0.0.1:900{i}/v1"), clock.now)
+    tick(ctl, clock)
+
+    def pushed_view_is_full_view() -> None:
+        table = gateway.tables[-1]
+        assert {g.gateway_id: dict(g.models) for g in table.gateways} == {
+            g.gateway_id: dict(g.models) for g in ctl._gateway_view(table.routes)
+        }
+
+    pushed_view_is_full_view()
+    before = {g.gateway_id: g.models for g in gateway.tables[-1].gateways}
+    store.update_spec("chat1", external("chat1", "http://127.0.0.1:9101/v1"), clock.now)  # a PATCH
+    asyncio.run(ctl.reconcile(full=False))
+    pushed_view_is_full_view()
+    after = {g.gateway_id: g.models for g in gateway.tables[-1].gateways}
+    assert after["default"]["chat2"] is before["default"]["chat2"]  # untouched names keep their tuples
+    moved = external("chat2", "http://127.0.0.1:9002/v1") | {"gatewayIds": ["other"]}
+    store.update_spec("chat2", moved, clock.now)  # to another gateway: the route itself is unchanged
+    asyncio.run(ctl.reconcile(full=False))
+    pushed_view_is_full_view()
+    assert {g.gateway_id: "chat2" in g.models for g in gateway.tables[-1].gateways} == {"default": False, "other": True}
+    store.mark_deleting("chat3", clock.now)
+    tick(ctl, clock)
+    tick(ctl, clock)
+    pushed_view_is_full_view()
+    assert "chat3" not in gateway.tables[-1].routes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
@@ -142,6 +143,8 @@ class Controller:
         self._gateways: list[GatewayRecord] = []  # gateway resources, read each reconcile
         self._key_hashes: dict[str, dict[str, int | None]] = {}  # their API keys: hash -> limit, likewise
         self._gateways_changed = False  # since the last push: the gateway view must be rebuilt
+        self._view_models: set[str] = set()  # model names whose deployments' gatewayIds may have changed
+        self._views: tuple[GatewayRoutes, ...] = ()  # the gateway view last pushed
         self._stopped = False
         self.check_weights = check_weights
         backend.set_listener(self._on_replica_change)
@@ -366,8 +369,10 @@ class Controller:
                 runtime.next_start_at = 0.0
             runtime.record = record
             self._check_idle_weights(runtime)
-        if changed:  # a spec change may move a deployment between gateways: rebuild their view
-            self._gateways_changed = True
+        for deployment_id in changed:  # a spec change may move a deployment between gateways
+            name = self.routes.model_of(deployment_id)
+            if name is not None:
+                self._view_models.add(name)
         for runtime in self.runtimes.values():
             if runtime.replicas:
                 self._collect_exits(runtime, now)
@@ -833,11 +838,24 @@ class Controller:
         """Push the routes when a deployment's route or a gateway resource changed (the route cache
         rebuilds only what was marked; the gateway view follows the routes)."""
         table = self.routes.update(self._route_of, self.runtimes)
-        if table is None and not self._gateways_changed:
+        names = self._view_models | self.routes.changed_models
+        if table is None and not self._gateways_changed and not names:
             return
         routes = self.routes.table.routes
+        if self._gateways_changed:
+            self._views = self._gateway_view(routes)
+        elif names:  # only these model names: a PATCH costs the same at 10 or 10,000 deployments
+            specs = {
+                route.deployment_id: spec
+                for name in names
+                for route in routes.get(name, ())
+                if (runtime := self.runtimes.get(route.deployment_id)) is not None and (spec := runtime.spec)
+            }
+            self._views = update_gateway_routes(self._views, specs, routes, names)
         self._gateways_changed = False
-        full = RouteTable(routes=routes, gateways=self._gateway_view(routes))
+        self._view_models.clear()
+        self.routes.changed_models.clear()
+        full = RouteTable(routes=routes, gateways=self._views)
         if full != self._last_routes:
             self._last_routes = full
             self.gateway.set_routes(full)
@@ -914,6 +932,32 @@ def record_changed(old: DeploymentRecord, new: DeploymentRecord) -> bool:
         or old.deleting != new.deleting
         or old.spec != new.spec
     )
+
+
+def update_gateway_routes(
+    views: tuple[GatewayRoutes, ...],
+    specs: Mapping[str, DeploymentSpec],
+    routes: Mapping[str, Sequence[DeploymentRoute]],
+    names: set[str],
+) -> tuple[GatewayRoutes, ...]:
+    """`views` (from `gateway_routes`) with only the model names in `names` rebuilt; the others keep their
+    very tuples, so the gateway rebuilds only what changed. `specs`: the specs of those names' deployments."""
+    out = []
+    for view in views:
+        models = dict(view.models)
+        for name in names:
+            ids = tuple(
+                route.deployment_id
+                for route in routes.get(name, ())
+                if (spec := specs.get(route.deployment_id)) is not None and view.gateway_id in spec.gateway_ids
+            )
+            if ids:
+                if models.get(name) != ids:
+                    models[name] = ids
+            else:
+                models.pop(name, None)
+        out.append(dataclasses.replace(view, models=models))
+    return tuple(out)
 
 
 def gateway_routes(

@@ -20,6 +20,12 @@ class RouteCache:
         self._groups: dict[str, tuple[DeploymentRoute, ...]] = {}  # model name -> its deployments' routes
         self._dirty: set[str] = set()
         self._table: RouteTable | None = None
+        self.changed_models: set[str] = set()  # model names whose routes changed, until the caller clears it
+
+    def model_of(self, deployment_id: str) -> str | None:
+        """The model name a deployment is routed under (None: no route)."""
+        route = self._routes.get(deployment_id)
+        return route.model_name if route is not None else None
 
     def mark(self, deployment_id: str) -> None:
         self._dirty.add(deployment_id)
@@ -45,6 +51,7 @@ class RouteCache:
                 models.add(route.model_name)
                 self._routes[deployment_id] = route
         self._dirty.clear()
+        self.changed_models |= models
         if not models and self._table is not None:
             return None
         if models:

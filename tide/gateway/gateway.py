@@ -85,6 +85,7 @@ class Gateway:
         # Gateway resources: host -> (its models, its model header, its /v1/models body); the default's.
         self._by_host: dict[bytes, _GatewayView] = {}
         self._default_view: _GatewayView | None = None
+        self._views: dict[str, tuple[GatewayRoutes, _GatewayView]] = {}  # gateway id -> what its view was built from
         self.limiter = KeyLimiter()  # per-key request limits of apiKeyAuth gateways
         self._deployments: dict[str, DeploymentState] = {}
         self._replicas: dict[str, ReplicaState] = {}
@@ -207,7 +208,7 @@ class Gateway:
         self._routes = table.routes
         if names_changed:
             self._models_list = orjson.dumps({"object": "list", "data": [_model_card(name) for name in table.routes]})
-        self._set_gateways(table.gateways, deployments)
+        self._set_gateways(table.gateways, deployments, set(affected))
         if self._holding:
             self._holding = False
             held, self._held = self._held, []
@@ -222,26 +223,55 @@ class Gateway:
             elif deployment.queue:
                 self._drain(deployment)
 
-    def _set_gateways(self, gateways: tuple[GatewayRoutes, ...], deployments: dict[str, DeploymentState]) -> None:
+    def _set_gateways(
+        self,
+        gateways: tuple[GatewayRoutes, ...],
+        deployments: dict[str, DeploymentState],
+        affected: set[str] | None = None,
+    ) -> None:
         """Per gateway, its own ModelStates over the shared deployment states: weights are normalised per
-        gateway and model name, while in-flight counts and queues stay one per deployment."""
+        gateway and model name, while in-flight counts and queues stay one per deployment. A model name
+        whose deployments did not change (`affected`: the names whose routes did; None: all) and whose ids
+        here are the very same tuple keeps its ModelState, so a change costs the same at 10,000 names."""
         by_host: dict[bytes, _GatewayView] = {}
         default: _GatewayView | None = None
+        views: dict[str, tuple[GatewayRoutes, _GatewayView]] = {}
         for gateway in gateways:
-            models = {
-                name.encode(): ModelState(name, [deployments[i] for i in ids if i in deployments])
-                for name, ids in gateway.models.items()
-            }
-            listing = orjson.dumps({"object": "list", "data": [_model_card(name) for name in gateway.models]})
+            previous = self._views.get(gateway.gateway_id)
+            if previous is None or affected is None:
+                models = {
+                    name.encode(): ModelState(name, [deployments[i] for i in ids if i in deployments])
+                    for name, ids in gateway.models.items()
+                }
+                listing = orjson.dumps({"object": "list", "data": [_model_card(name) for name in gateway.models]})
+            else:
+                old_routes, old_view = previous
+                models = dict(old_view.models)
+                old_models = old_routes.models
+                if old_models is not gateway.models:
+                    for name in old_models.keys() - gateway.models.keys():
+                        models.pop(name.encode(), None)
+                    for name, ids in gateway.models.items():
+                        if old_models.get(name) is not ids or name in affected:
+                            models[name.encode()] = ModelState(name, [deployments[i] for i in ids if i in deployments])
+                else:
+                    for name in affected & gateway.models.keys():
+                        ids = gateway.models[name]
+                        models[name.encode()] = ModelState(name, [deployments[i] for i in ids if i in deployments])
+                if old_models.keys() == gateway.models.keys():
+                    listing = old_view.listing
+                else:
+                    listing = orjson.dumps({"object": "list", "data": [_model_card(name) for name in gateway.models]})
             header = gateway.model_header.encode() if gateway.model_header else self.model_header
             view = _GatewayView(
                 gateway.gateway_id, models, header, listing, gateway.key_hashes, dict(gateway.key_limits)
             )
+            views[gateway.gateway_id] = (gateway, view)
             for host in gateway.hosts:
                 by_host[host.lower().encode()] = view
             if gateway.gateway_id == "default":
                 default = view
-        self._by_host, self._default_view = by_host, default
+        self._by_host, self._default_view, self._views = by_host, default, views
         # A gateway's own key is never passed on to replicas.
         keyed = self.api_keys is not None or any(g.key_hashes is not None for g in gateways)
         self.limiter.forget({h for g in gateways for h in g.key_limits})
