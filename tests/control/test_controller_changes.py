@@ -291,7 +291,9 @@ def test_a_change_rebuilds_only_its_model_names_gateway_view_as_a_full_rebuild_w
     from tide.store.gateways import GatewayStore
 
     clock, gateway = Clock(), Gateway()
-    GatewayStore(store.engine).create_gateway("other", {"name": "other", "apiKeyAuth": {}, "bodyBasedRouting": {}}, clock.now)
+    GatewayStore(store.engine).create_gateway(
+        "other", {"name": "other", "apiKeyAuth": {}, "bodyBasedRouting": {}}, clock.now
+    )
     ctl = controller(store, gateway, clock)
     for i in range(6):
         store.create_deployment(f"chat{i}", external(f"chat{i}", f"http://127.0.0.1:900{i}/v1"), clock.now)
@@ -320,3 +322,21 @@ def test_a_change_rebuilds_only_its_model_names_gateway_view_as_a_full_rebuild_w
     tick(ctl, clock)
     pushed_view_is_full_view()
     assert "chat3" not in gateway.tables[-1].routes
+
+
+def test_a_resync_decodes_only_what_changed(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, gateway = Clock(), Gateway()
+    ctl = controller(store, gateway, clock)
+    for i in range(30):
+        store.create_deployment(f"dep{i}", idle(f"dep{i}"), clock.now)
+    for _ in range(3):
+        tick(ctl, clock, 2.0)
+    tick(ctl, clock, ctl.watch.resync_interval_s)  # the first resync after the feed's reads: reads those once
+    work = StoreWork(store, monkeypatch)
+    tick(ctl, clock, ctl.watch.resync_interval_s)
+    assert work.reset()[1] == 0  # nothing changed: not one deployment decoded
+    with store.engine.begin() as conn:  # removed by hand, around the feed
+        conn.execute(tide.store.database.deployments.delete().where(tide.store.database.deployments.c.id == "dep4"))
+    tick(ctl, clock, ctl.watch.resync_interval_s)
+    assert "dep4" not in ctl.runtimes and len(ctl.runtimes) == 29
+    assert work.reset()[1] == 0

@@ -378,6 +378,8 @@ class Controller:
                 self._collect_exits(runtime, now)
                 self.routes.mark(runtime.id)
         gone = set(self.runtimes) - seen if delta.full else delta.gone & set(self.runtimes)
+        if delta.present is not None:  # a resync: what is no longer in the store is gone
+            gone |= set(self.runtimes) - delta.present
         for deployment_id in gone:
             runtime = self.runtimes.pop(deployment_id)
             self.routes.mark(deployment_id)

@@ -20,6 +20,8 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
+    cast,
     select,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -146,6 +148,16 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(deployments).order_by(deployments.c.created_at, deployments.c.id))
             return [_record(r) for r in rows]
+
+    def deployment_versions(self) -> dict[str, tuple[int, float, bool, int]]:
+        """Each deployment's (generation, updated_at, deleting, hash of its spec as stored): what tells a
+        reader its desired state changed, read without decoding one spec or status."""
+        spec_text = cast(deployments.c.spec, Text)
+        query = select(
+            deployments.c.id, deployments.c.generation, deployments.c.updated_at, deployments.c.deleting, spec_text
+        )
+        with self.engine.connect() as conn:
+            return {row[0]: (int(row[1]), float(row[2]), bool(row[3]), hash(row[4])) for row in conn.execute(query)}
 
     def list_deployments_page(
         self, page_size: int, after: Cursor | None = None
