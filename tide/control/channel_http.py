@@ -1,7 +1,10 @@
 """The controller <-> gateway channel on the wire: routes under `/internal/v1/...` on the API app.
 
-- `GET  /internal/v1/routes`  server-sent events: `data: {"version": N, "routes": ...}` at once, then
-  on every change (the latest table only, never a backlog). 503 when this controller is not the leader.
+- `GET  /internal/v1/routes`  server-sent events: the whole table at once, `data: {"version": N, "routes":
+  ..., "gateways": ...}`, then on every change only what changed, `data: {"version": N, "base": N - 1,
+  "routes": ..., "gateways": ..., "gatewayOrder": ...}` (`tide.gateway.wire.route_delta_to_json`): a PATCH
+  sends one model name, not a 10,000-name table. A subscriber that fell more than `DELTA_HISTORY` changes
+  behind gets the whole table again. 503 when this controller is not the leader.
 - `POST /internal/v1/load`    `{"gatewayId", "routesVersion", "loads": {deployment: {...}}}`, every second.
 - `POST /internal/v1/demand`  `{"deploymentId"}`: a request found no ready replica (`Gateway.on_demand`).
 
@@ -15,6 +18,7 @@ import asyncio
 import hmac
 import json
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -23,7 +27,9 @@ from fastapi.responses import StreamingResponse
 
 from tide.control.channel import LoadAggregator
 from tide.gateway.routes import DeploymentLoad, RouteTable
-from tide.gateway.wire import KEEPALIVE_S, load_from_json, route_table_to_json
+from tide.gateway.wire import KEEPALIVE_S, load_from_json, route_delta_to_json, route_table_to_json
+
+DELTA_HISTORY = 256  # changes kept for subscribers that have not caught up yet
 
 
 class GatewayHub:
@@ -33,20 +39,41 @@ class GatewayHub:
         self.clock = clock
         self.aggregator = LoadAggregator()
         self.version = 0
-        self._payload = self._encode(RouteTable({}))
+        self._table = RouteTable({})
+        self._full: bytes | None = None  # the whole table's event, encoded when a subscriber needs it
+        self._deltas: deque[tuple[int, bytes]] = deque(maxlen=DELTA_HISTORY)  # (version, its delta event)
         self._subscribers: set[asyncio.Event] = set()
         self.is_leader: Callable[[], bool] = lambda: True
         self.on_demand: Callable[[str], None] = lambda deployment_id: None
         self.closed = False
 
-    def _encode(self, table: RouteTable) -> bytes:
-        return b"data: " + json.dumps({"version": self.version, **route_table_to_json(table)}).encode() + b"\n\n"
+    @staticmethod
+    def _event(message: dict[str, Any]) -> bytes:
+        return b"data: " + json.dumps(message).encode() + b"\n\n"
+
+    def full_event(self) -> bytes:
+        """The whole current table (what a new subscriber gets first)."""
+        if self._full is None:
+            self._full = self._event({"version": self.version, **route_table_to_json(self._table)})
+        return self._full
+
+    def events_since(self, version: int) -> bytes:
+        """What a subscriber that has `version` needs to reach the current one: the deltas in order, or the
+        whole table when they are no longer all kept."""
+        if version == self.version:
+            return b""
+        pending = [event for v, event in self._deltas if v > version]
+        if len(pending) != self.version - version:
+            return self.full_event()
+        return b"".join(pending)
 
     # -- RouteSink -------------------------------------------------------------------------------------
 
     def set_routes(self, table: RouteTable) -> None:
+        delta = route_delta_to_json(self._table, table)
         self.version += 1
-        self._payload = self._encode(table)
+        self._deltas.append((self.version, self._event({"version": self.version, "base": self.version - 1, **delta})))
+        self._table, self._full = table, None
         for event in self._subscribers:
             event.set()
 
@@ -62,8 +89,8 @@ class GatewayHub:
         event = asyncio.Event()
         self._subscribers.add(event)
         try:
-            sent = self._payload
-            yield sent
+            sent = self.version
+            yield self.full_event()
             while not self.closed and self.is_leader():
                 try:
                     await asyncio.wait_for(event.wait(), timeout=KEEPALIVE_S)
@@ -71,9 +98,9 @@ class GatewayHub:
                     yield b": keepalive\n\n"
                     continue
                 event.clear()
-                if self._payload is not sent:
-                    sent = self._payload
-                    yield sent
+                if self.version != sent:
+                    events, sent = self.events_since(sent), self.version
+                    yield events
         finally:
             self._subscribers.discard(event)
 

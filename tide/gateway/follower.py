@@ -1,7 +1,6 @@
 """`tide gateway --controller URL`: a gateway process that follows the controller.
 
-It subscribes to the leader's route stream (server-sent events: the full table at once and on every
-change), posts its load snapshot every second and right after applying a table, and posts wake-ups
+It subscribes to the leader's route stream (server-sent events: the full table at once, then what changed), posts its load snapshot every second and right after applying a table, and posts wake-ups
 when a request finds a deployment with no ready replica. Several controller URLs may be given (leader
 and standbys): it follows whichever is the leader. While no controller answers it keeps the last table.
 """
@@ -17,13 +16,15 @@ import signal
 import socket
 import time
 import uuid
+from typing import Any
 
 import httpx
 
 from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
 from tide.gateway.gateway import Gateway
 from tide.gateway.keys import GatewayKeys
-from tide.gateway.wire import KEEPALIVE_S, load_to_json, route_table_from_json
+from tide.gateway.routes import RouteTable
+from tide.gateway.wire import KEEPALIVE_S, apply_route_delta, load_to_json, route_table_from_json
 
 log = logging.getLogger("tide.gateway.follower")
 
@@ -54,6 +55,7 @@ class GatewayFollower:
         )
         self.leader: str | None = None
         self.routes_version = 0
+        self.table: RouteTable | None = None  # the last table applied (route deltas apply to it)
         self.connected = asyncio.Event()
         self._demand_sent: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -97,9 +99,17 @@ class GatewayFollower:
             index += 1
             await asyncio.sleep(0.2 if index % len(self.controllers) else 0.5)
 
-    def _apply(self, message: dict[str, object]) -> None:
-        table = route_table_from_json(message)
+    def _apply(self, message: dict[str, Any]) -> None:
+        """A whole table, or (with `base`) the changes since the version this gateway has; a delta that does
+        not follow on from it means a lost event: reconnect for the whole table (ValueError)."""
+        if "base" in message:
+            if message["base"] != self.routes_version or self.table is None:
+                raise ValueError(f"route delta from v{message['base']}, this gateway has v{self.routes_version}")
+            table = apply_route_delta(self.table, message)
+        else:
+            table = route_table_from_json(message)
         self.gateway.set_routes(table)
+        self.table = table
         version = message.get("version", 0)
         self.routes_version = int(version) if isinstance(version, int) else 0
         replicas = sorted(e.replica_id for routes in table.routes.values() for r in routes for e in r.replicas)

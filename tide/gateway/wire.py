@@ -22,37 +22,102 @@ KEEPALIVE_S = 10.0
 
 def route_table_to_json(table: RouteTable) -> dict[str, Any]:
     return {
-        "routes": {
-            name: [
-                {
-                    "deploymentId": r.deployment_id,
-                    "modelName": r.model_name,
-                    "weight": r.weight,
-                    "maxQueue": r.max_queue,
-                    "maxQueueWaitS": r.max_queue_wait_s,
-                    "routing": r.routing,
-                    "failure": r.failure,
-                    "replicas": [
-                        {"replicaId": e.replica_id, "baseUrl": e.base_url, "maxConcurrency": e.max_concurrency}
-                        for e in r.replicas
-                    ],
-                }
-                for r in deployments
-            ]
-            for name, deployments in table.routes.items()
-        },
-        "gateways": [
-            {
-                "gatewayId": g.gateway_id,
-                "hosts": list(g.hosts),
-                "modelHeader": g.model_header,
-                "models": {name: list(ids) for name, ids in g.models.items()},
-                "keyHashes": None if g.key_hashes is None else sorted(g.key_hashes),
-                "keyLimits": dict(g.key_limits),
-            }
-            for g in table.gateways
+        "routes": {name: [_route_json(r) for r in deployments] for name, deployments in table.routes.items()},
+        "gateways": [_gateway_json(g, {name: list(ids) for name, ids in g.models.items()}) for g in table.gateways],
+    }
+
+
+def _route_json(r: DeploymentRoute) -> dict[str, Any]:
+    return {
+        "deploymentId": r.deployment_id,
+        "modelName": r.model_name,
+        "weight": r.weight,
+        "maxQueue": r.max_queue,
+        "maxQueueWaitS": r.max_queue_wait_s,
+        "routing": r.routing,
+        "failure": r.failure,
+        "replicas": [
+            {"replicaId": e.replica_id, "baseUrl": e.base_url, "maxConcurrency": e.max_concurrency} for e in r.replicas
         ],
     }
+
+
+def _gateway_json(g: GatewayRoutes, models: Mapping[str, list[str] | None]) -> dict[str, Any]:
+    return {
+        "gatewayId": g.gateway_id,
+        "hosts": list(g.hosts),
+        "modelHeader": g.model_header,
+        "models": models,
+        "keyHashes": None if g.key_hashes is None else sorted(g.key_hashes),
+        "keyLimits": dict(g.key_limits),
+    }
+
+
+def route_delta_to_json(old: RouteTable, new: RouteTable) -> dict[str, Any]:
+    """What changed from `old` to `new`, for a gateway that has `old` (`apply_route_delta`): the model names
+    whose routes changed (null: gone), and per gateway whose view changed its fields and the model names
+    whose deployment ids changed (null: gone); `gatewayOrder` lists every gateway. A change to one
+    deployment sends its model name, not the 10,000 others."""
+    routes: dict[str, Any] = {
+        name: [_route_json(r) for r in deployments]
+        for name, deployments in new.routes.items()
+        if old.routes.get(name) != deployments
+    }
+    routes.update({name: None for name in old.routes.keys() - new.routes.keys()})
+    before = {g.gateway_id: g for g in old.gateways}
+    gateways = []
+    for g in new.gateways:
+        was = before.get(g.gateway_id)
+        if was is None:
+            gateways.append(_gateway_json(g, {name: list(ids) for name, ids in g.models.items()}))
+            continue
+        models: dict[str, list[str] | None] = {
+            name: list(ids) for name, ids in g.models.items() if was.models.get(name) != ids
+        }
+        models.update({name: None for name in was.models.keys() - g.models.keys()})
+        fields_changed = (g.hosts, g.model_header, g.key_hashes, g.key_limits) != (
+            was.hosts,
+            was.model_header,
+            was.key_hashes,
+            was.key_limits,
+        )
+        if models or fields_changed:
+            gateways.append(_gateway_json(g, models))
+    return {"routes": routes, "gateways": gateways, "gatewayOrder": [g.gateway_id for g in new.gateways]}
+
+
+def apply_route_delta(table: RouteTable, data: Mapping[str, Any]) -> RouteTable:
+    """`table` with a `route_delta_to_json` applied. Model names and gateways the delta does not name keep
+    their very objects, so `Gateway.set_routes` rebuilds only what changed."""
+    routes = dict(table.routes)
+    for name, deployments in data["routes"].items():
+        if deployments is None:
+            routes.pop(str(name), None)
+        else:
+            routes[str(name)] = tuple(deployment_route_from_json(r) for r in deployments)
+    by_id = {g.gateway_id: g for g in table.gateways}
+    for g in data["gateways"]:
+        gateway_id = str(g["gatewayId"])
+        was = by_id.get(gateway_id)
+        models = dict(was.models) if was is not None else {}
+        for name, ids in g["models"].items():
+            if ids is None:
+                models.pop(str(name), None)
+            else:
+                models[str(name)] = tuple(str(i) for i in ids)
+        by_id[gateway_id] = _gateway_from_json(g, models)
+    return RouteTable(routes, tuple(by_id[str(i)] for i in data["gatewayOrder"]))
+
+
+def _gateway_from_json(g: Mapping[str, Any], models: Mapping[str, tuple[str, ...]]) -> GatewayRoutes:
+    return GatewayRoutes(
+        gateway_id=str(g["gatewayId"]),
+        hosts=tuple(str(h) for h in g["hosts"]),
+        model_header=str(g.get("modelHeader") or ""),
+        models=models,
+        key_hashes=None if g.get("keyHashes") is None else frozenset(str(h) for h in g["keyHashes"]),
+        key_limits={str(h): int(n) for h, n in (g.get("keyLimits") or {}).items()},
+    )
 
 
 def deployment_route_from_json(r: Mapping[str, Any]) -> DeploymentRoute:
@@ -82,14 +147,7 @@ def route_table_from_json(data: Mapping[str, Any]) -> RouteTable:
         for name, deployments in data["routes"].items()
     }
     gateways = tuple(
-        GatewayRoutes(
-            gateway_id=str(g["gatewayId"]),
-            hosts=tuple(str(h) for h in g["hosts"]),
-            model_header=str(g.get("modelHeader") or ""),
-            models={str(name): tuple(str(i) for i in ids) for name, ids in g["models"].items()},
-            key_hashes=None if g.get("keyHashes") is None else frozenset(str(h) for h in g["keyHashes"]),
-            key_limits={str(h): int(n) for h, n in (g.get("keyLimits") or {}).items()},
-        )
+        _gateway_from_json(g, {str(name): tuple(str(i) for i in ids) for name, ids in g["models"].items()})
         for g in data.get("gateways") or ()  # absent from an older leader: one implicit gateway
     )
     return RouteTable(routes, gateways)
