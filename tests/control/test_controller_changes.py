@@ -275,7 +275,8 @@ def test_idle_deployments_rest_and_load_or_a_change_wakes_them(store: Store, mon
         tick(ctl, clock, 1.0)
     assert decided == []  # ten idle seconds: no autoscaler of 50 at rest was ticked
 
-    loads["dep7"] = Load(20.0)  # traffic through the gateway (not a request at zero: a report)
+    ctl.on_demand("dep7")  # requests at zero: the gateway calls on_demand for each, then reports their load
+    loads["dep7"] = Load(20.0)
     for _ in range(3):
         tick(ctl, clock, 1.0)
     assert backend.launched == ["dep7"] and "dep7" not in ctl._resting

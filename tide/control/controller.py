@@ -200,11 +200,11 @@ class Controller:
         for deployment_id, runtime in self.runtimes.items():
             if runtime.scaler is None:
                 continue
-            load = snapshot.get(deployment_id)
             if deployment_id in resting:
-                if not runtime.replicas and (load is None or (not load.average and not load.queued_avg)):
-                    continue  # zero load at rest: the core replays these seconds when it resumes
-                resting.discard(deployment_id)  # the record below resumes its core
+                # No replica, so no load but requests waiting at zero, and each of those wakes it first
+                # (on_demand); the core replays these seconds of zero load when it resumes.
+                continue
+            load = snapshot.get(deployment_id)
             # In flight + queued time-averaged over the last second, as the simulator records it.
             gateway = load.average if load is not None else 0.0
             engine = list(self._engine_loads(runtime, now).values())
@@ -391,9 +391,9 @@ class Controller:
         # Phase 1: what each deployment wants. Phase 2: one scheduling decision for all of them, so
         # priority decides who gets GPUs under contention. Phase 3: apply, per deployment.
         wants: dict[str, int] = {}
-        asleep = self._resting
+        asleep = self._resting  # never busy, never changed (a change wakes it above): one set lookup each
         runtimes = [
-            r for r in self.runtimes.values() if (full and r.id not in asleep) or r.id in changed or self._busy(r)
+            r for r in self.runtimes.values() if r.id not in asleep and (full or r.id in changed or self._busy(r))
         ]
         for i, runtime in enumerate(runtimes):
             if i % 512 == 511:
