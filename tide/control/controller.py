@@ -388,6 +388,10 @@ class Controller:
             for replica_id in list(runtime.replicas):
                 self._remove_replica(runtime, replica_id)
 
+        # A changed spec's route goes out now, not after the status writes and the autoscalers below (a
+        # PATCH of an endpoint or weight reaches the gateways without waiting for a commit).
+        self._push_routes()
+
         # Phase 1: what each deployment wants. Phase 2: one scheduling decision for all of them, so
         # priority decides who gets GPUs under contention. Phase 3: apply, per deployment.
         wants: dict[str, int] = {}
