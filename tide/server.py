@@ -195,8 +195,7 @@ class TideServer:
         logs_dir = self.config.data_dir / "logs"
         while True:
             try:
-                records = await asyncio.to_thread(self.store.list_deployments)
-                deployments = {r.id: r.created_at for r in records}
+                deployments = await asyncio.to_thread(self.store.deployment_created_times)
                 live = {Path(s.log_path) for s in self.backend.replicas() if s.log_path}
                 await asyncio.to_thread(
                     sweep_logs,

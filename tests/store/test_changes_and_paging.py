@@ -81,3 +81,17 @@ def test_lookups_by_id_and_by_name(store: Store) -> None:
     assert [r.id for r in store.deployments_named("shared")] == ["one", "two"]
     assert store.deployments_named("nope") == []
     assert sorted(r.id for r in store.get_deployments(["two", "gone", "one"])) == ["one", "two"]
+
+
+def test_versions_change_with_the_desired_state_and_not_with_status(store: Store) -> None:
+    """What the controller's resync and housekeeping read every few seconds, without decoding a row."""
+    store.create_deployment("a", spec("a"), now=1.0)
+    store.create_deployment("b", spec("b"), now=2.0)
+    before = store.deployment_versions()
+    assert set(before) == {"a", "b"}
+    store.set_status("a", {"state": "STATUS_RUNNING"})
+    assert store.deployment_versions() == before  # the controller's own writes do not count
+    store.update_spec("b", {**spec("b"), "labels": {"x": "1"}}, now=3.0)
+    after = store.deployment_versions()
+    assert after["a"] == before["a"] and after["b"] != before["b"]
+    assert store.deployment_created_times() == {"a": 1.0, "b": 2.0}

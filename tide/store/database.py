@@ -149,6 +149,11 @@ class Store:
             rows = conn.execute(select(deployments).order_by(deployments.c.created_at, deployments.c.id))
             return [_record(r) for r in rows]
 
+    def deployment_created_times(self) -> dict[str, float]:
+        """Every deployment's id and creation time, nothing decoded (housekeeping reads it every 10 s)."""
+        with self.engine.connect() as conn:
+            return {row[0]: float(row[1]) for row in conn.execute(select(deployments.c.id, deployments.c.created_at))}
+
     def deployment_versions(self) -> dict[str, tuple[int, float, bool, int]]:
         """Each deployment's (generation, updated_at, deleting, hash of its spec as stored): what tells a
         reader its desired state changed, read without decoding one spec or status."""
