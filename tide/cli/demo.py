@@ -159,7 +159,7 @@ def _stream_chat(gateway: str, prompt: str) -> None:
 
 def _print_status(http: httpx.Client, api: str) -> None:
     item = _check(http.get(f"{api}/deployments/tiny-chat"))["deployment"]
-    click.echo("\n".join("   " + line for line in describe_deployment(item).splitlines()))
+    click.echo("\n".join("   " + line for line in describe_deployment(item, time.time()).splitlines()))
 
 
 def _status_line(http: httpx.Client, api: str) -> tuple[str, int]:
