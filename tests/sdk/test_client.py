@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.sdk.conftest import spec
 from tests.support.api_server import TOKEN, ZONE, ApiServer
 from tide.sdk import Client, Deployment, TideError
+from tide.sdk.calls import progress_key
 from tide.sdk.errors import CONNECTION_FAILED, DEADLINE_EXCEEDED, DEPLOYMENT_FAILED, UNREACHABLE
 
 SDK = Path(__file__).parents[2] / "tide" / "sdk"
@@ -220,3 +222,14 @@ def test_usage_window(api: ApiServer) -> None:
         with pytest.raises(TideError) as reversed_window:
             tide.usage(start=1_764_000_000.0, end=1_763_000_000.0)
         assert (reversed_window.value.status, reversed_window.value.field) == (400, "end")
+
+
+def test_progress_changes_are_phases_and_tenths_of_progress() -> None:
+    def item(phase: str, percent: float) -> Any:
+        replica = {"id": "r0", "phase": phase, "phaseTimes": {}, "progress": {"percent": percent}}
+        return {"spec": {"id": "x"}, "status": {"status": "STATUS_CREATING", "replicas": [replica]}}
+
+    weights_41 = progress_key(item("downloading_weights", 41))
+    assert progress_key(item("downloading_weights", 49.9)) == weights_41
+    assert progress_key(item("downloading_weights", 50)) != weights_41
+    assert progress_key(item("engine_load", 41)) != weights_41

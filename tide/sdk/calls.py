@@ -233,16 +233,21 @@ def wait_verdict(item: Deployment, state: str) -> Verdict:
 
 def progress_key(item: Deployment) -> tuple[Any, ...]:
     """What a waiting user wants to hear about when it changes: the state, ready/desired, each replica's
-    phase, and the first condition."""
+    phase and progress (in 10 % steps), and the first condition."""
     status = item.get("status") or {}
     conditions = status.get("conditions") or []
     return (
         status.get("status"),
         status.get("readyReplicas", 0),
         status.get("desiredReplicas", 0),
-        tuple((r.get("id"), r.get("phase")) for r in status.get("replicas") or []),
+        tuple((r.get("id"), r.get("phase"), _tenth(r.get("progress"))) for r in status.get("replicas") or []),
         conditions[0].get("message") if conditions else None,
     )
+
+
+def _tenth(progress: Any) -> int | None:
+    percent = progress.get("percent") if isinstance(progress, dict) else None
+    return int(percent // 10) if isinstance(percent, int | float) else None
 
 
 def wait_error(item: Deployment, state: str, verdict: Verdict, waited_s: float) -> TideError:
