@@ -174,7 +174,8 @@ def test_replica_texts() -> None:
         "1 d 1 h",
     ]
     assert placement_text({"id": "r", "phase": "waiting_for_capacity"}) == "-"
-    assert placement_text({"instanceId": "cpu-local-0", "zone": "local"}) == "cpu-local-0, zone local"
+    assert placement_text({"instanceId": "local-cpu", "zone": "local"}) == "local-cpu, zone local"
+    assert placement_text({"instanceId": "h100-8x-0", "zone": ZONE, "gpuCount": 8}) == f"h100-8x-0, zone {ZONE}, 8 GPUs"
     described = describe_deployment(
         {"spec": {"id": "chat", "name": "chat", "runtime": {"engine": "builtin"}}, "status": {"replicas": [REPLICA]}},
         now=200.0,

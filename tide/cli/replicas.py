@@ -59,7 +59,8 @@ def phases_text(replica: Mapping[str, Any], now: float) -> str:
 
 
 def placement_text(replica: Mapping[str, Any]) -> str:
-    """`node-3, zone us-east-04a, GPUs 0,1`; `-` while it has no place (waiting for capacity)."""
+    """`local-gpu, zone local, GPUs 0,1`; `h100-8x-0, zone us-east-04a, 8 GPUs` on a virtual instance;
+    `-` while it has no place (waiting for capacity)."""
     parts = []
     if replica.get("instanceId"):
         parts.append(str(replica["instanceId"]))
@@ -68,6 +69,8 @@ def placement_text(replica: Mapping[str, Any]) -> str:
     gpu_ids = replica.get("gpuIds") or []
     if gpu_ids:
         parts.append(f"GPU{'s' if len(gpu_ids) > 1 else ''} {','.join(str(g) for g in gpu_ids)}")
+    elif replica.get("gpuCount"):  # a virtual instance: a count, no device indices
+        parts.append(f"{replica['gpuCount']} GPU{'s' if replica['gpuCount'] > 1 else ''}")
     return ", ".join(parts) or "-"
 
 

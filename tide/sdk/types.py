@@ -66,9 +66,10 @@ class ReplicaStatus(TypedDict):
     draining: NotRequired[bool]
     load: NotRequired[ReplicaLoad]
     instanceId: NotRequired[str]  # where the scheduler placed it
+    instanceType: NotRequired[str]
     zone: NotRequired[str]
     gpuIds: NotRequired[list[int]]  # device indices, on a real GPU instance
-    gpuCount: NotRequired[int]
+    gpuCount: NotRequired[int]  # on a GPU instance type (CPU slots are not counted)
 
 
 class DeploymentStatus(TypedDict):
