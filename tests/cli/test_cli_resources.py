@@ -79,7 +79,7 @@ def test_apply_names_the_document_with_an_unknown_kind_or_a_claim_without_id_or_
     specs.write_text(DEPLOYMENT.format(name="chat") + "---\nkind: Gadget\nname: x\n")
     result = tide(api.url, tmp_path, "apply", "-f", str(specs))
     assert result.exit_code == 1 and "bad.yaml document 2: kind: 'Gadget'" in result.output
-    assert "Deployment (the default) or CapacityClaim" in result.output
+    assert "Deployment (the default), CapacityClaim or Gateway" in result.output
     assert api.store.list_deployments() == []  # the file is read whole before anything is applied
     specs.write_text(DEPLOYMENT.format(name="chat") + "---\nkind: CapacityClaim\nresources: {instanceCount: 1}\n")
     result = tide(api.url, tmp_path, "apply", "-f", str(specs))
@@ -114,7 +114,29 @@ def test_delete_claim_by_id_or_name_and_delete_deployment_either_way(api: ApiSer
     assert tide(api.url, tmp_path, "delete", "chat").output == "deployment/chat deleting\n"
     assert tide(api.url, tmp_path, "delete", "deployment", "chat-two").output == "deployment/chat-two deleting\n"
     wrong = tide(api.url, tmp_path, "delete", "gadget", "x")
-    assert wrong.exit_code == 2 and "use deployment or claim" in wrong.output
+    assert wrong.exit_code == 2 and "use deployment, claim or gateway" in wrong.output
+
+
+def test_apply_and_delete_a_gateway(api: ApiServer, tmp_path: Path) -> None:
+    specs = tmp_path / "team.yaml"
+    gateway = "kind: Gateway\nname: team\napiKeyAuth: {}\n"
+    specs.write_text(
+        gateway
+        + "bodyBasedRouting: {apiType: API_TYPE_OPENAI}\n---\n"
+        + DEPLOYMENT.format(name="chat")
+        + "gatewayIds: [team]\n"
+    )
+    assert (
+        tide(api.url, tmp_path, "apply", "-f", str(specs)).output == "gateway/team created\ndeployment/chat created\n"
+    )
+    specs.write_text(gateway + "pathBasedRouting: {}\n")
+    assert tide(api.url, tmp_path, "apply", "-f", str(specs)).output == "gateway/team configured\n"
+    assert "pathBasedRouting" in tide(api.url, tmp_path, "get", "gateways").output
+    in_use = tide(api.url, tmp_path, "delete", "gateway", "team")
+    assert in_use.exit_code == 1 and "409: gateway 'team' still serves deployments chat" in in_use.output
+    specs.write_text(DEPLOYMENT.format(name="chat"))  # back on the default gateway
+    assert tide(api.url, tmp_path, "apply", "-f", str(specs)).output == "deployment/chat configured\n"
+    assert tide(api.url, tmp_path, "delete", "gateway", "team").output == "gateway/team deleted\n"
 
 
 REPLICA: dict[str, Any] = {

@@ -1,19 +1,19 @@
 """`tide apply -f` and `tide delete`: the commands that take any kind of resource.
 
 A file holds one or more YAML (or JSON) documents; each is a deployment unless its `kind:` says
-`CapacityClaim` (also `claim`). A document is the spec as the API takes it, or what `tide get ... -o yaml`
-printed (`{deployment: {spec, status}}`, `{capacityClaim: ...}` or `{spec, status}`), so a fetched resource
-can be edited and applied again. An existing resource (same `id`, else the same `name`) is updated with the
+`CapacityClaim` (also `claim`) or `Gateway`. A document is the spec as the API takes it, or what `tide get
+... -o yaml` printed (`{deployment: {spec, status}}`, `{capacityClaim: ...}`, `{gateway: ...}` or `{spec,
+status}`), so a fetched resource can be edited and applied again. An existing resource (same `id`, else the same `name`) is updated with the
 whole spec; a new one is created.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import click
 import yaml
@@ -21,18 +21,40 @@ import yaml
 from tide.cli.client import client, error_text, resource_id
 from tide.sdk import Client, TideError
 
-DEPLOYMENT = "Deployment"
-CAPACITY_CLAIM = "CapacityClaim"
-_KINDS = {"deployment": DEPLOYMENT, "capacityclaim": CAPACITY_CLAIM, "claim": CAPACITY_CLAIM}
-_ENVELOPES = {"deployment": DEPLOYMENT, "capacityClaim": CAPACITY_CLAIM}  # what `get -o yaml` prints
-_LABELS = {DEPLOYMENT: "deployment", CAPACITY_CLAIM: "capacityclaim"}
+
+class Resources(Protocol):
+    """What `apply` and `delete` use of an SDK namespace (`client.deployments`, `.claims`, `.gateways`)."""
+
+    def create(self, spec: Mapping[str, Any]) -> Any: ...
+
+    def update(self, resource_id: str, spec: Mapping[str, Any], /) -> Any: ...
+
+    def delete(self, resource_id: str, /) -> Any: ...
+
+    def list(self) -> Sequence[Any]: ...
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # as `kind:` says it
+    label: str  # as the output says it: `deployment/ID created`
+    envelope: str  # the key `tide get ... -o yaml` wraps one in
+    resources: Callable[[Client], Resources]
+    needs_a_name: bool  # applying it twice without id or name would make two
+
+
+DEPLOYMENT = Kind("Deployment", "deployment", "deployment", lambda api: api.deployments, needs_a_name=False)
+CAPACITY_CLAIM = Kind("CapacityClaim", "capacityclaim", "capacityClaim", lambda api: api.claims, needs_a_name=True)
+GATEWAY = Kind("Gateway", "gateway", "gateway", lambda api: api.gateways, needs_a_name=False)
+KINDS = (DEPLOYMENT, CAPACITY_CLAIM, GATEWAY)
+_BY_NAME = {k.name.lower(): k for k in KINDS} | {"claim": CAPACITY_CLAIM}
 
 
 @dataclass(frozen=True)
 class Document:
     path: str
     index: int  # 1-based, in its file
-    kind: str
+    kind: Kind
     spec: dict[str, Any]
 
     @property
@@ -42,18 +64,18 @@ class Document:
 
 def parse_document(raw: dict[str, Any], path: str, index: int) -> Document:
     """The kind and spec of one document; ClickException naming the document and `kind` when unknown."""
-    envelope = next((k for k in _ENVELOPES if isinstance(raw.get(k), dict) and len(raw) == 1), None)
+    envelope = next((k for k in KINDS if isinstance(raw.get(k.envelope), dict) and len(raw) == 1), None)
     if envelope is not None:
-        kind, inner = _ENVELOPES[envelope], raw[envelope]
+        kind, inner = envelope, raw[envelope.envelope]
     else:
-        given = raw.get("kind", DEPLOYMENT)
-        kind = _KINDS.get(str(given).replace("_", "").replace("-", "").lower(), "")
-        if not kind:
+        given = raw.get("kind", DEPLOYMENT.name)
+        found = _BY_NAME.get(str(given).replace("_", "").replace("-", "").lower())
+        if found is None:
             raise click.ClickException(
-                f"{path} document {index}: kind: {given!r} is not a kind Tide applies; use Deployment (the default) "
-                "or CapacityClaim"
+                f"{path} document {index}: kind: {given!r} is not a kind Tide applies; use Deployment (the default), "
+                "CapacityClaim or Gateway"
             )
-        inner = {k: v for k, v in raw.items() if k != "kind"}
+        kind, inner = found, {k: v for k, v in raw.items() if k != "kind"}
     if isinstance(inner.get("spec"), dict):
         spec = dict(inner["spec"])
     else:
@@ -85,31 +107,29 @@ class Applier:
         self.api = api
         self.existing: dict[str, list[dict[str, Any]]] = {}
 
-    def _existing(self, kind: str) -> list[dict[str, Any]]:
-        if kind not in self.existing:
-            items = self.api.deployments.list() if kind == DEPLOYMENT else self.api.claims.list()
-            self.existing[kind] = [dict(i) for i in items]
-        return self.existing[kind]
+    def _existing(self, kind: Kind) -> list[dict[str, Any]]:
+        if kind.name not in self.existing:
+            self.existing[kind.name] = [dict(item) for item in kind.resources(self.api).list()]
+        return self.existing[kind.name]
 
     def apply(self, doc: Document) -> str:
         """Create or update; `KIND/ID created|configured|unchanged`."""
         existing = self._existing(doc.kind)
         target = match_existing(doc, existing)
-        label = _LABELS[doc.kind]
-        resources = self.api.deployments if doc.kind == DEPLOYMENT else self.api.claims
+        resources = doc.kind.resources(self.api)
         if target is None:
             created = dict(resources.create(doc.spec))
             existing.append(created)
-            return f"{label}/{resource_id(created)} created"
+            return f"{doc.kind.label}/{resource_id(created)} created"
         before = next(item for item in existing if resource_id(item) == target)
         updated = dict(resources.update(target, {**doc.spec, "id": target}))
         existing[existing.index(before)] = updated
-        return f"{label}/{target} {'configured' if _changed(doc.kind, before, updated) else 'unchanged'}"
+        return f"{doc.kind.label}/{target} {'configured' if _changed(before, updated) else 'unchanged'}"
 
 
-def _changed(kind: str, before: dict[str, Any], after: dict[str, Any]) -> bool:
-    if kind == DEPLOYMENT:  # the generation grows with each change of the spec
-        return bool(before["status"].get("generation") != after["status"].get("generation"))
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    if "generation" in before["status"]:  # a deployment's grows with each change of its spec
+        return bool(before["status"]["generation"] != after["status"].get("generation"))
     return bool(before["spec"] != after["spec"])
 
 
@@ -120,7 +140,7 @@ def match_existing(doc: Document, existing: list[dict[str, Any]]) -> str | None:
         return wanted if any(resource_id(item) == wanted for item in existing) else None
     name = doc.spec.get("name")
     if not name:
-        if doc.kind == CAPACITY_CLAIM:
+        if doc.kind.needs_a_name:
             raise click.ClickException(
                 "a capacity claim to apply needs an id or a name, so that applying the file again updates it "
                 "instead of claiming more instances"
@@ -128,7 +148,7 @@ def match_existing(doc: Document, existing: list[dict[str, Any]]) -> str | None:
         return None  # the API names the missing field
     named = [resource_id(item) for item in existing if item["spec"].get("name") == name]
     if len(named) > 1:
-        raise click.ClickException(f"several {_LABELS[doc.kind]}s are named {name!r} ({', '.join(named)}): add `id:`")
+        raise click.ClickException(f"several {doc.kind.label}s are named {name!r} ({', '.join(named)}): add `id:`")
     return named[0] if named else None
 
 
@@ -136,8 +156,11 @@ def match_existing(doc: Document, existing: list[dict[str, Any]]) -> str | None:
 @click.option("-f", "--filename", "files", multiple=True, required=True, help="YAML/JSON file(s), or - for stdin.")
 @click.pass_context
 def apply(ctx: click.Context, files: tuple[str, ...]) -> None:
-    """Create or update deployments and capacity claims from files: YAML documents that mirror the API's
-    JSON spec, separated by ---, each a deployment unless it says `kind: CapacityClaim`."""
+    """Create or update deployments, capacity claims and gateways from files.
+
+    YAML documents that mirror the API's JSON spec, separated by ---, each a deployment unless it says
+    `kind: CapacityClaim` or `kind: Gateway`. An existing resource (same id, else same name) is updated
+    with the whole spec."""
     documents = [doc for path in files for doc in load_documents(path)]
     applier = Applier(client(ctx))
     for done, doc in enumerate(documents):
@@ -149,36 +172,24 @@ def apply(ctx: click.Context, files: tuple[str, ...]) -> None:
             raise click.ClickException(f"{doc.label}: {message}\n{applied}") from None
 
 
-def _delete_deployment(api: Client, name: str) -> str:
-    return f"deployment/{resource_id(api.deployments.delete(name))} deleting"
-
-
-def _delete_claim(api: Client, name: str) -> str:
-    """By id; or by name when exactly one claim has it."""
+def _delete(api: Client, kind: Kind, name: str) -> str:
+    """By id; or by name when exactly one has it (the API does that itself for deployments)."""
+    resources = kind.resources(api)
     try:
-        deleted = api.claims.delete(name)
+        deleted = resources.delete(name)
     except TideError as exc:
-        named = (
-            [resource_id(c) for c in api.claims.list() if c["spec"].get("name") == name] if exc.status == 404 else []
-        )
+        named = [resource_id(r) for r in resources.list() if r["spec"].get("name") == name] if exc.status == 404 else []
         if len(named) > 1:
             raise click.ClickException(
-                f"several capacity claims are named {name!r} ({', '.join(named)}): use an id"
+                f"several {kind.label}s are named {name!r} ({', '.join(named)}): use an id"
             ) from None
         if not named:
             raise
-        deleted = api.claims.delete(named[0])
-    return f"capacityclaim/{resource_id(deleted)} deleted"
+        deleted = resources.delete(named[0])
+    return f"{kind.label}/{resource_id(deleted)} {'deleting' if kind is DEPLOYMENT else 'deleted'}"
 
 
-_DELETERS: dict[str, Callable[[Client, str], str]] = {
-    "deployment": _delete_deployment,
-    "deployments": _delete_deployment,
-    "claim": _delete_claim,
-    "claims": _delete_claim,
-    "capacityclaim": _delete_claim,
-    "capacityclaims": _delete_claim,
-}
+_DELETE_KINDS = _BY_NAME | {f"{name}s": kind for name, kind in _BY_NAME.items()}
 
 
 @click.command()
@@ -186,14 +197,16 @@ _DELETERS: dict[str, Callable[[Client, str], str]] = {
 @click.argument("name", required=False)
 @click.pass_context
 def delete(ctx: click.Context, kind_or_name: str, name: str | None) -> None:
-    """Delete a deployment or a capacity claim.
+    """Delete a deployment, a capacity claim or a gateway.
 
     `tide delete NAME` or `tide delete deployment NAME`: the deployment's replicas finish in-flight
-    requests first. `tide delete claim ID` (or its name): the claim's instances are released."""
+    requests first. `tide delete claim ID` (or its name): the claim's instances are released.
+    `tide delete gateway ID`: only once no deployment names it."""
     if name is None:
-        kind, name = "deployment", kind_or_name
+        kind, name = DEPLOYMENT, kind_or_name
     else:
-        kind = kind_or_name.lower()
-        if kind not in _DELETERS:
-            raise click.BadParameter(f"{kind_or_name!r}: use deployment or claim", param_hint="KIND")
-    click.echo(_DELETERS[kind](client(ctx), name))
+        found = _DELETE_KINDS.get(kind_or_name.lower())
+        if found is None:
+            raise click.BadParameter(f"{kind_or_name!r}: use deployment, claim or gateway", param_hint="KIND")
+        kind = found
+    click.echo(_delete(client(ctx), kind, name))
