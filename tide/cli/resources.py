@@ -95,7 +95,9 @@ def load_documents(path: str) -> list[Document]:
     documents = []
     for index, raw in enumerate(raws, 1):
         if not isinstance(raw, dict):
-            raise click.ClickException(f"{path} document {index}: must be a mapping (a deployment or capacity claim)")
+            raise click.ClickException(
+                f"{path} document {index}: must be a mapping (a deployment, capacity claim or gateway)"
+            )
         documents.append(parse_document(raw, path, index))
     return documents
 
