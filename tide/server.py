@@ -41,12 +41,11 @@ from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
 from tide.store.lease import LeaderLease
 from tide.store.published import PublishedState
+from tide.timing import HOUSEKEEPING_INTERVAL_S
 from tide.weights import StorageConfig, WeightsCache, WeightsError, WeightsSource
 from tide.weights.errors import ACCESS_DENIED, BUCKET_NOT_FOUND, MISSING_FILE, PATH_NOT_FOUND
 
 log = logging.getLogger("tide.server")
-
-HOUSEKEEPING_INTERVAL_S = 10.0
 
 
 def node_inventory(declared_path: Path | None, cpu_slots: int) -> Inventory:

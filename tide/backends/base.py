@@ -5,6 +5,7 @@ forgetting and logs, whichever backend runs the replica."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -193,9 +194,18 @@ class ReplicaBooks(Generic[TrackedT]):
         replica.state.enter(phase, message, time.time())
         self._listener(replica.state)
 
-    def _stopped(self, replica_id: str, replica: TrackedT) -> None:
-        """The end of `stop`: a replica that had already ended keeps the phase that says how (crashed,
-        failed, lost); any other is now stopped. Either way it leaves the books."""
+    async def _finish_stop(self, replica_id: str, replica: TrackedT, cancel_task: bool) -> None:
+        """The end of `stop`, once the replica's process or actor was told to go: wait for the backend's
+        task that follows it (cancelled first when `cancel_task`), release what it held (`_forgotten`).
+        A replica that had already ended keeps the phase that says how (crashed, failed, lost); any other
+        is now stopped. Either way it leaves the books."""
+        task = replica.task
+        if task is not None and not task.done():
+            if cancel_task:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._forgotten(replica)
         if not replica.state.phase.terminal:
             self._set_phase(replica, ReplicaPhase.STOPPED)
         self._replicas.pop(replica_id, None)

@@ -29,13 +29,7 @@ from tide.backends.warm_pool import WarmPool, order_line
 from tide.engines.adapter import LaunchPlan, adapter_for, builtin_pooled_command
 from tide.engines.events import EVENT_PREFIX, parse_event
 from tide.spec import DeploymentSpec
-
-PROGRESS_NOTIFY_S = 0.25
-# A starting replica is never killed for being slow, only for showing no sign of progress (bytes
-# downloaded, log lines, events) for this long: a multi-minute GPU load that keeps logging is fine.
-STARTUP_STALL_S = 600.0
-HEALTH_POLL_S = 0.25  # fallback for engines that do not push readiness (e.g. vLLM)
-PARK_TIMEOUT_S = 120.0  # a park waits for in-flight requests; a level-2 wake reads the weights again
+from tide.timing import HEALTH_POLL_S, PARK_TIMEOUT_S, PROGRESS_NOTIFY_S, STARTUP_STALL_S
 
 
 @dataclass
@@ -391,13 +385,7 @@ class LocalBackend(ReplicaBooks[_Replica]):
             except TimeoutError:
                 _signal_group(process.pid, signal.SIGKILL)
                 await process.wait()
-        if replica.task is not None and not replica.task.done():
-            if process is None:
-                replica.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await replica.task
-        self._release(replica)
-        self._stopped(replica_id, replica)
+        await self._finish_stop(replica_id, replica, cancel_task=process is None)  # no process: still fetching
 
     def _forgotten(self, replica: _Replica) -> None:
         self._release(replica)

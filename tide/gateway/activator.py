@@ -19,11 +19,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from tide.timing import RETRY_AFTER_S, UNHEALTHY_S
+
 if TYPE_CHECKING:
     from tide.gateway.balancing import DeploymentState, ReplicaState
-
-DEFAULT_UNHEALTHY_S = 5.0  # a replica that failed a request is avoided this long while others have room
-DEFAULT_RETRY_AFTER_S = 1  # the Retry-After the gateway sends with 429 and 503 answers
 
 
 class Waiter(Protocol):
@@ -43,8 +42,8 @@ class Waiter(Protocol):
 class QueueSettings:
     """The gateway-wide settings of every deployment's queue (per deployment: `max_queue`, `max_queue_wait_s`)."""
 
-    unhealthy_s: float = DEFAULT_UNHEALTHY_S
-    retry_after_s: int = DEFAULT_RETRY_AFTER_S
+    unhealthy_s: float = UNHEALTHY_S
+    retry_after_s: int = RETRY_AFTER_S
 
 
 class _Timers:

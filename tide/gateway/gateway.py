@@ -12,8 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 
-from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
-from tide.gateway.activator import DEFAULT_RETRY_AFTER_S, DEFAULT_UNHEALTHY_S, QueueSettings
+from tide.gateway.activator import QueueSettings
 from tide.gateway.balancing import DeploymentState, ModelState, ReplicaState
 from tide.gateway.errors import error_response, json_response, model_not_found
 from tide.gateway.exchange import HOP_BY_HOP, Exchange, Upstreams
@@ -27,6 +26,7 @@ from tide.gateway.server import ClientConnection, IncomingRequest
 from tide.gateway.tasks import BackgroundTasks, ReplicaCallback
 from tide.gateway.upstream import UpstreamPool
 from tide.http_limits import ConnectionLimits, UnfinishedCount
+from tide.timing import HOLD_TIMEOUT_S, RETRY_AFTER_S, UNHEALTHY_S, UPSTREAM_CONNECT_TIMEOUT_S, UPSTREAM_IDLE_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +56,15 @@ class Gateway:
         on_demand: ReplicaCallback | None = None,
         on_replica_failure: ReplicaCallback | None = None,
         max_attempts: int = 3,
-        unhealthy_s: float = DEFAULT_UNHEALTHY_S,
-        connect_timeout_s: float = 5.0,
+        unhealthy_s: float = UNHEALTHY_S,
+        connect_timeout_s: float = UPSTREAM_CONNECT_TIMEOUT_S,
         max_body_bytes: int = 64 * 1024 * 1024,
-        retry_after_s: int = DEFAULT_RETRY_AFTER_S,
-        upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
+        retry_after_s: int = RETRY_AFTER_S,
+        upstream_idle_timeout_s: float | None = UPSTREAM_IDLE_TIMEOUT_S,
         api_keys: GatewayKeys | None = None,
         limits: ConnectionLimits | None = None,
         hold_until_routes: bool = False,
-        hold_timeout_s: float = 60.0,
+        hold_timeout_s: float = HOLD_TIMEOUT_S,
     ) -> None:
         self.model_header = model_header.lower().encode()
         self.on_demand = on_demand

@@ -26,14 +26,10 @@ from tide.backends.base import ReplicaBooks, ReplicaLaunch, ReplicaPhase, Replic
 from tide.backends.logfiles import open_private_log
 from tide.backends.ray.actor import LOG_CHUNK_BYTES, HostInfo, ReplicaHost, Snapshot
 from tide.backends.ray.inventory import RayInventory
+from tide.timing import RAY_PLACEMENT_TIMEOUT_S, RAY_STOP_EXTRA_S, RAY_UNAVAILABLE_RETRY_S, RAY_WATCH_S
 from tide.weights import StorageConfig
 
 # Where the scheduler placed a replica: the inventory instance id, which is the Ray node id.
-
-PLACEMENT_TIMEOUT_S = 300.0  # Ray holds the actor pending while other Ray work uses the node's GPUs
-WATCH_S = 2.0  # the long poll's answer when nothing changed (log bytes still come with it)
-STOP_EXTRA_S = 15.0  # on top of the drain grace, for the actor itself to answer
-UNAVAILABLE_RETRY_S = 0.5
 
 
 @dataclass
@@ -51,8 +47,8 @@ class RayBackend(ReplicaBooks[_Replica]):
         data_dir: Path,
         storage: StorageConfig,
         inventory: RayInventory,
-        placement_timeout_s: float = PLACEMENT_TIMEOUT_S,
-        watch_s: float = WATCH_S,
+        placement_timeout_s: float = RAY_PLACEMENT_TIMEOUT_S,
+        watch_s: float = RAY_WATCH_S,
     ) -> None:
         super().__init__(data_dir)
         self._storage = storage
@@ -126,7 +122,7 @@ class RayBackend(ReplicaBooks[_Replica]):
                     replica.actor.watch.remote(replica.version, replica.log_offset, wait_s)
                 )
             except ActorUnavailableError:  # unreachable for now (a network blip); its death is reported apart
-                await asyncio.sleep(UNAVAILABLE_RETRY_S)
+                await asyncio.sleep(RAY_UNAVAILABLE_RETRY_S)
                 continue
             self._apply(replica, snapshot)
             if snapshot.phase.terminal:
@@ -191,17 +187,12 @@ class RayBackend(ReplicaBooks[_Replica]):
         if replica.actor is not None and replica.host is not None and not replica.state.phase.terminal:
             try:
                 snapshot = await asyncio.wait_for(
-                    _result(replica.actor.stop.remote(grace_s, replica.log_offset)), grace_s + STOP_EXTRA_S
+                    _result(replica.actor.stop.remote(grace_s, replica.log_offset)), grace_s + RAY_STOP_EXTRA_S
                 )
                 self._apply(replica, snapshot)
             except (RayError, TimeoutError):
                 pass  # the actor or its node is gone: nothing left to drain
-        if replica.task is not None and not replica.task.done():
-            replica.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await replica.task
-        self._kill(replica)
-        self._stopped(replica_id, replica)
+        await self._finish_stop(replica_id, replica, cancel_task=True)
 
     def _forgotten(self, replica: _Replica) -> None:
         self._kill(replica)
