@@ -90,7 +90,9 @@ class Gateway:
         self.limiter = KeyLimiter()  # per-key request limits of apiKeyAuth gateways
         self._deployments: dict[str, DeploymentState] = {}
         self._replicas: dict[str, ReplicaState] = {}
-        self._draining = self.replica_book.draining  # dropped from the table, requests still in flight
+        # Dropped from the table with requests still in flight: set_routes adds them, the book lets each go
+        # after its last request.
+        self._draining = self.replica_book.draining
         self._models_list = b""
         self._routes: Mapping[str, tuple[DeploymentRoute, ...]] = {}  # the table applied last, by model name
         self._idle_loads: dict[str, DeploymentLoad] = {}  # last snapshot's answers for idle deployments
