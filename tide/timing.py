@@ -20,6 +20,8 @@ RESTART_BACKOFF_MAX_S = 60.0  # doubling stops here: a broken deployment retries
 SCRAPE_INTERVAL_S = 2.0  # engine /metrics (KV-cache use, tokens) read this often per ready replica
 SCRAPE_TIMEOUT_S = 2.0  # a slow /metrics answer is skipped, never waited for by the next scrape
 STALE_AFTER_S = 10.0  # engine metrics older than this are not shown nor used
+# The leader lease: renewed every third of it; a standby controller takes over within it after a crash.
+LEASE_TTL_S = 10.0
 HOUSEKEEPING_INTERVAL_S = 10.0  # log retention and the weights cache's budget are enforced this often
 
 # ---- gateway (tide/gateway) -------------------------------------------------------------------------------

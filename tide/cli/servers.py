@@ -17,6 +17,7 @@ from tide.config import (
     read_client_token,
 )
 from tide.http_limits import ConnectionLimits
+from tide.timing import LEASE_TTL_S
 
 if TYPE_CHECKING:
     from tide.backends.ray import RayOptions
@@ -302,7 +303,9 @@ def up(
     "--database-url", default=None, help="SQLAlchemy URL shared by all controllers (Postgres, or a SQLite file)."
 )
 @node_options
-@click.option("--lease-ttl", default=10.0, show_default=True, help="Leader lease TTL: a standby takes over within it.")
+@click.option(
+    "--lease-ttl", default=LEASE_TTL_S, show_default=True, help="Leader lease TTL: a standby takes over within it."
+)
 @click.pass_context
 def controller(ctx: click.Context, backend: str, ray_address: str | None, lease_ttl: float, **options: Any) -> None:
     """Run a controller (with the management API and the gateway channel); the lease holder acts."""
