@@ -42,12 +42,11 @@ from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
 from tide.store.lease import LeaderLease
 from tide.store.published import PublishedState
+from tide.timing import HOUSEKEEPING_INTERVAL_S, LEASE_TTL_S
 from tide.weights import StorageConfig, WeightsCache, WeightsError, WeightsSource
 from tide.weights.errors import ACCESS_DENIED, BUCKET_NOT_FOUND, MISSING_FILE, PATH_NOT_FOUND
 
 log = logging.getLogger("tide.server")
-
-HOUSEKEEPING_INTERVAL_S = 10.0
 
 
 def node_inventory(declared_path: Path | None, cpu_slots: int) -> Inventory:
@@ -334,7 +333,7 @@ class ControllerServer:
     a fresh start campaigns again, so two controllers never act at once.
     """
 
-    def __init__(self, config: ServerConfig, lease_ttl_s: float = 10.0, ray: RayOptions | None = None) -> None:
+    def __init__(self, config: ServerConfig, lease_ttl_s: float = LEASE_TTL_S, ray: RayOptions | None = None) -> None:
         self.config = config
         self.hub = GatewayHub()
         self.server = TideServer(config, hub=self.hub, ray=ray)

@@ -7,7 +7,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from tests.control.test_controller_changes import Backend, Clock, Gateway
+from tests.control.test_controller_changes import Clock, Gateway
+from tests.support.backends import RecordingBackend
 from tide.backends.base import ReplicaLaunch, ReplicaPhase, ReplicaState
 from tide.control import parking
 from tide.control.controller import Controller
@@ -60,7 +61,7 @@ def test_a_replica_being_woken_holds_nothing_parked() -> None:
     assert parking.over_host_memory([chat], {NODE: 100 * MIB}) == []
 
 
-class ParkingBackend(Backend):
+class ParkingBackend(RecordingBackend):
     """Parks every replica, holding `weights_mib` in host memory, as the built-in engine reports at level 1."""
 
     def __init__(self, states: dict[str, ReplicaState], weights_mib: int) -> None:

@@ -3,7 +3,7 @@
 Scaled out, several gateway processes follow one controller. The controller pushes each of them the
 full route table (at once on subscribe, again on every change); each gateway posts its load snapshot
 every second, tagged with its gateway id and the route version it has applied. The controller sums
-in-flight and queued requests over the gateways heard from in the last `LIVE_S` seconds.
+in-flight and queued requests over the gateways heard from in the last `GATEWAY_LIVE_S` seconds.
 
 No I/O here: the clock is a parameter. `tide/control/channel_http.py` puts this on the wire, in the format
 of `tide/gateway/wire.py` (shared with the gateway processes).
@@ -15,9 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from tide.gateway.routes import DeploymentLoad
-
-LIVE_S = 3.0  # a gateway silent this long no longer counts
-
+from tide.timing import GATEWAY_LIVE_S
 
 # -- summing load over gateways ----------------------------------------------------------------------
 
@@ -38,7 +36,7 @@ class LoadAggregator:
     controller runs (a gateway seen for the first time, or restarted, adds all it reports).
     """
 
-    def __init__(self, live_s: float = LIVE_S) -> None:
+    def __init__(self, live_s: float = GATEWAY_LIVE_S) -> None:
         self.live_s = live_s
         self.reports: dict[str, GatewayReport] = {}
         self._requests: dict[str, int] = {}  # deployment -> requests routed, over all gateways ever seen

@@ -17,15 +17,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tide.backends.base import Backend, ReplicaLaunch, ReplicaPhase, ReplicaState
+from tide.config import DEFAULT_PARKED_MEMORY_FRACTION
 from tide.control import parking
-from tide.control.engine_load import (
-    SCRAPE_INTERVAL_S,
-    EngineLoadScraper,
-    ScrapeTarget,
-    load_json,
-    metrics_url,
-    observed_concurrency,
-)
+from tide.control.engine_load import EngineLoadScraper, ScrapeTarget, load_json, metrics_url, observed_concurrency
 from tide.control.lifecycle import (
     Condition,
     DeploymentView,
@@ -67,19 +61,18 @@ from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
 from tide.store.gateways import GatewayRecord, GatewayStore, KeyStore
 from tide.store.published import INVENTORY_KEY, PublishedState
+from tide.timing import (
+    PUBLISH_INTERVAL_S,
+    RECONCILE_INTERVAL_S,
+    SAMPLE_INTERVAL_S,
+    SCRAPE_INTERVAL_S,
+    USAGE_PRUNE_INTERVAL_S,
+)
 
 # Looks at a spec's weights without fetching them: a message when they cannot be used, else None.
 WeightsCheck = Callable[[DeploymentSpec], Awaitable[str | None]]
 
 log = logging.getLogger("tide.control")
-
-RECONCILE_INTERVAL_S = 1.0
-SAMPLE_INTERVAL_S = 1.0  # gateway load signals feed the autoscaler's 1-second buckets
-USAGE_PRUNE_INTERVAL_S = 3600.0
-PUBLISH_INTERVAL_S = 2.0
-# Parked replicas may hold this share of an instance's host memory; past it the least recently parked
-# are stopped (the rest of the memory is for running engines, the weights cache and the system).
-PARKED_MEMORY_FRACTION = 0.5
 
 
 def resumed_scale(status: Mapping[str, Any], generation: int) -> int | None:
@@ -119,7 +112,7 @@ class Controller:
         stop_grace_s: float = 30.0,
         usage_retention_s: float | None = None,
         check_weights: WeightsCheck | None = None,
-        parked_memory_fraction: float = PARKED_MEMORY_FRACTION,
+        parked_memory_fraction: float = DEFAULT_PARKED_MEMORY_FRACTION,
     ) -> None:
         self.store = store
         self.backend = backend

@@ -4,31 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import orjson
 
-from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
+from tide.gateway.activator import QueueSettings
 from tide.gateway.balancing import DeploymentState, ModelState, ReplicaState
 from tide.gateway.errors import error_response, json_response, model_not_found
-from tide.gateway.exchange import HOP_BY_HOP, Exchange
+from tide.gateway.exchange import HOP_BY_HOP, Exchange, Upstreams
 from tide.gateway.keys import GatewayKeys
 from tide.gateway.paths import FORWARDED_ROUTES, PathRefused, forwarded_route
 from tide.gateway.prefix import prompt_chunks
 from tide.gateway.ratelimit import KeyLimiter
+from tide.gateway.replicas import ReplicaBook
 from tide.gateway.routes import DeploymentLoad, DeploymentRoute, GatewayRoutes, RouteTable
 from tide.gateway.server import ClientConnection, IncomingRequest
+from tide.gateway.tasks import BackgroundTasks, ReplicaCallback
 from tide.gateway.upstream import UpstreamPool
 from tide.http_limits import ConnectionLimits, UnfinishedCount
+from tide.timing import HOLD_TIMEOUT_S, RETRY_AFTER_S, UNHEALTHY_S, UPSTREAM_CONNECT_TIMEOUT_S, UPSTREAM_IDLE_TIMEOUT_S
 
 log = logging.getLogger(__name__)
-
-ReplicaCallback = Callable[[str], object]  # may return an awaitable; it is scheduled, not awaited
 
 
 class Gateway:
@@ -56,21 +56,18 @@ class Gateway:
         on_demand: ReplicaCallback | None = None,
         on_replica_failure: ReplicaCallback | None = None,
         max_attempts: int = 3,
-        unhealthy_s: float = 5.0,
-        connect_timeout_s: float = 5.0,
+        unhealthy_s: float = UNHEALTHY_S,
+        connect_timeout_s: float = UPSTREAM_CONNECT_TIMEOUT_S,
         max_body_bytes: int = 64 * 1024 * 1024,
-        retry_after_s: int = 1,
-        upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
+        retry_after_s: int = RETRY_AFTER_S,
+        upstream_idle_timeout_s: float | None = UPSTREAM_IDLE_TIMEOUT_S,
         api_keys: GatewayKeys | None = None,
         limits: ConnectionLimits | None = None,
         hold_until_routes: bool = False,
-        hold_timeout_s: float = 60.0,
+        hold_timeout_s: float = HOLD_TIMEOUT_S,
     ) -> None:
         self.model_header = model_header.lower().encode()
         self.on_demand = on_demand
-        self.on_replica_failure = on_replica_failure
-        self.max_attempts = max_attempts
-        self.unhealthy_s = unhealthy_s
         self.max_body_bytes = max_body_bytes
         self.retry_after_s = retry_after_s
         self.upstream_idle_timeout_s = upstream_idle_timeout_s
@@ -81,6 +78,11 @@ class Gateway:
         self.dropped_headers = HOP_BY_HOP | {b"authorization"} if api_keys is not None else HOP_BY_HOP
         self._watchdog: asyncio.Task[None] | None = None
         self.pool = UpstreamPool(connect_timeout_s=connect_timeout_s)
+        self.tasks = BackgroundTasks()
+        # Replicas draining or failing; the queues' settings; what every exchange works through.
+        self.replica_book = ReplicaBook(self.tasks, unhealthy_s, on_replica_failure)
+        self.queue_settings = QueueSettings(unhealthy_s=unhealthy_s, retry_after_s=retry_after_s)
+        self.upstreams = Upstreams(self.pool, self.replica_book, self.tasks, max_attempts)
         self._models: dict[bytes, ModelState] = {}
         # Gateway resources: host -> (its models, its model header, its /v1/models body); the default's.
         self._by_host: dict[bytes, _GatewayView] = {}
@@ -88,14 +90,14 @@ class Gateway:
         self.limiter = KeyLimiter()  # per-key request limits of apiKeyAuth gateways
         self._deployments: dict[str, DeploymentState] = {}
         self._replicas: dict[str, ReplicaState] = {}
-        self._draining: dict[str, ReplicaState] = {}  # dropped from the table, requests still in flight
+        # Dropped from the table with requests still in flight: set_routes adds them, the book lets each go
+        # after its last request.
+        self._draining = self.replica_book.draining
         self._models_list = b""
         self._routes: Mapping[str, tuple[DeploymentRoute, ...]] = {}  # the table applied last, by model name
         self._idle_loads: dict[str, DeploymentLoad] = {}  # last snapshot's answers for idle deployments
         self._clients: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Future[object]] = set()
-        self.upstream_timeouts = 0
         self._holding = False
         self.set_routes(routes or RouteTable({}))
         # Started before its controller pushed a table (a restart): requests wait for the first table
@@ -173,7 +175,7 @@ class Gateway:
                 continue
             states: list[DeploymentState] = []
             for route in routes:
-                deployment = self._deployments.get(route.deployment_id) or DeploymentState(route)
+                deployment = self._deployments.get(route.deployment_id) or DeploymentState(route, self.queue_settings)
                 deployment.update(route)
                 members: list[ReplicaState] = []
                 for endpoint in route.replicas:
@@ -220,7 +222,7 @@ class Gateway:
             if deployment.queue and deployment.failure is not None and not deployment.replicas:
                 self._fail_queue_failed(deployment)
             elif deployment.queue:
-                self._drain(deployment)
+                deployment.queue.drain()
 
     def _set_gateways(self, gateways: tuple[GatewayRoutes, ...], deployments: dict[str, DeploymentState]) -> None:
         """Per gateway, its own ModelStates over the shared deployment states: weights are normalised per
@@ -420,38 +422,23 @@ class Gateway:
                 _reply_error(client, request, 503, _failed_message(deployment), "server_error", "deployment_failed")
                 # The controller still hears of the demand: it retries the start on its back-off, so the
                 # deployment recovers by itself once its cause is fixed (weights uploaded).
-                self._notify(self.on_demand, deployment.deployment_id)
+                self.tasks.notify(self.on_demand, deployment.deployment_id)
                 return
         elif not deployment.replicas and len(model_state.deployments) > 1:
             # Waking from zero while a sibling of the same model serves: its share goes to the sibling
             # until it is ready (it is still woken), instead of waiting out a cold start.
             sibling = _serving_sibling(model_state, deployment)
             if sibling is not None:
-                self._notify(self.on_demand, deployment.deployment_id)
+                self.tasks.notify(self.on_demand, deployment.deployment_id)
                 deployment = sibling
         deployment.requests_total += 1
-        exchange = Exchange(self, client, request, deployment, suffix + request.query)
+        exchange = Exchange(self.upstreams, client, request, deployment, suffix + request.query, self.dropped_headers)
         client.exchange = exchange
         if deployment.prefix_policy is not None and len(deployment.replicas) > 1:  # one replica: no choice
             exchange.prefix = prompt_chunks(request.body, body)
-        if not deployment.queue:  # FIFO: nobody may overtake a request already waiting
-            replica = deployment.pick_replica(prefix=exchange.prefix)
-            if replica is not None:
-                exchange.start_on(replica)
-                return
-        if len(deployment.queue) >= deployment.max_queue:
-            exchange.respond_error(
-                429,
-                f"Too many requests waiting for deployment '{deployment.deployment_id}' "
-                f"(queue full: max_queue={deployment.max_queue}); retry later",
-                "rate_limit_error",
-                "queue_full",
-                retry_after_s=self.retry_after_s,
-            )
-            return
-        exchange.enqueue(deployment.max_queue_wait_s)
-        if not deployment.replicas:
-            self._notify(self.on_demand, deployment.deployment_id)
+        # Started at once, queued (FIFO) or refused 429; waiting while at zero wakes the deployment.
+        if deployment.queue.admit(exchange) and not deployment.replicas:
+            self.tasks.notify(self.on_demand, deployment.deployment_id)
 
     def _model_from_header(self, request: IncomingRequest, view: _GatewayView | None = None) -> str | None:
         value = _header(request, self.model_header if view is None else view.model_header)
@@ -465,37 +452,10 @@ class Gateway:
             return model_not_found(model, keep_alive=keep_alive)
         return json_response(200, {"object": "list", "data": [_model_card(model)]}, keep_alive=keep_alive)
 
-    # ---- called by exchanges --------------------------------------------------------------------
-    def replica_released(self, replica: ReplicaState) -> None:
-        if not replica.active:
-            if replica.in_flight == 0:
-                self._draining.pop(replica.replica_id, None)
-            return
-        if replica.deployment.queue:
-            self._drain(replica.deployment)
-
-    def replica_failed(self, replica: ReplicaState) -> None:
-        replica.unhealthy_until = time.monotonic() + self.unhealthy_s
-        replica.prefix_index.clear()  # it may be restarting: its cache starts empty
-        log.warning("replica %s (%s) failed before responding", replica.replica_id, replica.base_url)
-        self._notify(self.on_replica_failure, replica.replica_id)
-
-    def replica_timed_out(self, replica: ReplicaState, timeout_s: float) -> None:
-        """A hung replica: avoided for `unhealthy_s` like one that dropped a request (while others have
-        room), and the controller is told, as for a failure."""
-        self.upstream_timeouts += 1
-        replica.unhealthy_until = time.monotonic() + self.unhealthy_s
-        log.warning(
-            "replica %s (%s) sent nothing for %gs; request cancelled (upstream idle timeout)",
-            replica.replica_id, replica.base_url, timeout_s,
-        )  # fmt: skip
-        self._notify(self.on_replica_failure, replica.replica_id)
-
-    def spawn(self, awaitable: Awaitable[object]) -> None:
-        """Run in the background, holding a reference so the task is not garbage-collected mid-way."""
-        task = asyncio.ensure_future(awaitable)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    @property
+    def upstream_timeouts(self) -> int:
+        """Requests cut off by the upstream idle timeout since the start."""
+        return self.replica_book.upstream_timeouts
 
     # ---- internals ------------------------------------------------------------------------------
     async def _housekeeping(self) -> None:
@@ -544,42 +504,12 @@ class Gateway:
             _reply_error(client, request, 503, message, "server_error", "unavailable", retry_after_s=self.retry_after_s)
         self._held = kept
 
-    def retry_queue(self, deployment: DeploymentState) -> None:
-        self._drain(deployment)
-
-    def _drain(self, deployment: DeploymentState) -> None:
-        """Hand queued requests to replicas with room, in order. A request that failed on every replica it
-        could try waits at the head for one it has not tried (FIFO: nobody overtakes it)."""
-        queue = deployment.queue
-        while queue:
-            replica = deployment.pick_replica(exclude=queue[0].tried, prefix=queue[0].prefix)
-            if replica is None:
-                return
-            exchange = queue.popleft()
-            exchange.leave_queue()
-            exchange.start_on(replica)
-
     def _fail_queue(self, deployment: DeploymentState, why: str) -> None:
-        while deployment.queue:
-            exchange = deployment.queue.popleft()
-            exchange.respond_error(503, f"Request not served: {why}", "server_error", "unavailable", self.retry_after_s)
+        deployment.queue.fail_all(f"Request not served: {why}", "unavailable", self.retry_after_s)
 
     def _fail_queue_failed(self, deployment: DeploymentState) -> None:
         """Queued requests of a deployment that turned out to be failing: its condition, at once."""
-        message = _failed_message(deployment)
-        while deployment.queue:
-            exchange = deployment.queue.popleft()
-            exchange.respond_error(503, message, "server_error", "deployment_failed", None)
-
-    def _notify(self, callback: ReplicaCallback | None, argument: str) -> None:
-        if callback is None:
-            return
-        try:
-            result = callback(argument)
-            if inspect.isawaitable(result):
-                self.spawn(result)
-        except Exception:
-            log.exception("gateway callback %r failed", callback)
+        deployment.queue.fail_all(_failed_message(deployment), "deployment_failed", None)
 
 
 def _reply_error(

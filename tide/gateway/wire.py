@@ -15,10 +15,6 @@ from tide.gateway.routes import DeploymentLoad, DeploymentRoute, GatewayRoutes, 
 from tide.spec.deployment import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_WAIT_S, DEFAULT_WEIGHT
 from tide.spec.routing import LEAST_LOADED
 
-# The route stream's keep-alive: the controller sends a comment this often when nothing changed, and a
-# gateway that hears nothing for three of them reconnects.
-KEEPALIVE_S = 10.0
-
 
 def route_table_to_json(table: RouteTable) -> dict[str, Any]:
     return {
