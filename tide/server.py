@@ -31,6 +31,7 @@ from tide.backends.warm_pool import WarmPoolMetrics
 from tide.config import ServerConfig, load_or_create_token, prepare_data_dir
 from tide.control.channel_http import GatewayHub
 from tide.control.controller import Controller, WeightsCheck
+from tide.control.metrics import usage_json
 from tide.control.retention import sweep_logs
 from tide.engines.vllm import installed_vllm_versions
 from tide.gateway import Gateway
@@ -169,6 +170,7 @@ class TideServer:
             drain_timeout_s=config.drain_timeout_s,
             usage_retention_s=config.usage_retention_s,
             check_weights=check_weights,
+            gateway_token=self.token,
         )
         api_ctx = ApiContext(
             store=self.store,
@@ -180,7 +182,10 @@ class TideServer:
             metrics=self.controller.metrics.exposition,
             gateway_url=f"http://{config.host}:{config.gateway_port}",
             claims=ClaimsContext(
-                store=self.store, inventory=self.current_inventory, wake_controller=self.controller.wake
+                store=self.store,
+                inventory=self.current_inventory,
+                wake_controller=self.controller.wake,
+                gateway_usage=lambda: usage_json(self.controller.metrics.gateway_traffic.snapshot),
             ),
         )
         self.app = create_app(api_ctx)

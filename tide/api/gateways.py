@@ -137,15 +137,26 @@ def gateways_router(ctx: GatewaysContext, dependencies: Sequence[params.Depends]
         """A new API key for an apiKeyAuth gateway. `key` is in this answer only: it is stored hashed."""
         record = await find(gateway_id)
         raw = await read_json(request) if await request.body() else {}
-        if not isinstance(raw, dict) or set(raw) - {"name", "requestsPerMinute"}:
-            raise ApiError(400, "INVALID_ARGUMENT", "the body may hold name and requestsPerMinute", "body")
+        if not isinstance(raw, dict) or set(raw) - {"name", *_KEY_LIMITS}:
+            raise ApiError(
+                400, "INVALID_ARGUMENT", "the body may hold name, requestsPerMinute and tokensPerMinute", "body"
+            )
         name = raw.get("name") or ""
         if not isinstance(name, str) or len(name) > 63:
             raise ApiError(400, "INVALID_ARGUMENT", "name: a label of at most 63 characters", "name")
-        limit = raw.get("requestsPerMinute")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise ApiError(400, "INVALID_ARGUMENT", "requestsPerMinute: a whole number >= 1", "requestsPerMinute")
-        created, key = await asyncio.to_thread(keys.create_key, record.id, name, ctx.clock(), limit)
+        limits = [raw.get(field) for field in _KEY_LIMITS]
+        for field, limit in zip(_KEY_LIMITS, limits, strict=True):
+            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+                raise ApiError(400, "INVALID_ARGUMENT", f"{field}: a whole number >= 1", field)
+        if "apiKeyAuth" not in record.spec:
+            raise ApiError(
+                400,
+                "FAILED_PRECONDITION",
+                f"gateway {record.id!r} uses coreWeaveAuth: its clients send the management API's token. "
+                "API keys are for apiKeyAuth gateways (update the gateway to apiKeyAuth: {} first)",
+                "gatewayId",
+            )
+        created, key = await asyncio.to_thread(keys.create_key, record.id, name, ctx.clock(), *limits)
         ctx.wake_controller()
         return {"apiKey": key_json(created), "key": key}
 
@@ -165,6 +176,9 @@ def gateways_router(ctx: GatewaysContext, dependencies: Sequence[params.Depends]
         return {"apiKey": key_json(revoked)}
 
     return router
+
+
+_KEY_LIMITS = ("requestsPerMinute", "tokensPerMinute")  # optional per-key limits, per one-minute window
 
 
 async def _taken(gateways: GatewayStore, gateway_id: str) -> bool:

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING
 import orjson
 
 from tide.gateway.errors import error_payload, error_response
+from tide.gateway.usage import TailScanner
 
 if TYPE_CHECKING:
     from tide.gateway.balancing import DeploymentState, ReplicaState
-    from tide.gateway.gateway import Gateway
+    from tide.gateway.gateway import Account, Gateway
     from tide.gateway.server import ClientConnection, IncomingRequest
     from tide.gateway.upstream import UpstreamConnection
 
@@ -41,8 +42,9 @@ _FRAMING_LENGTH, _FRAMING_CHUNKED, _FRAMING_CLOSE, _FRAMING_NONE = 0, 1, 2, 3
 class Exchange:
     __slots__ = (
         "_forwarded_headers", "_framing", "_head_sent", "_out", "_queue_timer", "_quiet_since", "_reads_seen",
-        "_retry_timer", "_stale_retries", "_streaming_events", "_upstream_until_close", "attempts", "client",
-        "deployment", "done", "gateway", "prefix", "replica", "request", "suffix", "tried", "upstream",
+        "_retry_timer", "_stale_retries", "_streaming_events", "_tail", "_upstream_until_close", "account",
+        "attempts", "client", "deployment", "done", "gateway", "prefix", "replica", "request", "suffix", "tried",
+        "upstream",
     )  # fmt: skip
 
     def __init__(
@@ -70,6 +72,10 @@ class Exchange:
         self._streaming_events = False
         self._upstream_until_close = False  # the replica's body ends when it closes (no length, not chunked)
         self._out: list[bytes] = []
+        # Usage accounting (tide/gateway/usage.py): whom this request counts for, and the tail of a
+        # successful response, read for the engine's token usage when it ends.
+        self.account: Account | None = None
+        self._tail: TailScanner | None = None
         dropped = gateway.dropped_headers
         self._forwarded_headers = b"".join(
             [name + b": " + value + b"\r\n" for name, value in request.headers if name not in dropped]
@@ -177,6 +183,8 @@ class Exchange:
                     self._streaming_events = True
                 lines += (name, b": ", value, b"\r\n")
         self._upstream_until_close = framing == _FRAMING_CLOSE
+        if self.account is not None and 200 <= status < 300:
+            self._tail = TailScanner()
         if status < 200 or status in (204, 304):
             framing = _FRAMING_NONE
         elif framing != _FRAMING_LENGTH:
@@ -192,6 +200,8 @@ class Exchange:
         self._out.append(b"".join(lines))
 
     def on_upstream_body(self, body: bytes) -> None:
+        if self._tail is not None:
+            self._tail.feed(body)
         if self._framing == _FRAMING_CHUNKED:
             self._out.append(b"%x\r\n%b\r\n" % (len(body), body))
         else:
@@ -361,6 +371,10 @@ class Exchange:
 
     def _finish(self, keep_alive: bool) -> None:
         self.done = True
+        tail, account = self._tail, self.account
+        if tail is not None and account is not None:
+            self._tail = None
+            self.gateway.response_tokens(account, *tail.tokens())
         self._release_replica()
         self.client.finish(keep_alive)
 
