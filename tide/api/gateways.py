@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request, params
 from tide.api.envelope import gateway_body, gateway_resource, key_json
 from tide.api.errors import BASE, ApiError
 from tide.spec import DEFAULT_GATEWAY_ID, SpecError, parse_name
-from tide.spec.gateway import gateway_hosts, gateway_to_dict, parse_gateway
+from tide.spec.gateway import deployment_zones, gateway_hosts, gateway_to_dict, parse_gateway
 from tide.store import Conflict, NotFound, Store
 from tide.store.gateways import GatewayRecord, GatewayStore, KeyStore
 
@@ -103,6 +103,7 @@ def gateways_router(ctx: GatewaysContext, dependencies: Sequence[params.Depends]
         if isinstance(raw, dict) and raw.get("id") not in (None, record.id):
             raise ApiError(400, "INVALID_ARGUMENT", "id cannot be changed", "id")
         spec = validated(raw)
+        await asyncio.to_thread(_check_new_zones, ctx.store, gateways, record.id, tuple(spec["zones"]))
         try:
             updated = await asyncio.to_thread(gateways.update_gateway, record.id, spec, ctx.clock())
         except NotFound:
@@ -190,11 +191,29 @@ async def _taken(gateways: GatewayStore, gateway_id: str) -> bool:
 
 
 def check_gateway_ids(store: Store, gateway_ids: Sequence[str]) -> None:
-    """SpecError naming `gatewayIds[i]` when a deployment names a gateway that does not exist."""
-    known = {g.id for g in GatewayStore(store.engine).list_gateways()}
+    """SpecError naming `gatewayIds[i]` when a deployment names a gateway that does not exist, or
+    `gatewayIds` when its gateways' zones share none (it could run nowhere)."""
+    records = {g.id: g for g in GatewayStore(store.engine).list_gateways()}
     for i, gateway_id in enumerate(gateway_ids):
-        if gateway_id not in known:
+        if gateway_id not in records:
             raise SpecError(
                 f"gatewayIds[{i}]",
-                f"gateway {gateway_id!r} does not exist; gateways: {', '.join(sorted(known))} (GET /gateways)",
+                f"gateway {gateway_id!r} does not exist; gateways: {', '.join(sorted(records))} (GET /gateways)",
             )
+    deployment_zones([tuple(records[g].spec.get("zones") or ()) for g in gateway_ids])
+
+
+def _check_new_zones(store: Store, gateways: GatewayStore, gateway_id: str, zones: tuple[str, ...]) -> None:
+    """SpecError naming `zones` when a deployment on this gateway and another would share no zone with
+    these zones (running replicas stay where they are; new ones go to the zones all its gateways allow)."""
+    if not zones:
+        return
+    others = {g.id: tuple(g.spec.get("zones") or ()) for g in gateways.list_gateways()}
+    others[gateway_id] = zones
+    for deployment in store.list_deployments():
+        ids = [g for g in deployment.spec.get("gatewayIds") or () if g in others]
+        if gateway_id in ids:
+            try:
+                deployment_zones([others[g] for g in ids])
+            except SpecError as error:
+                raise SpecError("zones", f"deployment {deployment.id!r}: {error.message}") from None

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tide.backends.base import Backend, ReplicaLaunch, ReplicaPhase, ReplicaState
@@ -70,7 +70,7 @@ from tide.scheduling import (
 from tide.scheduling.inventory_json import inventory_to_json
 from tide.spec import Catalog, DeploymentSpec, SpecError, parse_deployment
 from tide.spec.deployment import DEFAULT_GATEWAY_ID
-from tide.spec.gateway import gateway_hosts, parse_gateway
+from tide.spec.gateway import deployment_zones, gateway_hosts, parse_gateway
 from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
 from tide.store.gateways import GatewayRecord, GatewayStore, KeyLimits, KeyStore
@@ -515,9 +515,25 @@ class Controller:
         return schedule(
             inventory,
             scheduled_placements(self.runtimes.values()),
-            scheduling_requests(self.runtimes, managed, now),
+            scheduling_requests(self.runtimes, managed, now, self._gateway_zones(managed)),
             now,
         )
+
+    def _gateway_zones(self, deployment_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """The zones each deployment's gateways allow it (gateway `zones`; none listed: every zone)."""
+        zones = {record.id: tuple(record.spec.get("zones") or ()) for record in self._gateways}
+        if not any(zones.values()):
+            return {}
+        out: dict[str, tuple[str, ...]] = {}
+        for deployment_id in deployment_ids:
+            spec = self.runtimes[deployment_id].spec
+            assert spec is not None
+            gateway_zones = [zones.get(g, ()) for g in spec.gateway_ids]
+            try:
+                out[deployment_id] = deployment_zones(gateway_zones)
+            except SpecError:  # the API refuses this; a race of two updates can still leave it: the first wins
+                out[deployment_id] = next(z for z in gateway_zones if z)
+        return out
 
     async def _apply(self, runtime: DeploymentRuntime, desired: int, decision: ScheduleResult, now: float) -> None:
         spec = runtime.spec
