@@ -363,23 +363,6 @@ class Gateway:
         if view is not None and view.keys is not None:
             key_hash = _key_hash(request.headers)
             grant = view.keys.get(key_hash)
-        if grant is not None and (grant.requests_per_minute is not None or grant.tokens_per_minute is not None):
-            refusal = self.limiter.admit(key_hash, grant.requests_per_minute, time.monotonic(), grant.tokens_per_minute)
-            if refusal is not None:
-                if refusal.limit == TOKENS:
-                    what = f"{grant.tokens_per_minute} tokens per minute (prompt + completion)"
-                else:
-                    what = f"{grant.requests_per_minute} requests per minute"
-                _reply_error(
-                    client,
-                    request,
-                    429,
-                    f"This API key's limit of {what} is used up; retry in {refusal.retry_after_s} s",
-                    "rate_limit_error",
-                    "rate_limit_exceeded",
-                    retry_after_s=refusal.retry_after_s,
-                )
-                return
         models = self._models if view is None else view.models
         if suffix == b"/models":
             client.respond(self._list_models(model, request, view), keep_alive)
@@ -397,6 +380,24 @@ class Gateway:
         if request.method != b"POST":
             _reply_error(client, request, 405, "Method not allowed", "invalid_request_error", None)
             return
+        # Per-key limits count the requests meant for a model (not /v1/models, nor refused paths).
+        if grant is not None and (grant.requests_per_minute is not None or grant.tokens_per_minute is not None):
+            refusal = self.limiter.admit(key_hash, grant.requests_per_minute, time.monotonic(), grant.tokens_per_minute)
+            if refusal is not None:
+                if refusal.limit == TOKENS:
+                    what = f"{grant.tokens_per_minute} tokens per minute (prompt + completion)"
+                else:
+                    what = f"{grant.requests_per_minute} requests per minute"
+                _reply_error(
+                    client,
+                    request,
+                    429,
+                    f"This API key's limit of {what} is used up; retry in {refusal.retry_after_s} s",
+                    "rate_limit_error",
+                    "rate_limit_exceeded",
+                    retry_after_s=refusal.retry_after_s,
+                )
+                return
         try:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
