@@ -10,13 +10,12 @@ without usage counts 0 tokens.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 TAIL_BYTES = 8192
 _USAGE = b'"usage"'
-_PROMPT = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
-_COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
+_PROMPT = b'"prompt_tokens"'
+_COMPLETION = b'"completion_tokens"'
 
 
 @dataclass
@@ -35,21 +34,25 @@ class Usage:
 
 
 class TailScanner:
-    """Keeps the last `TAIL_BYTES` of a body fed to it in pieces."""
+    """Keeps (references to) the last pieces of a body fed to it, at least `TAIL_BYTES` when there are that
+    many: no copy while relaying, one join when the response ends."""
 
-    __slots__ = ("tail",)
+    __slots__ = ("pieces", "size")
 
     def __init__(self) -> None:
-        self.tail = bytearray()
+        self.pieces: list[bytes] = []
+        self.size = 0
 
     def feed(self, data: bytes) -> None:
-        tail = self.tail
-        tail += data
-        if len(tail) > 2 * TAIL_BYTES:  # trim in batches: amortised O(1) per byte
-            del tail[:-TAIL_BYTES]
+        pieces = self.pieces
+        pieces.append(data)
+        self.size += len(data)
+        while self.size - len(pieces[0]) >= TAIL_BYTES:  # the rest still holds the tail: drop the oldest
+            self.size -= len(pieces.pop(0))
 
     def tokens(self) -> tuple[int, int]:
-        return usage_tokens(bytes(self.tail[-TAIL_BYTES:]))
+        pieces = self.pieces
+        return usage_tokens(pieces[0] if len(pieces) == 1 else b"".join(pieces)[-TAIL_BYTES:])
 
 
 def usage_tokens(tail: bytes) -> tuple[int, int]:
@@ -58,7 +61,18 @@ def usage_tokens(tail: bytes) -> tuple[int, int]:
     if at < 0:
         return 0, 0
     end = tail.find(b"}", at)  # usage's own details objects close before it: read up to the first brace
-    window = tail[at : end if end >= 0 else len(tail)]
-    prompt = _PROMPT.search(window)
-    completion = _COMPLETION.search(window)
-    return (int(prompt.group(1)) if prompt else 0, int(completion.group(1)) if completion else 0)
+    window = tail[at : end + 1 if end >= 0 else len(tail)]
+    return _count(window, _PROMPT), _count(window, _COMPLETION)
+
+
+def _count(window: bytes, name: bytes) -> int:
+    """The whole number after `"name":` in `window` (plain finds: cheaper than a regex per response)."""
+    at = window.find(name)
+    if at < 0:
+        return 0
+    start = at + len(name)
+    stop = window.find(b",", start)  # the window ends at usage's closing brace: the last field ends there
+    try:
+        return max(0, int(window[start : stop if stop >= 0 else len(window)].strip(b" :}\r\n\t")))
+    except ValueError:
+        return 0
