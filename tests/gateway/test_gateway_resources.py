@@ -11,8 +11,8 @@ import httpx
 
 from tests.gateway.fake_upstream import FakeUpstream
 from tests.gateway.helpers import CHAT, deployment, run, running_gateway, table, upstreams, url
-from tide.control.metrics import usage_json, usage_totals
-from tide.gateway.routes import MANAGEMENT_TOKEN_KEY_ID, NO_KEY_ID, GatewayRoutes, KeyGrant
+from tide.control.metrics import ControlMetrics, usage_json, usage_totals
+from tide.gateway.routes import MANAGEMENT_TOKEN_KEY_ID, NO_KEY_ID, DeploymentLoad, GatewayRoutes, KeyGrant, RouteTable
 from tide.gateway.usage import Usage
 from tide.store.gateways import hash_key
 
@@ -210,3 +210,37 @@ def test_core_weave_auth_takes_the_management_token_and_usage_adds_up_per_key() 
                 assert key not in str(listed) and token not in str(listed)
 
     run(scenario())
+
+
+def test_usage_of_a_removed_deployment_stays_counted() -> None:
+    async def scenario() -> None:
+        async with upstreams(FakeUpstream("a"), FakeUpstream("b")) as (a, b):
+            key = "tide_k"
+            keys = {hash_key(key): KeyGrant("key-1")}
+
+            def routes(*names: str) -> RouteTable:
+                base = table(*(deployment(n, [{"a": a, "b": b}[n]], model=n) for n in names))
+                return replace(
+                    base, gateways=(GatewayRoutes("ga", ("ga.localhost",), "", {n: (n,) for n in names}, keys),)
+                )
+
+            async with running_gateway(routes("a", "b")) as gw, httpx.AsyncClient() as http:
+                headers = {"host": "ga.localhost", "authorization": f"Bearer {key}"}
+                for model in ("a", "b", "b"):
+                    assert (await http.post(url(gw), json={**CHAT, "model": model}, headers=headers)).status_code == 200
+                gw.set_routes(routes("a"))  # b is deleted
+                snapshot = gw.load_snapshot()
+                assert "b" not in snapshot
+                by_key, by_gateway = usage_totals(snapshot)
+                assert by_key[("ga", "key-1")] == by_gateway["ga"] == Usage(3, 3, 9)
+                exposition = generate_latest_for(snapshot)
+                assert 'deployment=""' not in exposition
+                assert 'tide_gateway_key_requests_total{gateway="ga",key="key-1"} 3.0' in exposition
+
+    run(scenario())
+
+
+def generate_latest_for(snapshot: dict[str, DeploymentLoad]) -> str:
+    metrics = ControlMetrics()
+    metrics.set_gateway_loads(snapshot)
+    return metrics.exposition().decode()

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from tide.backends.base import ReplicaPhase, ReplicaState
 from tide.control.engine_load import Reading
-from tide.gateway.routes import MANAGEMENT_TOKEN_KEY_ID, NO_KEY_ID, DeploymentLoad
+from tide.gateway.routes import MANAGEMENT_TOKEN_KEY_ID, NO_KEY_ID, RETIRED_USAGE_ID, DeploymentLoad
 from tide.gateway.usage import Usage
 
 # Cold starts span tiny CPU models (seconds) to large GPU models (minutes).
@@ -159,6 +159,8 @@ class GatewayTraffic(Collector):
             "tide_gateway_queued", "Requests waiting for a replica with room now", labels=["deployment"]
         )
         for deployment_id, load in sorted(self.snapshot.items()):
+            if deployment_id == RETIRED_USAGE_ID:  # usage of removed deployments only, counted below
+                continue
             requests.add_metric([deployment_id], load.requests_total)
             for code, count in sorted(load.errors.items()):
                 errors.add_metric([deployment_id, code], count)

@@ -21,7 +21,15 @@ from tide.gateway.keys import GatewayKeys
 from tide.gateway.paths import FORWARDED_ROUTES, PathRefused, forwarded_route
 from tide.gateway.prefix import prompt_chunks
 from tide.gateway.ratelimit import TOKENS, KeyLimiter
-from tide.gateway.routes import NO_KEY_ID, DeploymentLoad, DeploymentRoute, GatewayRoutes, KeyGrant, RouteTable
+from tide.gateway.routes import (
+    NO_KEY_ID,
+    RETIRED_USAGE_ID,
+    DeploymentLoad,
+    DeploymentRoute,
+    GatewayRoutes,
+    KeyGrant,
+    RouteTable,
+)
 from tide.gateway.server import ClientConnection, IncomingRequest
 from tide.gateway.upstream import UpstreamPool
 from tide.gateway.usage import Usage
@@ -92,6 +100,8 @@ class Gateway:
         self._draining: dict[str, ReplicaState] = {}  # dropped from the table, requests still in flight
         self._models_list = b""
         self._routes: Mapping[str, tuple[DeploymentRoute, ...]] = {}  # the table applied last, by model name
+        # Usage of deployments removed since the gateway started (`_retire_usage`).
+        self._retired = DeploymentState(DeploymentRoute(RETIRED_USAGE_ID, "", 0, ()))
         # The last snapshot's answers for idle deployments, with the usage version they show.
         self._idle_loads: dict[str, tuple[DeploymentLoad, int]] = {}
         self._clients: set[ClientConnection] = set()
@@ -218,6 +228,7 @@ class Gateway:
                     self.handle(client, request)
         for deployment in removed.values():
             self._fail_queue(deployment, f"deployment '{deployment.deployment_id}' was removed")
+            self._retire_usage(deployment)
         for deployment in updated:
             if deployment.queue and deployment.failure is not None and not deployment.replicas:
                 self._fail_queue_failed(deployment)
@@ -247,6 +258,18 @@ class Gateway:
         keyed = self.api_keys is not None or any(g.keys is not None for g in gateways)
         self.limiter.forget({h for g in gateways for h in g.keys or ()})
         self.dropped_headers = HOP_BY_HOP | {b"authorization"} if keyed else HOP_BY_HOP
+
+    def _retire_usage(self, deployment: DeploymentState) -> None:
+        """A removed deployment's usage stays counted for its gateways and keys (under RETIRED_USAGE_ID), so
+        their totals never go back. Responses still in flight on it add to its own counters, moved here
+        when the next one is removed."""
+        retired = self._retired
+        for key, usage in deployment.key_usage.items():
+            retired.key_usage.setdefault(key, Usage()).add(usage)
+        for gateway_id, usage in deployment.gateway_usage.items():
+            retired.gateway_usage.setdefault(gateway_id, Usage()).add(usage)
+        deployment.key_usage, deployment.gateway_usage = {}, {}
+        retired.usage_version += 1
 
     def _view(self, request: IncomingRequest) -> _GatewayView | None:
         return self._view_for(request.headers)
@@ -302,6 +325,8 @@ class Gateway:
                 key_usage=key_usage,
                 gateway_usage=gateway_usage,
             )
+        if self._retired.usage_version:
+            snapshot[RETIRED_USAGE_ID] = DeploymentLoad(0, 0, {}, 0, {}, 0.0, 0.0, *_usage_copy(self._retired))
         return snapshot
 
     def in_flight(self, replica_id: str) -> int:

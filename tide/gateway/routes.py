@@ -43,6 +43,8 @@ class KeyGrant:
 
 MANAGEMENT_TOKEN_KEY_ID = "management-token"  # coreWeaveAuth: the management API's token, as a key id
 NO_KEY_ID = "none"  # usage of requests a gateway let in without a key of its own (open, or a keys file)
+# The load snapshot's entry for the usage of deployments that were removed (no deployment has this id).
+RETIRED_USAGE_ID = ""
 
 
 @dataclass(frozen=True)
