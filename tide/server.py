@@ -302,7 +302,7 @@ def run_server(config: ServerConfig, ray: RayOptions | None = None) -> None:
             print(f"  replicas on the Ray cluster: {ray.address}", flush=True)
         keys = server.gateway.api_keys
         access = f"API keys required ({keys.count} loaded)" if keys is not None else "open (no API keys configured)"
-        print(f"  gateway access:              {access}", flush=True)
+        print(f"  default gateway access:      {access}", flush=True)
         if server.token_created:
             print(f"  API token (shown once, stored in {config.token_path}): {server.token}", flush=True)
 
