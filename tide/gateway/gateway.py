@@ -263,6 +263,8 @@ class Gateway:
         """A removed deployment's usage stays counted for its gateways and keys (under RETIRED_USAGE_ID), so
         their totals never go back. Responses still in flight on it add to its own counters, moved here
         when the next one is removed."""
+        if not deployment.key_usage and not deployment.gateway_usage:
+            return
         retired = self._retired
         for key, usage in deployment.key_usage.items():
             retired.key_usage.setdefault(key, Usage()).add(usage)
@@ -325,7 +327,7 @@ class Gateway:
                 key_usage=key_usage,
                 gateway_usage=gateway_usage,
             )
-        if self._retired.usage_version:
+        if self._retired.gateway_usage:
             snapshot[RETIRED_USAGE_ID] = DeploymentLoad(0, 0, {}, 0, {}, 0.0, 0.0, *_usage_copy(self._retired))
         return snapshot
 
