@@ -37,6 +37,7 @@ class ServerConfig:
     inventory_path: Path | None = None  # a declared fleet of virtual instances instead of this machine
     cpu_slots: int = 8  # replicas of gpuCount 1 that fit on a machine without GPUs
     warm_pool: int = 0  # built-in engine processes started ahead of need (`tide up --warm-pool`, default 1 there)
+    parked_memory_fraction: float = 0.5  # of an instance's host memory that parked replicas may hold
     upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S  # None: never cut a quiet replica off
     usage_retention_s: float | None = DEFAULT_USAGE_RETENTION_S  # replica runs (usage) kept; None: forever
     log_retention_s: float | None = DEFAULT_LOG_RETENTION_S  # deleted deployments' replica logs; None: forever

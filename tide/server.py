@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -58,7 +59,7 @@ def node_inventory(declared_path: Path | None, cpu_slots: int) -> Inventory:
         except InventoryError as exc:
             raise SystemExit(f"inventory {declared_path}: {exc}") from None
     gpus = _gpu_count()
-    return local_inventory("local-gpu" if gpus else None, gpus, cpu_slots=cpu_slots)
+    return local_inventory("local-gpu" if gpus else None, gpus, cpu_slots=cpu_slots, memory_gib=_memory_gib())
 
 
 def weights_checker(storage: StorageConfig, cache: WeightsCache) -> WeightsCheck:
@@ -98,6 +99,14 @@ def catalog_from_inventory(inventory: Inventory, vllm_versions: tuple[str, ...] 
     )
     versions = installed_vllm_versions() if vllm_versions is None else vllm_versions
     return default_catalog(builtin_version=__version__, vllm_versions=versions, instance_types=types)
+
+
+def _memory_gib() -> int:
+    """This machine's physical memory (bounds what parked replicas may hold); 0 where it cannot be read."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**30)
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 def _gpu_count() -> int:
@@ -170,6 +179,7 @@ class TideServer:
             drain_timeout_s=config.drain_timeout_s,
             usage_retention_s=config.usage_retention_s,
             check_weights=check_weights,
+            parked_memory_fraction=config.parked_memory_fraction,
             gateway_token=self.token,
         )
         api_ctx = ApiContext(

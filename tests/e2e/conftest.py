@@ -176,7 +176,8 @@ def make_buckets(root: Path, tiny_model: Path) -> Path:
     return buckets
 
 
-@pytest.fixture(scope="session")
+# Package scope: this `tide up` stops when tests/e2e is done instead of running through the later folders.
+@pytest.fixture(scope="package")
 def tide(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[TideProcess]:
     root = tmp_path_factory.mktemp("tide")
     buckets = make_buckets(root, tiny_model)

@@ -76,6 +76,8 @@ def test_scale_down_parks_and_the_next_requests_wake_the_same_replica(clean_tide
             status = wait_status(clean_tide, "parked", parked)
             replica_ids.add(status["replicas"][0]["id"])
             assert status["parkedReplicas"] == 1
+            # It holds its weights in host memory (the tiny model's), as the engine reported at the park.
+            assert status["replicas"][0]["hostMemoryBytes"] > 100_000
             assert any(c["type"] == "Parked" for c in status["conditions"])
             assert status["state"] == "STATUS_READY"
 

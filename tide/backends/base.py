@@ -63,6 +63,7 @@ class ReplicaState:
     exit_code: int | None = None
     pid: int | None = None
     log_path: str | None = None
+    host_bytes: int = 0  # host memory a parked replica holds (its weights at park level 1; 0 otherwise)
 
     @classmethod
     def for_launch(cls, launch: ReplicaLaunch, log_path: str, now: float) -> ReplicaState:
@@ -97,6 +98,8 @@ class ReplicaState:
             out["progress"] = self.progress
         if self.exit_code is not None:
             out["exitCode"] = self.exit_code
+        if self.host_bytes:
+            out["hostMemoryBytes"] = self.host_bytes
         if self.pid is not None and not self.phase.terminal:
             out["pid"] = self.pid
         return out

@@ -362,14 +362,17 @@ class LocalBackend:
             )
             parked = response.status_code == 200
             detail = "" if parked else f"{response.status_code} {response.text[:200]}"
+            reported = _reported_host_bytes(response) if parked else None
         except httpx.HTTPError as exc:
-            parked, detail = False, f"{type(exc).__name__}: {exc}"
+            parked, detail, reported = False, f"{type(exc).__name__}: {exc}", None
         if replica.state.phase is not ReplicaPhase.PARKING:  # it exited meanwhile: its phase says so
             return False
         if not parked:
             self._set_phase(replica, ReplicaPhase.READY, f"could not park: {detail}")
             return False
         replica.state.base_url = None
+        if level == 1:  # the weights now sit in host memory: what the engine says it moved, else their size
+            replica.state.host_bytes = reported if reported is not None else _weights_bytes(replica.lease)
         self._set_phase(replica, ReplicaPhase.PARKED, f"parked (level {level})")
         return True
 
@@ -391,6 +394,7 @@ class LocalBackend:
             self._set_phase(replica, ReplicaPhase.PARKED, f"could not wake: {detail}")
             return False
         replica.state.base_url = f"{replica.server}/v1"
+        replica.state.host_bytes = 0
         self._set_phase(replica, ReplicaPhase.READY, "")
         return True
 
@@ -456,3 +460,19 @@ def _tail(path: Path, lines: int) -> str:
         return ""
     useful = [line for line in text if line.strip() and not line.startswith(("---", EVENT_PREFIX))]
     return " | ".join(useful[-lines:])[-500:]
+
+
+def _reported_host_bytes(response: httpx.Response) -> int | None:
+    """`hostBytes` from a park answer (the built-in engine's); None when the engine does not say (vLLM)."""
+    try:
+        value = response.json().get("hostBytes")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _weights_bytes(lease: WeightsLease | None) -> int:
+    """The size of a replica's weights on disk: what a level-1 park holds in host memory."""
+    if lease is None:
+        return 0
+    return sum(f.stat().st_size for f in lease.path.rglob("*") if f.is_file())

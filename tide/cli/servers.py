@@ -128,6 +128,15 @@ def node_options(command: F) -> F:
             "start takes one and only loads its weights. 0: none. Local backend only.",
         ),
         click.option(
+            "--parked-memory",
+            "parked_memory_fraction",
+            type=click.FloatRange(min=0.0, max=1.0),
+            default=0.5,
+            show_default=True,
+            help="Share of an instance's host memory that parked replicas may hold; beyond it the least "
+            "recently parked are stopped. 0: parked replicas are stopped at once.",
+        ),
+        click.option(
             "--usage-retention",
             type=DurationType(),
             default="90d",
@@ -227,6 +236,7 @@ def node_config(
     idle_timeout: float | None,
     max_unfinished_connections: int,
     warm_pool: int = 0,
+    parked_memory_fraction: float = 0.5,
     **server: Any,
 ) -> ServerConfig:
     """The ServerConfig of `node_options` (all of them but --backend and --ray-address: `node_backend`)."""
@@ -244,6 +254,7 @@ def node_config(
             max_header_bytes, max_headers, header_timeout, idle_timeout, max_unfinished_connections
         ),
         warm_pool=warm_pool,
+        parked_memory_fraction=parked_memory_fraction,
         **server,
     )
 

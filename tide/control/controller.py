@@ -85,6 +85,9 @@ RECONCILE_INTERVAL_S = 1.0
 SAMPLE_INTERVAL_S = 1.0  # gateway load signals feed the autoscaler's 1-second buckets
 USAGE_PRUNE_INTERVAL_S = 3600.0
 PUBLISH_INTERVAL_S = 2.0
+# Parked replicas may hold this share of an instance's host memory; past it the least recently parked
+# are stopped (the rest of the memory is for running engines, the weights cache and the system).
+PARKED_MEMORY_FRACTION = 0.5
 
 
 def resumed_scale(status: Mapping[str, Any], generation: int) -> int | None:
@@ -124,6 +127,7 @@ class Controller:
         stop_grace_s: float = 30.0,
         usage_retention_s: float | None = None,
         check_weights: WeightsCheck | None = None,
+        parked_memory_fraction: float = PARKED_MEMORY_FRACTION,
         gateway_token: str | None = None,
     ) -> None:
         self.store = store
@@ -141,6 +145,7 @@ class Controller:
         self.drain_timeout_s = drain_timeout_s
         self.stop_grace_s = stop_grace_s
         self.usage_retention_s = usage_retention_s  # None: keep every replica run (usage history) forever
+        self.parked_memory_fraction = parked_memory_fraction  # of an instance's memory that parked replicas may hold
         self.runtimes: dict[str, DeploymentRuntime] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -709,11 +714,13 @@ class Controller:
             return
         now = self.clock()
         placement = runtime.placements.get(replica_id)
+        state = runtime.replicas.get(replica_id)
         runtime.parked[replica_id] = ParkedAt(
             instance_id=placement.instance_id if placement else "",
             gpus=placement.gpus if placement else 0,
             gpu_ids=runtime.gpu_ids.get(replica_id, ()),
             since=now,
+            host_bytes=state.host_bytes if state is not None else 0,
         )
         runtime.draining.discard(replica_id)
         self._release_placement(runtime, replica_id, now)
@@ -727,7 +734,23 @@ class Controller:
                 now,
             )
         self.metrics.parked(runtime.id)
+        self._evict_parked_over_memory()
         self.wake()
+
+    def _parked_memory_limits(self) -> dict[str, int]:
+        """Bytes of host memory parked replicas may hold, per instance whose type says its memory."""
+        inventory = self.inventory()
+        limits = {}
+        for instance in inventory.instances:
+            memory_gib = inventory.type_of(instance).memory_gib
+            if memory_gib > 0:
+                limits[instance.id] = int(memory_gib * self.parked_memory_fraction * 2**30)
+        return limits
+
+    def _evict_parked_over_memory(self) -> None:
+        for owner, replica_id in parking.over_host_memory(self.runtimes.values(), self._parked_memory_limits()):
+            log.info("stopping parked %s: parked replicas on its instance are over their host-memory bound", replica_id)
+            self._remove_replica(owner, replica_id)
 
     def _wake_parked(self, runtime: DeploymentRuntime, slots: list[Placement], now: float) -> list[Placement]:
         """Wake parked replicas into the slots the scheduler offers on their own instances; returns the
