@@ -41,6 +41,7 @@ from tide.control.placement import (
     capacity_holders,
     free_gpu_ids,
     leaving_holders,
+    placement_status,
     scheduled_placements,
     scheduling_requests,
 )
@@ -882,6 +883,7 @@ class Controller:
         state, conditions = compute_state(view)
         ready = sum(1 for r in replicas if r.phase is ReplicaPhase.READY and r.replica_id not in runtime.draining)
         engine_loads = self._engine_loads(runtime, now)
+        inventory = self.inventory() if replicas else None
         status: dict[str, Any] = {
             "state": state,
             "conditions": [self._condition(runtime, c, now) for c in conditions],
@@ -890,6 +892,7 @@ class Controller:
             "replicas": [
                 {
                     **r.to_status(),
+                    **(placement_status(runtime, r.replica_id, inventory) if inventory is not None else {}),
                     **({"draining": True} if r.replica_id in runtime.draining else {}),
                     **({"load": load_json([engine_loads[r.replica_id]])} if r.replica_id in engine_loads else {}),
                 }
