@@ -32,6 +32,7 @@ from tide.backends.warm_pool import WarmPoolMetrics
 from tide.config import ServerConfig, load_or_create_token, prepare_data_dir
 from tide.control.channel_http import GatewayHub
 from tide.control.controller import Controller, WeightsCheck
+from tide.control.metrics import usage_json
 from tide.control.retention import sweep_logs
 from tide.engines.vllm import installed_vllm_versions
 from tide.gateway import Gateway
@@ -178,6 +179,7 @@ class TideServer:
             usage_retention_s=config.usage_retention_s,
             check_weights=check_weights,
             parked_memory_fraction=config.parked_memory_fraction,
+            gateway_token=self.token,
         )
         api_ctx = ApiContext(
             store=self.store,
@@ -189,7 +191,10 @@ class TideServer:
             metrics=self.controller.metrics.exposition,
             gateway_url=f"http://{config.host}:{config.gateway_port}",
             claims=ClaimsContext(
-                store=self.store, inventory=self.current_inventory, wake_controller=self.controller.wake
+                store=self.store,
+                inventory=self.current_inventory,
+                wake_controller=self.controller.wake,
+                gateway_usage=lambda: usage_json(self.controller.metrics.gateway_traffic.snapshot),
             ),
         )
         self.app = create_app(api_ctx)
@@ -306,7 +311,7 @@ def run_server(config: ServerConfig, ray: RayOptions | None = None) -> None:
             print(f"  replicas on the Ray cluster: {ray.address}", flush=True)
         keys = server.gateway.api_keys
         access = f"API keys required ({keys.count} loaded)" if keys is not None else "open (no API keys configured)"
-        print(f"  gateway access:              {access}", flush=True)
+        print(f"  default gateway access:      {access}", flush=True)
         if server.token_created:
             print(f"  API token (shown once, stored in {config.token_path}): {server.token}", flush=True)
 

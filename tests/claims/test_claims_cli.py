@@ -89,6 +89,14 @@ def test_usage_table() -> None:
     ]
     empty = usage_table({"start": T0, "end": T0 + 60, "totalGpuMinutes": 0, "deployments": []})
     assert empty.endswith("no replica ran in this window")
+    counts = {"requests": 3, "promptTokens": 30, "completionTokens": 6}
+    report["gateways"] = [{"gatewayId": "team", **counts, "keys": [{"keyId": "key-1", **counts}]}]
+    assert usage_table(report).splitlines()[-4:] == [
+        "Gateway requests and tokens since the gateways started:",
+        "GATEWAY  KEY    REQUESTS  PROMPT-TOKENS  COMPLETION-TOKENS",
+        "team     *      3         30             6",
+        "         key-1  3         30             6",
+    ]
 
 
 def test_usage_params() -> None:

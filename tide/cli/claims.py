@@ -67,6 +67,14 @@ def usage_table(report: Mapping[str, Any]) -> str:
         lines += ["", table(headers, rows)]
     else:
         lines.append("no replica ran in this window")
+    gateway_rows: list[list[str]] = []
+    for gateway in report.get("gateways") or []:  # per gateway (KEY `*`) and key, since the gateways started
+        for key_id, counts in [("*", gateway), *((k["keyId"], k) for k in gateway.get("keys") or [])]:
+            tokens = [str(counts[f]) for f in ("requests", "promptTokens", "completionTokens")]
+            gateway_rows.append([gateway["gatewayId"] if key_id == "*" else "", key_id, *tokens])
+    if gateway_rows:
+        headers = ["GATEWAY", "KEY", "REQUESTS", "PROMPT-TOKENS", "COMPLETION-TOKENS"]
+        lines += ["", "Gateway requests and tokens since the gateways started:", table(headers, gateway_rows)]
     return "\n".join(lines)
 
 

@@ -84,10 +84,18 @@ def keys() -> None:
 @click.argument("gateway")
 @click.option("--name", default="", help="A label to recognise the key by.")
 @click.option("--requests-per-minute", type=click.IntRange(min=1), default=None, help="Limit; past it: 429.")
+@click.option(
+    "--tokens-per-minute",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Limit on prompt + completion tokens the engine reports; past it: 429.",
+)
 @click.pass_context
-def keys_create(ctx: click.Context, gateway: str, name: str, requests_per_minute: int | None) -> None:
+def keys_create(
+    ctx: click.Context, gateway: str, name: str, requests_per_minute: int | None, tokens_per_minute: int | None
+) -> None:
     """Issue a key for GATEWAY. It is printed once: Tide keeps only its hash."""
-    created = client(ctx).keys.create(gateway, name or None, requests_per_minute)
+    created = client(ctx).keys.create(gateway, name or None, requests_per_minute, tokens_per_minute)
     click.echo(f"apikey/{created['apiKey']['id']} created for gateway {gateway}; the key (shown once):", err=True)
     click.echo(created["key"])
 
@@ -99,9 +107,17 @@ def keys_list(ctx: click.Context, gateway: str) -> None:
     """The keys of GATEWAY (their ids, labels and first characters; never the keys)."""
     items = client(ctx).keys.list(gateway)
     rows = [
-        [k["id"], k["name"], k["prefix"] + "...", str(k.get("requestsPerMinute", "-")), k["createdAt"]] for k in items
+        [
+            k["id"],
+            k["name"],
+            k["prefix"] + "...",
+            str(k.get("requestsPerMinute", "-")),
+            str(k.get("tokensPerMinute", "-")),
+            k["createdAt"],
+        ]
+        for k in items
     ]
-    click.echo(table(["ID", "NAME", "KEY", "PER MINUTE", "CREATED"], rows))
+    click.echo(table(["ID", "NAME", "KEY", "REQUESTS/MIN", "TOKENS/MIN", "CREATED"], rows))
 
 
 @keys.command("revoke")

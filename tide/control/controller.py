@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tide.backends.base import Backend, ReplicaLaunch, ReplicaPhase, ReplicaState
@@ -45,7 +46,14 @@ from tide.control.scaling import DeploymentScaler, measured_cold_start
 from tide.control.watch import StoreWatch
 from tide.engines.adapter import adapter_for
 from tide.engines.prometheus import EngineLoad
-from tide.gateway.routes import DeploymentRoute, GatewayRoutes, ReplicaEndpoint, RouteTable
+from tide.gateway.routes import (
+    MANAGEMENT_TOKEN_KEY_ID,
+    DeploymentRoute,
+    GatewayRoutes,
+    KeyGrant,
+    ReplicaEndpoint,
+    RouteTable,
+)
 from tide.scheduling import (
     Inventory,
     Placement,
@@ -56,10 +64,11 @@ from tide.scheduling import (
 )
 from tide.scheduling.inventory_json import inventory_to_json
 from tide.spec import Catalog, DeploymentSpec, SpecError, parse_deployment
-from tide.spec.gateway import gateway_hosts, parse_gateway
+from tide.spec.deployment import DEFAULT_GATEWAY_ID
+from tide.spec.gateway import deployment_zones, gateway_hosts, parse_gateway
 from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
-from tide.store.gateways import GatewayRecord, GatewayStore, KeyStore
+from tide.store.gateways import GatewayRecord, GatewayStore, KeyLimits, KeyStore
 from tide.store.published import INVENTORY_KEY, PublishedState
 from tide.timing import (
     PUBLISH_INTERVAL_S,
@@ -113,8 +122,11 @@ class Controller:
         usage_retention_s: float | None = None,
         check_weights: WeightsCheck | None = None,
         parked_memory_fraction: float = DEFAULT_PARKED_MEMORY_FRACTION,
+        gateway_token: str | None = None,
     ) -> None:
         self.store = store
+        # coreWeaveAuth gateways accept the management API's token; only its SHA-256 travels to gateways.
+        self.gateway_token_hash = hashlib.sha256(gateway_token.encode()).hexdigest() if gateway_token else None
         self.backend = backend
         self.gateway = gateway
         self.catalog = catalog
@@ -136,7 +148,7 @@ class Controller:
         self.routes = RouteCache()
         self._at_rest: dict[str, tuple[object, ...]] = {}  # deployment id -> its rest_key when last applied
         self._gateways: list[GatewayRecord] = []  # gateway resources, read each reconcile
-        self._key_hashes: dict[str, dict[str, int | None]] = {}  # their API keys: hash -> limit, likewise
+        self._key_grants: dict[str, dict[str, KeyLimits]] = {}  # their API keys: hash -> id and limits, likewise
         self._gateways_changed = False  # since the last push: the gateway view must be rebuilt
         self._stopped = False
         self.check_weights = check_weights
@@ -329,9 +341,9 @@ class Controller:
         delta = await asyncio.to_thread(self.watch.read, self.clock())
         if delta.gateways_changed:  # gateway resources and keys: read only when the feed says they changed
             gateways = await asyncio.to_thread(GatewayStore(self.store.engine).list_gateways)
-            key_hashes = await asyncio.to_thread(KeyStore(self.store.engine).key_hashes)
-            if gateways != self._gateways or key_hashes != self._key_hashes:
-                self._gateways, self._key_hashes = gateways, key_hashes
+            key_grants = await asyncio.to_thread(KeyStore(self.store.engine).key_grants)
+            if gateways != self._gateways or key_grants != self._key_grants:
+                self._gateways, self._key_grants = gateways, key_grants
                 self._gateways_changed = True
         now = self.clock()
         seen = set()
@@ -502,9 +514,25 @@ class Controller:
         return schedule(
             inventory,
             scheduled_placements(self.runtimes.values()),
-            scheduling_requests(self.runtimes, managed, now),
+            scheduling_requests(self.runtimes, managed, now, self._gateway_zones(managed)),
             now,
         )
+
+    def _gateway_zones(self, deployment_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """The zones each deployment's gateways allow it (gateway `zones`; none listed: every zone)."""
+        zones = {record.id: tuple(record.spec.get("zones") or ()) for record in self._gateways}
+        if not any(zones.values()):
+            return {}
+        out: dict[str, tuple[str, ...]] = {}
+        for deployment_id in deployment_ids:
+            spec = self.runtimes[deployment_id].spec
+            assert spec is not None
+            gateway_zones = [zones.get(g, ()) for g in spec.gateway_ids]
+            try:
+                out[deployment_id] = deployment_zones(gateway_zones)
+            except SpecError:  # the API refuses this; a race of two updates can still leave it: the first wins
+                out[deployment_id] = next(z for z in gateway_zones if z)
+        return out
 
     async def _apply(self, runtime: DeploymentRuntime, desired: int, decision: ScheduleResult, now: float) -> None:
         spec = runtime.spec
@@ -775,7 +803,7 @@ class Controller:
 
     def _gateway_view(self, routes: Mapping[str, Sequence[DeploymentRoute]]) -> tuple[GatewayRoutes, ...]:
         specs = {r.id: r.spec for r in self.runtimes.values() if r.spec is not None}
-        return gateway_routes(self._gateways, specs, routes, self._key_hashes)
+        return gateway_routes(self._gateways, specs, routes, self._key_grants, self.gateway_token_hash)
 
     def _route_of(self, deployment_id: str) -> DeploymentRoute | None:
         runtime = self.runtimes.get(deployment_id)
@@ -897,10 +925,14 @@ def gateway_routes(
     gateways: list[GatewayRecord],
     specs: Mapping[str, DeploymentSpec],
     routes: Mapping[str, Sequence[DeploymentRoute]],
-    key_hashes: Mapping[str, Mapping[str, int | None]] | None = None,
+    key_grants: Mapping[str, Mapping[str, KeyLimits]] | None = None,
+    token_hash: str | None = None,
 ) -> tuple[GatewayRoutes, ...]:
     """Each gateway resource with the routed deployments (by id in `specs`) that name it in gatewayIds,
-    by model name. Pure: the controller passes what it read from the store."""
+    by model name, and the credentials it accepts: an apiKeyAuth gateway its own keys; a coreWeaveAuth
+    gateway the management API's token (its SHA-256, `token_hash`), except the default gateway, which
+    keeps the process-wide rule (open, or `--api-keys-file`) so that `tide up` serves without a token.
+    Pure: the controller passes what it read from the store."""
     out = []
     for record in gateways:
         try:
@@ -908,7 +940,11 @@ def gateway_routes(
         except SpecError:
             log.warning("gateway %s has an invalid stored spec; it serves nothing", record.id)
             continue
-        keys = (key_hashes or {}).get(record.id, {})
+        keys: dict[str, KeyGrant] | None = None
+        if spec.auth == "apiKeyAuth":
+            keys = {h: KeyGrant(*limits) for h, limits in (key_grants or {}).get(record.id, {}).items()}
+        elif record.id != DEFAULT_GATEWAY_ID:  # coreWeaveAuth: the token that manages the resources
+            keys = {token_hash: KeyGrant(MANAGEMENT_TOKEN_KEY_ID)} if token_hash else {}
         models: dict[str, list[str]] = {}
         for model_name, rs in routes.items():
             for route in rs:
@@ -921,8 +957,7 @@ def gateway_routes(
                 hosts=gateway_hosts(record.id, spec),
                 model_header=spec.header_name,
                 models={name: tuple(ids) for name, ids in models.items()},
-                key_hashes=frozenset(keys) if spec.auth == "apiKeyAuth" else None,
-                key_limits={h: limit for h, limit in keys.items() if limit is not None},
+                keys=keys,
             )
         )
     return tuple(out)

@@ -31,10 +31,14 @@ def failing(runtime: DeploymentRuntime) -> bool:
 
 
 def scheduling_requests(
-    runtimes: Mapping[str, DeploymentRuntime], wants: Mapping[str, int], now: float | None = None
+    runtimes: Mapping[str, DeploymentRuntime],
+    wants: Mapping[str, int],
+    now: float | None = None,
+    zones: Mapping[str, tuple[str, ...]] | None = None,
 ) -> list[DeploymentRequest]:
     """One request per deployment that runs replicas: what its autoscaler wants, plus its old-template
-    replicas that keep their GPUs until the new ones are ready (surge-first rollout).
+    replicas that keep their GPUs until the new ones are ready (surge-first rollout), in the zones its
+    gateways allow (`zones` by deployment id; absent: every zone).
 
     A failing deployment asks for nothing while it backs off before its next try (given `now`), and
     otherwise only for leftover capacity: priority 0, no guaranteed min, so it never preempts nor keeps
@@ -64,6 +68,7 @@ def scheduling_requests(
                 capacity_classes=spec.autoscaling.capacity_classes,
                 priority=priority,
                 min_replicas=min_replicas,
+                zones=(zones or {}).get(deployment_id, ()),
             )
         )
     return requests

@@ -16,6 +16,7 @@ from tide.gateway.activator import ActivatorQueue, QueueSettings
 from tide.gateway.loadmeter import LoadMeter
 from tide.gateway.prefix import PrefixAwarePolicy, PrefixIndex
 from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint
+from tide.gateway.usage import Usage
 from tide.spec.routing import PREFIX_AWARE
 
 
@@ -69,6 +70,10 @@ class DeploymentState:
         self.queue = ActivatorQueue(self, queue_settings or QueueSettings())
         self.requests_total = 0
         self.errors: dict[str, int] = {}  # error code -> requests this gateway failed or cut short
+        # Requests and reported tokens by (gateway id, key id), and by gateway id counted on their own.
+        self.key_usage: dict[tuple[str, str], Usage] = {}
+        self.gateway_usage: dict[str, Usage] = {}
+        self.usage_version = 0  # bumped by every change of the two above
         self._next_start = 0
         self.update(route)
 

@@ -19,15 +19,18 @@ work may have run, and a second replica would likely hang the same way on the sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
 
 from tide.gateway.errors import error_payload, error_response
+from tide.gateway.usage import TailScanner
 
 if TYPE_CHECKING:
     from tide.gateway.balancing import DeploymentState, ReplicaState
+    from tide.gateway.gateway import Account
     from tide.gateway.replicas import ReplicaBook
     from tide.gateway.server import ClientConnection, IncomingRequest
     from tide.gateway.tasks import BackgroundTasks
@@ -50,13 +53,14 @@ class Upstreams:
     replicas: ReplicaBook  # where failures, hangs and the end of draining replicas' requests are told
     tasks: BackgroundTasks  # connecting runs in the background
     max_attempts: int  # failed tries before a 502
+    count_tokens: Callable[[Account, int, int], None]  # a response's token usage, for its key and gateway
 
 
 class Exchange:
     __slots__ = (
         "_forwarded_headers", "_framing", "_head_sent", "_out", "_quiet_since", "_reads_seen", "_stale_retries",
-        "_streaming_events", "_upstream_until_close", "attempts", "client", "deployment", "done", "prefix",
-        "replica", "request", "suffix", "tried", "upstream", "upstreams",
+        "_streaming_events", "_tail", "_upstream_until_close", "account", "attempts", "client", "deployment", "done",
+        "prefix", "replica", "request", "suffix", "tried", "upstream", "upstreams",
     )  # fmt: skip
 
     def __init__(
@@ -82,6 +86,10 @@ class Exchange:
         self._streaming_events = False
         self._upstream_until_close = False  # the replica's body ends when it closes (no length, not chunked)
         self._out: list[bytes] = []
+        # Usage accounting (tide/gateway/usage.py): whom this request counts for, and the tail of a
+        # successful response, read for the engine's token usage when it ends.
+        self.account: Account | None = None
+        self._tail: TailScanner | None = None
         self._forwarded_headers = b"".join(
             [name + b": " + value + b"\r\n" for name, value in request.headers if name not in dropped_headers]
         )
@@ -144,6 +152,8 @@ class Exchange:
                     self._streaming_events = True
                 lines += (name, b": ", value, b"\r\n")
         self._upstream_until_close = framing == _FRAMING_CLOSE
+        if self.account is not None and 200 <= status < 300:
+            self._tail = TailScanner()
         if status < 200 or status in (204, 304):
             framing = _FRAMING_NONE
         elif framing != _FRAMING_LENGTH:
@@ -159,6 +169,8 @@ class Exchange:
         self._out.append(b"".join(lines))
 
     def on_upstream_body(self, body: bytes) -> None:
+        if self._tail is not None:
+            self._tail.feed(body)
         if self._framing == _FRAMING_CHUNKED:
             self._out.append(b"%x\r\n%b\r\n" % (len(body), body))
         else:
@@ -325,6 +337,10 @@ class Exchange:
 
     def _finish(self, keep_alive: bool) -> None:
         self.done = True
+        tail, account = self._tail, self.account
+        if tail is not None and account is not None:
+            self._tail = None
+            self.upstreams.count_tokens(account, *tail.tokens())
         self._release_replica()
         self.client.finish(keep_alive)
 

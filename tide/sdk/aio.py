@@ -259,10 +259,15 @@ class AsyncKeys:
         self._client = client
 
     async def create(
-        self, gateway_id: str, name: str | None = None, requests_per_minute: int | None = None
+        self,
+        gateway_id: str,
+        name: str | None = None,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
     ) -> CreatedKey:
         """Issue a key; `result["key"]` is the key itself, in this answer only."""
-        return cast(CreatedKey, await self._client.send(calls.create_key(gateway_id, name, requests_per_minute)))
+        call = calls.create_key(gateway_id, name, requests_per_minute, tokens_per_minute)
+        return cast(CreatedKey, await self._client.send(call))
 
     async def list(self, gateway_id: str) -> Keys_:
         return cast(Keys_, await self._client.send(calls.list_keys(gateway_id)))

@@ -181,10 +181,14 @@ def gateway_parameters() -> Call:
     return Call("GET", "/gateways/parameters")
 
 
-def create_key(gateway_id: str, name: str | None, requests_per_minute: int | None) -> Call:
+def create_key(
+    gateway_id: str, name: str | None, requests_per_minute: int | None, tokens_per_minute: int | None = None
+) -> Call:
     body: dict[str, Any] = {"name": name} if name else {}
     if requests_per_minute is not None:
         body["requestsPerMinute"] = requests_per_minute
+    if tokens_per_minute is not None:
+        body["tokensPerMinute"] = tokens_per_minute
     return Call("POST", f"/gateways/{segment(gateway_id)}/keys", body=body)
 
 

@@ -269,9 +269,16 @@ class Keys:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def create(self, gateway_id: str, name: str | None = None, requests_per_minute: int | None = None) -> CreatedKey:
+    def create(
+        self,
+        gateway_id: str,
+        name: str | None = None,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+    ) -> CreatedKey:
         """Issue a key; `result["key"]` is the key itself, in this answer only."""
-        return cast(CreatedKey, self._client.send(calls.create_key(gateway_id, name, requests_per_minute)))
+        call = calls.create_key(gateway_id, name, requests_per_minute, tokens_per_minute)
+        return cast(CreatedKey, self._client.send(call))
 
     def list(self, gateway_id: str) -> Keys_:
         return cast(Keys_, self._client.send(calls.list_keys(gateway_id)))

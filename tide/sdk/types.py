@@ -159,6 +159,7 @@ class ApiKey(TypedDict):
     prefix: str
     createdAt: str
     requestsPerMinute: NotRequired[int]
+    tokensPerMinute: NotRequired[int]
 
 
 class CreatedKey(TypedDict):
@@ -182,8 +183,26 @@ class DeploymentUsage(TypedDict):
     replicas: list[ReplicaUsage]
 
 
+class KeyUsage(TypedDict):
+    keyId: str  # "management-token" on coreWeaveAuth gateways, "none" without a key of the gateway's own
+    requests: int
+    promptTokens: int
+    completionTokens: int
+
+
+class GatewayUsage(TypedDict):
+    """Since the gateways started (not windowed by start/end); its keys add up to its totals."""
+
+    gatewayId: str
+    requests: int
+    promptTokens: int
+    completionTokens: int
+    keys: list[KeyUsage]
+
+
 class UsageReport(TypedDict):
     start: float  # epoch seconds
     end: float
     totalGpuMinutes: int
     deployments: list[DeploymentUsage]
+    gateways: NotRequired[list[GatewayUsage]]
