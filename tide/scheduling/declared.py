@@ -63,7 +63,7 @@ def declared_inventory(declared: Mapping[str, Any]) -> Inventory:
     `{type}-{zone}-{n}`, numbered per type and zone in declaration order. Errors name the offending key.
     """
     if not isinstance(declared, Mapping):
-        raise FieldError("", "an inventory is a mapping with instanceTypes and instances")
+        raise FieldError("", "must be a mapping with instanceTypes and instances")
     _reject_unknown(declared, {"instanceTypes", "instances"}, "")
     types: list[InstanceType] = []
     known: dict[str, InstanceType] = {}

@@ -343,7 +343,7 @@ def _parse_model(raw: Mapping[str, Any], name: str, needs_weights: bool) -> tupl
         if key in filters:
             raise FieldError(
                 f"weights.{key}",
-                f"has moved to model.{key}; give it there only (model: {{name, bucket, path}}}})",
+                f"has moved to model.{key}; give it there only (model: {{name, bucket, path}})",
             )
     model = _section(raw, "model", required=True)
     model_name = parse_model_name(model.get("name"))
