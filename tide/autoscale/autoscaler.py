@@ -45,6 +45,7 @@ class ScaleDecision(NamedTuple):
     window: float  # seconds the observation in `mode` was averaged over
     metric: str = "concurrency"
     note: str | None = None  # replaces the computed reason (no metrics yet, wake)
+    keep_parked: int | None = None  # with parking: parked replicas to keep (the rest stop; None: all)
 
     @property
     def reason(self) -> str:
@@ -224,7 +225,7 @@ class Autoscaler:
                 )
                 if bound is not None:
                     label = bound
-            if want == 0:
+            if want == 0 and not (policy.owns_scale_to_zero and proposed == 0 and cfg.enable_scale_to_zero):
                 want, apply, step_label = self._scale_to_zero(now, activity, reachable)
                 if step_label is not None:
                     label = step_label
@@ -274,6 +275,7 @@ class Autoscaler:
                 proposal.window,
                 cfg.metric,
                 note,
+                proposal.keep_parked,
             ),
         )
         self.last = decision

@@ -69,7 +69,7 @@ def expired(runtime: DeploymentRuntime, now: float) -> list[str]:
     if spec is None or spec.disabled or not spec.autoscaling.parks:
         return [rid for rid in runtime.parked if _is_parked(runtime, rid)]
     template = spec.replica_template()
-    retention = spec.autoscaling.parking.retention_s
+    retention = spec.autoscaling.parking_retention_s
     return [
         rid
         for rid, at in runtime.parked.items()
