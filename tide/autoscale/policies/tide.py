@@ -309,11 +309,15 @@ class TidePolicy(Policy):
         keep = len(times) + leaving
         if leaving and burst > 0:
             times.append(now + burst)
-        if parking.parked > keep and desired == 0:
+        if desired == 0 and parking.parked + leaving > 0:
             until = self._parked_until(ctx, parking)
-            if until > now + _EPS:
-                keep += 1
-                times.append(until)
+            if until <= now + _EPS:
+                # Empty, and this gap is not worth a parked replica: a burst's are not either (any one of
+                # them would serve the next request first).
+                self._drop_at = None
+                return 0
+            keep = max(keep, 1)  # the last replica: any one parked serves the gap's end
+            times.append(until)
         self._drop_at = min(times) if times else None
         return keep
 
