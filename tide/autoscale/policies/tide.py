@@ -24,6 +24,12 @@ Mechanisms, each named in the decision's reason and each switchable for the abla
   `scaleDownDelay`, not the learned keep-alive), needs no spare at concurrency 1 while a replica is
   parked, and asks that a request finding no free replica wakes a parked one at once. Off, or without
   parking: the mechanisms above decide.
+* parked plan (with parking): each decision says how many parked replicas to keep (`keep_parked`; the
+  controller and the simulator stop the rest, least recently parked first): a burst's replicas for
+  `parkedBurstRetention` seconds, and while the deployment is empty the last one for a hold planned
+  from the deployment's idle gaps with parked time priced at `Parking.cost` (tide_gaps.plan_parked; the
+  ski-rental hold while too few gaps were as long). Once that hold ends none are kept, and the learned
+  plan may still pre-warm. Off: every parked replica stays for the deployment's retention.
 * the cold start is the deployment's measured one (live: its replicas' phase times; sim: the configured
   one), `assumedColdStart` until one is measured.
 
@@ -48,7 +54,7 @@ from tide.autoscale.policy import Parking, Policy, PolicyContext, Proposal, regi
 
 NAME = "tide"
 MIN_GAPS = 5  # idle gaps seen before the plan trusts them over the ski-rental default
-MAX_REPLANS = 64
+MAX_REPLANS = 64  # re-plans within one gap (at a hold's end or a pre-warm)
 MAX_PARKED_REPLANS = 4  # plans of one gap's parked hold (the first, then at each hold's end)
 RETURNS_KEPT = 50
 STALE_S = 3.0  # a load sample older than this is not the load now
