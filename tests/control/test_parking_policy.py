@@ -94,3 +94,13 @@ def test_the_tide_policy_stops_a_parked_replica_it_no_longer_keeps_live(store: S
     assert "chat-new" in runtime.parked
     reason = store.get_deployment("chat").status["lastScalingDecision"]["reason"]
     assert "keeping 1 of the parked" in reason, reason
+
+
+def test_a_request_at_zero_is_decided_with_the_parking_context_too(store: Store) -> None:
+    clock = Clock()
+    ctl, _ = deployment(store, clock, "chat", profile="tide", concurrency=1)
+    runtime = ctl.runtimes["chat"]
+    park(runtime, "chat-a", clock.now - 100.0)
+    ctl.on_demand("chat")  # the gateway: a request for a deployment with no ready replica
+    assert runtime.scaler is not None and runtime.scaler.last is not None
+    assert "of the parked" in runtime.scaler.last.reason, runtime.scaler.last.reason

@@ -149,11 +149,11 @@ class Autoscaler:
         self.queued.resize(history)
         self._keep_history = history > 0
 
-    def wake(self, now: float, ready_replicas: int = 0) -> ScaleDecision:
+    def wake(self, now: float, ready_replicas: int = 0, *, parking: Parking | None = None) -> ScaleDecision:
         """A request arrived while at zero: record it (the activator's immediate stat) and decide
-        at once, so the first replica starts without waiting for the next tick."""
+        at once, so the first replica starts without waiting for the next tick (`parking`: as in `decide`)."""
         self.record(now, 1.0, 1.0)
-        decision = self.decide(now, ready_replicas)
+        decision = self.decide(now, ready_replicas, parking=parking)
         if decision.desired >= 1:
             return decision
         floor = min(max(1, self.config.activation_scale), self.config.max_replicas)

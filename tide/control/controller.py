@@ -155,7 +155,7 @@ class Controller:
             ready = runtime.ready_count()
             if ready == 0 and runtime.woke_at is None:
                 runtime.woke_at = self.clock()
-            runtime.scaler.wake(self.clock(), ready)
+            runtime.scaler.wake(self.clock(), ready, parking=parking.context(runtime))
         self.wake()
 
     def _on_replica_change(self, state: ReplicaState) -> None:

@@ -110,9 +110,10 @@ class DeploymentScaler:
         keep, self._keep_parked = self._keep_parked, None
         return keep
 
-    def wake(self, now: float, ready_replicas: int = 0) -> None:
-        decision = self.core.wake(now, ready_replicas)
+    def wake(self, now: float, ready_replicas: int = 0, *, parking: Parking | None = None) -> None:
+        decision = self.core.wake(now, ready_replicas, parking=parking)
         if decision is not None:
+            self._keep_parked = decision.keep_parked
             self._apply(now, decision)
 
     def _apply(self, now: float, decision: ScaleDecision) -> None:

@@ -256,7 +256,7 @@ class Replay:
 
     def _wake(self, t: float) -> None:
         """A request at zero: decide at once, so the first replica starts without waiting for a tick."""
-        decision = self.core.wake(t, 0)
+        decision = self.core.wake(t, 0, parking=self._parking() if self.parks else None)
         if decision is not None:
             self._decided(decision, t)
 
