@@ -131,11 +131,11 @@ class ScalingCore:
         self.last = decision
         return decision
 
-    def wake(self, now: float, ready: int = 0) -> ScaleDecision | None:
+    def wake(self, now: float, ready: int = 0, *, parking: Parking | None = None) -> ScaleDecision | None:
         """A request arrived and nothing runs: decide now (None if replicas are already asked for)."""
         if self.autoscaler.applied != 0:
             return None
-        decision = self.autoscaler.wake(now, ready)
+        decision = self.autoscaler.wake(now, ready, parking=parking)
         self.last = decision
         return decision
 

@@ -167,7 +167,7 @@ class Controller:
             ready = runtime.ready_count()
             if ready == 0 and runtime.woke_at is None:
                 runtime.woke_at = self.clock()
-            runtime.scaler.wake(self.clock(), ready)
+            runtime.scaler.wake(self.clock(), ready, parking=parking.context(runtime))
         self.wake()
 
     def _on_replica_change(self, state: ReplicaState) -> None:
@@ -567,6 +567,10 @@ class Controller:
                 await self._start_replica(runtime, spec, slot, now)
             for replica_id in parking.expired(runtime, now):
                 self._remove_replica(runtime, replica_id)
+            keep = runtime.scaler.take_keep_parked() if runtime.scaler is not None else None
+            if keep is not None:  # the policy's decision: parked replicas it no longer keeps stop
+                for replica_id in parking.beyond_keep(runtime, keep):
+                    self._remove_replica(runtime, replica_id)
             if runtime.parked:
                 free = self.inventory().free_gpus(p for r in self.runtimes.values() for p in r.placements.values())
                 for replica_id in parking.displaced(runtime, free):
@@ -584,6 +588,7 @@ class Controller:
             reachable=reachable,
             starting=sum(1 for r in replicas if r.phase.starting),
             cold_start_s=measured_cold_start(replicas),
+            parking=parking.context(runtime),
         )
 
     async def _start_replica(

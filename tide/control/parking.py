@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from tide.autoscale.policy import PARKED_COST, Parking
 from tide.backends.base import ReplicaPhase
 from tide.control.runtime import DeploymentRuntime, ParkedAt
+from tide.control.scaling import measured_wake
 from tide.scheduling import Placement
 
 
@@ -32,6 +34,37 @@ def wake_order(runtime: DeploymentRuntime) -> list[str]:
         and state.template == template
     ]
     return sorted(ready_to_wake, key=lambda rid: -runtime.parked[rid].since)
+
+
+ASSUMED_WAKE_S = 1.0  # a deployment's wake time until one of its replicas has woken
+
+
+def context(runtime: DeploymentRuntime) -> Parking | None:
+    """What the autoscaling policy sees of parking (PolicyContext.parking), as `tide sim` gives it: None
+    when a scale-down stops replicas; else the replicas a scale-up would wake, when each parked (oldest
+    first), the measured wake time, the retention and a parked replica's relative cost."""
+    spec = runtime.spec
+    if spec is None or not spec.autoscaling.parks:
+        return None
+    wakeable = wake_order(runtime)
+    since = tuple(sorted(runtime.parked[rid].since for rid in wakeable))
+    wake_s = measured_wake(runtime.replicas.values())
+    return Parking(
+        len(wakeable),
+        ASSUMED_WAKE_S if wake_s is None else wake_s,
+        spec.autoscaling.parking_retention_s,
+        PARKED_COST,
+        since,
+    )
+
+
+def beyond_keep(runtime: DeploymentRuntime, keep: int) -> list[str]:
+    """Parked replicas past the `keep` most recently parked (the policy stops them: the least recently
+    parked go first, as a scale-up wakes the most recently parked first)."""
+    parked = sorted(
+        (rid for rid in runtime.parked if _is_parked(runtime, rid)), key=lambda rid: -runtime.parked[rid].since
+    )
+    return parked[max(0, keep) :]
 
 
 def slot_for(at: ParkedAt, slots: Sequence[Placement]) -> Placement | None:
@@ -69,7 +102,7 @@ def expired(runtime: DeploymentRuntime, now: float) -> list[str]:
     if spec is None or spec.disabled or not spec.autoscaling.parks:
         return [rid for rid in runtime.parked if _is_parked(runtime, rid)]
     template = spec.replica_template()
-    retention = spec.autoscaling.parking.retention_s
+    retention = spec.autoscaling.parking_retention_s
     return [
         rid
         for rid, at in runtime.parked.items()

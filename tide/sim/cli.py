@@ -111,7 +111,8 @@ DURATION = _Duration()
     "--parking-retention",
     type=DURATION,
     default=None,
-    help="autoscaling.parking.retention: a replica parked this long is stopped [default: as live, 10m].",
+    help="autoscaling.parking.retention: a replica parked this long is stopped [default: as live, the "
+    "profile's: 2h for tide, 10m for the others].",
 )
 @click.option(
     "--concurrency",
@@ -233,7 +234,12 @@ def sim_command(
         raise click.UsageError("missing TRACE_PATH (or --scenario FILE)")
     try:
         parsed = parse_policies(
-            policies, min_replicas=min_replicas, max_replicas=max_replicas, concurrency=concurrency, parking=parking
+            policies,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            concurrency=concurrency,
+            parking=parking,
+            retention=parked.retention,
         )
         trace = read_trace(trace_path, fmt, select=select, seed=seed, jitter=jitter)
     except (FieldError, TraceError) as exc:

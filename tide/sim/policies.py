@@ -13,7 +13,7 @@ from tide.autoscale import OVERRIDE_NAMES, AutoscalerConfig, profile_names, reso
 from tide.autoscale.config import option_fields
 from tide.errors import FieldError
 from tide.sim.engine import SimSettings
-from tide.spec.deployment import DEFAULT_PARKING_RETENTION_S, parks_by_default
+from tide.spec.deployment import default_parking_retention, parks_by_default
 from tide.spec.durations import parse_duration_option
 
 ORACLE = "oracle"
@@ -27,6 +27,7 @@ class Policy:
     name: str
     config: AutoscalerConfig | None  # None: the oracle
     parks: bool = False  # its scale-down parks replicas
+    retention: float | None = None  # its parked replicas' retention (None: the settings')
 
     @property
     def is_oracle(self) -> bool:
@@ -41,20 +42,27 @@ class ParkingSettings:
     mode: str = "profile"
     wake_time: float = 1.0
     parked_cost: float = 0.05
-    retention: float | None = None  # None: the live default (DEFAULT_PARKING_RETENTION_S)
+    retention: float | None = None  # None: each policy's profile default, as live (default_parking_retention)
 
     def apply(self, settings: SimSettings) -> SimSettings:
-        retention = DEFAULT_PARKING_RETENTION_S if self.retention is None else self.retention
-        return replace(settings, wake_time=self.wake_time, parked_cost=self.parked_cost, parking_retention=retention)
+        settings = replace(settings, wake_time=self.wake_time, parked_cost=self.parked_cost)
+        return settings if self.retention is None else replace(settings, parking_retention=self.retention)
 
     def describe(self) -> dict[str, object]:
-        retention = DEFAULT_PARKING_RETENTION_S if self.retention is None else self.retention
         return {
             "parking": self.mode,
             "wake_time_s": self.wake_time,
             "parked_cost": self.parked_cost,
-            "parking_retention_s": retention,
+            "parking_retention_s": self.retention,  # None: the profile's default
         }
+
+    def retention_text(self) -> str:
+        if self.retention is not None:
+            return f"retention {self.retention:g}s"
+        defaults = ", ".join(
+            f"{p} {default_parking_retention(p):g}s" for p in sorted(profile_names()) if parks_by_default(p)
+        )
+        return f"retention the profile's ({defaults}; others {default_parking_retention(None):g}s)"
 
 
 def parse_duration(text: str, field: str = "duration") -> float:
@@ -70,9 +78,16 @@ def parse_duration(text: str, field: str = "duration") -> float:
 
 
 def parse_policies(
-    spec: str, *, min_replicas: int, max_replicas: int, concurrency: int, parking: str = "profile"
+    spec: str,
+    *,
+    min_replicas: int,
+    max_replicas: int,
+    concurrency: int,
+    parking: str = "profile",
+    retention: float | None = None,
 ) -> list[Policy]:
-    """`parking`: for specs without `parking=`, "profile" (the profile's default, as live), "on" or "off"."""
+    """`parking`: for specs without `parking=`, "profile" (the profile's default, as live), "on" or "off";
+    `retention`: every policy's parked retention (None: each profile's default, as live)."""
     if parking not in PARKING_CHOICES:
         raise FieldError("--parking", f"must be one of {', '.join(PARKING_CHOICES)}, not {parking!r}")
     policies: list[Policy] = []
@@ -111,7 +126,8 @@ def parse_policies(
             )
         except FieldError as exc:  # name the entry too: `autoscaling.window` alone does not say which
             raise FieldError(POLICIES, f"{entry!r}: {exc}") from None
-        policies.append(Policy(entry, config, parks))
+        held = default_parking_retention(profile) if retention is None else retention
+        policies.append(Policy(entry, config, parks, held))
     if not policies:
         raise FieldError(POLICIES, "no policies given")
     names = [p.name for p in policies]

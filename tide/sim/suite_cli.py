@@ -47,7 +47,9 @@ def run_suite_command(
     try:
         scenarios = select_scenarios(names)
         # Refuse a bad --policies before any worker starts (concurrency does not change what parses).
-        parsed = parse_policies(spec, min_replicas=0, max_replicas=1000, concurrency=8, parking=parking.mode)
+        parsed = parse_policies(
+            spec, min_replicas=0, max_replicas=1000, concurrency=8, parking=parking.mode, retention=parking.retention
+        )
         names_parsed = [p.name for p in parsed]
         parking_on = [p.name for p in parsed if p.parks]
     except ValueError as exc:  # FieldError included
@@ -98,7 +100,7 @@ def run_suite_command(
             described = parking.describe()
             click.echo(
                 f"parking: {', '.join(parking_on)} (wake {described['wake_time_s']:g}s, parked cost "
-                f"{described['parked_cost']:g}, retention {described['parking_retention_s']:g}s)"
+                f"{described['parked_cost']:g}, {parking.retention_text()})"
             )
         click.echo(suite_table(outcomes, subject, slo))
         click.echo(f"({len(outcomes)} scenarios replayed in {elapsed:.1f}s with {workers} worker(s))")

@@ -73,6 +73,10 @@ class ResourcesSpec:
 # services the other profiles mirror do not park; `tide` is Tide's own policy's profile (when present).
 PARKING_PROFILES = ("development", "tide")
 DEFAULT_PARKING_RETENTION_S = 600.0
+# Profiles whose policy decides itself how long to keep parked replicas: `retention` is then only the bound.
+# The `tide` policy keeps a burst's parked replicas 10 minutes and the last one as long as its learned plan
+# says (docs/PARKING.md), which this bound must leave room for.
+PROFILE_PARKING_RETENTION_S = {"tide": 7200.0}
 
 
 def parks_by_default(profile: str | None) -> bool:
@@ -80,14 +84,20 @@ def parks_by_default(profile: str | None) -> bool:
     return profile in PARKING_PROFILES
 
 
+def default_parking_retention(profile: str | None) -> float:
+    """`autoscaling.parking.retention` when unset: the profile's (PROFILE_PARKING_RETENTION_S), else 10 minutes."""
+    return PROFILE_PARKING_RETENTION_S.get(profile or "", DEFAULT_PARKING_RETENTION_S)
+
+
 @dataclass(frozen=True)
 class ParkingSpec:
     """`autoscaling.parking` (a Tide extension): a scale-down parks the replica (the process stays, its
     accelerator memory is given back) for up to `retention_s`, and a scale-up wakes it before starting
-    a new one. `enabled` None: the profile decides (PARKING_PROFILES)."""
+    a new one. `enabled` None: the profile decides (PARKING_PROFILES); `retention_s` None: the profile's
+    default (default_parking_retention; AutoscalingSpec.parking_retention_s is the one that holds)."""
 
     enabled: bool | None = None
-    retention_s: float = DEFAULT_PARKING_RETENTION_S
+    retention_s: float | None = None
     level: int = 1
 
 
@@ -115,6 +125,13 @@ class AutoscalingSpec:
         if self.parking.enabled is not None:
             return self.parking.enabled
         return parks_by_default(self.profile)
+
+    @property
+    def parking_retention_s(self) -> float:
+        """How long a parked replica may stay parked (the field, else the profile's default)."""
+        if self.parking.retention_s is not None:
+            return self.parking.retention_s
+        return default_parking_retention(self.profile)
 
 
 @dataclass(frozen=True)
@@ -567,11 +584,7 @@ def _parse_parking(raw: Any) -> ParkingSpec:
     if enabled is not None and not isinstance(enabled, bool):
         raise FieldError("autoscaling.parking.enabled", f"must be true or false, not {enabled!r}")
     retention_raw = raw.get("retention")
-    retention = (
-        DEFAULT_PARKING_RETENTION_S
-        if retention_raw is None
-        else parse_duration(retention_raw, "autoscaling.parking.retention")
-    )
+    retention = None if retention_raw is None else parse_duration(retention_raw, "autoscaling.parking.retention")
     level = _int(raw.get("level"), "autoscaling.parking.level", default=1, low=1, high=2)
     return ParkingSpec(enabled=enabled, retention_s=retention, level=level)
 
@@ -626,9 +639,11 @@ def deployment_to_dict(spec: DeploymentSpec) -> dict[str, Any]:
         autoscaling["profile"] = a.profile
     if a.max_concurrency is not None:
         autoscaling["maxConcurrency"] = a.max_concurrency
-    parking: dict[str, Any] = {"retention": format_duration(a.parking.retention_s), "level": a.parking.level}
+    parking: dict[str, Any] = {"level": a.parking.level}
     if a.parking.enabled is not None:  # absent: the profile decides (status.parking says what holds)
         parking["enabled"] = a.parking.enabled
+    if a.parking.retention_s is not None:  # absent: the profile's default (default_parking_retention)
+        parking["retention"] = format_duration(a.parking.retention_s)
     autoscaling["parking"] = parking
     for key, value in a.tuning.items():
         kind = TUNING_FIELDS.get(key, "number")
