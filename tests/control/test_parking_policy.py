@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.control.test_controller_changes import Clock, Gateway, controller, tick
+from tests.control.test_controller_changes import INVENTORY, Clock, Gateway, controller, tick
 from tests.support.backends import RecordingBackend
 from tide.autoscale.policy import PARKED_COST, Parking
 from tide.backends.base import ReplicaPhase, ReplicaState
 from tide.control import parking
 from tide.control.controller import Controller
 from tide.control.runtime import DeploymentRuntime, ParkedAt
+from tide.scheduling import Placement
 from tide.store import Store
 
 
@@ -105,3 +106,52 @@ def test_a_request_at_zero_is_decided_with_the_parking_context_too(store: Store)
     ctl.on_demand("chat")  # the gateway: a request for a deployment with no ready replica
     assert runtime.scaler is not None and runtime.scaler.last is not None
     assert "of the parked" in runtime.scaler.last.reason, runtime.scaler.last.reason
+
+
+class WakeRecorder(RecordingBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.woken: list[str] = []
+
+    async def wake(self, replica_id: str) -> bool:
+        self.woken.append(replica_id)
+        return True
+
+
+def test_a_request_queued_behind_busy_replicas_wakes_a_parked_one_at_once(store: Store) -> None:
+    """As `tide sim` does (`Policy.wakes_for_queue`): the gateway says a request waits behind the busy
+    replica, and the next reconcile wakes the parked one instead of waiting for the load average."""
+    clock = Clock()
+    backend = WakeRecorder()
+    ctl = controller(store, Gateway(), clock, backend)
+    store.create_deployment("chat", spec("chat", profile="tide", concurrency=2), clock.now)
+    tick(ctl, clock)
+    runtime = ctl.runtimes["chat"]
+    assert runtime.spec is not None
+    busy = ReplicaState("chat", "chat-busy", runtime.spec.replica_template(), ReplicaPhase.READY)
+    runtime.replicas["chat-busy"] = busy
+    instance = INVENTORY.instances[0].id
+    runtime.placements["chat-busy"] = Placement("chat", "chat-busy", instance, runtime.spec.resources.gpu_count, 0.0)
+    assert runtime.scaler is not None
+    runtime.scaler.wake(clock.now, 0)  # the request at zero that this busy replica was started for
+    assert runtime.scaler.current == 1
+    park(runtime, "chat-parked", clock.now - 30.0)
+    runtime.parked["chat-parked"] = ParkedAt(instance, runtime.spec.resources.gpu_count, (), clock.now - 30.0)
+
+    tick(ctl, clock)  # no request waits: the parked replica stays parked
+    assert backend.woken == [] and "chat-parked" in runtime.parked
+    ctl.on_demand("chat")  # the gateway: a request queued behind the busy replica
+    tick(ctl, clock, 0.1)
+    assert backend.woken == ["chat-parked"], (backend.woken, runtime.parked, backend.started)
+    assert backend.started == []  # woken, not a cold start
+
+
+def test_a_policy_that_does_not_wake_for_the_queue_leaves_the_parked_replica_to_its_ticks(store: Store) -> None:
+    clock = Clock()
+    ctl, _ = deployment(store, clock, "chat", profile="knative", concurrency=1, parking={"enabled": True})
+    runtime = ctl.runtimes["chat"]
+    assert runtime.spec is not None
+    park(runtime, "chat-a", clock.now - 30.0)
+    runtime.replicas["chat-b"] = ReplicaState("chat", "chat-b", runtime.spec.replica_template(), ReplicaPhase.READY)
+    ctl.on_demand("chat")
+    assert runtime.queued_arrivals == 0

@@ -3,7 +3,7 @@
 - `GET  /internal/v1/routes`  server-sent events: `data: {"version": N, "routes": ...}` at once, then
   on every change (the latest table only, never a backlog). 503 when this controller is not the leader.
 - `POST /internal/v1/load`    `{"gatewayId", "routesVersion", "loads": {deployment: {...}}}`, every second.
-- `POST /internal/v1/demand`  `{"deploymentId"}`: a request found no ready replica (`Gateway.on_demand`).
+- `POST /internal/v1/demand`  `{"deploymentId"}`: a request waits: no ready replica, or all busy (`Gateway.on_demand`).
 
 All three take the management API's bearer token. `GatewayHub` is the controller's `RouteSink` when the
 gateways are other processes: it keeps the latest table for subscribers and sums their load reports.

@@ -161,11 +161,18 @@ class Controller:
         self._wake.set()
 
     def on_demand(self, deployment_id: str) -> None:
-        """A request arrived for a deployment with no ready replica: decide now, not at the next tick."""
+        """A request waits in a gateway. With no ready replica: decide now, not at the next tick. Behind
+        busy replicas: a policy that wakes for the queue (the `tide` profile, with parking) gets parked
+        replicas woken at the next reconcile, now; otherwise nothing happens here (the tick sees the load)."""
         runtime = self.runtimes.get(deployment_id)
         if runtime is not None and runtime.scaler is not None:
             ready = runtime.ready_count()
-            if ready == 0 and runtime.woke_at is None:
+            if ready > 0:
+                if runtime.parked and runtime.scaler.wakes_for_queue():
+                    runtime.queued_arrivals += 1
+                    self.wake()
+                return
+            if runtime.woke_at is None:
                 runtime.woke_at = self.clock()
             runtime.scaler.wake(self.clock(), ready, parking=parking.context(runtime))
         self.wake()
@@ -582,7 +589,7 @@ class Controller:
         assert runtime.scaler is not None and runtime.spec is not None
         reachable = runtime.spec.traffic.weight > 0
         replicas = runtime.replicas.values()
-        return runtime.scaler.desired(
+        desired = runtime.scaler.desired(
             now,
             runtime.ready_count(),
             reachable=reachable,
@@ -590,6 +597,15 @@ class Controller:
             cold_start_s=measured_cold_start(replicas),
             parking=parking.context(runtime),
         )
+        if runtime.queued_arrivals:  # requests queued behind busy replicas wake parked ones now
+            concurrency = runtime.spec.autoscaling.concurrency
+            wakes = parking.queue_wakes(runtime, runtime.queued_arrivals, concurrency)
+            runtime.queued_arrivals = 0
+            active = sum(
+                1 for r in replicas if r.phase.starting or r.phase in (ReplicaPhase.READY, ReplicaPhase.WAKING)
+            )
+            desired = max(desired, min(runtime.spec.autoscaling.max, active + wakes))
+        return desired
 
     async def _start_replica(
         self, runtime: DeploymentRuntime, spec: DeploymentSpec, slot: Placement, now: float

@@ -67,6 +67,15 @@ def beyond_keep(runtime: DeploymentRuntime, keep: int) -> list[str]:
     return parked[max(0, keep) :]
 
 
+def queue_wakes(runtime: DeploymentRuntime, queued: int, concurrency: int) -> int:
+    """Parked replicas to wake at once for `queued` requests waiting behind busy replicas: enough that the
+    replicas already starting or waking, and the woken ones, have room for them, as `tide sim` wakes for
+    its queue (`Policy.wakes_for_queue`). At most the parked replicas that can wake."""
+    coming = sum(1 for r in runtime.replicas.values() if r.phase.starting or r.phase is ReplicaPhase.WAKING)
+    missing = -(-(queued - coming * concurrency) // concurrency)  # ceil
+    return max(0, min(missing, len(wake_order(runtime))))
+
+
 def slot_for(at: ParkedAt, slots: Sequence[Placement]) -> Placement | None:
     """A slot the scheduler offers on the parked replica's own instance, of its size."""
     return next((s for s in slots if s.instance_id == at.instance_id and s.gpus == at.gpus), None)

@@ -63,6 +63,10 @@ class DeploymentScaler:
     def autoscaler(self) -> Autoscaler:
         return self.core.autoscaler
 
+    def wakes_for_queue(self) -> bool:
+        """Whether the policy wakes a parked replica at once for a request queued behind busy replicas."""
+        return self.core.autoscaler.policy.wakes_for_queue()
+
     @property
     def current(self) -> int:
         """The replica count to run: the core's last decision (one number, kept there)."""

@@ -47,8 +47,8 @@ class Gateway:
     `set_routes` and reads `load_snapshot()` / `in_flight(replica_id)`.
 
     Callbacks (plain functions or coroutine functions; never awaited on the request path):
-    `on_demand(deployment_id)` runs for every request that arrives while its deployment has no replica
-    (callers de-duplicate); `on_replica_failure(replica_id)` runs when a replica refused or dropped a
+    `on_demand(deployment_id)` runs for every request that has to wait: its deployment has no replica,
+    or every replica is busy (callers de-duplicate); `on_replica_failure(replica_id)` runs when a replica refused or dropped a
     request before answering (it is then avoided for `unhealthy_s` while others have room).
 
     `upstream_idle_timeout_s`: a replica that holds a request and sends nothing for this long is cut off
@@ -486,8 +486,9 @@ class Gateway:
             exchange.account = _count_request(deployment, view.gateway_id, key_id, key_hash)
         if deployment.prefix_policy is not None and len(deployment.replicas) > 1:  # one replica: no choice
             exchange.prefix = prompt_chunks(request.body, body)
-        # Started at once, queued (FIFO) or refused 429; waiting while at zero wakes the deployment.
-        if deployment.queue.admit(exchange) and not deployment.replicas:
+        # Started at once, queued (FIFO) or refused 429. A request that waits tells the controller: at zero
+        # that wakes the deployment; behind busy replicas its policy may wake a parked replica at once.
+        if deployment.queue.admit(exchange):
             self.tasks.notify(self.on_demand, deployment.deployment_id)
 
     def _model_from_header(self, request: IncomingRequest, view: _GatewayView | None = None) -> str | None:
