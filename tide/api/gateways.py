@@ -22,6 +22,8 @@ from tide.spec.gateway import gateway_hosts, gateway_to_dict, parse_gateway
 from tide.store import Conflict, NotFound, Store
 from tide.store.gateways import GatewayRecord, GatewayStore, KeyStore
 
+MAX_REQUESTS_PER_MINUTE = 1_000_000_000  # a key's limit; larger would not fit the store's integer column
+
 
 @dataclass
 class GatewaysContext:
@@ -139,12 +141,22 @@ def gateways_router(ctx: GatewaysContext, dependencies: Sequence[params.Depends]
         raw = await read_json(request) if await request.body() else {}
         if not isinstance(raw, dict) or set(raw) - {"name", "requestsPerMinute"}:
             raise ApiError(400, "INVALID_ARGUMENT", "the body may hold name and requestsPerMinute", "body")
-        name = raw.get("name") or ""
+        name = raw.get("name")
+        name = "" if name is None else name  # null is absent; 0 or false are not labels
         if not isinstance(name, str) or len(name) > 63:
             raise ApiError(400, "INVALID_ARGUMENT", "name: a label of at most 63 characters", "name")
         limit = raw.get("requestsPerMinute")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise ApiError(400, "INVALID_ARGUMENT", "requestsPerMinute: a whole number >= 1", "requestsPerMinute")
+        if isinstance(limit, float) and limit.is_integer():  # 60.0 is 60 (JSON does not tell them apart)
+            limit = int(limit)
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_REQUESTS_PER_MINUTE
+        ):
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                f"requestsPerMinute: a whole number from 1 to {MAX_REQUESTS_PER_MINUTE}",
+                "requestsPerMinute",
+            )
         created, key = await asyncio.to_thread(keys.create_key, record.id, name, ctx.clock(), limit)
         ctx.wake_controller()
         return {"apiKey": key_json(created), "key": key}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import inspect
 import logging
@@ -18,6 +19,8 @@ from tide.gateway.balancing import DeploymentState, ModelState, ReplicaState
 from tide.gateway.errors import error_response, json_response, model_not_found
 from tide.gateway.exchange import HOP_BY_HOP, Exchange
 from tide.gateway.keys import GatewayKeys
+from tide.gateway.openapi import OPENAPI_PATH
+from tide.gateway.openapi import document as openapi_document
 from tide.gateway.paths import FORWARDED_ROUTES, PathRefused, forwarded_route
 from tide.gateway.prefix import prompt_chunks
 from tide.gateway.ratelimit import KeyLimiter
@@ -328,6 +331,9 @@ class Gateway:
                 suffix = path[slash + 3 :]
             elif path in (b"/health", b"/healthz"):
                 client.respond(json_response(200, {"status": "ok"}, keep_alive=keep_alive), keep_alive)
+                return
+            elif path == OPENAPI_PATH:
+                client.respond(_json_bytes_response(_openapi_document(), keep_alive), keep_alive)
                 return
             else:
                 client.respond(_not_found_route(path, keep_alive), keep_alive)
@@ -650,6 +656,11 @@ def _header(request: IncomingRequest, name: bytes) -> bytes | None:
         if header == name:
             return value
     return None
+
+
+@functools.cache
+def _openapi_document() -> bytes:
+    return orjson.dumps(openapi_document())
 
 
 def _model_card(name: str) -> dict[str, object]:

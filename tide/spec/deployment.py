@@ -29,6 +29,10 @@ from tide.spec.routing import LEAST_LOADED, PREFIX_AWARE, ROUTING_POLICIES
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # A model name is what clients send (body `model`, a header, or the first path segment), so no '/'.
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9])?$")
+VERSION_PATTERN = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+.][0-9A-Za-z.+-]*)?$")
+# Blanks and controls spelled out (not \s, which differs between Python's and JSON Schema's regexes).
+BLANK_CHARS = r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+ENDPOINT_PATTERN = re.compile(rf"^https?://[^/{BLANK_CHARS}]+(/[^{BLANK_CHARS}]*)?$")
 DEFAULT_GATEWAY_ID = "default"  # the gateway `tide up` creates; deployments without gatewayIds attach to it
 GPU_COUNTS = (1, 2, 4, 8, 16)
 CAPACITY_CLASSES = ("CAPACITY_CLASS_RESERVED", "CAPACITY_CLASS_ON_DEMAND")
@@ -185,7 +189,8 @@ def _section(raw: Mapping[str, Any], key: str, required: bool = False) -> Mappin
     return value
 
 
-_KNOWN_KEYS: dict[str, set[str]] = {
+# The keys each section of a deployment accepts ("" = the top level); tide.spec.schema documents each.
+SECTION_KEYS: dict[str, set[str]] = {
     "": {
         "id",
         "name",
@@ -223,7 +228,7 @@ _KNOWN_KEYS: dict[str, set[str]] = {
 
 
 def _reject_unknown(raw: Mapping[str, Any], section: str) -> None:
-    known = _KNOWN_KEYS[section]
+    known = SECTION_KEYS[section]
     if section == "autoscaling":
         known = known | set(option_fields())  # registered policies' own fields
     for key in raw:
@@ -273,7 +278,7 @@ def parse_name(value: Any, field_name: str = "name") -> str:
     name = _string(value, field_name)
     if not 4 <= len(name) <= 63:
         raise SpecError(field_name, f"{field_name} must be 4-63 characters long, not {len(name)} ({name!r})")
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise SpecError(
             field_name,
             f"{field_name} {name!r} must be lowercase letters, digits and '-', starting and ending with a "
@@ -291,7 +296,7 @@ def parse_model_name(value: Any, field_name: str = "model.name") -> str:
     name = _string(value, field_name)
     if not 4 <= len(name) <= 63:
         raise SpecError(field_name, f"{field_name} must be 4-63 characters long, not {len(name)} ({name!r})")
-    if not MODEL_NAME_PATTERN.match(name):
+    if not MODEL_NAME_PATTERN.fullmatch(name):
         raise SpecError(
             field_name,
             f"{field_name} {name!r} may hold letters, digits, '.', '_', ':' and '-' (no '/': path-based routing "
@@ -362,13 +367,13 @@ def _parse_gateway_ids(value: Any) -> tuple[str, ...]:
     if not ids:
         raise SpecError("gatewayIds", "gatewayIds must name at least one gateway (omit it for the default gateway)")
     for i, gateway_id in enumerate(ids):
-        if not NAME_PATTERN.match(gateway_id) or len(gateway_id) > 63:
+        if not NAME_PATTERN.fullmatch(gateway_id) or len(gateway_id) > 63:
             raise SpecError(f"gatewayIds[{i}]", f"gatewayIds[{i}] {gateway_id!r} is not a gateway id")
     return tuple(dict.fromkeys(ids))
 
 
 def _release(version: str) -> tuple[int, int, int]:
-    major, minor, patch = re.findall(r"\d+", version)[:3]
+    major, minor, patch = re.findall(r"[0-9]+", version)[:3]
     return int(major), int(minor), int(patch)
 
 
@@ -399,7 +404,7 @@ def _parse_runtime(raw: Mapping[str, Any], catalog: Catalog) -> RuntimeSpec:
                 "(see GET /v1alpha1/inference/deployments/parameters)",
             )
         version = engine.versions[0]
-    elif not re.match(r"^v?\d+\.\d+\.\d+([-+.][0-9A-Za-z.+-]*)?$", version):
+    elif not VERSION_PATTERN.fullmatch(version):
         raise SpecError("runtime.version", f"runtime.version must be a SemVer like 0.11.2, not {version!r}")
     elif not engine.strict_versions and engine.versions and _newer(version, engine.versions[0]):
         raise SpecError(
@@ -414,7 +419,8 @@ def _parse_runtime(raw: Mapping[str, Any], catalog: Catalog) -> RuntimeSpec:
             f"runtime.version {version!r} of engine {engine_name!r} is not installed on this node; installed: "
             f"{installed}",
         )
-    config_raw = section.get("engineConfig") or {}
+    config_raw = section.get("engineConfig")
+    config_raw = {} if config_raw is None else config_raw  # null is absent; false, [] or "" are refused
     if not isinstance(config_raw, Mapping):
         raise SpecError("runtime.engineConfig", "runtime.engineConfig must be a map of strings to strings")
     engine_config: dict[str, str] = {}
@@ -443,7 +449,7 @@ def _parse_runtime(raw: Mapping[str, Any], catalog: Catalog) -> RuntimeSpec:
                 "runtime.endpoints is required for the external engine: a list of OpenAI base URLs",
             )
         for i, url in enumerate(endpoints):
-            if not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
+            if not ENDPOINT_PATTERN.fullmatch(url):
                 raise SpecError(
                     f"runtime.endpoints[{i}]", f"runtime.endpoints[{i}] must be an http(s) URL, not {url!r}"
                 )

@@ -26,7 +26,7 @@ HEADER_PATTERN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 HOST_PATTERN = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
-_KNOWN = {"id", "name", "zones", "endpointConfiguration", "organizationId", *AUTH_TYPES, *ROUTING_STRATEGIES}
+GATEWAY_KEYS = {"id", "name", "zones", "endpointConfiguration", "organizationId", *AUTH_TYPES, *ROUTING_STRATEGIES}
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,8 @@ def parse_gateway(raw: Any, known_zones: Iterable[str] | None = None) -> Gateway
     for key in raw:
         if key in UNSUPPORTED_AUTH:
             raise SpecError(key, f"{key} is not supported: {UNSUPPORTED_AUTH[key]}")
-        if key not in _KNOWN and key != "status":
-            allowed = ", ".join(sorted(_KNOWN - {"id", "organizationId"}))
+        if key not in GATEWAY_KEYS and key != "status":
+            allowed = ", ".join(sorted(GATEWAY_KEYS - {"id", "organizationId"}))
             raise SpecError(str(key), f"unknown field {key}; allowed here: {allowed}")
     name = parse_name(raw.get("name"))
     zones = _strings(raw.get("zones"), "zones")
@@ -93,7 +93,7 @@ def parse_gateway(raw: Any, known_zones: Iterable[str] | None = None) -> Gateway
             )
     elif routing == "headerBasedRouting":
         header_name = section.get("headerName") or ""
-        if not isinstance(header_name, str) or not HEADER_PATTERN.match(header_name):
+        if not isinstance(header_name, str) or not HEADER_PATTERN.fullmatch(header_name):
             raise SpecError(
                 "headerBasedRouting.headerName", "headerBasedRouting.headerName must be an HTTP header name"
             )
@@ -102,12 +102,13 @@ def parse_gateway(raw: Any, known_zones: Iterable[str] | None = None) -> Gateway
                 "headerBasedRouting.headerName", f"headerBasedRouting.headerName {header_name!r} is reserved by HTTP"
             )
         header_name = header_name.lower()
-    endpoint = raw.get("endpointConfiguration") or {}
+    endpoint = raw.get("endpointConfiguration")
+    endpoint = {} if endpoint is None else endpoint  # null is absent; false, [] or "" are refused
     if not isinstance(endpoint, Mapping) or set(endpoint) - {"additionalDns"}:
         raise SpecError("endpointConfiguration", "endpointConfiguration may hold additionalDns (a list of host names)")
     dns = _strings(endpoint.get("additionalDns"), "endpointConfiguration.additionalDns")
     for i, host in enumerate(dns):
-        if not HOST_PATTERN.match(host):
+        if not HOST_PATTERN.fullmatch(host):
             raise SpecError(f"endpointConfiguration.additionalDns[{i}]", f"{host!r} is not a DNS host name")
     return GatewaySpec(
         name=name,
