@@ -46,7 +46,13 @@ def test_schemathesis_finds_nothing_with_every_check(tmp_path: Path) -> None:
     try:
         with serve(app) as base_url:
             run = subprocess.run(
-                schemathesis_command(base_url, har), capture_output=True, text=True, env=env, timeout=240, check=False
+                schemathesis_command(base_url, har),
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=tmp_path,  # its cache (.schemathesis/) goes there
+                timeout=240,
+                check=False,
             )
     finally:
         store.close()
