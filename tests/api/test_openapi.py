@@ -22,7 +22,7 @@ from tests.api.test_hosted_conformance import CREATE_CLAIM, CREATE_DEPLOYMENT, C
 from tests.claims.conftest import DECLARED as HOSTED_DECLARED
 from tests.gateway.helpers import run, running_gateway, table, url
 from tests.support.api_server import TOKEN, ZONE, management_app
-from tide.api.openapi import ROUTES, components
+from tide.api.openapi import DEPLOYMENT_EXAMPLE, ROUTES, components
 from tide.autoscale.fields import TUNING
 from tide.gateway.paths import FORWARDED_ROUTES
 from tide.scheduling import ClaimError, declared_inventory, validate_claim
@@ -234,3 +234,26 @@ def test_the_gateway_serves_its_own_document() -> None:
         assert f"/{{model}}/v1{route.decode()}" in doc["paths"]
     assert {"/v1/models", "/health", "/healthz"} <= set(doc["paths"])
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_the_documented_deployment_example_is_the_repository_example() -> None:
+    assert DEPLOYMENT_EXAMPLE == TINY
+    doc = hosted_components()
+    for name in ("DeploymentSpec", "GatewaySpec", "CapacityClaimSpec", "ApiKeyRequest"):
+        schema = doc["components"]["schemas"][name]
+        assert schema["examples"], name
+        for example in schema["examples"]:
+            validator(doc, name).validate(example)
+
+
+def test_the_served_examples_are_accepted(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for path, name in (
+        ("/deployments", "DeploymentSpec"),
+        ("/gateways", "GatewaySpec"),
+        ("/capacityclaims", "CapacityClaimSpec"),
+    ):
+        created = client.post(BASE + path, json=schemas[name]["examples"][0])
+        assert created.status_code == 201, (path, created.text)
+    key = client.post(f"{BASE}/gateways/edge-gateway/keys", json=schemas["ApiKeyRequest"]["examples"][0])
+    assert key.status_code == 201, key.text

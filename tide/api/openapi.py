@@ -113,6 +113,19 @@ ROUTES: dict[tuple[str, str], RouteDoc] = {
 }  # fmt: skip
 
 
+# Request examples, shown by /docs and sent by schemathesis' example phase. The deployment is examples/tiny.yaml
+# (a test keeps them equal); the claim's instance type and zone are this installation's (`components`).
+DEPLOYMENT_EXAMPLE: dict[str, Any] = {
+    "name": "tiny-chat",
+    "model": {"name": "tiny-chat", "bucket": "models", "path": "tiny"},
+    "runtime": {"engine": "builtin"},
+    "autoscaling": {"min": 1, "max": 3, "concurrency": 4},
+    "traffic": {"weight": 100},
+}
+GATEWAY_EXAMPLE: dict[str, Any] = {"name": "edge-gateway", "apiKeyAuth": {}, "bodyBasedRouting": {}}
+KEY_EXAMPLE: dict[str, Any] = {"name": "ci", "requestsPerMinute": 600}
+
+
 def _obj(properties: Schema, required: Iterable[str] = (), *, closed: bool = False, **extra: Any) -> Schema:
     out: Schema = {"type": "object", "properties": properties, **extra}
     if required:
@@ -212,7 +225,11 @@ def claim_schema(instance_types: Iterable[str], zones: Iterable[str]) -> Schema:
         {"id": claim_id, "spec": spec, "status": {}, "createdAt": {}, "updatedAt": {}}, ["spec"], closed=True
     )
     answer = _obj({"capacityClaim": {"anyOf": [flat, wrapped]}}, ["capacityClaim"], closed=True)
-    return {"anyOf": [flat, wrapped, answer], "description": "a capacity claim: reserved instances held for you"}
+    out: Schema = {"anyOf": [flat, wrapped, answer], "description": "a capacity claim: reserved instances held for you"}
+    if types and zone_list:
+        resources_example = {"instanceId": types[0], "instanceCount": 1, "zones": [zone_list[0]]}
+        out["examples"] = [{"name": "team-reserved", "resources": resources_example}]
+    return out
 
 
 def components(
@@ -270,7 +287,7 @@ def components(
         ),
         "Health": _obj({"status": {"const": "ok"}}, ["status"]),
         "Metrics": {"type": "string", "description": "Prometheus text exposition"},
-        "DeploymentSpec": deployment_schema(catalog),
+        "DeploymentSpec": {**deployment_schema(catalog), "examples": [DEPLOYMENT_EXAMPLE]},
         "Deployment": deployment,
         "DeploymentAnswer": _obj({"deployment": _ref("Deployment")}, ["deployment"]),
         "DeploymentList": _obj(
@@ -309,7 +326,7 @@ def components(
             },
             ["start", "end", "totalGpuMinutes", "deployments"],
         ),
-        "GatewaySpec": gateway_schema(zone_list),
+        "GatewaySpec": {**gateway_schema(zone_list), "examples": [GATEWAY_EXAMPLE]},
         "Gateway": gateway,
         "GatewayAnswer": _obj({"gateway": _ref("Gateway")}, ["gateway"]),
         "GatewayList": _obj({"gateways": {"type": "array", "items": _ref("Gateway")}}, ["gateways"]),
@@ -320,6 +337,7 @@ def components(
                 "requestsPerMinute": nullable({"type": "integer", "minimum": 1, "maximum": MAX_REQUESTS_PER_MINUTE}),
             },
             closed=True,
+            examples=[KEY_EXAMPLE],
         ),
         "ApiKey": key,
         "ApiKeyAnswer": _obj({"apiKey": _ref("ApiKey")}, ["apiKey"]),

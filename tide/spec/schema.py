@@ -103,6 +103,11 @@ DURATION_TEXT = rf"^{_BLANK}([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+{_BLANK}$"
 NON_EMPTY_STRINGS: Schema = {"type": "array", "items": {"type": "string", "minLength": 1}}
 
 
+def or_empty(schema: Schema, doc: str = "left out") -> Schema:
+    """`schema`, or "" which the validator reads as `doc` (it tests these fields for truth, not presence)."""
+    return {"anyOf": [schema, {"const": "", "description": doc}]}
+
+
 def duration(low: float | None = 0, high: float | None = None, *, whole: bool = False, doc: str = "") -> Schema:
     number: Schema = {"type": "integer" if whole else "number", "minimum": 0 if low is None else low}
     if high is not None:
@@ -243,21 +248,23 @@ def deployment_schema(catalog: Catalog) -> Schema:
             "description": "the gateways that serve it",
         },
         "model": _object(
-            {"name": MODEL_NAME, "bucket": BUCKET, "path": OBJECT_PATH}, required=["name"], description="what is served"
+            {"name": MODEL_NAME, "bucket": or_empty(BUCKET), "path": or_empty(OBJECT_PATH)},
+            required=["name"],
+            description="what is served",
         ),
         "weights": _object(
             {
                 "allowPatterns": NON_EMPTY_STRINGS,
                 "ignorePatterns": NON_EMPTY_STRINGS,
-                "bucket": {**BUCKET, "deprecated": True, "description": "the old shape: use model.bucket"},
-                "path": {**OBJECT_PATH, "deprecated": True, "description": "the old shape: use model.path"},
+                "bucket": {**or_empty(BUCKET), "deprecated": True, "description": "the old shape: use model.bucket"},
+                "path": {**or_empty(OBJECT_PATH), "deprecated": True, "description": "the old shape: use model.path"},
             },
             description="download filters (Tide's extension)",
         ),
         "runtime": _object(
             {
                 "engine": {"enum": engines},
-                "version": _text(VERSION_PATTERN.pattern),
+                "version": or_empty(_text(VERSION_PATTERN.pattern), "the newest installed"),
                 "engineConfig": {"type": "object", "description": "per engine: GET /deployments/parameters"},
                 "endpoints": {"type": "array", "items": _text(ENDPOINT_PATTERN.pattern)},
             },
@@ -265,7 +272,7 @@ def deployment_schema(catalog: Catalog) -> Schema:
         ),
         "resources": _object(
             {
-                "instanceType": one_of_any_case(instance_types),
+                "instanceType": or_empty(one_of_any_case(instance_types), "the first instance type"),
                 "gpuCount": {"enum": list(GPU_COUNTS), "default": 1},
             }
         ),
@@ -291,14 +298,16 @@ def deployment_schema(catalog: Catalog) -> Schema:
         }
         runtime["endpoints"] = {"type": "array", "minItems": 1} if not engine.manages_replicas else {"maxItems": 0}
         if engine.strict_versions:
-            runtime["version"] = {"enum": [*engine.versions, *(f"v{v}" for v in engine.versions)]}
+            installed = [*engine.versions, *(f"v{v}" for v in engine.versions)]
+            runtime["version"] = {"enum": [*installed, "", None]}  # "" or null: the newest installed
         then: Schema = {"properties": {"runtime": {"properties": runtime}}}
         if not engine.manages_replicas:
             then["properties"]["runtime"]["required"] = ["endpoints"]
         rules.append({"if": _engine_is([name]), "then": then})
     if needing:
         # Weights are in model: {name, bucket, path}; or, in the old shape, weights: {bucket, path}.
-        given: Schema = {"type": "object", "properties": {"bucket": {"type": "string"}, "path": {"type": "string"}}}
+        filled: Schema = {"type": "string", "minLength": 1}
+        given: Schema = {"type": "object", "properties": {"bucket": filled, "path": filled}}
         weights_where = {
             "anyOf": [
                 {"required": ["model"], "properties": {"model": {"required": ["name", "bucket", "path"], **given}}},
@@ -323,7 +332,7 @@ def deployment_schema(catalog: Catalog) -> Schema:
 
 
 def _string_at(key: str) -> Schema:
-    return {"required": [key], "properties": {key: {"type": "string"}}}
+    return {"required": [key], "properties": {key: {"type": "string", "minLength": 1}}}
 
 
 def _engine_is(names: list[str]) -> Schema:
