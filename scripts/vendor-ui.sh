@@ -44,4 +44,4 @@ vendor() {
 vendor uplot "$UPLOT_VERSION" "the dashboard will show tables without charts" \
   dist/uPlot.iife.min.js dist/uPlot.min.css LICENSE
 vendor swagger-ui-dist "$SWAGGER_UI_VERSION" "/docs will list the routes without the API explorer" \
-  swagger-ui-bundle.js swagger-ui.css LICENSE:LICENSE.swagger-ui
+  swagger-ui-bundle.js swagger-ui-standalone-preset.js swagger-ui.css LICENSE:LICENSE.swagger-ui

@@ -21,6 +21,7 @@ from tide.gateway.openapi import document as gateway_document
 
 VENDOR = STATIC_DIR / "vendor"
 SWAGGER_JS = VENDOR / "swagger-ui-bundle.js"
+SWAGGER_PRESET = VENDOR / "swagger-ui-standalone-preset.js"  # the top bar that switches documents
 SWAGGER_CSS = VENDOR / "swagger-ui.css"
 GATEWAY_OPENAPI = "/gateway/openapi.json"
 
@@ -28,8 +29,9 @@ GATEWAY_OPENAPI = "/gateway/openapi.json"
 INIT_JS = f"""window.ui = SwaggerUIBundle({{
   urls: [{{url: "/openapi.json", name: "Management API"}}, {{url: "{GATEWAY_OPENAPI}", name: "Gateway"}}],
   dom_id: "#swagger-ui",
-  presets: [SwaggerUIBundle.presets.apis],
-  layout: "BaseLayout",
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+  plugins: [SwaggerUIBundle.plugins.DownloadUrl],
+  layout: "StandaloneLayout",
   deepLinking: true,
   persistAuthorization: true,
   validatorUrl: null,
@@ -41,12 +43,13 @@ SWAGGER_PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/docs/swagger-ui.css"><link rel="icon" href="data:,"></head>
 <body><div id="swagger-ui"></div>
-<script src="/docs/swagger-ui-bundle.js"></script><script src="/docs/init.js"></script></body></html>
+<script src="/docs/swagger-ui-bundle.js"></script><script src="/docs/swagger-ui-standalone-preset.js"></script>
+<script src="/docs/init.js"></script></body></html>
 """
 
 
 def swagger_vendored() -> bool:
-    return SWAGGER_JS.is_file() and SWAGGER_CSS.is_file()
+    return all(path.is_file() for path in (SWAGGER_JS, SWAGGER_PRESET, SWAGGER_CSS))
 
 
 def plain_page(documents: list[tuple[str, str, dict[str, Any]]]) -> str:
@@ -90,6 +93,10 @@ def mount_docs(app: FastAPI, openapi: Callable[[], dict[str, Any]]) -> None:
     @app.get("/docs/swagger-ui-bundle.js", include_in_schema=False)
     async def swagger_js() -> Response:
         return _file(SWAGGER_JS, "text/javascript")
+
+    @app.get("/docs/swagger-ui-standalone-preset.js", include_in_schema=False)
+    async def swagger_preset() -> Response:
+        return _file(SWAGGER_PRESET, "text/javascript")
 
     @app.get("/docs/swagger-ui.css", include_in_schema=False)
     async def swagger_css() -> Response:

@@ -438,6 +438,7 @@ def document(
         for method, operation in operations.items():
             doc = ROUTES[(method, path)]
             operation["summary"] = doc.summary or operation.get("summary", "")
+            operation["tags"] = [_tag(path)]
             operation["responses"] = _answers(doc, path)
             if doc.auth:
                 operation["security"] = [{BEARER: []}]
@@ -471,6 +472,14 @@ PARAMETERS: dict[str, tuple[str, Schema]] = {
     "tail": ("the last lines of each replica's log (1-10000; outside is brought within)", {"type": "integer"}),
     "after": ("with follow: REPLICA:OFFSET, repeated (the offsets of the previous answer)", {"type": "array", "items": {"type": "string", "pattern": r"^.+:[0-9]+$", "not": {"pattern": "\n"}}}),
 }  # fmt: skip
+
+
+def _tag(path: str) -> str:
+    """The group an operation is listed under in /docs."""
+    if not path.startswith(BASE):
+        return "system"
+    resource = path.removeprefix(BASE).split("/")[1]
+    return {"capacityclaims": "capacity", "usage": "capacity"}.get(resource, resource)
 
 
 def _describe(parameter: dict[str, Any]) -> None:
