@@ -16,8 +16,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import httpx
+
 from tests.support.api_server import TOKEN, management_app, serve
 
+BASE = "/v1alpha1/inference"
 EXAMPLES_PER_OPERATION = 10
 SEED = 1
 CREATES = (
@@ -27,10 +30,44 @@ CREATES = (
 )
 
 
-def schemathesis_command(base_url: str, har: Path) -> list[str]:
+def seed(base_url: str) -> dict[str, list[str]]:
+    """A deployment, a capacity claim, a gateway and a key made through the API itself: half the ids
+    schemathesis puts in a path are these (the config below), so get/update/delete reach real resources,
+    not only 404s. Path parameter -> ids."""
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=f"{base_url}{BASE}", headers=headers) as http:
+        schemas = http.get("/../../openapi.json").json()["components"]["schemas"]
+        made = {
+            "deployment_id": http.post("/deployments", json={**schemas["DeploymentSpec"]["examples"][0], "id": "seeded-chat"}),
+            "claim_id": http.post("/capacityclaims", json={**schemas["CapacityClaimSpec"]["examples"][0], "id": "seeded-claim"}),
+            "gateway_id": http.post("/gateways", json={**schemas["GatewaySpec"]["examples"][0], "id": "seeded-edge"}),
+        }  # fmt: skip
+        made["key_id"] = http.post("/gateways/seeded-edge/keys", json={"name": "seeded"})
+    for response in made.values():
+        assert response.status_code == 201, response.text
+    key = made["key_id"].json()["apiKey"]["id"]
+    return {
+        "deployment_id": ["seeded-chat"],
+        "claim_id": ["seeded-claim"],
+        "gateway_id": ["seeded-edge"],
+        "key_id": [key],
+    }
+
+
+def config(ids: dict[str, list[str]]) -> str:
+    """schemathesis.toml: each path parameter takes a seeded id half the time, a generated one otherwise."""
+    lines = []
+    for name, values in ids.items():
+        lines += [f"[dictionaries.{name}]", f"values = {json.dumps(values)}", ""]
+    lines.append("[parameters]")
+    lines += [f'"path.{name}" = {{ dictionary = "{name}", probability = 0.5 }}' for name in ids]
+    return "\n".join(lines) + "\n"
+
+
+def schemathesis_command(base_url: str, har: Path, config_file: Path) -> list[str]:
     """The command docs/OPENAPI.md gives, against `base_url`, recording every exchange in `har`."""
     return [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{base_url}/openapi.json",
+        sys.executable, "-m", "schemathesis.cli", "--config-file", str(config_file), "run", f"{base_url}/openapi.json",
         "--header", f"Authorization: Bearer {TOKEN}",
         "--checks", "all", "--exclude-checks", "positive_data_acceptance",  # replaced by the hook's narrower one
         "--max-examples", str(EXAMPLES_PER_OPERATION), "--seed", str(SEED),
@@ -45,8 +82,10 @@ def test_schemathesis_finds_nothing_with_every_check(tmp_path: Path) -> None:
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.api.schemathesis_hooks", "PYTHONPATH": _pythonpath()}
     try:
         with serve(app) as base_url:
+            config_file = tmp_path / "schemathesis.toml"
+            config_file.write_text(config(seed(base_url)))
             run = subprocess.run(
-                schemathesis_command(base_url, har),
+                schemathesis_command(base_url, har, config_file),
                 capture_output=True,
                 text=True,
                 env=env,
@@ -67,6 +106,8 @@ def test_schemathesis_finds_nothing_with_every_check(tmp_path: Path) -> None:
         e["request"]["url"].split("?")[0].removeprefix(base_url) for e in entries if e["response"]["status"] == 201
     }
     assert set(CREATES) <= created, f"creates never accepted a generated body: {set(CREATES) - created}"
+    reached = {e["request"]["method"] for e in entries if "/deployments/seeded-chat" in e["request"]["url"] and e["response"]["status"] == 200}  # fmt: skip
+    assert {"GET", "PATCH"} <= reached, f"the seeded deployment was reached only by {reached}"
 
 
 def _pythonpath() -> str:
