@@ -24,6 +24,7 @@ from tests.gateway.helpers import run, running_gateway, table, url
 from tests.support.api_server import TOKEN, ZONE, management_app
 from tide.api.openapi import DEPLOYMENT_EXAMPLE, ROUTES, components
 from tide.autoscale.fields import TUNING
+from tide.gateway.keys import GatewayKeys
 from tide.gateway.paths import FORWARDED_ROUTES
 from tide.scheduling import ClaimError, declared_inventory, validate_claim
 from tide.spec import SpecError, parse_deployment
@@ -219,21 +220,27 @@ def test_docs_without_swagger_list_every_operation(client: TestClient, monkeypat
     assert "POST /v1/chat/completions" in page.text  # the gateway's document too
 
 
-def test_the_gateway_serves_its_own_document() -> None:
+@pytest.mark.parametrize("keyed", [True, False], ids=["with-keys", "open"])
+def test_the_gateway_serves_its_own_document(keyed: bool) -> None:
+    options = {"api_keys": GatewayKeys(env_keys="gateway-key-123456")} if keyed else {}
+
     async def scenario() -> dict[str, Any]:
-        async with running_gateway(table()) as gateway, httpx.AsyncClient() as http:
-            response = await http.get(url(gateway, "/openapi.json"))
+        async with running_gateway(table(), **options) as gateway, httpx.AsyncClient() as http:
+            response = await http.get(url(gateway, "/openapi.json"))  # no key needed for the document
             assert response.status_code == 200
+            wrong = await http.post(url(gateway, "/openapi.json"))
+            assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"
             body: dict[str, Any] = response.json()
             return body
 
     doc = run(scenario())
     for route in FORWARDED_ROUTES:
         operation = doc["paths"][f"/v1{route.decode()}"]["post"]
-        assert {"400", "401", "404", "429", "503"} <= set(operation["responses"])
+        assert {"400", "404", "405", "429", "503"} <= set(operation["responses"])
+        assert ("401" in operation["responses"]) == keyed  # an open gateway never answers 401
+        assert operation["security"] == ([{"bearer": []}] if keyed else [])
         assert f"/{{model}}/v1{route.decode()}" in doc["paths"]
     assert {"/v1/models", "/health", "/healthz"} <= set(doc["paths"])
-    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
 def test_the_documented_deployment_example_is_the_repository_example() -> None:

@@ -16,7 +16,7 @@ import orjson
 
 from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
 from tide.gateway.balancing import DeploymentState, ModelState, ReplicaState
-from tide.gateway.errors import error_response, json_response, model_not_found
+from tide.gateway.errors import error_payload, error_response, json_response, model_not_found
 from tide.gateway.exchange import HOP_BY_HOP, Exchange
 from tide.gateway.keys import GatewayKeys
 from tide.gateway.openapi import OPENAPI_PATH
@@ -312,6 +312,11 @@ class Gateway:
                 return keys.accepts(value)
         return False
 
+    def _needs_key(self, request: IncomingRequest) -> bool:
+        """Whether the gateway this request's Host selects asks for an API key (for its OpenAPI document)."""
+        view = self._view(request)
+        return (view is not None and view.key_hashes is not None) or self.api_keys is not None
+
     def connection_opened(self, client: ClientConnection) -> None:
         self._clients.add(client)
 
@@ -329,11 +334,15 @@ class Gateway:
             if slash > 1 and path.startswith(b"/v1/", slash):
                 model = unquote(path[1:slash].decode("latin-1"))
                 suffix = path[slash + 3 :]
+            elif path in (b"/health", b"/healthz", OPENAPI_PATH) and request.method != b"GET":
+                client.respond(_method_not_allowed("GET", keep_alive), keep_alive)
+                return
             elif path in (b"/health", b"/healthz"):
                 client.respond(json_response(200, {"status": "ok"}, keep_alive=keep_alive), keep_alive)
                 return
             elif path == OPENAPI_PATH:
-                client.respond(_json_bytes_response(_openapi_document(), keep_alive), keep_alive)
+                document = _openapi_document(self._needs_key(request))
+                client.respond(_json_bytes_response(document, keep_alive), keep_alive)
                 return
             else:
                 client.respond(_not_found_route(path, keep_alive), keep_alive)
@@ -369,6 +378,9 @@ class Gateway:
                 return
         models = self._models if view is None else view.models
         if suffix == b"/models":
+            if request.method != b"GET":
+                client.respond(_method_not_allowed("GET", keep_alive), keep_alive)
+                return
             client.respond(self._list_models(model, request, view), keep_alive)
             return
         try:
@@ -382,7 +394,7 @@ class Gateway:
             return
         suffix = route
         if request.method != b"POST":
-            _reply_error(client, request, 405, "Method not allowed", "invalid_request_error", None)
+            client.respond(_method_not_allowed("POST", keep_alive), keep_alive)
             return
         try:
             body = orjson.loads(request.body)
@@ -658,9 +670,15 @@ def _header(request: IncomingRequest, name: bytes) -> bytes | None:
     return None
 
 
+def _method_not_allowed(allowed: str, keep_alive: bool) -> bytes:
+    """405 with the `Allow` header naming the one method the route takes."""
+    payload = error_payload(f"Method not allowed; this route takes {allowed}", "invalid_request_error", None)
+    return json_response(405, payload, keep_alive=keep_alive, extra_headers=(("allow", allowed),))
+
+
 @functools.cache
-def _openapi_document() -> bytes:
-    return orjson.dumps(openapi_document())
+def _openapi_document(secured: bool) -> bytes:
+    return orjson.dumps(openapi_document(secured))
 
 
 def _model_card(name: str) -> dict[str, object]:

@@ -22,7 +22,7 @@ STATUS_TEXT = {
     400: "The body is not JSON, names no model, or the path has '.' segments",
     401: "No API key, or not one this gateway accepts",
     404: "No such model, or a route the gateway does not serve",
-    405: "Forwarded routes take POST only",
+    405: "The route does not take this method (the `Allow` header names the one it takes)",
     408: "The request head did not arrive in time",
     413: "The body is larger than the gateway accepts",
     429: "The API key's requests per minute are used up, or the deployment's queue is full (see Retry-After)",
@@ -32,7 +32,7 @@ STATUS_TEXT = {
     504: "The replica did not answer in time",
 }
 FORWARDED_ERRORS = (400, 401, 404, 405, 408, 413, 429, 431, 502, 503, 504)
-OWN_ERRORS = (408, 431)  # /v1/models and health: no key, no body, no replica
+OWN_ERRORS = (405, 408, 431)  # /v1/models and health: no key, no body, no replica
 
 
 def _error_answers(statuses: tuple[int, ...]) -> dict[str, Any]:
@@ -57,42 +57,54 @@ def _model_parameter() -> dict[str, Any]:
     }
 
 
-def document(version: str = "v1") -> dict[str, Any]:
-    """The gateway's OpenAPI 3.1 document."""
+def document(secured: bool = True, version: str = "v1") -> dict[str, Any]:
+    """The gateway's OpenAPI 3.1 document. `secured`: whether the gateway that answers needs a key (an
+    apiKeyAuth gateway, or `--api-keys-file`); an open gateway documents no security and no 401."""
     assert set(FORWARDED_ERRORS) <= set(REASONS), "every documented status is one the gateway sends"
-    body = {
+    model = {"type": "string", "description": "the model name a deployment serves"}
+    path_body = {
         "type": "object",
-        "properties": {"model": {"type": "string", "description": "the model name a deployment serves"}},
+        "properties": {"model": model},
         "additionalProperties": True,
-        "description": "the OpenAI API's request; the gateway reads `model` and forwards the body unchanged",
+        "description": "the OpenAI API's request; the gateway forwards it unchanged",
     }
+    # Without a model in the path, the body's `model` routes (or a routing header, x-tide-model by default).
+    body = {**path_body, "required": ["model"]}
+    security: list[dict[str, list[str]]] = [{"bearer": []}] if secured else []
+    errors = tuple(s for s in FORWARDED_ERRORS if secured or s != 401)
     forwarded = {
         "summary": "",
-        "security": [{"bearer": []}],
+        "security": security,
         "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
         "responses": {
             "200": {
                 "description": "The replica's answer, forwarded (JSON, or text/event-stream when `stream` is true)",
                 "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {}},
             },
-            **_error_answers(FORWARDED_ERRORS),
+            **_error_answers(errors),
         },
     }
     models = {
-        "security": [{"bearer": []}],
+        "security": security,
         "responses": {
             "200": {
                 "description": "The models this gateway serves",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ModelList"}}},
             },
-            **_error_answers((401, 404, 429, *OWN_ERRORS)),
+            **_error_answers(tuple(s for s in (401, 404, 429, *OWN_ERRORS) if secured or s != 401)),
         },
     }
     paths: dict[str, Any] = {}
     for route in sorted(r.decode() for r in FORWARDED_ROUTES):
         paths[f"/v1{route}"] = {"post": {**forwarded, "summary": f"Forwarded to a replica's /v1{route}"}}
+        by_path = {"required": True, "content": {"application/json": {"schema": path_body}}}
         paths[f"/{{model}}/v1{route}"] = {
-            "post": {**forwarded, "summary": f"Path-based routing: /v1{route}", "parameters": [_model_parameter()]}
+            "post": {
+                **forwarded,
+                "summary": f"Path-based routing: /v1{route}",
+                "parameters": [_model_parameter()],
+                "requestBody": by_path,
+            }
         }
     paths["/v1/models"] = {"get": {**models, "summary": "List models"}}
     paths["/{model}/v1/models"] = {"get": {**models, "summary": "One model", "parameters": [_model_parameter()]}}
@@ -102,7 +114,8 @@ def document(version: str = "v1") -> dict[str, Any]:
             "200": {
                 "description": "OK",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
-            }
+            },
+            **_error_answers(OWN_ERRORS),
         },
     }
     paths["/health"] = {"get": health}
