@@ -416,8 +416,14 @@ def document(
 ) -> dict[str, Any]:
     """The OpenAPI document of `app` for an installation with this catalog, these zones and (capacity
     claims) these instance types and zones."""
+    description = (
+        f"{app.description}\n\nEvery `/v1alpha1` route takes `Authorization: Bearer <token>`. Errors are "
+        '`{"error": {"code", "message", "field"}}`; `x-tide-server-checks` lists the rules the schemas '
+        "cannot state. Before any route, the connection limits may answer 408 (headers too slow), 431 "
+        "(headers too large) or 503 (too many unfinished requests) and close (docs/LIMITS.md)."
+    )
     openapi = get_openapi(
-        title=app.title, version=app.version, openapi_version="3.1.0", description=app.description, routes=app.routes
+        title=app.title, version=app.version, openapi_version="3.1.0", description=description, routes=app.routes
     )
     schemas = components(catalog, zones, claim_choices)
     openapi["components"] = {
