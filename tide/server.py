@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -31,6 +32,7 @@ from tide.backends.warm_pool import WarmPoolMetrics
 from tide.config import ServerConfig, load_or_create_token, prepare_data_dir
 from tide.control.channel_http import GatewayHub
 from tide.control.controller import Controller, WeightsCheck
+from tide.control.metrics import usage_json
 from tide.control.retention import sweep_logs
 from tide.engines.vllm import installed_vllm_versions
 from tide.gateway import Gateway
@@ -41,12 +43,11 @@ from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
 from tide.store.lease import LeaderLease
 from tide.store.published import PublishedState
+from tide.timing import HOUSEKEEPING_INTERVAL_S, LEASE_TTL_S
 from tide.weights import StorageConfig, WeightsCache, WeightsError, WeightsSource
 from tide.weights.errors import ACCESS_DENIED, BUCKET_NOT_FOUND, MISSING_FILE, PATH_NOT_FOUND
 
 log = logging.getLogger("tide.server")
-
-HOUSEKEEPING_INTERVAL_S = 10.0
 
 
 def node_inventory(declared_path: Path | None, cpu_slots: int) -> Inventory:
@@ -57,7 +58,7 @@ def node_inventory(declared_path: Path | None, cpu_slots: int) -> Inventory:
         except InventoryError as exc:
             raise SystemExit(f"inventory {declared_path}: {exc}") from None
     gpus = _gpu_count()
-    return local_inventory("local-gpu" if gpus else None, gpus, cpu_slots=cpu_slots)
+    return local_inventory("local-gpu" if gpus else None, gpus, cpu_slots=cpu_slots, memory_gib=_memory_gib())
 
 
 def weights_checker(storage: StorageConfig, cache: WeightsCache) -> WeightsCheck:
@@ -97,6 +98,14 @@ def catalog_from_inventory(inventory: Inventory, vllm_versions: tuple[str, ...] 
     )
     versions = installed_vllm_versions() if vllm_versions is None else vllm_versions
     return default_catalog(builtin_version=__version__, vllm_versions=versions, instance_types=types)
+
+
+def _memory_gib() -> int:
+    """This machine's physical memory (bounds what parked replicas may hold); 0 where it cannot be read."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**30)
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 def _gpu_count() -> int:
@@ -169,6 +178,8 @@ class TideServer:
             drain_timeout_s=config.drain_timeout_s,
             usage_retention_s=config.usage_retention_s,
             check_weights=check_weights,
+            parked_memory_fraction=config.parked_memory_fraction,
+            gateway_token=self.token,
         )
         api_ctx = ApiContext(
             store=self.store,
@@ -180,7 +191,10 @@ class TideServer:
             metrics=self.controller.metrics.exposition,
             gateway_url=f"http://{config.host}:{config.gateway_port}",
             claims=ClaimsContext(
-                store=self.store, inventory=self.current_inventory, wake_controller=self.controller.wake
+                store=self.store,
+                inventory=self.current_inventory,
+                wake_controller=self.controller.wake,
+                gateway_usage=lambda: usage_json(self.controller.metrics.gateway_traffic.snapshot),
             ),
         )
         self.app = create_app(api_ctx)
@@ -297,7 +311,7 @@ def run_server(config: ServerConfig, ray: RayOptions | None = None) -> None:
             print(f"  replicas on the Ray cluster: {ray.address}", flush=True)
         keys = server.gateway.api_keys
         access = f"API keys required ({keys.count} loaded)" if keys is not None else "open (no API keys configured)"
-        print(f"  gateway access:              {access}", flush=True)
+        print(f"  default gateway access:      {access}", flush=True)
         if server.token_created:
             print(f"  API token (shown once, stored in {config.token_path}): {server.token}", flush=True)
 
@@ -324,7 +338,7 @@ class ControllerServer:
     a fresh start campaigns again, so two controllers never act at once.
     """
 
-    def __init__(self, config: ServerConfig, lease_ttl_s: float = 10.0, ray: RayOptions | None = None) -> None:
+    def __init__(self, config: ServerConfig, lease_ttl_s: float = LEASE_TTL_S, ray: RayOptions | None = None) -> None:
         self.config = config
         self.hub = GatewayHub()
         self.server = TideServer(config, hub=self.hub, ray=ray)

@@ -21,7 +21,7 @@ from tests.api.test_hosted_conformance import CATALOG as HOSTED_CATALOG
 from tests.api.test_hosted_conformance import CREATE_CLAIM, CREATE_DEPLOYMENT, CREATE_GATEWAY
 from tests.claims.conftest import DECLARED as HOSTED_DECLARED
 from tests.gateway.helpers import run, running_gateway, table, url
-from tests.support.api_server import TOKEN, ZONE, management_app
+from tests.support.openapi_server import TOKEN, ZONE, management_app
 from tide.api.openapi import DEPLOYMENT_EXAMPLE, ROUTES, components
 from tide.autoscale.fields import TUNING
 from tide.gateway.keys import GatewayKeys

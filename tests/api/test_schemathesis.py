@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.api_server import TOKEN, management_app, serve
+from tests.support.openapi_server import TOKEN, management_app, serve
 
 BASE = "/v1alpha1/inference"
 EXAMPLES_PER_OPERATION = 10

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.browser import Browser, find_chromium
-from tests.support.api_server import management_app, serve
+from tests.support.openapi_server import management_app, serve
 from tide.api.docs_page import swagger_vendored
 
 

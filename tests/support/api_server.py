@@ -1,19 +1,19 @@
-"""A real management API (SQLite store, a declared inventory with claims, the token below) served by uvicorn
-on a free loopback port in a thread of the test process: what schemathesis and the OpenAPI tests talk to."""
+"""A real management API (the app of `tide api`, with capacity claims over a declared inventory) served by
+uvicorn on a free loopback port in a thread, over a SQLite store: what the SDK and CLI tests talk to."""
 
 from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
 
-from tests.support.waiting import wait_until
 from tide.api.app import ApiContext, create_app
 from tide.api.claims import ClaimsContext
 from tide.api.parameters import parameters_json
@@ -22,52 +22,71 @@ from tide.scheduling import declared_inventory
 from tide.spec import InstanceTypeInfo, default_catalog
 from tide.store import Store
 
-TOKEN = "schema-test-token-123456"
+TOKEN = "tide_test_token"
+CATALOG = default_catalog(builtin_version="0.1.0", instance_types=(InstanceTypeInfo("cpu-local", "none", 8, 0, 0),))
 ZONE = "us-east-04a"
-CATALOG = default_catalog(
-    builtin_version="0.1.0",
-    instance_types=(InstanceTypeInfo("cpu-local", "none (CPU)", 16, 0, 0, zones=(ZONE,)),),
+INVENTORY = declared_inventory(
+    {
+        "instanceTypes": [{"id": "H100-8x", "gpuModel": "H100", "gpus": 8}],
+        "instances": [{"type": "H100-8x", "zone": ZONE, "count": 2, "class": "reserved"}],
+    }
 )
-DECLARED: dict[str, Any] = {
-    "instanceTypes": [{"id": "H100-8x", "gpuModel": "H100", "gpus": 8, "memoryGib": 1024, "cpus": 128}],
-    "instances": [{"type": "h100-8x", "zone": ZONE, "count": 2, "class": "reserved"}],
-}
 
 
-def management_app(db: Path) -> tuple[FastAPI, Store]:
-    store = Store(f"sqlite:///{db}")
-    inventory = declared_inventory(DECLARED)
-    ctx = ApiContext(
-        store=store,
-        catalog=lambda: CATALOG,
-        token=TOKEN,
-        wake_controller=lambda: None,
-        logs=lambda deployment_id, tail, after: {f"{deployment_id}-r1": LogText("hello\n", 6)},
-        parameters=lambda: parameters_json(CATALOG),
-        claims=ClaimsContext(store=store, inventory=lambda: inventory, wake_controller=lambda: None),
-        metrics=lambda: b"# no metrics\n",
-        gateway_url="http://127.0.0.1:8080",
-    )
-    return create_app(ctx), store
+@dataclass
+class ApiServer:
+    url: str
+    store: Store
+    # deployment id -> replica id -> its whole log: what the logs route answers from
+    logs: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _log_reader(server: ApiServer) -> Any:
+    def read(deployment_id: str, tail: int, after: Mapping[str, int] | None) -> dict[str, LogText]:
+        out = {}
+        for replica_id, text in server.logs.get(deployment_id, {}).items():
+            start = (after or {}).get(replica_id, 0) if after is not None else 0
+            part = text[start:] if after is not None else "".join(text.splitlines(keepends=True)[-tail:])
+            out[replica_id] = LogText(part, len(text))
+        return out
+
+    return read
 
 
 @contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """`app` on a loopback port until the block ends; yields its base URL."""
+def api_server(tmp_path: Path) -> Iterator[ApiServer]:
+    store = Store(f"sqlite:///{tmp_path / 'tide.db'}")
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, name="api-under-test", daemon=True)
+    server = ApiServer(f"http://127.0.0.1:{port}", store)
+    claims = ClaimsContext(store=store, inventory=lambda: INVENTORY, wake_controller=lambda: None)
+    app = create_app(
+        ApiContext(
+            store=store,
+            catalog=lambda: CATALOG,
+            token=TOKEN,
+            wake_controller=lambda: None,
+            logs=_log_reader(server),
+            parameters=lambda: parameters_json(CATALOG),
+            claims=claims,
+        )
+    )
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise AssertionError("the test API server did not start within 20 s")
+        time.sleep(0.02)
     try:
-        wait_until(lambda: server.started, 20, "the API under test to listen")
-        yield f"http://127.0.0.1:{port}"
+        yield server
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        uv.should_exit = True
+        thread.join(10)
+        store.close()

@@ -14,7 +14,9 @@ Claims:
 
 Usage: `GET /usage?start=&end=` (epoch seconds or ISO-8601; default the last 24 h up to now) answers
 GPU-minutes per deployment, each with its replicas, billed per started minute (`gpu_minutes`). Runs still
-open are counted up to now, never up to an `end` in the future.
+open are counted up to now, never up to an `end` in the future. `gateways`: requests and the prompt and
+completion tokens engines reported, per gateway and per API key id, since the gateways started (counters,
+not windowed by `start`/`end`).
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ class ClaimsContext:
     inventory: Callable[[], Inventory]
     wake_controller: Callable[[], None]
     clock: Callable[[], float] = time.time
+    # The gateways' request and token counts per gateway and key since they started (`/usage`'s
+    # `gateways`); None where the server has no gateways to ask.
+    gateway_usage: Callable[[], list[dict[str, Any]]] | None = None
 
 
 def claim_statuses(records: Sequence[ClaimRecord], inventory: Inventory) -> dict[str, dict[str, int]]:
@@ -253,6 +258,9 @@ def claims_router(ctx: ClaimsContext, dependencies: Sequence[params.Depends] = (
         intervals = await asyncio.to_thread(runs.intervals, start_s, end_s)
         # A run still open is billed up to now: never for minutes of a future `end` that have not begun.
         closed = [i if i.stopped_at is not None else replace(i, stopped_at=max(now, i.started_at)) for i in intervals]
-        return usage_json(gpu_minutes(closed, start_s, end_s))
+        report = usage_json(gpu_minutes(closed, start_s, end_s))
+        if ctx.gateway_usage is not None:
+            report["gateways"] = ctx.gateway_usage()
+        return report
 
     return router

@@ -19,7 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from tide.api.errors import BASE
-from tide.api.gateways import MAX_REQUESTS_PER_MINUTE
+from tide.api.gateways import KEY_LIMITS, MAX_KEY_LIMIT
 from tide.api.paging import MAX_PAGE_SIZE
 from tide.scheduling.claims import CAPACITY_TYPE_SERVERLESS, CAPACITY_TYPES
 from tide.spec import Catalog
@@ -245,7 +245,7 @@ def components(
             "name": {"type": "string"},
             "prefix": {"type": "string", "description": "the key's first characters, to tell keys apart"},
             "createdAt": TIME,
-            "requestsPerMinute": {"type": "integer", "minimum": 1},
+            **{limit: {"type": "integer", "minimum": 1} for limit in KEY_LIMITS},
         },
         ["id", "gatewayId", "name", "prefix", "createdAt"],
     )
@@ -323,6 +323,11 @@ def components(
                 "end": {"type": "number"},
                 "totalGpuMinutes": {"type": "integer"},
                 "deployments": {"type": "array", "items": usage_deployment},
+                "gateways": {
+                    "type": "array",
+                    "items": {"type": "object"},
+                    "description": "requests and tokens per gateway and API key since the gateways started",
+                },
             },
             ["start", "end", "totalGpuMinutes", "deployments"],
         ),
@@ -334,7 +339,12 @@ def components(
         "ApiKeyRequest": _obj(
             {
                 "name": nullable({"type": "string", "maxLength": 63, "description": "a label"}),
-                "requestsPerMinute": nullable({"type": "integer", "minimum": 1, "maximum": MAX_REQUESTS_PER_MINUTE}),
+                **{
+                    limit: nullable(
+                        {"type": "integer", "minimum": 1, "maximum": MAX_KEY_LIMIT, "description": "per minute"}
+                    )
+                    for limit in KEY_LIMITS
+                },
             },
             closed=True,
             examples=[KEY_EXAMPLE],

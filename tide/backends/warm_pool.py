@@ -24,11 +24,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from tide.engines.events import parse_event
+from tide.timing import RESPAWN_BACKOFF_MAX_S, RESPAWN_BACKOFF_MIN_S
 
 log = logging.getLogger("tide.backends")
 
-RESPAWN_BACKOFF_MIN_S = 1.0
-RESPAWN_BACKOFF_MAX_S = 60.0
 
 # Starts a pooled process: (argv, stderr file) -> the process, with stdin and stdout as pipes.
 Spawner = Callable[[tuple[str, ...], IO[bytes]], Awaitable[asyncio.subprocess.Process]]

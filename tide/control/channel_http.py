@@ -23,7 +23,8 @@ from fastapi.responses import StreamingResponse
 
 from tide.control.channel import LoadAggregator
 from tide.gateway.routes import DeploymentLoad, RouteTable
-from tide.gateway.wire import KEEPALIVE_S, load_from_json, route_table_to_json
+from tide.gateway.wire import load_from_json, route_table_to_json
+from tide.timing import ROUTES_KEEPALIVE_S
 
 
 class GatewayHub:
@@ -66,7 +67,7 @@ class GatewayHub:
             yield sent
             while not self.closed and self.is_leader():
                 try:
-                    await asyncio.wait_for(event.wait(), timeout=KEEPALIVE_S)
+                    await asyncio.wait_for(event.wait(), timeout=ROUTES_KEEPALIVE_S)
                 except TimeoutError:
                     yield b": keepalive\n\n"
                     continue

@@ -77,6 +77,28 @@ def expired(runtime: DeploymentRuntime, now: float) -> list[str]:
     ]
 
 
+def over_host_memory(
+    runtimes: Iterable[DeploymentRuntime], limits: Mapping[str, int]
+) -> list[tuple[DeploymentRuntime, str]]:
+    """Parked replicas to stop so that, on each instance, what parked replicas hold in host memory fits
+    its bound (`limits`: instance id -> bytes; an instance without one is unbounded). The least recently
+    parked go first: they are the least likely to be woken next."""
+    by_instance: dict[str, list[tuple[float, DeploymentRuntime, str, int]]] = {}
+    for runtime in runtimes:
+        for rid, at in runtime.parked.items():
+            if at.instance_id in limits and _is_parked(runtime, rid):
+                by_instance.setdefault(at.instance_id, []).append((at.since, runtime, rid, at.host_bytes))
+    evicted: list[tuple[DeploymentRuntime, str]] = []
+    for instance_id, entries in by_instance.items():
+        held = sum(size for *_, size in entries)
+        for _since, runtime, rid, size in sorted(entries, key=lambda e: e[0]):
+            if held <= limits[instance_id]:
+                break
+            evicted.append((runtime, rid))
+            held -= size
+    return evicted
+
+
 def displaced(runtime: DeploymentRuntime, free_gpus: Mapping[str, int]) -> list[str]:
     """Parked replicas that can no longer wake where they ran: other replicas now hold the GPUs of their
     instance (or the instance is gone). They are stopped; a normal start happens where there is room."""

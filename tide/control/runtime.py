@@ -20,6 +20,7 @@ class ParkedAt:
     gpus: int
     gpu_ids: tuple[int, ...]
     since: float
+    host_bytes: int = 0  # host memory it holds while parked (its weights, at park level 1)
 
 
 @dataclass

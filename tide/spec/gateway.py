@@ -10,7 +10,7 @@ naming the first bad field; `gateway_to_dict` is its inverse with the defaults f
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,3 +142,24 @@ def gateway_hosts(gateway_id: str, spec: GatewaySpec) -> tuple[str, ...]:
     """The host names a gateway answers to: `<id>.localhost` and its additional DNS names. A request whose
     Host header names none of any gateway's hosts goes to the default gateway."""
     return (f"{gateway_id}{HOST_SUFFIX}", *spec.additional_dns)
+
+
+def deployment_zones(gateway_zones: Sequence[tuple[str, ...]], field_name: str = "gatewayIds") -> tuple[str, ...]:
+    """The zones a deployment on these gateways (their `zones`, in `gatewayIds` order) may run in: those of
+    every gateway that lists zones, in the first such gateway's order; () when none does (every zone).
+    SpecError naming `field_name` when two gateways share no zone: nowhere would satisfy both."""
+    allowed: tuple[str, ...] = ()
+    restricted = False
+    for zones in gateway_zones:
+        if not zones:
+            continue
+        allowed = tuple(z for z in allowed if z in zones) if restricted else zones
+        restricted = True
+        if not allowed:
+            raise SpecError(
+                field_name,
+                "these gateways share no zone (zones "
+                + "; ".join(", ".join(z) for z in gateway_zones if z)
+                + "): a deployment on all of them could run nowhere; name gateways whose zones overlap",
+            )
+    return allowed

@@ -55,6 +55,8 @@ SERVER_CHECKS: dict[str, str] = {
     "runtime.version": "not newer than the newest version installed (GET /deployments/parameters)",
     "gatewayIds": "each must name an existing gateway (GET /gateways)",
     "id": "in a PATCH body, the resource's own id (an id cannot be changed)",
+    "gatewayId": "API keys only for a gateway with apiKeyAuth",
+    "zones": "a gateway's zones must leave each deployment on it a zone its other gateways also allow",
     "model.name": "in a PATCH body, the deployment's model name (a rename is a new deployment)",
     "Idempotency-Key": "a key already used with another body: 422 (IETF Idempotency-Key header draft)",
     **{f"autoscaling.{f.name}": f"written as text, must be within {_r}" for f in TUNING if f.kind == "duration"

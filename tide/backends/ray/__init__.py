@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tide.timing import RAY_CONNECT_TIMEOUT_S
 from tide.weights import StorageConfig
 
 if TYPE_CHECKING:
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from tide.backends.ray.inventory import RayInventory
 
 NAMESPACE = "tide"
-CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def connect(options: RayOptions) -> None:
         )
 
 
-def _check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+def _check_reachable(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
     """`ray.init` retries an unreachable GCS for minutes; a wrong address should fail in seconds."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():

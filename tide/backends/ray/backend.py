@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,65 +22,43 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState
-from tide.backends.logfiles import LogText, open_private_log, read_replica_logs
+from tide.backends.base import ReplicaBooks, ReplicaLaunch, ReplicaPhase, ReplicaState, TrackedReplica
+from tide.backends.logfiles import open_private_log
 from tide.backends.ray.actor import LOG_CHUNK_BYTES, HostInfo, ReplicaHost, Snapshot
 from tide.backends.ray.inventory import RayInventory
+from tide.timing import RAY_PLACEMENT_TIMEOUT_S, RAY_STOP_EXTRA_S, RAY_UNAVAILABLE_RETRY_S, RAY_WATCH_S
 from tide.weights import StorageConfig
 
 # Where the scheduler placed a replica: the inventory instance id, which is the Ray node id.
 
-PLACEMENT_TIMEOUT_S = 300.0  # Ray holds the actor pending while other Ray work uses the node's GPUs
-WATCH_S = 2.0  # the long poll's answer when nothing changed (log bytes still come with it)
-STOP_EXTRA_S = 15.0  # on top of the drain grace, for the actor itself to answer
-UNAVAILABLE_RETRY_S = 0.5
-
 
 @dataclass
-class _Replica:
-    state: ReplicaState
-    node_id: str | None
+class _Replica(TrackedReplica):
+    node_id: str | None = None
     actor: Any = None  # ray.actor.ActorHandle
     host: HostInfo | None = None
-    task: asyncio.Task[None] | None = None
-    stopping: bool = False
     version: int = -1  # the actor's state version last applied
     log_offset: int = 0
 
 
-class RayBackend:
+class RayBackend(ReplicaBooks[_Replica]):
     def __init__(
         self,
         data_dir: Path,
         storage: StorageConfig,
         inventory: RayInventory,
-        placement_timeout_s: float = PLACEMENT_TIMEOUT_S,
-        watch_s: float = WATCH_S,
+        placement_timeout_s: float = RAY_PLACEMENT_TIMEOUT_S,
+        watch_s: float = RAY_WATCH_S,
     ) -> None:
-        self._logs_dir = data_dir / "logs"
+        super().__init__(data_dir)
         self._storage = storage
         self._inventory = inventory
         self._placement_timeout_s = placement_timeout_s
         self._watch_s = watch_s
-        self._replicas: dict[str, _Replica] = {}
-        self._listener: ReplicaListener = lambda _state: None
         self._host_class = ray.remote(ReplicaHost)
 
-    def set_listener(self, listener: ReplicaListener) -> None:
-        self._listener = listener
-
-    def replicas(self) -> list[ReplicaState]:
-        return [r.state for r in self._replicas.values()]
-
-    def _set_phase(self, replica: _Replica, phase: ReplicaPhase, message: str) -> None:
-        replica.state.enter(phase, message, time.time())
-        if phase.terminal:
-            replica.state.base_url = None
-        self._listener(replica.state)
-
     async def start(self, launch: ReplicaLaunch) -> ReplicaState:
-        log_path = self._logs_dir / launch.deployment_id / f"{launch.replica_id}.log"
-        state = ReplicaState.for_launch(launch, str(log_path), time.time())
+        state = self._new_state(launch)
         replica = _Replica(state=state, node_id=launch.instance_id)
         self._replicas[launch.replica_id] = replica
         replica.task = asyncio.create_task(self._run(replica, launch), name=f"ray-replica-{launch.replica_id}")
@@ -146,7 +122,7 @@ class RayBackend:
                     replica.actor.watch.remote(replica.version, replica.log_offset, wait_s)
                 )
             except ActorUnavailableError:  # unreachable for now (a network blip); its death is reported apart
-                await asyncio.sleep(UNAVAILABLE_RETRY_S)
+                await asyncio.sleep(RAY_UNAVAILABLE_RETRY_S)
                 continue
             self._apply(replica, snapshot)
             if snapshot.phase.terminal:
@@ -176,7 +152,7 @@ class RayBackend:
         state.phase = phase
         state.message = self._on_node(replica, snapshot.message)
         state.progress = snapshot.progress
-        state.base_url = snapshot.base_url if phase is ReplicaPhase.READY else None
+        state.base_url = snapshot.base_url if phase.keeps_url else None  # as `ReplicaState.enter` does
         state.exit_code = snapshot.exit_code
         state.pid = snapshot.pid
         self._listener(state)
@@ -211,26 +187,15 @@ class RayBackend:
         if replica.actor is not None and replica.host is not None and not replica.state.phase.terminal:
             try:
                 snapshot = await asyncio.wait_for(
-                    _result(replica.actor.stop.remote(grace_s, replica.log_offset)), grace_s + STOP_EXTRA_S
+                    _result(replica.actor.stop.remote(grace_s, replica.log_offset)), grace_s + RAY_STOP_EXTRA_S
                 )
                 self._apply(replica, snapshot)
             except (RayError, TimeoutError):
                 pass  # the actor or its node is gone: nothing left to drain
-        if replica.task is not None and not replica.task.done():
-            replica.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await replica.task
-        self._kill(replica)
-        if replica.state.phase is not ReplicaPhase.STOPPED:
-            self._set_phase(replica, ReplicaPhase.STOPPED, "")
-        self._replicas.pop(replica_id, None)
+        await self._finish_stop(replica_id, replica, cancel_task=True)
 
-    def forget(self, replica_id: str) -> None:
-        replica = self._replicas.pop(replica_id, None)
-        if replica is not None:
-            if replica.task is not None and not replica.task.done():
-                replica.task.cancel()
-            self._kill(replica)
+    def _forgotten(self, replica: _Replica) -> None:
+        self._kill(replica)
 
     async def park(self, replica_id: str, level: int) -> bool:
         """Not on Ray yet: a replica actor owns its node's GPUs until it ends, so it is stopped instead."""
@@ -239,11 +204,8 @@ class RayBackend:
     async def wake(self, replica_id: str) -> bool:
         return False
 
-    def logs(self, deployment_id: str, tail_lines: int, after: Mapping[str, int] | None = None) -> dict[str, LogText]:
-        return read_replica_logs(self._logs_dir, deployment_id, tail_lines, after)
-
     async def close(self) -> None:
-        await asyncio.gather(*(self.stop(rid, grace_s=5.0) for rid in list(self._replicas)), return_exceptions=True)
+        await self._stop_all()
         self._inventory.close()
         ray.shutdown()
 
