@@ -44,6 +44,12 @@ from tide.spec.routing import ROUTING_POLICIES
 
 Schema = dict[str, Any]
 
+
+def _text_range(field: Field) -> str:
+    bounds = f"{field.low:g}-{field.high:g} s" if field.high is not None else f">= {field.low:g} s"
+    return f"written as text, within {bounds}{', whole seconds' if field.whole else ''}"
+
+
 # Rules the validators apply that no JSON Schema keyword expresses: field (as the 400's `error.field`
 # names it, without list indexes) -> the rule. A body valid by the schema can still get a 400 for these.
 SERVER_CHECKS: dict[str, str] = {
@@ -53,16 +59,13 @@ SERVER_CHECKS: dict[str, str] = {
     "autoscaling.activationScale": "must be <= autoscaling.max",
     "resources.gpuCount": "at most the GPUs of resources.instanceType",
     "runtime.version": "not newer than the newest version installed (GET /deployments/parameters)",
-    "gatewayIds": "each must name an existing gateway (GET /gateways)",
+    "gatewayIds": "each must name an existing gateway (GET /gateways), and their zones must overlap",
     "id": "in a PATCH body, the resource's own id (an id cannot be changed)",
     "gatewayId": "API keys only for a gateway with apiKeyAuth",
     "zones": "a gateway's zones must leave each deployment on it a zone its other gateways also allow",
     "model.name": "in a PATCH body, the deployment's model name (a rename is a new deployment)",
     "Idempotency-Key": "a key already used with another body: 422 (IETF Idempotency-Key header draft)",
-    **{f"autoscaling.{f.name}": f"written as text, must be within {_r}" for f in TUNING if f.kind == "duration"
-       for _r in [f"{f.low:g}-{f.high:g} s" if f.high is not None else f">= {f.low:g} s"]},
-    "autoscaling.maxQueueWait": "written as text, the same duration rules",
-    "autoscaling.parking.retention": "written as text, the same duration rules",
+    **{f"autoscaling.{f.name}": _text_range(f) for f in TUNING if f.kind == "duration"},
     **{f"autoscaling.{name}": "only with the autoscaling.profile that defines it" for name in option_fields()},
     **{f"runtime.engineConfig.{o.key}": f"written as text, within {o.minimum}-{o.maximum}"
        for o in (*BUILTIN_CONFIG_SCHEMA, *VLLM_CONFIG_SCHEMA) if o.kind == "integer"},
