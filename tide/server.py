@@ -35,9 +35,10 @@ from tide.control.controller import Controller, WeightsCheck
 from tide.control.metrics import usage_json
 from tide.control.retention import sweep_logs
 from tide.engines.vllm import installed_vllm_versions
+from tide.errors import FieldError
 from tide.gateway import Gateway
 from tide.gateway.keys import GatewayKeys
-from tide.scheduling import Inventory, InventoryError, declared_inventory, local_inventory
+from tide.scheduling import Inventory, declared_inventory, local_inventory
 from tide.spec import Catalog, DeploymentSpec, InstanceTypeInfo, default_catalog
 from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
@@ -55,7 +56,7 @@ def node_inventory(declared_path: Path | None, cpu_slots: int) -> Inventory:
     if declared_path is not None:
         try:
             return declared_inventory(yaml.safe_load(declared_path.read_text()))
-        except InventoryError as exc:
+        except FieldError as exc:
             raise SystemExit(f"inventory {declared_path}: {exc}") from None
     gpus = _gpu_count()
     return local_inventory("local-gpu" if gpus else None, gpus, cpu_slots=cpu_slots, memory_gib=_memory_gib())

@@ -24,10 +24,11 @@ from tests.gateway.helpers import run, running_gateway, table, url
 from tests.support.openapi_server import TOKEN, ZONE, management_app
 from tide.api.openapi import DEPLOYMENT_EXAMPLE, ROUTES, components
 from tide.autoscale.fields import TUNING
+from tide.errors import FieldError
 from tide.gateway.keys import GatewayKeys
 from tide.gateway.paths import FORWARDED_ROUTES
-from tide.scheduling import ClaimError, declared_inventory, validate_claim
-from tide.spec import SpecError, parse_deployment
+from tide.scheduling import declared_inventory, validate_claim
+from tide.spec import parse_deployment
 from tide.spec.deployment import SECTION_KEYS
 from tide.spec.gateway import parse_gateway
 from tide.spec.schema import SERVER_CHECKS, section_properties
@@ -139,11 +140,10 @@ def test_the_api_own_examples_are_valid_by_the_documented_schemas() -> None:
     assert not validator(doc, "GatewaySpec").is_valid({**CREATE_GATEWAY, "apiKeyAuth": {}})  # two auth types
 
 
-def _allowed(error: SpecError | ClaimError) -> set[str]:
+def _allowed(error: FieldError) -> set[str]:
     """The keys a validator says it takes, from its own unknown-field error."""
-    message = error.message if isinstance(error, SpecError) else str(error)
-    listed = re.search(r"allowed(?: here)?: (.*)$", message)
-    assert listed, message
+    listed = re.search(r"allowed(?: here)?: (.*)$", error.message)
+    assert listed, error.message
     return {key.strip() for key in listed.group(1).split(",")}
 
 
@@ -156,7 +156,7 @@ def test_every_field_the_deployment_validator_knows_is_in_the_schema(section: st
             node[part] = dict(node.get(part) or {})
             node = node[part]
         node["no-such-field"] = 1
-    with pytest.raises(SpecError) as refused:
+    with pytest.raises(FieldError) as refused:
         parse_deployment(raw, HOSTED_CATALOG)
     documented = section_properties(hosted_components()["components"]["schemas"]["DeploymentSpec"], section)
     assert _allowed(refused.value) == documented - IGNORED
@@ -164,10 +164,10 @@ def test_every_field_the_deployment_validator_knows_is_in_the_schema(section: st
 
 def test_every_field_the_gateway_and_claim_validators_know_is_in_the_schema() -> None:
     schemas = hosted_components()["components"]["schemas"]
-    with pytest.raises(SpecError) as refused:
+    with pytest.raises(FieldError) as refused:
         parse_gateway({**CREATE_GATEWAY, "no-such-field": 1})
     assert _allowed(refused.value) == set(schemas["GatewaySpec"]["properties"]) - IGNORED
-    with pytest.raises(ClaimError) as claim_refused:
+    with pytest.raises(FieldError) as claim_refused:
         validate_claim({"resources": {"no-such-field": 1}}, declared_inventory(HOSTED_DECLARED))
     flat = schemas["CapacityClaimSpec"]["anyOf"][0]
     assert _allowed(claim_refused.value) == set(flat["properties"]["resources"]["properties"])
@@ -185,7 +185,7 @@ def test_autoscaling_ranges_agree_with_the_validator(field: Any) -> None:
     for value in outside:
         spec = {**TINY, "autoscaling": {"min": 0, "max": 3, field.name: value}}
         assert not schema.is_valid(spec), (field.name, value)
-        with pytest.raises(SpecError):
+        with pytest.raises(FieldError):
             parse_deployment(spec, HOSTED_CATALOG)
 
 

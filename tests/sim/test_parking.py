@@ -9,9 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from tide.autoscale import AutoscalerConfig, resolve_config
+from tide.errors import FieldError
 from tide.sim.cli import sim_command
 from tide.sim.engine import SimSettings, replay
-from tide.sim.policies import PolicyError, parse_policies
+from tide.sim.policies import parse_policies
 from tide.spec.deployment import DEFAULT_PARKING_RETENTION_S, AutoscalingSpec
 
 
@@ -83,7 +84,7 @@ def test_profiles_park_by_default_as_live_and_a_spec_can_say_otherwise() -> None
     assert parks("tide:parking=0,knative:parking=1") == [False, True]
     assert parks("tide,knative", "on") == [True, True]
     assert parks("tide,knative:parking=1", "off") == [False, True]
-    with pytest.raises(PolicyError, match="parking must be 0 or 1"):
+    with pytest.raises(FieldError, match="parking must be 0 or 1"):
         parks("knative:parking=yes")
 
 

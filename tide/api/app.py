@@ -34,7 +34,8 @@ from tide.api.gateways import GatewaysContext, check_gateway_ids, gateways_route
 from tide.api.openapi import install as install_openapi
 from tide.api.paging import decode_token, encode_token, page_size
 from tide.backends.logfiles import LogText
-from tide.spec import Catalog, SpecError, deployment_to_dict, parse_deployment, parse_name
+from tide.errors import FieldError
+from tide.spec import Catalog, deployment_to_dict, parse_deployment, parse_name
 from tide.store import Conflict, DeploymentRecord, NotFound, Store
 
 # (deployment id, tail lines, replica id -> offset or None) -> replica id -> its text and end offset
@@ -75,9 +76,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return exc.response()
 
-    @app.exception_handler(SpecError)
-    async def _spec_error(_request: Request, exc: SpecError) -> JSONResponse:
-        return ApiError(400, exc.code, exc.message, exc.field).response()
+    @app.exception_handler(FieldError)
+    async def _field_error(_request: Request, exc: FieldError) -> JSONResponse:
+        return ApiError(400, exc.code, str(exc), exc.field).response()
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -34,8 +34,8 @@ from tide.api.body import read_json_body
 from tide.api.envelope import claim_body, claim_resource
 from tide.api.errors import BASE, ApiError
 from tide.api.paging import decode_token, encode_token, page_size
+from tide.errors import FieldError
 from tide.scheduling import (
-    ClaimError,
     Inventory,
     UsageReport,
     assign_claims,
@@ -43,7 +43,7 @@ from tide.scheduling import (
     gpu_minutes,
     validate_claim,
 )
-from tide.spec import SpecError, parse_name
+from tide.spec import parse_name
 from tide.store import Conflict, NotFound, Store
 from tide.store.claims import ClaimRecord, ClaimStore, RunLog, claim_spec_json
 from tide.timestamps import parse_instant
@@ -139,8 +139,8 @@ def parse_claim_body(raw: Any) -> tuple[str | None, dict[str, Any]]:
     if claim_id is not None:
         try:
             claim_id = parse_name(claim_id, "id")
-        except SpecError as exc:
-            raise ApiError(400, exc.code, exc.message, exc.field) from None
+        except FieldError as exc:
+            raise ApiError(400, exc.code, str(exc), exc.field) from None
     return claim_id, spec
 
 
@@ -161,7 +161,7 @@ def _instant(text: str, field: str) -> float:
         raise ApiError(400, "INVALID_ARGUMENT", f"{field}: {exc}", field) from None
 
 
-def _invalid(exc: ClaimError) -> ApiError:
+def _invalid(exc: FieldError) -> ApiError:
     return ApiError(400, "INVALID_ARGUMENT", str(exc), exc.field)
 
 
@@ -190,7 +190,7 @@ def claims_router(ctx: ClaimsContext, dependencies: Sequence[params.Depends] = (
     def validated(spec: dict[str, Any]) -> dict[str, Any]:
         try:
             stored = claim_spec_json(validate_claim(spec, ctx.inventory()))
-        except ClaimError as exc:
+        except FieldError as exc:
             raise _invalid(exc) from None
         name = spec.get("name")
         if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 63):

@@ -17,7 +17,8 @@ from fastapi import APIRouter, Request, params
 
 from tide.api.envelope import gateway_body, gateway_resource, key_json
 from tide.api.errors import BASE, ApiError
-from tide.spec import DEFAULT_GATEWAY_ID, SpecError, parse_name
+from tide.errors import FieldError
+from tide.spec import DEFAULT_GATEWAY_ID, parse_name
 from tide.spec.gateway import deployment_zones, gateway_hosts, gateway_to_dict, parse_gateway
 from tide.store import Conflict, NotFound, Store
 from tide.store.gateways import GatewayRecord, GatewayStore, KeyStore
@@ -201,12 +202,12 @@ async def _taken(gateways: GatewayStore, gateway_id: str) -> bool:
 
 
 def check_gateway_ids(store: Store, gateway_ids: Sequence[str]) -> None:
-    """SpecError naming `gatewayIds[i]` when a deployment names a gateway that does not exist, or
+    """FieldError naming `gatewayIds[i]` when a deployment names a gateway that does not exist, or
     `gatewayIds` when its gateways' zones share none (it could run nowhere)."""
     records = {g.id: g for g in GatewayStore(store.engine).list_gateways()}
     for i, gateway_id in enumerate(gateway_ids):
         if gateway_id not in records:
-            raise SpecError(
+            raise FieldError(
                 f"gatewayIds[{i}]",
                 f"gateway {gateway_id!r} does not exist; gateways: {', '.join(sorted(records))} (GET /gateways)",
             )
@@ -214,7 +215,7 @@ def check_gateway_ids(store: Store, gateway_ids: Sequence[str]) -> None:
 
 
 def _check_new_zones(store: Store, gateways: GatewayStore, gateway_id: str, zones: tuple[str, ...]) -> None:
-    """SpecError naming `zones` when a deployment on this gateway and another would share no zone with
+    """FieldError naming `zones` when a deployment on this gateway and another would share no zone with
     these zones (running replicas stay where they are; new ones go to the zones all its gateways allow)."""
     if not zones:
         return
@@ -225,5 +226,5 @@ def _check_new_zones(store: Store, gateways: GatewayStore, gateway_id: str, zone
         if gateway_id in ids:
             try:
                 deployment_zones([others[g] for g in ids])
-            except SpecError as error:
-                raise SpecError("zones", f"deployment {deployment.id!r}: {error.message}") from None
+            except FieldError as error:
+                raise FieldError("zones", f"deployment {deployment.id!r}: {error.message}") from None

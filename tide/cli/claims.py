@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from tide.cli.client import client, dump, table
-from tide.spec import SpecError
+from tide.errors import FieldError
 from tide.spec.durations import parse_duration
 from tide.timestamps import format_instant, parse_instant
 
@@ -91,7 +91,7 @@ def usage_params(since: str, start: str | None, end: str | None, now: float) -> 
     else:
         try:
             seconds = parse_duration(since, "--since")
-        except SpecError as exc:
+        except FieldError as exc:
             raise click.BadParameter(exc.message, param_hint="--since") from None
         params["start"] = repr(end_s - seconds)
     return params

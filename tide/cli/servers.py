@@ -34,15 +34,15 @@ class DurationType(click.ParamType):
     name = "duration"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float | None:
+        from tide.errors import FieldError
         from tide.spec.durations import parse_duration_option
-        from tide.spec.errors import SpecError
 
         if value is None or isinstance(value, float):
             return value or None
         text = str(value).strip()
         try:  # a bare number is seconds ("0" turns the thing off)
             seconds = parse_duration_option(text, param.opts[0] if param and param.opts else "duration")
-        except SpecError as error:
+        except FieldError as error:
             self.fail(error.message, param, ctx)
         if seconds < 0:
             self.fail(f"{text!r} is negative", param, ctx)

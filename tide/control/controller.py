@@ -46,6 +46,7 @@ from tide.control.scaling import DeploymentScaler, measured_cold_start
 from tide.control.watch import StoreWatch
 from tide.engines.adapter import adapter_for
 from tide.engines.prometheus import EngineLoad
+from tide.errors import FieldError
 from tide.gateway.routes import (
     MANAGEMENT_TOKEN_KEY_ID,
     DeploymentRoute,
@@ -63,7 +64,7 @@ from tide.scheduling import (
     schedule,
 )
 from tide.scheduling.inventory_json import inventory_to_json
-from tide.spec import Catalog, DeploymentSpec, SpecError, parse_deployment
+from tide.spec import Catalog, DeploymentSpec, parse_deployment
 from tide.spec.deployment import DEFAULT_GATEWAY_ID
 from tide.spec.gateway import deployment_zones, gateway_hosts, parse_gateway
 from tide.store import Store
@@ -409,8 +410,8 @@ class Controller:
         try:
             runtime.spec = parse_deployment(runtime.record.spec, self.catalog)
             runtime.spec_error = None
-        except SpecError as exc:
-            runtime.spec_error = f"{exc.field}: {exc.message}"
+        except FieldError as exc:
+            runtime.spec_error = str(exc)
             return
         spec = runtime.spec
         if runtime.scaler is None:
@@ -530,7 +531,7 @@ class Controller:
             gateway_zones = [zones.get(g, ()) for g in spec.gateway_ids]
             try:
                 out[deployment_id] = deployment_zones(gateway_zones)
-            except SpecError:  # the API refuses this; a race of two updates can still leave it: the first wins
+            except FieldError:  # the API refuses this; a race of two updates can still leave it: the first wins
                 out[deployment_id] = next(z for z in gateway_zones if z)
         return out
 
@@ -937,7 +938,7 @@ def gateway_routes(
     for record in gateways:
         try:
             spec = parse_gateway(record.spec)
-        except SpecError:
+        except FieldError:
             log.warning("gateway %s has an invalid stored spec; it serves nothing", record.id)
             continue
         keys: dict[str, KeyGrant] | None = None

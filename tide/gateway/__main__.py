@@ -10,11 +10,11 @@ from pathlib import Path
 
 import uvloop
 
+from tide.errors import FieldError
 from tide.gateway.gateway import Gateway
 from tide.gateway.keys import ENV_KEYS, ApiKeyError, GatewayKeys
 from tide.gateway.route_file import load_route_file
 from tide.spec.durations import parse_duration_option
-from tide.spec.errors import SpecError
 from tide.timing import UPSTREAM_IDLE_TIMEOUT_S
 
 log = logging.getLogger("tide.gateway")
@@ -56,7 +56,7 @@ async def serve(
 def _duration(text: str) -> float:
     try:
         return parse_duration_option(text, "--upstream-idle-timeout")
-    except SpecError as error:
+    except FieldError as error:
         raise argparse.ArgumentTypeError(error.message) from None
 
 

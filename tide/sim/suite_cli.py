@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tide.sim.policies import ParkingSettings, PolicyError, parse_policies
+from tide.sim.policies import ParkingSettings, parse_policies
 from tide.sim.readers import TraceError
 from tide.sim.suite import as_json as suite_json
 from tide.sim.suite import default_policies, run_suite, select_scenarios
@@ -50,7 +50,7 @@ def run_suite_command(
         parsed = parse_policies(spec, min_replicas=0, max_replicas=1000, concurrency=8, parking=parking.mode)
         names_parsed = [p.name for p in parsed]
         parking_on = [p.name for p in parsed if p.parks]
-    except (ValueError, PolicyError) as exc:
+    except ValueError as exc:  # FieldError included
         raise click.UsageError(str(exc)) from exc
     names_parsed = [n for n in names_parsed if n != "oracle"]
     if not names_parsed:
