@@ -132,7 +132,7 @@ def parse_claim_body(raw: Any) -> tuple[str | None, dict[str, Any]]:
                     400, "INVALID_ARGUMENT", f"spec.{key}: unknown field; allowed: id, name, resources", f"spec.{key}"
                 )
         spec = {k: v for k, v in spec.items() if k in ("name", "resources")}
-        claim_id = raw.get("id", raw["spec"].get("id"))
+        claim_id = raw["id"] if raw.get("id") is not None else raw["spec"].get("id")
     else:
         spec = {k: v for k, v in raw.items() if k in ("name", "resources")}
         claim_id = raw.get("id")

@@ -23,6 +23,8 @@ from tide.spec.gateway import deployment_zones, gateway_hosts, gateway_to_dict, 
 from tide.store import Conflict, NotFound, Store
 from tide.store.gateways import GatewayRecord, GatewayStore, KeyStore
 
+MAX_KEY_LIMIT = 1_000_000_000  # a key's per-minute limits; larger would not fit the store's integer column
+
 
 @dataclass
 class GatewaysContext:
@@ -139,17 +141,20 @@ def gateways_router(ctx: GatewaysContext, dependencies: Sequence[params.Depends]
         """A new API key for an apiKeyAuth gateway. `key` is in this answer only: it is stored hashed."""
         record = await find(gateway_id)
         raw = await read_json(request) if await request.body() else {}
-        if not isinstance(raw, dict) or set(raw) - {"name", *_KEY_LIMITS}:
+        if not isinstance(raw, dict) or set(raw) - {"name", *KEY_LIMITS}:
             raise ApiError(
                 400, "INVALID_ARGUMENT", "the body may hold name, requestsPerMinute and tokensPerMinute", "body"
             )
-        name = raw.get("name") or ""
+        name = raw.get("name")
+        name = "" if name is None else name  # null is absent; 0 or false are not labels
         if not isinstance(name, str) or len(name) > 63:
             raise ApiError(400, "INVALID_ARGUMENT", "name: a label of at most 63 characters", "name")
-        limits = [raw.get(field) for field in _KEY_LIMITS]
-        for field, limit in zip(_KEY_LIMITS, limits, strict=True):
-            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-                raise ApiError(400, "INVALID_ARGUMENT", f"{field}: a whole number >= 1", field)
+        limits = [_whole(raw.get(field)) for field in KEY_LIMITS]
+        for field, limit in zip(KEY_LIMITS, limits, strict=True):
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_KEY_LIMIT
+            ):
+                raise ApiError(400, "INVALID_ARGUMENT", f"{field}: a whole number from 1 to {MAX_KEY_LIMIT}", field)
         if "apiKeyAuth" not in record.spec:
             raise ApiError(
                 400,
@@ -180,7 +185,12 @@ def gateways_router(ctx: GatewaysContext, dependencies: Sequence[params.Depends]
     return router
 
 
-_KEY_LIMITS = ("requestsPerMinute", "tokensPerMinute")  # optional per-key limits, per one-minute window
+KEY_LIMITS = ("requestsPerMinute", "tokensPerMinute")  # optional per-key limits, per one-minute window
+
+
+def _whole(value: Any) -> Any:
+    """60.0 is 60 (JSON does not tell them apart); anything else as given."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 async def _taken(gateways: GatewayStore, gateway_id: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -14,9 +15,11 @@ import orjson
 
 from tide.gateway.activator import QueueSettings
 from tide.gateway.balancing import DeploymentState, ModelState, ReplicaState
-from tide.gateway.errors import error_response, json_response, model_not_found
+from tide.gateway.errors import error_payload, error_response, json_response, model_not_found
 from tide.gateway.exchange import HOP_BY_HOP, Exchange, Upstreams
 from tide.gateway.keys import GatewayKeys
+from tide.gateway.openapi import OPENAPI_PATH
+from tide.gateway.openapi import document as openapi_document
 from tide.gateway.paths import FORWARDED_ROUTES, PathRefused, forwarded_route
 from tide.gateway.prefix import prompt_chunks
 from tide.gateway.ratelimit import TOKENS, KeyLimiter
@@ -350,6 +353,11 @@ class Gateway:
                 return keys.accepts(value)
         return False
 
+    def _needs_key(self, request: IncomingRequest) -> bool:
+        """Whether the gateway this request's Host selects asks for an API key (for its OpenAPI document)."""
+        view = self._view(request)
+        return (view is not None and view.keys is not None) or self.api_keys is not None
+
     def connection_opened(self, client: ClientConnection) -> None:
         self._clients.add(client)
 
@@ -367,8 +375,15 @@ class Gateway:
             if slash > 1 and path.startswith(b"/v1/", slash):
                 model = unquote(path[1:slash].decode("latin-1"))
                 suffix = path[slash + 3 :]
+            elif path in (b"/health", b"/healthz", OPENAPI_PATH) and request.method != b"GET":
+                client.respond(_method_not_allowed("GET", keep_alive), keep_alive)
+                return
             elif path in (b"/health", b"/healthz"):
                 client.respond(json_response(200, {"status": "ok"}, keep_alive=keep_alive), keep_alive)
+                return
+            elif path == OPENAPI_PATH:
+                document = _openapi_document(self._needs_key(request))
+                client.respond(_json_bytes_response(document, keep_alive), keep_alive)
                 return
             else:
                 client.respond(_not_found_route(path, keep_alive), keep_alive)
@@ -394,6 +409,9 @@ class Gateway:
             grant = view.keys.get(key_hash)
         models = self._models if view is None else view.models
         if suffix == b"/models":
+            if request.method != b"GET":
+                client.respond(_method_not_allowed("GET", keep_alive), keep_alive)
+                return
             client.respond(self._list_models(model, request, view), keep_alive)
             return
         try:
@@ -407,7 +425,7 @@ class Gateway:
             return
         suffix = route
         if request.method != b"POST":
-            _reply_error(client, request, 405, "Method not allowed", "invalid_request_error", None)
+            client.respond(_method_not_allowed("POST", keep_alive), keep_alive)
             return
         # Per-key limits count the requests meant for a model (not /v1/models, nor refused paths).
         if grant is not None and (grant.requests_per_minute is not None or grant.tokens_per_minute is not None):
@@ -666,6 +684,17 @@ def _header(request: IncomingRequest, name: bytes) -> bytes | None:
         if header == name:
             return value
     return None
+
+
+def _method_not_allowed(allowed: str, keep_alive: bool) -> bytes:
+    """405 with the `Allow` header naming the one method the route takes."""
+    payload = error_payload(f"Method not allowed; this route takes {allowed}", "invalid_request_error", None)
+    return json_response(405, payload, keep_alive=keep_alive, extra_headers=(("allow", allowed),))
+
+
+@functools.cache
+def _openapi_document(secured: bool) -> bytes:
+    return orjson.dumps(openapi_document(secured))
 
 
 def _model_card(name: str) -> dict[str, object]:

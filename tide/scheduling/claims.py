@@ -98,6 +98,8 @@ def _instance_type(value: Any, zones: tuple[str, ...], inventory: Inventory) -> 
 
 
 def _instance_count(value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():  # 2.0 is 2 (JSON does not tell them apart)
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise FieldError("resources.instanceCount", "required, an integer >= 1")
     if value < 1:

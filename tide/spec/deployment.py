@@ -29,6 +29,10 @@ from tide.spec.routing import LEAST_LOADED, PREFIX_AWARE, ROUTING_POLICIES
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # A model name is what clients send (body `model`, a header, or the first path segment), so no '/'.
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9])?$")
+VERSION_PATTERN = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+.][0-9A-Za-z.+-]*)?$")
+# Blanks and controls spelled out (not \s, which differs between Python's and JSON Schema's regexes).
+BLANK_CHARS = r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+ENDPOINT_PATTERN = re.compile(rf"^https?://[^/{BLANK_CHARS}]+(/[^{BLANK_CHARS}]*)?$")
 DEFAULT_GATEWAY_ID = "default"  # the gateway `tide up` creates; deployments without gatewayIds attach to it
 GPU_COUNTS = (1, 2, 4, 8, 16)
 CAPACITY_CLASSES = ("CAPACITY_CLASS_RESERVED", "CAPACITY_CLASS_ON_DEMAND")
@@ -202,7 +206,8 @@ def _section(raw: Mapping[str, Any], key: str, required: bool = False) -> Mappin
     return value
 
 
-_KNOWN_KEYS: dict[str, set[str]] = {
+# The keys each section of a deployment accepts ("" = the top level); tide.spec.schema documents each.
+SECTION_KEYS: dict[str, set[str]] = {
     "": {
         "id",
         "name",
@@ -240,7 +245,7 @@ _KNOWN_KEYS: dict[str, set[str]] = {
 
 
 def _reject_unknown(raw: Mapping[str, Any], section: str) -> None:
-    known = _KNOWN_KEYS[section]
+    known = SECTION_KEYS[section]
     if section == "autoscaling":
         known = known | set(option_fields())  # registered policies' own fields
     for key in raw:
@@ -290,7 +295,7 @@ def parse_name(value: Any, field_name: str = "name") -> str:
     name = _string(value, field_name)
     if not 4 <= len(name) <= 63:
         raise FieldError(field_name, f"must be 4-63 characters long, not {len(name)} ({name!r})")
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise FieldError(
             field_name,
             f"{name!r} must be lowercase letters, digits and '-', starting and ending with a letter or digit",
@@ -307,7 +312,7 @@ def parse_model_name(value: Any, field_name: str = "model.name") -> str:
     name = _string(value, field_name)
     if not 4 <= len(name) <= 63:
         raise FieldError(field_name, f"must be 4-63 characters long, not {len(name)} ({name!r})")
-    if not MODEL_NAME_PATTERN.match(name):
+    if not MODEL_NAME_PATTERN.fullmatch(name):
         raise FieldError(
             field_name,
             f"{name!r} may hold letters, digits, '.', '_', ':' and '-' (no '/': path-based routing "
@@ -378,13 +383,13 @@ def _parse_gateway_ids(value: Any) -> tuple[str, ...]:
     if not ids:
         raise FieldError("gatewayIds", "must name at least one gateway (omit it for the default gateway)")
     for i, gateway_id in enumerate(ids):
-        if not NAME_PATTERN.match(gateway_id) or len(gateway_id) > 63:
+        if not NAME_PATTERN.fullmatch(gateway_id) or len(gateway_id) > 63:
             raise FieldError(f"gatewayIds[{i}]", f"{gateway_id!r} is not a gateway id")
     return tuple(dict.fromkeys(ids))
 
 
 def _release(version: str) -> tuple[int, int, int]:
-    major, minor, patch = re.findall(r"\d+", version)[:3]
+    major, minor, patch = re.findall(r"[0-9]+", version)[:3]
     return int(major), int(minor), int(patch)
 
 
@@ -415,7 +420,7 @@ def _parse_runtime(raw: Mapping[str, Any], catalog: Catalog) -> RuntimeSpec:
                 "(see GET /v1alpha1/inference/deployments/parameters)",
             )
         version = engine.versions[0]
-    elif not re.match(r"^v?\d+\.\d+\.\d+([-+.][0-9A-Za-z.+-]*)?$", version):
+    elif not VERSION_PATTERN.fullmatch(version):
         raise FieldError("runtime.version", f"must be a SemVer like 0.11.2, not {version!r}")
     elif not engine.strict_versions and engine.versions and _newer(version, engine.versions[0]):
         raise FieldError(
@@ -429,7 +434,8 @@ def _parse_runtime(raw: Mapping[str, Any], catalog: Catalog) -> RuntimeSpec:
             "runtime.version",
             f"{version!r} of engine {engine_name!r} is not installed on this node; installed: {installed}",
         )
-    config_raw = section.get("engineConfig") or {}
+    config_raw = section.get("engineConfig")
+    config_raw = {} if config_raw is None else config_raw  # null is absent; false, [] or "" are refused
     if not isinstance(config_raw, Mapping):
         raise FieldError("runtime.engineConfig", "must be a map of strings to strings")
     engine_config: dict[str, str] = {}
@@ -458,7 +464,7 @@ def _parse_runtime(raw: Mapping[str, Any], catalog: Catalog) -> RuntimeSpec:
                 "required for the external engine: a list of OpenAI base URLs",
             )
         for i, url in enumerate(endpoints):
-            if not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
+            if not ENDPOINT_PATTERN.fullmatch(url):
                 raise FieldError(f"runtime.endpoints[{i}]", f"must be an http(s) URL, not {url!r}")
         endpoints = tuple(url.rstrip("/") for url in endpoints)
     return RuntimeSpec(engine=engine_name, version=version, engine_config=engine_config, endpoints=endpoints)

@@ -6,7 +6,8 @@ import re
 
 from tide.errors import FieldError
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+BLANKS = " \t\n\r\f\v"  # stripped around a duration (ASCII only, as the documented pattern says)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -17,7 +18,7 @@ def parse_duration(value: object, field: str) -> float:
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
-        text = value.strip()
+        text = value.strip(BLANKS)
         pos = 0
         seconds = 0.0
         for match in _PART.finditer(text):

@@ -26,7 +26,7 @@ HEADER_PATTERN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 HOST_PATTERN = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
-_KNOWN = {"id", "name", "zones", "endpointConfiguration", "organizationId", *AUTH_TYPES, *ROUTING_STRATEGIES}
+GATEWAY_KEYS = {"id", "name", "zones", "endpointConfiguration", "organizationId", *AUTH_TYPES, *ROUTING_STRATEGIES}
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,8 @@ def parse_gateway(raw: Any, known_zones: Iterable[str] | None = None) -> Gateway
     for key in raw:
         if key in UNSUPPORTED_AUTH:
             raise FieldError(key, f"not supported: {UNSUPPORTED_AUTH[key]}")
-        if key not in _KNOWN and key != "status":
-            allowed = ", ".join(sorted(_KNOWN - {"id", "organizationId"}))
+        if key not in GATEWAY_KEYS and key != "status":
+            allowed = ", ".join(sorted(GATEWAY_KEYS - {"id", "organizationId"}))
             raise FieldError(str(key), f"unknown field; allowed here: {allowed}")
     name = parse_name(raw.get("name"))
     zones = _strings(raw.get("zones"), "zones")
@@ -91,17 +91,18 @@ def parse_gateway(raw: Any, known_zones: Iterable[str] | None = None) -> Gateway
             raise FieldError("bodyBasedRouting.apiType", f"must be API_TYPE_OPENAI, not {api_type!r}")
     elif routing == "headerBasedRouting":
         header_name = section.get("headerName") or ""
-        if not isinstance(header_name, str) or not HEADER_PATTERN.match(header_name):
+        if not isinstance(header_name, str) or not HEADER_PATTERN.fullmatch(header_name):
             raise FieldError("headerBasedRouting.headerName", "must be an HTTP header name")
         if header_name.lower() in ("authorization", "host", "content-length", "content-type"):
             raise FieldError("headerBasedRouting.headerName", f"{header_name!r} is reserved by HTTP")
         header_name = header_name.lower()
-    endpoint = raw.get("endpointConfiguration") or {}
+    endpoint = raw.get("endpointConfiguration")
+    endpoint = {} if endpoint is None else endpoint  # null is absent; false, [] or "" are refused
     if not isinstance(endpoint, Mapping) or set(endpoint) - {"additionalDns"}:
         raise FieldError("endpointConfiguration", "may hold additionalDns (a list of host names)")
     dns = _strings(endpoint.get("additionalDns"), "endpointConfiguration.additionalDns")
     for i, host in enumerate(dns):
-        if not HOST_PATTERN.match(host):
+        if not HOST_PATTERN.fullmatch(host):
             raise FieldError(f"endpointConfiguration.additionalDns[{i}]", f"{host!r} is not a DNS host name")
     return GatewaySpec(
         name=name,
