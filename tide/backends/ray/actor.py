@@ -106,17 +106,15 @@ class ReplicaHost:
             self._local.set_listener(self._on_change)
         return self._local
 
-    async def spare(self, wait_s: float) -> int | None:
-        """Become a spare: start the warm pool's one engine process; its pid once it is warm (imports
-        done), None if it is not warm within `wait_s` (it stays a spare; a start takes it as it is)."""
+    async def spare(self) -> int:
+        """Become a spare: start the warm pool's one engine process; its pid once it is warm (imports done).
+        The local pool restarts it, with a back-off, if it dies first."""
         local = self._backend(warm_pool=1)
         local.start_warm_pool()
         (pool,) = local.warm_pools
-        deadline = asyncio.get_running_loop().time() + wait_s
-        while pool.warm_count == 0 and asyncio.get_running_loop().time() < deadline:
+        while not pool.warm_pids:
             await asyncio.sleep(0.05)
-        pids = pool.warm_pids
-        return pids[0] if pids else None
+        return pool.warm_pids[0]
 
     async def until_gone(self) -> None:
         """Answers never: the Ray backend's warm pool awaits it to learn that this spare's actor died."""

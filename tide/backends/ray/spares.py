@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.exceptions import RayError
 
 from tide.backends.ray.inventory import RayInventory, short_id
-from tide.timing import RAY_SPARE_CHECK_S, RAY_SPARE_WARM_S, RESPAWN_BACKOFF_MAX_S, RESPAWN_BACKOFF_MIN_S
+from tide.timing import RAY_SPARE_CHECK_S, RESPAWN_BACKOFF_MAX_S, RESPAWN_BACKOFF_MIN_S
 
 log = logging.getLogger("tide.backends.ray")
 
@@ -93,7 +92,10 @@ class RaySpares:
 
     async def _refill_loop(self) -> None:
         while not self._closed:
-            self._reconcile(asyncio.get_running_loop().time())
+            try:
+                self._reconcile(asyncio.get_running_loop().time())
+            except Exception:  # a bug or Ray refusing an actor: say it, try again at the next check
+                log.exception("ray warm pool: could not keep the spares")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wanted.wait(), RAY_SPARE_CHECK_S)
             self._wanted.clear()
@@ -117,13 +119,13 @@ class RaySpares:
     async def _keep(self, spare: Spare) -> None:
         """Warm the spare up, then notice its actor's death (the node's OOM killer, say) until it is taken."""
         try:
-            spare.pid = await await_ref(spare.actor.spare.remote(RAY_SPARE_WARM_S))
+            spare.pid = await await_ref(spare.actor.spare.remote())
             spare.ready = True
             self._failures.pop(spare.node_id, None)
             await await_ref(spare.actor.until_gone.remote())
         except asyncio.CancelledError:
             raise
-        except RayError as exc:
+        except Exception as exc:  # RayError: the actor died or could not start; anything else: say it too
             if self._closed:
                 return
             failures = self._failures[spare.node_id] = self._failures.get(spare.node_id, 0) + 1
