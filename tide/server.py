@@ -28,7 +28,7 @@ from tide.backends.local import LocalBackend
 from tide.backends.logfiles import LogText
 from tide.backends.node_weights import CachedWeights
 from tide.backends.ray import RayOptions
-from tide.backends.warm_pool import WarmPoolMetrics
+from tide.backends.warm_pool import WarmPoolMetrics, WarmPools
 from tide.config import ServerConfig, load_or_create_token, prepare_data_dir
 from tide.control.channel_http import GatewayHub
 from tide.control.controller import Controller, WeightsCheck
@@ -154,7 +154,7 @@ class TideServer:
         else:  # the Ray cluster's nodes, replicas as Ray actors on them (docs/RAY.md)
             from tide.backends.ray import create
 
-            self.backend, ray_inventory = create(ray, config.data_dir, storage)
+            self.backend, ray_inventory = create(ray, config.data_dir, storage, warm_pool=config.warm_pool)
             self.cache = None  # each node keeps its own (TIDE_RAY_CACHE_BUDGET there)
             check_weights = None  # the nodes fetch weights with their own settings
             self._inventory_source = ray_inventory.current
@@ -250,8 +250,9 @@ class TideServer:
         return self.catalog
 
     def start_warm_pool(self) -> None:
-        """The local backend's warm engine pool fills in the background; its gauges join /metrics."""
-        if isinstance(self.backend, LocalBackend) and self.backend.warm_pools:
+        """The backend's warm engine pool (the local one's processes, the Ray one's spare hosts) fills in the
+        background; its gauges join /metrics."""
+        if isinstance(self.backend, WarmPools) and self.backend.warm_pools:
             self.backend.start_warm_pool()
             if not self._pool_metrics:
                 self.controller.metrics.registry.register(WarmPoolMetrics(self.backend.warm_pools))

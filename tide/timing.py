@@ -52,4 +52,5 @@ RAY_PLACEMENT_TIMEOUT_S = 300.0  # Ray holds an actor pending while other Ray wo
 RAY_WATCH_S = 2.0  # the long poll's answer when nothing changed (log bytes still come with it)
 RAY_STOP_EXTRA_S = 15.0  # on top of the drain grace, for the actor itself to answer
 RAY_UNAVAILABLE_RETRY_S = 0.5  # an actor unreachable for a moment (network blip) is asked again after this
+RAY_SPARE_CHECK_S = 2.0  # the Ray warm pool compares its spares with the nodes this often (and after each take)
 RAY_REFRESH_S = 0.5  # the cluster's node list is re-read this often, in a thread (a lost node shows within it)

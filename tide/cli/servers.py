@@ -127,7 +127,7 @@ def node_options(command: F) -> F:
             default=1,
             show_default=True,
             help="Built-in engine processes kept started ahead of need (runtime imported, no model): a replica "
-            "start takes one and only loads its weights. 0: none. Local backend only.",
+            "start takes one and only loads its weights. 0: none. With --backend ray: spare replica hosts per node.",
         ),
         click.option(
             "--parked-memory",

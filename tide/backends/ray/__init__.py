@@ -64,6 +64,7 @@ def create(
     options: RayOptions,
     data_dir: Path,
     storage: StorageConfig,
+    warm_pool: int = 0,
 ) -> tuple[RayBackend, RayInventory]:
     """Join the cluster; the backend and the live inventory of its nodes. SystemExit with a message a user
     can act on when Ray is not installed or the cluster cannot be reached."""
@@ -78,4 +79,4 @@ def create(
         raise SystemExit(f"cannot join the Ray cluster at {options.address}: {exc}") from None
     inventory = RayInventory(list_nodes)
     inventory.start()
-    return RayBackend(data_dir, storage, inventory), inventory
+    return RayBackend(data_dir, storage, inventory, warm_pool=warm_pool), inventory

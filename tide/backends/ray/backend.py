@@ -8,6 +8,11 @@ actor's state with a long poll (`watch`), copies the replica's log into the data
 the actor's death into a LOST replica ("node <id> (<zone>, <type>) was lost") when its node is gone, so
 the controller replaces it on another node that fits at once (a ReplicaLost condition, no crash backoff),
 and into a CRASHED one otherwise.
+
+With a warm pool (`warm_pool` > 0, `tide up --warm-pool N`), each node keeps N spare hosts
+(`tide.backends.ray.spares`). A built-in engine replica on a node with a ready spare runs in it: its GPUs
+are reserved by a `GpuHold` actor pinned to the node (so Ray's books stay exact and no two engines share
+a GPU), and the spare's warm engine process becomes the replica's engine. Stopping the replica ends both.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tide.backends.base import ReplicaBooks, ReplicaLaunch, ReplicaPhase, ReplicaState, TrackedReplica
 from tide.backends.logfiles import open_private_log
-from tide.backends.ray.actor import LOG_CHUNK_BYTES, HostInfo, ReplicaHost, Snapshot
+from tide.backends.ray.actor import LOG_CHUNK_BYTES, GpuHold, HostInfo, ReplicaHost, Snapshot
 from tide.backends.ray.inventory import RayInventory
+from tide.backends.ray.spares import RaySpares, Spare, await_ref
 from tide.timing import RAY_PLACEMENT_TIMEOUT_S, RAY_STOP_EXTRA_S, RAY_UNAVAILABLE_RETRY_S, RAY_WATCH_S
 from tide.weights import StorageConfig
 
@@ -36,6 +42,7 @@ from tide.weights import StorageConfig
 class _Replica(TrackedReplica):
     node_id: str | None = None
     actor: Any = None  # ray.actor.ActorHandle
+    gpu_hold: Any = None  # the GpuHold actor of a replica that runs in a spare host
     host: HostInfo | None = None
     version: int = -1  # the actor's state version last applied
     log_offset: int = 0
@@ -49,6 +56,7 @@ class RayBackend(ReplicaBooks[_Replica]):
         inventory: RayInventory,
         placement_timeout_s: float = RAY_PLACEMENT_TIMEOUT_S,
         watch_s: float = RAY_WATCH_S,
+        warm_pool: int = 0,
     ) -> None:
         super().__init__(data_dir)
         self._storage = storage
@@ -56,6 +64,28 @@ class RayBackend(ReplicaBooks[_Replica]):
         self._placement_timeout_s = placement_timeout_s
         self._watch_s = watch_s
         self._host_class = ray.remote(ReplicaHost)
+        self._hold_class = ray.remote(GpuHold)
+        self.spares = RaySpares(warm_pool, inventory, self._create_spare)
+
+    def _pinned(self, node_id: str, name: str, gpus: int) -> dict[str, Any]:
+        return {
+            "name": name,
+            "num_cpus": 0,
+            "num_gpus": gpus,
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
+            "max_restarts": 0,
+        }
+
+    def _create_spare(self, node_id: str, name: str) -> Any:
+        return self._host_class.options(**self._pinned(node_id, name, 0)).remote(self._storage)
+
+    def start_warm_pool(self) -> None:
+        """Begin keeping spares on every node (needs the running event loop)."""
+        self.spares.start()
+
+    @property
+    def warm_pools(self) -> list[RaySpares]:
+        return [self.spares] if self.spares.size else []
 
     async def start(self, launch: ReplicaLaunch) -> ReplicaState:
         state = self._new_state(launch)
@@ -72,16 +102,19 @@ class RayBackend(ReplicaBooks[_Replica]):
             return
         where = self._inventory.describe(node_id)
         try:
-            self._set_phase(replica, ReplicaPhase.WAITING_FOR_CAPACITY, f"starting a Ray actor on {where}")
-            replica.actor = self._host_class.options(
-                name=f"tide-replica-{launch.replica_id}",
-                num_cpus=0,
-                num_gpus=launch.spec.resources.gpu_count,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
-                max_restarts=0,
-            ).remote(self._storage)
+            gpus = launch.spec.resources.gpu_count
+            # Spares hold a warm built-in engine process; another engine would leave it idle in the replica.
+            spare = self.spares.take(node_id) if launch.spec.runtime.engine == "builtin" else None
+            if spare is None:
+                self._set_phase(replica, ReplicaPhase.WAITING_FOR_CAPACITY, f"starting a Ray actor on {where}")
+                replica.actor = self._host_class.options(
+                    **self._pinned(node_id, f"tide-replica-{launch.replica_id}", gpus)
+                ).remote(self._storage)
+            else:
+                self._set_phase(replica, ReplicaPhase.WAITING_FOR_CAPACITY, f"starting in a spare host on {where}")
+                replica.actor = spare.actor
             try:
-                host = await asyncio.wait_for(_result(replica.actor.start.remote(launch)), self._placement_timeout_s)
+                host = await asyncio.wait_for(self._place(replica, launch, spare), self._placement_timeout_s)
             except TimeoutError:
                 self._kill(replica)
                 self._set_phase(
@@ -113,12 +146,27 @@ class RayBackend(ReplicaBooks[_Replica]):
                 self._kill(replica)
                 self._set_phase(replica, ReplicaPhase.FAILED, f"could not start on {where}: {_first_line(exc)}")
 
+    async def _place(self, replica: _Replica, launch: ReplicaLaunch, spare: Spare | None) -> HostInfo:
+        """The replica started in its actor: a new one (Ray assigned it the GPUs), or a spare, given the GPUs
+        its `GpuHold` got."""
+        if spare is None:
+            host: HostInfo = await await_ref(replica.actor.start.remote(launch))
+            return host
+        gpus = launch.spec.resources.gpu_count
+        reserved: tuple[Any, ...] = ()
+        if gpus:
+            options = self._pinned(spare.node_id, f"tide-gpus-{launch.replica_id}", gpus)
+            replica.gpu_hold = self._hold_class.options(**options).remote()
+            reserved = await await_ref(replica.gpu_hold.gpu_ids.remote())
+        host = await await_ref(replica.actor.start.remote(launch, reserved))
+        return host
+
     async def _follow(self, replica: _Replica) -> None:
         """Mirror the actor's replica until it ends (crashed, failed, or stopped by `stop`)."""
         wait_s = self._watch_s
         while True:
             try:
-                snapshot: Snapshot = await _result(
+                snapshot: Snapshot = await await_ref(
                     replica.actor.watch.remote(replica.version, replica.log_offset, wait_s)
                 )
             except ActorUnavailableError:  # unreachable for now (a network blip); its death is reported apart
@@ -172,10 +220,12 @@ class RayBackend(ReplicaBooks[_Replica]):
             self._inventory.refresh()
 
     def _kill(self, replica: _Replica) -> None:
-        actor, replica.actor = replica.actor, None
-        if actor is not None:
-            with contextlib.suppress(Exception):
-                ray.kill(actor, no_restart=True)
+        """End its actor, then the GpuHold (if any): the engine goes before its GPUs go back to Ray."""
+        for actor in (replica.actor, replica.gpu_hold):
+            if actor is not None:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor, no_restart=True)
+        replica.actor = replica.gpu_hold = None
 
     async def stop(self, replica_id: str, grace_s: float) -> None:
         replica = self._replicas.get(replica_id)
@@ -187,7 +237,7 @@ class RayBackend(ReplicaBooks[_Replica]):
         if replica.actor is not None and replica.host is not None and not replica.state.phase.terminal:
             try:
                 snapshot = await asyncio.wait_for(
-                    _result(replica.actor.stop.remote(grace_s, replica.log_offset)), grace_s + RAY_STOP_EXTRA_S
+                    await_ref(replica.actor.stop.remote(grace_s, replica.log_offset)), grace_s + RAY_STOP_EXTRA_S
                 )
                 self._apply(replica, snapshot)
             except (RayError, TimeoutError):
@@ -205,14 +255,10 @@ class RayBackend(ReplicaBooks[_Replica]):
         return False
 
     async def close(self) -> None:
+        await self.spares.close()
         await self._stop_all()
         self._inventory.close()
         ray.shutdown()
-
-
-async def _result(ref: Any) -> Any:
-    """Await a Ray ObjectRef on any event loop (uvloop included)."""
-    return await asyncio.wrap_future(ref.future())
 
 
 def _first_line(exc: BaseException) -> str:
