@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.support.rawhttp import read_all, send_ignoring_reset, status_of
+from tests.support.rawhttp import read_all, refusal_of_oversized, status_of
 from tide.api.protocol import uvicorn_options
 from tide.http_limits import ConnectionLimits
 
@@ -65,13 +65,8 @@ def test_api_port_refuses_huge_and_slow_headers_and_caps_unfinished_connections(
 
     async def scenario() -> None:
         async with api_server(limits) as port:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            sender = asyncio.create_task(
-                send_ignoring_reset(writer, b"GET /healthz HTTP/1.1\r\nx-big: " + b"a" * (20 << 20))
-            )
-            assert status_of(await read_all(reader)) == 431
-            sender.cancel()
-            writer.close()
+            huge = b"GET /healthz HTTP/1.1\r\nx-big: " + b"a" * (20 << 20)
+            assert status_of(await refusal_of_oversized("127.0.0.1", port, huge)) == 431
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /healthz HTTP/1.1\r\n" + b"".join(b"x-h%d: v\r\n" % i for i in range(200)) + b"\r\n")
             assert status_of(await read_all(reader)) == 431

@@ -37,3 +37,21 @@ def status_of(response: bytes) -> int:
     match = re.match(rb"HTTP/1\.1 (\d{3})", response)
     assert match, response[:200]
     return int(match.group(1))
+
+
+async def refusal_of_oversized(host: str, port: int, data: bytes, attempts: int = 5) -> bytes:
+    """The server's answer to `data`, which it refuses before reading it all. It then closes with our bytes
+    unread, so the kernel resets the connection, and Linux drops an answer not yet read when the reset
+    arrives: a reset with nothing read is retried (a loaded machine reads late), up to `attempts`."""
+    for attempt in range(attempts):
+        reader, writer = await asyncio.open_connection(host, port)
+        sender = asyncio.create_task(send_ignoring_reset(writer, data))
+        try:
+            return await read_all(reader)
+        except ConnectionResetError:
+            if attempt == attempts - 1:
+                raise
+        finally:
+            sender.cancel()
+            writer.close()
+    raise AssertionError("unreachable")
