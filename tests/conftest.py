@@ -13,7 +13,14 @@ PROCESS_TIERS = ("e2e", "scaleout", "ray", "vllm", "engines")
 # Fixtures that start a real server (Postgres, an S3-protocol server): the tests that use one are the
 # `services` tier. So are the files that kill and start processes of their own.
 SERVICE_FIXTURES = frozenset({"postgres", "seaweed"})
-SERVICE_FILES = frozenset({"store/test_lease_takeover.py", "model/test_tiny_model.py"})
+SERVICE_FILES = frozenset(
+    {
+        "store/test_lease_takeover.py",
+        "model/test_tiny_model.py",
+        "api/test_schemathesis.py",
+        "gateway/test_schemathesis.py",
+    }
+)
 _TESTS_ROOT = Path(__file__).parent
 
 

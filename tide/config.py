@@ -8,15 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tide.http_limits import ConnectionLimits
+from tide.timing import UPSTREAM_IDLE_TIMEOUT_S
 
 DEFAULT_GATEWAY_PORT = 8080
 DEFAULT_API_PORT = 8081
-# Long enough for a non-streaming request that generates for minutes (it sends nothing until done).
-DEFAULT_UPSTREAM_IDLE_TIMEOUT_S = 600.0
 DEFAULT_USAGE_RETENTION_S = 90 * 86400.0
 DEFAULT_LOG_RETENTION_S = 7 * 86400.0
 DEFAULT_LOGS_PER_DEPLOYMENT = 20
 DEFAULT_CACHE_BUDGET_BYTES = 50 * 10**9
+# Parked replicas may hold this share of an instance's host memory; past it the least recently parked
+# are stopped (the rest is for running engines, the weights cache and the system).
+DEFAULT_PARKED_MEMORY_FRACTION = 0.5
 
 
 def default_data_dir() -> Path:
@@ -37,7 +39,8 @@ class ServerConfig:
     inventory_path: Path | None = None  # a declared fleet of virtual instances instead of this machine
     cpu_slots: int = 8  # replicas of gpuCount 1 that fit on a machine without GPUs
     warm_pool: int = 0  # built-in engine processes started ahead of need (`tide up --warm-pool`, default 1 there)
-    upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S  # None: never cut a quiet replica off
+    parked_memory_fraction: float = DEFAULT_PARKED_MEMORY_FRACTION  # of an instance's host memory, for parked replicas
+    upstream_idle_timeout_s: float | None = UPSTREAM_IDLE_TIMEOUT_S  # None: never cut a quiet replica off
     usage_retention_s: float | None = DEFAULT_USAGE_RETENTION_S  # replica runs (usage) kept; None: forever
     log_retention_s: float | None = DEFAULT_LOG_RETENTION_S  # deleted deployments' replica logs; None: forever
     logs_per_deployment: int = DEFAULT_LOGS_PER_DEPLOYMENT  # crash-loop tries beyond these are removed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -27,26 +28,27 @@ from tide.backends.local import LocalBackend
 from tide.backends.logfiles import LogText
 from tide.backends.node_weights import CachedWeights
 from tide.backends.ray import RayOptions
-from tide.backends.warm_pool import WarmPoolMetrics
+from tide.backends.warm_pool import WarmPoolMetrics, WarmPools
 from tide.config import ServerConfig, load_or_create_token, prepare_data_dir
 from tide.control.channel_http import GatewayHub
 from tide.control.controller import Controller, WeightsCheck
+from tide.control.metrics import usage_json
 from tide.control.retention import sweep_logs
 from tide.engines.vllm import installed_vllm_versions
+from tide.errors import FieldError
 from tide.gateway import Gateway
 from tide.gateway.keys import GatewayKeys
-from tide.scheduling import Inventory, InventoryError, declared_inventory, local_inventory
+from tide.scheduling import Inventory, declared_inventory, local_inventory
 from tide.spec import Catalog, DeploymentSpec, InstanceTypeInfo, default_catalog
 from tide.store import Store
 from tide.store.claims import ClaimStore, RunLog
 from tide.store.lease import LeaderLease
 from tide.store.published import PublishedState
+from tide.timing import HOUSEKEEPING_INTERVAL_S, LEASE_TTL_S
 from tide.weights import StorageConfig, WeightsCache, WeightsError, WeightsSource
 from tide.weights.errors import ACCESS_DENIED, BUCKET_NOT_FOUND, MISSING_FILE, PATH_NOT_FOUND
 
 log = logging.getLogger("tide.server")
-
-HOUSEKEEPING_INTERVAL_S = 10.0
 
 
 def node_inventory(declared_path: Path | None, cpu_slots: int) -> Inventory:
@@ -54,10 +56,10 @@ def node_inventory(declared_path: Path | None, cpu_slots: int) -> Inventory:
     if declared_path is not None:
         try:
             return declared_inventory(yaml.safe_load(declared_path.read_text()))
-        except InventoryError as exc:
+        except FieldError as exc:
             raise SystemExit(f"inventory {declared_path}: {exc}") from None
     gpus = _gpu_count()
-    return local_inventory("local-gpu" if gpus else None, gpus, cpu_slots=cpu_slots)
+    return local_inventory("local-gpu" if gpus else None, gpus, cpu_slots=cpu_slots, memory_gib=_memory_gib())
 
 
 def weights_checker(storage: StorageConfig, cache: WeightsCache) -> WeightsCheck:
@@ -97,6 +99,14 @@ def catalog_from_inventory(inventory: Inventory, vllm_versions: tuple[str, ...] 
     )
     versions = installed_vllm_versions() if vllm_versions is None else vllm_versions
     return default_catalog(builtin_version=__version__, vllm_versions=versions, instance_types=types)
+
+
+def _memory_gib() -> int:
+    """This machine's physical memory (bounds what parked replicas may hold); 0 where it cannot be read."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**30)
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 def _gpu_count() -> int:
@@ -144,7 +154,7 @@ class TideServer:
         else:  # the Ray cluster's nodes, replicas as Ray actors on them (docs/RAY.md)
             from tide.backends.ray import create
 
-            self.backend, ray_inventory = create(ray, config.data_dir, storage)
+            self.backend, ray_inventory = create(ray, config.data_dir, storage, warm_pool=config.warm_pool)
             self.cache = None  # each node keeps its own (TIDE_RAY_CACHE_BUDGET there)
             check_weights = None  # the nodes fetch weights with their own settings
             self._inventory_source = ray_inventory.current
@@ -169,6 +179,8 @@ class TideServer:
             drain_timeout_s=config.drain_timeout_s,
             usage_retention_s=config.usage_retention_s,
             check_weights=check_weights,
+            parked_memory_fraction=config.parked_memory_fraction,
+            gateway_token=self.token,
         )
         api_ctx = ApiContext(
             store=self.store,
@@ -180,7 +192,10 @@ class TideServer:
             metrics=self.controller.metrics.exposition,
             gateway_url=f"http://{config.host}:{config.gateway_port}",
             claims=ClaimsContext(
-                store=self.store, inventory=self.current_inventory, wake_controller=self.controller.wake
+                store=self.store,
+                inventory=self.current_inventory,
+                wake_controller=self.controller.wake,
+                gateway_usage=lambda: usage_json(self.controller.metrics.gateway_traffic.snapshot),
             ),
         )
         self.app = create_app(api_ctx)
@@ -234,8 +249,9 @@ class TideServer:
         return self.catalog
 
     def start_warm_pool(self) -> None:
-        """The local backend's warm engine pool fills in the background; its gauges join /metrics."""
-        if isinstance(self.backend, LocalBackend) and self.backend.warm_pools:
+        """The backend's warm engine pool (the local one's processes, the Ray one's spare hosts) fills in the
+        background; its gauges join /metrics."""
+        if isinstance(self.backend, WarmPools) and self.backend.warm_pools:
             self.backend.start_warm_pool()
             if not self._pool_metrics:
                 self.controller.metrics.registry.register(WarmPoolMetrics(self.backend.warm_pools))
@@ -296,7 +312,7 @@ def run_server(config: ServerConfig, ray: RayOptions | None = None) -> None:
             print(f"  replicas on the Ray cluster: {ray.address}", flush=True)
         keys = server.gateway.api_keys
         access = f"API keys required ({keys.count} loaded)" if keys is not None else "open (no API keys configured)"
-        print(f"  gateway access:              {access}", flush=True)
+        print(f"  default gateway access:      {access}", flush=True)
         if server.token_created:
             print(f"  API token (shown once, stored in {config.token_path}): {server.token}", flush=True)
 
@@ -323,7 +339,7 @@ class ControllerServer:
     a fresh start campaigns again, so two controllers never act at once.
     """
 
-    def __init__(self, config: ServerConfig, lease_ttl_s: float = 10.0, ray: RayOptions | None = None) -> None:
+    def __init__(self, config: ServerConfig, lease_ttl_s: float = LEASE_TTL_S, ray: RayOptions | None = None) -> None:
         self.config = config
         self.hub = GatewayHub()
         self.server = TideServer(config, hub=self.hub, ray=ray)

@@ -4,7 +4,6 @@ does not stall it, and a connection that sends nothing is not kept."""
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.support.rawhttp import read_all, refusal_of_oversized, status_of
 from tide.api.protocol import uvicorn_options
 from tide.http_limits import ConnectionLimits
 
@@ -52,42 +52,12 @@ async def api_server(limits: ConnectionLimits) -> AsyncIterator[int]:
         await task
 
 
-async def _read_all(reader: asyncio.StreamReader, timeout_s: float = 5.0) -> bytes:
-    """Until the server closes the connection; a reset after the answer (our unsent bytes) ends it too."""
-    received = b""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            try:
-                chunk = await reader.read(65536)
-            except ConnectionResetError:
-                if received:
-                    return received
-                raise
-            if not chunk:
-                return received
-            received += chunk
-
-
-def _status(response: bytes) -> int:
-    match = re.match(rb"HTTP/1\.1 (\d{3})", response)
-    assert match, response[:200]
-    return int(match.group(1))
-
-
 async def _healthz(port: int) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /healthz HTTP/1.1\r\nhost: api\r\nconnection: close\r\n\r\n")
-    response = await _read_all(reader)
+    response = await read_all(reader)
     writer.close()
-    return _status(response)
-
-
-async def _send_ignoring_reset(writer: asyncio.StreamWriter, data: bytes) -> None:
-    try:
-        writer.write(data)
-        await writer.drain()
-    except ConnectionError:
-        pass
+    return status_of(response)
 
 
 def test_api_port_refuses_huge_and_slow_headers_and_caps_unfinished_connections() -> None:
@@ -95,29 +65,24 @@ def test_api_port_refuses_huge_and_slow_headers_and_caps_unfinished_connections(
 
     async def scenario() -> None:
         async with api_server(limits) as port:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            sender = asyncio.create_task(
-                _send_ignoring_reset(writer, b"GET /healthz HTTP/1.1\r\nx-big: " + b"a" * (20 << 20))
-            )
-            assert _status(await _read_all(reader)) == 431
-            sender.cancel()
-            writer.close()
+            huge = b"GET /healthz HTTP/1.1\r\nx-big: " + b"a" * (20 << 20)
+            assert status_of(await refusal_of_oversized("127.0.0.1", port, huge)) == 431
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /healthz HTTP/1.1\r\n" + b"".join(b"x-h%d: v\r\n" % i for i in range(200)) + b"\r\n")
-            assert _status(await _read_all(reader)) == 431
+            assert status_of(await read_all(reader)) == 431
             writer.close()
             # slowloris: a head that never ends gets 408; a connection that never sends is closed
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /healthz HTTP/1.1\r\nhost: api\r\n")
-            assert _status(await _read_all(reader)) == 408
+            assert status_of(await read_all(reader)) == 408
             writer.close()
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            assert await _read_all(reader) == b""
+            assert await read_all(reader) == b""
             writer.close()
             # unfinished connections beyond the cap are refused; the API serves again once they go
             slow = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            assert _status(await _read_all(reader)) == 503
+            assert status_of(await read_all(reader)) == 503
             writer.close()
             for _, slow_writer in slow:
                 slow_writer.close()

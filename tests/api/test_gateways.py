@@ -142,3 +142,45 @@ def test_api_keys_are_shown_once_stored_hashed_and_revocable(client: TestClient,
     assert limited["requestsPerMinute"] == 30
     bad = client.post(f"{BASE}/gateways/team/keys", json={"requestsPerMinute": 0})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "requestsPerMinute"
+    both = client.post(f"{BASE}/gateways/team/keys", json={"requestsPerMinute": 60, "tokensPerMinute": 5000})
+    assert (both.json()["apiKey"]["requestsPerMinute"], both.json()["apiKey"]["tokensPerMinute"]) == (60, 5000)
+    bad = client.post(f"{BASE}/gateways/team/keys", json={"tokensPerMinute": "many"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "tokensPerMinute"
+    # A coreWeaveAuth gateway takes the management token; a key for it would open nothing.
+    refused = client.post(f"{BASE}/gateways/default/keys", json={"name": "x"})
+    assert refused.status_code == 400 and "coreWeaveAuth" in refused.json()["error"]["message"]
+
+
+def test_gateway_zones_bound_where_their_deployments_run(tmp_path: Path) -> None:
+    catalog = default_catalog(
+        builtin_version="0.1.0",
+        instance_types=(InstanceTypeInfo("cpu-local", "none (CPU)", 16, 0, 0, zones=("east", "west")),),
+    )
+    store = Store(f"sqlite:///{tmp_path / 'tide.db'}")
+    ctx = ApiContext(
+        store=store,
+        catalog=lambda: catalog,
+        token=TOKEN,
+        wake_controller=lambda: None,
+        logs=lambda deployment_id, tail, after: {},
+        parameters=lambda: parameters_json(catalog),
+    )
+    with TestClient(create_app(ctx), headers={"authorization": f"Bearer {TOKEN}"}) as client:
+        for name, zones in (("east", ["east"]), ("west", ["west"]), ("both", ["west", "east"])):
+            gateway = {"name": name, "zones": zones, "coreWeaveAuth": {}, "bodyBasedRouting": {}}
+            assert client.post(f"{BASE}/gateways", json=gateway).status_code == 201
+        nowhere = client.post(f"{BASE}/deployments", json=deployment("tiny-a", gatewayIds=["east", "west"]))
+        assert nowhere.status_code == 400, nowhere.text
+        assert (
+            nowhere.json()["error"]["field"] == "gatewayIds" and "share no zone" in nowhere.json()["error"]["message"]
+        )
+        ok = client.post(f"{BASE}/deployments", json=deployment("tiny-a", gatewayIds=["east", "both"]))
+        assert ok.status_code == 201, ok.text
+        # Narrowing `both` to west would leave tiny-a (on east too) nowhere to run.
+        moved = client.patch(
+            f"{BASE}/gateways/both",
+            json={"name": "both", "zones": ["west"], "coreWeaveAuth": {}, "bodyBasedRouting": {}},
+        )
+        assert moved.status_code == 400 and moved.json()["error"]["field"] == "zones"
+        assert "tiny-a" in moved.json()["error"]["message"]
+    store.close()

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from tide.autoscale import PROFILE_NAMES, ConfigError, resolve_config
+from tide.autoscale import PROFILE_NAMES, resolve_config
+from tide.errors import FieldError
 
 
 def resolve(profile: str | None = None, **overrides: float | int | None):  # type: ignore[no-untyped-def]
@@ -81,7 +82,7 @@ def test_panic_threshold_override_enables_panic_on_baseten() -> None:
     ],
 )
 def test_out_of_range_override_names_the_field(overrides: dict[str, float], field: str) -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(FieldError) as caught:
         resolve_config("knative", overrides, min_replicas=0, max_replicas=10, concurrency=4)
     assert caught.value.field == field
     assert field in str(caught.value)
@@ -97,19 +98,19 @@ def test_out_of_range_override_names_the_field(overrides: dict[str, float], fiel
     ],
 )
 def test_bad_replica_bounds_name_the_field(kwargs: dict[str, int], field: str) -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(FieldError) as caught:
         resolve_config("knative", {}, **kwargs)
     assert caught.value.field == field
 
 
 def test_unknown_profile_lists_the_choices() -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(FieldError) as caught:
         resolve("fast")
     assert caught.value.field == "autoscaling.profile"
     assert "knative" in caught.value.message
 
 
 def test_initial_scale_zero_needs_min_zero() -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(FieldError) as caught:
         resolve_config("knative", {"initialScale": 0}, min_replicas=1, max_replicas=3, concurrency=1)
     assert caught.value.field == "autoscaling.initialScale"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tide.autoscale import PROFILE_NAMES, ConfigError, resolve_config
+from tide.autoscale import PROFILE_NAMES, resolve_config
 from tide.autoscale.fields import TUNING, TUNING_NAMES, profile_defaults
+from tide.errors import FieldError
 from tide.sim.policies import parse_policies
-from tide.spec import InstanceTypeInfo, SpecError, default_catalog, parse_deployment
+from tide.spec import InstanceTypeInfo, default_catalog, parse_deployment
 from tide.spec.deployment import TUNING_FIELDS
 
 CATALOG = default_catalog(builtin_version="0.1.0", instance_types=(InstanceTypeInfo("cpu-local", "none", 16, 0, 0),))
@@ -36,11 +37,11 @@ def test_one_range_check_serves_spec_and_sim(field: str, value: object) -> None:
         "runtime": {"engine": "builtin"},
         "autoscaling": {field: value},
     }
-    with pytest.raises(SpecError) as spec_error:
+    with pytest.raises(FieldError) as spec_error:
         parse_deployment(raw, CATALOG)
     assert spec_error.value.field == f"autoscaling.{field}"
     number = float(str(value).rstrip("s"))
-    with pytest.raises(ConfigError) as config_error:
+    with pytest.raises(FieldError) as config_error:
         resolve_config("knative", {field: number}, min_replicas=0, max_replicas=2, concurrency=1)
     assert config_error.value.field == f"autoscaling.{field}"
     with pytest.raises(ValueError, match=field):

@@ -9,11 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 from tests.autoscale import peak_policy  # noqa: F401 - registers `peak-test`
-from tide.autoscale import Autoscaler, ConfigError, LoadHistory, profile_names, resolve_config
+from tide.autoscale import Autoscaler, LoadHistory, profile_names, resolve_config
 from tide.control.scaling import DeploymentScaler
+from tide.errors import FieldError
 from tide.sim.cli import sim_command
 from tide.sim.engine import SimSettings, replay
-from tide.spec import InstanceTypeInfo, SpecError, default_catalog, parse_deployment
+from tide.spec import InstanceTypeInfo, default_catalog, parse_deployment
 
 CATALOG = default_catalog(builtin_version="0.1.0", instance_types=(InstanceTypeInfo("cpu-local", "none", 16, 0, 0),))
 
@@ -32,9 +33,9 @@ def test_registration_makes_a_selectable_profile_with_its_own_option() -> None:
     assert "peak-test" in profile_names()
     cfg = resolve_config("peak-test", {"peakWindow": 4}, min_replicas=0, max_replicas=5, concurrency=2)
     assert (cfg.policy, cfg.option("peakWindow"), cfg.target) == ("peak-test", 4.0, 2.0)
-    with pytest.raises(ConfigError, match=r"autoscaling\.peakWindow"):
+    with pytest.raises(FieldError, match=r"autoscaling\.peakWindow"):
         resolve_config("peak-test", {"peakWindow": 0}, min_replicas=0, max_replicas=5, concurrency=2)
-    with pytest.raises(ConfigError, match=r"autoscaling\.peakWindow"):
+    with pytest.raises(FieldError, match=r"autoscaling\.peakWindow"):
         resolve_config("knative", {"peakWindow": 4}, min_replicas=0, max_replicas=5, concurrency=2)
 
 
@@ -63,7 +64,7 @@ def test_wrapper_applies_max_to_whatever_the_policy_proposes() -> None:
 
 
 def test_spec_rejects_a_bad_option_by_name() -> None:
-    with pytest.raises(SpecError, match=r"autoscaling\.peakWindow"):
+    with pytest.raises(FieldError, match=r"autoscaling\.peakWindow"):
         spec(peakWindow=0)
 
 

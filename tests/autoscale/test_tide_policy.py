@@ -10,7 +10,7 @@ import pytest
 
 from tide.autoscale import LoadHistory, resolve_config
 from tide.autoscale.policies.tide import TidePolicy
-from tide.autoscale.policies.tide_gaps import NEVER, plan_gap
+from tide.autoscale.policies.tide_gaps import NEVER, plan_gap, plan_parked
 from tide.autoscale.policy import PolicyContext, Proposal
 from tide.sim.engine import SimSettings, replay
 
@@ -241,3 +241,14 @@ def test_a_gap_longer_than_any_seen_is_held_as_long_again_up_to_one_miss() -> No
     assert plan_gap(gaps, 10.0, 15.0, 100.0).hold == 20.0  # as long again
     assert plan_gap(gaps, 90.0, 15.0, 100.0).hold == 115.0  # but not past one miss's cost
     assert plan_gap(gaps, 200.0, 15.0, 100.0).hold == 200.0  # then stop
+
+
+def test_a_parked_hold_covers_gaps_a_warm_one_would_not() -> None:
+    # Gaps of 60 s and 1,000 s; a miss costs 15 + 300 replica-s. Warm, 1,000 s of holding costs more than
+    # the miss it spares; parked at 0.05, 1,000 s cost 50 replica-s, so the parked hold covers them.
+    gaps = np.array([60.0] * 5 + [1000.0] * 5)
+    assert plan_gap(gaps, 0.0, 15.0, 300.0, allow_prewarm=False).hold == 60.0
+    assert plan_parked(gaps, 0.0, 315.0, 0.05) == 1000.0
+    # Gaps of 10 hours: parked through one costs 1,800 replica-s, more than the miss: stop at once.
+    assert plan_parked(np.array([36000.0] * 5), 0.0, 315.0, 0.05) == 0.0
+    assert plan_parked(gaps, 0.0, 315.0, 0.0) == NEVER  # parked time for free: keep it

@@ -51,6 +51,17 @@ class LocalDirWeights:
         return WeightsLease(self.path, lambda: None)
 
 
+async def run_to_the_end(tmp_path: Path) -> Path:
+    """Start one replica of the env-dumping engine, wait until it has exited; its log's path."""
+    backend = LocalBackend(tmp_path, LocalDirWeights(tmp_path))
+    state = await backend.start(ReplicaLaunch("tiny-chat", "tiny-chat-1", SPEC))
+    async with asyncio.timeout(30):
+        while not state.phase.terminal:
+            await asyncio.sleep(0.05)
+    await backend.close()
+    return Path(state.log_path or "")
+
+
 def test_a_replica_gets_no_control_plane_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     secrets = {
         "TIDE_API_TOKEN": "tide_secret",
@@ -66,16 +77,7 @@ def test_a_replica_gets_no_control_plane_secrets(tmp_path: Path, monkeypatch: py
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(local, "adapter_for", lambda engine: EnvDumpEngine())
 
-    async def run() -> Path:
-        backend = LocalBackend(tmp_path, LocalDirWeights(tmp_path))
-        state = await backend.start(ReplicaLaunch("tiny-chat", "tiny-chat-1", SPEC))
-        async with asyncio.timeout(30):
-            while not state.phase.terminal:
-                await asyncio.sleep(0.05)
-        await backend.close()
-        return Path(state.log_path or "")
-
-    log = asyncio.run(run()).read_text()
+    log = asyncio.run(run_to_the_end(tmp_path)).read_text()
     env = json.loads(next(line for line in log.splitlines() if line.startswith("ENV "))[4:])
     assert not set(secrets) & set(env), f"secrets visible to the replica: {sorted(set(secrets) & set(env))}"
     assert not any(value in json.dumps(env) for value in secrets.values())
@@ -88,16 +90,7 @@ def test_a_replica_gets_no_control_plane_secrets(tmp_path: Path, monkeypatch: py
 def test_replica_logs_are_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local, "adapter_for", lambda engine: EnvDumpEngine())
 
-    async def run() -> Path:
-        backend = LocalBackend(tmp_path, LocalDirWeights(tmp_path))
-        state = await backend.start(ReplicaLaunch("tiny-chat", "tiny-chat-1", SPEC))
-        async with asyncio.timeout(30):
-            while not state.phase.terminal:
-                await asyncio.sleep(0.05)
-        await backend.close()
-        return Path(state.log_path or "")
-
-    log = asyncio.run(run())
+    log = asyncio.run(run_to_the_end(tmp_path))
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(log.parent.parent.stat().st_mode) == 0o700

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.waiting import wait_until_async
 from tide.backends.base import ReplicaLaunch, ReplicaPhase
 from tide.backends.local import LocalBackend, WeightsLease
 from tide.spec import DeploymentSpec, InstanceTypeInfo, default_catalog, parse_deployment
@@ -30,12 +31,6 @@ class DirWeights:
         return WeightsLease(self.path, lambda: None)
 
 
-async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
-
-
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -52,9 +47,9 @@ def test_a_replica_start_takes_a_warm_process_and_the_pool_refills_and_closes(
         backend.start_warm_pool()
         (pool,) = backend.warm_pools
         try:
-            await until(lambda: pool.warm_count == 1, 120, "a warm process")
+            await wait_until_async(lambda: pool.warm_count == 1, 120, "a warm process")
             state = await backend.start(ReplicaLaunch("tiny-chat", "tiny-chat-1", SPEC))
-            await until(lambda: state.phase is ReplicaPhase.READY or state.phase.terminal, 60, "ready")
+            await wait_until_async(lambda: state.phase is ReplicaPhase.READY or state.phase.terminal, 60, "ready")
             assert state.phase is ReplicaPhase.READY, state.message
             assert pool.taken_total == 1 and pool.missed_total == 0
             log_text = Path(state.log_path or "").read_text()
@@ -67,12 +62,14 @@ def test_a_replica_start_takes_a_warm_process_and_the_pool_refills_and_closes(
             assert response.status_code == 200, response.text
             assert "loaded" in Path(state.log_path or "").read_text()  # the engine's own log line
             # The pool refills in the background, and the replica is not one of its processes.
-            await until(lambda: pool.warm_count == 1, 120, "a refill")
+            await wait_until_async(lambda: pool.warm_count == 1, 120, "a refill")
             (refill,) = [p.process.pid for p in pool._idle]
             assert state.pid != refill
             # A pooled process that dies while idle (an OOM kill, say) is replaced too.
             os.kill(refill, 9)
-            await until(lambda: pool.warm_count == 1 and refill not in [p.process.pid for p in pool._idle], 120, "")
+            await wait_until_async(
+                lambda: pool.warm_count == 1 and refill not in [p.process.pid for p in pool._idle], 120, ""
+            )
         finally:
             pooled_pids = [p.process.pid for p in pool._idle]
             await backend.close()

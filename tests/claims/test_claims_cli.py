@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from tests.claims.conftest import TOKEN, ZONE_A, ZONE_B, ClaimsApi
 from tide.cli.claims import claims_table, get_claims_command, usage_command, usage_params, usage_table
-from tide.cli.client import ApiClient
+from tide.cli.root import TideGroup
+from tide.sdk import Client
 
 T0 = 1_764_000_000.0
 
@@ -22,20 +23,16 @@ T0 = 1_764_000_000.0
 def cli(api: ClaimsApi, monkeypatch: pytest.MonkeyPatch) -> click.Group:
     """A `tide`-like group whose API client talks to the in-process app."""
 
-    def client(_ctx: click.Context) -> ApiClient:
-        real = ApiClient("http://testserver", TOKEN)
-        real.http.close()
-        in_process = TestClient(api.client.app, base_url=str(real.http.base_url), headers=dict(real.http.headers))
-        real.http = cast(httpx.Client, in_process)
-        return real
+    def client(_ctx: click.Context) -> Client:
+        return Client(token=TOKEN, http=cast(httpx.Client, TestClient(api.client.app)))  # an httpx.Client
 
     monkeypatch.setattr("tide.cli.claims.client", client)
 
-    @click.group()
+    @click.group(cls=TideGroup)
     def root() -> None:
         pass
 
-    @root.group()
+    @root.group(cls=TideGroup)
     def get() -> None:
         pass
 
@@ -92,6 +89,14 @@ def test_usage_table() -> None:
     ]
     empty = usage_table({"start": T0, "end": T0 + 60, "totalGpuMinutes": 0, "deployments": []})
     assert empty.endswith("no replica ran in this window")
+    counts = {"requests": 3, "promptTokens": 30, "completionTokens": 6}
+    report["gateways"] = [{"gatewayId": "team", **counts, "keys": [{"keyId": "key-1", **counts}]}]
+    assert usage_table(report).splitlines()[-4:] == [
+        "Gateway requests and tokens since the gateways started:",
+        "GATEWAY  KEY    REQUESTS  PROMPT-TOKENS  COMPLETION-TOKENS",
+        "team     *      3         30             6",
+        "         key-1  3         30             6",
+    ]
 
 
 def test_usage_params() -> None:
@@ -102,8 +107,9 @@ def test_usage_params() -> None:
     }
     # --start wins over --since; times go to the API as typed.
     assert usage_params("1h", "2025-11-24T15:00:00Z", str(T0), 0.0) == {"start": "2025-11-24T15:00:00Z", "end": str(T0)}
-    with pytest.raises(click.BadParameter, match="since"):
+    with pytest.raises(click.BadParameter) as bad_since:
         usage_params("1 day", None, None, T0)
+    assert bad_since.value.format_message().startswith("Invalid value for --since: must be a duration")
     with pytest.raises(click.BadParameter, match="yesterday"):
         usage_params("24h", "yesterday", None, T0)
     with pytest.raises(click.BadParameter, match="soon"):

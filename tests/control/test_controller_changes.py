@@ -13,8 +13,7 @@ import pytest
 from sqlalchemy import event
 
 import tide.store.database
-from tide.backends.base import ReplicaLaunch, ReplicaState
-from tide.backends.logfiles import LogText
+from tests.support.backends import RecordingBackend
 from tide.control.controller import Controller
 from tide.gateway.routes import RouteTable
 from tide.scheduling import local_inventory
@@ -23,39 +22,6 @@ from tide.store import Store
 
 INVENTORY = local_inventory(None, 0, cpu_slots=4)
 CATALOG = catalog_from_inventory(INVENTORY, vllm_versions=())
-
-
-class Backend:
-    def __init__(self) -> None:
-        self.launched: list[str] = []
-
-    async def park(self, replica_id: str, level: int) -> bool:
-        return False  # as an engine that cannot park: the controller stops the replica instead
-
-    async def wake(self, replica_id: str) -> bool:
-        return False
-
-    def set_listener(self, listener: Any) -> None:
-        pass
-
-    async def start(self, launch: ReplicaLaunch) -> ReplicaState:
-        self.launched.append(launch.deployment_id)
-        return ReplicaState.for_launch(launch, "", 0.0)
-
-    async def stop(self, replica_id: str, grace_s: float) -> None:
-        pass
-
-    def replicas(self) -> list[ReplicaState]:
-        return []
-
-    def forget(self, replica_id: str) -> None:
-        pass
-
-    def logs(self, deployment_id: str, tail_lines: int, after: Mapping[str, int] | None = None) -> dict[str, LogText]:
-        return {}
-
-    async def close(self) -> None:
-        pass
 
 
 class Gateway:
@@ -103,8 +69,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-def controller(store: Store, gateway: Gateway, clock: Clock, backend: Backend | None = None) -> Controller:
-    return Controller(store, backend or Backend(), gateway, CATALOG, inventory=lambda: INVENTORY, clock=clock)
+def controller(store: Store, gateway: Gateway, clock: Clock, backend: RecordingBackend | None = None) -> Controller:
+    return Controller(store, backend or RecordingBackend(), gateway, CATALOG, inventory=lambda: INVENTORY, clock=clock)
 
 
 def tick(ctl: Controller, clock: Clock, seconds: float = 1.0) -> None:
@@ -208,15 +174,15 @@ def test_a_missed_change_is_picked_up_by_the_periodic_resync(store: Store) -> No
 
 
 def test_a_deployment_at_rest_still_wakes_on_demand(store: Store) -> None:
-    clock, gateway, backend = Clock(), Gateway(), Backend()
+    clock, gateway, backend = Clock(), Gateway(), RecordingBackend()
     ctl = controller(store, gateway, clock, backend)
     store.create_deployment("cold", idle("cold"), clock.now)
     for _ in range(3):
         tick(ctl, clock, 2.0)
-    assert store.get_deployment("cold").status["desiredReplicas"] == 0 and backend.launched == []
+    assert store.get_deployment("cold").status["desiredReplicas"] == 0 and backend.started == []
     ctl.on_demand("cold")  # a request arrived for it
     asyncio.run(ctl.reconcile())
-    assert backend.launched == ["cold"]
+    assert backend.started == ["cold"]
     assert store.get_deployment("cold").status["desiredReplicas"] == 1
 
 
@@ -253,7 +219,7 @@ class Load:
 
 
 def test_idle_deployments_rest_and_load_or_a_change_wakes_them(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    clock, backend = Clock(), Backend()
+    clock, backend = Clock(), RecordingBackend()
     gateway = Gateway()
     loads: dict[str, Load] = {}
     monkeypatch.setattr(gateway, "load_snapshot", lambda: loads)
@@ -279,12 +245,12 @@ def test_idle_deployments_rest_and_load_or_a_change_wakes_them(store: Store, mon
     loads["dep7"] = Load(20.0)
     for _ in range(3):
         tick(ctl, clock, 1.0)
-    assert backend.launched == ["dep7"] and "dep7" not in ctl._resting
+    assert backend.started == ["dep7"] and "dep7" not in ctl._resting
 
     spec = idle("dep3") | {"autoscaling": {"min": 1, "max": 1, "initialScale": 1}}
     store.update_spec("dep3", spec, clock.now)  # a change to a resting deployment
     tick(ctl, clock, 1.0)
-    assert backend.launched == ["dep7", "dep3"]
+    assert backend.started == ["dep7", "dep3"]
     assert set(decided) == {"dep7", "dep3"}
 
 

@@ -8,8 +8,9 @@ from tide.backends.base import ReplicaPhase, ReplicaState
 from tide.control import parking
 from tide.control.lifecycle import DeploymentView, compute_state
 from tide.control.runtime import DeploymentRuntime, ParkedAt
+from tide.errors import FieldError
 from tide.scheduling import Placement
-from tide.spec import InstanceTypeInfo, SpecError, default_catalog, parse_deployment
+from tide.spec import InstanceTypeInfo, default_catalog, parse_deployment
 from tide.store import DeploymentRecord
 
 CATALOG = default_catalog(
@@ -99,7 +100,7 @@ def test_parking_defaults_come_from_the_profile_and_bad_fields_are_named() -> No
     for bad, field in cases:
         try:
             runtime("bad1", bad)
-        except SpecError as exc:
+        except FieldError as exc:
             assert exc.field == field, (bad, exc.field)
         else:
             raise AssertionError(f"{bad} was accepted")

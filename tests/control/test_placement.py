@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from tide.backends.base import ReplicaPhase, ReplicaState
-from tide.control.placement import capacity_holders, leaving_holders, scheduled_placements, scheduling_requests
-from tide.control.runtime import DeploymentRuntime
-from tide.scheduling import Placement, declared_inventory
+from tide.control.placement import (
+    capacity_holders,
+    leaving_holders,
+    placement_status,
+    scheduled_placements,
+    scheduling_requests,
+)
+from tide.control.runtime import DeploymentRuntime, ParkedAt
+from tide.scheduling import Placement, declared_inventory, local_inventory, schedule
 from tide.spec import InstanceTypeInfo, default_catalog, parse_deployment
 from tide.store import DeploymentRecord
 
@@ -112,3 +118,53 @@ def test_a_deployment_waiting_for_capacity_is_told_who_holds_it() -> None:
     assert capacity_holders([broken, batch, chat], "gpu-2x", exclude="chat") == (
         "held by batch (1 replica), broken (1 replica, failing)"
     )
+
+
+def test_a_replica_status_says_where_it_runs_and_a_parked_one_where_it_ran() -> None:
+    chat = runtime("chat")
+    place(chat, "chat-a")
+    chat.gpu_ids["chat-a"] = (1,)
+    assert placement_status(chat, "chat-a", INVENTORY) == {
+        "instanceId": INSTANCE,
+        "instanceType": "gpu-2x",
+        "zone": "z1",
+        "gpuCount": 1,
+        "gpuIds": [1],
+    }
+    chat.parked["chat-p"] = ParkedAt(INSTANCE, 1, (0,), since=5.0)  # parked: no placement in the books
+    assert placement_status(chat, "chat-p", INVENTORY) == {
+        "instanceId": INSTANCE,
+        "instanceType": "gpu-2x",
+        "zone": "z1",
+        "gpuCount": 1,
+        "gpuIds": [0],
+    }
+    assert placement_status(chat, "chat-waiting", INVENTORY) == {}  # still waiting for capacity
+    laptop = local_inventory(None, 0)
+    chat.placements["chat-cpu"] = Placement(chat.id, "chat-cpu", laptop.instances[0].id, 1, 0.0)
+    assert placement_status(chat, "chat-cpu", laptop) == {  # CPU slots are not GPUs
+        "instanceId": "local-cpu",
+        "instanceType": "cpu-local",
+        "zone": laptop.instances[0].zone,
+    }
+
+
+def test_replicas_run_only_in_the_zones_their_gateways_allow() -> None:
+    """Without gateway zones the scheduler tries zones alphabetically (z1 first); a deployment whose
+    gateways allow only z2 lands in z2, and one whose type z2 does not offer waits with a reason."""
+    two_zones = declared_inventory(
+        {
+            "instanceTypes": [{"id": "gpu-2x", "gpuModel": "H100", "gpus": 2, "memoryGib": 80}],
+            "instances": [{"type": "gpu-2x", "zone": "z1", "count": 1}, {"type": "gpu-2x", "zone": "z2", "count": 1}],
+        }
+    )
+    zone_of = {i.id: i.zone for i in two_zones.instances}
+    free, fenced = runtime("free"), runtime("fenced")
+    wants = {"free": 1, "fenced": 1}
+    requests = scheduling_requests({"free": free, "fenced": fenced}, wants, zones={"fenced": ("z2",)})
+    result = schedule(two_zones, [], requests, 0.0)
+    placed = {p.deployment_id: zone_of[p.instance_id] for p in result.started}
+    assert placed == {"free": "z1", "fenced": "z2"}
+    nowhere = scheduling_requests({"fenced": fenced}, {"fenced": 1}, zones={"fenced": ("z3",)})
+    waiting = schedule(two_zones, [], nowhere, 0.0)
+    assert not waiting.started and "z3" in " ".join(str(p) for p in waiting.pending)

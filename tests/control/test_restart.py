@@ -4,11 +4,9 @@ zero stays at zero (no replica, no GPU bought) until a request comes."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from pathlib import Path
 
-from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaState
-from tide.backends.logfiles import LogText
+from tests.support.backends import RecordingBackend
 from tide.control.controller import Controller
 from tide.gateway import Gateway
 from tide.scheduling import local_inventory
@@ -16,41 +14,6 @@ from tide.spec import InstanceTypeInfo, default_catalog, deployment_to_dict, par
 from tide.store import Store
 
 CATALOG = default_catalog(builtin_version="0.1.0", instance_types=(InstanceTypeInfo("cpu-local", "none", 8, 0, 0),))
-
-
-class RecordingBackend:
-    """Records starts; never runs anything (only the controller's decisions are under test)."""
-
-    def __init__(self) -> None:
-        self.started: list[str] = []
-
-    async def park(self, replica_id: str, level: int) -> bool:
-        return False  # as an engine that cannot park: the controller stops the replica instead
-
-    async def wake(self, replica_id: str) -> bool:
-        return False
-
-    def set_listener(self, listener: ReplicaListener) -> None:
-        pass
-
-    async def start(self, launch: ReplicaLaunch) -> ReplicaState:
-        self.started.append(launch.deployment_id)
-        return ReplicaState(launch.deployment_id, launch.replica_id, launch.spec.replica_template())
-
-    async def stop(self, replica_id: str, grace_s: float) -> None:
-        pass
-
-    def replicas(self) -> list[ReplicaState]:
-        return []
-
-    def forget(self, replica_id: str) -> None:
-        pass
-
-    def logs(self, deployment_id: str, tail_lines: int, after: Mapping[str, int] | None = None) -> dict[str, LogText]:
-        return {}
-
-    async def close(self) -> None:
-        pass
 
 
 def spec(name: str, minimum: int) -> dict[str, object]:

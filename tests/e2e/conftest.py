@@ -176,7 +176,8 @@ def make_buckets(root: Path, tiny_model: Path) -> Path:
     return buckets
 
 
-@pytest.fixture(scope="session")
+# Package scope: this `tide up` stops when tests/e2e is done instead of running through the later folders.
+@pytest.fixture(scope="package")
 def tide(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[TideProcess]:
     root = tmp_path_factory.mktemp("tide")
     buckets = make_buckets(root, tiny_model)
@@ -213,3 +214,25 @@ def tiny_spec(name: str = "tiny-chat", **overrides: Any) -> dict[str, Any]:
         spec["weights"] = weights
     spec.update(overrides)
     return spec
+
+
+# Two virtual 1-GPU instances (GPU books without GPUs: the replicas run on the CPU), for the tests of
+# who gets GPUs: capacity, priority, parking.
+VIRTUAL_GPU_FLEET = """
+instanceTypes:
+  - {id: h100-virtual, gpuModel: H100, gpus: 1, memoryGib: 80}
+instances:
+  - {type: h100-virtual, zone: us-east-04a, count: 2}
+"""
+
+
+@pytest.fixture()
+def fleet(tmp_path: Path, tiny_model: Path) -> Iterator[TideProcess]:
+    """A `tide up` of its own over VIRTUAL_GPU_FLEET."""
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(VIRTUAL_GPU_FLEET)
+    server = TideProcess(tmp_path / "data", make_buckets(tmp_path, tiny_model), ("--inventory", str(inventory)))
+    server.data_dir.mkdir()
+    server.start()
+    yield server
+    server.stop()

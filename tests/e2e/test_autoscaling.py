@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
 
 import httpx
 
 from tests.e2e.conftest import TideProcess, tiny_spec
-
-
-def complete(tide: TideProcess, client: httpx.Client, max_tokens: int = 4) -> int:
-    body = {"model": "tiny-scale", "prompt": "The sea", "max_tokens": max_tokens}
-    return client.post(f"{tide.gateway_url}/completions", json=body).status_code
+from tests.e2e.load import complete, load_until, wait_until_gone
 
 
 def test_scales_from_zero_up_down_and_back_to_zero(clean_tide: TideProcess) -> None:
@@ -39,53 +34,26 @@ def test_scales_from_zero_up_down_and_back_to_zero(clean_tide: TideProcess) -> N
     # The first request at zero waits in the gateway while a replica starts, then succeeds.
     with httpx.Client(timeout=120) as client:
         started = time.monotonic()
-        assert complete(clean_tide, client) == 200
+        assert complete(clean_tide, client, "tiny-scale") == 200
         cold = time.monotonic() - started
     assert clean_tide.status("tiny-scale")["readyReplicas"] == 1
 
-    # Sustained load above one replica's target: replicas go up.
-    failures: list[int] = []
-    stop = threading.Event()
-
-    def load() -> None:
-        with httpx.Client(timeout=120) as client:
-            while not stop.is_set():
-                code = complete(clean_tide, client, max_tokens=24)
-                if code != 200:
-                    failures.append(code)
-
-    threads = [threading.Thread(target=load) for _ in range(6)]
-    for t in threads:
-        t.start()
-    peak = 1
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and peak < 2:
-            peak = max(peak, clean_tide.status("tiny-scale")["readyReplicas"])
-            time.sleep(0.5)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert peak >= 2, clean_tide.status("tiny-scale")
-    assert failures == []
+    # Sustained load above one replica's target: replicas go up (load until a second one is ready).
+    burst = load_until(
+        clean_tide, "tiny-scale", 6, lambda: clean_tide.status("tiny-scale")["readyReplicas"] >= 2, timeout_s=60
+    )
+    assert burst.reached, clean_tide.status("tiny-scale")
+    assert burst.failures == []
     decision = clean_tide.status("tiny-scale")["lastScalingDecision"]
     assert decision["desired"] >= 2 and "->" in decision["reason"]
 
     # Idle: back to zero replicas.
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        status = clean_tide.status("tiny-scale")
-        if not status["replicas"]:
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError(f"never scaled to zero: {status}")
+    status = wait_until_gone(lambda: clean_tide.status("tiny-scale"))
     assert status["desiredReplicas"] == 0
 
     # And back on the next request.
     with httpx.Client(timeout=120) as client:
-        assert complete(clean_tide, client) == 200
+        assert complete(clean_tide, client, "tiny-scale") == 200
 
     # Cold starts are measured by phase, and from the waking request to the first ready replica.
     metrics = httpx.get(f"{clean_tide.api_url}/metrics").text

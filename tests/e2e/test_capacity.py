@@ -8,32 +8,12 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.e2e.conftest import TideProcess, make_buckets, tiny_spec
-
-INVENTORY = """
-instanceTypes:
-  - {id: h100-virtual, gpuModel: H100, gpus: 1, memoryGib: 80}
-instances:
-  - {type: h100-virtual, zone: us-east-04a, count: 2}
-"""
-
-
-@pytest.fixture()
-def fleet(tmp_path: Path, tiny_model: Path) -> Iterator[TideProcess]:
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(INVENTORY)
-    server = TideProcess(tmp_path / "data", make_buckets(tmp_path, tiny_model), ("--inventory", str(inventory)))
-    server.data_dir.mkdir()
-    server.start()
-    yield server
-    server.stop()
+from tests.e2e.conftest import TideProcess, tiny_spec
 
 
 def wait_for_condition(fleet: TideProcess, deployment_id: str, condition: str, timeout: float = 60) -> dict[str, Any]:

@@ -9,15 +9,12 @@ import itertools
 import math
 import sqlite3
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.e2e.conftest import TideProcess, make_buckets, tiny_spec
+from tests.e2e.conftest import TideProcess, tiny_spec
 
 NAME = "tiny-park"
 
@@ -76,6 +73,8 @@ def test_scale_down_parks_and_the_next_requests_wake_the_same_replica(clean_tide
             status = wait_status(clean_tide, "parked", parked)
             replica_ids.add(status["replicas"][0]["id"])
             assert status["parkedReplicas"] == 1
+            # It holds its weights in host memory (the tiny model's), as the engine reported at the park.
+            assert status["replicas"][0]["hostMemoryBytes"] > 100_000
             assert any(c["type"] == "Parked" for c in status["conditions"])
             assert status["state"] == "STATUS_READY"
 
@@ -101,25 +100,6 @@ def test_scale_down_parks_and_the_next_requests_wake_the_same_replica(clean_tide
     spec = tiny_spec(NAME, autoscaling={"min": 0, "max": 1, "initialScale": 0, "parking": {"enabled": False}})
     clean_tide.apply(spec)
     wait_status(clean_tide, "stopped", lambda s: not s["replicas"], 60)
-
-
-FLEET = """
-instanceTypes:
-  - {id: h100-virtual, gpuModel: H100, gpus: 1, memoryGib: 80}
-instances:
-  - {type: h100-virtual, zone: us-east-04a, count: 2}
-"""
-
-
-@pytest.fixture()
-def fleet(tmp_path: Path, tiny_model: Path) -> Iterator[TideProcess]:
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(FLEET)
-    server = TideProcess(tmp_path / "data", make_buckets(tmp_path, tiny_model), ("--inventory", str(inventory)))
-    server.data_dir.mkdir()
-    server.start()
-    yield server
-    server.stop()
 
 
 def gpu_spec(name: str, priority: int, **autoscaling: Any) -> dict[str, Any]:

@@ -140,6 +140,8 @@ def test_cli_apply_get_logs_delete(clean_tide: TideProcess, tmp_path) -> None:  
     assert "tiny-cli" in table and "READY" in table and "1/1" in table
     detail = clean_tide.cli("get", "deployment", "tiny-cli").stdout
     assert "ready" in detail and "STATUS_READY" in detail
+    # where the replica runs, and how long each phase of its start took, from the controller's status
+    assert "local-cpu, zone local" in detail and "engine load " in detail and ", ready for " in detail, detail
     logs = clean_tide.cli("logs", "tiny-cli").stdout
     assert "==> tiny-cli-" in logs
     bad = spec_file.with_name("bad.yaml")

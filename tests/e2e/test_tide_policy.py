@@ -4,18 +4,12 @@ decision's reason in the status naming the mechanism that decided."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from typing import Any
 
 import httpx
 
 from tests.e2e.conftest import TideProcess, tiny_spec
-
-
-def complete(tide: TideProcess, client: httpx.Client, max_tokens: int = 4) -> int:
-    body = {"model": "tiny-tide", "prompt": "The sea", "max_tokens": max_tokens}
-    return client.post(f"{tide.gateway_url}/completions", json=body).status_code
+from tests.e2e.load import complete, load_until, wait_until_gone
 
 
 def decisions(status: dict[str, Any]) -> list[dict[str, Any]]:
@@ -52,47 +46,19 @@ def test_burst_idle_gap_and_return_under_the_tide_policy(clean_tide: TideProcess
             seen.setdefault(decision["mode"], decision["reason"])
         return status
 
-    # A burst: four clients at concurrency 1 need more than one replica.
-    failures: list[int] = []
-    stop = threading.Event()
-
-    def load() -> None:
-        with httpx.Client(timeout=120) as client:
-            while not stop.is_set():
-                code = complete(clean_tide, client, max_tokens=24)
-                if code != 200:
-                    failures.append(code)
-
-    threads = [threading.Thread(target=load) for _ in range(4)]
-    for t in threads:
-        t.start()
-    peak = 0
-    try:
-        deadline = time.monotonic() + 180  # replicas start in seconds; a loaded 2-core machine is slower
-        while time.monotonic() < deadline and peak < 2:
-            peak = max(peak, watch()["readyReplicas"])
-            time.sleep(0.3)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert peak >= 2, json.dumps(clean_tide.status("tiny-tide"), indent=1)
-    assert failures == []
+    # A burst: four clients at concurrency 1 need more than one replica (load until a second is ready;
+    # replicas start in seconds, a loaded 2-core machine is slower).
+    burst = load_until(clean_tide, "tiny-tide", 4, lambda: watch()["readyReplicas"] >= 2, timeout_s=180)
+    assert burst.reached, json.dumps(clean_tide.status("tiny-tide"), indent=1)
+    assert burst.failures == []
 
     # The idle gap: the last replica is kept alive a while, then stopped.
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        status = watch()
-        if not status["replicas"]:
-            break
-        time.sleep(0.3)
-    else:
-        raise AssertionError(f"never scaled to zero: {json.dumps(status, indent=1)}")
+    status = wait_until_gone(watch)
     assert status["desiredReplicas"] == 0
 
     # The return: the next request wakes it and succeeds.
     with httpx.Client(timeout=120) as client:
-        assert complete(clean_tide, client) == 200
+        assert complete(clean_tide, client, "tiny-tide") == 200
 
     assert "queue" in seen or "burst-hold" in seen, seen
     assert "keep-alive" in seen and seen["keep-alive"].startswith("keep-alive: idle"), seen

@@ -37,6 +37,8 @@ def test_a_parked_engine_refuses_work_and_serves_again_after_wake(parking_engine
     parked = httpx.post(f"{base}/tide/park", params={"level": level}, timeout=30)
     assert parked.status_code == 200, parked.text
     assert parked.json()["level"] == level
+    # Level 1 keeps the weights in host memory (the tiny model's ~20 MB of float32), level 2 drops them.
+    assert (parked.json()["hostBytes"] > 1_000_000) if level == 1 else (parked.json()["hostBytes"] == 0)
     assert parking_engine.wait_for("parking", 10)["level"] == level
     assert parking_engine.wait_for("parked", 10)["level"] == level
 

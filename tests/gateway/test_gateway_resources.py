@@ -11,7 +11,9 @@ import httpx
 
 from tests.gateway.fake_upstream import FakeUpstream
 from tests.gateway.helpers import CHAT, deployment, run, running_gateway, table, upstreams, url
-from tide.gateway.routes import GatewayRoutes
+from tide.control.metrics import ControlMetrics, usage_json, usage_totals
+from tide.gateway.routes import MANAGEMENT_TOKEN_KEY_ID, NO_KEY_ID, DeploymentLoad, GatewayRoutes, KeyGrant, RouteTable
+from tide.gateway.usage import Usage
 from tide.store.gateways import hash_key
 
 
@@ -74,8 +76,8 @@ def test_an_api_key_opens_its_own_gateway_only() -> None:
             key_a, key_b = "tide_key-of-a", "tide_key-of-b"
             gateways = (
                 GatewayRoutes("default", ("default.localhost",), "", {"chat": ("a",)}),
-                GatewayRoutes("ga", ("ga.localhost",), "", {"chat": ("a",)}, frozenset({hash_key(key_a)})),
-                GatewayRoutes("gb", ("gb.localhost",), "", {"chat": ("a",)}, frozenset({hash_key(key_b)})),
+                GatewayRoutes("ga", ("ga.localhost",), "", {"chat": ("a",)}, {hash_key(key_a): KeyGrant("key-a")}),
+                GatewayRoutes("gb", ("gb.localhost",), "", {"chat": ("a",)}, {hash_key(key_b): KeyGrant("key-b")}),
             )
             async with running_gateway(replace(base, gateways=gateways)) as gw, httpx.AsyncClient() as http:
 
@@ -89,7 +91,7 @@ def test_an_api_key_opens_its_own_gateway_only() -> None:
                 assert await call("ga.localhost", None) == 401
                 assert await call("127.0.0.1", None) == 200  # the default gateway here is open
                 assert all("authorization" not in r.headers for r in a.requests)  # keys stay at the gateway
-                gw.set_routes(replace(base, gateways=(gateways[0], replace(gateways[1], key_hashes=frozenset()))))
+                gw.set_routes(replace(base, gateways=(gateways[0], replace(gateways[1], keys={}))))
                 assert await call("ga.localhost", key_a) == 401  # revoked: the next table has no hash
 
     run(scenario())
@@ -105,8 +107,7 @@ def test_a_rate_limited_key_gets_429_with_retry_after_and_others_are_unaffected(
                     ("ga.localhost",),
                     "",
                     {"chat": ("a",)},
-                    frozenset({hash_key(limited), hash_key(free)}),
-                    {hash_key(limited): 3},
+                    {hash_key(limited): KeyGrant("limited", requests_per_minute=3), hash_key(free): KeyGrant("free")},
                 ),
             )
             routes = replace(table(deployment("a", [a], model="chat")), gateways=gateways)
@@ -125,3 +126,121 @@ def test_a_rate_limited_key_gets_429_with_retry_after_and_others_are_unaffected(
                 assert len(a.requests) == 8  # the refused request never reached a replica
 
     run(scenario())
+
+
+def test_a_token_limited_key_is_refused_once_its_responses_used_the_tokens() -> None:
+    """The fake engine reports 1 prompt + 3 completion tokens per response: a key allowed 8 tokens a
+    minute gets two answers, then 429 with Retry-After naming the token limit; another key is unaffected."""
+
+    async def scenario() -> None:
+        async with upstreams(FakeUpstream("a")) as (a,):
+            limited, free = "tide_limited", "tide_free"
+            keys = {hash_key(limited): KeyGrant("limited", tokens_per_minute=8), hash_key(free): KeyGrant("free")}
+            gateways = (GatewayRoutes("ga", ("ga.localhost",), "", {"chat": ("a",)}, keys),)
+            routes = replace(table(deployment("a", [a], model="chat")), gateways=gateways)
+            async with running_gateway(routes) as gw, httpx.AsyncClient() as http:
+
+                async def call(key: str) -> httpx.Response:
+                    headers = {"host": "ga.localhost", "authorization": f"Bearer {key}"}
+                    return await http.post(url(gw), json={**CHAT, "model": "chat"}, headers=headers)
+
+                assert [(await call(limited)).status_code for _ in range(2)] == [200, 200]
+                refused = await call(limited)
+                assert refused.status_code == 429, refused.text
+                assert 1 <= int(refused.headers["retry-after"]) <= 60
+                assert "8 tokens per minute" in refused.json()["error"]["message"]
+                assert [(await call(free)).status_code for _ in range(3)] == [200] * 3
+                assert len(a.requests) == 5
+
+    run(scenario())
+
+
+def test_core_weave_auth_takes_the_management_token_and_usage_adds_up_per_key() -> None:
+    """A coreWeaveAuth gateway opens with the management API's token (its hash in the table) and with
+    nothing else; every request and its reported tokens count for its gateway and key id, and the keys of
+    a gateway add up to the gateway's own total."""
+
+    async def scenario() -> None:
+        async with upstreams(FakeUpstream("a")) as (a,):
+            token, key = "management-secret", "tide_team-key"
+            gateways = (
+                GatewayRoutes("default", ("default.localhost",), "", {"chat": ("a",)}),
+                GatewayRoutes(
+                    "cw", ("cw.localhost",), "", {"chat": ("a",)}, {hash_key(token): KeyGrant(MANAGEMENT_TOKEN_KEY_ID)}
+                ),
+                GatewayRoutes("team", ("team.localhost",), "", {"chat": ("a",)}, {hash_key(key): KeyGrant("key-1")}),
+            )
+            routes = replace(table(deployment("a", [a], model="chat")), gateways=gateways)
+            async with running_gateway(routes) as gw, httpx.AsyncClient() as http:
+
+                async def call(host: str, secret: str | None, stream: bool = False) -> int:
+                    headers = {"host": host, **({"authorization": f"Bearer {secret}"} if secret else {})}
+                    body = {**CHAT, "model": "chat", "stream": stream}
+                    return (await http.post(url(gw), json=body, headers=headers)).status_code
+
+                assert await call("cw.localhost", token) == 200
+                assert await call("cw.localhost", None) == 401
+                assert await call("cw.localhost", key) == 401  # an API key is not the management token
+                assert await call("team.localhost", token) == 401  # the token opens no apiKeyAuth gateway
+                assert [await call("team.localhost", key) for _ in range(3)] == [200] * 3
+                assert await call("127.0.0.1", None) == 200  # the default gateway keeps the process-wide rule
+                assert await call("cw.localhost", token, stream=True) == 200
+
+                load = gw.load_snapshot()["a"]
+                by_key, by_gateway = usage_totals({"a": load})
+                assert by_key[("cw", MANAGEMENT_TOKEN_KEY_ID)] == Usage(2, 1, 3)  # the stream reported none
+                assert by_key[("team", "key-1")] == Usage(3, 3, 9)
+                assert by_key[("default", NO_KEY_ID)] == Usage(1, 1, 3)
+                for gateway_id, total in by_gateway.items():
+                    summed = Usage()
+                    for (g, _), usage in by_key.items():
+                        if g == gateway_id:
+                            summed.add(usage)
+                    assert summed == total, gateway_id
+                assert sum(u.requests for u in by_gateway.values()) == load.requests_total == 6
+                listed = usage_json({"a": load})
+                team = next(g for g in listed if g["gatewayId"] == "team")
+                assert team == {
+                    "gatewayId": "team",
+                    "requests": 3,
+                    "promptTokens": 3,
+                    "completionTokens": 9,
+                    "keys": [{"keyId": "key-1", "requests": 3, "promptTokens": 3, "completionTokens": 9}],
+                }
+                assert key not in str(listed) and token not in str(listed)
+
+    run(scenario())
+
+
+def test_usage_of_a_removed_deployment_stays_counted() -> None:
+    async def scenario() -> None:
+        async with upstreams(FakeUpstream("a"), FakeUpstream("b")) as (a, b):
+            key = "tide_k"
+            keys = {hash_key(key): KeyGrant("key-1")}
+
+            def routes(*names: str) -> RouteTable:
+                base = table(*(deployment(n, [{"a": a, "b": b}[n]], model=n) for n in names))
+                return replace(
+                    base, gateways=(GatewayRoutes("ga", ("ga.localhost",), "", {n: (n,) for n in names}, keys),)
+                )
+
+            async with running_gateway(routes("a", "b")) as gw, httpx.AsyncClient() as http:
+                headers = {"host": "ga.localhost", "authorization": f"Bearer {key}"}
+                for model in ("a", "b", "b"):
+                    assert (await http.post(url(gw), json={**CHAT, "model": model}, headers=headers)).status_code == 200
+                gw.set_routes(routes("a"))  # b is deleted
+                snapshot = gw.load_snapshot()
+                assert "b" not in snapshot
+                by_key, by_gateway = usage_totals(snapshot)
+                assert by_key[("ga", "key-1")] == by_gateway["ga"] == Usage(3, 3, 9)
+                exposition = generate_latest_for(snapshot)
+                assert 'deployment=""' not in exposition
+                assert 'tide_gateway_key_requests_total{gateway="ga",key="key-1"} 3.0' in exposition
+
+    run(scenario())
+
+
+def generate_latest_for(snapshot: dict[str, DeploymentLoad]) -> str:
+    metrics = ControlMetrics()
+    metrics.set_gateway_loads(snapshot)
+    return metrics.exposition().decode()

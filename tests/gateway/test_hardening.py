@@ -13,6 +13,7 @@ import pytest
 
 from tests.gateway.fake_upstream import FakeUpstream
 from tests.gateway.helpers import CHAT, deployment, run, running_gateway, table, upstreams
+from tests.support.rawhttp import read_all, refusal_of_oversized, status_of
 from tide.gateway import Gateway
 from tide.gateway.keys import GatewayKeys
 from tide.http_limits import ConnectionLimits
@@ -37,10 +38,6 @@ async def _exchange(port: int, raw: bytes) -> bytes:
     return head + body
 
 
-def _status(response: bytes) -> int:
-    return int(response.split(b" ", 2)[1])
-
-
 @pytest.mark.parametrize(
     ("path", "status"),
     [
@@ -56,37 +53,13 @@ def test_only_openai_routes_reach_a_replica(path: bytes, status: int) -> None:
     async def scenario() -> None:
         async with upstreams(FakeUpstream("r1")) as (fake,), running_gateway(table(deployment("d", [fake]))) as gw:
             response = await _exchange(gw.port, _post(path))
-            assert _status(response) == status, response
+            assert status_of(response) == status, response
             assert fake.requests == []
             ok = await _exchange(gw.port, _post(b"/v1/chat/completions"))
-            assert _status(ok) == 200
+            assert status_of(ok) == 200
             assert [r.path for r in fake.requests] == ["/v1/chat/completions"]
 
     run(scenario())
-
-
-async def _read_all(reader: asyncio.StreamReader, timeout_s: float = 5.0) -> bytes:
-    """Until the server closes the connection; a reset after the answer (our unsent bytes) ends it too."""
-    received = b""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            try:
-                chunk = await reader.read(65536)
-            except ConnectionResetError:
-                if received:
-                    return received
-                raise
-            if not chunk:
-                return received
-            received += chunk
-
-
-async def _send_ignoring_reset(writer: asyncio.StreamWriter, data: bytes) -> None:
-    try:
-        writer.write(data)
-        await writer.drain()
-    except ConnectionError:
-        pass  # the gateway answered and closed before reading it all: that is the point
 
 
 @pytest.mark.parametrize("keyed", [False, True])
@@ -102,20 +75,16 @@ def test_a_huge_header_gets_431_without_being_read_whole(keyed: bool, tmp_path: 
             upstreams(FakeUpstream("r1")) as (fake,),
             running_gateway(table(deployment("d", [fake])), **options) as gw,
         ):
-            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
             head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nx-big: "
-            sender = asyncio.create_task(_send_ignoring_reset(writer, head + b"a" * (20 << 20)))
-            response = await _read_all(reader)
-            assert _status(response) == 431, response[:200]
-            sender.cancel()
-            writer.close()
+            response = await refusal_of_oversized("127.0.0.1", gw.port, head + b"a" * (20 << 20))
+            assert status_of(response) == 431, response[:200]
             many = b"".join(b"x-h%d: v\r\n" % i for i in range(200))
             reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
             writer.write(b"GET /health HTTP/1.1\r\nhost: gw\r\n" + many + b"\r\n")
-            assert _status(await _read_all(reader)) == 431
+            assert status_of(await read_all(reader)) == 431
             writer.close()
             health = await _exchange(gw.port, b"GET /health HTTP/1.1\r\nhost: gw\r\n\r\n")
-            assert _status(health) == 200
+            assert status_of(health) == 200
             assert fake.requests == []
 
     run(scenario())
@@ -131,17 +100,17 @@ def test_slow_headers_get_408_and_idle_connections_are_closed() -> None:
         ):
             reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
             writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n")  # and never the rest
-            assert _status(await _read_all(reader)) == 408
+            assert status_of(await read_all(reader)) == 408
             writer.close()
             # A keep-alive connection that finished its request and sends nothing more is closed.
             reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
             writer.write(_post(b"/v1/chat/completions"))
-            response = await _read_all(reader)
-            assert _status(response) == 200 and b"connection: close" not in response.lower()
+            response = await read_all(reader)
+            assert status_of(response) == 200 and b"connection: close" not in response.lower()
             writer.close()
             # A connection that never sends a byte is closed too.
             reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
-            assert await _read_all(reader) == b""
+            assert await read_all(reader) == b""
             writer.close()
 
     run(scenario())
@@ -159,14 +128,14 @@ def test_unfinished_connections_are_capped_and_the_gateway_keeps_serving() -> No
             for _, writer in slow:
                 writer.write(b"POST /v1/chat/completions HTTP/1.1\r\n")
             reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
-            assert _status(await _read_all(reader)) == 503
+            assert status_of(await read_all(reader)) == 503
             writer.close()
             for _, writer in slow:
                 writer.close()
 
             async def served() -> bool:
                 try:
-                    return _status(await _exchange(gw.port, _post(b"/v1/chat/completions"))) == 200
+                    return status_of(await _exchange(gw.port, _post(b"/v1/chat/completions"))) == 200
                 except (ConnectionError, asyncio.IncompleteReadError):
                     return False
 
@@ -188,11 +157,11 @@ def test_a_gateway_started_before_its_routes_holds_requests_instead_of_404() -> 
                 ]
                 models = asyncio.create_task(_exchange(gateway.port, b"GET /v1/models HTTP/1.1\r\nhost: gw\r\n\r\n"))
                 health = await _exchange(gateway.port, b"GET /health HTTP/1.1\r\nhost: gw\r\n\r\n")
-                assert _status(health) == 200  # liveness does not wait
+                assert status_of(health) == 200  # liveness does not wait
                 done, _ = await asyncio.wait([*pending, models], timeout=0.3)
                 assert not done  # held, not answered 404
                 gateway.set_routes(table(deployment("d", [fake])))  # the controller's first table
-                assert [_status(r) for r in await asyncio.gather(*pending)] == [200, 200, 200]
+                assert [status_of(r) for r in await asyncio.gather(*pending)] == [200, 200, 200]
                 assert b'"tiny"' in await models
             finally:
                 await gateway.stop()
@@ -206,7 +175,7 @@ def test_held_requests_get_503_when_no_routes_arrive() -> None:
         await gateway.start("127.0.0.1", 0)
         try:
             response = await _exchange(gateway.port, _post(b"/v1/chat/completions"))
-            assert _status(response) == 503 and b"retry-after" in response.lower()
+            assert status_of(response) == 503 and b"retry-after" in response.lower()
             assert b"no routing table" in response
         finally:
             await gateway.stop()
@@ -222,7 +191,7 @@ def test_a_deployment_waking_from_zero_lends_its_share_to_a_ready_sibling() -> N
             routes = table(deployment("stable", [fake], weight=50), deployment("canary", [], weight=50))
             async with running_gateway(routes, on_demand=woken.append) as gw:
                 responses = [await _exchange(gw.port, _post(b"/v1/chat/completions")) for _ in range(6)]
-                assert [_status(r) for r in responses] == [200] * 6  # none waited for the canary's cold start
+                assert [status_of(r) for r in responses] == [200] * 6  # none waited for the canary's cold start
                 assert len(fake.requests) == 6 and "canary" in woken
 
     run(scenario())

@@ -116,7 +116,7 @@ def test_a_failed_replica_is_forgotten_by_the_gateway() -> None:
                 first = (await http.post(url(gw), json=chat("q"))).headers["x-replica"]
                 replica = gw._replicas[first]
                 assert len(replica.prefix_index) > 0
-                gw.replica_failed(replica)
+                gw.replica_book.failed(replica)
                 assert len(replica.prefix_index) == 0
 
     run(scenario())

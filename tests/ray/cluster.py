@@ -118,6 +118,28 @@ class LocalRayCluster:
         alive = out.strip().splitlines()[-1] if out.strip() else f"? ({err[-1500:]})"
         assert alive == str(count), f"the Ray cluster has {alive} nodes alive, not {count}:\n{self.logs()}"
 
+    def available_gpus(self) -> dict[str, float]:
+        """Each alive node's GPUs that no Ray actor holds, by node name (Ray's books, read by a short-lived
+        driver)."""
+        probe = (
+            "import json, ray\n"
+            "from ray._private.state import available_resources_per_node\n"
+            f"ray.init(address={self.address!r}, logging_level='error', log_to_driver=False)\n"
+            "dirs = {n['NodeID']: n['ObjectStoreSocketName'] for n in ray.nodes() if n['Alive']}\n"
+            "free = available_resources_per_node()\n"
+            "print(json.dumps({dirs[i]: r.get('GPU', 0.0) for i, r in free.items() if i in dirs}))\n"
+        )
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        by_socket: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+        return {
+            name: gpus
+            for socket_name, gpus in by_socket.items()
+            for name, node in self.nodes.items()
+            if socket_name.startswith(str(node.temp_dir))
+        }
+
     def kill(self, name: str) -> None:
         """The node dies as a machine would: its raylet and everything in its group, SIGKILL, no goodbye."""
         node = self.nodes[name]

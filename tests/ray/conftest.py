@@ -43,7 +43,8 @@ def labels(instance_type: str, zone: str, capacity_class: str, gpu_model: str) -
     }
 
 
-@pytest.fixture(scope="session")
+# Package scope: the four Ray nodes stop when tests/ray is done instead of idling through the rest of the run.
+@pytest.fixture(scope="package")
 def ray_cluster() -> Iterator[LocalRayCluster]:
     require_ray()
     cluster = LocalRayCluster()
@@ -68,7 +69,7 @@ def ray_cluster() -> Iterator[LocalRayCluster]:
         cluster.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tide_ray(tmp_path_factory: pytest.TempPathFactory, ray_cluster: LocalRayCluster) -> Iterator[TideProcess]:
     root = tmp_path_factory.mktemp("tide-ray")
     buckets = make_buckets(root, make_tiny_model(root / "model" / "tiny"))

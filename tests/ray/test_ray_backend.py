@@ -16,6 +16,7 @@ import httpx
 from tests.e2e.conftest import TideProcess, free_port
 from tests.ray.cluster import LocalRayCluster
 from tests.ray.conftest import h100_spec
+from tests.support.waiting import wait_until
 
 H100_A = "(us-east-04a, h100-2x)"
 H100_B = "(us-east-04b, h100-2x)"
@@ -124,6 +125,44 @@ def test_replica_runs_on_a_node_of_its_type_gpus_and_zone_and_serves(
     chat(tide)
     logs = tide.cli("logs", "tiny-ray").stdout
     assert "tide.engines.builtin" in logs  # the engine's log came back from the node
+
+
+def warm_pool_metrics(tide: TideProcess) -> dict[str, float]:
+    """tide_warm_pool_* samples of /metrics, by name and label value (e.g. "processes/warm", "takes/taken")."""
+    out: dict[str, float] = {}
+    for line in httpx.get(f"{tide.api_url}/metrics", timeout=30).text.splitlines():
+        for name, key in (
+            ("tide_warm_pool_processes{state=", "processes"),
+            ("tide_warm_pool_takes_total{outcome=", "takes"),
+        ):
+            if line.startswith(name):
+                label, value = line[len(name) :].split("}")
+                out[key + "/" + label.strip('"')] = float(value)
+    return out
+
+
+def test_a_replica_takes_a_spare_hosts_warm_engine_its_gpus_stay_booked_and_the_spare_is_refilled(
+    tide: TideProcess, ray_cluster: LocalRayCluster
+) -> None:
+    """`tide up --warm-pool 1` (the default): one spare host per node, its engine process already warm."""
+    nodes = len(ray_cluster.nodes)
+    wait_until(lambda: warm_pool_metrics(tide).get("processes/warm") == nodes, 180, "a warm spare on every node")
+    taken = warm_pool_metrics(tide)["takes/taken"]
+
+    tide.apply(h100_spec())
+    replica = only_replica(tide.wait_for("tiny-ray", "STATUS_READY", ready=1, timeout=120))
+    assert H100_A in replica["message"] and "virtual GPUs 0,1" in replica["message"], replica
+    # Its engine is the spare's pooled process: the pid the replica runs under is the one the pool started.
+    logs = tide.cli("logs", "tiny-ray").stdout
+    assert f"--- from the warm pool (pid {replica['pid']})" in logs, logs[-2000:]
+    assert warm_pool_metrics(tide)["takes/taken"] == taken + 1
+    chat(tide)
+    # The spare held no GPU; the replica's two are held in Ray's books while it runs, and come back after.
+    assert ray_cluster.available_gpus()["w1"] == 0.0
+    # The node gets a new spare in the background; the replica is not one of them.
+    wait_until(lambda: warm_pool_metrics(tide).get("processes/warm") == nodes, 180, "the spare refilled")
+    tide.delete_all()
+    wait_until(lambda: ray_cluster.available_gpus()["w1"] == 2.0, 60, "w1's GPUs back in Ray's books")
 
 
 def test_a_lost_node_has_its_replica_replaced_on_another_matching_node(

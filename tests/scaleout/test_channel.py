@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tide.control.channel import LoadAggregator
-from tide.gateway.routes import DeploymentLoad, DeploymentRoute, GatewayRoutes, ReplicaEndpoint, RouteTable
+from tide.gateway.routes import DeploymentLoad, DeploymentRoute, GatewayRoutes, KeyGrant, ReplicaEndpoint, RouteTable
+from tide.gateway.usage import Usage
 from tide.gateway.wire import load_from_json, load_to_json, route_table_from_json, route_table_to_json
 
 
@@ -95,3 +96,38 @@ def test_time_averaged_load_is_carried_and_summed_over_gateways() -> None:
     agg.report("g2", {"a": DeploymentLoad(2, 1, {"a-1": 2}, 3)}, now=100.0)  # an older gateway: no averages
     snap = agg.snapshot(now=100.5)["a"]
     assert (snap.average, snap.queued_avg) == (3.25, 1.0)
+
+
+def test_gateway_keys_and_usage_round_trip_and_older_peers_still_see_the_keys() -> None:
+    keys = {"h1": KeyGrant("key-1", requests_per_minute=5, tokens_per_minute=900), "h2": KeyGrant("management-token")}
+    table = RouteTable({}, gateways=(GatewayRoutes("team", ("team.localhost",), "", {}, keys),))
+    wire = route_table_to_json(table)
+    assert route_table_from_json(wire) == table
+    # A gateway from before key ids reads keyHashes/keyLimits: it must keep refusing everyone else.
+    assert wire["gateways"][0]["keyHashes"] == ["h1", "h2"] and wire["gateways"][0]["keyLimits"] == {"h1": 5}
+    gateway = {k: v for k, v in wire["gateways"][0].items() if k != "keys"}
+    older = {"routes": {}, "gateways": [gateway]}
+    seen = route_table_from_json(older).gateways[0].keys
+    assert seen is not None and set(seen) == {"h1", "h2"} and seen["h1"].requests_per_minute == 5
+    loads = {
+        "a": DeploymentLoad(
+            0, 0, {}, 3, key_usage={("team", "key-1"): Usage(3, 30, 6)}, gateway_usage={"team": Usage(3, 30, 6)}
+        )
+    }
+    assert load_from_json(load_to_json(loads)) == loads
+
+
+def test_usage_is_summed_over_gateways_and_never_goes_back() -> None:
+    agg = LoadAggregator(live_s=3.0)
+
+    def load(requests: int, prompt: int) -> dict[str, DeploymentLoad]:
+        usage = Usage(requests, prompt, 2 * requests)
+        return {"a": DeploymentLoad(0, 0, {}, requests, key_usage={("t", "k"): usage}, gateway_usage={"t": usage})}
+
+    agg.report("g1", load(4, 40), now=100.0)
+    agg.report("g2", load(1, 10), now=100.0)
+    agg.report("g1", load(6, 60), now=101.0)
+    snap = agg.snapshot(now=101.5)["a"]
+    assert snap.key_usage[("t", "k")] == Usage(7, 70, 14) == snap.gateway_usage["t"]
+    agg.report("g2", load(2, 20), now=110.0)  # g1 went silent; what it counted stays
+    assert agg.snapshot(now=110.5)["a"].key_usage[("t", "k")] == Usage(8, 80, 16)

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from tests.scheduling.fleet import ZONE_A, ZONE_B, fleet, on_demand, reserved
-from tide.scheduling import Claim, ClaimError, ClaimSpec, assign_claims, claim_status, validate_claim
+from tide.errors import FieldError
+from tide.scheduling import Claim, ClaimSpec, assign_claims, claim_status, validate_claim
 
 ZONE_C = "us-west-01a"
 INVENTORY = fleet(
@@ -48,7 +49,7 @@ def test_capacity_type_defaults_to_serverless() -> None:
     ],
 )
 def test_invalid_claims_name_the_field(resources: dict[str, Any], field: str) -> None:
-    with pytest.raises(ClaimError) as error:
+    with pytest.raises(FieldError) as error:
         validate_claim(claim_spec(**resources), INVENTORY)
     assert error.value.field == field
 
@@ -59,7 +60,7 @@ def test_type_valid_in_one_named_zone_is_enough() -> None:
 
 
 def test_missing_resources_is_an_error() -> None:
-    with pytest.raises(ClaimError) as error:
+    with pytest.raises(FieldError) as error:
         validate_claim({}, INVENTORY)
     assert error.value.field == "resources"
 

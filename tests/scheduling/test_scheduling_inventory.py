@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tests.scheduling.fleet import ZONE_A, ZONE_B, fleet, on_demand, reserved
+from tide.errors import FieldError
 from tide.scheduling import (
     CPU_LOCAL_TYPE,
     DeploymentRequest,
     Instance,
     InstanceType,
     Inventory,
-    InventoryError,
     Placement,
     declared_inventory,
     local_inventory,
@@ -40,10 +40,10 @@ def test_free_gpus_subtracts_placements() -> None:
 
 
 def test_inventory_rejects_duplicates_and_unknown_types() -> None:
-    with pytest.raises(InventoryError) as duplicate:
+    with pytest.raises(FieldError) as duplicate:
         fleet(on_demand("a"), on_demand("a"))
     assert duplicate.value.field == "instances[1].id"
-    with pytest.raises(InventoryError) as unknown:
+    with pytest.raises(FieldError) as unknown:
         Inventory((InstanceType("H100", "H100", 8, 0, 0),), (Instance("a", "B200", ZONE_A, "on_demand"),))
     assert unknown.value.field == "instances[0].instanceType"
 
@@ -108,6 +108,6 @@ def test_declared_inventory_errors_name_the_key(broken: dict[str, object], field
     declared = {**DECLARED, "instances": [], **broken}
     if field.startswith("instanceTypes"):
         declared["instanceTypes"] = DECLARED["instanceTypes"] + broken["instanceTypes"]  # type: ignore[operator]
-    with pytest.raises(InventoryError) as error:
+    with pytest.raises(FieldError) as error:
         declared_inventory(declared)
     assert error.value.field == field

@@ -7,9 +7,10 @@ import random
 import pytest
 
 from tide.autoscale import AutoscalerConfig, resolve_config
+from tide.errors import FieldError
 from tide.sim.engine import SimSettings, replay
 from tide.sim.oracle import oracle
-from tide.sim.policies import PolicyError, parse_duration, parse_policies
+from tide.sim.policies import parse_duration, parse_policies
 from tide.sim.runner import run_policies
 from tide.sim.service import ServiceModel
 from tide.sim.trace import sorted_trace
@@ -111,9 +112,9 @@ def test_policy_parsing() -> None:
     assert policies[0].config is not None and policies[0].config.stable_window == 120
     assert policies[0].config.scale_down_delay == 30 and policies[1].is_oracle
     assert parse_duration("500ms") == 0.5 and parse_duration("1h") == 3600
-    with pytest.raises(PolicyError, match="unknown policy"):
+    with pytest.raises(FieldError, match="unknown policy"):
         parse_policies("kubernetes", min_replicas=0, max_replicas=5, concurrency=2)
-    with pytest.raises(PolicyError, match=r"autoscaling\.window"):
+    with pytest.raises(FieldError, match=r"autoscaling\.window"):
         parse_policies("knative:window=1s", min_replicas=0, max_replicas=5, concurrency=2)
-    with pytest.raises(PolicyError, match="key=value"):
+    with pytest.raises(FieldError, match="key=value"):
         parse_policies("knative:speed=3", min_replicas=0, max_replicas=5, concurrency=2)

@@ -9,9 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from tide.autoscale import AutoscalerConfig, resolve_config
+from tide.errors import FieldError
 from tide.sim.cli import sim_command
 from tide.sim.engine import SimSettings, replay
-from tide.sim.policies import PolicyError, parse_policies
+from tide.sim.policies import parse_policies
+from tide.sim.result import PolicyResult
 from tide.spec.deployment import DEFAULT_PARKING_RETENTION_S, AutoscalingSpec
 
 
@@ -83,7 +85,7 @@ def test_profiles_park_by_default_as_live_and_a_spec_can_say_otherwise() -> None
     assert parks("tide:parking=0,knative:parking=1") == [False, True]
     assert parks("tide,knative", "on") == [True, True]
     assert parks("tide,knative:parking=1", "off") == [False, True]
-    with pytest.raises(PolicyError, match="parking must be 0 or 1"):
+    with pytest.raises(FieldError, match="parking must be 0 or 1"):
         parks("knative:parking=yes")
 
 
@@ -115,8 +117,9 @@ def test_tide_parks_after_one_idle_tick_and_wakes_at_once_for_a_request_that_fin
     arrivals, durations = [0.0, 0.0, 100.0, 100.5], [5.0] * 4
     early = replay("tide", tide(), arrivals, durations, SETTINGS, parks=True)
     held = replay("tide", tide(parkEarly=0), arrivals, durations, SETTINGS, parks=True)
-    # The return wakes parked replicas: the one at zero and the one that finds the first still waking.
-    assert early.waits[2] == pytest.approx(1.0) and early.waits[3] == pytest.approx(0.5)
+    # The return wakes parked replicas: one at zero (no spare: one is parked), and one at once for the
+    # request that finds it still waking.
+    assert early.waits[2] == pytest.approx(1.0) and early.waits[3] == pytest.approx(1.0)
     assert early.wakes >= 2 and early.cold_starts == 3  # two images + the spare, all before the gap
     # Parked through the gap instead of held warm (learned keep-alive, burst hold) and the second request
     # waits for a tick before its wake without the wake for the queue.
@@ -152,3 +155,53 @@ def test_tide_with_parking_keeps_a_start_in_progress_and_parks_ready_replicas() 
         fresh.record(float(second), 3.0)
     fresh.record(11.0, 1.0)
     assert fresh.decide(11.0, 3, starting=0, parking=parking).desired == 1
+
+
+TIDE_SETTINGS = SimSettings(cold_start=15.0, wake_time=1.0, parked_cost=0.05, parking_retention=7200.0)
+
+
+def running_seconds(result: PolicyResult, parked_cost: float = 0.05) -> float:
+    return result.replica_seconds - parked_cost * result.parked_seconds
+
+
+def test_tide_parks_its_last_replica_at_the_first_idle_tick() -> None:
+    # Ready at 15 s, done at 16 s: the policy times the going itself (no Knative stable window after it).
+    result = replay("tide", tide(spare=0), [0.0], [1.0], TIDE_SETTINGS, parks=True)
+    assert running_seconds(result) <= 16.0 + 2.0  # at most one 2-s tick past the request
+
+
+def test_tide_keeps_the_last_parked_replica_through_a_long_gap_and_stops_the_bursts_others() -> None:
+    # Two images at once (two replicas and the spare), then one image 1,500 s later: past a burst's
+    # 600-s parked hold, within the last replica's (too few gaps yet: the ski-rental hold).
+    arrivals, durations = [0.0, 0.0, 1500.0], [5.0, 5.0, 5.0]
+    planned = replay("tide", tide(), arrivals, durations, TIDE_SETTINGS, parks=True)
+    all_kept = replay("tide", tide(parkedPlan=0), arrivals, durations, TIDE_SETTINGS, parks=True)
+    assert planned.waits[2] == pytest.approx(1.0) and planned.wakes == 1  # woken, not a cold start
+    assert all_kept.waits[2] == pytest.approx(1.0)
+    # Three parked at ~20 s: two stopped at ~620 s, one kept to 1,500 s; without the plan all three stay.
+    assert planned.parked_seconds == pytest.approx(2 * 600 + 1480, abs=30)
+    assert all_kept.parked_seconds == pytest.approx(3 * 1480, abs=45)
+
+
+def test_tide_learns_that_parking_through_the_deployments_gaps_does_not_pay() -> None:
+    # A 1-s request every 6,000 s; a parked second costs 0.1, so parking through a gap (600 replica-s)
+    # costs more than the cold start and the miss it spares (15 + 300). The first five gaps hold the
+    # ski-rental default (parked until 3,150 s: as much as one miss); once five gaps are known, the
+    # replica is stopped at once (no pre-warm here: it would start one ahead of these clockwork requests;
+    # no ramp look-ahead, which asks for a second replica on a rise from zero).
+    settings = SimSettings(cold_start=15.0, wake_time=1.0, parked_cost=0.1, parking_retention=7200.0)
+    arrivals = [6000.0 * k for k in range(10)]
+    result = replay("tide", tide(prewarm=0, spare=0, ramp=0), arrivals, [1.0] * 10, settings, parks=True)
+    assert result.cold_starts == 10 and result.wakes == 0
+    assert 5 * 3150 - 100 <= result.parked_seconds <= 5 * 3150 + 4 * 20
+
+
+def test_the_tide_profile_keeps_parked_replicas_up_to_2h_by_default() -> None:
+    from tide.spec.deployment import default_parking_retention
+
+    assert default_parking_retention("tide") == 7200.0 and default_parking_retention("knative") == 600.0
+    assert AutoscalingSpec(profile="tide").parking_retention_s == 7200.0
+    [tide_policy, knative] = parse_policies("tide,knative:parking=1", min_replicas=0, max_replicas=4, concurrency=1)
+    assert (tide_policy.retention, knative.retention) == (7200.0, 600.0)
+    [forced] = parse_policies("tide", min_replicas=0, max_replicas=4, concurrency=1, retention=60.0)
+    assert forced.retention == 60.0

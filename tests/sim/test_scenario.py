@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tide.sim.scenario import ScenarioError, parse_scenario
+from tide.errors import FieldError
+from tide.sim.scenario import parse_scenario
 from tide.sim.scenario_files import load_scenario, load_workloads
 from tide.sim.service import ServiceModel
 
@@ -86,7 +87,7 @@ def test_valid_scenario_and_its_defaults() -> None:
     ],
 )
 def test_errors_name_the_field(path: str, value: Any, field: str, message: str) -> None:
-    with pytest.raises(ScenarioError) as caught:
+    with pytest.raises(FieldError) as caught:
         parse_scenario(broken(path, value))
     assert caught.value.field == field
     assert message in str(caught.value)
@@ -94,7 +95,7 @@ def test_errors_name_the_field(path: str, value: Any, field: str, message: str) 
 
 def test_reserved_only_without_a_claimed_instance_can_never_run() -> None:
     raw = broken("deployments.0.capacityClasses", ["CAPACITY_CLASS_RESERVED"])
-    with pytest.raises(ScenarioError, match=r"no replica can ever be placed: no free reserved gpu") as caught:
+    with pytest.raises(FieldError, match=r"no replica can ever be placed: no free reserved gpu") as caught:
         parse_scenario(raw)
     assert caught.value.field == "deployments[0].instanceType"
 
@@ -120,9 +121,9 @@ def test_a_missing_trace_or_bad_yaml_is_named(tmp_path: Path) -> None:
         "inventory: {instanceTypes: [{id: gpu, gpuModel: H100, gpus: 1}], instances: [{type: gpu, zone: z}]}\n"
         "deployments: [{name: a, trace: nope.csv, instanceType: gpu}]\n"
     )
-    with pytest.raises(ScenarioError, match="trace file not found") as caught:
+    with pytest.raises(FieldError, match="trace file not found") as caught:
         load_workloads(load_scenario(file), tmp_path, ServiceModel(), seed=0)
     assert caught.value.field == "deployments[0].trace"
     file.write_text("deployments: [\n")
-    with pytest.raises(ScenarioError, match="not valid YAML"):
+    with pytest.raises(FieldError, match="not valid YAML"):
         load_scenario(file)

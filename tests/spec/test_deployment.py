@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from tide.errors import FieldError
 from tide.spec import (
     InstanceTypeInfo,
-    SpecError,
     default_catalog,
     deployment_to_dict,
     legacy_fields,
@@ -45,7 +45,7 @@ def legacy(**overrides: Any) -> dict[str, Any]:
 
 
 def field_of(raw: dict[str, Any]) -> str:
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(FieldError) as info:
         parse_deployment(raw, CATALOG)
     return info.value.field
 
@@ -239,7 +239,7 @@ BUILTIN = {"engine": "builtin"}
     ],
 )
 def test_specs_that_can_never_start_are_refused_naming_the_field(raw: dict[str, Any], field: str, says: str) -> None:
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(FieldError) as info:
         parse_deployment(raw, CATALOG)
     assert info.value.field == field
     assert says in info.value.message

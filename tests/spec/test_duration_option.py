@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tide.sim.policies import PolicyError
+from tide.errors import FieldError
 from tide.sim.policies import parse_duration as sim_duration
-from tide.spec import SpecError, parse_duration_option
+from tide.spec import parse_duration_option
 
 
 @pytest.mark.parametrize(
@@ -17,7 +17,7 @@ def test_a_bare_number_is_seconds_and_a_string_is_an_api_duration(text: str, sec
 
 
 def test_an_unreadable_option_names_its_field() -> None:
-    with pytest.raises(SpecError) as error:
+    with pytest.raises(FieldError) as error:
         parse_duration_option("soon", "--upstream-idle-timeout")
     assert error.value.field == "--upstream-idle-timeout"
 
@@ -25,5 +25,5 @@ def test_an_unreadable_option_names_its_field() -> None:
 def test_the_simulator_reads_what_the_api_reads_and_refuses_negative_or_endless() -> None:
     assert sim_duration(" 2m ") == 120.0 and sim_duration("1h30m") == 5400.0 and sim_duration("7d") == 7 * 86400
     for text in ("-5", "inf", "nan", "soon"):
-        with pytest.raises(PolicyError, match="is not a duration"):
+        with pytest.raises(FieldError, match="is not a duration"):
             sim_duration(text)

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tide.spec import SpecError
-from tide.spec.gateway import GatewaySpec, gateway_hosts, gateway_to_dict, parse_gateway
+from tide.errors import FieldError
+from tide.spec.gateway import GatewaySpec, deployment_zones, gateway_hosts, gateway_to_dict, parse_gateway
 
 ZONES = ("us-east-04a", "us-west-01a")
 
@@ -19,7 +19,7 @@ def base(**overrides: Any) -> dict[str, Any]:
 
 
 def field_of(raw: dict[str, Any]) -> tuple[str, str]:
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(FieldError) as info:
         parse_gateway(raw, ZONES)
     return info.value.field, info.value.message
 
@@ -75,3 +75,12 @@ def test_bad_field_is_named(raw: dict[str, Any], field: str, words: str) -> None
     got_field, message = field_of(raw)
     assert got_field == field
     assert words in message
+
+
+def test_a_deployment_runs_where_all_its_gateways_allow() -> None:
+    assert deployment_zones([(), ()]) == ()  # no gateway lists zones: every zone
+    assert deployment_zones([("b", "a"), ()]) == ("b", "a")  # the restricting gateway's order of preference
+    assert deployment_zones([(), ("a", "b", "c"), ("c", "a")]) == ("a", "c")
+    with pytest.raises(FieldError) as refused:
+        deployment_zones([("a",), ("b",)])
+    assert refused.value.field == "gatewayIds" and "share no zone" in refused.value.message

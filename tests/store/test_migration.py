@@ -7,11 +7,13 @@ its specs have `name` + `weights: {bucket, path}` and no `gatewayIds`.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 from tide.spec import InstanceTypeInfo, default_catalog, deployment_to_dict, parse_deployment
 from tide.store import Store
 from tide.store.claims import ClaimStore
+from tide.store.gateways import KeyLimits, KeyStore
 
 OLD_DB = Path(__file__).parent / "fixtures" / "v0-store.db"
 CATALOG = default_catalog(
@@ -54,3 +56,23 @@ def test_migration_is_written_once_and_reopening_changes_nothing(tmp_path: Path)
     again = Store(first.url)
     assert again.get_deployment("tiny-chat") == migrated
     again.close()
+
+
+def test_a_keys_table_from_before_token_limits_gets_the_column(tmp_path: Path) -> None:
+    """gateway_keys as the first release with per-gateway keys wrote it (no tokens_per_minute): its keys
+    keep working, and new keys can carry a token limit."""
+    db = tmp_path / "tide.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE gateway_keys (id VARCHAR(63) PRIMARY KEY, gateway_id VARCHAR(63) NOT NULL, "
+            "name VARCHAR(63) NOT NULL, key_hash VARCHAR(64) NOT NULL UNIQUE, prefix VARCHAR(16) NOT NULL, "
+            "created_at FLOAT NOT NULL, requests_per_minute INTEGER)"
+        )
+        conn.execute("INSERT INTO gateway_keys VALUES ('key-old', 'default', 'ci', 'ab12', 'tide_abcd', 1.0, 30)")
+    store = Store(f"sqlite:///{db}")
+    keys = KeyStore(store.engine)
+    assert keys.key_grants() == {"default": {"ab12": KeyLimits("key-old", 30, None)}}
+    created, _ = keys.create_key("default", "new", 2.0, None, 5000)
+    assert created.tokens_per_minute == 5000
+    store.close()
+    Store(f"sqlite:///{db}").close()  # opening again finds the column there

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -13,3 +14,12 @@ def wait_until(check: Callable[[], object], timeout: float, awaited: str, poll: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for: {awaited}")
         time.sleep(poll)
+
+
+async def wait_until_async(check: Callable[[], object], timeout: float, awaited: str, poll: float = 0.02) -> None:
+    """`wait_until` inside an event loop: the loop keeps running while the condition is polled."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for: {awaited}")
+        await asyncio.sleep(poll)

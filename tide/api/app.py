@@ -21,17 +21,21 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tide.api.body import read_json_body
 from tide.api.claims import ClaimsContext, claims_router
 from tide.api.dashboard import mount_dashboard
+from tide.api.docs_page import mount_docs
 from tide.api.envelope import deployment_body, deployments_body, deprecation_headers
 from tide.api.errors import BASE, ApiError
 from tide.api.gateways import GatewaysContext, check_gateway_ids, gateways_router
+from tide.api.openapi import install as install_openapi
 from tide.api.paging import decode_token, encode_token, page_size
 from tide.backends.logfiles import LogText
-from tide.spec import Catalog, SpecError, deployment_to_dict, parse_deployment, parse_name
+from tide.errors import FieldError
+from tide.spec import Catalog, deployment_to_dict, parse_deployment, parse_name
 from tide.store import Conflict, DeploymentRecord, NotFound, Store
 
 # (deployment id, tail lines, replica id -> offset or None) -> replica id -> its text and end offset
@@ -57,15 +61,24 @@ def create_app(ctx: ApiContext) -> FastAPI:
         title="Tide management API",
         version="v1alpha1",
         description="Deploy models from a bucket, serve them behind an OpenAI-compatible gateway, autoscale them.",
+        docs_url=None,  # tide.api.docs_page serves /docs from local files
+        redoc_url=None,
     )
+    claims_ctx = ctx.claims
+
+    def claim_choices() -> tuple[list[str], list[str]]:
+        inventory = claims_ctx.inventory() if claims_ctx is not None else None
+        return ([t.id for t in inventory.types], inventory.zones()) if inventory is not None else ([], [])
+
+    install_openapi(app, ctx.catalog, lambda: list(ctx.parameters().get("zoneInstanceTypes") or {}), claim_choices)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return exc.response()
 
-    @app.exception_handler(SpecError)
-    async def _spec_error(_request: Request, exc: SpecError) -> JSONResponse:
-        return ApiError(400, exc.code, exc.message, exc.field).response()
+    @app.exception_handler(FieldError)
+    async def _field_error(_request: Request, exc: FieldError) -> JSONResponse:
+        return ApiError(400, exc.code, str(exc), exc.field).response()
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -74,9 +87,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return ApiError(400, "INVALID_ARGUMENT", f"{field}: {first.get('msg', 'invalid request')}", field).response()
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {401: "UNAUTHENTICATED", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "ERROR")
-        return ApiError(exc.status_code, code, str(exc.detail)).response()
+        response = ApiError(exc.status_code, code, str(exc.detail)).response()
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the first route's methods only; the path may have more
+            response.headers["allow"] = ", ".join(allowed_methods(app, request.scope))
+        return response
 
     def require_token(request: Request) -> None:
         header = request.headers.get("authorization", "")
@@ -127,11 +144,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
                 409, "ALREADY_EXISTS", f"Idempotency-Key {key!r} created {earlier.deployment_id!r}, since deleted", "id"
             ) from None
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics")
     async def metrics() -> Response:
         body = ctx.metrics() if ctx.metrics is not None else b""
         return Response(body, media_type="text/plain; version=0.0.4")
@@ -255,7 +272,16 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.include_router(gateways_router(gateways, auth))
     mount_dashboard(app)
+    mount_docs(app, app.openapi)
     return app
+
+
+def allowed_methods(app: FastAPI, scope: Mapping[str, Any]) -> list[str]:
+    """Every method some route of `app` takes on the request's path (for a 405's Allow header)."""
+    path = scope.get("path", "")
+    matching = [r for r in app.router.routes if isinstance(r, APIRoute) and r.path_regex.match(path)]
+    literal = [r for r in matching if r.path == path]  # `/deployments/parameters`, not `/deployments/{id}`
+    return sorted({method for route in literal or matching for method in route.methods or ()})
 
 
 def valid_token(token: str) -> bool:
@@ -266,7 +292,7 @@ def _log_offsets(after: list[str]) -> dict[str, int]:
     offsets = {}
     for item in after:
         replica_id, _, offset = item.rpartition(":")
-        if not replica_id or not offset.isdigit():
+        if not replica_id or not re.fullmatch(r"[0-9]+", offset):  # isdigit() would take "²", int() would not
             raise ApiError(400, "INVALID_ARGUMENT", f"after: {item!r} is not REPLICA:OFFSET", "after")
         offsets[replica_id] = int(offset)
     return offsets

@@ -14,7 +14,9 @@ Claims:
 
 Usage: `GET /usage?start=&end=` (epoch seconds or ISO-8601; default the last 24 h up to now) answers
 GPU-minutes per deployment, each with its replicas, billed per started minute (`gpu_minutes`). Runs still
-open are counted up to now, never up to an `end` in the future.
+open are counted up to now, never up to an `end` in the future. `gateways`: requests and the prompt and
+completion tokens engines reported, per gateway and per API key id, since the gateways started (counters,
+not windowed by `start`/`end`).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from tide.api.body import read_json_body
 from tide.api.envelope import claim_body, claim_resource
 from tide.api.errors import BASE, ApiError
 from tide.api.paging import decode_token, encode_token, page_size
+from tide.errors import FieldError
 from tide.scheduling import (
-    ClaimError,
     Inventory,
     UsageReport,
     assign_claims,
@@ -41,7 +43,7 @@ from tide.scheduling import (
     gpu_minutes,
     validate_claim,
 )
-from tide.spec import SpecError, parse_name
+from tide.spec import parse_name
 from tide.store import Conflict, NotFound, Store
 from tide.store.claims import ClaimRecord, ClaimStore, RunLog, claim_spec_json
 from tide.timestamps import parse_instant
@@ -60,6 +62,9 @@ class ClaimsContext:
     inventory: Callable[[], Inventory]
     wake_controller: Callable[[], None]
     clock: Callable[[], float] = time.time
+    # The gateways' request and token counts per gateway and key since they started (`/usage`'s
+    # `gateways`); None where the server has no gateways to ask.
+    gateway_usage: Callable[[], list[dict[str, Any]]] | None = None
 
 
 def claim_statuses(records: Sequence[ClaimRecord], inventory: Inventory) -> dict[str, dict[str, int]]:
@@ -127,15 +132,15 @@ def parse_claim_body(raw: Any) -> tuple[str | None, dict[str, Any]]:
                     400, "INVALID_ARGUMENT", f"spec.{key}: unknown field; allowed: id, name, resources", f"spec.{key}"
                 )
         spec = {k: v for k, v in spec.items() if k in ("name", "resources")}
-        claim_id = raw.get("id", raw["spec"].get("id"))
+        claim_id = raw["id"] if raw.get("id") is not None else raw["spec"].get("id")
     else:
         spec = {k: v for k, v in raw.items() if k in ("name", "resources")}
         claim_id = raw.get("id")
     if claim_id is not None:
         try:
             claim_id = parse_name(claim_id, "id")
-        except SpecError as exc:
-            raise ApiError(400, exc.code, exc.message, exc.field) from None
+        except FieldError as exc:
+            raise ApiError(400, exc.code, str(exc), exc.field) from None
     return claim_id, spec
 
 
@@ -156,7 +161,7 @@ def _instant(text: str, field: str) -> float:
         raise ApiError(400, "INVALID_ARGUMENT", f"{field}: {exc}", field) from None
 
 
-def _invalid(exc: ClaimError) -> ApiError:
+def _invalid(exc: FieldError) -> ApiError:
     return ApiError(400, "INVALID_ARGUMENT", str(exc), exc.field)
 
 
@@ -185,7 +190,7 @@ def claims_router(ctx: ClaimsContext, dependencies: Sequence[params.Depends] = (
     def validated(spec: dict[str, Any]) -> dict[str, Any]:
         try:
             stored = claim_spec_json(validate_claim(spec, ctx.inventory()))
-        except ClaimError as exc:
+        except FieldError as exc:
             raise _invalid(exc) from None
         name = spec.get("name")
         if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 63):
@@ -253,6 +258,9 @@ def claims_router(ctx: ClaimsContext, dependencies: Sequence[params.Depends] = (
         intervals = await asyncio.to_thread(runs.intervals, start_s, end_s)
         # A run still open is billed up to now: never for minutes of a future `end` that have not begun.
         closed = [i if i.stopped_at is not None else replace(i, stopped_at=max(now, i.started_at)) for i in intervals]
-        return usage_json(gpu_minutes(closed, start_s, end_s))
+        report = usage_json(gpu_minutes(closed, start_s, end_s))
+        if ctx.gateway_usage is not None:
+            report["gateways"] = ctx.gateway_usage()
+        return report
 
     return router

@@ -119,4 +119,5 @@ def key_json(key: KeyRecord) -> dict[str, Any]:
         "prefix": key.prefix,
         "createdAt": format_instant(key.created_at),
         **({"requestsPerMinute": key.requests_per_minute} if key.requests_per_minute is not None else {}),
+        **({"tokensPerMinute": key.tokens_per_minute} if key.tokens_per_minute is not None else {}),
     }

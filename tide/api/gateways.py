@@ -17,10 +17,13 @@ from fastapi import APIRouter, Request, params
 
 from tide.api.envelope import gateway_body, gateway_resource, key_json
 from tide.api.errors import BASE, ApiError
-from tide.spec import DEFAULT_GATEWAY_ID, SpecError, parse_name
-from tide.spec.gateway import gateway_hosts, gateway_to_dict, parse_gateway
+from tide.errors import FieldError
+from tide.spec import DEFAULT_GATEWAY_ID, parse_name
+from tide.spec.gateway import deployment_zones, gateway_hosts, gateway_to_dict, parse_gateway
 from tide.store import Conflict, NotFound, Store
 from tide.store.gateways import GatewayRecord, GatewayStore, KeyStore
+
+MAX_KEY_LIMIT = 1_000_000_000  # a key's per-minute limits; larger would not fit the store's integer column
 
 
 @dataclass
@@ -103,6 +106,7 @@ def gateways_router(ctx: GatewaysContext, dependencies: Sequence[params.Depends]
         if isinstance(raw, dict) and raw.get("id") not in (None, record.id):
             raise ApiError(400, "INVALID_ARGUMENT", "id cannot be changed", "id")
         spec = validated(raw)
+        await asyncio.to_thread(_check_new_zones, ctx.store, gateways, record.id, tuple(spec["zones"]))
         try:
             updated = await asyncio.to_thread(gateways.update_gateway, record.id, spec, ctx.clock())
         except NotFound:
@@ -137,15 +141,29 @@ def gateways_router(ctx: GatewaysContext, dependencies: Sequence[params.Depends]
         """A new API key for an apiKeyAuth gateway. `key` is in this answer only: it is stored hashed."""
         record = await find(gateway_id)
         raw = await read_json(request) if await request.body() else {}
-        if not isinstance(raw, dict) or set(raw) - {"name", "requestsPerMinute"}:
-            raise ApiError(400, "INVALID_ARGUMENT", "the body may hold name and requestsPerMinute", "body")
-        name = raw.get("name") or ""
+        if not isinstance(raw, dict) or set(raw) - {"name", *KEY_LIMITS}:
+            raise ApiError(
+                400, "INVALID_ARGUMENT", "the body may hold name, requestsPerMinute and tokensPerMinute", "body"
+            )
+        name = raw.get("name")
+        name = "" if name is None else name  # null is absent; 0 or false are not labels
         if not isinstance(name, str) or len(name) > 63:
             raise ApiError(400, "INVALID_ARGUMENT", "name: a label of at most 63 characters", "name")
-        limit = raw.get("requestsPerMinute")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise ApiError(400, "INVALID_ARGUMENT", "requestsPerMinute: a whole number >= 1", "requestsPerMinute")
-        created, key = await asyncio.to_thread(keys.create_key, record.id, name, ctx.clock(), limit)
+        limits = [_whole(raw.get(field)) for field in KEY_LIMITS]
+        for field, limit in zip(KEY_LIMITS, limits, strict=True):
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_KEY_LIMIT
+            ):
+                raise ApiError(400, "INVALID_ARGUMENT", f"{field}: a whole number from 1 to {MAX_KEY_LIMIT}", field)
+        if "apiKeyAuth" not in record.spec:
+            raise ApiError(
+                400,
+                "FAILED_PRECONDITION",
+                f"gateway {record.id!r} uses coreWeaveAuth: its clients send the management API's token. "
+                "API keys are for apiKeyAuth gateways (update the gateway to apiKeyAuth: {} first)",
+                "gatewayId",
+            )
+        created, key = await asyncio.to_thread(keys.create_key, record.id, name, ctx.clock(), *limits)
         ctx.wake_controller()
         return {"apiKey": key_json(created), "key": key}
 
@@ -167,6 +185,14 @@ def gateways_router(ctx: GatewaysContext, dependencies: Sequence[params.Depends]
     return router
 
 
+KEY_LIMITS = ("requestsPerMinute", "tokensPerMinute")  # optional per-key limits, per one-minute window
+
+
+def _whole(value: Any) -> Any:
+    """60.0 is 60 (JSON does not tell them apart); anything else as given."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 async def _taken(gateways: GatewayStore, gateway_id: str) -> bool:
     try:
         await asyncio.to_thread(gateways.get_gateway, gateway_id)
@@ -176,11 +202,29 @@ async def _taken(gateways: GatewayStore, gateway_id: str) -> bool:
 
 
 def check_gateway_ids(store: Store, gateway_ids: Sequence[str]) -> None:
-    """SpecError naming `gatewayIds[i]` when a deployment names a gateway that does not exist."""
-    known = {g.id for g in GatewayStore(store.engine).list_gateways()}
+    """FieldError naming `gatewayIds[i]` when a deployment names a gateway that does not exist, or
+    `gatewayIds` when its gateways' zones share none (it could run nowhere)."""
+    records = {g.id: g for g in GatewayStore(store.engine).list_gateways()}
     for i, gateway_id in enumerate(gateway_ids):
-        if gateway_id not in known:
-            raise SpecError(
+        if gateway_id not in records:
+            raise FieldError(
                 f"gatewayIds[{i}]",
-                f"gateway {gateway_id!r} does not exist; gateways: {', '.join(sorted(known))} (GET /gateways)",
+                f"gateway {gateway_id!r} does not exist; gateways: {', '.join(sorted(records))} (GET /gateways)",
             )
+    deployment_zones([tuple(records[g].spec.get("zones") or ()) for g in gateway_ids])
+
+
+def _check_new_zones(store: Store, gateways: GatewayStore, gateway_id: str, zones: tuple[str, ...]) -> None:
+    """FieldError naming `zones` when a deployment on this gateway and another would share no zone with
+    these zones (running replicas stay where they are; new ones go to the zones all its gateways allow)."""
+    if not zones:
+        return
+    others = {g.id: tuple(g.spec.get("zones") or ()) for g in gateways.list_gateways()}
+    others[gateway_id] = zones
+    for deployment in store.list_deployments():
+        ids = [g for g in deployment.spec.get("gatewayIds") or () if g in others]
+        if gateway_id in ids:
+            try:
+                deployment_zones([others[g] for g in ids])
+            except FieldError as error:
+                raise FieldError("zones", f"deployment {deployment.id!r}: {error.message}") from None

@@ -46,6 +46,7 @@ class ScaleDecision(NamedTuple):
     window: float  # seconds the observation in `mode` was averaged over
     metric: str = "concurrency"
     note: str | None = None  # replaces the computed reason (no metrics yet, wake)
+    keep_parked: int | None = None  # with parking: parked replicas to keep (the rest stop; None: all)
 
     @property
     def reason(self) -> str:
@@ -158,11 +159,11 @@ class Autoscaler:
                 self._rate_anchor_time, self._rate_anchor_ready = at, 0
         self.policy.skip_idle_ticks(tick_after)
 
-    def wake(self, now: float, ready_replicas: int = 0) -> ScaleDecision:
+    def wake(self, now: float, ready_replicas: int = 0, *, parking: Parking | None = None) -> ScaleDecision:
         """A request arrived while at zero: record it (the activator's immediate stat) and decide
-        at once, so the first replica starts without waiting for the next tick."""
+        at once, so the first replica starts without waiting for the next tick (`parking`: as in `decide`)."""
         self.record(now, 1.0, 1.0)
-        decision = self.decide(now, ready_replicas)
+        decision = self.decide(now, ready_replicas, parking=parking)
         if decision.desired >= 1:
             return decision
         floor = min(max(1, self.config.activation_scale), self.config.max_replicas)
@@ -234,7 +235,7 @@ class Autoscaler:
                 )
                 if bound is not None:
                     label = bound
-            if want == 0:
+            if want == 0 and not (policy.owns_scale_to_zero and proposed == 0 and cfg.enable_scale_to_zero):
                 want, apply, step_label = self._scale_to_zero(now, activity, reachable)
                 if step_label is not None:
                     label = step_label
@@ -284,6 +285,7 @@ class Autoscaler:
                 proposal.window,
                 cfg.metric,
                 note,
+                proposal.keep_parked,
             ),
         )
         self.last = decision

@@ -14,12 +14,12 @@ from tide.autoscale.fields import (
     TUNING_BY_NAME,
     TUNING_NAMES,
     UNBOUNDED,
-    ConfigError,
     profile_defaults,
 )
 from tide.autoscale.targets import TARGET_MIN, panic_window_seconds
+from tide.errors import FieldError
 
-__all__ = ["UNBOUNDED", "ConfigError"]
+__all__ = ["UNBOUNDED"]
 
 PROFILE_NAMES: tuple[str, ...] = BUILTIN_PROFILES
 DEFAULT_PROFILE = "coreweave"
@@ -133,7 +133,7 @@ def register_profile(
     """A profile running `policy`: the `base` profile's field defaults with `defaults` on top."""
     for key in defaults:
         if key not in TUNING_BY_NAME:
-            raise ConfigError(f"autoscaling.{key}", f"unknown autoscaling field; known: {', '.join(OVERRIDE_NAMES)}")
+            raise FieldError(f"autoscaling.{key}", f"unknown autoscaling field; known: {', '.join(OVERRIDE_NAMES)}")
     parent = _PROFILE_TABLE[base]
     tbc = parent.target_burst_capacity if target_burst_capacity is None else target_burst_capacity
     merged = {**parent.defaults, **{k: float(v) for k, v in defaults.items()}}
@@ -166,18 +166,16 @@ def resolve_config(
 ) -> AutoscalerConfig:
     """Profile defaults + the deployment's overrides -> a validated AutoscalerConfig.
 
-    Raises ConfigError naming the API field (`autoscaling.<name>`) for any bad value.
+    Raises FieldError naming the API field (`autoscaling.<name>`) for any bad value.
     """
     name = DEFAULT_PROFILE if profile is None else profile
     chosen = _PROFILE_TABLE.get(name)
     if chosen is None:
-        raise ConfigError(
-            "autoscaling.profile", f"unknown profile {name!r}; choose one of {', '.join(profile_names())}"
-        )
+        raise FieldError("autoscaling.profile", f"unknown profile {name!r}; choose one of {', '.join(profile_names())}")
     for key in overrides:
         if key not in TUNING_BY_NAME and key not in chosen.options:
             known = ", ".join((*OVERRIDE_NAMES, *chosen.options))
-            raise ConfigError(f"autoscaling.{key}", f"unknown autoscaling field for profile {name!r}; known: {known}")
+            raise FieldError(f"autoscaling.{key}", f"unknown autoscaling field for profile {name!r}; known: {known}")
     values: dict[str, float] = dict(chosen.defaults)
     options = {key: spec.default for key, spec in chosen.options.items()}
     for key, value in overrides.items():
@@ -196,14 +194,16 @@ def resolve_config(
 
     initial = int(values["initialScale"])
     if initial > max_replicas:
-        raise ConfigError("autoscaling.initialScale", f"({initial}) must be <= autoscaling.max ({max_replicas})")
+        raise FieldError("autoscaling.initialScale", f"must be <= autoscaling.max ({max_replicas}), got {initial}")
     if initial == 0 and min_replicas > 0:
-        raise ConfigError(
+        raise FieldError(
             "autoscaling.initialScale", f"0 is only allowed with autoscaling.min 0 (min is {min_replicas})"
         )
     activation = int(values["activationScale"])
     if activation > max_replicas:
-        raise ConfigError("autoscaling.activationScale", f"({activation}) must be <= autoscaling.max ({max_replicas})")
+        raise FieldError(
+            "autoscaling.activationScale", f"must be <= autoscaling.max ({max_replicas}), got {activation}"
+        )
 
     return AutoscalerConfig(
         profile=name,
@@ -232,11 +232,11 @@ def resolve_config(
 def _check_option(name: str, value: float, spec: OptionRange) -> float:
     field_name = f"autoscaling.{name}"
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ConfigError(field_name, f"must be a number, got {value!r}")
+        raise FieldError(field_name, f"must be a number, got {value!r}")
     if not spec.low <= value <= spec.high:
-        raise ConfigError(field_name, f"must be within {spec.low:g}-{spec.high:g}, got {value:g}")
+        raise FieldError(field_name, f"must be within {spec.low:g}-{spec.high:g}, got {value:g}")
     if spec.integer and value != math.floor(value):
-        raise ConfigError(field_name, f"must be a whole number, got {value:g}")
+        raise FieldError(field_name, f"must be a whole number, got {value:g}")
     return float(value)
 
 
@@ -245,7 +245,7 @@ def _check_replicas(min_replicas: int, max_replicas: int, concurrency: int, prio
     for name, value in given.items():
         REPLICAS_BY_NAME[name].check(value)
     if max_replicas < min_replicas:
-        raise ConfigError("autoscaling.max", f"({max_replicas}) must be >= autoscaling.min ({min_replicas})")
+        raise FieldError("autoscaling.max", f"must be >= autoscaling.min ({min_replicas}), got {max_replicas}")
 
 
 def with_changes(config: AutoscalerConfig, **changes: object) -> AutoscalerConfig:

@@ -226,14 +226,14 @@ class ScalingCore:
         self._decided_at = now
         return decision
 
-    def wake(self, now: float, ready: int = 0) -> ScaleDecision | None:
+    def wake(self, now: float, ready: int = 0, *, parking: Parking | None = None) -> ScaleDecision | None:
         """A request arrived and nothing runs: decide now (None if replicas are already asked for)."""
         if self._rest is not None:
             self.resume(now)
         if self.autoscaler.applied != 0:
             return None
         self._loaded_at = now  # the request the wake records
-        decision = self.autoscaler.wake(now, ready)
+        decision = self.autoscaler.wake(now, ready, parking=parking)
         self.last = decision
         self._decided_at = now
         return decision

@@ -12,18 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from tide.errors import FieldError
+
 Kind = Literal["duration", "percent", "number", "count"]
 UNBOUNDED = math.inf
 BUILTIN_PROFILES: tuple[str, ...] = ("coreweave", "knative", "baseten", "development")
-
-
-class ConfigError(ValueError):
-    """An autoscaling field is out of range. `field` is the API path, e.g. `autoscaling.window`."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -45,18 +38,18 @@ class Field:
         return f"autoscaling.{self.name}"
 
     def check(self, value: object) -> float:
-        """The value as a float, or ConfigError naming the field."""
+        """The value as a float, or FieldError naming the field."""
         if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-            raise ConfigError(self.path, f"must be a number, got {value!r}")
+            raise FieldError(self.path, f"must be a number, got {value!r}")
         low, high = self.low, self.high
         if low is not None and (value < low or (value == low and not self.low_inclusive)):
             op = ">=" if self.low_inclusive else ">"
-            raise ConfigError(self.path, f"must be {op} {low:g}, got {value:g}")
+            raise FieldError(self.path, f"must be {op} {low:g}, got {value:g}")
         if high is not None and value > high:
-            raise ConfigError(self.path, f"must be <= {high:g}, got {value:g}")
+            raise FieldError(self.path, f"must be <= {high:g}, got {value:g}")
         if self.whole and value != math.floor(value):
             what = "whole seconds" if self.kind == "duration" else "a whole number"
-            raise ConfigError(self.path, f"must be {what}, got {value:g}{'s' if self.kind == 'duration' else ''}")
+            raise FieldError(self.path, f"must be {what}, got {value:g}{'s' if self.kind == 'duration' else ''}")
         return float(value)
 
 

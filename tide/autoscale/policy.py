@@ -31,6 +31,9 @@ from typing import NamedTuple
 
 from tide.autoscale.config import AutoscalerConfig, OptionRange, register_profile
 
+# What a parked replica costs per second as a fraction of a running one (it holds host memory, no accelerator):
+# the simulator's default price, and what a policy weighs parked time with live.
+PARKED_COST = 0.05
 NO_DECISION = -1  # a Proposal.desired meaning "no data yet": the wrapper holds the current count
 
 
@@ -100,6 +103,8 @@ class Parking(NamedTuple):
     parked: int  # parked replicas a scale-up would wake now (before starting new ones)
     wake_s: float  # how long a wake takes (live: measured; sim: configured)
     retention_s: float  # a replica parked this long is stopped (autoscaling.parking.retention)
+    cost: float = PARKED_COST  # a parked replica's cost per second, as a fraction of a running one
+    since: tuple[float, ...] = ()  # when each parked replica parked, oldest first
 
 
 class PolicyContext(NamedTuple):
@@ -133,6 +138,7 @@ class Proposal(NamedTuple):
     excess_burst_capacity: int = 0  # < 0: the gateway must stay in the path (Knative's SKS proxy mode)
     observed_panic: float = 0.0
     text: str | None = None
+    keep_parked: int | None = None  # with parking: parked replicas to keep after this decision (None: all)
 
 
 class Policy(ABC):
@@ -141,6 +147,9 @@ class Policy(ABC):
     #: True when the policy applies the rate limits and activation scale itself (Knative's KPA does, in an
     #: order its conformance cases pin); otherwise the wrapper applies them to every proposal.
     applies_limits: bool = False
+    #: True when a proposal of 0 is applied at once: the policy times the last replica's going itself, so the
+    #: wrapper adds none of Knative's scale-to-zero state machine (stable window, grace period, retention).
+    owns_scale_to_zero: bool = False
 
     #: True when, at zero with no load in its windows, a tick of zero load changes nothing the policy will
     #: decide later (no prediction, no clock of its own): the core may then skip its ticks until load or a

@@ -23,19 +23,13 @@ from typing import IO, Any, Protocol
 
 import httpx
 
-from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState
-from tide.backends.logfiles import LogText, open_private_log, read_replica_logs
+from tide.backends.base import ReplicaBooks, ReplicaLaunch, ReplicaPhase, ReplicaState, TrackedReplica
+from tide.backends.logfiles import open_private_log
 from tide.backends.warm_pool import WarmPool, order_line
 from tide.engines.adapter import LaunchPlan, adapter_for, builtin_pooled_command
 from tide.engines.events import EVENT_PREFIX, parse_event
 from tide.spec import DeploymentSpec
-
-PROGRESS_NOTIFY_S = 0.25
-# A starting replica is never killed for being slow, only for showing no sign of progress (bytes
-# downloaded, log lines, events) for this long: a multi-minute GPU load that keeps logging is fine.
-STARTUP_STALL_S = 600.0
-HEALTH_POLL_S = 0.25  # fallback for engines that do not push readiness (e.g. vLLM)
-PARK_TIMEOUT_S = 120.0  # a park waits for in-flight requests; a level-2 wake reads the weights again
+from tide.timing import HEALTH_POLL_S, PARK_TIMEOUT_S, PROGRESS_NOTIFY_S, STARTUP_STALL_S
 
 
 @dataclass
@@ -131,19 +125,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @dataclass
-class _Replica:
-    state: ReplicaState
-    task: asyncio.Task[None] | None = None
+class _Replica(TrackedReplica):
     process: asyncio.subprocess.Process | None = None
     lease: WeightsLease | None = None
-    stopping: bool = False
     last_progress: float = field(default_factory=time.monotonic)  # any sign of life while starting
     plan: LaunchPlan | None = None
     server: str | None = None  # http://host:port of its engine, kept while parked (base_url is not)
     stalled: str | None = None  # why the watchdog ended a start that made no progress
 
 
-class LocalBackend:
+class LocalBackend(ReplicaBooks[_Replica]):
     def __init__(
         self,
         data_dir: Path,
@@ -152,7 +143,7 @@ class LocalBackend:
         startup_stall_s: float = STARTUP_STALL_S,
         warm_pool: int = 0,
     ) -> None:
-        self._logs_dir = data_dir / "logs"
+        super().__init__(data_dir)
         self._pools: dict[tuple[str, ...], WarmPool] = {}
         if warm_pool > 0:  # the built-in engine's pool; others have none (vLLM starts its own processes)
             command = builtin_pooled_command()
@@ -160,12 +151,7 @@ class LocalBackend:
         self._startup_stall_s = startup_stall_s
         self._weights = weights
         self._host = host
-        self._replicas: dict[str, _Replica] = {}
-        self._listener: ReplicaListener = lambda _state: None
         self._http = httpx.AsyncClient(timeout=2.0)
-
-    def set_listener(self, listener: ReplicaListener) -> None:
-        self._listener = listener
 
     def start_warm_pool(self) -> None:
         """Begin filling the warm pools (needs the running event loop)."""
@@ -196,20 +182,12 @@ class LocalBackend:
                 _signal_group(process.pid, signal.SIGKILL)
         return await spawn_engine(plan.argv, env, log_file)
 
-    def replicas(self) -> list[ReplicaState]:
-        return [r.state for r in self._replicas.values()]
-
-    def _set_phase(self, replica: _Replica, phase: ReplicaPhase, message: str = "") -> None:
-        replica.state.enter(phase, message, time.time())
-        self._listener(replica.state)
-
     async def start(self, launch: ReplicaLaunch) -> ReplicaState:
-        log_path = self._logs_dir / launch.deployment_id / f"{launch.replica_id}.log"
-        state = ReplicaState.for_launch(launch, str(log_path), time.time())
-        replica = _Replica(state=state)
+        replica = _Replica(state=self._new_state(launch))
         self._replicas[launch.replica_id] = replica
+        log_path = self._log_path(launch)
         replica.task = asyncio.create_task(self._run(replica, launch, log_path), name=f"replica-{launch.replica_id}")
-        return state
+        return replica.state
 
     async def _run(self, replica: _Replica, launch: ReplicaLaunch, log_path: Path) -> None:
         spec = launch.spec
@@ -318,8 +296,7 @@ class LocalBackend:
                 await reader
             log_file.write(f"--- exited with code {process.returncode}\n".encode())
             log_file.close()
-        replica.state.exit_code = code
-        replica.state.base_url = None
+        replica.state.exit_code = code  # the phase set next clears its URL
         if replica.stopping:
             self._set_phase(replica, ReplicaPhase.STOPPED, "")
         elif replica.stalled:
@@ -362,14 +339,16 @@ class LocalBackend:
             )
             parked = response.status_code == 200
             detail = "" if parked else f"{response.status_code} {response.text[:200]}"
+            reported = _reported_host_bytes(response) if parked else None
         except httpx.HTTPError as exc:
-            parked, detail = False, f"{type(exc).__name__}: {exc}"
+            parked, detail, reported = False, f"{type(exc).__name__}: {exc}", None
         if replica.state.phase is not ReplicaPhase.PARKING:  # it exited meanwhile: its phase says so
             return False
         if not parked:
             self._set_phase(replica, ReplicaPhase.READY, f"could not park: {detail}")
             return False
-        replica.state.base_url = None
+        if level == 1:  # the weights now sit in host memory: what the engine says it moved, else their size
+            replica.state.host_bytes = reported if reported is not None else _weights_bytes(replica.lease)
         self._set_phase(replica, ReplicaPhase.PARKED, f"parked (level {level})")
         return True
 
@@ -391,6 +370,7 @@ class LocalBackend:
             self._set_phase(replica, ReplicaPhase.PARKED, f"could not wake: {detail}")
             return False
         replica.state.base_url = f"{replica.server}/v1"
+        replica.state.host_bytes = 0
         self._set_phase(replica, ReplicaPhase.READY, "")
         return True
 
@@ -409,28 +389,14 @@ class LocalBackend:
             except TimeoutError:
                 _signal_group(process.pid, signal.SIGKILL)
                 await process.wait()
-        if replica.task is not None and not replica.task.done():
-            if process is None:
-                replica.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await replica.task
+        await self._finish_stop(replica_id, replica, cancel_task=process is None)  # no process: still fetching
+
+    def _forgotten(self, replica: _Replica) -> None:
         self._release(replica)
-        if not replica.state.phase.terminal:
-            self._set_phase(replica, ReplicaPhase.STOPPED, "")
-        self._replicas.pop(replica_id, None)
-
-    def forget(self, replica_id: str) -> None:
-        """Drop a replica that has already exited (crashed or failed) from the backend's books."""
-        replica = self._replicas.pop(replica_id, None)
-        if replica is not None:
-            self._release(replica)
-
-    def logs(self, deployment_id: str, tail_lines: int, after: Mapping[str, int] | None = None) -> dict[str, LogText]:
-        return read_replica_logs(self._logs_dir, deployment_id, tail_lines, after)
 
     async def close(self) -> None:
         await asyncio.gather(*(pool.close() for pool in self._pools.values()), return_exceptions=True)
-        await asyncio.gather(*(self.stop(rid, grace_s=5.0) for rid in list(self._replicas)), return_exceptions=True)
+        await self._stop_all()
         await self._http.aclose()
 
 
@@ -456,3 +422,19 @@ def _tail(path: Path, lines: int) -> str:
         return ""
     useful = [line for line in text if line.strip() and not line.startswith(("---", EVENT_PREFIX))]
     return " | ".join(useful[-lines:])[-500:]
+
+
+def _reported_host_bytes(response: httpx.Response) -> int | None:
+    """`hostBytes` from a park answer (the built-in engine's); None when the engine does not say (vLLM)."""
+    try:
+        value = response.json().get("hostBytes")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _weights_bytes(lease: WeightsLease | None) -> int:
+    """The size of a replica's weights on disk: what a level-1 park holds in host memory."""
+    if lease is None:
+        return 0
+    return sum(f.stat().st_size for f in lease.path.rglob("*") if f.is_file())

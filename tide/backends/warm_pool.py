@@ -18,17 +18,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol, runtime_checkable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tide.engines.events import parse_event
+from tide.timing import RESPAWN_BACKOFF_MAX_S, RESPAWN_BACKOFF_MIN_S
 
 log = logging.getLogger("tide.backends")
 
-RESPAWN_BACKOFF_MIN_S = 1.0
-RESPAWN_BACKOFF_MAX_S = 60.0
 
 # Starts a pooled process: (argv, stderr file) -> the process, with stdin and stdout as pipes.
 Spawner = Callable[[tuple[str, ...], IO[bytes]], Awaitable[asyncio.subprocess.Process]]
@@ -72,6 +71,14 @@ class WarmPool:
     @property
     def starting_count(self) -> int:
         return sum(1 for p in self._idle if not p.warm and p.process.returncode is None)
+
+    @property
+    def warm_pids(self) -> list[int]:
+        return [p.process.pid for p in self._idle if p.warm and p.process.returncode is None]
+
+    def stop_refilling(self) -> None:
+        """Keep the processes it has, start no more (the Ray backend's spare host turning into a replica)."""
+        self.size = 0
 
     def take(self) -> asyncio.subprocess.Process | None:
         """A live pooled process (warm ones first, else the one furthest along), or None when empty."""
@@ -171,10 +178,31 @@ def order_line(argv: tuple[str, ...], env: Mapping[str, str], log_path: Path) ->
     return (json.dumps({"argv": list(argv), "env": dict(env), "log": str(log_path)}) + "\n").encode()
 
 
+class PoolCounts(Protocol):
+    """What /metrics reads of a pool: this module's `WarmPool`, or the Ray backend's spares."""
+
+    @property
+    def warm_count(self) -> int: ...
+    @property
+    def starting_count(self) -> int: ...
+
+    taken_total: int
+    missed_total: int
+
+
+@runtime_checkable
+class WarmPools(Protocol):
+    """A backend with warm pools (the local backend; the Ray backend's spare hosts)."""
+
+    def start_warm_pool(self) -> None: ...
+    @property
+    def warm_pools(self) -> list[PoolCounts]: ...
+
+
 class WarmPoolMetrics(Collector):
     """tide_warm_pool_processes{state=warm|starting}, tide_warm_pool_takes_total{outcome=taken|missed}."""
 
-    def __init__(self, pools: list[WarmPool]) -> None:
+    def __init__(self, pools: list[PoolCounts]) -> None:
         self.pools = pools
 
     def collect(self) -> Iterator[Metric]:

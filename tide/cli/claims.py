@@ -1,22 +1,24 @@
-"""`tide usage` and `tide get claims`: GPU-minutes and capacity claims, through the management API.
+"""`tide usage`, `tide get claims` and `tide get claim ID`: GPU-minutes and capacity claims, through the
+management API. (`tide apply -f` and `tide delete claim` are in `resources.py`.)
 
-Attached to the CLI in `tide/cli/__init__.py` (`usage`, and `claims` under `get`).
+Attached to the CLI in `tide/cli/__init__.py` (`usage`, and `claims`, `claim` under `get`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
 
 from tide.cli.client import client, dump, table
-from tide.spec import SpecError
+from tide.errors import FieldError
 from tide.spec.durations import parse_duration
 from tide.timestamps import format_instant, parse_instant
 
 
-def claims_table(items: list[dict[str, Any]]) -> str:
+def claims_table(items: Sequence[Mapping[str, Any]]) -> str:
     """`tide get claims` output: one row per claim (as the API returns them)."""
     rows = []
     for item in items:
@@ -36,7 +38,7 @@ def claims_table(items: list[dict[str, Any]]) -> str:
     return table(["ID", "INSTANCE TYPE", "COUNT", "ALLOCATED", "PENDING", "CAPACITY TYPE", "ZONES"], rows)
 
 
-def usage_table(report: dict[str, Any]) -> str:
+def usage_table(report: Mapping[str, Any]) -> str:
     """`tide usage` output: a header line with the window and total, then per deployment a total row
     (REPLICA `*`) followed by its replicas."""
     start, end = float(report["start"]), float(report["end"])
@@ -65,6 +67,14 @@ def usage_table(report: dict[str, Any]) -> str:
         lines += ["", table(headers, rows)]
     else:
         lines.append("no replica ran in this window")
+    gateway_rows: list[list[str]] = []
+    for gateway in report.get("gateways") or []:  # per gateway (KEY `*`) and key, since the gateways started
+        for key_id, counts in [("*", gateway), *((k["keyId"], k) for k in gateway.get("keys") or [])]:
+            tokens = [str(counts[f]) for f in ("requests", "promptTokens", "completionTokens")]
+            gateway_rows.append([gateway["gatewayId"] if key_id == "*" else "", key_id, *tokens])
+    if gateway_rows:
+        headers = ["GATEWAY", "KEY", "REQUESTS", "PROMPT-TOKENS", "COMPLETION-TOKENS"]
+        lines += ["", "Gateway requests and tokens since the gateways started:", table(headers, gateway_rows)]
     return "\n".join(lines)
 
 
@@ -81,7 +91,7 @@ def usage_params(since: str, start: str | None, end: str | None, now: float) -> 
     else:
         try:
             seconds = parse_duration(since, "--since")
-        except SpecError as exc:
+        except FieldError as exc:
             raise click.BadParameter(exc.message, param_hint="--since") from None
         params["start"] = repr(end_s - seconds)
     return params
@@ -102,7 +112,8 @@ def _instant(text: str, option: str) -> float:
 @click.pass_context
 def usage_command(ctx: click.Context, since: str, start: str | None, end: str | None, output: str) -> None:
     """GPU-minutes per deployment and replica, billed per started minute while a replica runs."""
-    report = client(ctx).call("GET", "/usage", params=usage_params(since, start, end, time.time()))
+    params = usage_params(since, start, end, time.time())
+    report = client(ctx).usage(params.get("start"), params.get("end"))
     click.echo(usage_table(report) if output == "table" else dump(report, output))
 
 
@@ -111,6 +122,16 @@ def usage_command(ctx: click.Context, since: str, start: str | None, end: str | 
 @click.pass_context
 def get_claims_command(ctx: click.Context, output: str) -> None:
     """List capacity claims with allocated and pending instances."""
-    items = client(ctx).list_all("/capacityclaims", "capacityClaims")
+    items = client(ctx).claims.list()
     body = {"capacityClaims": items}
     click.echo(claims_table(items) if output == "table" else dump(body, output))
+
+
+@click.command("claim")
+@click.argument("claim_id")
+@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="yaml")
+@click.pass_context
+def get_claim_command(ctx: click.Context, claim_id: str, output: str) -> None:
+    """One capacity claim (by id) with allocated and pending instances."""
+    item = client(ctx).claims.get(claim_id)
+    click.echo(claims_table([item]) if output == "table" else dump({"capacityClaim": item}, output))

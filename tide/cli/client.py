@@ -1,70 +1,44 @@
-"""What every client command shares: the management API client, tables, JSON/YAML output."""
+"""What every client command shares: the SDK client for the root options, SDK errors as CLI errors,
+tables, JSON/YAML output."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import click
-import httpx
 import yaml
 
 from tide.config import read_client_token
+from tide.sdk import Client, TideError
+from tide.sdk.errors import UNREACHABLE
 
 
-class ApiClient:
-    """A thin client for the management API; errors come back as the API's own message."""
-
-    def __init__(self, server: str, token: str | None) -> None:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=server.rstrip("/") + "/v1alpha1/inference", headers=headers, timeout=30)
-        self.server = server
-
-    def call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
-        try:
-            response = self.http.request(method, path, json=body, params=params)
-        except httpx.ConnectError:
-            raise click.ClickException(
-                f"cannot reach the Tide API at {self.server}: is `tide up` running? (or set --server / TIDE_API_URL)"
-            ) from None
-        except httpx.HTTPError as exc:  # dropped, timed out, reset: say so, no traceback
-            raise click.ClickException(
-                f"{method} {path}: the connection to the Tide API at {self.server} failed ({type(exc).__name__}: "
-                f"{exc or 'no detail'}); the request may or may not have been applied"
-            ) from None
-        if response.status_code >= 400:
-            try:
-                error = response.json()["error"]
-                field = f" [{error['field']}]" if error.get("field") else ""
-                message = f"{error['message']}{field}"
-            except (ValueError, KeyError, TypeError):
-                message = response.text
-            raise click.ClickException(f"{response.status_code}: {message}")
-        if "warning" in response.headers:  # e.g. a deprecated spec shape: the API says how to write it now
-            click.echo(f"warning: {response.headers['warning']}", err=True)
-        return response.json()
-
-    def list_all(self, path: str, key: str) -> list[Any]:
-        """Every item of a paged list route (under `key`: `deployments`, `capacityClaims`), following
-        `nextPageToken` (the largest pages the API serves)."""
-        items: list[Any] = []
-        params: dict[str, Any] = {"pageSize": 1000}
-        while True:
-            page = self.call("GET", path, params=params)
-            items += page[key]
-            token = page.get("nextPageToken")
-            if not token:
-                return items
-            params = {"pageSize": 1000, "pageToken": token}
-
-
-def client(ctx: click.Context) -> ApiClient:
+def client(ctx: click.Context) -> Client:
+    """The SDK client for `--server` and the token (`$TIDE_API_TOKEN` or DATA_DIR/api-token); the API's
+    warnings (e.g. a deprecated spec shape) go to stderr."""
     opts = ctx.find_root().obj
-    token = read_client_token(opts["data_dir"])
-    return ApiClient(opts["server"], token)
+    token = read_client_token(opts["data_dir"]) or ""
+    return Client(opts["server"], token, on_warning=lambda text: click.echo(f"warning: {text}", err=True))
 
 
-def resource_id(resource: dict[str, Any]) -> str:
+def error_text(exc: TideError) -> str:
+    """A TideError as the CLI says it: the API's status and message (with the field), or what to check."""
+    if exc.code == UNREACHABLE:
+        return f"{exc.message}: is `tide up` running? (or set --server / TIDE_API_URL)"
+    return str(exc)
+
+
+class CliError(click.ClickException):
+    """A TideError as a ClickException (exit status 1, the message on stderr, no traceback)."""
+
+    def __init__(self, exc: TideError) -> None:
+        super().__init__(error_text(exc))
+        self.error = exc
+
+
+def resource_id(resource: Mapping[str, Any]) -> str:
     """A resource as the API returns it (`{"spec": {"id", ...}, "status": {...}}`): its id."""
     return str(resource["spec"]["id"])
 

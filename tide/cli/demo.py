@@ -21,6 +21,7 @@ import httpx
 
 from tide.cli.deployments import describe_deployment
 from tide.config import read_client_token
+from tide.sdk import Client, TideError
 
 DEMO_SPEC: dict[str, Any] = {
     "name": "tiny-chat",
@@ -76,33 +77,33 @@ def demo_command(ctx: click.Context, gateway_port: int, api_port: int, load_seco
         stderr=subprocess.STDOUT,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
-    api = f"http://127.0.0.1:{api_port}/v1alpha1/inference"
+    api = f"http://127.0.0.1:{api_port}"
     gateway = f"http://127.0.0.1:{gateway_port}/v1"
     try:
         token = _wait_for_api(api, data_dir, server, log_path)
-        headers = {"authorization": f"Bearer {token}"}
-        with httpx.Client(headers=headers, timeout=30) as http:
+        with Client(api, token) as tide:
             click.secho("3. applying deployment tiny-chat (min 0, max 3, knative profile, 6 s window)", bold=True)
-            existing = http.get(f"{api}/deployments/tiny-chat")
-            if existing.status_code == 404:
-                _check(http.post(f"{api}/deployments", json=DEMO_SPEC))
-            else:
-                _check(http.patch(f"{api}/deployments/tiny-chat", json=DEMO_SPEC))
+            try:
+                tide.deployments.update("tiny-chat", DEMO_SPEC)
+            except TideError as exc:
+                if exc.status != 404:
+                    raise
+                tide.deployments.create(DEMO_SPEC)
 
             click.secho("4. chat through the gateway (streamed; the first request wakes it from zero)", bold=True)
             started = time.monotonic()
             _stream_chat(gateway, "Say hello to Tide.")
             click.echo("   (random weights: the words are noise; the path that served them is real)")
             click.echo(f"   (answered in {time.monotonic() - started:.1f} s, cold start included)")
-            _print_status(http, api)
+            _print_status(tide)
 
             click.secho(f"5. {concurrency} concurrent clients for {load_seconds:.0f} s: watch it scale up", bold=True)
-            counts = _drive_load(http, api, gateway, concurrency, load_seconds)
+            counts = _drive_load(tide, gateway, concurrency, load_seconds)
             click.echo(f"   load done: {counts['ok']} ok, {counts['failed']} failed")
 
             click.secho("6. idle: watch it scale down and to zero", bold=True)
-            _watch(http, api, seconds=45.0, until_zero=True)
-            _print_status(http, api)
+            _watch(tide, seconds=45.0, until_zero=True)
+            _print_status(tide)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -110,13 +111,6 @@ def demo_command(ctx: click.Context, gateway_port: int, api_port: int, load_seco
         except subprocess.TimeoutExpired:
             server.kill()
         click.echo(f"tide stopped (server log: {log_path})")
-
-
-def _check(response: httpx.Response) -> dict[str, Any]:
-    if response.status_code >= 400:
-        raise click.ClickException(f"{response.status_code}: {response.text}")
-    data: dict[str, Any] = response.json()
-    return data
 
 
 def _wait_for_api(api: str, data_dir: Path, server: subprocess.Popen[bytes], log_path: Path) -> str:
@@ -127,9 +121,10 @@ def _wait_for_api(api: str, data_dir: Path, server: subprocess.Popen[bytes], log
         token = read_client_token(data_dir)
         if token:
             try:
-                if httpx.get(f"{api}/deployments", headers={"authorization": f"Bearer {token}"}).status_code == 200:
-                    return token
-            except httpx.HTTPError:
+                with Client(api, token, timeout=5) as tide:
+                    tide.deployments.list_page(page_size=1)
+                return token
+            except TideError:
                 pass
         time.sleep(0.2)
     raise click.ClickException(f"`tide up` did not answer within 60 s; see {log_path}")
@@ -157,13 +152,13 @@ def _stream_chat(gateway: str, prompt: str) -> None:
     click.echo("")
 
 
-def _print_status(http: httpx.Client, api: str) -> None:
-    item = _check(http.get(f"{api}/deployments/tiny-chat"))["deployment"]
-    click.echo("\n".join("   " + line for line in describe_deployment(item).splitlines()))
+def _print_status(tide: Client) -> None:
+    item = tide.deployments.get("tiny-chat")
+    click.echo("\n".join("   " + line for line in describe_deployment(item, time.time()).splitlines()))
 
 
-def _status_line(http: httpx.Client, api: str) -> tuple[str, int]:
-    status = _check(http.get(f"{api}/deployments/tiny-chat"))["deployment"].get("status") or {}
+def _status_line(tide: Client) -> tuple[str, int]:
+    status = tide.deployments.get("tiny-chat")["status"]
     replicas = status.get("replicas") or []
     phases = ", ".join(sorted(r["phase"] for r in replicas)) or "none"
     decision = (status.get("lastScalingDecision") or {}).get("reason", "")
@@ -174,7 +169,7 @@ def _status_line(http: httpx.Client, api: str) -> tuple[str, int]:
     return line, len(replicas)
 
 
-def _drive_load(http: httpx.Client, api: str, gateway: str, concurrency: int, seconds: float) -> dict[str, int]:
+def _drive_load(tide: Client, gateway: str, concurrency: int, seconds: float) -> dict[str, int]:
     counts = {"ok": 0, "failed": 0}
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
@@ -194,15 +189,15 @@ def _drive_load(http: httpx.Client, api: str, gateway: str, concurrency: int, se
     for t in threads:
         t.start()
     while any(t.is_alive() for t in threads):
-        click.echo(_status_line(http, api)[0])
+        click.echo(_status_line(tide)[0])
         time.sleep(2.0)
     return counts
 
 
-def _watch(http: httpx.Client, api: str, seconds: float, until_zero: bool) -> None:
+def _watch(tide: Client, seconds: float, until_zero: bool) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        line, live = _status_line(http, api)
+        line, live = _status_line(tide)
         click.echo(line)
         if until_zero and live == 0:
             return

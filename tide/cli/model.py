@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from tide.cli.root import TideGroup
 
-@click.group()
+
+@click.group(cls=TideGroup)
 def model() -> None:
     """Build models locally."""
 

@@ -13,10 +13,12 @@ from tide.config import (
     DEFAULT_API_PORT,
     DEFAULT_GATEWAY_PORT,
     DEFAULT_LOGS_PER_DEPLOYMENT,
+    DEFAULT_PARKED_MEMORY_FRACTION,
     ServerConfig,
     read_client_token,
 )
 from tide.http_limits import ConnectionLimits
+from tide.timing import LEASE_TTL_S
 
 if TYPE_CHECKING:
     from tide.backends.ray import RayOptions
@@ -32,15 +34,15 @@ class DurationType(click.ParamType):
     name = "duration"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float | None:
+        from tide.errors import FieldError
         from tide.spec.durations import parse_duration_option
-        from tide.spec.errors import SpecError
 
         if value is None or isinstance(value, float):
             return value or None
         text = str(value).strip()
         try:  # a bare number is seconds ("0" turns the thing off)
             seconds = parse_duration_option(text, param.opts[0] if param and param.opts else "duration")
-        except SpecError as error:
+        except FieldError as error:
             self.fail(error.message, param, ctx)
         if seconds < 0:
             self.fail(f"{text!r} is negative", param, ctx)
@@ -125,7 +127,16 @@ def node_options(command: F) -> F:
             default=1,
             show_default=True,
             help="Built-in engine processes kept started ahead of need (runtime imported, no model): a replica "
-            "start takes one and only loads its weights. 0: none. Local backend only.",
+            "start takes one and only loads its weights. 0: none. With --backend ray: spare replica hosts per node.",
+        ),
+        click.option(
+            "--parked-memory",
+            "parked_memory_fraction",
+            type=click.FloatRange(min=0.0, max=1.0),
+            default=DEFAULT_PARKED_MEMORY_FRACTION,
+            show_default=True,
+            help="Share of an instance's host memory that parked replicas may hold; beyond it the least "
+            "recently parked are stopped. 0: parked replicas are stopped at once.",
         ),
         click.option(
             "--usage-retention",
@@ -227,6 +238,7 @@ def node_config(
     idle_timeout: float | None,
     max_unfinished_connections: int,
     warm_pool: int = 0,
+    parked_memory_fraction: float = DEFAULT_PARKED_MEMORY_FRACTION,
     **server: Any,
 ) -> ServerConfig:
     """The ServerConfig of `node_options` (all of them but --backend and --ray-address: `node_backend`)."""
@@ -244,6 +256,7 @@ def node_config(
             max_header_bytes, max_headers, header_timeout, idle_timeout, max_unfinished_connections
         ),
         warm_pool=warm_pool,
+        parked_memory_fraction=parked_memory_fraction,
         **server,
     )
 
@@ -302,7 +315,9 @@ def up(
     "--database-url", default=None, help="SQLAlchemy URL shared by all controllers (Postgres, or a SQLite file)."
 )
 @node_options
-@click.option("--lease-ttl", default=10.0, show_default=True, help="Leader lease TTL: a standby takes over within it.")
+@click.option(
+    "--lease-ttl", default=LEASE_TTL_S, show_default=True, help="Leader lease TTL: a standby takes over within it."
+)
 @click.pass_context
 def controller(ctx: click.Context, backend: str, ray_address: str | None, lease_ttl: float, **options: Any) -> None:
     """Run a controller (with the management API and the gateway channel); the lease holder acts."""

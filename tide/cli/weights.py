@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from tide.cli.root import TideGroup
 from tide.config import default_data_dir
 from tide.weights import StorageConfig, WeightsCache, WeightsError, parse_bucket_path, pull, push_directory
 from tide.weights.progress_bar import ProgressBar
@@ -26,7 +27,7 @@ def _bucket_path(text: str, argument: str) -> tuple[str, str]:
         raise click.BadParameter(exc.message, param_hint=argument) from None
 
 
-@click.group("weights")
+@click.group("weights", cls=TideGroup)
 def weights_group() -> None:
     """Upload weights to a bucket, or prefetch them into this node's cache."""
 

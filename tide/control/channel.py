@@ -3,7 +3,7 @@
 Scaled out, several gateway processes follow one controller. The controller pushes each of them the
 full route table (at once on subscribe, again on every change); each gateway posts its load snapshot
 every second, tagged with its gateway id and the route version it has applied. The controller sums
-in-flight and queued requests over the gateways heard from in the last `LIVE_S` seconds.
+in-flight and queued requests over the gateways heard from in the last `GATEWAY_LIVE_S` seconds.
 
 No I/O here: the clock is a parameter. `tide/control/channel_http.py` puts this on the wire, in the format
 of `tide/gateway/wire.py` (shared with the gateway processes).
@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from tide.gateway.routes import DeploymentLoad
+from tide.gateway.usage import Usage
+from tide.timing import GATEWAY_LIVE_S
 
-LIVE_S = 3.0  # a gateway silent this long no longer counts
-
+K = TypeVar("K")
 
 # -- summing load over gateways ----------------------------------------------------------------------
 
@@ -38,11 +40,14 @@ class LoadAggregator:
     controller runs (a gateway seen for the first time, or restarted, adds all it reports).
     """
 
-    def __init__(self, live_s: float = LIVE_S) -> None:
+    def __init__(self, live_s: float = GATEWAY_LIVE_S) -> None:
         self.live_s = live_s
         self.reports: dict[str, GatewayReport] = {}
         self._requests: dict[str, int] = {}  # deployment -> requests routed, over all gateways ever seen
         self._errors: dict[str, dict[str, int]] = {}  # deployment -> code -> count, likewise
+        # deployment -> (gateway id, key id) -> usage, and deployment -> gateway id -> usage, likewise
+        self._key_usage: dict[str, dict[tuple[str, str], Usage]] = {}
+        self._gateway_usage: dict[str, dict[str, Usage]] = {}
 
     def report(self, gateway_id: str, loads: Mapping[str, DeploymentLoad], now: float, routes_version: int = 0) -> None:
         previous = self.reports.get(gateway_id)
@@ -55,6 +60,12 @@ class LoadAggregator:
             errors = self._errors.setdefault(deployment_id, {})
             for code, count in load.errors.items():
                 errors[code] = errors.get(code, 0) + _increase(count, last.errors.get(code, 0) if last else 0)
+            _add_increase(self._key_usage.setdefault(deployment_id, {}), load.key_usage, last.key_usage if last else {})
+            _add_increase(
+                self._gateway_usage.setdefault(deployment_id, {}),
+                load.gateway_usage,
+                last.gateway_usage if last else {},
+            )
         self.reports[gateway_id] = GatewayReport(now, routes_version, dict(loads))
 
     def live(self, now: float) -> dict[str, GatewayReport]:
@@ -74,6 +85,8 @@ class LoadAggregator:
                 load,
                 requests_total=self._requests.get(deployment_id, 0),
                 errors=dict(self._errors.get(deployment_id, {})),
+                key_usage={k: replace(u) for k, u in self._key_usage.get(deployment_id, {}).items()},
+                gateway_usage={g: replace(u) for g, u in self._gateway_usage.get(deployment_id, {}).items()},
             )
             for deployment_id, load in out.items()
         }
@@ -114,6 +127,16 @@ def _sum_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
     for key, n in b.items():
         out[key] = out.get(key, 0) + n
     return out
+
+
+def _add_increase(into: dict[K, Usage], now: Mapping[K, Usage], before: Mapping[K, Usage]) -> None:
+    """Add how much each usage counter of one gateway grew since its last report (see `_increase`)."""
+    for key, usage in now.items():
+        last = before.get(key, Usage())
+        total = into.setdefault(key, Usage())
+        total.requests += _increase(usage.requests, last.requests)
+        total.prompt_tokens += _increase(usage.prompt_tokens, last.prompt_tokens)
+        total.completion_tokens += _increase(usage.completion_tokens, last.completion_tokens)
 
 
 def _increase(now: int, before: int) -> int:

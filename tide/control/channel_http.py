@@ -6,7 +6,7 @@
   sends one model name, not a 10,000-name table. A subscriber that fell more than `DELTA_HISTORY` changes
   behind gets the whole table again. 503 when this controller is not the leader.
 - `POST /internal/v1/load`    `{"gatewayId", "routesVersion", "loads": {deployment: {...}}}`, every second.
-- `POST /internal/v1/demand`  `{"deploymentId"}`: a request found no ready replica (`Gateway.on_demand`).
+- `POST /internal/v1/demand`  `{"deploymentId"}`: a request waits: no ready replica, or all busy (`Gateway.on_demand`).
 
 All three take the management API's bearer token. `GatewayHub` is the controller's `RouteSink` when the
 gateways are other processes: it keeps the latest table for subscribers and sums their load reports.
@@ -27,7 +27,8 @@ from fastapi.responses import StreamingResponse
 
 from tide.control.channel import LoadAggregator
 from tide.gateway.routes import DeploymentLoad, RouteTable
-from tide.gateway.wire import KEEPALIVE_S, load_from_json, route_delta_to_json, route_table_to_json
+from tide.gateway.wire import load_from_json, route_delta_to_json, route_table_to_json
+from tide.timing import ROUTES_KEEPALIVE_S
 
 DELTA_HISTORY = 256  # changes kept for subscribers that have not caught up yet
 
@@ -93,7 +94,7 @@ class GatewayHub:
             yield self.full_event()
             while not self.closed and self.is_leader():
                 try:
-                    await asyncio.wait_for(event.wait(), timeout=KEEPALIVE_S)
+                    await asyncio.wait_for(event.wait(), timeout=ROUTES_KEEPALIVE_S)
                 except TimeoutError:
                     yield b": keepalive\n\n"
                     continue

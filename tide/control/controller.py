@@ -11,22 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tide.backends.base import Backend, ReplicaLaunch, ReplicaPhase, ReplicaState
+from tide.config import DEFAULT_PARKED_MEMORY_FRACTION
 from tide.control import parking
-from tide.control.engine_load import (
-    SCRAPE_INTERVAL_S,
-    EngineLoadScraper,
-    ScrapeTarget,
-    load_json,
-    metrics_url,
-    observed_concurrency,
-)
+from tide.control.engine_load import EngineLoadScraper, ScrapeTarget, load_json, metrics_url, observed_concurrency
 from tide.control.lifecycle import (
     Condition,
     DeploymentView,
@@ -41,6 +36,7 @@ from tide.control.placement import (
     capacity_holders,
     free_gpu_ids,
     leaving_holders,
+    placement_status,
     scheduled_placements,
     scheduling_requests,
 )
@@ -51,7 +47,15 @@ from tide.control.scaling import DeploymentScaler, measured_cold_start
 from tide.control.watch import StoreWatch
 from tide.engines.adapter import adapter_for
 from tide.engines.prometheus import EngineLoad
-from tide.gateway.routes import DeploymentRoute, GatewayRoutes, ReplicaEndpoint, RouteTable
+from tide.errors import FieldError
+from tide.gateway.routes import (
+    MANAGEMENT_TOKEN_KEY_ID,
+    DeploymentRoute,
+    GatewayRoutes,
+    KeyGrant,
+    ReplicaEndpoint,
+    RouteTable,
+)
 from tide.scheduling import (
     Inventory,
     Placement,
@@ -61,22 +65,25 @@ from tide.scheduling import (
     schedule,
 )
 from tide.scheduling.inventory_json import inventory_to_json
-from tide.spec import Catalog, DeploymentSpec, SpecError, parse_deployment
-from tide.spec.gateway import gateway_hosts, parse_gateway
+from tide.spec import Catalog, DeploymentSpec, parse_deployment
+from tide.spec.deployment import DEFAULT_GATEWAY_ID
+from tide.spec.gateway import deployment_zones, gateway_hosts, parse_gateway
 from tide.store import DeploymentRecord, Store
 from tide.store.claims import ClaimStore, RunLog
-from tide.store.gateways import GatewayRecord, GatewayStore, KeyStore
+from tide.store.gateways import GatewayRecord, GatewayStore, KeyLimits, KeyStore
 from tide.store.published import INVENTORY_KEY, PublishedState
+from tide.timing import (
+    PUBLISH_INTERVAL_S,
+    RECONCILE_INTERVAL_S,
+    SAMPLE_INTERVAL_S,
+    SCRAPE_INTERVAL_S,
+    USAGE_PRUNE_INTERVAL_S,
+)
 
 # Looks at a spec's weights without fetching them: a message when they cannot be used, else None.
 WeightsCheck = Callable[[DeploymentSpec], Awaitable[str | None]]
 
 log = logging.getLogger("tide.control")
-
-RECONCILE_INTERVAL_S = 1.0
-SAMPLE_INTERVAL_S = 1.0  # gateway load signals feed the autoscaler's 1-second buckets
-USAGE_PRUNE_INTERVAL_S = 3600.0
-PUBLISH_INTERVAL_S = 2.0
 
 
 def resumed_scale(status: Mapping[str, Any], generation: int) -> int | None:
@@ -116,8 +123,12 @@ class Controller:
         stop_grace_s: float = 30.0,
         usage_retention_s: float | None = None,
         check_weights: WeightsCheck | None = None,
+        parked_memory_fraction: float = DEFAULT_PARKED_MEMORY_FRACTION,
+        gateway_token: str | None = None,
     ) -> None:
         self.store = store
+        # coreWeaveAuth gateways accept the management API's token; only its SHA-256 travels to gateways.
+        self.gateway_token_hash = hashlib.sha256(gateway_token.encode()).hexdigest() if gateway_token else None
         self.backend = backend
         self.gateway = gateway
         self.catalog = catalog
@@ -130,6 +141,7 @@ class Controller:
         self.drain_timeout_s = drain_timeout_s
         self.stop_grace_s = stop_grace_s
         self.usage_retention_s = usage_retention_s  # None: keep every replica run (usage history) forever
+        self.parked_memory_fraction = parked_memory_fraction  # of an instance's memory that parked replicas may hold
         self.runtimes: dict[str, DeploymentRuntime] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -141,7 +153,7 @@ class Controller:
         # a request, a replica or a change of their record arrives. What costs nothing per second at 10,000.
         self._resting: set[str] = set()
         self._gateways: list[GatewayRecord] = []  # gateway resources, read each reconcile
-        self._key_hashes: dict[str, dict[str, int | None]] = {}  # their API keys: hash -> limit, likewise
+        self._key_grants: dict[str, dict[str, KeyLimits]] = {}  # their API keys: hash -> id and limits, likewise
         self._gateways_changed = False  # since the last push: the gateway view must be rebuilt
         self._view_models: set[str] = set()  # model names whose deployments' gatewayIds may have changed
         self._views: tuple[GatewayRoutes, ...] = ()  # the gateway view last pushed
@@ -155,14 +167,21 @@ class Controller:
         self._wake.set()
 
     def on_demand(self, deployment_id: str) -> None:
-        """A request arrived for a deployment with no ready replica: decide now, not at the next tick."""
+        """A request waits in a gateway. With no ready replica: decide now, not at the next tick. Behind
+        busy replicas: a policy that wakes for the queue (the `tide` profile, with parking) gets parked
+        replicas woken at the next reconcile, now; otherwise nothing happens here (the tick sees the load)."""
         runtime = self.runtimes.get(deployment_id)
         self._resting.discard(deployment_id)
         if runtime is not None and runtime.scaler is not None:
             ready = runtime.ready_count()
-            if ready == 0 and runtime.woke_at is None:
+            if ready > 0:
+                if runtime.parked and runtime.scaler.wakes_for_queue():
+                    runtime.queued_arrivals += 1
+                    self.wake()
+                return
+            if runtime.woke_at is None:
                 runtime.woke_at = self.clock()
-            runtime.scaler.wake(self.clock(), ready)
+            runtime.scaler.wake(self.clock(), ready, parking=parking.context(runtime))
         self.wake()
 
     def _on_replica_change(self, state: ReplicaState) -> None:
@@ -343,9 +362,9 @@ class Controller:
         delta = await asyncio.to_thread(self.watch.read, self.clock())
         if delta.gateways_changed:  # gateway resources and keys: read only when the feed says they changed
             gateways = await asyncio.to_thread(GatewayStore(self.store.engine).list_gateways)
-            key_hashes = await asyncio.to_thread(KeyStore(self.store.engine).key_hashes)
-            if gateways != self._gateways or key_hashes != self._key_hashes:
-                self._gateways, self._key_hashes = gateways, key_hashes
+            key_grants = await asyncio.to_thread(KeyStore(self.store.engine).key_grants)
+            if gateways != self._gateways or key_grants != self._key_grants:
+                self._gateways, self._key_grants = gateways, key_grants
                 self._gateways_changed = True
         now = self.clock()
         seen = set()  # in the store now (every deployment on a full read)
@@ -438,8 +457,8 @@ class Controller:
         try:
             runtime.spec = parse_deployment(runtime.record.spec, self.catalog)
             runtime.spec_error = None
-        except SpecError as exc:
-            runtime.spec_error = f"{exc.field}: {exc.message}"
+        except FieldError as exc:
+            runtime.spec_error = str(exc)
             return
         spec = runtime.spec
         if runtime.scaler is None:
@@ -546,9 +565,25 @@ class Controller:
         return schedule(
             inventory,
             scheduled_placements(self.runtimes.values()),
-            scheduling_requests(self.runtimes, managed, now),
+            scheduling_requests(self.runtimes, managed, now, self._gateway_zones(managed)),
             now,
         )
+
+    def _gateway_zones(self, deployment_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """The zones each deployment's gateways allow it (gateway `zones`; none listed: every zone)."""
+        zones = {record.id: tuple(record.spec.get("zones") or ()) for record in self._gateways}
+        if not any(zones.values()):
+            return {}
+        out: dict[str, tuple[str, ...]] = {}
+        for deployment_id in deployment_ids:
+            spec = self.runtimes[deployment_id].spec
+            assert spec is not None
+            gateway_zones = [zones.get(g, ()) for g in spec.gateway_ids]
+            try:
+                out[deployment_id] = deployment_zones(gateway_zones)
+            except FieldError:  # the API refuses this; a race of two updates can still leave it: the first wins
+                out[deployment_id] = next(z for z in gateway_zones if z)
+        return out
 
     async def _apply(self, runtime: DeploymentRuntime, desired: int, decision: ScheduleResult, now: float) -> None:
         spec = runtime.spec
@@ -582,6 +617,10 @@ class Controller:
                 await self._start_replica(runtime, spec, slot, now)
             for replica_id in parking.expired(runtime, now):
                 self._remove_replica(runtime, replica_id)
+            keep = runtime.scaler.take_keep_parked() if runtime.scaler is not None else None
+            if keep is not None:  # the policy's decision: parked replicas it no longer keeps stop
+                for replica_id in parking.beyond_keep(runtime, keep):
+                    self._remove_replica(runtime, replica_id)
             if runtime.parked:
                 free = self.inventory().free_gpus(p for r in self.runtimes.values() for p in r.placements.values())
                 for replica_id in parking.displaced(runtime, free):
@@ -593,13 +632,23 @@ class Controller:
         assert runtime.scaler is not None and runtime.spec is not None
         reachable = runtime.spec.traffic.weight > 0
         replicas = runtime.replicas.values()
-        return runtime.scaler.desired(
+        desired = runtime.scaler.desired(
             now,
             runtime.ready_count(),
             reachable=reachable,
             starting=sum(1 for r in replicas if r.phase.starting),
             cold_start_s=measured_cold_start(replicas),
+            parking=parking.context(runtime),
         )
+        if runtime.queued_arrivals:  # requests queued behind busy replicas wake parked ones now
+            concurrency = runtime.spec.autoscaling.concurrency
+            wakes = parking.queue_wakes(runtime, runtime.queued_arrivals, concurrency)
+            runtime.queued_arrivals = 0
+            active = sum(
+                1 for r in replicas if r.phase.starting or r.phase in (ReplicaPhase.READY, ReplicaPhase.WAKING)
+            )
+            desired = max(desired, min(runtime.spec.autoscaling.max, active + wakes))
+        return desired
 
     async def _start_replica(
         self, runtime: DeploymentRuntime, spec: DeploymentSpec, slot: Placement, now: float
@@ -724,11 +773,13 @@ class Controller:
             return
         now = self.clock()
         placement = runtime.placements.get(replica_id)
+        state = runtime.replicas.get(replica_id)
         runtime.parked[replica_id] = ParkedAt(
             instance_id=placement.instance_id if placement else "",
             gpus=placement.gpus if placement else 0,
             gpu_ids=runtime.gpu_ids.get(replica_id, ()),
             since=now,
+            host_bytes=state.host_bytes if state is not None else 0,
         )
         runtime.draining.discard(replica_id)
         self._release_placement(runtime, replica_id, now)
@@ -742,7 +793,23 @@ class Controller:
                 now,
             )
         self.metrics.parked(runtime.id)
+        self._evict_parked_over_memory()
         self.wake()
+
+    def _parked_memory_limits(self) -> dict[str, int]:
+        """Bytes of host memory parked replicas may hold, per instance whose type says its memory."""
+        inventory = self.inventory()
+        limits = {}
+        for instance in inventory.instances:
+            memory_gib = inventory.type_of(instance).memory_gib
+            if memory_gib > 0:
+                limits[instance.id] = int(memory_gib * self.parked_memory_fraction * 2**30)
+        return limits
+
+    def _evict_parked_over_memory(self) -> None:
+        for owner, replica_id in parking.over_host_memory(self.runtimes.values(), self._parked_memory_limits()):
+            log.info("stopping parked %s: parked replicas on its instance are over their host-memory bound", replica_id)
+            self._remove_replica(owner, replica_id)
 
     def _wake_parked(self, runtime: DeploymentRuntime, slots: list[Placement], now: float) -> list[Placement]:
         """Wake parked replicas into the slots the scheduler offers on their own instances; returns the
@@ -801,7 +868,7 @@ class Controller:
 
     def _gateway_view(self, routes: Mapping[str, Sequence[DeploymentRoute]]) -> tuple[GatewayRoutes, ...]:
         specs = {r.id: r.spec for r in self.runtimes.values() if r.spec is not None}
-        return gateway_routes(self._gateways, specs, routes, self._key_hashes)
+        return gateway_routes(self._gateways, specs, routes, self._key_grants, self.gateway_token_hash)
 
     def _route_of(self, deployment_id: str) -> DeploymentRoute | None:
         runtime = self.runtimes.get(deployment_id)
@@ -887,6 +954,7 @@ class Controller:
         state, conditions = compute_state(view)
         ready = sum(1 for r in replicas if r.phase is ReplicaPhase.READY and r.replica_id not in runtime.draining)
         engine_loads = self._engine_loads(runtime, now)
+        inventory = self.inventory() if replicas else None
         status: dict[str, Any] = {
             "state": state,
             "conditions": [self._condition(runtime, c, now) for c in conditions],
@@ -895,6 +963,7 @@ class Controller:
             "replicas": [
                 {
                     **r.to_status(),
+                    **(placement_status(runtime, r.replica_id, inventory) if inventory is not None else {}),
                     **({"draining": True} if r.replica_id in runtime.draining else {}),
                     **({"load": load_json([engine_loads[r.replica_id]])} if r.replica_id in engine_loads else {}),
                 }
@@ -970,18 +1039,26 @@ def gateway_routes(
     gateways: list[GatewayRecord],
     specs: Mapping[str, DeploymentSpec],
     routes: Mapping[str, Sequence[DeploymentRoute]],
-    key_hashes: Mapping[str, Mapping[str, int | None]] | None = None,
+    key_grants: Mapping[str, Mapping[str, KeyLimits]] | None = None,
+    token_hash: str | None = None,
 ) -> tuple[GatewayRoutes, ...]:
     """Each gateway resource with the routed deployments (by id in `specs`) that name it in gatewayIds,
-    by model name. Pure: the controller passes what it read from the store."""
+    by model name, and the credentials it accepts: an apiKeyAuth gateway its own keys; a coreWeaveAuth
+    gateway the management API's token (its SHA-256, `token_hash`), except the default gateway, which
+    keeps the process-wide rule (open, or `--api-keys-file`) so that `tide up` serves without a token.
+    Pure: the controller passes what it read from the store."""
     out = []
     for record in gateways:
         try:
             spec = parse_gateway(record.spec)
-        except SpecError:
+        except FieldError:
             log.warning("gateway %s has an invalid stored spec; it serves nothing", record.id)
             continue
-        keys = (key_hashes or {}).get(record.id, {})
+        keys: dict[str, KeyGrant] | None = None
+        if spec.auth == "apiKeyAuth":
+            keys = {h: KeyGrant(*limits) for h, limits in (key_grants or {}).get(record.id, {}).items()}
+        elif record.id != DEFAULT_GATEWAY_ID:  # coreWeaveAuth: the token that manages the resources
+            keys = {token_hash: KeyGrant(MANAGEMENT_TOKEN_KEY_ID)} if token_hash else {}
         models: dict[str, list[str]] = {}
         for model_name, rs in routes.items():
             for route in rs:
@@ -994,8 +1071,7 @@ def gateway_routes(
                 hosts=gateway_hosts(record.id, spec),
                 model_header=spec.header_name,
                 models={name: tuple(ids) for name, ids in models.items()},
-                key_hashes=frozenset(keys) if spec.auth == "apiKeyAuth" else None,
-                key_limits={h: limit for h, limit in keys.items() if limit is not None},
+                keys=keys,
             )
         )
     return tuple(out)

@@ -17,12 +17,9 @@ from typing import Any
 import httpx
 
 from tide.engines.prometheus import EngineLoad, LoadMetricNames, parse_engine_load
+from tide.timing import SCRAPE_TIMEOUT_S, STALE_AFTER_S
 
 log = logging.getLogger("tide.control.engine_load")
-
-SCRAPE_INTERVAL_S = 2.0
-SCRAPE_TIMEOUT_S = 2.0
-STALE_AFTER_S = 10.0
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ from typing import Any
 
 from tide.autoscale.core import removal_key
 from tide.backends.base import ReplicaPhase, ReplicaState
+from tide.timing import RESTART_BACKOFF_MAX_S, RESTART_BACKOFF_MIN_S
 
-RESTART_BACKOFF_MIN_S = 1.0
-RESTART_BACKOFF_MAX_S = 60.0
 CRASH_LOOP_THRESHOLD = 3  # crashes in a row without becoming ready: the deployment is in ERROR
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -17,7 +18,8 @@ from prometheus_client.registry import Collector
 
 from tide.backends.base import ReplicaPhase, ReplicaState
 from tide.control.engine_load import Reading
-from tide.gateway.routes import DeploymentLoad
+from tide.gateway.routes import MANAGEMENT_TOKEN_KEY_ID, NO_KEY_ID, RETIRED_USAGE_ID, DeploymentLoad
+from tide.gateway.usage import Usage
 
 # Cold starts span tiny CPU models (seconds) to large GPU models (minutes).
 COLD_START_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
@@ -157,9 +159,69 @@ class GatewayTraffic(Collector):
             "tide_gateway_queued", "Requests waiting for a replica with room now", labels=["deployment"]
         )
         for deployment_id, load in sorted(self.snapshot.items()):
+            if deployment_id == RETIRED_USAGE_ID:  # usage of removed deployments only, counted below
+                continue
             requests.add_metric([deployment_id], load.requests_total)
             for code, count in sorted(load.errors.items()):
                 errors.add_metric([deployment_id, code], count)
             in_flight.add_metric([deployment_id], load.in_flight)
             queued.add_metric([deployment_id], load.queued)
         yield from (requests, errors, in_flight, queued)
+        by_key, by_gateway = usage_totals(self.snapshot)
+        what = {
+            "requests": "Requests routed to a deployment",
+            "prompt_tokens": "Prompt tokens the engines reported in responses",
+            "completion_tokens": "Completion tokens the engines reported in responses",
+        }
+        for name, help_text in what.items():
+            per_key = CounterMetricFamily(
+                f"tide_gateway_key_{name}",
+                f"{help_text}, by gateway and API key id ('{MANAGEMENT_TOKEN_KEY_ID}': the management token; "
+                f"'{NO_KEY_ID}': no key of the gateway's own)",
+                labels=["gateway", "key"],
+            )
+            for (gateway_id, key_id), usage in sorted(by_key.items()):
+                per_key.add_metric([gateway_id, key_id], getattr(usage, name))
+            per_gateway = CounterMetricFamily(
+                f"tide_gateway_usage_{name}", f"{help_text}, by gateway (all its keys)", labels=["gateway"]
+            )
+            for gateway_id, usage in sorted(by_gateway.items()):
+                per_gateway.add_metric([gateway_id], getattr(usage, name))
+            yield from (per_key, per_gateway)
+
+
+def usage_totals(
+    snapshot: Mapping[str, DeploymentLoad],
+) -> tuple[dict[tuple[str, str], Usage], dict[str, Usage]]:
+    """The gateways' usage summed over deployments: by (gateway id, key id), and by gateway id as the
+    gateways counted it on their own (so the keys of a gateway add up to its total)."""
+    by_key: dict[tuple[str, str], Usage] = {}
+    by_gateway: dict[str, Usage] = {}
+    for load in snapshot.values():
+        for key, usage in load.key_usage.items():
+            by_key.setdefault(key, Usage()).add(usage)
+        for gateway_id, usage in load.gateway_usage.items():
+            by_gateway.setdefault(gateway_id, Usage()).add(usage)
+    return by_key, by_gateway
+
+
+def usage_json(snapshot: Mapping[str, DeploymentLoad]) -> list[dict[str, Any]]:
+    """`/usage`'s `gateways`: per gateway its totals and its keys' counts (ids only, never a key)."""
+    by_key, by_gateway = usage_totals(snapshot)
+    out = []
+    for gateway_id, total in sorted(by_gateway.items()):
+        keys = [
+            {"keyId": key_id, **_usage_fields(usage)}
+            for (g, key_id), usage in sorted(by_key.items())
+            if g == gateway_id
+        ]
+        out.append({"gatewayId": gateway_id, **_usage_fields(total), "keys": keys})
+    return out
+
+
+def _usage_fields(usage: Usage) -> dict[str, int]:
+    return {
+        "requests": usage.requests,
+        "promptTokens": usage.prompt_tokens,
+        "completionTokens": usage.completion_tokens,
+    }

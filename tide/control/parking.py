@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from tide.autoscale.policy import PARKED_COST, Parking
 from tide.backends.base import ReplicaPhase
 from tide.control.runtime import DeploymentRuntime, ParkedAt
+from tide.control.scaling import measured_wake
 from tide.scheduling import Placement
 
 
@@ -32,6 +34,46 @@ def wake_order(runtime: DeploymentRuntime) -> list[str]:
         and state.template == template
     ]
     return sorted(ready_to_wake, key=lambda rid: -runtime.parked[rid].since)
+
+
+ASSUMED_WAKE_S = 1.0  # a deployment's wake time until one of its replicas has woken
+
+
+def context(runtime: DeploymentRuntime) -> Parking | None:
+    """What the autoscaling policy sees of parking (PolicyContext.parking), as `tide sim` gives it: None
+    when a scale-down stops replicas; else the replicas a scale-up would wake, when each parked (oldest
+    first), the measured wake time, the retention and a parked replica's relative cost."""
+    spec = runtime.spec
+    if spec is None or not spec.autoscaling.parks:
+        return None
+    wakeable = wake_order(runtime)
+    since = tuple(sorted(runtime.parked[rid].since for rid in wakeable))
+    wake_s = measured_wake(runtime.replicas.values())
+    return Parking(
+        len(wakeable),
+        ASSUMED_WAKE_S if wake_s is None else wake_s,
+        spec.autoscaling.parking_retention_s,
+        PARKED_COST,
+        since,
+    )
+
+
+def beyond_keep(runtime: DeploymentRuntime, keep: int) -> list[str]:
+    """Parked replicas past the `keep` most recently parked (the policy stops them: the least recently
+    parked go first, as a scale-up wakes the most recently parked first)."""
+    parked = sorted(
+        (rid for rid in runtime.parked if _is_parked(runtime, rid)), key=lambda rid: -runtime.parked[rid].since
+    )
+    return parked[max(0, keep) :]
+
+
+def queue_wakes(runtime: DeploymentRuntime, queued: int, concurrency: int) -> int:
+    """Parked replicas to wake at once for `queued` requests waiting behind busy replicas: enough that the
+    replicas already starting or waking, and the woken ones, have room for them, as `tide sim` wakes for
+    its queue (`Policy.wakes_for_queue`). At most the parked replicas that can wake."""
+    coming = sum(1 for r in runtime.replicas.values() if r.phase.starting or r.phase is ReplicaPhase.WAKING)
+    missing = -(-(queued - coming * concurrency) // concurrency)  # ceil
+    return max(0, min(missing, len(wake_order(runtime))))
 
 
 def slot_for(at: ParkedAt, slots: Sequence[Placement]) -> Placement | None:
@@ -69,12 +111,34 @@ def expired(runtime: DeploymentRuntime, now: float) -> list[str]:
     if spec is None or spec.disabled or not spec.autoscaling.parks:
         return [rid for rid in runtime.parked if _is_parked(runtime, rid)]
     template = spec.replica_template()
-    retention = spec.autoscaling.parking.retention_s
+    retention = spec.autoscaling.parking_retention_s
     return [
         rid
         for rid, at in runtime.parked.items()
         if _is_parked(runtime, rid) and (now - at.since >= retention or runtime.replicas[rid].template != template)
     ]
+
+
+def over_host_memory(
+    runtimes: Iterable[DeploymentRuntime], limits: Mapping[str, int]
+) -> list[tuple[DeploymentRuntime, str]]:
+    """Parked replicas to stop so that, on each instance, what parked replicas hold in host memory fits
+    its bound (`limits`: instance id -> bytes; an instance without one is unbounded). The least recently
+    parked go first: they are the least likely to be woken next."""
+    by_instance: dict[str, list[tuple[float, DeploymentRuntime, str, int]]] = {}
+    for runtime in runtimes:
+        for rid, at in runtime.parked.items():
+            if at.instance_id in limits and _is_parked(runtime, rid):
+                by_instance.setdefault(at.instance_id, []).append((at.since, runtime, rid, at.host_bytes))
+    evicted: list[tuple[DeploymentRuntime, str]] = []
+    for instance_id, entries in by_instance.items():
+        held = sum(size for *_, size in entries)
+        for _since, runtime, rid, size in sorted(entries, key=lambda e: e[0]):
+            if held <= limits[instance_id]:
+                break
+            evicted.append((runtime, rid))
+            held -= size
+    return evicted
 
 
 def displaced(runtime: DeploymentRuntime, free_gpus: Mapping[str, int]) -> list[str]:

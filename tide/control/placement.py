@@ -6,12 +6,14 @@ start. Pure functions over the controller's per-deployment state; the scheduler 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from tide.control.lifecycle import CRASH_LOOP_THRESHOLD
 from tide.control.runtime import DeploymentRuntime
 from tide.scheduling import DeploymentRequest, Inventory, Placement
 
 LOCAL_GPU_INSTANCE = "local-gpu"
+CPU_GPU_MODEL = "cpu"  # the GPU model of `cpu-local`, whose "GPUs" are CPU slots (tide.scheduling.local_inventory)
 
 
 def scheduled_placements(runtimes: Iterable[DeploymentRuntime]) -> list[Placement]:
@@ -29,10 +31,14 @@ def failing(runtime: DeploymentRuntime) -> bool:
 
 
 def scheduling_requests(
-    runtimes: Mapping[str, DeploymentRuntime], wants: Mapping[str, int], now: float | None = None
+    runtimes: Mapping[str, DeploymentRuntime],
+    wants: Mapping[str, int],
+    now: float | None = None,
+    zones: Mapping[str, tuple[str, ...]] | None = None,
 ) -> list[DeploymentRequest]:
     """One request per deployment that runs replicas: what its autoscaler wants, plus its old-template
-    replicas that keep their GPUs until the new ones are ready (surge-first rollout).
+    replicas that keep their GPUs until the new ones are ready (surge-first rollout), in the zones its
+    gateways allow (`zones` by deployment id; absent: every zone).
 
     A failing deployment asks for nothing while it backs off before its next try (given `now`), and
     otherwise only for leftover capacity: priority 0, no guaranteed min, so it never preempts nor keeps
@@ -62,6 +68,7 @@ def scheduling_requests(
                 capacity_classes=spec.autoscaling.capacity_classes,
                 priority=priority,
                 min_replicas=min_replicas,
+                zones=(zones or {}).get(deployment_id, ()),
             )
         )
     return requests
@@ -114,3 +121,28 @@ def free_gpu_ids(runtimes: Iterable[DeploymentRuntime], placement: Placement) ->
         for i in ids
     }
     return tuple([i for i in range(64) if i not in taken][: placement.gpus])
+
+
+def placement_status(runtime: DeploymentRuntime, replica_id: str, inventory: Inventory) -> dict[str, Any]:
+    """Where a replica runs, for its status: `instanceId`, and from the inventory its `instanceType` and
+    `zone`; on a GPU instance type `gpuCount` and, on a real GPU instance, `gpuIds` (the device indices it
+    was given). A parked replica keeps where it ran (it wakes only there); a replica still waiting for
+    capacity has none of them."""
+    placement = runtime.placements.get(replica_id)
+    parked = runtime.parked.get(replica_id)
+    if placement is not None:
+        instance_id, gpus, gpu_ids = placement.instance_id, placement.gpus, runtime.gpu_ids.get(replica_id, ())
+    elif parked is not None:
+        instance_id, gpus, gpu_ids = parked.instance_id, parked.gpus, parked.gpu_ids
+    else:
+        return {}
+    out: dict[str, Any] = {"instanceId": instance_id}
+    instance = inventory.instance(instance_id)
+    if instance is not None:
+        out["instanceType"] = instance.instance_type
+        out["zone"] = instance.zone
+        if inventory.type_of(instance).gpu_model != CPU_GPU_MODEL:  # CPU slots are not GPUs
+            out["gpuCount"] = gpus
+    if gpu_ids:
+        out["gpuIds"] = list(gpu_ids)
+    return out

@@ -20,6 +20,7 @@ class ParkedAt:
     gpus: int
     gpu_ids: tuple[int, ...]
     since: float
+    host_bytes: int = 0  # host memory it holds while parked (its weights, at park level 1)
 
 
 @dataclass
@@ -41,6 +42,7 @@ class DeploymentRuntime:
     gpu_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)
     pending_message: str | None = None
     woke_at: float | None = None  # first request that found no ready replica, until one is ready
+    queued_arrivals: int = 0  # requests queued behind busy replicas since the last decision (parked-replica wakes)
     last_status: dict[str, Any] = field(default_factory=dict)
     condition_times: dict[tuple[str, str], float] = field(default_factory=dict)
     # Replicas placed on GPUs that a preempted (or otherwise leaving) replica still holds: they start when

@@ -13,6 +13,7 @@ from typing import Any
 
 from tide.autoscale import Autoscaler, ScaleDecision
 from tide.autoscale.core import ScalingCore
+from tide.autoscale.policy import Parking
 from tide.backends.base import ReplicaPhase, ReplicaState
 from tide.spec import DeploymentSpec
 
@@ -20,13 +21,27 @@ HISTORY_LENGTH = 10
 
 
 def measured_cold_start(replicas: Iterable[ReplicaState]) -> float | None:
-    """Median seconds from asked-for to ready over the replicas that became ready (None: none yet)."""
+    """Median seconds from asked-for to ready over the replicas that became ready (None: none yet). A
+    replica that has woken from parking is left out: its `ready` time is the wake's, not the start's."""
     ready = ReplicaPhase.READY.value
     first = ReplicaPhase.WAITING_FOR_CAPACITY.value
+    waking = ReplicaPhase.WAKING.value
     spans = [
         r.phase_times[ready] - r.phase_times[first]
         for r in replicas
-        if ready in r.phase_times and first in r.phase_times
+        if ready in r.phase_times and first in r.phase_times and waking not in r.phase_times
+    ]
+    return statistics.median(spans) if spans else None
+
+
+def measured_wake(replicas: Iterable[ReplicaState]) -> float | None:
+    """Median seconds of the last wake over the replicas that have woken from parking (None: none yet)."""
+    ready = ReplicaPhase.READY.value
+    waking = ReplicaPhase.WAKING.value
+    spans = [
+        r.phase_times[ready] - r.phase_times[waking]
+        for r in replicas
+        if waking in r.phase_times and ready in r.phase_times and r.phase_times[ready] >= r.phase_times[waking]
     ]
     return statistics.median(spans) if spans else None
 
@@ -42,10 +57,15 @@ class DeploymentScaler:
         self.last_decision_at = now
         self.last: ScaleDecision | None = None
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_LENGTH)
+        self._keep_parked: int | None = None  # the last new decision's parked replicas to keep (not yet applied)
 
     @property
     def autoscaler(self) -> Autoscaler:
         return self.core.autoscaler
+
+    def wakes_for_queue(self) -> bool:
+        """Whether the policy wakes a parked replica at once for a request queued behind busy replicas."""
+        return self.core.autoscaler.policy.wakes_for_queue()
 
     @property
     def current(self) -> int:
@@ -85,19 +105,29 @@ class DeploymentScaler:
         *,
         starting: int = 0,
         cold_start_s: float | None = None,
+        parking: Parking | None = None,
     ) -> int:
         """`reachable` is False when no traffic can arrive (weight 0): Knative then drops to min, not below.
-        `starting` replicas are asked for but not ready; `cold_start_s` is the deployment's measured one."""
+        `starting` replicas are asked for but not ready; `cold_start_s` is the deployment's measured one;
+        `parking` its parked replicas when a scale-down parks (the same context `tide sim` gives the policy)."""
         decision = self.core.tick(
-            now, ready_replicas, starting=starting, reachable=reachable, cold_start_s=cold_start_s
+            now, ready_replicas, starting=starting, reachable=reachable, cold_start_s=cold_start_s, parking=parking
         )
         if decision is not None:
+            self._keep_parked = decision.keep_parked
             self._apply(now, decision)
         return self.current
 
-    def wake(self, now: float, ready_replicas: int = 0) -> None:
-        decision = self.core.wake(now, ready_replicas)
+    def take_keep_parked(self) -> int | None:
+        """How many parked replicas the last new decision keeps (the rest stop, least recently parked
+        first); None: no new decision, or the policy leaves them to the retention. Applied once."""
+        keep, self._keep_parked = self._keep_parked, None
+        return keep
+
+    def wake(self, now: float, ready_replicas: int = 0, *, parking: Parking | None = None) -> None:
+        decision = self.core.wake(now, ready_replicas, parking=parking)
         if decision is not None:
+            self._keep_parked = decision.keep_parked
             self._apply(now, decision)
 
     def _apply(self, now: float, decision: ScaleDecision) -> None:

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 from tide.store import DeploymentRecord, Store
 from tide.store.changes import GATEWAYS_CHANGE_ID, changes_since, current_seq
-
-RESYNC_INTERVAL_S = 30.0
+from tide.timing import RESYNC_INTERVAL_S
 
 
 @dataclass(frozen=True)

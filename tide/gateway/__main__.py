@@ -10,12 +10,12 @@ from pathlib import Path
 
 import uvloop
 
-from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
+from tide.errors import FieldError
 from tide.gateway.gateway import Gateway
 from tide.gateway.keys import ENV_KEYS, ApiKeyError, GatewayKeys
 from tide.gateway.route_file import load_route_file
 from tide.spec.durations import parse_duration_option
-from tide.spec.errors import SpecError
+from tide.timing import UPSTREAM_IDLE_TIMEOUT_S
 
 log = logging.getLogger("tide.gateway")
 
@@ -56,7 +56,7 @@ async def serve(
 def _duration(text: str) -> float:
     try:
         return parse_duration_option(text, "--upstream-idle-timeout")
-    except SpecError as error:
+    except FieldError as error:
         raise argparse.ArgumentTypeError(error.message) from None
 
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--upstream-idle-timeout",
         type=_duration,
-        default=DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
+        default=UPSTREAM_IDLE_TIMEOUT_S,
         help='how long a replica may hold a request without sending a byte before it is cut off ("10m"; 0: never)',
     )
     parser.add_argument(

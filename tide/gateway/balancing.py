@@ -1,4 +1,4 @@
-"""Live routing state: per-replica in-flight counts, per-deployment queues, and the pickers.
+"""Live routing state: per-replica in-flight counts, per-deployment load and queue (activator.py), the pickers.
 
 Deployments sharing a model name split traffic by smooth weighted round-robin (nginx's algorithm:
 deterministic, and interleaved rather than bursty). Within a deployment the replica with the fewest
@@ -10,17 +10,14 @@ recently failed are used only when no healthy one has room.
 from __future__ import annotations
 
 import time
-from collections import deque
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from tide.gateway.activator import ActivatorQueue, QueueSettings
 from tide.gateway.loadmeter import LoadMeter
 from tide.gateway.prefix import PrefixAwarePolicy, PrefixIndex
 from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint
+from tide.gateway.usage import Usage
 from tide.spec.routing import PREFIX_AWARE
-
-if TYPE_CHECKING:
-    from tide.gateway.exchange import Exchange
 
 
 class ReplicaState:
@@ -62,45 +59,21 @@ class ReplicaState:
         return self.unhealthy_until <= now
 
 
-class MeteredQueue(deque["Exchange"]):
-    """The deployment's queue; every change of its length is told to the deployment's load meter."""
-
-    def __init__(self, owner: DeploymentState) -> None:
-        super().__init__()
-        self.owner = owner
-
-    def append(self, item: Exchange) -> None:
-        super().append(item)
-        self.owner.load_changed()
-
-    def appendleft(self, item: Exchange) -> None:
-        super().appendleft(item)
-        self.owner.load_changed()
-
-    def popleft(self) -> Exchange:
-        item = super().popleft()
-        self.owner.load_changed()
-        return item
-
-    def remove(self, item: Exchange) -> None:
-        super().remove(item)
-        self.owner.load_changed()
-
-    def clear(self) -> None:
-        super().clear()
-        self.owner.load_changed()
-
-
 class DeploymentState:
-    def __init__(self, route: DeploymentRoute) -> None:
+    def __init__(self, route: DeploymentRoute, queue_settings: QueueSettings | None = None) -> None:
         self.deployment_id = route.deployment_id
         self.replicas: list[ReplicaState] = []
         # The autoscaler's signal: in flight + queued, time-averaged (see loadmeter.py).
         self.meter = LoadMeter(time.monotonic())
         self._in_flight = 0
-        self.queue: MeteredQueue = MeteredQueue(self)
+        # Requests waiting for a replica with room; only the queue itself changes it (activator.py).
+        self.queue = ActivatorQueue(self, queue_settings or QueueSettings())
         self.requests_total = 0
         self.errors: dict[str, int] = {}  # error code -> requests this gateway failed or cut short
+        # Requests and reported tokens by (gateway id, key id), and by gateway id counted on their own.
+        self.key_usage: dict[tuple[str, str], Usage] = {}
+        self.gateway_usage: dict[str, Usage] = {}
+        self.usage_version = 0  # bumped by every change of the two above
         self._next_start = 0
         self.update(route)
 

@@ -5,7 +5,11 @@ client. After that, a cut stream ends with an SSE error event (for event streams
 When no other replica is left to try, the request goes back to the head of its deployment's queue and
 waits, like a request that found no ready replica, for one it has not tried (the controller replaces a
 dead replica) or, after `unhealthy_s`, for any; it fails with 502 after `max_attempts` failed tries and
-with 503 at the queue wait limit.
+with 503 at the queue wait limit. Waiting is the queue's business (activator.py): an exchange asks it to
+wait, again or no more, and tells it when a replica it used has room again.
+
+An exchange does not know the gateway: what it needs besides its client and its deployment is the
+`Upstreams` it is given (connections, where to report on replicas, background tasks, the retry limit).
 
 Idle rule: a replica that sends nothing for the gateway's `upstream_idle_timeout_s` while holding a request
 (a hung engine) has its connection closed, which cancels the work; the client gets a 504 if nothing was
@@ -15,19 +19,22 @@ work may have run, and a second replica would likely hang the same way on the sa
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
 
 from tide.gateway.errors import error_payload, error_response
+from tide.gateway.usage import TailScanner
 
 if TYPE_CHECKING:
     from tide.gateway.balancing import DeploymentState, ReplicaState
-    from tide.gateway.gateway import Gateway
+    from tide.gateway.gateway import Account
+    from tide.gateway.replicas import ReplicaBook
     from tide.gateway.server import ClientConnection, IncomingRequest
-    from tide.gateway.upstream import UpstreamConnection
+    from tide.gateway.tasks import BackgroundTasks
+    from tide.gateway.upstream import UpstreamConnection, UpstreamPool
 
 # Hop-by-hop headers (RFC 9110 7.6.1) and framing headers the gateway sets itself.
 HOP_BY_HOP = frozenset(
@@ -38,18 +45,29 @@ HOP_BY_HOP = frozenset(
 _FRAMING_LENGTH, _FRAMING_CHUNKED, _FRAMING_CLOSE, _FRAMING_NONE = 0, 1, 2, 3
 
 
+@dataclass(frozen=True, slots=True)
+class Upstreams:
+    """The narrow interface an exchange works through (one per gateway)."""
+
+    pool: UpstreamPool  # keep-alive connections to replicas
+    replicas: ReplicaBook  # where failures, hangs and the end of draining replicas' requests are told
+    tasks: BackgroundTasks  # connecting runs in the background
+    max_attempts: int  # failed tries before a 502
+    count_tokens: Callable[[Account, int, int], None]  # a response's token usage, for its key and gateway
+
+
 class Exchange:
     __slots__ = (
-        "_forwarded_headers", "_framing", "_head_sent", "_out", "_queue_timer", "_quiet_since", "_reads_seen",
-        "_retry_timer", "_stale_retries", "_streaming_events", "_upstream_until_close", "attempts", "client",
-        "deployment", "done", "gateway", "prefix", "replica", "request", "suffix", "tried", "upstream",
+        "_forwarded_headers", "_framing", "_head_sent", "_out", "_quiet_since", "_reads_seen", "_stale_retries",
+        "_streaming_events", "_tail", "_upstream_until_close", "account", "attempts", "client", "deployment", "done",
+        "prefix", "replica", "request", "suffix", "tried", "upstream", "upstreams",
     )  # fmt: skip
 
     def __init__(
-        self, gateway: Gateway, client: ClientConnection, request: IncomingRequest, deployment: DeploymentState,
-        suffix: bytes,
+        self, upstreams: Upstreams, client: ClientConnection, request: IncomingRequest, deployment: DeploymentState,
+        suffix: bytes, dropped_headers: frozenset[bytes],
     ) -> None:  # fmt: skip
-        self.gateway = gateway
+        self.upstreams = upstreams
         self.client = client
         self.request = request
         self.deployment = deployment
@@ -63,16 +81,17 @@ class Exchange:
         self._stale_retries = 0
         self._reads_seen = -1  # the upstream's read count at the last idle sweep; -1: not yet seen
         self._quiet_since = 0.0
-        self._queue_timer: asyncio.TimerHandle | None = None
-        self._retry_timer: asyncio.TimerHandle | None = None
         self._head_sent = False
         self._framing = _FRAMING_LENGTH
         self._streaming_events = False
         self._upstream_until_close = False  # the replica's body ends when it closes (no length, not chunked)
         self._out: list[bytes] = []
-        dropped = gateway.dropped_headers
+        # Usage accounting (tide/gateway/usage.py): whom this request counts for, and the tail of a
+        # successful response, read for the engine's token usage when it ends.
+        self.account: Account | None = None
+        self._tail: TailScanner | None = None
         self._forwarded_headers = b"".join(
-            [name + b": " + value + b"\r\n" for name, value in request.headers if name not in dropped]
+            [name + b": " + value + b"\r\n" for name, value in request.headers if name not in dropped_headers]
         )
 
     # ---- dispatch -------------------------------------------------------------------------------
@@ -82,22 +101,22 @@ class Exchange:
         self._reads_seen = -1
         replica.in_flight += 1
         replica.deployment.in_flight += 1
-        connection = None if fresh_connection else self.gateway.pool.take_idle(replica.address)
+        connection = None if fresh_connection else self.upstreams.pool.take_idle(replica.address)
         if connection is not None:
             self.upstream = connection
             connection.send(self, self._request_bytes(replica))
         else:
-            self.gateway.spawn(self._connect_and_send(replica))
+            self.upstreams.tasks.spawn(self._connect_and_send(replica))
 
     async def _connect_and_send(self, replica: ReplicaState) -> None:
         try:
-            connection = await self.gateway.pool.connect(replica.address, replica.use_tls)
+            connection = await self.upstreams.pool.connect(replica.address, replica.use_tls)
         except (TimeoutError, OSError):
             if not self.done and self.replica is replica:
                 self._failed_before_response(replica, fresh_connection=True)
             return
         if self.done or self.replica is not replica:  # cancelled while connecting: keep it for others
-            self.gateway.pool.release(connection)
+            self.upstreams.pool.release(connection)
             return
         self.upstream = connection
         connection.send(self, self._request_bytes(replica))
@@ -112,50 +131,6 @@ class Exchange:
                 b"content-length: ", str(len(body)).encode(), b"\r\n\r\n", body,
             ]
         )  # fmt: skip
-
-    def enqueue(self, timeout_s: float) -> None:
-        self.deployment.queue.append(self)
-        self._queue_timer = asyncio.get_running_loop().call_later(timeout_s, self._queue_timed_out)
-
-    def requeue(self) -> None:
-        """Back to the head of the queue (it was accepted before everyone waiting) until a replica it has
-        not tried turns up; after `unhealthy_s` the ones it tried count again."""
-        self.deployment.queue.appendleft(self)
-        loop = asyncio.get_running_loop()
-        self._queue_timer = loop.call_later(self.deployment.max_queue_wait_s, self._queue_timed_out)
-        self._retry_timer = loop.call_later(self.gateway.unhealthy_s, self._forget_tried)
-
-    def _forget_tried(self) -> None:
-        self._retry_timer = None
-        self.tried.clear()
-        self.gateway.retry_queue(self.deployment)
-
-    def leave_queue(self) -> None:
-        if self._queue_timer is not None:
-            self._queue_timer.cancel()
-            self._queue_timer = None
-        if self._retry_timer is not None:
-            self._retry_timer.cancel()
-            self._retry_timer = None
-
-    def _queue_timed_out(self) -> None:
-        self._queue_timer = None
-        if self._retry_timer is not None:
-            self._retry_timer.cancel()
-            self._retry_timer = None
-        deployment = self.deployment
-        try:
-            deployment.queue.remove(self)
-        except ValueError:
-            return
-        self.respond_error(
-            503,
-            f"No replica of deployment '{deployment.deployment_id}' became ready within the queue wait "
-            f"limit (max_queue_wait_s={deployment.max_queue_wait_s:g}); retry later",
-            "server_error",
-            "queue_timeout",
-            retry_after_s=self.gateway.retry_after_s,
-        )
 
     # ---- upstream callbacks ---------------------------------------------------------------------
     def on_upstream_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -177,6 +152,8 @@ class Exchange:
                     self._streaming_events = True
                 lines += (name, b": ", value, b"\r\n")
         self._upstream_until_close = framing == _FRAMING_CLOSE
+        if self.account is not None and 200 <= status < 300:
+            self._tail = TailScanner()
         if status < 200 or status in (204, 304):
             framing = _FRAMING_NONE
         elif framing != _FRAMING_LENGTH:
@@ -192,6 +169,8 @@ class Exchange:
         self._out.append(b"".join(lines))
 
     def on_upstream_body(self, body: bytes) -> None:
+        if self._tail is not None:
+            self._tail.feed(body)
         if self._framing == _FRAMING_CHUNKED:
             self._out.append(b"%x\r\n%b\r\n" % (len(body), body))
         else:
@@ -254,15 +233,15 @@ class Exchange:
             self._stale_retries += 1
             self._retry_on(replica)
             return
-        self.gateway.replica_failed(replica)
+        self.upstreams.replicas.failed(replica)
         self.tried.add(replica.replica_id)
         self.attempts += 1
-        if self.attempts < self.gateway.max_attempts:
+        if self.attempts < self.upstreams.max_attempts:
             other = self.deployment.pick_replica(exclude=self.tried, prefix=self.prefix)
             if other is not None:
                 self.start_on(other)
             else:
-                self.requeue()
+                self.deployment.queue.wait_again(self)
             return
         self.respond_error(
             502,
@@ -306,7 +285,7 @@ class Exchange:
             f"The {what} sent nothing for {timeout_s:g}s (the gateway's upstream idle timeout); "
             "the request was cancelled on the replica"
         )
-        self.gateway.replica_timed_out(replica, timeout_s)
+        self.upstreams.replicas.timed_out(replica, timeout_s)
         self.flush()
         if not self._head_sent:
             self.respond_error(504, message, "server_error", "upstream_timeout")
@@ -327,9 +306,7 @@ class Exchange:
         if self.done:
             return
         self.done = True
-        self.leave_queue()
-        with contextlib.suppress(ValueError):
-            self.deployment.queue.remove(self)
+        self.deployment.queue.leave(self)
         upstream = self.upstream
         if upstream is not None:
             self.upstream = None
@@ -345,7 +322,6 @@ class Exchange:
         self._count_error(code or str(status))
         keep_alive = self.request.keep_alive
         self.done = True
-        self.leave_queue()
         self._release_replica()
         self.client.respond(
             error_response(status, message, error_type, code, keep_alive=keep_alive, retry_after_s=retry_after_s),
@@ -361,6 +337,10 @@ class Exchange:
 
     def _finish(self, keep_alive: bool) -> None:
         self.done = True
+        tail, account = self._tail, self.account
+        if tail is not None and account is not None:
+            self._tail = None
+            self.upstreams.count_tokens(account, *tail.tokens())
         self._release_replica()
         self.client.finish(keep_alive)
 
@@ -369,5 +349,9 @@ class Exchange:
         if replica is not None:
             self.replica = None
             replica.in_flight -= 1
-            replica.deployment.in_flight -= 1
-            self.gateway.replica_released(replica)
+            deployment = replica.deployment
+            deployment.in_flight -= 1
+            if not replica.active:  # dropped from the table: draining
+                self.upstreams.replicas.drained(replica)
+            elif deployment.queue:  # room for the next one waiting
+                deployment.queue.drain()

@@ -20,16 +20,13 @@ from typing import Any
 
 import httpx
 
-from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
 from tide.gateway.gateway import Gateway
 from tide.gateway.keys import GatewayKeys
 from tide.gateway.routes import RouteTable
-from tide.gateway.wire import KEEPALIVE_S, apply_route_delta, load_to_json, route_table_from_json
+from tide.gateway.wire import apply_route_delta, load_to_json, route_table_from_json
+from tide.timing import DEMAND_MIN_INTERVAL_S, LOAD_INTERVAL_S, ROUTES_KEEPALIVE_S, UPSTREAM_IDLE_TIMEOUT_S
 
 log = logging.getLogger("tide.gateway.follower")
-
-LOAD_INTERVAL_S = 1.0
-DEMAND_MIN_INTERVAL_S = 0.2
 
 
 class GatewayFollower:
@@ -38,7 +35,7 @@ class GatewayFollower:
         controllers: list[str],
         token: str | None,
         gateway_id: str | None = None,
-        upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
+        upstream_idle_timeout_s: float | None = UPSTREAM_IDLE_TIMEOUT_S,
         api_keys: GatewayKeys | None = None,
     ) -> None:
         if not controllers:
@@ -46,7 +43,7 @@ class GatewayFollower:
         self.controllers = [url.rstrip("/") for url in controllers]
         self.gateway_id = gateway_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(5.0, read=3 * KEEPALIVE_S))
+        self.http = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(5.0, read=3 * ROUTES_KEEPALIVE_S))
         self.gateway = Gateway(
             on_demand=self._on_demand,
             upstream_idle_timeout_s=upstream_idle_timeout_s,
@@ -175,7 +172,7 @@ def run_gateway(
     port: int,
     controllers: list[str],
     token: str | None,
-    upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
+    upstream_idle_timeout_s: float | None = UPSTREAM_IDLE_TIMEOUT_S,
     api_keys: GatewayKeys | None = None,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

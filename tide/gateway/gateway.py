@@ -3,32 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
-import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlsplit
 
 import orjson
 
-from tide.config import DEFAULT_UPSTREAM_IDLE_TIMEOUT_S
+from tide.gateway.activator import QueueSettings
 from tide.gateway.balancing import DeploymentState, ModelState, ReplicaState
-from tide.gateway.errors import error_response, json_response, model_not_found
-from tide.gateway.exchange import HOP_BY_HOP, Exchange
+from tide.gateway.errors import error_payload, error_response, json_response, model_not_found
+from tide.gateway.exchange import HOP_BY_HOP, Exchange, Upstreams
 from tide.gateway.keys import GatewayKeys
+from tide.gateway.openapi import OPENAPI_PATH
+from tide.gateway.openapi import document as openapi_document
 from tide.gateway.paths import FORWARDED_ROUTES, PathRefused, forwarded_route
 from tide.gateway.prefix import prompt_chunks
-from tide.gateway.ratelimit import KeyLimiter
-from tide.gateway.routes import DeploymentLoad, DeploymentRoute, GatewayRoutes, RouteTable
+from tide.gateway.ratelimit import TOKENS, KeyLimiter
+from tide.gateway.replicas import ReplicaBook
+from tide.gateway.routes import (
+    NO_KEY_ID,
+    RETIRED_USAGE_ID,
+    DeploymentLoad,
+    DeploymentRoute,
+    GatewayRoutes,
+    KeyGrant,
+    RouteTable,
+)
 from tide.gateway.server import ClientConnection, IncomingRequest
+from tide.gateway.tasks import BackgroundTasks, ReplicaCallback
 from tide.gateway.upstream import UpstreamPool
+from tide.gateway.usage import Usage
 from tide.http_limits import ConnectionLimits, UnfinishedCount
+from tide.timing import HOLD_TIMEOUT_S, RETRY_AFTER_S, UNHEALTHY_S, UPSTREAM_CONNECT_TIMEOUT_S, UPSTREAM_IDLE_TIMEOUT_S
 
 log = logging.getLogger(__name__)
-
-ReplicaCallback = Callable[[str], object]  # may return an awaitable; it is scheduled, not awaited
 
 
 class Gateway:
@@ -38,8 +50,8 @@ class Gateway:
     `set_routes` and reads `load_snapshot()` / `in_flight(replica_id)`.
 
     Callbacks (plain functions or coroutine functions; never awaited on the request path):
-    `on_demand(deployment_id)` runs for every request that arrives while its deployment has no replica
-    (callers de-duplicate); `on_replica_failure(replica_id)` runs when a replica refused or dropped a
+    `on_demand(deployment_id)` runs for every request that has to wait: its deployment has no replica,
+    or every replica is busy (callers de-duplicate); `on_replica_failure(replica_id)` runs when a replica refused or dropped a
     request before answering (it is then avoided for `unhealthy_s` while others have room).
 
     `upstream_idle_timeout_s`: a replica that holds a request and sends nothing for this long is cut off
@@ -56,21 +68,18 @@ class Gateway:
         on_demand: ReplicaCallback | None = None,
         on_replica_failure: ReplicaCallback | None = None,
         max_attempts: int = 3,
-        unhealthy_s: float = 5.0,
-        connect_timeout_s: float = 5.0,
+        unhealthy_s: float = UNHEALTHY_S,
+        connect_timeout_s: float = UPSTREAM_CONNECT_TIMEOUT_S,
         max_body_bytes: int = 64 * 1024 * 1024,
-        retry_after_s: int = 1,
-        upstream_idle_timeout_s: float | None = DEFAULT_UPSTREAM_IDLE_TIMEOUT_S,
+        retry_after_s: int = RETRY_AFTER_S,
+        upstream_idle_timeout_s: float | None = UPSTREAM_IDLE_TIMEOUT_S,
         api_keys: GatewayKeys | None = None,
         limits: ConnectionLimits | None = None,
         hold_until_routes: bool = False,
-        hold_timeout_s: float = 60.0,
+        hold_timeout_s: float = HOLD_TIMEOUT_S,
     ) -> None:
         self.model_header = model_header.lower().encode()
         self.on_demand = on_demand
-        self.on_replica_failure = on_replica_failure
-        self.max_attempts = max_attempts
-        self.unhealthy_s = unhealthy_s
         self.max_body_bytes = max_body_bytes
         self.retry_after_s = retry_after_s
         self.upstream_idle_timeout_s = upstream_idle_timeout_s
@@ -81,6 +90,11 @@ class Gateway:
         self.dropped_headers = HOP_BY_HOP | {b"authorization"} if api_keys is not None else HOP_BY_HOP
         self._watchdog: asyncio.Task[None] | None = None
         self.pool = UpstreamPool(connect_timeout_s=connect_timeout_s)
+        self.tasks = BackgroundTasks()
+        # Replicas draining or failing; the queues' settings; what every exchange works through.
+        self.replica_book = ReplicaBook(self.tasks, unhealthy_s, on_replica_failure)
+        self.queue_settings = QueueSettings(unhealthy_s=unhealthy_s, retry_after_s=retry_after_s)
+        self.upstreams = Upstreams(self.pool, self.replica_book, self.tasks, max_attempts, self.response_tokens)
         self._models: dict[bytes, ModelState] = {}
         # Gateway resources: host -> (its models, its model header, its /v1/models body); the default's.
         self._by_host: dict[bytes, _GatewayView] = {}
@@ -89,14 +103,17 @@ class Gateway:
         self.limiter = KeyLimiter()  # per-key request limits of apiKeyAuth gateways
         self._deployments: dict[str, DeploymentState] = {}
         self._replicas: dict[str, ReplicaState] = {}
-        self._draining: dict[str, ReplicaState] = {}  # dropped from the table, requests still in flight
+        # Dropped from the table with requests still in flight: set_routes adds them, the book lets each go
+        # after its last request.
+        self._draining = self.replica_book.draining
         self._models_list = b""
         self._routes: Mapping[str, tuple[DeploymentRoute, ...]] = {}  # the table applied last, by model name
-        self._idle_loads: dict[str, DeploymentLoad] = {}  # last snapshot's answers for idle deployments
+        # Usage of deployments removed since the gateway started (`_retire_usage`).
+        self._retired = DeploymentState(DeploymentRoute(RETIRED_USAGE_ID, "", 0, ()))
+        # The last snapshot's answers for idle deployments, with the usage version they show.
+        self._idle_loads: dict[str, tuple[DeploymentLoad, int]] = {}
         self._clients: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Future[object]] = set()
-        self.upstream_timeouts = 0
         self._holding = False
         self.set_routes(routes or RouteTable({}))
         # Started before its controller pushed a table (a restart): requests wait for the first table
@@ -174,7 +191,7 @@ class Gateway:
                 continue
             states: list[DeploymentState] = []
             for route in routes:
-                deployment = self._deployments.get(route.deployment_id) or DeploymentState(route)
+                deployment = self._deployments.get(route.deployment_id) or DeploymentState(route, self.queue_settings)
                 deployment.update(route)
                 members: list[ReplicaState] = []
                 for endpoint in route.replicas:
@@ -217,11 +234,12 @@ class Gateway:
                     self.handle(client, request)
         for deployment in removed.values():
             self._fail_queue(deployment, f"deployment '{deployment.deployment_id}' was removed")
+            self._retire_usage(deployment)
         for deployment in updated:
             if deployment.queue and deployment.failure is not None and not deployment.replicas:
                 self._fail_queue_failed(deployment)
             elif deployment.queue:
-                self._drain(deployment)
+                deployment.queue.drain()
 
     def _set_gateways(
         self,
@@ -263,9 +281,8 @@ class Gateway:
                 else:
                     listing = orjson.dumps({"object": "list", "data": [_model_card(name) for name in gateway.models]})
             header = gateway.model_header.encode() if gateway.model_header else self.model_header
-            view = _GatewayView(
-                gateway.gateway_id, models, header, listing, gateway.key_hashes, dict(gateway.key_limits)
-            )
+            keys = None if gateway.keys is None else dict(gateway.keys)
+            view = _GatewayView(gateway.gateway_id, models, header, listing, keys)
             views[gateway.gateway_id] = (gateway, view)
             for host in gateway.hosts:
                 by_host[host.lower().encode()] = view
@@ -273,9 +290,23 @@ class Gateway:
                 default = view
         self._by_host, self._default_view, self._views = by_host, default, views
         # A gateway's own key is never passed on to replicas.
-        keyed = self.api_keys is not None or any(g.key_hashes is not None for g in gateways)
-        self.limiter.forget({h for g in gateways for h in g.key_limits})
+        keyed = self.api_keys is not None or any(g.keys is not None for g in gateways)
+        self.limiter.forget({h for g in gateways for h in g.keys or ()})
         self.dropped_headers = HOP_BY_HOP | {b"authorization"} if keyed else HOP_BY_HOP
+
+    def _retire_usage(self, deployment: DeploymentState) -> None:
+        """A removed deployment's usage stays counted for its gateways and keys (under RETIRED_USAGE_ID), so
+        their totals never go back. Responses still in flight on it add to its own counters, moved here
+        when the next one is removed."""
+        if not deployment.key_usage and not deployment.gateway_usage:
+            return
+        retired = self._retired
+        for key, usage in deployment.key_usage.items():
+            retired.key_usage.setdefault(key, Usage()).add(usage)
+        for gateway_id, usage in deployment.gateway_usage.items():
+            retired.gateway_usage.setdefault(gateway_id, Usage()).add(usage)
+        deployment.key_usage, deployment.gateway_usage = {}, {}
+        retired.usage_version += 1
 
     def _view(self, request: IncomingRequest) -> _GatewayView | None:
         return self._view_for(request.headers)
@@ -301,12 +332,21 @@ class Gateway:
             ):
                 # Idle (at zero, nothing waiting for a whole second): the same answer as last second unless
                 # a counter moved. Sampled every second for every deployment, so this path must stay cheap.
-                idle = cache.get(deployment_id)
-                if idle is None or idle.requests_total != deployment.requests_total or idle.errors != deployment.errors:
-                    idle = DeploymentLoad(0, 0, {}, deployment.requests_total, dict(deployment.errors), 0.0, 0.0)
-                snapshot[deployment_id] = self._idle_loads[deployment_id] = idle
+                idle, version = cache.get(deployment_id, (None, -1))
+                if (
+                    idle is None
+                    or idle.requests_total != deployment.requests_total
+                    or idle.errors != deployment.errors
+                    or version != deployment.usage_version
+                ):
+                    idle = DeploymentLoad(
+                        0, 0, {}, deployment.requests_total, dict(deployment.errors), 0.0, 0.0, *_usage_copy(deployment)
+                    )
+                snapshot[deployment_id] = idle
+                self._idle_loads[deployment_id] = (idle, deployment.usage_version)
                 continue
             load_average, queued_average = deployment.meter.averages(now)
+            key_usage, gateway_usage = _usage_copy(deployment)
             per_replica = {r.replica_id: r.in_flight for r in deployment.replicas}
             for replica in self._draining.values():
                 if replica.deployment is deployment:
@@ -319,7 +359,11 @@ class Gateway:
                 errors=dict(deployment.errors),
                 load_average=load_average,
                 queued_average=queued_average,
+                key_usage=key_usage,
+                gateway_usage=gateway_usage,
             )
+        if self._retired.gateway_usage:
+            snapshot[RETIRED_USAGE_ID] = DeploymentLoad(0, 0, {}, 0, {}, 0.0, 0.0, *_usage_copy(self._retired))
         return snapshot
 
     def in_flight(self, replica_id: str) -> int:
@@ -329,8 +373,8 @@ class Gateway:
     # ---- request handling (called by ClientConnection) ------------------------------------------
     def accepts_headers(self, headers: list[tuple[bytes, bytes]]) -> bool:
         view = self._view_for(headers)
-        if view is not None and view.key_hashes is not None:  # an apiKeyAuth gateway: its own keys only
-            return _key_hash(headers) in view.key_hashes  # "" (no bearer key) is never a hash
+        if view is not None and view.keys is not None:  # a gateway with its own keys (or token): only those
+            return _key_hash(headers) in view.keys  # "" (no bearer key) is never a hash
         keys = self.api_keys
         if keys is None:
             return True
@@ -338,6 +382,11 @@ class Gateway:
             if name == b"authorization":
                 return keys.accepts(value)
         return False
+
+    def _needs_key(self, request: IncomingRequest) -> bool:
+        """Whether the gateway this request's Host selects asks for an API key (for its OpenAPI document)."""
+        view = self._view(request)
+        return (view is not None and view.keys is not None) or self.api_keys is not None
 
     def connection_opened(self, client: ClientConnection) -> None:
         self._clients.add(client)
@@ -356,8 +405,15 @@ class Gateway:
             if slash > 1 and path.startswith(b"/v1/", slash):
                 model = unquote(path[1:slash].decode("latin-1"))
                 suffix = path[slash + 3 :]
+            elif path in (b"/health", b"/healthz", OPENAPI_PATH) and request.method != b"GET":
+                client.respond(_method_not_allowed("GET", keep_alive), keep_alive)
+                return
             elif path in (b"/health", b"/healthz"):
                 client.respond(json_response(200, {"status": "ok"}, keep_alive=keep_alive), keep_alive)
+                return
+            elif path == OPENAPI_PATH:
+                document = _openapi_document(self._needs_key(request))
+                client.respond(_json_bytes_response(document, keep_alive), keep_alive)
                 return
             else:
                 client.respond(_not_found_route(path, keep_alive), keep_alive)
@@ -376,23 +432,16 @@ class Gateway:
             self._held.append((client, request, time.monotonic()))
             return
         view = self._view(request)
-        if view is not None and view.key_limits:
+        grant: KeyGrant | None = None
+        key_hash = ""
+        if view is not None and view.keys is not None:
             key_hash = _key_hash(request.headers)
-            wait = self.limiter.admit(key_hash, view.key_limits.get(key_hash), time.monotonic())
-            if wait is not None:
-                _reply_error(
-                    client,
-                    request,
-                    429,
-                    f"This API key's limit of {view.key_limits[key_hash]} requests per minute is used up; "
-                    f"retry in {wait} s",
-                    "rate_limit_error",
-                    "rate_limit_exceeded",
-                    retry_after_s=wait,
-                )
-                return
+            grant = view.keys.get(key_hash)
         models = self._models if view is None else view.models
         if suffix == b"/models":
+            if request.method != b"GET":
+                client.respond(_method_not_allowed("GET", keep_alive), keep_alive)
+                return
             client.respond(self._list_models(model, request, view), keep_alive)
             return
         try:
@@ -406,8 +455,26 @@ class Gateway:
             return
         suffix = route
         if request.method != b"POST":
-            _reply_error(client, request, 405, "Method not allowed", "invalid_request_error", None)
+            client.respond(_method_not_allowed("POST", keep_alive), keep_alive)
             return
+        # Per-key limits count the requests meant for a model (not /v1/models, nor refused paths).
+        if grant is not None and (grant.requests_per_minute is not None or grant.tokens_per_minute is not None):
+            refusal = self.limiter.admit(key_hash, grant.requests_per_minute, time.monotonic(), grant.tokens_per_minute)
+            if refusal is not None:
+                if refusal.limit == TOKENS:
+                    what = f"{grant.tokens_per_minute} tokens per minute (prompt + completion)"
+                else:
+                    what = f"{grant.requests_per_minute} requests per minute"
+                _reply_error(
+                    client,
+                    request,
+                    429,
+                    f"This API key's limit of {what} is used up; retry in {refusal.retry_after_s} s",
+                    "rate_limit_error",
+                    "rate_limit_exceeded",
+                    retry_after_s=refusal.retry_after_s,
+                )
+                return
         try:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
@@ -450,38 +517,27 @@ class Gateway:
                 _reply_error(client, request, 503, _failed_message(deployment), "server_error", "deployment_failed")
                 # The controller still hears of the demand: it retries the start on its back-off, so the
                 # deployment recovers by itself once its cause is fixed (weights uploaded).
-                self._notify(self.on_demand, deployment.deployment_id)
+                self.tasks.notify(self.on_demand, deployment.deployment_id)
                 return
         elif not deployment.replicas and len(model_state.deployments) > 1:
             # Waking from zero while a sibling of the same model serves: its share goes to the sibling
             # until it is ready (it is still woken), instead of waiting out a cold start.
             sibling = _serving_sibling(model_state, deployment)
             if sibling is not None:
-                self._notify(self.on_demand, deployment.deployment_id)
+                self.tasks.notify(self.on_demand, deployment.deployment_id)
                 deployment = sibling
         deployment.requests_total += 1
-        exchange = Exchange(self, client, request, deployment, suffix + request.query)
+        exchange = Exchange(self.upstreams, client, request, deployment, suffix + request.query, self.dropped_headers)
         client.exchange = exchange
+        if view is not None and view.gateway_id:
+            key_id = grant.key_id if grant is not None else NO_KEY_ID
+            exchange.account = _count_request(deployment, view.gateway_id, key_id, key_hash)
         if deployment.prefix_policy is not None and len(deployment.replicas) > 1:  # one replica: no choice
             exchange.prefix = prompt_chunks(request.body, body)
-        if not deployment.queue:  # FIFO: nobody may overtake a request already waiting
-            replica = deployment.pick_replica(prefix=exchange.prefix)
-            if replica is not None:
-                exchange.start_on(replica)
-                return
-        if len(deployment.queue) >= deployment.max_queue:
-            exchange.respond_error(
-                429,
-                f"Too many requests waiting for deployment '{deployment.deployment_id}' "
-                f"(queue full: max_queue={deployment.max_queue}); retry later",
-                "rate_limit_error",
-                "queue_full",
-                retry_after_s=self.retry_after_s,
-            )
-            return
-        exchange.enqueue(deployment.max_queue_wait_s)
-        if not deployment.replicas:
-            self._notify(self.on_demand, deployment.deployment_id)
+        # Started at once, queued (FIFO) or refused 429. A request that waits tells the controller: at zero
+        # that wakes the deployment; behind busy replicas its policy may wake a parked replica at once.
+        if deployment.queue.admit(exchange):
+            self.tasks.notify(self.on_demand, deployment.deployment_id)
 
     def _model_from_header(self, request: IncomingRequest, view: _GatewayView | None = None) -> str | None:
         value = _header(request, self.model_header if view is None else view.model_header)
@@ -495,37 +551,21 @@ class Gateway:
             return model_not_found(model, keep_alive=keep_alive)
         return json_response(200, {"object": "list", "data": [_model_card(model)]}, keep_alive=keep_alive)
 
+    @property
+    def upstream_timeouts(self) -> int:
+        """Requests cut off by the upstream idle timeout since the start."""
+        return self.replica_book.upstream_timeouts
+
     # ---- called by exchanges --------------------------------------------------------------------
-    def replica_released(self, replica: ReplicaState) -> None:
-        if not replica.active:
-            if replica.in_flight == 0:
-                self._draining.pop(replica.replica_id, None)
-            return
-        if replica.deployment.queue:
-            self._drain(replica.deployment)
-
-    def replica_failed(self, replica: ReplicaState) -> None:
-        replica.unhealthy_until = time.monotonic() + self.unhealthy_s
-        replica.prefix_index.clear()  # it may be restarting: its cache starts empty
-        log.warning("replica %s (%s) failed before responding", replica.replica_id, replica.base_url)
-        self._notify(self.on_replica_failure, replica.replica_id)
-
-    def replica_timed_out(self, replica: ReplicaState, timeout_s: float) -> None:
-        """A hung replica: avoided for `unhealthy_s` like one that dropped a request (while others have
-        room), and the controller is told, as for a failure."""
-        self.upstream_timeouts += 1
-        replica.unhealthy_until = time.monotonic() + self.unhealthy_s
-        log.warning(
-            "replica %s (%s) sent nothing for %gs; request cancelled (upstream idle timeout)",
-            replica.replica_id, replica.base_url, timeout_s,
-        )  # fmt: skip
-        self._notify(self.on_replica_failure, replica.replica_id)
-
-    def spawn(self, awaitable: Awaitable[object]) -> None:
-        """Run in the background, holding a reference so the task is not garbage-collected mid-way."""
-        task = asyncio.ensure_future(awaitable)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def response_tokens(self, account: Account, prompt_tokens: int, completion_tokens: int) -> None:
+        """A response ended with this usage: it counts for its key, its gateway and the key's token limit."""
+        deployment, gateway_id, key_id, key_hash = account
+        for usage in (deployment.key_usage[gateway_id, key_id], deployment.gateway_usage[gateway_id]):
+            usage.prompt_tokens += prompt_tokens
+            usage.completion_tokens += completion_tokens
+        deployment.usage_version += 1
+        if key_hash:
+            self.limiter.record_tokens(key_hash, prompt_tokens + completion_tokens, time.monotonic())
 
     # ---- internals ------------------------------------------------------------------------------
     async def _housekeeping(self) -> None:
@@ -574,42 +614,12 @@ class Gateway:
             _reply_error(client, request, 503, message, "server_error", "unavailable", retry_after_s=self.retry_after_s)
         self._held = kept
 
-    def retry_queue(self, deployment: DeploymentState) -> None:
-        self._drain(deployment)
-
-    def _drain(self, deployment: DeploymentState) -> None:
-        """Hand queued requests to replicas with room, in order. A request that failed on every replica it
-        could try waits at the head for one it has not tried (FIFO: nobody overtakes it)."""
-        queue = deployment.queue
-        while queue:
-            replica = deployment.pick_replica(exclude=queue[0].tried, prefix=queue[0].prefix)
-            if replica is None:
-                return
-            exchange = queue.popleft()
-            exchange.leave_queue()
-            exchange.start_on(replica)
-
     def _fail_queue(self, deployment: DeploymentState, why: str) -> None:
-        while deployment.queue:
-            exchange = deployment.queue.popleft()
-            exchange.respond_error(503, f"Request not served: {why}", "server_error", "unavailable", self.retry_after_s)
+        deployment.queue.fail_all(f"Request not served: {why}", "unavailable", self.retry_after_s)
 
     def _fail_queue_failed(self, deployment: DeploymentState) -> None:
         """Queued requests of a deployment that turned out to be failing: its condition, at once."""
-        message = _failed_message(deployment)
-        while deployment.queue:
-            exchange = deployment.queue.popleft()
-            exchange.respond_error(503, message, "server_error", "deployment_failed", None)
-
-    def _notify(self, callback: ReplicaCallback | None, argument: str) -> None:
-        if callback is None:
-            return
-        try:
-            result = callback(argument)
-            if inspect.isawaitable(result):
-                self.spawn(result)
-        except Exception:
-            log.exception("gateway callback %r failed", callback)
+        deployment.queue.fail_all(_failed_message(deployment), "deployment_failed", None)
 
 
 def _reply_error(
@@ -659,8 +669,32 @@ class _GatewayView:
     models: dict[bytes, ModelState]
     model_header: bytes
     listing: bytes  # the /v1/models body
-    key_hashes: frozenset[str] | None = None  # apiKeyAuth: hashes of its keys
-    key_limits: dict[str, int] = field(default_factory=dict)  # key hash -> requests per minute
+    keys: dict[str, KeyGrant] | None = None  # the credentials it accepts, by hash; None: the process-wide rule
+
+
+# What an exchange's usage counts for: its deployment, gateway id, key id and key hash ("" without one).
+Account = tuple[DeploymentState, str, str, str]
+
+
+def _usage_copy(deployment: DeploymentState) -> tuple[dict[tuple[str, str], Usage], dict[str, Usage]]:
+    return (
+        {k: replace(u) for k, u in deployment.key_usage.items()},
+        {g: replace(u) for g, u in deployment.gateway_usage.items()},
+    )
+
+
+def _count_request(deployment: DeploymentState, gateway_id: str, key_id: str, key_hash: str) -> Account:
+    """A request routed to `deployment` through this gateway and key: counted for both, now."""
+    usage = deployment.key_usage.get((gateway_id, key_id))
+    if usage is None:
+        usage = deployment.key_usage[gateway_id, key_id] = Usage()
+    usage.requests += 1
+    total = deployment.gateway_usage.get(gateway_id)
+    if total is None:
+        total = deployment.gateway_usage[gateway_id] = Usage()
+    total.requests += 1
+    deployment.usage_version += 1
+    return deployment, gateway_id, key_id, key_hash
 
 
 _NO_GATEWAY = _GatewayView("", {}, b"x-tide-model", orjson.dumps({"object": "list", "data": []}))
@@ -680,6 +714,17 @@ def _header(request: IncomingRequest, name: bytes) -> bytes | None:
         if header == name:
             return value
     return None
+
+
+def _method_not_allowed(allowed: str, keep_alive: bool) -> bytes:
+    """405 with the `Allow` header naming the one method the route takes."""
+    payload = error_payload(f"Method not allowed; this route takes {allowed}", "invalid_request_error", None)
+    return json_response(405, payload, keep_alive=keep_alive, extra_headers=(("allow", allowed),))
+
+
+@functools.cache
+def _openapi_document(secured: bool) -> bytes:
+    return orjson.dumps(openapi_document(secured))
 
 
 def _model_card(name: str) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from tide.gateway.usage import Usage
 from tide.spec.deployment import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_WAIT_S
 from tide.spec.routing import LEAST_LOADED
 
@@ -31,6 +32,22 @@ class DeploymentRoute:
 
 
 @dataclass(frozen=True)
+class KeyGrant:
+    """What one accepted bearer credential of a gateway may do, looked up by the SHA-256 (hex) of the key.
+    `key_id` labels its usage (never the key); the limits are per one-minute window, None: no limit."""
+
+    key_id: str
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None  # prompt + completion tokens, where the engine reports usage
+
+
+MANAGEMENT_TOKEN_KEY_ID = "management-token"  # coreWeaveAuth: the management API's token, as a key id
+NO_KEY_ID = "none"  # usage of requests a gateway let in without a key of its own (open, or a keys file)
+# The load snapshot's entry for the usage of deployments that were removed (no deployment has this id).
+RETIRED_USAGE_ID = ""
+
+
+@dataclass(frozen=True)
 class GatewayRoutes:
     """One gateway resource as the data plane sees it. Requests are told apart by their Host header: one
     of `hosts` picks this gateway; a Host no gateway claims goes to the one with id `default`."""
@@ -39,10 +56,10 @@ class GatewayRoutes:
     hosts: tuple[str, ...] = ()
     model_header: str = ""  # headerBasedRouting's header (lower case); "" = the gateway's own default
     models: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # model name -> its deployment ids here
-    # apiKeyAuth: SHA-256 (hex) of the keys issued for this gateway; a request needs one of them.
-    # None: the process-wide rule (its --api-keys-file keys, or open).
-    key_hashes: frozenset[str] | None = None
-    key_limits: Mapping[str, int] = field(default_factory=dict)  # key hash -> requests per minute
+    # The credentials this gateway accepts, by SHA-256 (hex): apiKeyAuth, the keys issued for it;
+    # coreWeaveAuth, the management API's token. A request needs one of them.
+    # None: the process-wide rule (its --api-keys-file keys, or open): the default coreWeaveAuth gateway.
+    keys: Mapping[str, KeyGrant] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,10 @@ class DeploymentLoad:
     # (loadmeter.py). None from a gateway that does not report it: readers use in_flight + queued.
     load_average: float | None = None
     queued_average: float | None = None
+    # Since the gateway started: requests routed to this deployment and the tokens their responses
+    # reported, by (gateway id, key id) and, counted on their own, by gateway id.
+    key_usage: Mapping[tuple[str, str], Usage] = field(default_factory=dict)
+    gateway_usage: Mapping[str, Usage] = field(default_factory=dict)
 
     @property
     def average(self) -> float:

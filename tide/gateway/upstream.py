@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import httptools
 
+from tide.timing import UPSTREAM_CONNECT_TIMEOUT_S
+
 if TYPE_CHECKING:
     from tide.gateway.exchange import Exchange
 
@@ -137,7 +139,7 @@ class UpstreamConnection(asyncio.Protocol):
 class UpstreamPool:
     """Idle keep-alive connections per replica address, reused most-recent first."""
 
-    def __init__(self, connect_timeout_s: float = 5.0, max_idle_per_address: int = 512) -> None:
+    def __init__(self, connect_timeout_s: float = UPSTREAM_CONNECT_TIMEOUT_S, max_idle_per_address: int = 512) -> None:
         self.connect_timeout_s = connect_timeout_s
         self.max_idle_per_address = max_idle_per_address
         self._idle: dict[Address, list[UpstreamConnection]] = {}

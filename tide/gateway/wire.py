@@ -11,13 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tide.gateway.routes import DeploymentLoad, DeploymentRoute, GatewayRoutes, ReplicaEndpoint, RouteTable
+from tide.gateway.routes import DeploymentLoad, DeploymentRoute, GatewayRoutes, KeyGrant, ReplicaEndpoint, RouteTable
+from tide.gateway.usage import Usage
 from tide.spec.deployment import DEFAULT_MAX_QUEUE, DEFAULT_MAX_QUEUE_WAIT_S, DEFAULT_WEIGHT
 from tide.spec.routing import LEAST_LOADED
-
-# The route stream's keep-alive: the controller sends a comment this often when nothing changed, and a
-# gateway that hears nothing for three of them reconnects.
-KEEPALIVE_S = 10.0
 
 
 def route_table_to_json(table: RouteTable) -> dict[str, Any]:
@@ -48,8 +45,10 @@ def _gateway_json(g: GatewayRoutes, models: Mapping[str, list[str] | None]) -> d
         "hosts": list(g.hosts),
         "modelHeader": g.model_header,
         "models": models,
-        "keyHashes": None if g.key_hashes is None else sorted(g.key_hashes),
-        "keyLimits": dict(g.key_limits),
+        "keys": None if g.keys is None else {h: _grant_to_json(k) for h, k in g.keys.items()},
+        # What gateways from before per-key ids and token limits read: they must not see it open.
+        "keyHashes": None if g.keys is None else sorted(g.keys),
+        "keyLimits": {h: k.requests_per_minute for h, k in (g.keys or {}).items() if k.requests_per_minute},
     }
 
 
@@ -75,12 +74,7 @@ def route_delta_to_json(old: RouteTable, new: RouteTable) -> dict[str, Any]:
             name: list(ids) for name, ids in g.models.items() if was.models.get(name) != ids
         }
         models.update({name: None for name in was.models.keys() - g.models.keys()})
-        fields_changed = (g.hosts, g.model_header, g.key_hashes, g.key_limits) != (
-            was.hosts,
-            was.model_header,
-            was.key_hashes,
-            was.key_limits,
-        )
+        fields_changed = (g.hosts, g.model_header, g.keys) != (was.hosts, was.model_header, was.keys)
         if models or fields_changed:
             gateways.append(_gateway_json(g, models))
     return {"routes": routes, "gateways": gateways, "gatewayOrder": [g.gateway_id for g in new.gateways]}
@@ -115,8 +109,7 @@ def _gateway_from_json(g: Mapping[str, Any], models: Mapping[str, tuple[str, ...
         hosts=tuple(str(h) for h in g["hosts"]),
         model_header=str(g.get("modelHeader") or ""),
         models=models,
-        key_hashes=None if g.get("keyHashes") is None else frozenset(str(h) for h in g["keyHashes"]),
-        key_limits={str(h): int(n) for h, n in (g.get("keyLimits") or {}).items()},
+        keys=_keys_from_json(g),
     )
 
 
@@ -153,6 +146,45 @@ def route_table_from_json(data: Mapping[str, Any]) -> RouteTable:
     return RouteTable(routes, gateways)
 
 
+def _grant_to_json(grant: KeyGrant) -> dict[str, Any]:
+    return {
+        "keyId": grant.key_id,
+        "requestsPerMinute": grant.requests_per_minute,
+        "tokensPerMinute": grant.tokens_per_minute,
+    }
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _keys_from_json(g: Mapping[str, Any]) -> dict[str, KeyGrant] | None:
+    keys = g.get("keys")
+    if keys is not None:
+        return {
+            str(h): KeyGrant(
+                str(k["keyId"]), _optional_int(k.get("requestsPerMinute")), _optional_int(k.get("tokensPerMinute"))
+            )
+            for h, k in keys.items()
+        }
+    if g.get("keyHashes") is None:  # no keys of its own (or a leader from before gateway keys)
+        return None
+    limits = g.get("keyLimits") or {}  # a leader from before key ids: the hash's start names the key
+    return {str(h): KeyGrant(f"sha256:{str(h)[:12]}", _optional_int(limits.get(h))) for h in g["keyHashes"]}
+
+
+def _usage_to_json(usage: Usage) -> dict[str, int]:
+    return {
+        "requests": usage.requests,
+        "promptTokens": usage.prompt_tokens,
+        "completionTokens": usage.completion_tokens,
+    }
+
+
+def _usage_from_json(data: Mapping[str, Any]) -> Usage:
+    return Usage(int(data.get("requests", 0)), int(data.get("promptTokens", 0)), int(data.get("completionTokens", 0)))
+
+
 def load_to_json(snapshot: Mapping[str, DeploymentLoad]) -> dict[str, Any]:
     return {
         deployment_id: {
@@ -163,6 +195,11 @@ def load_to_json(snapshot: Mapping[str, DeploymentLoad]) -> dict[str, Any]:
             "errors": dict(load.errors),
             "loadAverage": load.load_average,
             "queuedAverage": load.queued_average,
+            "keyUsage": [
+                {"gatewayId": gateway_id, "keyId": key_id, **_usage_to_json(usage)}
+                for (gateway_id, key_id), usage in load.key_usage.items()
+            ],
+            "gatewayUsage": {gateway_id: _usage_to_json(usage) for gateway_id, usage in load.gateway_usage.items()},
         }
         for deployment_id, load in snapshot.items()
     }
@@ -178,6 +215,8 @@ def load_from_json(data: Mapping[str, Any]) -> dict[str, DeploymentLoad]:
             errors={str(k): int(v) for k, v in load.get("errors", {}).items()},
             load_average=None if load.get("loadAverage") is None else float(load["loadAverage"]),
             queued_average=None if load.get("queuedAverage") is None else float(load["queuedAverage"]),
+            key_usage={(str(u["gatewayId"]), str(u["keyId"])): _usage_from_json(u) for u in load.get("keyUsage") or ()},
+            gateway_usage={str(g): _usage_from_json(u) for g, u in (load.get("gatewayUsage") or {}).items()},
         )
         for deployment_id, load in data.items()
     }

@@ -16,7 +16,6 @@ from tide.scheduling.claims import (
 )
 from tide.scheduling.decisions import DeploymentRequest, Pending, Placement, Preemption, ScheduleResult
 from tide.scheduling.declared import CPU_LOCAL_TYPE, GPU_LOCAL_TYPE, declared_inventory, local_inventory
-from tide.scheduling.errors import ClaimError, FieldError, InventoryError
 from tide.scheduling.inventory import (
     CAPACITY_CLASSES,
     ON_DEMAND,
@@ -41,15 +40,12 @@ __all__ = [
     "RESERVED",
     "CapacityClass",
     "Claim",
-    "ClaimError",
     "ClaimSpec",
     "ClaimStatus",
     "DeploymentRequest",
-    "FieldError",
     "Instance",
     "InstanceType",
     "Inventory",
-    "InventoryError",
     "Pending",
     "Placement",
     "Preemption",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
-from tide.scheduling.errors import ClaimError
+from tide.errors import FieldError
 from tide.scheduling.inventory import RESERVED, Instance, Inventory, type_key
 
 CAPACITY_TYPE_SERVERLESS = "CAPACITY_TYPE_SERVERLESS"
@@ -43,17 +43,17 @@ class ClaimStatus(NamedTuple):
 
 def validate_claim(spec: Mapping[str, Any] | Any, inventory: Inventory) -> ClaimSpec:
     """Check a claim spec (API JSON `{"resources": {...}}`, or a model with `model_dump(by_alias=True)`)
-    against API.md and the inventory; raise `ClaimError(field, message)` naming the camelCase field."""
+    against API.md and the inventory; raise `FieldError(field, message)` naming the camelCase field."""
     if not isinstance(spec, Mapping) and hasattr(spec, "model_dump"):
         spec = spec.model_dump(by_alias=True)
     if not isinstance(spec, Mapping):
-        raise ClaimError("resources", "a claim spec is a mapping with a resources object")
+        raise FieldError("resources", "a claim spec is a mapping with a resources object")
     resources = spec.get("resources")
     if not isinstance(resources, Mapping):
-        raise ClaimError("resources", "required, an object with instanceId, instanceCount and zones")
+        raise FieldError("resources", "required, an object with instanceId, instanceCount and zones")
     for key in resources:
         if key not in _RESOURCE_KEYS:
-            raise ClaimError(f"resources.{key}", f"unknown field; allowed: {', '.join(sorted(_RESOURCE_KEYS))}")
+            raise FieldError(f"resources.{key}", f"unknown field; allowed: {', '.join(sorted(_RESOURCE_KEYS))}")
     zones = _zones(resources.get("zones"), inventory)
     return ClaimSpec(
         instance_type=_instance_type(resources.get("instanceId"), zones, inventory),
@@ -65,31 +65,31 @@ def validate_claim(spec: Mapping[str, Any] | Any, inventory: Inventory) -> Claim
 
 def _zones(value: Any, inventory: Inventory) -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or not value:
-        raise ClaimError("resources.zones", "required, a non-empty list of zones in order of preference")
+        raise FieldError("resources.zones", "required, a non-empty list of zones in order of preference")
     known = inventory.zones()
     zones: list[str] = []
     for index, zone in enumerate(value):
         field = f"resources.zones[{index}]"
         if not isinstance(zone, str) or not zone.strip():
-            raise ClaimError(field, "must be a non-empty string")
+            raise FieldError(field, "must be a non-empty string")
         if zone in zones:
-            raise ClaimError(field, f"zone {zone!r} is listed twice")
+            raise FieldError(field, f"zone {zone!r} is listed twice")
         if zone not in known:
-            raise ClaimError(field, f"unknown zone {zone!r}; known zones: {', '.join(known) or 'none'}")
+            raise FieldError(field, f"unknown zone {zone!r}; known zones: {', '.join(known) or 'none'}")
         zones.append(zone)
     return tuple(zones)
 
 
 def _instance_type(value: Any, zones: tuple[str, ...], inventory: Inventory) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ClaimError("resources.instanceId", "required, an instance type")
+        raise FieldError("resources.instanceId", "required, an instance type")
     instance_type = inventory.find_type(value)
     if instance_type is None:
         known = ", ".join(t.id for t in inventory.types) or "none"
-        raise ClaimError("resources.instanceId", f"unknown instance type {value!r}; known: {known}")
+        raise FieldError("resources.instanceId", f"unknown instance type {value!r}; known: {known}")
     offered_in = sorted(inventory.zones_offering(instance_type.id))
     if not any(zone in offered_in for zone in zones):
-        raise ClaimError(
+        raise FieldError(
             "resources.instanceId",
             f"instance type {instance_type.id} is not offered in zones {', '.join(zones)}; "
             f"it is offered in: {', '.join(offered_in) or 'no zone'}",
@@ -98,16 +98,18 @@ def _instance_type(value: Any, zones: tuple[str, ...], inventory: Inventory) -> 
 
 
 def _instance_count(value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():  # 2.0 is 2 (JSON does not tell them apart)
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ClaimError("resources.instanceCount", "required, an integer >= 1")
+        raise FieldError("resources.instanceCount", "required, an integer >= 1")
     if value < 1:
-        raise ClaimError("resources.instanceCount", f"must be >= 1 (got {value})")
+        raise FieldError("resources.instanceCount", f"must be >= 1 (got {value})")
     return value
 
 
 def _capacity_type(value: Any) -> str:
     if value not in CAPACITY_TYPES:
-        raise ClaimError("resources.capacityType", f"must be one of {', '.join(CAPACITY_TYPES)} (got {value!r})")
+        raise FieldError("resources.capacityType", f"must be one of {', '.join(CAPACITY_TYPES)} (got {value!r})")
     return str(value)
 
 

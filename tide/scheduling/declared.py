@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tide.scheduling.errors import InventoryError, reject_unknown_keys, require_mapping
+from tide.errors import FieldError
+from tide.scheduling.errors import reject_unknown_keys, require_mapping
 from tide.scheduling.inventory import (
     ON_DEMAND,
     CapacityClass,
@@ -38,9 +39,9 @@ def local_inventory(
     """This machine: always a `cpu-local` instance with `cpu_slots` virtual GPU slots, plus a `gpu-local`
     instance with the real GPUs when there are any. Both are on-demand (nobody claims a laptop)."""
     if cpu_slots < 1:
-        raise InventoryError("cpuSlots", "must be >= 1")
+        raise FieldError("cpuSlots", "must be >= 1")
     if gpu_count < 0:
-        raise InventoryError("gpuCount", "must be >= 0")
+        raise FieldError("gpuCount", "must be >= 0")
     types = [InstanceType(CPU_LOCAL_TYPE, "cpu", cpu_slots, memory_gib, cpus)]
     instances = [Instance("local-cpu", CPU_LOCAL_TYPE, zone, ON_DEMAND)]
     if gpu_model and gpu_count > 0:
@@ -62,14 +63,14 @@ def declared_inventory(declared: Mapping[str, Any]) -> Inventory:
     `{type}-{zone}-{n}`, numbered per type and zone in declaration order. Errors name the offending key.
     """
     if not isinstance(declared, Mapping):
-        raise InventoryError("inventory", "must be a mapping with instanceTypes and instances")
+        raise FieldError("", "must be a mapping with instanceTypes and instances")
     _reject_unknown(declared, {"instanceTypes", "instances"}, "")
     types: list[InstanceType] = []
     known: dict[str, InstanceType] = {}
     for i, entry in enumerate(_list(declared, "instanceTypes")):
         instance_type = _parse_type(entry, f"instanceTypes[{i}]")
         if type_key(instance_type.id) in known:
-            raise InventoryError(f"instanceTypes[{i}].id", f"duplicate instance type {instance_type.id!r}")
+            raise FieldError(f"instanceTypes[{i}].id", f"duplicate instance type {instance_type.id!r}")
         known[type_key(instance_type.id)] = instance_type
         types.append(instance_type)
     instances: list[Instance] = []
@@ -100,13 +101,13 @@ def _parse_group(
     instance_type = known.get(type_key(type_name))
     if instance_type is None:
         names = ", ".join(t.id for t in known.values()) or "none declared"
-        raise InventoryError(f"{path}.type", f"unknown instance type {type_name!r}; known: {names}")
+        raise FieldError(f"{path}.type", f"unknown instance type {type_name!r}; known: {names}")
     zone = _string(group, "zone", path)
     count = _integer(group, "count", path, minimum=1, default=1)
     capacity_class = _capacity_class(group, path)
     claim = _string(group, "claim", path) if "claim" in group else None
     if claim is not None and capacity_class == ON_DEMAND:
-        raise InventoryError(f"{path}.claim", "only reserved instances can be held by a claim")
+        raise FieldError(f"{path}.claim", "only reserved instances can be held by a claim")
     joining = _joining_count(group, path, count)
     key = (type_key(instance_type.id), zone)
     first = next_number.get(key, 0)
@@ -131,7 +132,7 @@ def _capacity_class(group: Mapping[str, Any], path: str) -> CapacityClass:
     try:
         return parse_capacity_class(group["class"])
     except ValueError as error:
-        raise InventoryError(f"{path}.class", str(error)) from None
+        raise FieldError(f"{path}.class", str(error)) from None
 
 
 def _joining_count(group: Mapping[str, Any], path: str, count: int) -> int:
@@ -140,28 +141,28 @@ def _joining_count(group: Mapping[str, Any], path: str, count: int) -> int:
         return count if joining else 0
     if isinstance(joining, int) and 0 <= joining <= count:
         return joining
-    raise InventoryError(f"{path}.joining", f"must be true, false or a count from 0 to {count}")
+    raise FieldError(f"{path}.joining", f"must be true, false or a count from 0 to {count}")
 
 
 def _list(parent: Mapping[str, Any], key: str) -> Sequence[Any]:
     value = parent.get(key, [])
     if not isinstance(value, list | tuple):
-        raise InventoryError(key, "must be a list")
+        raise FieldError(key, "must be a list")
     return value
 
 
 def _mapping(value: Any, path: str) -> Mapping[str, Any]:
-    return require_mapping(value, path, InventoryError)
+    return require_mapping(value, path)
 
 
 def _reject_unknown(entry: Mapping[str, Any], allowed: set[str], path: str) -> None:
-    reject_unknown_keys(entry, allowed, path, InventoryError)
+    reject_unknown_keys(entry, allowed, path)
 
 
 def _string(entry: Mapping[str, Any], key: str, path: str) -> str:
     value = entry.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise InventoryError(f"{path}.{key}", "required, a non-empty string")
+        raise FieldError(f"{path}.{key}", "required, a non-empty string")
     return value.strip()
 
 
@@ -171,7 +172,7 @@ def _integer(entry: Mapping[str, Any], key: str, path: str, *, minimum: int, def
     value = entry.get(key)
     # bool is an int subclass; `gpus: true` is a typo, not 1.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InventoryError(f"{path}.{key}", "required, an integer")
+        raise FieldError(f"{path}.{key}", "required, an integer")
     if value < minimum:
-        raise InventoryError(f"{path}.{key}", f"must be >= {minimum}")
+        raise FieldError(f"{path}.{key}", f"must be >= {minimum}")
     return value

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
-from tide.scheduling.errors import InventoryError
+from tide.errors import FieldError
 
 CapacityClass = Literal["reserved", "on_demand"]
 RESERVED: CapacityClass = "reserved"
@@ -82,23 +82,23 @@ class Inventory:
         for index, instance_type in enumerate(self.types):
             key = type_key(instance_type.id)
             if not key:
-                raise InventoryError(f"types[{index}].id", "must not be empty")
+                raise FieldError(f"types[{index}].id", "must not be empty")
             if key in types_by_key:
-                raise InventoryError(f"types[{index}].id", f"duplicate instance type {instance_type.id!r}")
+                raise FieldError(f"types[{index}].id", f"duplicate instance type {instance_type.id!r}")
             if instance_type.gpus < 1:
-                raise InventoryError(f"types[{index}].gpus", "must be >= 1")
+                raise FieldError(f"types[{index}].gpus", "must be >= 1")
             types_by_key[key] = instance_type
         instances_by_id: dict[str, Instance] = {}
         zones_by_type: dict[str, set[str]] = {}
         for index, instance in enumerate(self.instances):
             if instance.id in instances_by_id:
-                raise InventoryError(f"instances[{index}].id", f"duplicate instance id {instance.id!r}")
+                raise FieldError(f"instances[{index}].id", f"duplicate instance id {instance.id!r}")
             if type_key(instance.instance_type) not in types_by_key:
-                raise InventoryError(
+                raise FieldError(
                     f"instances[{index}].instanceType", f"unknown instance type {instance.instance_type!r}"
                 )
             if instance.capacity_class not in CAPACITY_CLASSES:
-                raise InventoryError(
+                raise FieldError(
                     f"instances[{index}].capacityClass", f"unknown capacity class {instance.capacity_class!r}"
                 )
             instances_by_id[instance.id] = instance

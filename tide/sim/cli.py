@@ -9,9 +9,10 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from tide.errors import FieldError
 from tide.sim.contention_cli import PER_DEPLOYMENT_OPTIONS, run_scenario
 from tide.sim.engine import SimSettings
-from tide.sim.policies import PARKING_CHOICES, ParkingSettings, PolicyError, parse_duration, parse_policies
+from tide.sim.policies import PARKING_CHOICES, ParkingSettings, parse_duration, parse_policies
 from tide.sim.readers import FORMATS, TraceError, read_trace
 from tide.sim.report import table, write_json, write_plot
 from tide.sim.runner import run_policies
@@ -28,8 +29,8 @@ class _Duration(click.ParamType):
             return float(value)
         try:
             return parse_duration(str(value))
-        except PolicyError as exc:
-            self.fail(str(exc), param, ctx)
+        except FieldError as exc:
+            self.fail(exc.message, param, ctx)
 
 
 DURATION = _Duration()
@@ -110,7 +111,8 @@ DURATION = _Duration()
     "--parking-retention",
     type=DURATION,
     default=None,
-    help="autoscaling.parking.retention: a replica parked this long is stopped [default: as live, 10m].",
+    help="autoscaling.parking.retention: a replica parked this long is stopped [default: as live, the "
+    "profile's: 2h for tide, 10m for the others].",
 )
 @click.option(
     "--concurrency",
@@ -232,10 +234,15 @@ def sim_command(
         raise click.UsageError("missing TRACE_PATH (or --scenario FILE)")
     try:
         parsed = parse_policies(
-            policies, min_replicas=min_replicas, max_replicas=max_replicas, concurrency=concurrency, parking=parking
+            policies,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            concurrency=concurrency,
+            parking=parking,
+            retention=parked.retention,
         )
         trace = read_trace(trace_path, fmt, select=select, seed=seed, jitter=jitter)
-    except (PolicyError, TraceError) as exc:
+    except (FieldError, TraceError) as exc:
         raise click.UsageError(str(exc)) from exc
     span = trace.span
     settings = parked.apply(SimSettings(cold_start=cold_start, slo=slo, sample_step=max(1.0, round(span / 4000.0))))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tide.scheduling import FieldError
+from tide.errors import FieldError
 from tide.sim.contention import replay_scenario
 from tide.sim.contention_report import contention_table, write_contention_plot
 from tide.sim.engine import SimSettings

@@ -120,8 +120,12 @@ class Replay:
             self._ready_replicas(),
             starting=self._starting_replicas(),
             cold_start_s=self.cold_start,
-            parking=Parking(len(self.parked), self.wake_time, self.retention) if self.parks else None,
+            parking=self._parking() if self.parks else None,
         )
+
+    def _parking(self) -> Parking:
+        since = tuple(r.parked_since for r in self.parked if r.parked_since is not None)
+        return Parking(len(self.parked), self.wake_time, self.retention, self.parked_cost, since)
 
     # -- replicas ---------------------------------------------------------------------------
     def _ready_replicas(self) -> int:
@@ -252,9 +256,20 @@ class Replay:
 
     def _wake(self, t: float) -> None:
         """A request at zero: decide at once, so the first replica starts without waiting for a tick."""
-        decision = self.core.wake(t, 0)
+        decision = self.core.wake(t, 0, parking=self._parking() if self.parks else None)
         if decision is not None:
-            self._scale_to(decision.desired, t)
+            self._decided(decision, t)
+
+    def _decided(self, decision: ScaleDecision, t: float) -> None:
+        """Apply a decision: scale to its count, then stop the parked replicas it does not keep (the least
+        recently parked first), as the controller does."""
+        self._scale_to(decision.desired, t)
+        keep = decision.keep_parked
+        if keep is not None and self.parks:
+            while len(self.parked) > keep:
+                replica = self.parked[0]
+                self._unpark(replica, t)
+                replica.stopped = True
 
     def _event(self, t: float, kind: int, replica: Replica) -> None:
         if replica.stopped:
@@ -310,7 +325,7 @@ class Replay:
                     i += 1
             decision = self.end_second(second, boundary)
             if decision is not None:
-                self._scale_to(decision.desired, boundary)
+                self._decided(decision, boundary)
             if boundary >= next_sample:
                 timeline.times.append(boundary)
                 timeline.load.append(float(self.load))

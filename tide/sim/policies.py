@@ -9,20 +9,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from tide.autoscale import OVERRIDE_NAMES, AutoscalerConfig, ConfigError, profile_names, resolve_config
+from tide.autoscale import OVERRIDE_NAMES, AutoscalerConfig, profile_names, resolve_config
 from tide.autoscale.config import option_fields
+from tide.errors import FieldError
 from tide.sim.engine import SimSettings
-from tide.spec.deployment import DEFAULT_PARKING_RETENTION_S, parks_by_default
+from tide.spec.deployment import default_parking_retention, parks_by_default
 from tide.spec.durations import parse_duration_option
-from tide.spec.errors import SpecError
 
 ORACLE = "oracle"
 PARKING_KEY = "parking"
 PARKING_CHOICES = ("profile", "on", "off")
-
-
-class PolicyError(ValueError):
-    """A --policies entry cannot be understood."""
+POLICIES = "--policies"  # the field a bad policy spec is reported under (the `tide sim` option)
 
 
 @dataclass(frozen=True)
@@ -30,6 +27,7 @@ class Policy:
     name: str
     config: AutoscalerConfig | None  # None: the oracle
     parks: bool = False  # its scale-down parks replicas
+    retention: float | None = None  # its parked replicas' retention (None: the settings')
 
     @property
     def is_oracle(self) -> bool:
@@ -44,39 +42,54 @@ class ParkingSettings:
     mode: str = "profile"
     wake_time: float = 1.0
     parked_cost: float = 0.05
-    retention: float | None = None  # None: the live default (DEFAULT_PARKING_RETENTION_S)
+    retention: float | None = None  # None: each policy's profile default, as live (default_parking_retention)
 
     def apply(self, settings: SimSettings) -> SimSettings:
-        retention = DEFAULT_PARKING_RETENTION_S if self.retention is None else self.retention
-        return replace(settings, wake_time=self.wake_time, parked_cost=self.parked_cost, parking_retention=retention)
+        settings = replace(settings, wake_time=self.wake_time, parked_cost=self.parked_cost)
+        return settings if self.retention is None else replace(settings, parking_retention=self.retention)
 
     def describe(self) -> dict[str, object]:
-        retention = DEFAULT_PARKING_RETENTION_S if self.retention is None else self.retention
         return {
             "parking": self.mode,
             "wake_time_s": self.wake_time,
             "parked_cost": self.parked_cost,
-            "parking_retention_s": retention,
+            "parking_retention_s": self.retention,  # None: the profile's default
         }
 
+    def retention_text(self) -> str:
+        if self.retention is not None:
+            return f"retention {self.retention:g}s"
+        defaults = ", ".join(
+            f"{p} {default_parking_retention(p):g}s" for p in sorted(profile_names()) if parks_by_default(p)
+        )
+        return f"retention the profile's ({defaults}; others {default_parking_retention(None):g}s)"
 
-def parse_duration(text: str) -> float:
-    """'15s', '2m', '1h', '500ms' or a plain number of seconds: tide.spec's parser, with the sim's error."""
+
+def parse_duration(text: str, field: str = "duration") -> float:
+    """'15s', '2m', '1h', '500ms' or a plain number of seconds: tide.spec's parser, with the sim's message;
+    FieldError naming `field` if bad."""
     try:
-        seconds = parse_duration_option(text.strip(), "duration")
-    except SpecError:
+        seconds = parse_duration_option(text.strip(), field)
+    except FieldError:
         seconds = math.nan
     if not 0 <= seconds < math.inf:
-        raise PolicyError(f"{text!r} is not a duration (use e.g. 15s, 2m, 1h, 500ms)")
+        raise FieldError(field, f"{text!r} is not a duration (use e.g. 15s, 2m, 1h, 500ms)")
     return seconds
 
 
 def parse_policies(
-    spec: str, *, min_replicas: int, max_replicas: int, concurrency: int, parking: str = "profile"
+    spec: str,
+    *,
+    min_replicas: int,
+    max_replicas: int,
+    concurrency: int,
+    parking: str = "profile",
+    retention: float | None = None,
 ) -> list[Policy]:
-    """`parking`: for specs without `parking=`, "profile" (the profile's default, as live), "on" or "off"."""
+    """`parking`: for specs without `parking=`, "profile" (the profile's default, as live), "on" or "off";
+    `retention`: every policy's parked retention (None: each profile's default, as live)."""
     if parking not in PARKING_CHOICES:
-        raise PolicyError(f"parking must be one of {', '.join(PARKING_CHOICES)}, not {parking!r}")
+        raise FieldError("--parking", f"must be one of {', '.join(PARKING_CHOICES)}, not {parking!r}")
     policies: list[Policy] = []
     for entry in (part.strip() for part in spec.split(",")):
         if not entry:
@@ -86,20 +99,24 @@ def parse_policies(
             continue
         profile, *settings = entry.split(":")
         if profile not in profile_names():
-            raise PolicyError(f"unknown policy {profile!r}; choose from {', '.join((*profile_names(), ORACLE))}")
+            raise FieldError(
+                POLICIES, f"unknown policy {profile!r}; choose from {', '.join((*profile_names(), ORACLE))}"
+            )
         overrides: dict[str, float | int | None] = {}
         parks = parks_by_default(profile) if parking == "profile" else parking == "on"
         for setting in settings:
             key, sep, value = setting.partition("=")
             if key == PARKING_KEY and sep:
                 if value.strip() not in ("0", "1"):
-                    raise PolicyError(f"{entry!r}: parking must be 0 or 1")
+                    raise FieldError(POLICIES, f"{entry!r}: parking must be 0 or 1")
                 parks = value.strip() == "1"
                 continue
             known = (*OVERRIDE_NAMES, *option_fields())
             if not sep or key not in known:
-                raise PolicyError(f"{entry!r}: expected key=value with key in {', '.join((*known, PARKING_KEY))}")
-            overrides[key] = parse_duration(value)
+                raise FieldError(
+                    POLICIES, f"{entry!r}: expected key=value with key in {', '.join((*known, PARKING_KEY))}"
+                )
+            overrides[key] = parse_duration(value, POLICIES)
         # A replay starts with nothing running: the first request wakes the deployment.
         if min_replicas == 0 and "initialScale" not in overrides:
             overrides["initialScale"] = 0
@@ -107,12 +124,15 @@ def parse_policies(
             config = resolve_config(
                 profile, overrides, min_replicas=min_replicas, max_replicas=max_replicas, concurrency=concurrency
             )
-        except ConfigError as exc:
-            raise PolicyError(f"{entry!r}: {exc}") from exc
-        policies.append(Policy(entry, config, parks))
+        except FieldError as exc:  # name the entry too: `autoscaling.window` alone does not say which
+            raise FieldError(POLICIES, f"{entry!r}: {exc}") from None
+        held = default_parking_retention(profile) if retention is None else retention
+        policies.append(Policy(entry, config, parks, held))
     if not policies:
-        raise PolicyError("no policies given")
+        raise FieldError(POLICIES, "no policies given")
     names = [p.name for p in policies]
     if len(set(names)) != len(names):
-        raise PolicyError(f"policies listed twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+        raise FieldError(
+            POLICIES, f"policies listed twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}"
+        )
     return policies

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tide.sim.engine import SimSettings, replay
 from tide.sim.oracle import oracle
 from tide.sim.policies import Policy
@@ -14,11 +16,14 @@ def describe(policy: Policy) -> str:
     cfg = policy.config
     if cfg is None:
         return "clairvoyant lower bound"
+    parks = ""
+    if policy.parks:
+        parks = ", parks" if policy.retention is None else f", parks (retention {policy.retention:g}s)"
     panic = f"panic {cfg.panic_threshold * 100:g}%/{cfg.panic_window:g}s" if cfg.panic_enabled else "no panic"
     return (
         f"window {cfg.stable_window:g}s, {panic}, target {cfg.target:g}/replica, "
         f"delay {cfg.scale_down_delay:g}s, retention {cfg.scale_to_zero_retention:g}s, "
-        f"grace {cfg.scale_to_zero_grace_period:g}s{', parks' if policy.parks else ''}"
+        f"grace {cfg.scale_to_zero_grace_period:g}s{parks}"
     )
 
 
@@ -40,7 +45,8 @@ def run_policies(
         if policy.config is None:
             results.append(oracle_result)
         else:
+            own = settings if policy.retention is None else replace(settings, parking_retention=policy.retention)
             results.append(
-                replay(policy.name, policy.config, trace.arrivals, durations, settings, describe(policy), policy.parks)
+                replay(policy.name, policy.config, trace.arrivals, durations, own, describe(policy), policy.parks)
             )
     return results, oracle_result

@@ -26,20 +26,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tide.autoscale import DEFAULT_PROFILE, OVERRIDE_NAMES, AutoscalerConfig, ConfigError, profile_names, resolve_config
+from tide.autoscale import DEFAULT_PROFILE, OVERRIDE_NAMES, AutoscalerConfig, profile_names, resolve_config
 from tide.autoscale.config import option_fields
+from tide.errors import FieldError
 from tide.scheduling import (
     CAPACITY_CLASSES,
     DeploymentRequest,
-    FieldError,
     Inventory,
-    InventoryError,
     declared_inventory,
     parse_capacity_class,
     schedule,
 )
 from tide.scheduling.errors import reject_unknown_keys, require_mapping
-from tide.sim.policies import PolicyError, parse_duration
+from tide.sim.policies import parse_duration
 from tide.sim.readers import FORMATS
 
 DEFAULT_MAX_REPLICAS = 1000  # as `tide sim --max-replicas`: the inventory, not max, is meant to bind
@@ -67,10 +66,6 @@ _DEPLOYMENT_KEYS = {
 }
 # resolve_config names these `autoscaling.<key>`; in a scenario they sit on the deployment itself.
 _FLAT_AUTOSCALING = {"min", "max", "priority", "concurrency", "profile"}
-
-
-class ScenarioError(FieldError):
-    """A scenario field is missing or wrong; `field` is its path, e.g. `deployments[1].priority`."""
 
 
 @dataclass(frozen=True)
@@ -120,21 +115,20 @@ def parse_scenario(raw: Any) -> Scenario:
     root = _mapping(raw, "scenario")
     _reject_unknown(root, _TOP_KEYS, "")
     if "inventory" not in root:
-        raise ScenarioError("inventory", "required: instanceTypes and instances, as in docs/SCHEDULING.md")
+        raise FieldError("inventory", "required: instanceTypes and instances, as in docs/SCHEDULING.md")
     try:
         inventory = declared_inventory(root["inventory"])
-    except InventoryError as exc:
-        field = exc.field if exc.field == "inventory" else f"inventory.{exc.field}"
-        raise ScenarioError(field, exc.message) from None
+    except FieldError as exc:
+        raise exc.under("inventory") from None
     entries = root.get("deployments")
     if not isinstance(entries, list) or not entries:
-        raise ScenarioError("deployments", "required, a non-empty list")
+        raise FieldError("deployments", "required, a non-empty list")
     deployments: list[DeploymentScenario] = []
     for index, entry in enumerate(entries):
         path = f"deployments[{index}]"
         deployment = _parse_deployment(entry, path)
         if any(d.name == deployment.name for d in deployments):
-            raise ScenarioError(f"{path}.name", f"duplicate deployment name {deployment.name!r}")
+            raise FieldError(f"{path}.name", f"duplicate deployment name {deployment.name!r}")
         _check_fits(deployment, inventory, path)
         deployments.append(deployment)
     return Scenario(inventory, tuple(deployments))
@@ -145,7 +139,7 @@ def _parse_deployment(raw: Any, path: str) -> DeploymentScenario:
     _reject_unknown(entry, _DEPLOYMENT_KEYS, path)
     fmt = _string(entry, "format", path, default="auto")
     if fmt not in FORMATS:
-        raise ScenarioError(f"{path}.format", f"unknown trace format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise FieldError(f"{path}.format", f"unknown trace format {fmt!r}; choose one of {', '.join(FORMATS)}")
     trace = TraceSource(
         path=_string(entry, "trace", path),
         format=fmt,
@@ -174,9 +168,7 @@ def _autoscaler_config(entry: Mapping[str, Any], path: str, minimum: int) -> Aut
     concurrency = _integer(entry, "concurrency", path, low=1, default=DEFAULT_CONCURRENCY)
     profile = _string(entry, "profile", path, default=DEFAULT_PROFILE)
     if profile not in profile_names():
-        raise ScenarioError(
-            f"{path}.profile", f"unknown profile {profile!r}; choose one of {', '.join(profile_names())}"
-        )
+        raise FieldError(f"{path}.profile", f"unknown profile {profile!r}; choose one of {', '.join(profile_names())}")
     tuning = _mapping(entry.get("autoscaling", {}), f"{path}.autoscaling")
     _reject_unknown(tuning, {*OVERRIDE_NAMES, *option_fields()}, f"{path}.autoscaling")
     # Durations may carry a unit (`60s`); every other override is a plain number.
@@ -188,10 +180,10 @@ def _autoscaler_config(entry: Mapping[str, Any], path: str, minimum: int) -> Aut
         return resolve_config(
             profile, overrides, min_replicas=minimum, max_replicas=maximum, concurrency=concurrency, priority=priority
         )
-    except ConfigError as exc:
+    except FieldError as exc:
         key = exc.field.removeprefix("autoscaling.")
-        field = f"{path}.{key}" if key in _FLAT_AUTOSCALING else f"{path}.{exc.field}"
-        raise ScenarioError(field, exc.message) from None
+        field = key if key in _FLAT_AUTOSCALING else exc.field
+        raise FieldError(field, exc.message, exc.code).under(path) from None
 
 
 def _check_fits(deployment: DeploymentScenario, inventory: Inventory, path: str) -> None:
@@ -199,7 +191,7 @@ def _check_fits(deployment: DeploymentScenario, inventory: Inventory, path: str)
     alone = schedule(inventory, [], [deployment.request(1, 0)], 0.0)
     if alone.pending:
         message = alone.pending[0].message.removesuffix("; 1 pending")
-        raise ScenarioError(f"{path}.instanceType", f"no replica can ever be placed: {message}")
+        raise FieldError(f"{path}.instanceType", f"no replica can ever be placed: {message}")
 
 
 def _capacity_classes(entry: Mapping[str, Any], path: str) -> tuple[str, ...]:
@@ -207,20 +199,20 @@ def _capacity_classes(entry: Mapping[str, Any], path: str) -> tuple[str, ...]:
         return CAPACITY_CLASSES
     names = _string_list(entry, "capacityClasses", path)
     if not names:
-        raise ScenarioError(f"{path}.capacityClasses", "must name at least one class")
+        raise FieldError(f"{path}.capacityClasses", "must name at least one class")
     try:
         return tuple(parse_capacity_class(name) for name in names)
     except ValueError as exc:
-        raise ScenarioError(f"{path}.capacityClasses", str(exc)) from None
+        raise FieldError(f"{path}.capacityClasses", str(exc)) from None
 
 
 # -- field readers ------------------------------------------------------------------------------------
 def _mapping(value: Any, path: str) -> Mapping[str, Any]:
-    return require_mapping(value, path, ScenarioError)
+    return require_mapping(value, path)
 
 
 def _reject_unknown(entry: Mapping[str, Any], allowed: set[str], path: str) -> None:
-    reject_unknown_keys(entry, allowed, path, ScenarioError)
+    reject_unknown_keys(entry, allowed, path)
 
 
 def _string(entry: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str:
@@ -228,14 +220,14 @@ def _string(entry: Mapping[str, Any], key: str, path: str, default: str | None =
         return default
     value = entry.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise ScenarioError(f"{path}.{key}", "required, a non-empty string")
+        raise FieldError(f"{path}.{key}", "required, a non-empty string")
     return value.strip()
 
 
 def _string_list(entry: Mapping[str, Any], key: str, path: str) -> list[str]:
     value = entry.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ScenarioError(f"{path}.{key}", "must be a list of non-empty strings")
+        raise FieldError(f"{path}.{key}", "must be a list of non-empty strings")
     return [v.strip() for v in value]
 
 
@@ -243,17 +235,17 @@ def _integer(entry: Mapping[str, Any], key: str, path: str, *, low: int, default
     value = entry.get(key, default)
     # bool is an int subclass; `min: true` is a typo, not 1.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ScenarioError(f"{path}.{key}", f"must be an integer, got {value!r}")
+        raise FieldError(f"{path}.{key}", f"must be an integer, got {value!r}")
     if value < low or (high is not None and value > high):
         bounds = f"within {low}-{high}" if high is not None else f">= {low}"
-        raise ScenarioError(f"{path}.{key}", f"must be {bounds}, got {value}")
+        raise FieldError(f"{path}.{key}", f"must be {bounds}, got {value}")
     return value
 
 
 def _positive(entry: Mapping[str, Any], key: str, path: str, default: float) -> float:
     value = entry.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ScenarioError(f"{path}.{key}", f"must be a number > 0, got {value!r}")
+        raise FieldError(f"{path}.{key}", f"must be a number > 0, got {value!r}")
     return float(value)
 
 
@@ -263,8 +255,5 @@ def _duration(entry: Mapping[str, Any], key: str, path: str, default: float | No
         return default
     value = entry.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ScenarioError(f"{path}.{key}", f"must be a duration (e.g. 15s, 2m) or a number, got {value!r}")
-    try:
-        return parse_duration(str(value))
-    except PolicyError as exc:
-        raise ScenarioError(f"{path}.{key}", str(exc)) from None
+        raise FieldError(f"{path}.{key}", f"must be a duration (e.g. 15s, 2m) or a number, got {value!r}")
+    return parse_duration(str(value), f"{path}.{key}")

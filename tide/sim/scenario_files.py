@@ -7,9 +7,10 @@ from pathlib import Path
 
 import yaml
 
+from tide.errors import FieldError
 from tide.sim.deployment_replay import Workload
 from tide.sim.readers import TraceError, read_trace
-from tide.sim.scenario import Scenario, ScenarioError, parse_scenario
+from tide.sim.scenario import Scenario, parse_scenario
 from tide.sim.service import ServiceModel
 from tide.sim.trace import Trace
 
@@ -25,9 +26,9 @@ def load_scenario(path: Path) -> Scenario:
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise ScenarioError("scenario", f"cannot read {path}: {exc.strerror or exc}") from None
+        raise FieldError("scenario", f"cannot read {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise ScenarioError("scenario", f"{path} is not valid YAML: {exc}") from None
+        raise FieldError("scenario", f"{path} is not valid YAML: {exc}") from None
     return parse_scenario(raw)
 
 
@@ -41,7 +42,7 @@ def load_workloads(scenario: Scenario, traces_dir: Path, service: ServiceModel, 
         try:
             trace = read_trace(path, source.format, select=source.select, seed=seed, jitter=source.jitter)
         except TraceError as exc:
-            raise ScenarioError(f"deployments[{index}].trace", str(exc)) from None
+            raise FieldError(f"deployments[{index}].trace", str(exc)) from None
         arrivals = [source.offset + t * source.time_scale for t in trace.arrivals]
         loaded.append(LoadedTrace(path, trace, Workload(arrivals, service.durations(trace), source.offset)))
     return loaded

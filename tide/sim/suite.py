@@ -116,7 +116,12 @@ def run_scenario(
     parsed = [
         p
         for p in parse_policies(
-            policies, min_replicas=0, max_replicas=1000, concurrency=scenario.concurrency, parking=parking.mode
+            policies,
+            min_replicas=0,
+            max_replicas=1000,
+            concurrency=scenario.concurrency,
+            parking=parking.mode,
+            retention=parking.retention,
         )
         if not p.is_oracle
     ]

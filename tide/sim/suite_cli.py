@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tide.sim.policies import ParkingSettings, PolicyError, parse_policies
+from tide.sim.policies import ParkingSettings, parse_policies
 from tide.sim.readers import TraceError
 from tide.sim.suite import as_json as suite_json
 from tide.sim.suite import default_policies, run_suite, select_scenarios
@@ -47,10 +47,12 @@ def run_suite_command(
     try:
         scenarios = select_scenarios(names)
         # Refuse a bad --policies before any worker starts (concurrency does not change what parses).
-        parsed = parse_policies(spec, min_replicas=0, max_replicas=1000, concurrency=8, parking=parking.mode)
+        parsed = parse_policies(
+            spec, min_replicas=0, max_replicas=1000, concurrency=8, parking=parking.mode, retention=parking.retention
+        )
         names_parsed = [p.name for p in parsed]
         parking_on = [p.name for p in parsed if p.parks]
-    except (ValueError, PolicyError) as exc:
+    except ValueError as exc:  # FieldError included
         raise click.UsageError(str(exc)) from exc
     names_parsed = [n for n in names_parsed if n != "oracle"]
     if not names_parsed:
@@ -98,7 +100,7 @@ def run_suite_command(
             described = parking.describe()
             click.echo(
                 f"parking: {', '.join(parking_on)} (wake {described['wake_time_s']:g}s, parked cost "
-                f"{described['parked_cost']:g}, retention {described['parking_retention_s']:g}s)"
+                f"{described['parked_cost']:g}, {parking.retention_text()})"
             )
         click.echo(suite_table(outcomes, subject, slo))
         click.echo(f"({len(outcomes)} scenarios replayed in {elapsed:.1f}s with {workers} worker(s))")

@@ -16,7 +16,6 @@ from tide.spec.deployment import (
     parse_name,
 )
 from tide.spec.durations import format_duration, parse_duration, parse_duration_option
-from tide.spec.errors import SpecError
 
 __all__ = [
     "DEFAULT_GATEWAY_ID",
@@ -27,7 +26,6 @@ __all__ = [
     "InstanceTypeInfo",
     "ResourcesSpec",
     "RuntimeSpec",
-    "SpecError",
     "TrafficSpec",
     "WeightsSpec",
     "default_catalog",

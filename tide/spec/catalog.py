@@ -6,9 +6,14 @@ engines, the inventory) and serves it from `/deployments/parameters`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 MAX_CONTEXT_TOKENS = 10_000_000
+# An integer option's text, and a string option's: the documented patterns (tide.spec.schema) are these.
+INTEGER_TEXT = re.compile(r"^[ \t]*[+-]?[0-9]+[ \t]*$")
+LINE_BREAKS = re.compile(r"[\n\r\x00]")
+NOT_BLANK = re.compile(r"[^ \t\n\r\f\v]")
 
 
 @dataclass(frozen=True)
@@ -27,10 +32,9 @@ class ConfigOption:
     def problem(self, text: str) -> str | None:
         """Why `text` is not a value of this option, or None."""
         if self.kind == "integer":
-            try:
-                number = int(text.strip())
-            except ValueError:
+            if not INTEGER_TEXT.fullmatch(text):
                 return f"must be an integer, not {text!r}"
+            number = int(text)
             if self.minimum is not None and number < self.minimum:
                 return f"must be at least {self.minimum}, not {number}"
             if self.maximum is not None and number > self.maximum:
@@ -39,7 +43,7 @@ class ConfigOption:
             return f"must be one of {', '.join(self.choices)}, not {text!r}"
         elif self.kind == "flag" and text not in ("", "true"):
             return f'is a flag: give "true" (or "") to set it, or leave it out; not {text!r}'
-        elif self.kind == "string" and (not text.strip() or any(c in text for c in "\n\r\0")):
+        elif self.kind == "string" and (not NOT_BLANK.search(text) or LINE_BREAKS.search(text)):
             return "must be a non-empty single-line string"
         return None
 

@@ -1,6 +1,6 @@
 """The Deployment resource of API.md: its fields, defaults and validation (pure).
 
-`parse_deployment(raw, catalog)` turns a JSON/YAML mapping into a `DeploymentSpec` or raises `SpecError`
+`parse_deployment(raw, catalog)` turns a JSON/YAML mapping into a `DeploymentSpec` or raises `FieldError`
 naming the first bad field. Omitted fields take their defaults, which is what makes PATCH-with-the-whole-
 spec revert omitted fields. `deployment_to_dict` is the inverse, with every default filled in, in the
 hosted API's shape (`model: {name, bucket, path}`, `gatewayIds`).
@@ -17,18 +17,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tide.autoscale import AutoscalerConfig, ConfigError, profile_names, resolve_config
+from tide.autoscale import AutoscalerConfig, profile_names, resolve_config
 from tide.autoscale.config import option_fields
 from tide.autoscale.fields import TUNING
+from tide.errors import FieldError
 from tide.spec.catalog import Catalog
 from tide.spec.durations import format_duration, parse_duration
-from tide.spec.errors import SpecError
 from tide.spec.names import bucket_name_problem, object_path_problem
 from tide.spec.routing import LEAST_LOADED, PREFIX_AWARE, ROUTING_POLICIES
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # A model name is what clients send (body `model`, a header, or the first path segment), so no '/'.
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9])?$")
+VERSION_PATTERN = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+.][0-9A-Za-z.+-]*)?$")
+# Blanks and controls spelled out (not \s, which differs between Python's and JSON Schema's regexes).
+BLANK_CHARS = r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+ENDPOINT_PATTERN = re.compile(rf"^https?://[^/{BLANK_CHARS}]+(/[^{BLANK_CHARS}]*)?$")
 DEFAULT_GATEWAY_ID = "default"  # the gateway `tide up` creates; deployments without gatewayIds attach to it
 GPU_COUNTS = (1, 2, 4, 8, 16)
 CAPACITY_CLASSES = ("CAPACITY_CLASS_RESERVED", "CAPACITY_CLASS_ON_DEMAND")
@@ -73,6 +77,10 @@ class ResourcesSpec:
 # services the other profiles mirror do not park; `tide` is Tide's own policy's profile (when present).
 PARKING_PROFILES = ("development", "tide")
 DEFAULT_PARKING_RETENTION_S = 600.0
+# Profiles whose policy decides itself how long to keep parked replicas: `retention` is then only the bound.
+# The `tide` policy keeps a burst's parked replicas 10 minutes and the last one as long as its learned plan
+# says (docs/PARKING.md), which this bound must leave room for.
+PROFILE_PARKING_RETENTION_S = {"tide": 7200.0}
 
 
 def parks_by_default(profile: str | None) -> bool:
@@ -80,14 +88,20 @@ def parks_by_default(profile: str | None) -> bool:
     return profile in PARKING_PROFILES
 
 
+def default_parking_retention(profile: str | None) -> float:
+    """`autoscaling.parking.retention` when unset: the profile's (PROFILE_PARKING_RETENTION_S), else 10 minutes."""
+    return PROFILE_PARKING_RETENTION_S.get(profile or "", DEFAULT_PARKING_RETENTION_S)
+
+
 @dataclass(frozen=True)
 class ParkingSpec:
     """`autoscaling.parking` (a Tide extension): a scale-down parks the replica (the process stays, its
     accelerator memory is given back) for up to `retention_s`, and a scale-up wakes it before starting
-    a new one. `enabled` None: the profile decides (PARKING_PROFILES)."""
+    a new one. `enabled` None: the profile decides (PARKING_PROFILES); `retention_s` None: the profile's
+    default (default_parking_retention; AutoscalingSpec.parking_retention_s is the one that holds)."""
 
     enabled: bool | None = None
-    retention_s: float = DEFAULT_PARKING_RETENTION_S
+    retention_s: float | None = None
     level: int = 1
 
 
@@ -115,6 +129,13 @@ class AutoscalingSpec:
         if self.parking.enabled is not None:
             return self.parking.enabled
         return parks_by_default(self.profile)
+
+    @property
+    def parking_retention_s(self) -> float:
+        """How long a parked replica may stay parked (the field, else the profile's default)."""
+        if self.parking.retention_s is not None:
+            return self.parking.retention_s
+        return default_parking_retention(self.profile)
 
 
 @dataclass(frozen=True)
@@ -177,15 +198,16 @@ def _section(raw: Mapping[str, Any], key: str, required: bool = False) -> Mappin
     value = raw.get(key)
     if value is None:
         if required:
-            raise SpecError(key, f"{key} is required")
+            raise FieldError(key, "required")
         return {}
     if not isinstance(value, Mapping):
-        raise SpecError(key, f"{key} must be an object")
+        raise FieldError(key, "must be an object")
     _reject_unknown(value, key)
     return value
 
 
-_KNOWN_KEYS: dict[str, set[str]] = {
+# The keys each section of a deployment accepts ("" = the top level); tide.spec.schema documents each.
+SECTION_KEYS: dict[str, set[str]] = {
     "": {
         "id",
         "name",
@@ -223,41 +245,41 @@ _KNOWN_KEYS: dict[str, set[str]] = {
 
 
 def _reject_unknown(raw: Mapping[str, Any], section: str) -> None:
-    known = _KNOWN_KEYS[section]
+    known = SECTION_KEYS[section]
     if section == "autoscaling":
         known = known | set(option_fields())  # registered policies' own fields
     for key in raw:
         if key not in known:
             path = f"{section}.{key}" if section else str(key)
             allowed = ", ".join(sorted(known - {"status", "id", "organizationId"}))
-            raise SpecError(path, f"unknown field {path}; allowed here: {allowed}")
+            raise FieldError(path, f"unknown field; allowed here: {allowed}")
 
 
 def _int(value: Any, field_name: str, *, default: int, low: int | None = None, high: int | None = None) -> int:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise SpecError(field_name, f"{field_name} must be an integer, not {value!r}")
+        raise FieldError(field_name, f"must be an integer, not {value!r}")
     try:
         number = int(value)
     except ValueError:
-        raise SpecError(field_name, f"{field_name} must be an integer, not {value!r}") from None
+        raise FieldError(field_name, f"must be an integer, not {value!r}") from None
     if isinstance(value, float) and value != number:
-        raise SpecError(field_name, f"{field_name} must be a whole number, not {value!r}")
+        raise FieldError(field_name, f"must be a whole number, not {value!r}")
     if low is not None and high is not None and not low <= number <= high:
-        raise SpecError(field_name, f"{field_name} must be between {low} and {high}, not {number}")
+        raise FieldError(field_name, f"must be between {low} and {high}, not {number}")
     if low is not None and number < low:
-        raise SpecError(field_name, f"{field_name} must be >= {low}, not {number}")
+        raise FieldError(field_name, f"must be >= {low}, not {number}")
     return number
 
 
 def _string(value: Any, field_name: str, *, required: bool = True) -> str:
     if value is None or value == "":
         if required:
-            raise SpecError(field_name, f"{field_name} is required")
+            raise FieldError(field_name, "required")
         return ""
     if not isinstance(value, str):
-        raise SpecError(field_name, f"{field_name} must be a string, not {value!r}")
+        raise FieldError(field_name, f"must be a string, not {value!r}")
     return value
 
 
@@ -265,19 +287,18 @@ def _string_list(value: Any, field_name: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise SpecError(field_name, f"{field_name} must be a list of non-empty strings")
+        raise FieldError(field_name, "must be a list of non-empty strings")
     return tuple(value)
 
 
 def parse_name(value: Any, field_name: str = "name") -> str:
     name = _string(value, field_name)
     if not 4 <= len(name) <= 63:
-        raise SpecError(field_name, f"{field_name} must be 4-63 characters long, not {len(name)} ({name!r})")
-    if not NAME_PATTERN.match(name):
-        raise SpecError(
+        raise FieldError(field_name, f"must be 4-63 characters long, not {len(name)} ({name!r})")
+    if not NAME_PATTERN.fullmatch(name):
+        raise FieldError(
             field_name,
-            f"{field_name} {name!r} must be lowercase letters, digits and '-', starting and ending with a "
-            "letter or digit",
+            f"{name!r} must be lowercase letters, digits and '-', starting and ending with a letter or digit",
         )
     return name
 
@@ -290,11 +311,11 @@ MAX_REPLICAS = 1000
 def parse_model_name(value: Any, field_name: str = "model.name") -> str:
     name = _string(value, field_name)
     if not 4 <= len(name) <= 63:
-        raise SpecError(field_name, f"{field_name} must be 4-63 characters long, not {len(name)} ({name!r})")
-    if not MODEL_NAME_PATTERN.match(name):
-        raise SpecError(
+        raise FieldError(field_name, f"must be 4-63 characters long, not {len(name)} ({name!r})")
+    if not MODEL_NAME_PATTERN.fullmatch(name):
+        raise FieldError(
             field_name,
-            f"{field_name} {name!r} may hold letters, digits, '.', '_', ':' and '-' (no '/': path-based routing "
+            f"{name!r} may hold letters, digits, '.', '_', ':' and '-' (no '/': path-based routing "
             "takes it from the first path segment), starting and ending with a letter or digit",
         )
     return name
@@ -312,10 +333,10 @@ def legacy_fields(raw: Any) -> list[str]:
 def _check_path(path: str, field_name: str) -> str:
     path = path.strip("/")
     if not path:
-        raise SpecError(field_name, f"{field_name} must name a directory inside the bucket")
+        raise FieldError(field_name, "must name a directory inside the bucket")
     problem = object_path_problem(path)
     if problem is not None:
-        raise SpecError(field_name, f"{field_name}: {problem}")
+        raise FieldError(field_name, problem)
     return path
 
 
@@ -323,7 +344,7 @@ def _check_bucket(value: Any, field_name: str) -> str:
     bucket = _string(value, field_name)
     problem = bucket_name_problem(bucket)
     if problem is not None:
-        raise SpecError(field_name, f"{field_name}: {problem}")
+        raise FieldError(field_name, problem)
     return bucket
 
 
@@ -335,16 +356,16 @@ def _parse_model(raw: Mapping[str, Any], name: str, needs_weights: bool) -> tupl
     if "model" not in raw:  # the old shape: the deployment's name is the model name
         if not filters.get("bucket") and not filters.get("path"):
             if needs_weights:
-                raise SpecError("model", "model is required: model: {name, bucket, path}")
+                raise FieldError("model", "required, an object {name, bucket, path}")
             return name, None
         bucket = _check_bucket(filters.get("bucket"), "weights.bucket")
         path = _check_path(_string(filters.get("path"), "weights.path"), "weights.path")
         return name, WeightsSpec(bucket=bucket, path=path, allow_patterns=allow, ignore_patterns=ignore)
     for key in ("bucket", "path"):
         if key in filters:
-            raise SpecError(
+            raise FieldError(
                 f"weights.{key}",
-                f"weights.{key} has moved to model.{key}; give it there only (model: {{name, bucket, path}}}})",
+                f"has moved to model.{key}; give it there only (model: {{name, bucket, path}})",
             )
     model = _section(raw, "model", required=True)
     model_name = parse_model_name(model.get("name"))
@@ -360,15 +381,15 @@ def _parse_gateway_ids(value: Any) -> tuple[str, ...]:
         return (DEFAULT_GATEWAY_ID,)
     ids = _string_list(value, "gatewayIds")
     if not ids:
-        raise SpecError("gatewayIds", "gatewayIds must name at least one gateway (omit it for the default gateway)")
+        raise FieldError("gatewayIds", "must name at least one gateway (omit it for the default gateway)")
     for i, gateway_id in enumerate(ids):
-        if not NAME_PATTERN.match(gateway_id) or len(gateway_id) > 63:
-            raise SpecError(f"gatewayIds[{i}]", f"gatewayIds[{i}] {gateway_id!r} is not a gateway id")
+        if not NAME_PATTERN.fullmatch(gateway_id) or len(gateway_id) > 63:
+            raise FieldError(f"gatewayIds[{i}]", f"{gateway_id!r} is not a gateway id")
     return tuple(dict.fromkeys(ids))
 
 
 def _release(version: str) -> tuple[int, int, int]:
-    major, minor, patch = re.findall(r"\d+", version)[:3]
+    major, minor, patch = re.findall(r"[0-9]+", version)[:3]
     return int(major), int(minor), int(patch)
 
 
@@ -385,68 +406,66 @@ def _parse_runtime(raw: Mapping[str, Any], catalog: Catalog) -> RuntimeSpec:
     engine_name = _string(section.get("engine"), "runtime.engine")
     engine = catalog.engine(engine_name)
     if engine is None:
-        raise SpecError(
+        raise FieldError(
             "runtime.engine",
-            f"runtime.engine {engine_name!r} is not known; choose one of {sorted(catalog.engines)}",
+            f"{engine_name!r} is not known; choose one of {sorted(catalog.engines)}",
         )
     version = _string(section.get("version"), "runtime.version", required=False)
     if not version:
         if not engine.versions:
-            raise SpecError(
+            raise FieldError(
                 "runtime.version",
                 f"no version of engine {engine_name!r} is installed on this node; "
                 f"{engine.install_hint or 'install it'}, or choose another engine "
                 "(see GET /v1alpha1/inference/deployments/parameters)",
             )
         version = engine.versions[0]
-    elif not re.match(r"^v?\d+\.\d+\.\d+([-+.][0-9A-Za-z.+-]*)?$", version):
-        raise SpecError("runtime.version", f"runtime.version must be a SemVer like 0.11.2, not {version!r}")
+    elif not VERSION_PATTERN.fullmatch(version):
+        raise FieldError("runtime.version", f"must be a SemVer like 0.11.2, not {version!r}")
     elif not engine.strict_versions and engine.versions and _newer(version, engine.versions[0]):
-        raise SpecError(
+        raise FieldError(
             "runtime.version",
-            f"runtime.version {version!r} of engine {engine_name!r} is newer than this node has "
+            f"{version!r} of engine {engine_name!r} is newer than this node has "
             f"({engine.versions[0]}); leave it out for the newest, or name {engine.versions[0]} or older",
         )
     elif engine.strict_versions and version.removeprefix("v") not in engine.versions:
         installed = ", ".join(engine.versions) or f"none ({engine.install_hint or 'install it'})"
-        raise SpecError(
+        raise FieldError(
             "runtime.version",
-            f"runtime.version {version!r} of engine {engine_name!r} is not installed on this node; installed: "
-            f"{installed}",
+            f"{version!r} of engine {engine_name!r} is not installed on this node; installed: {installed}",
         )
-    config_raw = section.get("engineConfig") or {}
+    config_raw = section.get("engineConfig")
+    config_raw = {} if config_raw is None else config_raw  # null is absent; false, [] or "" are refused
     if not isinstance(config_raw, Mapping):
-        raise SpecError("runtime.engineConfig", "runtime.engineConfig must be a map of strings to strings")
+        raise FieldError("runtime.engineConfig", "must be a map of strings to strings")
     engine_config: dict[str, str] = {}
     for key, value in config_raw.items():
         path = f"runtime.engineConfig.{key}"
         if key not in engine.config_keys:
             allowed = ", ".join(engine.config_keys) or "none"
-            raise SpecError(
+            raise FieldError(
                 path, f"engineConfig key {key!r} is not allowed for engine {engine_name}; allowed: {allowed}"
             )
         if isinstance(value, bool) or value is None or not isinstance(value, str | int | float):
-            raise SpecError(path, f"{path} must be a string")
+            raise FieldError(path, "must be a string")
         text = str(value)
         option = engine.config_option(key)
         problem = option.problem(text) if option is not None else None
         if problem is not None:
-            raise SpecError(path, f"{path} {problem} (see GET /v1alpha1/inference/deployments/parameters)")
+            raise FieldError(path, f"{problem} (see GET /v1alpha1/inference/deployments/parameters)")
         engine_config[key] = text.strip() if option is not None and option.kind == "integer" else text
     endpoints = _string_list(section.get("endpoints"), "runtime.endpoints")
     if engine.manages_replicas and endpoints:
-        raise SpecError("runtime.endpoints", "runtime.endpoints is only for the external engine")
+        raise FieldError("runtime.endpoints", "allowed only for the external engine")
     if not engine.manages_replicas:
         if not endpoints:
-            raise SpecError(
+            raise FieldError(
                 "runtime.endpoints",
-                "runtime.endpoints is required for the external engine: a list of OpenAI base URLs",
+                "required for the external engine: a list of OpenAI base URLs",
             )
         for i, url in enumerate(endpoints):
-            if not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
-                raise SpecError(
-                    f"runtime.endpoints[{i}]", f"runtime.endpoints[{i}] must be an http(s) URL, not {url!r}"
-                )
+            if not ENDPOINT_PATTERN.fullmatch(url):
+                raise FieldError(f"runtime.endpoints[{i}]", f"must be an http(s) URL, not {url!r}")
         endpoints = tuple(url.rstrip("/") for url in endpoints)
     return RuntimeSpec(engine=engine_name, version=version, engine_config=engine_config, endpoints=endpoints)
 
@@ -457,22 +476,22 @@ def _parse_resources(raw: Mapping[str, Any], catalog: Catalog) -> ResourcesSpec:
     if not instance_type:
         default = catalog.default_instance_type
         if default is None:
-            raise SpecError("resources.instanceType", "resources.instanceType is required")
+            raise FieldError("resources.instanceType", "required")
         instance_type = default
     info = catalog.instance_type(instance_type)
     if info is None:
         known = ", ".join(t.id for t in catalog.instance_types) or "none"
-        raise SpecError(
+        raise FieldError(
             "resources.instanceType",
-            f"resources.instanceType {instance_type!r} is not known here; choose one of: {known}",
+            f"{instance_type!r} is not known here; choose one of: {known}",
         )
     gpu_count = _int(section.get("gpuCount"), "resources.gpuCount", default=1)
     if gpu_count not in GPU_COUNTS:
-        raise SpecError("resources.gpuCount", f"resources.gpuCount must be one of 1, 2, 4, 8, 16, not {gpu_count}")
+        raise FieldError("resources.gpuCount", f"must be one of 1, 2, 4, 8, 16, not {gpu_count}")
     if gpu_count > info.gpus:
-        raise SpecError(
+        raise FieldError(
             "resources.gpuCount",
-            f"resources.gpuCount {gpu_count} exceeds the {info.gpus} GPUs of instance type {info.id}",
+            f"{gpu_count} exceeds the {info.gpus} GPUs of instance type {info.id}",
         )
     return ResourcesSpec(instance_type=info.id, gpu_count=gpu_count)
 
@@ -492,11 +511,11 @@ def _parse_tuning(section: Mapping[str, Any]) -> dict[str, float]:
             tuning[key] = float(_int(value, path, default=0))
         else:
             if isinstance(value, bool) or not isinstance(value, int | float | str):
-                raise SpecError(path, f"{path} must be a number, not {value!r}")
+                raise FieldError(path, f"must be a number, not {value!r}")
             try:
                 tuning[key] = float(value)
             except ValueError:
-                raise SpecError(path, f"{path} must be a number, not {value!r}") from None
+                raise FieldError(path, f"must be a number, not {value!r}") from None
     return tuning
 
 
@@ -515,34 +534,32 @@ def _parse_autoscaling(raw: Mapping[str, Any]) -> AutoscalingSpec:
         classes = _string_list(classes_raw, "autoscaling.capacityClasses")
         for cls in classes:
             if cls not in CAPACITY_CLASSES:
-                raise SpecError(
+                raise FieldError(
                     "autoscaling.capacityClasses",
-                    f"autoscaling.capacityClasses may hold {', '.join(CAPACITY_CLASSES)}, not {cls!r}",
+                    f"may hold {', '.join(CAPACITY_CLASSES)}, not {cls!r}",
                 )
         if not classes:
-            raise SpecError("autoscaling.capacityClasses", "autoscaling.capacityClasses must name at least one class")
+            raise FieldError("autoscaling.capacityClasses", "must name at least one class")
         classes = tuple(c for c in CAPACITY_CLASSES if c in classes)
     profile = section.get("profile")
     if profile is not None and profile not in profile_names():
-        raise SpecError(
+        raise FieldError(
             "autoscaling.profile",
-            f"autoscaling.profile must be one of {', '.join(profile_names())}, not {profile!r}",
+            f"must be one of {', '.join(profile_names())}, not {profile!r}",
         )
     tuning = _parse_tuning(section)
-    try:  # every autoscaling range (min/max, window 6s-1h, thresholds ...), named by field, checked once
-        resolved = resolve_config(
-            profile, tuning, min_replicas=minimum, max_replicas=maximum, concurrency=concurrency, priority=priority
-        )
-    except ConfigError as exc:
-        raise SpecError(exc.field, f"{exc.field} {exc.message}") from None
+    # Every autoscaling range (min/max, window 6s-1h, thresholds ...), named by field, checked once.
+    resolved = resolve_config(
+        profile, tuning, min_replicas=minimum, max_replicas=maximum, concurrency=concurrency, priority=priority
+    )
     max_concurrency = section.get("maxConcurrency")
     hard_cap = (
         None if max_concurrency is None else _int(max_concurrency, "autoscaling.maxConcurrency", default=1, low=1)
     )
     if hard_cap is not None and hard_cap < concurrency:
-        raise SpecError(
+        raise FieldError(
             "autoscaling.maxConcurrency",
-            f"autoscaling.maxConcurrency ({hard_cap}) must be >= autoscaling.concurrency ({concurrency})",
+            f"must be >= autoscaling.concurrency ({concurrency}), not {hard_cap}",
         )
     max_queue = _int(section.get("maxQueue"), "autoscaling.maxQueue", default=DEFAULT_MAX_QUEUE, low=0)
     wait_raw = section.get("maxQueueWait")
@@ -567,27 +584,21 @@ def _parse_parking(raw: Any) -> ParkingSpec:
     if raw is None:
         return ParkingSpec()
     if not isinstance(raw, Mapping):
-        raise SpecError("autoscaling.parking", "autoscaling.parking must be an object: {enabled, retention, level}")
+        raise FieldError("autoscaling.parking", "must be an object: {enabled, retention, level}")
     _reject_unknown(raw, "autoscaling.parking")
     enabled = raw.get("enabled")
     if enabled is not None and not isinstance(enabled, bool):
-        raise SpecError(
-            "autoscaling.parking.enabled", f"autoscaling.parking.enabled must be true or false, not {enabled!r}"
-        )
+        raise FieldError("autoscaling.parking.enabled", f"must be true or false, not {enabled!r}")
     retention_raw = raw.get("retention")
-    retention = (
-        DEFAULT_PARKING_RETENTION_S
-        if retention_raw is None
-        else parse_duration(retention_raw, "autoscaling.parking.retention")
-    )
+    retention = None if retention_raw is None else parse_duration(retention_raw, "autoscaling.parking.retention")
     level = _int(raw.get("level"), "autoscaling.parking.level", default=1, low=1, high=2)
     return ParkingSpec(enabled=enabled, retention_s=retention, level=level)
 
 
 def parse_deployment(raw: Any, catalog: Catalog) -> DeploymentSpec:
-    """Validate a deployment spec; raises SpecError naming the first bad field."""
+    """Validate a deployment spec; raises FieldError naming the first bad field."""
     if not isinstance(raw, Mapping):
-        raise SpecError("", "a deployment spec must be a JSON object")
+        raise FieldError("", "a deployment spec must be a JSON object")
     _reject_unknown(raw, "")
     name = parse_name(raw.get("name"))
     gateway_ids = _parse_gateway_ids(raw.get("gatewayIds"))
@@ -600,13 +611,11 @@ def parse_deployment(raw: Any, catalog: Catalog) -> DeploymentSpec:
     weight = _int(traffic_section.get("weight"), "traffic.weight", default=DEFAULT_WEIGHT, low=0, high=1000)
     routing = traffic_section.get("routing")
     if routing is not None and routing not in ROUTING_POLICIES:
-        raise SpecError(
-            "traffic.routing", f"traffic.routing must be one of {', '.join(ROUTING_POLICIES)}, not {routing!r}"
-        )
+        raise FieldError("traffic.routing", f"must be one of {', '.join(ROUTING_POLICIES)}, not {routing!r}")
     routing = routing or default_routing(runtime.engine)
     disabled = raw.get("disabled", False)
     if not isinstance(disabled, bool):
-        raise SpecError("disabled", f"disabled must be true or false, not {disabled!r}")
+        raise FieldError("disabled", f"must be true or false, not {disabled!r}")
     return DeploymentSpec(
         name=name,
         weights=weights,
@@ -636,9 +645,11 @@ def deployment_to_dict(spec: DeploymentSpec) -> dict[str, Any]:
         autoscaling["profile"] = a.profile
     if a.max_concurrency is not None:
         autoscaling["maxConcurrency"] = a.max_concurrency
-    parking: dict[str, Any] = {"retention": format_duration(a.parking.retention_s), "level": a.parking.level}
+    parking: dict[str, Any] = {"level": a.parking.level}
     if a.parking.enabled is not None:  # absent: the profile decides (status.parking says what holds)
         parking["enabled"] = a.parking.enabled
+    if a.parking.retention_s is not None:  # absent: the profile's default (default_parking_retention)
+        parking["retention"] = format_duration(a.parking.retention_s)
     autoscaling["parking"] = parking
     for key, value in a.tuning.items():
         kind = TUNING_FIELDS.get(key, "number")

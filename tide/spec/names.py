@@ -8,12 +8,12 @@ import re
 # S3's bucket naming rules: 3-63 characters of lowercase letters, digits, dots and hyphens, starting and
 # ending with a letter or digit, no two dots in a row, not an IP address, no reserved prefix or suffix.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+_IP = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
 
 
 def bucket_name_problem(name: str) -> str | None:
     """Why `name` cannot be a bucket, or None when it can."""
-    if not _BUCKET.match(name):
+    if not _BUCKET.fullmatch(name):
         return (
             f"bucket name {name!r} is not valid: 3-63 characters of lowercase letters, digits, '.' and '-', "
             "starting and ending with a letter or digit"

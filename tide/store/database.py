@@ -116,8 +116,9 @@ class Store:
         create_tables(self.engine, metadata)
         ensure_counter(self.engine)
         self._migrate_specs()
-        from tide.store.gateways import ensure_default_gateway  # its table registers on this metadata
+        from tide.store.gateways import add_key_columns, ensure_default_gateway  # its tables register on metadata
 
+        add_key_columns(self.engine)
         ensure_default_gateway(self.engine)
 
     def _migrate_specs(self) -> None:

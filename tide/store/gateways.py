@@ -11,11 +11,11 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Column, Float, Integer, String, Table, select
+from sqlalchemy import Column, Float, Integer, String, Table, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.types import JSON
 
 from tide.spec.deployment import DEFAULT_GATEWAY_ID
@@ -122,7 +122,27 @@ gateway_keys = Table(
     Column("prefix", String(16), nullable=False),  # the key's first characters, to recognise it in a list
     Column("created_at", Float, nullable=False),
     Column("requests_per_minute", Integer, nullable=True),  # None: no limit
+    Column("tokens_per_minute", Integer, nullable=True),  # prompt + completion tokens; None: no limit
 )
+
+# Columns added to gateway_keys after it first shipped: a database from before gets them (NULL: no limit).
+_ADDED_KEY_COLUMNS = {"tokens_per_minute": "INTEGER"}
+
+
+def add_key_columns(engine: Engine) -> None:
+    """`create_all` makes missing tables, not missing columns: add the nullable ones a database lacks."""
+    with engine.connect() as conn:
+        present = {column["name"] for column in inspect(conn).get_columns(gateway_keys.name)}
+    missing = {name: kind for name, kind in _ADDED_KEY_COLUMNS.items() if name not in present}
+    if not missing:
+        return
+    try:
+        with write_transaction(engine) as conn:
+            for name, kind in missing.items():
+                conn.execute(text(f"ALTER TABLE {gateway_keys.name} ADD COLUMN {name} {kind}"))
+    except (OperationalError, ProgrammingError):
+        pass  # another process opening the same database added it first
+
 
 KEY_PREFIX = "tide_"
 
@@ -135,6 +155,13 @@ class KeyRecord:
     prefix: str
     created_at: float
     requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+
+class KeyLimits(NamedTuple):
+    key_id: str
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
 
 
 def hash_key(key: str) -> str:
@@ -150,6 +177,7 @@ def _key_record(row: Any) -> KeyRecord:
         prefix=row.prefix,
         created_at=row.created_at,
         requests_per_minute=row.requests_per_minute,
+        tokens_per_minute=row.tokens_per_minute,
     )
 
 
@@ -158,7 +186,12 @@ class KeyStore:
         self.engine = engine
 
     def create_key(
-        self, gateway_id: str, name: str, now: float, requests_per_minute: int | None = None
+        self,
+        gateway_id: str,
+        name: str,
+        now: float,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
     ) -> tuple[KeyRecord, str]:
         """A new key for the gateway: its record and the key itself, which is not kept (shown once)."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -173,6 +206,7 @@ class KeyStore:
                     prefix=key[: len(KEY_PREFIX) + 4],
                     created_at=now,
                     requests_per_minute=requests_per_minute,
+                    tokens_per_minute=tokens_per_minute,
                 )
             )
             record_gateway_change(conn)
@@ -198,11 +232,13 @@ class KeyStore:
             record_gateway_change(conn)
             return _key_record(row)
 
-    def key_hashes(self) -> dict[str, dict[str, int | None]]:
-        """gateway id -> {hash of each of its keys: its requests per minute, or None} (what gateways check)."""
-        out: dict[str, dict[str, int | None]] = {}
-        columns = (gateway_keys.c.gateway_id, gateway_keys.c.key_hash, gateway_keys.c.requests_per_minute)
+    def key_grants(self) -> dict[str, dict[str, KeyLimits]]:
+        """gateway id -> {hash of each of its keys: its id and limits} (what gateways check)."""
+        out: dict[str, dict[str, KeyLimits]] = {}
+        c = gateway_keys.c
+        columns = (c.gateway_id, c.id, c.key_hash, c.requests_per_minute, c.tokens_per_minute)
         with self.engine.connect() as conn:
             for row in conn.execute(select(*columns)):
-                out.setdefault(row.gateway_id, {})[row.key_hash] = row.requests_per_minute
+                grant = KeyLimits(row.id, row.requests_per_minute, row.tokens_per_minute)
+                out.setdefault(row.gateway_id, {})[row.key_hash] = grant
         return out

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tide.store.database import Store
 from tide.store.engine import create_tables
+from tide.timing import LEASE_TTL_S
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class LeaderLease:
         store_or_engine: Store | Engine,
         name: str = "controller",
         holder: str | None = None,
-        ttl_s: float = 10.0,
+        ttl_s: float = LEASE_TTL_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if ttl_s <= 0:

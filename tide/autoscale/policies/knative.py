@@ -100,7 +100,7 @@ class KnativePolicy(Policy):
             kpa = self._kpa = KpaScaler(self._spec, ready_at_creation=at_creation, now=now)
         if not self._has_data or self._stable.is_empty(now):
             # The decider's "no decision" (Knative's ErrNoData).
-            return _new_proposal(Proposal, (NO_DECISION, "stable", 0.0, cfg.stable_window, 0, None, 0, 0.0, None))
+            return _new_proposal(Proposal, (NO_DECISION, "stable", 0.0, cfg.stable_window, 0, None, 0, 0.0, None, None))
         stable = self._stable.average(now)
         panic = self._panic.average(now)
         rate_base = None
@@ -123,6 +123,7 @@ class KnativePolicy(Policy):
                 result.bounded_by,
                 result.excess_burst_capacity,
                 panic,
+                None,
                 None,
             ),
         )

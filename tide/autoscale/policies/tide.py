@@ -24,6 +24,12 @@ Mechanisms, each named in the decision's reason and each switchable for the abla
   `scaleDownDelay`, not the learned keep-alive), needs no spare at concurrency 1 while a replica is
   parked, and asks that a request finding no free replica wakes a parked one at once. Off, or without
   parking: the mechanisms above decide.
+* parked plan (with parking): each decision says how many parked replicas to keep (`keep_parked`; the
+  controller and the simulator stop the rest, least recently parked first): a burst's replicas for
+  `parkedBurstRetention` seconds, and while the deployment is empty the last one for a hold planned
+  from the deployment's idle gaps with parked time priced at `Parking.cost` (tide_gaps.plan_parked; the
+  ski-rental hold while too few gaps were as long). Once that hold ends none are kept, and the learned
+  plan may still pre-warm. Off: every parked replica stays for the deployment's retention.
 * the cold start is the deployment's measured one (live: its replicas' phase times; sim: the configured
   one), `assumedColdStart` until one is measured.
 
@@ -36,16 +42,24 @@ import math
 from collections import deque
 
 from tide.autoscale.config import AutoscalerConfig, OptionRange
-from tide.autoscale.policies.tide_gaps import NEVER, GapHistory, GapPlan, default_plan, plan_gap
-from tide.autoscale.policy import Policy, PolicyContext, Proposal, register_policy
+from tide.autoscale.policies.tide_gaps import (
+    NEVER,
+    GapHistory,
+    GapPlan,
+    default_plan,
+    plan_gap,
+    plan_parked,
+)
+from tide.autoscale.policy import Parking, Policy, PolicyContext, Proposal, register_policy
 
 NAME = "tide"
 MIN_GAPS = 5  # idle gaps seen before the plan trusts them over the ski-rental default
-MAX_REPLANS = 64
+MAX_REPLANS = 64  # re-plans within one gap (at a hold's end or a pre-warm)
+MAX_PARKED_REPLANS = 4  # plans of one gap's parked hold (the first, then at each hold's end)
 RETURNS_KEPT = 50
 STALE_S = 3.0  # a load sample older than this is not the load now
 RAMP_SPAN = 4  # seconds over which a rising load's slope is measured
-RAMP_CAP = 2.0  # a ramp forecast asks for at most this many times the load now  # re-plans within one gap (at a hold's end or a pre-warm)
+RAMP_CAP = 2.0  # a ramp forecast asks for at most this many times the load now
 _EPS = 1e-9
 
 # The user-facing knob and the ablation switches (1 = on), by API name.
@@ -60,7 +74,9 @@ OPTIONS = {
     "ramp": OptionRange(default=1, low=0, high=1, integer=True),
     "returnSize": OptionRange(default=0, low=0, high=1, integer=True),
     "parkEarly": OptionRange(default=1, low=0, high=1, integer=True),
+    "parkedPlan": OptionRange(default=1, low=0, high=1, integer=True),
     "parkedHold": OptionRange(default=0.0, low=0.0, high=3600.0),
+    "parkedBurstRetention": OptionRange(default=600.0, low=0.0, high=86400.0),
 }
 MECHANISMS = (
     "inService",
@@ -71,6 +87,7 @@ MECHANISMS = (
     "ramp",
     "returnSize",
     "parkEarly",
+    "parkedPlan",
 )
 
 
@@ -99,6 +116,8 @@ class _WindowMax:
 
 
 class TidePolicy(Policy):
+    owns_scale_to_zero = True  # the keep-alive plan and the parked hold time the last replica's going
+
     def __init__(self, config: AutoscalerConfig) -> None:
         super().__init__(config)
         self._read_options(config)
@@ -106,6 +125,9 @@ class TidePolicy(Policy):
         self._short = _WindowMax(self.parked_hold)  # the hold when parking
         self._retention: float | None = None  # parked replicas' retention, when parking (the last decision's)
         self._gaps = GapHistory()
+        self._parked_plan: tuple[float, float, int] | None = None  # the last replica's: (empty since, hold, plans)
+        self._drop_at: float | None = None  # when the next kept parked replica's hold ends
+        self._no_hold = False  # past the parked hold in this gap: the learned plan may only stop or pre-warm
         self._second = -1  # the last second observed
         self._load = 0.0  # its load (in flight + queued)
         self._capacity = 0.0  # requests the ready replicas could hold at the last decision
@@ -124,6 +146,7 @@ class TidePolicy(Policy):
         self.assumed_cold_start = config.option("assumedColdStart")
         self.on = {name: config.option(name) >= 1 for name in MECHANISMS}
         self.parked_hold = config.option("parkedHold")
+        self.burst_retention = config.option("parkedBurstRetention")
 
     @property
     def history_s(self) -> float:
@@ -153,6 +176,7 @@ class TidePolicy(Policy):
                 self._return_until, self._return_peak = second + span - 1, 0.0
             self._empty_since = None
             self._plan = None
+            self._no_hold = False
             self._seen_load = True
         elif self._empty_since is None:
             self._empty_since = float(second)
@@ -170,17 +194,21 @@ class TidePolicy(Policy):
         return self.on["parkEarly"]
 
     def next_decision_at(self, now: float) -> float | None:
-        """When, while at zero with nothing to serve, this policy wants to decide again (a pre-warm)."""
-        plan = self._plan
+        """When, while at zero with nothing to serve, this policy wants to decide again (a pre-warm, or the
+        end of a parked replica's hold)."""
         if self._empty_since is None:
             return None
+        times = [self._drop_at] if self._drop_at is not None else []
+        plan = self._plan
         if plan is None:
             # Parked: the learned plan takes over once the parked replicas' retention runs out.
             at = self._plan_after_parking_at()
-            return at if at is not None and at >= now else None
-        if plan.prewarm == NEVER:
-            return None
-        return self._empty_since + plan.prewarm
+            if at is not None:
+                times.append(at)
+        elif plan.prewarm != NEVER:
+            times.append(self._empty_since + plan.prewarm)
+        later = [t for t in times if t >= now]
+        return min(later) if later else None
 
     def _plan_after_parking_at(self) -> float | None:
         retention = self._retention
@@ -190,6 +218,18 @@ class TidePolicy(Policy):
 
     # -- decisions -----------------------------------------------------------------------------
     def propose(self, ctx: PolicyContext) -> Proposal:
+        proposal = self._propose(ctx)
+        parking = ctx.parking
+        if parking is None or not (self.on["parkEarly"] and self.on["parkedPlan"]):
+            self._drop_at = None
+            return proposal
+        keep = self._keep_parked(ctx, parking, max(0, proposal.desired))
+        text = proposal.text
+        if text is not None and (parking.parked or keep):
+            text += f"; keeping {keep} of the parked"
+        return proposal._replace(keep_parked=keep, text=text)
+
+    def _propose(self, ctx: PolicyContext) -> Proposal:
         conc = ctx.concurrency
         self._capacity = ctx.ready * conc
         per_replica = float(conc) if self.on["exactConcurrency"] else ctx.target
@@ -234,6 +274,16 @@ class TidePolicy(Policy):
                 desired, mechanism, observed=now_load, window=span, raw=desired, text=f"{text} -> {desired}"
             )
         if parking is not None:
+            if (
+                self.on["parkedPlan"]
+                and self.on["learnedKeepAlive"]
+                and for_window == 0
+                and not ctx.starting
+                and self._parked_until(ctx, parking) <= ctx.now + _EPS
+            ):
+                # Past the last replica's parked hold: from here the learned plan may stop or pre-warm.
+                self._no_hold = True
+                return self._idle(ctx)
             plan_at = self._plan_after_parking_at()
             if for_window == 0 and plan_at is not None and ctx.now >= plan_at - _EPS:
                 # The parked replicas are (about to be) stopped: from here the learned plan decides
@@ -254,6 +304,55 @@ class TidePolicy(Policy):
             text = f"burst hold: up to {peak:.1f} requests {self._window_noun()} in the last {span:g}s -> {for_window}"
             return Proposal(for_window, "burst-hold", observed=peak, window=span, raw=for_window, text=text)
         return self._idle(ctx)
+
+    def _keep_parked(self, ctx: PolicyContext, parking: Parking, desired: int) -> int:
+        """Parked replicas worth keeping: those parked less than `parkedBurstRetention` ago (a burst's
+        replicas, for the next burst), and while the deployment is empty the last one as long as the learned
+        parked hold lasts. Also sets when the next of them is due to go (`_drop_at`)."""
+        now, burst = ctx.now, self.burst_retention
+        times = [since + burst for since in parking.since if now < since + burst - _EPS]
+        leaving = max(0, ctx.ready + ctx.starting - desired)  # park with this decision: just parked
+        keep = len(times) + leaving
+        if leaving and burst > 0:
+            times.append(now + burst)
+        if desired == 0 and parking.parked + leaving > 0:
+            until = self._parked_until(ctx, parking)
+            if until <= now + _EPS:
+                # Empty, and this gap is not worth a parked replica: a burst's are not either (any one of
+                # them would serve the next request first).
+                self._drop_at = None
+                return 0
+            keep = max(keep, 1)  # the last replica: any one parked serves the gap's end
+            times.append(until)
+        self._drop_at = min(times) if times else None
+        return keep
+
+    def _parked_until(self, ctx: PolicyContext, parking: Parking) -> float:
+        """Until when the last replica is worth keeping parked through this idle gap. Planned from the
+        deployment's own idle gaps longer than the time already idle (parked time priced at `parking.cost`,
+        a request that finds nothing at a cold start plus `coldRequestCost`), and planned again when that
+        hold runs out; where fewer than MIN_GAPS past gaps were that long, the ski-rental rule: parked until
+        the gap's parked time has cost as much as one such miss."""
+        since = self._empty_since
+        if since is None:
+            return NEVER
+        cached = self._parked_plan
+        replans = 0
+        if cached is not None and cached[0] == since:
+            hold, replans = cached[1], cached[2]
+            if ctx.now < since + hold - _EPS or replans >= MAX_PARKED_REPLANS:
+                return since + hold
+        elapsed = max(0.0, ctx.now - since)
+        stop_cost = self._cold_start(ctx) + self._miss_cost_per_replica(ctx.concurrency)
+        longer = self._gaps.longer_than(elapsed)
+        if parking.cost <= 0:
+            hold = NEVER
+        elif len(longer) < MIN_GAPS:
+            hold = max(elapsed, stop_cost / parking.cost)
+        else:
+            hold = plan_parked(longer, elapsed, stop_cost, parking.cost)
+        self._parked_plan = (since, hold, replans + 1)
+        return since + hold
 
     @staticmethod
     def _keep_starts(ctx: PolicyContext) -> str:
@@ -301,8 +400,9 @@ class TidePolicy(Policy):
         self, elapsed: float, cold_start: float, concurrency: int, *, after_prewarm: bool = False
     ) -> GapPlan:
         self._replans += 1
+        allow_hold = after_prewarm or not self._no_hold  # past a parked hold, holding warm is not worth it
         if len(self._gaps) < MIN_GAPS:
-            if self._replans > 1:  # the default hold has run out: nothing known says hold longer
+            if self._replans > 1 or not allow_hold:  # the default hold has run out: nothing says hold longer
                 return GapPlan(elapsed, NEVER, cold_start + self.miss_cost, 0)
             return default_plan(elapsed, cold_start, self.miss_cost)
         return plan_gap(
@@ -310,6 +410,7 @@ class TidePolicy(Policy):
             elapsed,
             cold_start,
             self._miss_cost_per_replica(concurrency),
+            allow_hold=allow_hold,
             allow_prewarm=self.on["prewarm"] and not after_prewarm,
         )
 
@@ -321,7 +422,13 @@ class TidePolicy(Policy):
         if plan is None:
             self._replans = 0
             plan = self._plan = self._make_plan(elapsed, cold_start, ctx.concurrency)
-        elif elapsed >= plan.hold and plan.prewarm == NEVER and self._replans < MAX_REPLANS and elapsed > 0:
+        elif (
+            elapsed >= plan.hold
+            and plan.prewarm == NEVER
+            and self._replans < MAX_REPLANS
+            and elapsed > 0
+            and not self._no_hold
+        ):
             plan = self._plan = self._make_plan(elapsed, cold_start, ctx.concurrency)
         if elapsed >= plan.prewarm:
             if ctx.ready + ctx.starting == 0 and self._replans < MAX_REPLANS:

@@ -104,3 +104,12 @@ def plan_gap(
 def default_plan(elapsed: float, cold_start: float, miss_cost: float) -> GapPlan:
     """Before enough gaps are known: the ski-rental rule, hold as long as a miss would cost."""
     return GapPlan(elapsed + cold_start + miss_cost, NEVER, cold_start + miss_cost, 0)
+
+
+def plan_parked(gaps: np.ndarray, elapsed: float, stop_cost: float, parked_cost: float) -> float:
+    """How far into a gap (seconds since the level went idle) a parked replica is worth keeping: parked
+    time costs `parked_cost` replica-s a second, a request that finds it stopped costs `stop_cost` (a cold
+    start and the miss). The hold of `plan_gap` with the holding cost scaled."""
+    if parked_cost <= 0:
+        return NEVER
+    return plan_gap(gaps, elapsed, 0.0, stop_cost / parked_cost, allow_prewarm=False).hold

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tide.timing import RAY_CONNECT_TIMEOUT_S
 from tide.weights import StorageConfig
 
 if TYPE_CHECKING:
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from tide.backends.ray.inventory import RayInventory
 
 NAMESPACE = "tide"
-CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def connect(options: RayOptions) -> None:
         )
 
 
-def _check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+def _check_reachable(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
     """`ray.init` retries an unreachable GCS for minutes; a wrong address should fail in seconds."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
@@ -64,6 +64,7 @@ def create(
     options: RayOptions,
     data_dir: Path,
     storage: StorageConfig,
+    warm_pool: int = 0,
 ) -> tuple[RayBackend, RayInventory]:
     """Join the cluster; the backend and the live inventory of its nodes. SystemExit with a message a user
     can act on when Ray is not installed or the cluster cannot be reached."""
@@ -78,4 +79,4 @@ def create(
         raise SystemExit(f"cannot join the Ray cluster at {options.address}: {exc}") from None
     inventory = RayInventory(list_nodes)
     inventory.start()
-    return RayBackend(data_dir, storage, inventory), inventory
+    return RayBackend(data_dir, storage, inventory, warm_pool=warm_pool), inventory

@@ -13,6 +13,11 @@ replica changed (phase, progress, readiness) and otherwise after `wait_s`, with 
 Node-side settings come from the environment of `ray start` on that node (workers inherit it):
 `TIDE_NODE_DIR` (default `~/.tide/ray-node`) holds the weights cache (`cache/`) and replica logs (`logs/`);
 `TIDE_NODE_CACHE_BUDGET_GB` caps the cache.
+
+A host can also be a *spare* (the Ray backend's warm pool, `spare()`): created ahead of need with no GPUs,
+it runs a local backend whose warm pool holds one engine process with the runtime imported. A replica
+start then hands it the GPUs another actor reserved in Ray's books (`GpuHold`), and its pooled process
+becomes the replica's engine: only the weights are left to load.
 """
 
 from __future__ import annotations
@@ -87,24 +92,52 @@ class ReplicaHost:
         self._version = 0
         self._changed: asyncio.Event | None = None
 
-    async def start(self, launch: ReplicaLaunch) -> HostInfo:
+    def _backend(self, warm_pool: int) -> LocalBackend:
+        if self._local is None:
+            import ray
+
+            directory = node_dir()
+            budget = os.environ.get(CACHE_BUDGET_ENV)
+            cache = WeightsCache(directory / "cache", budget_bytes=int(float(budget) * 1e9) if budget else None)
+            address = ray.util.get_node_ip_address()
+            self._local = LocalBackend(
+                directory, CachedWeights(self._storage, cache), host=address, warm_pool=warm_pool
+            )
+            self._local.set_listener(self._on_change)
+        return self._local
+
+    async def spare(self) -> int:
+        """Become a spare: start the warm pool's one engine process; its pid once it is warm (imports done).
+        The local pool restarts it, with a back-off, if it dies first."""
+        local = self._backend(warm_pool=1)
+        local.start_warm_pool()
+        (pool,) = local.warm_pools
+        while not pool.warm_pids:
+            await asyncio.sleep(0.05)
+        return pool.warm_pids[0]
+
+    async def until_gone(self) -> None:
+        """Answers never: the Ray backend's warm pool awaits it to learn that this spare's actor died."""
+        await asyncio.Event().wait()
+
+    async def start(self, launch: ReplicaLaunch, reserved_gpus: tuple[GpuId, ...] | None = None) -> HostInfo:
+        """Run the replica. `reserved_gpus`: a spare's start, with the GPUs a `GpuHold` got from Ray (this
+        actor holds none); otherwise the ones Ray assigned to this actor."""
         import ray  # on the node, inside the actor
 
         context = ray.get_runtime_context()
-        assigned = tuple(gpu_id(i) for i in ray.get_gpu_ids())
+        assigned = tuple(gpu_id(i) for i in ray.get_gpu_ids()) if reserved_gpus is None else reserved_gpus
         real = has_real_gpus()
         directory = node_dir()
-        budget = os.environ.get(CACHE_BUDGET_ENV)
-        cache = WeightsCache(directory / "cache", budget_bytes=int(float(budget) * 1e9) if budget else None)
-        address = ray.util.get_node_ip_address()
         self._changed = asyncio.Event()
-        self._local = LocalBackend(directory, CachedWeights(self._storage, cache), host=address)
-        self._local.set_listener(self._on_change)
+        local = self._backend(warm_pool=0)
+        for pool in local.warm_pools:
+            pool.stop_refilling()  # a spare becomes this replica's host: its one pooled process is all it needs
         # Real GPUs: the engine sees exactly the ones Ray assigned. Virtual ones: it runs on the CPU.
-        self._state = await self._local.start(replace(launch, gpu_ids=assigned if real else ()))
+        self._state = await local.start(replace(launch, gpu_ids=assigned if real else ()))
         return HostInfo(
             node_id=context.get_node_id(),
-            address=address,
+            address=ray.util.get_node_ip_address(),
             gpu_ids=assigned,
             real_gpus=real,
             node_dir=str(directory),
@@ -148,6 +181,16 @@ class ReplicaHost:
             log=log,
             log_offset=next_offset,
         )
+
+
+class GpuHold:
+    """Holds GPUs in Ray's books for a replica that runs in a spare host (which holds none): created with
+    `num_gpus`, pinned to the spare's node; it names the GPUs Ray assigned and holds them until killed."""
+
+    def gpu_ids(self) -> tuple[GpuId, ...]:
+        import ray
+
+        return tuple(gpu_id(i) for i in ray.get_gpu_ids())
 
 
 def _read_log(path: str | None, offset: int) -> tuple[bytes, int]:

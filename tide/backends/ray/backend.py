@@ -8,14 +8,17 @@ actor's state with a long poll (`watch`), copies the replica's log into the data
 the actor's death into a LOST replica ("node <id> (<zone>, <type>) was lost") when its node is gone, so
 the controller replaces it on another node that fits at once (a ReplicaLost condition, no crash backoff),
 and into a CRASHED one otherwise.
+
+With a warm pool (`warm_pool` > 0, `tide up --warm-pool N`), each node keeps N spare hosts
+(`tide.backends.ray.spares`). A built-in engine replica on a node with a ready spare runs in it: its GPUs
+are reserved by a `GpuHold` actor pinned to the node (so Ray's books stay exact and no two engines share
+a GPU), and the spare's warm engine process becomes the replica's engine. Stopping the replica ends both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,65 +27,68 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from tide.backends.base import ReplicaLaunch, ReplicaListener, ReplicaPhase, ReplicaState
-from tide.backends.logfiles import LogText, open_private_log, read_replica_logs
-from tide.backends.ray.actor import LOG_CHUNK_BYTES, HostInfo, ReplicaHost, Snapshot
+from tide.backends.base import ReplicaBooks, ReplicaLaunch, ReplicaPhase, ReplicaState, TrackedReplica
+from tide.backends.logfiles import open_private_log
+from tide.backends.ray.actor import LOG_CHUNK_BYTES, GpuHold, HostInfo, ReplicaHost, Snapshot
 from tide.backends.ray.inventory import RayInventory
+from tide.backends.ray.spares import RaySpares, Spare, await_ref
+from tide.timing import RAY_PLACEMENT_TIMEOUT_S, RAY_STOP_EXTRA_S, RAY_UNAVAILABLE_RETRY_S, RAY_WATCH_S
 from tide.weights import StorageConfig
 
 # Where the scheduler placed a replica: the inventory instance id, which is the Ray node id.
 
-PLACEMENT_TIMEOUT_S = 300.0  # Ray holds the actor pending while other Ray work uses the node's GPUs
-WATCH_S = 2.0  # the long poll's answer when nothing changed (log bytes still come with it)
-STOP_EXTRA_S = 15.0  # on top of the drain grace, for the actor itself to answer
-UNAVAILABLE_RETRY_S = 0.5
-
 
 @dataclass
-class _Replica:
-    state: ReplicaState
-    node_id: str | None
+class _Replica(TrackedReplica):
+    node_id: str | None = None
     actor: Any = None  # ray.actor.ActorHandle
+    gpu_hold: Any = None  # the GpuHold actor of a replica that runs in a spare host
     host: HostInfo | None = None
-    task: asyncio.Task[None] | None = None
-    stopping: bool = False
     version: int = -1  # the actor's state version last applied
     log_offset: int = 0
 
 
-class RayBackend:
+class RayBackend(ReplicaBooks[_Replica]):
     def __init__(
         self,
         data_dir: Path,
         storage: StorageConfig,
         inventory: RayInventory,
-        placement_timeout_s: float = PLACEMENT_TIMEOUT_S,
-        watch_s: float = WATCH_S,
+        placement_timeout_s: float = RAY_PLACEMENT_TIMEOUT_S,
+        watch_s: float = RAY_WATCH_S,
+        warm_pool: int = 0,
     ) -> None:
-        self._logs_dir = data_dir / "logs"
+        super().__init__(data_dir)
         self._storage = storage
         self._inventory = inventory
         self._placement_timeout_s = placement_timeout_s
         self._watch_s = watch_s
-        self._replicas: dict[str, _Replica] = {}
-        self._listener: ReplicaListener = lambda _state: None
         self._host_class = ray.remote(ReplicaHost)
+        self._hold_class = ray.remote(GpuHold)
+        self.spares = RaySpares(warm_pool, inventory, self._create_spare)
 
-    def set_listener(self, listener: ReplicaListener) -> None:
-        self._listener = listener
+    def _pinned(self, node_id: str, name: str, gpus: int) -> dict[str, Any]:
+        return {
+            "name": name,
+            "num_cpus": 0,
+            "num_gpus": gpus,
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
+            "max_restarts": 0,
+        }
 
-    def replicas(self) -> list[ReplicaState]:
-        return [r.state for r in self._replicas.values()]
+    def _create_spare(self, node_id: str, name: str) -> Any:
+        return self._host_class.options(**self._pinned(node_id, name, 0)).remote(self._storage)
 
-    def _set_phase(self, replica: _Replica, phase: ReplicaPhase, message: str) -> None:
-        replica.state.enter(phase, message, time.time())
-        if phase.terminal:
-            replica.state.base_url = None
-        self._listener(replica.state)
+    def start_warm_pool(self) -> None:
+        """Begin keeping spares on every node (needs the running event loop)."""
+        self.spares.start()
+
+    @property
+    def warm_pools(self) -> list[RaySpares]:
+        return [self.spares] if self.spares.size else []
 
     async def start(self, launch: ReplicaLaunch) -> ReplicaState:
-        log_path = self._logs_dir / launch.deployment_id / f"{launch.replica_id}.log"
-        state = ReplicaState.for_launch(launch, str(log_path), time.time())
+        state = self._new_state(launch)
         replica = _Replica(state=state, node_id=launch.instance_id)
         self._replicas[launch.replica_id] = replica
         replica.task = asyncio.create_task(self._run(replica, launch), name=f"ray-replica-{launch.replica_id}")
@@ -96,16 +102,19 @@ class RayBackend:
             return
         where = self._inventory.describe(node_id)
         try:
-            self._set_phase(replica, ReplicaPhase.WAITING_FOR_CAPACITY, f"starting a Ray actor on {where}")
-            replica.actor = self._host_class.options(
-                name=f"tide-replica-{launch.replica_id}",
-                num_cpus=0,
-                num_gpus=launch.spec.resources.gpu_count,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
-                max_restarts=0,
-            ).remote(self._storage)
+            gpus = launch.spec.resources.gpu_count
+            # Spares hold a warm built-in engine process; another engine would leave it idle in the replica.
+            spare = self.spares.take(node_id) if launch.spec.runtime.engine == "builtin" else None
+            if spare is None:
+                self._set_phase(replica, ReplicaPhase.WAITING_FOR_CAPACITY, f"starting a Ray actor on {where}")
+                replica.actor = self._host_class.options(
+                    **self._pinned(node_id, f"tide-replica-{launch.replica_id}", gpus)
+                ).remote(self._storage)
+            else:
+                self._set_phase(replica, ReplicaPhase.WAITING_FOR_CAPACITY, f"starting in a spare host on {where}")
+                replica.actor = spare.actor
             try:
-                host = await asyncio.wait_for(_result(replica.actor.start.remote(launch)), self._placement_timeout_s)
+                host = await asyncio.wait_for(self._place(replica, launch, spare), self._placement_timeout_s)
             except TimeoutError:
                 self._kill(replica)
                 self._set_phase(
@@ -137,16 +146,31 @@ class RayBackend:
                 self._kill(replica)
                 self._set_phase(replica, ReplicaPhase.FAILED, f"could not start on {where}: {_first_line(exc)}")
 
+    async def _place(self, replica: _Replica, launch: ReplicaLaunch, spare: Spare | None) -> HostInfo:
+        """The replica started in its actor: a new one (Ray assigned it the GPUs), or a spare, given the GPUs
+        its `GpuHold` got."""
+        if spare is None:
+            host: HostInfo = await await_ref(replica.actor.start.remote(launch))
+            return host
+        gpus = launch.spec.resources.gpu_count
+        reserved: tuple[Any, ...] = ()
+        if gpus:
+            options = self._pinned(spare.node_id, f"tide-gpus-{launch.replica_id}", gpus)
+            replica.gpu_hold = self._hold_class.options(**options).remote()
+            reserved = await await_ref(replica.gpu_hold.gpu_ids.remote())
+        host = await await_ref(replica.actor.start.remote(launch, reserved))
+        return host
+
     async def _follow(self, replica: _Replica) -> None:
         """Mirror the actor's replica until it ends (crashed, failed, or stopped by `stop`)."""
         wait_s = self._watch_s
         while True:
             try:
-                snapshot: Snapshot = await _result(
+                snapshot: Snapshot = await await_ref(
                     replica.actor.watch.remote(replica.version, replica.log_offset, wait_s)
                 )
             except ActorUnavailableError:  # unreachable for now (a network blip); its death is reported apart
-                await asyncio.sleep(UNAVAILABLE_RETRY_S)
+                await asyncio.sleep(RAY_UNAVAILABLE_RETRY_S)
                 continue
             self._apply(replica, snapshot)
             if snapshot.phase.terminal:
@@ -176,7 +200,7 @@ class RayBackend:
         state.phase = phase
         state.message = self._on_node(replica, snapshot.message)
         state.progress = snapshot.progress
-        state.base_url = snapshot.base_url if phase is ReplicaPhase.READY else None
+        state.base_url = snapshot.base_url if phase.keeps_url else None  # as `ReplicaState.enter` does
         state.exit_code = snapshot.exit_code
         state.pid = snapshot.pid
         self._listener(state)
@@ -196,10 +220,12 @@ class RayBackend:
             self._inventory.refresh()
 
     def _kill(self, replica: _Replica) -> None:
-        actor, replica.actor = replica.actor, None
-        if actor is not None:
-            with contextlib.suppress(Exception):
-                ray.kill(actor, no_restart=True)
+        """End its actor, then the GpuHold (if any): the engine goes before its GPUs go back to Ray."""
+        for actor in (replica.actor, replica.gpu_hold):
+            if actor is not None:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor, no_restart=True)
+        replica.actor = replica.gpu_hold = None
 
     async def stop(self, replica_id: str, grace_s: float) -> None:
         replica = self._replicas.get(replica_id)
@@ -211,26 +237,15 @@ class RayBackend:
         if replica.actor is not None and replica.host is not None and not replica.state.phase.terminal:
             try:
                 snapshot = await asyncio.wait_for(
-                    _result(replica.actor.stop.remote(grace_s, replica.log_offset)), grace_s + STOP_EXTRA_S
+                    await_ref(replica.actor.stop.remote(grace_s, replica.log_offset)), grace_s + RAY_STOP_EXTRA_S
                 )
                 self._apply(replica, snapshot)
             except (RayError, TimeoutError):
                 pass  # the actor or its node is gone: nothing left to drain
-        if replica.task is not None and not replica.task.done():
-            replica.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await replica.task
-        self._kill(replica)
-        if replica.state.phase is not ReplicaPhase.STOPPED:
-            self._set_phase(replica, ReplicaPhase.STOPPED, "")
-        self._replicas.pop(replica_id, None)
+        await self._finish_stop(replica_id, replica, cancel_task=True)
 
-    def forget(self, replica_id: str) -> None:
-        replica = self._replicas.pop(replica_id, None)
-        if replica is not None:
-            if replica.task is not None and not replica.task.done():
-                replica.task.cancel()
-            self._kill(replica)
+    def _forgotten(self, replica: _Replica) -> None:
+        self._kill(replica)
 
     async def park(self, replica_id: str, level: int) -> bool:
         """Not on Ray yet: a replica actor owns its node's GPUs until it ends, so it is stopped instead."""
@@ -239,18 +254,11 @@ class RayBackend:
     async def wake(self, replica_id: str) -> bool:
         return False
 
-    def logs(self, deployment_id: str, tail_lines: int, after: Mapping[str, int] | None = None) -> dict[str, LogText]:
-        return read_replica_logs(self._logs_dir, deployment_id, tail_lines, after)
-
     async def close(self) -> None:
-        await asyncio.gather(*(self.stop(rid, grace_s=5.0) for rid in list(self._replicas)), return_exceptions=True)
+        await self.spares.close()
+        await self._stop_all()
         self._inventory.close()
         ray.shutdown()
-
-
-async def _result(ref: Any) -> Any:
-    """Await a Ray ObjectRef on any event loop (uvloop included)."""
-    return await asyncio.wrap_future(ref.future())
 
 
 def _first_line(exc: BaseException) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 
 from tide.scheduling import ON_DEMAND, Instance, InstanceType, Inventory, parse_capacity_class
 from tide.scheduling.inventory import type_key
+from tide.timing import RAY_REFRESH_S
 
 log = logging.getLogger("tide.backends.ray")
 
@@ -37,7 +38,6 @@ ZONE_RESOURCE = "tide-zone:"
 CLASS_RESOURCE = "tide-class:"
 RAY_ZONE_LABEL = "ray.io/availability-zone"
 DEFAULT_ZONE = "default"
-REFRESH_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ class RayInventory:
     controller's reconcile never waits on the cluster. Types seen once stay known; nodes seen once stay
     describable (`describe`), so a lost node is named with its zone and type."""
 
-    def __init__(self, list_nodes: Callable[[], list[dict[str, Any]]], refresh_s: float = REFRESH_S) -> None:
+    def __init__(self, list_nodes: Callable[[], list[dict[str, Any]]], refresh_s: float = RAY_REFRESH_S) -> None:
         self._list_nodes = list_nodes
         self._refresh_s = refresh_s
         self._lock = threading.Lock()

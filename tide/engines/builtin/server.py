@@ -244,8 +244,11 @@ async def park_engine(state: EngineState, level: int, timeout: float) -> Respons
         state.retired_generated_tokens += scheduler.generated_tokens_total
         park = parking.park_level1 if level == 1 else parking.park_level2
         moved = await asyncio.to_thread(park, state.loaded, scheduler)
-        emit_event("parked", level=level, **moved.to_json())
-        return _json({"status": "parked", "level": level, **moved.to_json()})
+        # What the parked process holds in host memory: its weights at level 1 (moved there, or already
+        # there on CPU), none at level 2. The controller bounds parked replicas by it.
+        host_bytes = parking.weight_bytes(state.loaded.model) if level == 1 else 0
+        emit_event("parked", level=level, hostBytes=host_bytes, **moved.to_json())
+        return _json({"status": "parked", "level": level, "hostBytes": host_bytes, **moved.to_json()})
 
 
 async def wake_engine(state: EngineState) -> Response:

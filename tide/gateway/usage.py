@@ -1,0 +1,78 @@
+"""Token usage as engines report it, read from the tail of a response (pure).
+
+OpenAI-compatible engines (vLLM, the builtin one) end a completion's JSON body with `"usage":
+{"prompt_tokens": P, "completion_tokens": C, ...}`; a stream carries it in its last event when the client
+asked (`stream_options: {"include_usage": true}`); embeddings report `prompt_tokens` only. The gateway
+keeps the last `TAIL_BYTES` of a successful response as it relays it and reads the last `"usage"` object
+in them when the response ends: no JSON parse on the hot path, and memory bounded per request. A response
+without usage counts 0 tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TAIL_BYTES = 8192
+_USAGE = b'"usage"'
+_PROMPT = b'"prompt_tokens"'
+_COMPLETION = b'"completion_tokens"'
+
+
+@dataclass
+class Usage:
+    """Counts of one key (or one gateway): requests that reached a deployment and the tokens their
+    responses reported."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.requests += other.requests
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+
+
+class TailScanner:
+    """Keeps (references to) the last pieces of a body fed to it, at least `TAIL_BYTES` when there are that
+    many: no copy while relaying, one join when the response ends."""
+
+    __slots__ = ("pieces", "size")
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+    def feed(self, data: bytes) -> None:
+        pieces = self.pieces
+        pieces.append(data)
+        self.size += len(data)
+        while self.size - len(pieces[0]) >= TAIL_BYTES:  # the rest still holds the tail: drop the oldest
+            self.size -= len(pieces.pop(0))
+
+    def tokens(self) -> tuple[int, int]:
+        pieces = self.pieces
+        return usage_tokens(pieces[0] if len(pieces) == 1 else b"".join(pieces)[-TAIL_BYTES:])
+
+
+def usage_tokens(tail: bytes) -> tuple[int, int]:
+    """(prompt, completion) tokens of the last `"usage"` object in `tail`; (0, 0) when there is none."""
+    at = tail.rfind(_USAGE)
+    if at < 0:
+        return 0, 0
+    end = tail.find(b"}", at)  # usage's own details objects close before it: read up to the first brace
+    window = tail[at : end + 1 if end >= 0 else len(tail)]
+    return _count(window, _PROMPT), _count(window, _COMPLETION)
+
+
+def _count(window: bytes, name: bytes) -> int:
+    """The whole number after `"name":` in `window` (plain finds: cheaper than a regex per response)."""
+    at = window.find(name)
+    if at < 0:
+        return 0
+    start = at + len(name)
+    stop = window.find(b",", start)  # the window ends at usage's closing brace: the last field ends there
+    try:
+        return max(0, int(window[start : stop if stop >= 0 else len(window)].strip(b" :}\r\n\t")))
+    except ValueError:
+        return 0
