@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fast tier while working: pure code and in-process tests (no engine processes, no `tide up`, no
-# clusters), under a minute. Process tiers alone: `.venv/bin/pytest -m e2e` (or scaleout, ray, vllm, engines).
+# clusters): 879 tests in 74 s on 2 quiet cores. Process tiers alone: `.venv/bin/pytest -m e2e` (or scaleout, ray, vllm, engines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh

@@ -21,6 +21,9 @@ SERVICE_FILES = frozenset(
         "gateway/test_schemathesis.py",
     }
 )
+# Fixtures that build the tiny model to start engine processes with: outside tests/engines, the tests that
+# use one are the `engines` tier too (the backends' warm pool test starts real engine processes).
+ENGINE_FIXTURES = frozenset({"tiny_model_dir"})
 _TESTS_ROOT = Path(__file__).parent
 
 
@@ -36,6 +39,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         parts = Path(str(item.fspath)).relative_to(_TESTS_ROOT).parts
         tier = parts[0] if parts and parts[0] in PROCESS_TIERS else None
+        if tier is None and ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            tier = "engines"
         if tier is None and _needs_a_service(item, "/".join(parts)):
             tier = "services"
         if tier is not None:
