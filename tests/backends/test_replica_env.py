@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.waiting import wait_until_async
 from tide.backends import local
 from tide.backends.base import ReplicaLaunch
 from tide.backends.local import LocalBackend, WeightsLease
@@ -55,9 +56,7 @@ async def run_to_the_end(tmp_path: Path) -> Path:
     """Start one replica of the env-dumping engine, wait until it has exited; its log's path."""
     backend = LocalBackend(tmp_path, LocalDirWeights(tmp_path))
     state = await backend.start(ReplicaLaunch("tiny-chat", "tiny-chat-1", SPEC))
-    async with asyncio.timeout(30):
-        while not state.phase.terminal:
-            await asyncio.sleep(0.05)
+    await wait_until_async(lambda: state.phase.terminal, 30, "the env-dumping replica to exit", poll=0.05)
     await backend.close()
     return Path(state.log_path or "")
 

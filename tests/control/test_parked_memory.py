@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.control.test_controller_changes import Clock, Gateway
 from tests.support.backends import RecordingBackend
+from tests.support.waiting import wait_until_async
 from tide.backends.base import ReplicaLaunch, ReplicaPhase, ReplicaState
 from tide.control import parking
 from tide.control.controller import Controller
@@ -98,10 +99,8 @@ def test_the_controller_records_what_a_park_holds_and_stops_the_oldest_parked_pa
         ctl = Controller(store, backend, Gateway(), CATALOG, inventory=lambda: INVENTORY, clock=clock)
         ctl.runtimes["chat"] = chat
         await ctl._drain_and_park(chat, "chat-new")
-        for _ in range(200):  # the stop of the evicted one runs as a task of the controller
-            if backend.stopped:
-                break
-            await asyncio.sleep(0.01)
+        # the stop of the evicted one runs as a task of the controller
+        await wait_until_async(lambda: backend.stopped, 10, "the evicted parked replica's stop")
         return {"parked": dict(chat.parked)}
 
     try:

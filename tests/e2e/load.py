@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.conftest import TideProcess
+from tests.support.waiting import wait_until
 
 
 def complete(tide: TideProcess, client: httpx.Client, model: str, max_tokens: int = 4) -> int:
@@ -21,15 +22,15 @@ def complete(tide: TideProcess, client: httpx.Client, model: str, max_tokens: in
 
 
 def wait_until_gone(status: Callable[[], dict[str, Any]], timeout_s: float = 90.0) -> dict[str, Any]:
-    """Poll a deployment's status until it has no replica; the last status. Fails with it at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        current = status()
-        if not current["replicas"]:
-            return current
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never scaled to zero in {timeout_s:g} s: {current}")
-        time.sleep(0.3)
+    """Poll a deployment's status until it has no replica; the last status. Fails at the deadline."""
+    last: dict[str, Any] = {}
+
+    def gone() -> bool:
+        last.update(status())
+        return not last["replicas"]
+
+    wait_until(gone, timeout_s, "scale to zero", poll=0.3)
+    return last
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import Any
 
 import uvicorn
 
+from tests.support.waiting import wait_until
 from tide.api.app import ApiContext, create_app
 from tide.api.claims import ClaimsContext
 from tide.api.parameters import parameters_json
@@ -79,11 +79,8 @@ def api_server(tmp_path: Path) -> Iterator[ApiServer]:
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("the test API server did not start within 20 s")
-        time.sleep(0.02)
+    wait_until(lambda: uv.started or not thread.is_alive(), 20, "the test API server to start", poll=0.02)
+    assert uv.started, "the test API server exited while starting"
     try:
         yield server
     finally:
