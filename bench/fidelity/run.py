@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
 import os
 import shlex
 import statistics
@@ -70,8 +71,10 @@ async def drive(harness: Any, tide: Any, arrivals: list[float], args: argparse.N
     done: list[float] = [0.0] * len(arrivals)
     codes: list[int] = [0] * len(arrivals)
     samples: list[tuple[float, int]] = []
+    decisions: list[dict[str, Any]] = []  # per sample: the live autoscaler's last decision (to compare)
     replicas: dict[str, dict[str, Any]] = {}
     start = time.monotonic()
+    wall_start = time.time()  # the controller's clock, for its decision times
     finished = asyncio.Event()
 
     async def one(client: httpx.AsyncClient, i: int) -> None:
@@ -99,6 +102,10 @@ async def drive(harness: Any, tide: Any, arrivals: list[float], args: argparse.N
                 replicas[r["id"]] = r
             tide.note_pids(status)
             samples.append((float(second), len(live)))
+            decision = dict(status.get("lastScalingDecision") or {})
+            if "time" in decision:  # on the samples' clock (seconds since the first request could go)
+                decision["time"] = round(decision["time"] - wall_start, 3)
+            decisions.append({"desired": status.get("desiredReplicas"), **decision})
             second += 1
 
     headers = {"authorization": f"Bearer {tide.token}"}
@@ -114,7 +121,17 @@ async def drive(harness: Any, tide: Any, arrivals: list[float], args: argparse.N
             await asyncio.sleep(0.5)
         finished.set()
         await watcher
-    return {"sent": sent, "done": done, "codes": codes, "samples": samples, "replicas": replicas}
+    return {
+        "sent": sent,
+        "done": done,
+        "codes": codes,
+        "samples": samples,
+        "decisions": decisions,
+        "replicas": {
+            rid: {**r, "phaseTimes": {k: round(v - wall_start, 3) for k, v in r.get("phaseTimes", {}).items()}}
+            for rid, r in replicas.items()
+        },
+    }
 
 
 def cold_start(replicas: dict[str, dict[str, Any]]) -> float | None:
@@ -142,6 +159,10 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=0.9, help="exit 1 below this share within +-1 replica")
     parser.add_argument("--model-dir", type=Path, help="a tiny model already built (default: build one)")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--save", type=Path, help="write the live run (arrivals, samples, decisions, replicas) as JSON")
+    parser.add_argument(
+        "--from-saved", type=Path, help="skip the live run: compare a run written by --save with the simulator"
+    )
     args = parser.parse_args()
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"cpus {os.cpu_count()}, load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -155,18 +176,24 @@ def main() -> int:
         f" (speed x{args.speed:g})"
     )
 
-    harness = load_harness()
-    spec = {
-        "name": harness.DEPLOYMENT,
-        "model": {"name": harness.DEPLOYMENT, "bucket": "models", "path": "tiny"},
-        "runtime": {"engine": "builtin"},
-        "autoscaling": autoscaling(args),
-    }
-    harness_args = argparse.Namespace(model_dir=args.model_dir, keep=args.keep)
-    with harness.tide_running(harness_args) as tide:
-        tide.apply(spec)
-        tide.wait_at_zero(60)
-        live = asyncio.run(drive(harness, tide, arrivals, args))
+    if args.from_saved is not None:
+        live = json.loads(args.from_saved.read_text())
+        live["samples"] = [tuple(s) for s in live["samples"]]
+    else:
+        harness = load_harness()
+        spec = {
+            "name": harness.DEPLOYMENT,
+            "model": {"name": harness.DEPLOYMENT, "bucket": "models", "path": "tiny"},
+            "runtime": {"engine": "builtin"},
+            "autoscaling": autoscaling(args),
+        }
+        harness_args = argparse.Namespace(model_dir=args.model_dir, keep=args.keep)
+        with harness.tide_running(harness_args) as tide:
+            tide.apply(spec)
+            tide.wait_at_zero(60)
+            live = asyncio.run(drive(harness, tide, arrivals, args))
+        if args.save is not None:
+            args.save.write_text(json.dumps(live))
     failed = sum(1 for c in live["codes"] if c != 200)
     durations = [d - s for s, d in zip(live["sent"], live["done"], strict=True)]
     measured_cold = cold_start(live["replicas"])

@@ -15,6 +15,7 @@ from sqlalchemy import event
 import tide.store.database
 from tests.support.backends import RecordingBackend
 from tide.control.controller import Controller
+from tide.control.routing import gateway_routes, specs_of
 from tide.gateway.routes import RouteTable
 from tide.scheduling import local_inventory
 from tide.server import catalog_from_inventory
@@ -269,7 +270,8 @@ def test_a_change_rebuilds_only_its_model_names_gateway_view_as_a_full_rebuild_w
     def pushed_view_is_full_view() -> None:
         table = gateway.tables[-1]
         assert {g.gateway_id: dict(g.models) for g in table.gateways} == {
-            g.gateway_id: dict(g.models) for g in ctl._gateway_view(table.routes)
+            g.gateway_id: dict(g.models)
+            for g in gateway_routes(ctl._gateways, specs_of(ctl.runtimes.values()), table.routes)
         }
 
     pushed_view_is_full_view()

@@ -1,7 +1,9 @@
 """The reconcile loop: desired state in the store -> replicas on the backend -> routes in the gateway.
 
 It wakes on a store change (the API calls `wake()`), on a replica phase change (pushed by the backend),
-and at least once a second. Every decision it applies comes from pure code (`lifecycle`, `autoscale`).
+and at least once a second. Every decision it applies comes from pure code (`lifecycle`, `autoscale`,
+`scheduling`; `parking` which parked replicas to park, wake, keep or stop; `routing` the routes and each
+gateway's view of them): this module reads the store and the backends, calls those and acts.
 Work per tick is in proportion to what changed: it reads the store's change feed (`watch`), skips
 deployments at rest (`rest`), and rebuilds only the routes of what changed (`route_cache`).
 """
@@ -10,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from tide.backends.base import Backend, ReplicaLaunch, ReplicaPhase, ReplicaState
@@ -28,7 +29,6 @@ from tide.control.lifecycle import (
     compute_state,
     plan_rollout,
     restart_backoff,
-    route_failure,
 )
 from tide.control.metrics import ControlMetrics
 from tide.control.parking import parked_run_id
@@ -42,20 +42,14 @@ from tide.control.placement import (
 )
 from tide.control.rest import rest_key
 from tide.control.route_cache import RouteCache
-from tide.control.runtime import DeploymentRuntime, ParkedAt
+from tide.control.routing import deployment_route, gateway_zones, refreshed_views
+from tide.control.runtime import DeploymentRuntime
 from tide.control.scaling import DeploymentScaler, measured_cold_start
 from tide.control.watch import StoreWatch
 from tide.engines.adapter import adapter_for
 from tide.engines.prometheus import EngineLoad
 from tide.errors import FieldError
-from tide.gateway.routes import (
-    MANAGEMENT_TOKEN_KEY_ID,
-    DeploymentRoute,
-    GatewayRoutes,
-    KeyGrant,
-    ReplicaEndpoint,
-    RouteTable,
-)
+from tide.gateway.routes import DeploymentRoute, GatewayRoutes, RouteTable
 from tide.scheduling import (
     Inventory,
     Placement,
@@ -66,8 +60,6 @@ from tide.scheduling import (
 )
 from tide.scheduling.inventory_json import inventory_to_json
 from tide.spec import Catalog, DeploymentSpec, parse_deployment
-from tide.spec.deployment import DEFAULT_GATEWAY_ID
-from tide.spec.gateway import deployment_zones, gateway_hosts, parse_gateway
 from tide.store import DeploymentRecord, Store
 from tide.store.claims import ClaimStore, RunLog
 from tide.store.gateways import GatewayRecord, GatewayStore, KeyLimits, KeyStore
@@ -160,6 +152,12 @@ class Controller:
         self._stopped = False
         self.check_weights = check_weights
         backend.set_listener(self._on_replica_change)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in the background; `close` waits for it."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- wake-ups ------------------------------------------------------------------------------------
 
@@ -496,9 +494,7 @@ class Controller:
                 self.routes.mark(runtime.id)
                 self.wake()
 
-        task = asyncio.create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(run())
 
     def _collect_exits(self, runtime: DeploymentRuntime, now: float) -> None:
         """Replicas that ended on their own: record why, forget them, back off before replacing (not when
@@ -557,33 +553,19 @@ class Controller:
         inventory = self.inventory()
         if self.claims is not None:
             inventory = assign_claims(await asyncio.to_thread(self.claims.claims), inventory)
-        managed = {
-            deployment_id: desired
-            for deployment_id, desired in wants.items()
+        specs = {
+            deployment_id: spec
+            for deployment_id in wants
             if (spec := self.runtimes[deployment_id].spec) is not None and self._manages_replicas(spec)
         }
+        managed = {deployment_id: wants[deployment_id] for deployment_id in specs}
+        zones = gateway_zones(self._gateways, specs, managed)
         return schedule(
             inventory,
             scheduled_placements(self.runtimes.values()),
-            scheduling_requests(self.runtimes, managed, now, self._gateway_zones(managed)),
+            scheduling_requests(self.runtimes, managed, now, zones),
             now,
         )
-
-    def _gateway_zones(self, deployment_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
-        """The zones each deployment's gateways allow it (gateway `zones`; none listed: every zone)."""
-        zones = {record.id: tuple(record.spec.get("zones") or ()) for record in self._gateways}
-        if not any(zones.values()):
-            return {}
-        out: dict[str, tuple[str, ...]] = {}
-        for deployment_id in deployment_ids:
-            spec = self.runtimes[deployment_id].spec
-            assert spec is not None
-            gateway_zones = [zones.get(g, ()) for g in spec.gateway_ids]
-            try:
-                out[deployment_id] = deployment_zones(gateway_zones)
-            except FieldError:  # the API refuses this; a race of two updates can still leave it: the first wins
-                out[deployment_id] = next(z for z in gateway_zones if z)
-        return out
 
     async def _apply(self, runtime: DeploymentRuntime, desired: int, decision: ScheduleResult, now: float) -> None:
         spec = runtime.spec
@@ -608,24 +590,22 @@ class Controller:
                 can_start=now >= runtime.next_start_at,
             )
             for replica_id in plan.remove:
-                if self._may_park(runtime, replica_id):
+                if parking.may_park(runtime, replica_id):
                     self._park_replica(runtime, replica_id)
                 else:
                     self._remove_replica(runtime, replica_id)
             await self._start_awaiting(runtime, now)
             for slot in self._wake_parked(runtime, slots[: plan.start], now):
                 await self._start_replica(runtime, spec, slot, now)
-            for replica_id in parking.expired(runtime, now):
-                self._remove_replica(runtime, replica_id)
             keep = runtime.scaler.take_keep_parked() if runtime.scaler is not None else None
-            if keep is not None:  # the policy's decision: parked replicas it no longer keeps stop
-                for replica_id in parking.beyond_keep(runtime, keep):
-                    self._remove_replica(runtime, replica_id)
-            if runtime.parked:
-                free = self.inventory().free_gpus(p for r in self.runtimes.values() for p in r.placements.values())
-                for replica_id in parking.displaced(runtime, free):
-                    log.info("stopping parked %s: its GPUs were given to another replica", replica_id)
-                    self._remove_replica(runtime, replica_id)
+            free = (
+                self.inventory().free_gpus(p for r in self.runtimes.values() for p in r.placements.values())
+                if runtime.parked
+                else {}
+            )
+            for replica_id, why in parking.retention_stops(runtime, now, keep, free):
+                log.info("stopping parked %s: %s", replica_id, why)
+                self._remove_replica(runtime, replica_id)
         await self._write_status(runtime, now, desired=desired)
 
     def _desired(self, runtime: DeploymentRuntime, now: float) -> int:
@@ -640,15 +620,9 @@ class Controller:
             cold_start_s=measured_cold_start(replicas),
             parking=parking.context(runtime),
         )
-        if runtime.queued_arrivals:  # requests queued behind busy replicas wake parked ones now
-            concurrency = runtime.spec.autoscaling.concurrency
-            wakes = parking.queue_wakes(runtime, runtime.queued_arrivals, concurrency)
-            runtime.queued_arrivals = 0
-            active = sum(
-                1 for r in replicas if r.phase.starting or r.phase in (ReplicaPhase.READY, ReplicaPhase.WAKING)
-            )
-            desired = max(desired, min(runtime.spec.autoscaling.max, active + wakes))
-        return desired
+        # Requests queued behind busy replicas since the last decision wake parked ones now.
+        queued, runtime.queued_arrivals = runtime.queued_arrivals, 0
+        return parking.queue_wake_target(runtime, desired, queued)
 
     async def _start_replica(
         self, runtime: DeploymentRuntime, spec: DeploymentSpec, slot: Placement, now: float
@@ -718,9 +692,7 @@ class Controller:
         runtime.draining.add(replica_id)
         self.routes.mark(runtime.id)
         self._push_routes()
-        task = asyncio.create_task(self._drain_and_stop(runtime, replica_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._drain_and_stop(runtime, replica_id))
 
     async def _drain_and_stop(self, runtime: DeploymentRuntime, replica_id: str) -> None:
         deadline = self.clock() + self.drain_timeout_s
@@ -739,28 +711,12 @@ class Controller:
 
     # -- parking (tide.control.parking) ----------------------------------------------------------------
 
-    def _may_park(self, runtime: DeploymentRuntime, replica_id: str) -> bool:
-        """A scale-down of a ready, current replica parks it when the deployment allows it."""
-        spec, state = runtime.spec, runtime.replicas.get(replica_id)
-        return (
-            spec is not None
-            and spec.autoscaling.parks
-            and not spec.disabled
-            and not runtime.record.deleting
-            and state is not None
-            and state.phase is ReplicaPhase.READY
-            and state.template == spec.replica_template()
-            and replica_id not in runtime.draining
-        )
-
     def _park_replica(self, runtime: DeploymentRuntime, replica_id: str) -> None:
         """Out of rotation first (like a drain); once its in-flight requests are done, park it; its GPUs
         go back to the books. An engine that cannot park is stopped."""
         runtime.draining.add(replica_id)
         self._push_routes()
-        task = asyncio.create_task(self._drain_and_park(runtime, replica_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._drain_and_park(runtime, replica_id))
 
     async def _drain_and_park(self, runtime: DeploymentRuntime, replica_id: str) -> None:
         assert runtime.spec is not None
@@ -772,14 +728,12 @@ class Controller:
             await self._drain_and_stop(runtime, replica_id)
             return
         now = self.clock()
-        placement = runtime.placements.get(replica_id)
         state = runtime.replicas.get(replica_id)
-        runtime.parked[replica_id] = ParkedAt(
-            instance_id=placement.instance_id if placement else "",
-            gpus=placement.gpus if placement else 0,
-            gpu_ids=runtime.gpu_ids.get(replica_id, ()),
-            since=now,
-            host_bytes=state.host_bytes if state is not None else 0,
+        runtime.parked[replica_id] = parking.parked_at(
+            runtime.placements.get(replica_id),
+            runtime.gpu_ids.get(replica_id, ()),
+            state.host_bytes if state is not None else 0,
+            now,
         )
         runtime.draining.discard(replica_id)
         self._release_placement(runtime, replica_id, now)
@@ -796,41 +750,24 @@ class Controller:
         self._evict_parked_over_memory()
         self.wake()
 
-    def _parked_memory_limits(self) -> dict[str, int]:
-        """Bytes of host memory parked replicas may hold, per instance whose type says its memory."""
-        inventory = self.inventory()
-        limits = {}
-        for instance in inventory.instances:
-            memory_gib = inventory.type_of(instance).memory_gib
-            if memory_gib > 0:
-                limits[instance.id] = int(memory_gib * self.parked_memory_fraction * 2**30)
-        return limits
-
     def _evict_parked_over_memory(self) -> None:
-        for owner, replica_id in parking.over_host_memory(self.runtimes.values(), self._parked_memory_limits()):
+        limits = parking.memory_limits(self.inventory(), self.parked_memory_fraction)
+        for owner, replica_id in parking.over_host_memory(self.runtimes.values(), limits):
             log.info("stopping parked %s: parked replicas on its instance are over their host-memory bound", replica_id)
             self._remove_replica(owner, replica_id)
 
     def _wake_parked(self, runtime: DeploymentRuntime, slots: list[Placement], now: float) -> list[Placement]:
         """Wake parked replicas into the slots the scheduler offers on their own instances; returns the
         slots left for new replicas. One whose GPUs another replica took is stopped (a new one starts)."""
-        remaining = list(slots)
-        for replica_id in parking.wake_order(runtime):
-            at = runtime.parked[replica_id]
-            slot = parking.slot_for(at, remaining)
-            if slot is None:
-                continue
-            if set(at.gpu_ids) & parking.gpus_in_use(self.runtimes.values(), at.instance_id):
-                self._remove_replica(runtime, replica_id)
-                continue
-            remaining.remove(slot)
-            del runtime.parked[replica_id]
+        plan = parking.plan_wakes(runtime, slots, self.runtimes.values())
+        for replica_id in plan.stop:
+            self._remove_replica(runtime, replica_id)
+        for replica_id, slot in plan.wake:
+            at = runtime.parked.pop(replica_id)
             runtime.placements[replica_id] = Placement(runtime.id, replica_id, slot.instance_id, slot.gpus, now)
             runtime.gpu_ids[replica_id] = at.gpu_ids
-            task = asyncio.create_task(self._wake_one(runtime, replica_id, slot, now))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return remaining
+            self._spawn(self._wake_one(runtime, replica_id, slot, now))
+        return list(plan.remaining)
 
     async def _wake_one(self, runtime: DeploymentRuntime, replica_id: str, slot: Placement, now: float) -> None:
         if self.run_log is not None:  # GPU time is billed again from the wake, parked time no longer
@@ -855,57 +792,11 @@ class Controller:
 
     # -- routes and status ----------------------------------------------------------------------------
 
-    def route_table(self) -> RouteTable:
-        routes: dict[str, list[DeploymentRoute]] = {}
-        for runtime in self.runtimes.values():
-            route = self._route_for(runtime)
-            if route is not None:
-                routes.setdefault(route.model_name, []).append(route)
-        return RouteTable(
-            routes={name: tuple(rs) for name, rs in routes.items()},
-            gateways=self._gateway_view(routes),
-        )
-
-    def _gateway_view(self, routes: Mapping[str, Sequence[DeploymentRoute]]) -> tuple[GatewayRoutes, ...]:
-        specs = {r.id: r.spec for r in self.runtimes.values() if r.spec is not None}
-        return gateway_routes(self._gateways, specs, routes, self._key_grants, self.gateway_token_hash)
-
     def _route_of(self, deployment_id: str) -> DeploymentRoute | None:
         runtime = self.runtimes.get(deployment_id)
-        return self._route_for(runtime) if runtime is not None else None
-
-    def _route_for(self, runtime: DeploymentRuntime) -> DeploymentRoute | None:
-        spec = runtime.spec
-        if spec is None or spec.disabled or runtime.record.deleting:
+        if runtime is None or runtime.spec is None:
             return None
-        engine = self.catalog.engines[spec.runtime.engine]
-        if engine.manages_replicas:
-            endpoints = tuple(
-                ReplicaEndpoint(
-                    replica_id=rid,
-                    base_url=state.base_url,
-                    max_concurrency=spec.autoscaling.max_concurrency,
-                )
-                for rid, state in sorted(runtime.replicas.items())
-                if state.phase is ReplicaPhase.READY and state.base_url and rid not in runtime.draining
-            )
-        else:
-            endpoints = tuple(
-                ReplicaEndpoint(replica_id=f"{runtime.id}-ext{i}", base_url=url)
-                for i, url in enumerate(spec.runtime.endpoints)
-            )
-        return DeploymentRoute(
-            deployment_id=runtime.id,
-            model_name=spec.routing_name,
-            weight=spec.traffic.weight,
-            replicas=endpoints,
-            max_queue=spec.autoscaling.max_queue,
-            max_queue_wait_s=spec.autoscaling.max_queue_wait_s,
-            routing=spec.traffic.routing,
-            failure=route_failure(runtime.failure, runtime.crash_message, runtime.consecutive_crashes)
-            if engine.manages_replicas and not endpoints
-            else None,
-        )
+        return deployment_route(runtime, self._manages_replicas(runtime.spec))
 
     def _push_routes(self) -> None:
         """Push the routes when a deployment's route or a gateway resource changed (the route cache
@@ -915,16 +806,16 @@ class Controller:
         if table is None and not self._gateways_changed and not names:
             return
         routes = self.routes.table.routes
-        if self._gateways_changed:
-            self._views = self._gateway_view(routes)
-        elif names:  # only these model names: a PATCH costs the same at 10 or 10,000 deployments
-            specs = {
-                route.deployment_id: spec
-                for name in names
-                for route in routes.get(name, ())
-                if (runtime := self.runtimes.get(route.deployment_id)) is not None and (spec := runtime.spec)
-            }
-            self._views = update_gateway_routes(self._views, specs, routes, names)
+        self._views = refreshed_views(
+            self._views,
+            self.runtimes,
+            routes,
+            gateways_changed=self._gateways_changed,
+            names=names,
+            gateways=self._gateways,
+            key_grants=self._key_grants,
+            token_hash=self.gateway_token_hash,
+        )
         self._gateways_changed = False
         self._view_models.clear()
         self.routes.changed_models.clear()
@@ -1007,71 +898,3 @@ def record_changed(old: DeploymentRecord, new: DeploymentRecord) -> bool:
         or old.deleting != new.deleting
         or old.spec != new.spec
     )
-
-
-def update_gateway_routes(
-    views: tuple[GatewayRoutes, ...],
-    specs: Mapping[str, DeploymentSpec],
-    routes: Mapping[str, Sequence[DeploymentRoute]],
-    names: set[str],
-) -> tuple[GatewayRoutes, ...]:
-    """`views` (from `gateway_routes`) with only the model names in `names` rebuilt; the others keep their
-    very tuples, so the gateway rebuilds only what changed. `specs`: the specs of those names' deployments."""
-    out = []
-    for view in views:
-        models = dict(view.models)
-        for name in names:
-            ids = tuple(
-                route.deployment_id
-                for route in routes.get(name, ())
-                if (spec := specs.get(route.deployment_id)) is not None and view.gateway_id in spec.gateway_ids
-            )
-            if ids:
-                if models.get(name) != ids:
-                    models[name] = ids
-            else:
-                models.pop(name, None)
-        out.append(dataclasses.replace(view, models=models))
-    return tuple(out)
-
-
-def gateway_routes(
-    gateways: list[GatewayRecord],
-    specs: Mapping[str, DeploymentSpec],
-    routes: Mapping[str, Sequence[DeploymentRoute]],
-    key_grants: Mapping[str, Mapping[str, KeyLimits]] | None = None,
-    token_hash: str | None = None,
-) -> tuple[GatewayRoutes, ...]:
-    """Each gateway resource with the routed deployments (by id in `specs`) that name it in gatewayIds,
-    by model name, and the credentials it accepts: an apiKeyAuth gateway its own keys; a coreWeaveAuth
-    gateway the management API's token (its SHA-256, `token_hash`), except the default gateway, which
-    keeps the process-wide rule (open, or `--api-keys-file`) so that `tide up` serves without a token.
-    Pure: the controller passes what it read from the store."""
-    out = []
-    for record in gateways:
-        try:
-            spec = parse_gateway(record.spec)
-        except FieldError:
-            log.warning("gateway %s has an invalid stored spec; it serves nothing", record.id)
-            continue
-        keys: dict[str, KeyGrant] | None = None
-        if spec.auth == "apiKeyAuth":
-            keys = {h: KeyGrant(*limits) for h, limits in (key_grants or {}).get(record.id, {}).items()}
-        elif record.id != DEFAULT_GATEWAY_ID:  # coreWeaveAuth: the token that manages the resources
-            keys = {token_hash: KeyGrant(MANAGEMENT_TOKEN_KEY_ID)} if token_hash else {}
-        models: dict[str, list[str]] = {}
-        for model_name, rs in routes.items():
-            for route in rs:
-                deployment = specs.get(route.deployment_id)
-                if deployment is not None and record.id in deployment.gateway_ids:
-                    models.setdefault(model_name, []).append(route.deployment_id)
-        out.append(
-            GatewayRoutes(
-                gateway_id=record.id,
-                hosts=gateway_hosts(record.id, spec),
-                model_header=spec.header_name,
-                models={name: tuple(ids) for name, ids in models.items()},
-                keys=keys,
-            )
-        )
-    return tuple(out)

@@ -1,5 +1,6 @@
 """Parked replicas as the controller keeps them: where each was, since when, and which to wake, expire
-or evict. Pure functions over the controller's per-deployment state (the I/O is in the controller).
+or evict. Pure functions over the controller's per-deployment state, the clock a parameter (the I/O is in the
+controller: it reads the backend and the inventory, calls these and parks, wakes or stops what they say).
 
 A parked replica holds no GPU in the scheduler's books (its placement is released when it parks) but
 remembers the instance and GPU ids it ran on: it can wake only there. If another replica has been given
@@ -9,12 +10,13 @@ those GPUs meanwhile, the parked one is stopped before the other starts (never t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from tide.autoscale.policy import PARKED_COST, Parking
 from tide.backends.base import ReplicaPhase
 from tide.control.runtime import DeploymentRuntime, ParkedAt
 from tide.control.scaling import measured_wake
-from tide.scheduling import Placement
+from tide.scheduling import Inventory, Placement
 
 
 def parked_run_id(replica_id: str) -> str:
@@ -154,3 +156,108 @@ def displaced(runtime: DeploymentRuntime, free_gpus: Mapping[str, int]) -> list[
 def _is_parked(runtime: DeploymentRuntime, rid: str) -> bool:
     state = runtime.replicas.get(rid)
     return state is not None and state.phase is ReplicaPhase.PARKED
+
+
+def may_park(runtime: DeploymentRuntime, replica_id: str) -> bool:
+    """Whether a scale-down parks this replica instead of stopping it: the deployment parks (and is neither
+    disabled nor being deleted) and the replica is ready, in rotation and of the current template."""
+    spec, state = runtime.spec, runtime.replicas.get(replica_id)
+    return (
+        spec is not None
+        and spec.autoscaling.parks
+        and not spec.disabled
+        and not runtime.record.deleting
+        and state is not None
+        and state.phase is ReplicaPhase.READY
+        and state.template == spec.replica_template()
+        and replica_id not in runtime.draining
+    )
+
+
+def parked_at(placement: Placement | None, gpu_ids: tuple[int, ...], host_bytes: int, now: float) -> ParkedAt:
+    """What the controller remembers of a replica that has just parked (`placement`: where it ran)."""
+    return ParkedAt(
+        instance_id=placement.instance_id if placement else "",
+        gpus=placement.gpus if placement else 0,
+        gpu_ids=gpu_ids,
+        since=now,
+        host_bytes=host_bytes,
+    )
+
+
+def memory_limits(inventory: Inventory, fraction: float) -> dict[str, int]:
+    """Bytes of host memory parked replicas may hold, per instance whose type says its memory (`fraction`
+    of it); an instance of a type without a memory size is not bounded."""
+    limits = {}
+    for instance in inventory.instances:
+        memory_gib = inventory.type_of(instance).memory_gib
+        if memory_gib > 0:
+            limits[instance.id] = int(memory_gib * fraction * 2**30)
+    return limits
+
+
+@dataclass(frozen=True)
+class WakePlan:
+    """Which parked replicas wake into which of the scheduler's slots, which are stopped instead (their
+    GPUs were taken: a new replica starts), and the slots left for new replicas."""
+
+    wake: tuple[tuple[str, Placement], ...]
+    stop: tuple[str, ...]
+    remaining: tuple[Placement, ...]
+
+
+def plan_wakes(
+    runtime: DeploymentRuntime, slots: Sequence[Placement], runtimes: Iterable[DeploymentRuntime]
+) -> WakePlan:
+    """Wake parked replicas (most recently parked first) into the slots offered on their own instances,
+    of their size. One whose GPU ids a running replica (of any deployment in `runtimes`, or one woken
+    earlier in this plan) holds is stopped instead."""
+    everyone = list(runtimes)
+    remaining = list(slots)
+    wake: list[tuple[str, Placement]] = []
+    stop: list[str] = []
+    woken: dict[str, set[int]] = {}  # instance id -> GPU ids this plan has woken replicas onto
+    for replica_id in wake_order(runtime):
+        at = runtime.parked[replica_id]
+        slot = slot_for(at, remaining)
+        if slot is None:
+            continue
+        if set(at.gpu_ids) & (gpus_in_use(everyone, at.instance_id) | woken.get(slot.instance_id, set())):
+            stop.append(replica_id)
+            continue
+        remaining.remove(slot)
+        wake.append((replica_id, slot))
+        woken.setdefault(slot.instance_id, set()).update(at.gpu_ids)
+    return WakePlan(tuple(wake), tuple(stop), tuple(remaining))
+
+
+def retention_stops(
+    runtime: DeploymentRuntime, now: float, keep: int | None, free_gpus: Mapping[str, int]
+) -> list[tuple[str, str]]:
+    """Parked replicas to stop after a decision, each with why (once, in this order): past the retention
+    or of an old template or parking no longer allowed (`expired`); beyond the policy's `keep` (None: the
+    policy said nothing this time); displaced from their GPUs (`free_gpus`: instance id -> GPUs free)."""
+    stops: dict[str, str] = {}
+    for replica_id in expired(runtime, now):
+        stops.setdefault(replica_id, "past its retention, of an old template, or parking is off")
+    if keep is not None:
+        for replica_id in beyond_keep(runtime, keep):
+            stops.setdefault(replica_id, f"the policy keeps {keep} parked")
+    if runtime.parked:
+        for replica_id in displaced(runtime, free_gpus):
+            stops.setdefault(replica_id, "its GPUs were given to another replica")
+    return list(stops.items())
+
+
+def queue_wake_target(runtime: DeploymentRuntime, desired: int, queued: int) -> int:
+    """The replica count to ask for when `queued` requests arrived behind busy replicas since the last
+    decision: at least the active replicas (starting, ready, waking) plus the parked ones to wake for
+    them (`queue_wakes`), within the deployment's max. `desired`: what the autoscaler asked for."""
+    spec = runtime.spec
+    if not queued or spec is None:
+        return desired
+    wakes = queue_wakes(runtime, queued, spec.autoscaling.concurrency)
+    active = sum(
+        1 for r in runtime.replicas.values() if r.phase.starting or r.phase in (ReplicaPhase.READY, ReplicaPhase.WAKING)
+    )
+    return max(desired, min(spec.autoscaling.max, active + wakes))
