@@ -72,6 +72,7 @@ async def drive(harness: Any, tide: Any, arrivals: list[float], args: argparse.N
     codes: list[int] = [0] * len(arrivals)
     samples: list[tuple[float, int]] = []
     decisions: list[dict[str, Any]] = []  # per sample: the live autoscaler's last decision (to compare)
+    in_flight: list[float] = []  # per sample: requests on the deployment's replicas (the gateway's gauge)
     replicas: dict[str, dict[str, Any]] = {}
     start = time.monotonic()
     wall_start = time.time()  # the controller's clock, for its decision times
@@ -106,6 +107,13 @@ async def drive(harness: Any, tide: Any, arrivals: list[float], args: argparse.N
             if "time" in decision:  # on the samples' clock (seconds since the first request could go)
                 decision["time"] = round(decision["time"] - wall_start, 3)
             decisions.append({"desired": status.get("desiredReplicas"), **decision})
+            in_flight.append(
+                gauge(
+                    (await api.get(f"http://127.0.0.1:{tide.api_port}/metrics")).text,
+                    "tide_gateway_in_flight",
+                    harness.DEPLOYMENT,
+                )
+            )
             second += 1
 
     headers = {"authorization": f"Bearer {tide.token}"}
@@ -127,6 +135,7 @@ async def drive(harness: Any, tide: Any, arrivals: list[float], args: argparse.N
         "codes": codes,
         "samples": samples,
         "decisions": decisions,
+        "in_flight": in_flight,
         "replicas": {
             rid: {**r, "phaseTimes": {k: round(v - wall_start, 3) for k, v in r.get("phaseTimes", {}).items()}}
             for rid, r in replicas.items()
@@ -134,13 +143,45 @@ async def drive(harness: Any, tide: Any, arrivals: list[float], args: argparse.N
     }
 
 
-def cold_start(replicas: dict[str, dict[str, Any]]) -> float | None:
-    spans = [
+def gauge(exposition: str, name: str, deployment: str) -> float:
+    """A deployment's value of a Prometheus gauge in /metrics (0 when absent)."""
+    prefix = f'{name}{{deployment="{deployment}"}} '
+    for line in exposition.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :])
+    return 0.0
+
+
+def service_time(live: dict[str, Any]) -> tuple[float, str]:
+    """The mean time a request holds a replica's slot, and how it was measured. By Little's law: the
+    requests in flight on replicas (sampled once a second, at no particular phase) summed over the seconds,
+    over the requests served. That holds what a loaded machine does to a request (slower under a burst,
+    beside starting engines) and leaves out the wait in the gateway queue, which the simulator adds
+    itself. Runs saved before the gauge was sampled fall back to the 10th percentile of response times."""
+    samples = live.get("in_flight") or []
+    served = sum(1 for c in live["codes"] if c == 200)
+    if samples and served and sum(samples) > 0:
+        return sum(samples) / served, "mean time on a replica (Little's law)"
+    durations = sorted(d - s for s, d in zip(live["sent"], live["done"], strict=True))
+    return durations[len(durations) // 10], "p10 of the response times"
+
+
+def start_times(replicas: dict[str, dict[str, Any]]) -> tuple[float | None, float | None]:
+    """(cold start, warm start): the medians of the replicas' asked-for -> ready spans. With a warm pool
+    they fall in two groups: starts from a warm pooled engine (it only loads the weights) and the rest,
+    split halfway between the shortest and the longest when the longest is over twice the shortest;
+    warm start None when they do not split."""
+    spans = sorted(
         r["phaseTimes"]["ready"] - r["phaseTimes"]["waiting_for_capacity"]
         for r in replicas.values()
         if "ready" in r.get("phaseTimes", {}) and "waiting_for_capacity" in r.get("phaseTimes", {})
-    ]
-    return statistics.median(spans) if spans else None
+    )
+    if not spans:
+        return None, None
+    if spans[-1] <= 2 * spans[0]:
+        return statistics.median(spans), None
+    split = (spans[0] + spans[-1]) / 2
+    return statistics.median(s for s in spans if s > split), statistics.median(s for s in spans if s <= split)
 
 
 def main() -> int:
@@ -154,6 +195,9 @@ def main() -> int:
     parser.add_argument("--max-replicas", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=2, help="autoscaling.concurrency = maxConcurrency")
     parser.add_argument("--max-tokens", type=int, default=8)
+    parser.add_argument(
+        "--warm-pool", type=int, default=1, help="`tide up --warm-pool` (its default: 1), modelled in the replay too"
+    )
     parser.add_argument("--tail", type=float, default=60, help="seconds to keep watching after the last request")
     parser.add_argument("--request-timeout", type=float, default=120)
     parser.add_argument("--target", type=float, default=0.9, help="exit 1 below this share within +-1 replica")
@@ -188,6 +232,7 @@ def main() -> int:
             "autoscaling": autoscaling(args),
         }
         harness_args = argparse.Namespace(model_dir=args.model_dir, keep=args.keep)
+        os.environ["TIDE_WARM_POOL"] = str(args.warm_pool)  # read by the harness's `tide up`
         with harness.tide_running(harness_args) as tide:
             tide.apply(spec)
             tide.wait_at_zero(60)
@@ -196,11 +241,12 @@ def main() -> int:
             args.save.write_text(json.dumps(live))
     failed = sum(1 for c in live["codes"] if c != 200)
     durations = [d - s for s, d in zip(live["sent"], live["done"], strict=True)]
-    measured_cold = cold_start(live["replicas"])
+    measured_cold, measured_warm = start_times(live["replicas"])
     print(
         f"live: {len(arrivals) - failed}/{len(arrivals)} ok; response time p10 {sorted(durations)[len(durations) // 10]:.3f} s,"
-        f" p50 {statistics.median(durations):.3f} s; "
-        f"cold start (median of {len(live['replicas'])} replicas) {measured_cold if measured_cold is None else round(measured_cold, 2)} s"
+        f" p50 {statistics.median(durations):.3f} s; {len(live['replicas'])} replicas: "
+        f"cold start {measured_cold if measured_cold is None else round(measured_cold, 2)} s, "
+        f"from the warm pool {measured_warm if measured_warm is None else round(measured_warm, 2)} s (medians)"
     )
 
     # The same requests through the simulator: arrival = when the live client sent it.
@@ -219,17 +265,21 @@ def main() -> int:
     )
     order = sorted(range(len(arrivals)), key=live["sent"].__getitem__)
     sim_arrivals = [live["sent"][i] for i in order]
-    # Every request asks for the same max_tokens: its service time is a low percentile of the live
-    # response times (those that did not wait; a response time also holds any wait in the gateway queue,
-    # which the simulator adds itself).
-    service = sorted(durations)[len(durations) // 10]
+    # Every request asks for the same max_tokens: one service time for all, measured live.
+    service, how = service_time(live)
+    print(f"service time {service:.3f} s ({how})")
     sim_durations = [service] * len(sim_arrivals)
     # One request after the watched span keeps the replay going through the idle tail (the simulator
     # stops replicas at its last completion); it falls after the last compared second.
     end = live["samples"][-1][0] if live["samples"] else 0.0
     sim_arrivals.append(max(end, sim_arrivals[-1]) + 5.0)
     sim_durations.append(service)
-    result = replay(args.profile, config, sim_arrivals, sim_durations, SimSettings(cold_start=measured_cold or 0.0))
+    settings = SimSettings(
+        cold_start=measured_cold or 0.0,
+        warm_pool=args.warm_pool,
+        warm_start=measured_warm if measured_warm is not None else (measured_cold or 0.0),
+    )
+    result = replay(args.profile, config, sim_arrivals, sim_durations, settings)
     simulated = dict(zip(result.timeline.times, result.timeline.replicas, strict=True))
 
     rows = []

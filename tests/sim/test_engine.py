@@ -118,3 +118,19 @@ def test_policy_parsing() -> None:
         parse_policies("knative:window=1s", min_replicas=0, max_replicas=5, concurrency=2)
     with pytest.raises(FieldError, match="key=value"):
         parse_policies("knative:speed=3", min_replicas=0, max_replicas=5, concurrency=2)
+
+
+def test_a_warm_engine_pool_makes_a_start_load_only_the_weights_until_it_runs_dry() -> None:
+    """`tide up` keeps a pooled engine (runtime imported) per --warm-pool: a start that takes it is ready
+    after loading the weights; the replacement it spawns is ready for the next start only a cold start
+    after its own spawn. Two requests at once on replicas of concurrency 1, and one after an idle hour."""
+    cfg = resolve_config("knative", {"initialScale": 0}, min_replicas=0, max_replicas=2, concurrency=1)
+    arrivals, durations = [0.0, 0.0, 3600.0], [30.0, 30.0, 1.0]
+
+    def waits(pool: int) -> list[float]:
+        settings = SimSettings(cold_start=15.0, warm_pool=pool, warm_start=2.0)
+        return [float(w) for w in replay("k", cfg, arrivals, durations, settings).waits]
+
+    assert waits(0) == [15.0, 15.0, 15.0]  # no pool: every start is cold
+    assert waits(1) == [2.0, 15.0, 2.0]  # the second start takes the engine spawned at 0; refilled by 3600
+    assert waits(2) == [2.0, 2.0, 2.0]

@@ -3,9 +3,10 @@
 The decision core of `tide sim` (no file I/O, no wall clock). Each second the gateway's load (in
 flight + queued, time-averaged over the second, as queue-proxy reports it) is recorded when the second
 ends: the load of [s, s+1) is stamped s+1, as Knative stamps a report when it arrives. Every
-`tick_interval` seconds (at a second boundary) the autoscaler decides and replicas are started or stopped. A started replica
-is ready after `cold_start` seconds and serves at most `concurrency` requests at once; requests that
-find no free slot wait in one FIFO gateway queue. A request at zero wakes the autoscaler at once.
+`tick_interval` seconds (at a second boundary) the autoscaler decides and replicas are started or
+stopped. A started replica is ready after `cold_start` seconds (sooner when it takes an engine from a
+warm pool, as `tide up --warm-pool` keeps: `SimSettings.warm_pool`) and serves at most `concurrency`
+requests at once; requests that find no free slot wait in one FIFO gateway queue. A request at zero wakes the autoscaler at once.
 Tick gating, the wake at zero and which replicas go are the shared core's (tide/autoscale/core.py).
 
 Parking (`parks`, as `autoscaling.parking` live, docs/PARKING.md): a replica that a scale-down removes
@@ -53,6 +54,12 @@ class SimSettings:
     wake_time: float = 1.0  # a parked replica's wake, instead of a cold start
     parked_cost: float = 0.05  # a parked replica's cost per second, as a fraction of a running one
     parking_retention: float = DEFAULT_PARKING_RETENTION_S  # parked longer than this: stopped
+    # Engines kept started ahead of need (`tide up --warm-pool`, default 1 there): a start takes the one
+    # furthest along and is ready `warm_start` after it is asked for once that engine has imported its
+    # runtime (`cold_start - warm_start` after it was spawned), or `cold_start` after its spawn if it was
+    # still importing; the pool spawns a replacement at once. 0: every start is a cold start.
+    warm_pool: int = 0
+    warm_start: float = 1.0
 
 
 class Replay:
@@ -77,6 +84,8 @@ class Replay:
         self.arrivals = arrivals
         self.durations = durations
         self.cold_start = settings.cold_start
+        self.warm_start = min(settings.warm_start, settings.cold_start)
+        self.pool = [-math.inf] * settings.warm_pool  # spawn times of the pooled engines, oldest first
         self.events: list[tuple[float, int, int, object]] = []
         self.seq = 0
         self.queue: deque[int] = deque()
@@ -201,6 +210,10 @@ class Replay:
     def _cold_start(self, replica: Replica, t: float) -> None:
         replica.started = t
         replica.ready_at = t + self.cold_start
+        if self.pool:  # a pooled engine, the one spawned first; the pool spawns its replacement now
+            spawned = self.pool.pop(0)
+            self.pool.append(t)
+            replica.ready_at = max(t + self.warm_start, spawned + self.cold_start)
         self.cold_starts += 1
         self._push(replica.ready_at, _READY, replica)
 
