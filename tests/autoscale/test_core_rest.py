@@ -55,7 +55,8 @@ def drive(
             woke = core.wake(now, ready)
             if woke is not None:
                 decisions[second] = woke
-        core.record(now, load)
+        if load > 0 or started:  # no replica and no request: no data (ScalingCore.record)
+            core.record(now, load)
         decision = core.tick(now, ready, starting=len(started) - ready)
         if decision is not None:
             decisions[second] = decision
@@ -86,13 +87,11 @@ def test_a_spec_change_at_rest_replays_the_old_config_first() -> None:
     old = resolve_config("knative", {"initialScale": 0}, min_replicas=0, max_replicas=20, concurrency=4)
     new = resolve_config("knative", {"initialScale": 0, "window": 30.0}, min_replicas=0, max_replicas=20, concurrency=4)
     cores = [ScalingCore(old, first_tick=2.0) for _ in range(2)]
-    for t in range(0, 200):
+    for t in range(0, 200):  # at zero with no replica: no data recorded (ScalingCore.record), ticks
         for core in cores:
-            core.record(float(t), 0.0)
             core.tick(float(t), 0)
     assert cores[1].rest(199.0)
     for t in range(200, 400):  # the every-second core keeps going; the other skips
-        cores[0].record(float(t), 0.0)
         cores[0].tick(float(t), 0)
     for core in cores:
         core.update_config(new, now=400.0)

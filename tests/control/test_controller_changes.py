@@ -5,6 +5,7 @@ gateway are recorders (every deployment here has min 0 and initialScale 0: nothi
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -309,3 +310,32 @@ def test_a_resync_decodes_only_what_changed(store: Store, monkeypatch: pytest.Mo
     tick(ctl, clock, ctl.watch.resync_interval_s)
     assert "dep4" not in ctl.runtimes and len(ctl.runtimes) == 29
     assert work.reset()[1] == 0
+
+
+def test_a_wake_after_a_quiet_spell_averages_only_the_seconds_with_data_as_the_simulator_does(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At zero with no replica there is nothing to record (Knative's scraper finds no pod; `tide sim`
+    records nothing there): after a spell at zero longer than the window, the first second of load is the
+    whole average, not diluted by a window of zeros (which asked for 3 replicas here where the simulator
+    asks for 5, at the start of every burst after a quiet spell)."""
+    clock, backend = Clock(), RecordingBackend()
+    gateway = Gateway()
+    loads: dict[str, Load] = {}
+    monkeypatch.setattr(gateway, "load_snapshot", lambda: loads)
+    ctl = controller(store, gateway, clock, backend)
+    autoscaling = {"profile": "knative", "min": 0, "max": 10, "initialScale": 0, "concurrency": 2}
+    spec = idle("chat") | {"autoscaling": autoscaling}
+    store.create_deployment("chat", spec, clock.now)
+    for _ in range(40):  # 80 s at zero: longer than the 60-s window
+        tick(ctl, clock, 2.0)
+    ctl.on_demand("chat")  # a burst arrives: 8 requests wait for the second
+    loads["chat"] = Load(8.0)
+    scaler = ctl.runtimes["chat"].scaler
+    assert scaler is not None
+    for _ in range(2):
+        tick(ctl, clock, 1.0)
+    # The wake's request (1) and two seconds of 8, over the three seconds with data (not over 60).
+    observed = (1.0 + 8.0 + 8.0) / 3
+    assert scaler.status()["lastScalingDecision"]["observedStable"] == pytest.approx(observed, abs=1e-3)
+    assert scaler.current == math.ceil(observed / scaler.config.target)  # 5.67 / (2 x 0.7): 5

@@ -25,6 +25,8 @@ from tide.autoscale.reconcile import (
     scale_to_zero_step,
 )
 
+NO_METRICS_NOTE = "no metrics yet"  # a decision's note when the policy had no load to decide on
+
 _ACTIVE, _ACTIVATING, _INACTIVE = Activity.ACTIVE, Activity.ACTIVATING, Activity.INACTIVE  # enum lookups are slow
 
 
@@ -255,7 +257,7 @@ class Autoscaler:
         desired = self._applied
         note = proposal.text
         if proposal.desired == NO_DECISION:
-            note = f"no metrics yet: holding {desired}"
+            note = f"{NO_METRICS_NOTE}: holding {desired}"
 
         if not (activity is _ACTIVE and want > 0 and self._initialized and ready_replicas >= (cfg.min_replicas or 1)):
             # (The condition above is the usual tick, where the PA stays Active.)

@@ -14,9 +14,10 @@ Per deployment, `ScalingCore` owns what used to be written once per driver:
 `step` is the whole thing on one snapshot, for table-driven tests and drivers that poll.
 
 **Rest at zero** (for drivers with thousands of idle deployments): once a deployment sits at zero with
-no load in its windows, `rest` lets the driver stop calling `record(now, 0)` and `tick` for it. The next
-`record`, `tick`, `wake` or `update_config` first replays the skipped zero-load seconds and ticks over the
-policy's longest window (`resume`); older ones changed nothing a later decision reads, so every decision
+no load in its windows, `rest` lets the driver stop calling `tick` for it (it has no replica, so it
+records nothing: see `record`). The next `record`, `tick`, `wake` or `update_config` first replays the
+skipped ticks over the policy's longest window (`resume`); older ones changed nothing a later decision
+reads, so every decision
 is the one the core would have made had it been driven every second (tests/autoscale/test_core_rest.py
 drives both side by side).
 """
@@ -27,7 +28,7 @@ import math
 from collections.abc import Hashable, Iterable, Sequence
 from typing import NamedTuple
 
-from tide.autoscale.autoscaler import Autoscaler, ScaleDecision
+from tide.autoscale.autoscaler import NO_METRICS_NOTE, Autoscaler, ScaleDecision
 from tide.autoscale.config import AutoscalerConfig
 from tide.autoscale.policy import Parking
 from tide.autoscale.reconcile import Activity
@@ -106,15 +107,16 @@ class ScalingCore:
     # -- rest at zero ---------------------------------------------------------------------------------
 
     def can_rest(self) -> bool:
-        """At zero and nothing to decide until load arrives: the last tick decided 0 from windows of zeros,
-        nothing ready, no load recorded since, and a policy whose decisions zero load cannot move."""
+        """At zero and nothing to decide until load arrives: the last tick decided 0 from windows of zeros
+        (or from no data at all: at zero with no replica the drivers record nothing), nothing ready, no load
+        recorded since, and a policy whose decisions zero load cannot move."""
         last = self.last
         scaler = self.autoscaler
         return (
             last is not None
             and last.desired == 0
             and last.ready == 0
-            and last.note is None  # a regular decision (not a wake, not "no metrics yet")
+            and (last.note is None or last.note.startswith(NO_METRICS_NOTE))  # not a wake
             and last.observed_stable == 0.0
             and last.observed_panic == 0.0
             and last.activity is Activity.INACTIVE
@@ -164,8 +166,7 @@ class ScalingCore:
             self.autoscaler.skip_idle_ticks(tick_after)
             self._next_tick += skipped * step
         t = first
-        while t < now - 1e-9:
-            self.autoscaler.record(t, 0.0)
+        while t < now - 1e-9:  # no record: a resting deployment has no replica (see `record`)
             self.tick(t, 0, reachable=reachable)
             t += 1.0
 
@@ -191,7 +192,10 @@ class ScalingCore:
             self.autoscaler.update_config(config)
 
     def record(self, now: float, load: float, requests: float = 0.0, queued: float = 0.0) -> None:
-        """The load of the second that ends at `now` (time-averaged in flight + queued)."""
+        """The load of the second that ends at `now` (time-averaged in flight + queued). A driver records
+        nothing for a second with no replica and no request (Knative's scraper finds no pod and the
+        activator holds no request: its windows get no data), so after a spell at zero longer than a
+        window the averages start afresh from the request that wakes it, in `tide sim` and live alike."""
         if self._rest is not None:
             self.resume(now)
         if load or requests or queued:

@@ -224,8 +224,10 @@ class Controller:
             load = snapshot.get(deployment_id)
             # In flight + queued time-averaged over the last second, as the simulator records it.
             gateway = load.average if load is not None else 0.0
-            engine = list(self._engine_loads(runtime, now).values())
             queued = load.queued_avg if load is not None else 0.0
+            if not runtime.replicas and not gateway and not queued:
+                continue  # no replica and no request: no data, as in the simulator (ScalingCore.record)
+            engine = list(self._engine_loads(runtime, now).values())
             runtime.scaler.record(now, observed_concurrency(gateway, engine), queued=queued)
 
     def _engine_loads(self, runtime: DeploymentRuntime, now: float) -> dict[str, EngineLoad]:

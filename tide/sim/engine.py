@@ -120,7 +120,8 @@ class Replay:
         """Close second [second, boundary): record its time-averaged load stamped at `boundary`, and decide
         when `boundary` is a tick. Returns the decision, None between ticks."""
         self._advance(boundary)
-        self.core.record(boundary, self.area, queued=self.queued_area)
+        if self.replicas or self.area or self.queued_area:  # no replica, no request: no data (as live)
+            self.core.record(boundary, self.area, queued=self.queued_area)
         self.area = self.queued_area = 0.0
         if not self.core.due(boundary):
             return None
