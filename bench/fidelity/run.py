@@ -7,11 +7,14 @@ tiny model, the builtin engine), applies a scale-to-zero deployment, waits for i
 `--minutes` of a real trace (after skipping `--skip` minutes; by default the Azure code trace's first
 burst and its decay) at its own arrival times (`--speed` > 1 compresses them) and
 records, once a second, how many replicas the deployment holds (starting, ready or draining: what the
-simulator counts). Then it replays *the same requests* through `tide sim`'s engine in-process: the
-arrival times as actually sent, the service time (the 10th percentile of the live response times, those that did not
-queue: every request asks for the same `--max-tokens`), the deployment's
-measured cold start (median time from asked-for to ready of its replicas) and the same autoscaling
-config, with `maxConcurrency` = `concurrency` so the live gateway caps a replica as the simulator does.
+simulator counts), its last scaling decision and the requests in flight on its replicas. Then it replays
+*the same requests* through `tide sim`'s engine in-process: the arrival times as actually sent, each
+request's time on a replica as measured around it (Little's law over 10 s: the tiny model on a shared
+CPU serves several times slower while other engines load), the deployment's measured starts (a cold
+start, and a start from `tide up`'s warm engine pool, which the replay models: `--warm-pool`) and the
+same autoscaling config, with `maxConcurrency` = `concurrency` so the live gateway caps a replica as the
+simulator does. `--save` keeps the live run as JSON; `--from-saved` replays one again without the
+live part.
 
 Prints per second live vs simulated replicas and the share of seconds where they are within +-1
 replica (the issue's target: >= 90 %), and exits 1 below `--target`. The machine may be shared: the
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import importlib.util
 import json
 import os
@@ -152,6 +156,34 @@ def gauge(exposition: str, name: str, deployment: str) -> float:
     return 0.0
 
 
+SERVICE_WINDOW_S = 10.0  # the span around a request over which its time on a replica is measured
+
+
+def service_times(live: dict[str, Any]) -> tuple[list[float], str]:
+    """Each request's time holding a replica's slot (in the order sent), and how it was measured: the
+    mean over the `SERVICE_WINDOW_S` around when it was sent, by Little's law (the requests in flight on
+    replicas, sampled once a second, summed, over the requests that completed in that span). On a shared
+    CPU the tiny model serves 5x slower while other engines load than when it runs alone, so one number
+    for the whole run would make the quiet seconds too busy and the bursts too light. A span where none
+    completed takes the run's mean (`service_time`)."""
+    mean, how = service_time(live)
+    samples = live.get("in_flight") or []
+    if not samples or how != LITTLE:
+        return [mean] * len(live["sent"]), how
+    seconds = [s for s, _ in live["samples"]]
+    done = sorted(d for d, c in zip(live["done"], live["codes"], strict=True) if c == 200)
+    out = []
+    for sent in live["sent"]:
+        lo, hi = sent - SERVICE_WINDOW_S / 2, sent + SERVICE_WINDOW_S / 2
+        area = sum(x for s, x in zip(seconds, samples, strict=True) if lo <= s < hi)
+        served = bisect.bisect_left(done, hi) - bisect.bisect_left(done, lo)
+        out.append(area / served if served and area > 0 else mean)
+    return out, f"time on a replica by Little's law over the {SERVICE_WINDOW_S:g} s around each request"
+
+
+LITTLE = "mean time on a replica (Little's law)"
+
+
 def service_time(live: dict[str, Any]) -> tuple[float, str]:
     """The mean time a request holds a replica's slot, and how it was measured. By Little's law: the
     requests in flight on replicas (sampled once a second, at no particular phase) summed over the seconds,
@@ -161,7 +193,7 @@ def service_time(live: dict[str, Any]) -> tuple[float, str]:
     samples = live.get("in_flight") or []
     served = sum(1 for c in live["codes"] if c == 200)
     if samples and served and sum(samples) > 0:
-        return sum(samples) / served, "mean time on a replica (Little's law)"
+        return sum(samples) / served, LITTLE
     durations = sorted(d - s for s, d in zip(live["sent"], live["done"], strict=True))
     return durations[len(durations) // 10], "p10 of the response times"
 
@@ -265,15 +297,15 @@ def main() -> int:
     )
     order = sorted(range(len(arrivals)), key=live["sent"].__getitem__)
     sim_arrivals = [live["sent"][i] for i in order]
-    # Every request asks for the same max_tokens: one service time for all, measured live.
-    service, how = service_time(live)
-    print(f"service time {service:.3f} s ({how})")
-    sim_durations = [service] * len(sim_arrivals)
+    # Every request asks for the same max_tokens; its service time is what the live replicas took then.
+    services, how = service_times(live)
+    print(f"service time median {statistics.median(services):.3f} s, max {max(services):.3f} s ({how})")
+    sim_durations = [services[i] for i in order]
     # One request after the watched span keeps the replay going through the idle tail (the simulator
     # stops replicas at its last completion); it falls after the last compared second.
     end = live["samples"][-1][0] if live["samples"] else 0.0
     sim_arrivals.append(max(end, sim_arrivals[-1]) + 5.0)
-    sim_durations.append(service)
+    sim_durations.append(statistics.median(services))
     settings = SimSettings(
         cold_start=measured_cold or 0.0,
         warm_pool=args.warm_pool,
