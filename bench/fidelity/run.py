@@ -199,10 +199,11 @@ def service_time(live: dict[str, Any]) -> tuple[float, str]:
 
 
 def start_times(replicas: dict[str, dict[str, Any]]) -> tuple[float | None, float | None]:
-    """(cold start, warm start): the medians of the replicas' asked-for -> ready spans. With a warm pool
-    they fall in two groups: starts from a warm pooled engine (it only loads the weights) and the rest,
-    split halfway between the shortest and the longest when the longest is over twice the shortest;
-    warm start None when they do not split."""
+    """(cold start, warm start) from the replicas' asked-for -> ready spans. With a warm pool they spread
+    from starts on a warm pooled engine (it only loads the weights: the shortest, within twice the
+    shortest) through starts on a pooled engine still importing its runtime, to fresh launches. Warm
+    start: the median of the first group; cold start: of the spans over halfway between the shortest
+    and the longest. Warm start None when the longest is within twice the shortest (no pool at work)."""
     spans = sorted(
         r["phaseTimes"]["ready"] - r["phaseTimes"]["waiting_for_capacity"]
         for r in replicas.values()
@@ -213,7 +214,7 @@ def start_times(replicas: dict[str, dict[str, Any]]) -> tuple[float | None, floa
     if spans[-1] <= 2 * spans[0]:
         return statistics.median(spans), None
     split = (spans[0] + spans[-1]) / 2
-    return statistics.median(s for s in spans if s > split), statistics.median(s for s in spans if s <= split)
+    return statistics.median(s for s in spans if s > split), statistics.median(s for s in spans if s <= 2 * spans[0])
 
 
 def main() -> int:
