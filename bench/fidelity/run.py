@@ -162,22 +162,29 @@ SERVICE_WINDOW_S = 10.0  # the span around a request over which its time on a re
 def service_times(live: dict[str, Any]) -> tuple[list[float], str]:
     """Each request's time holding a replica's slot (in the order sent), and how it was measured: the
     mean over the `SERVICE_WINDOW_S` around when it was sent, by Little's law (the requests in flight on
-    replicas, sampled once a second, summed, over the requests that completed in that span). On a shared
-    CPU the tiny model serves 5x slower while other engines load than when it runs alone, so one number
-    for the whole run would make the quiet seconds too busy and the bursts too light. A span where none
-    completed takes the run's mean (`service_time`)."""
+    replicas, sampled once a second, summed, over the requests that completed in that span), at most the
+    mean response time of the requests sent in it, and their median where the gauge caught none in
+    flight. On a shared CPU the tiny model serves 5x slower while other engines load than when it runs
+    alone, so one number for the whole run would make the quiet seconds too busy and the bursts too
+    light. Without the gauge (a run saved before it was sampled): one number (`service_time`)."""
     mean, how = service_time(live)
     samples = live.get("in_flight") or []
     if not samples or how != LITTLE:
         return [mean] * len(live["sent"]), how
     seconds = [s for s, _ in live["samples"]]
     done = sorted(d for d, c in zip(live["done"], live["codes"], strict=True) if c == 200)
+    by_sent = sorted(zip(live["sent"], live["done"], strict=True))
+    starts = [s for s, _ in by_sent]
     out = []
     for sent in live["sent"]:
         lo, hi = sent - SERVICE_WINDOW_S / 2, sent + SERVICE_WINDOW_S / 2
         area = sum(x for s, x in zip(seconds, samples, strict=True) if lo <= s < hi)
         served = bisect.bisect_left(done, hi) - bisect.bisect_left(done, lo)
-        out.append(area / served if served and area > 0 else mean)
+        nearby = [d - s for s, d in by_sent[bisect.bisect_left(starts, lo) : bisect.bisect_left(starts, hi)]]
+        # A time on a replica is part of a response time: at most their mean; where the once-a-second
+        # gauge caught no request in flight (short requests, no queue) the response times are the measure.
+        estimate = area / served if served and area > 0 else statistics.median(nearby)
+        out.append(min(estimate, statistics.fmean(nearby)))
     return out, f"time on a replica by Little's law over the {SERVICE_WINDOW_S:g} s around each request"
 
 
