@@ -13,6 +13,13 @@ Mechanisms, each named in the decision's reason and each switchable for the abla
   replicas through the short gaps inside a burst.
 * spare: at concurrency 1 one idle replica is kept beside the busy ones while requests are in service,
   so the next request does not wait for a whole request or a cold start.
+* burst gaps (learned burst hold; without parking): each replica level >= 2 that the work in service
+  used is held through the lull after it as long as that level's own past lulls say is worth it
+  (tide_levels.py), a missing replica priced at `coldRequestCost` x max(1, concurrency x
+  `burstMissScale`). Levels with too few lulls seen fall back to the burst hold. Off: the burst hold only.
+* idle spare (off by default; without parking, concurrency 1): during the keep-alive a spare is held
+  beside the last replica as long as the gap plan says, a miss priced at `coldRequestCost` x the share
+  of past returns that brought a second request within one cold start.
 * keep-alive / pre-warm (learned): when the deployment goes empty, the last replica follows a plan made
   from the deployment's own idle gaps (tide_gaps.py): stay warm until the gap's likely end, or stop and
   start one replica one cold start before a predictable next arrival. `coldRequestCost` (replica-seconds
@@ -506,7 +513,9 @@ class TidePolicy(Policy):
         source = f"{plan.samples} past idle gaps" if plan.samples else f"too few idle gaps yet (< {MIN_GAPS})"
         if elapsed < plan.hold:
             held = self._held_count(ctx.concurrency)
-            spare_until = self._idle_spare_hold(since, elapsed, cold_start, ctx.concurrency)
+            spare_until = 0.0  # with parking a parked replica wakes for a second request in about a second
+            if ctx.parking is None:
+                spare_until = self._idle_spare_hold(since, elapsed, cold_start, ctx.concurrency)
             if elapsed < spare_until:
                 held += 1
                 return Proposal(
