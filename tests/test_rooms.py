@@ -7,6 +7,9 @@ Python) counts the same as one at the top of a module.
 from __future__ import annotations
 
 import ast
+import functools
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import tide
@@ -46,7 +49,8 @@ def _imported(path: Path) -> set[str]:
     return names
 
 
-def room_imports() -> dict[str, set[str]]:
+@functools.cache  # parsing every module of tide/ is the slow part; the tests below read one graph
+def room_imports() -> dict[str, frozenset[str]]:
     """Room -> the other rooms its modules import."""
     graph: dict[str, set[str]] = {}
     for path in TIDE.rglob("*.py"):
@@ -55,10 +59,10 @@ def room_imports() -> dict[str, set[str]]:
             continue
         targets = {_room(name) for name in _imported(path)} - {None, room}
         graph.setdefault(room, set()).update(t for t in targets if t is not None)
-    return graph
+    return {room: frozenset(targets) for room, targets in graph.items()}
 
 
-def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+def circles(graph: Mapping[str, AbstractSet[str]]) -> list[list[str]]:
     """The strongly connected components with more than one room (Tarjan), each sorted."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -90,7 +94,7 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def _edges_within(graph: dict[str, set[str]], component: list[str]) -> list[str]:
+def _edges_within(graph: Mapping[str, AbstractSet[str]], component: list[str]) -> list[str]:
     return [f"{a} -> {b}" for a in component for b in sorted(graph.get(a, ())) if b in component]
 
 

@@ -13,6 +13,13 @@ Mechanisms, each named in the decision's reason and each switchable for the abla
   replicas through the short gaps inside a burst.
 * spare: at concurrency 1 one idle replica is kept beside the busy ones while requests are in service,
   so the next request does not wait for a whole request or a cold start.
+* burst gaps (learned burst hold; without parking): each replica level >= 2 that the work in service
+  used is held through the lull after it as long as that level's own past lulls say is worth it
+  (tide_levels.py), a missing replica priced at `coldRequestCost` x max(1, concurrency x
+  `burstMissScale`). Levels with too few lulls seen fall back to the burst hold. Off: the burst hold only.
+* idle spare (off by default; without parking, concurrency 1): during the keep-alive a spare is held
+  beside the last replica as long as the gap plan says, a miss priced at `coldRequestCost` x the share
+  of past returns that brought a second request within one cold start.
 * keep-alive / pre-warm (learned): when the deployment goes empty, the last replica follows a plan made
   from the deployment's own idle gaps (tide_gaps.py): stay warm until the gap's likely end, or stop and
   start one replica one cold start before a predictable next arrival. `coldRequestCost` (replica-seconds
@@ -50,6 +57,7 @@ from tide.autoscale.policies.tide_gaps import (
     plan_gap,
     plan_parked,
 )
+from tide.autoscale.policies.tide_levels import LevelHolds
 from tide.autoscale.policy import Parking, Policy, PolicyContext, Proposal, register_policy
 
 NAME = "tide"
@@ -74,6 +82,9 @@ OPTIONS = {
     "ramp": OptionRange(default=1, low=0, high=1, integer=True),
     "returnSize": OptionRange(default=0, low=0, high=1, integer=True),
     "parkEarly": OptionRange(default=1, low=0, high=1, integer=True),
+    "burstGaps": OptionRange(default=1, low=0, high=1, integer=True),
+    "burstMissScale": OptionRange(default=0.25, low=0.0, high=100.0),
+    "idleSpare": OptionRange(default=0, low=0, high=1, integer=True),
     "parkedPlan": OptionRange(default=1, low=0, high=1, integer=True),
     "parkedHold": OptionRange(default=0.0, low=0.0, high=3600.0),
     "parkedBurstRetention": OptionRange(default=600.0, low=0.0, high=86400.0),
@@ -86,6 +97,8 @@ MECHANISMS = (
     "spare",
     "ramp",
     "returnSize",
+    "burstGaps",
+    "idleSpare",
     "parkEarly",
     "parkedPlan",
 )
@@ -140,6 +153,9 @@ class TidePolicy(Policy):
         self._return_peak = 0.0
         self._last_cold_start = self.assumed_cold_start
         self._recent: deque[tuple[int, float]] = deque(maxlen=RAMP_SPAN + 1)  # raw load, last seconds
+        self._levels = LevelHolds(min_gaps=MIN_GAPS)
+        self._idle_spare: tuple[float, float] | None = None  # this gap's (empty since, spare hold)
+        self._served = 0.0  # the latest second's load that the ready replicas held (the backlog left out)
 
     def _read_options(self, config: AutoscalerConfig) -> None:
         self.miss_cost = config.option("coldRequestCost")
@@ -147,6 +163,7 @@ class TidePolicy(Policy):
         self.on = {name: config.option(name) >= 1 for name in MECHANISMS}
         self.parked_hold = config.option("parkedHold")
         self.burst_retention = config.option("parkedBurstRetention")
+        self.burst_miss_scale = config.option("burstMissScale")
 
     @property
     def history_s(self) -> float:
@@ -187,6 +204,7 @@ class TidePolicy(Policy):
                 self._returns.append(self._return_peak)
                 self._return_until = -1
         counted = min(value, self._capacity) if self.on["inService"] else value
+        self._served = counted
         self._window.add(second, counted)
         self._short.add(second, counted)
 
@@ -246,9 +264,12 @@ class TidePolicy(Policy):
         for_window = math.ceil(peak / per_replica - _EPS)
         busy = max(for_queue, for_window)
         span = window.span
+        # A spare spares a wait of a request or a cold start; a parked replica wakes for it in about a second.
+        spare = 1 if self.on["spare"] and conc == 1 and (parking is None or parking.parked == 0) else 0
+        spare = spare if now_load > _EPS else 0
+        served = min(now_load, self._served) if self.on["inService"] else now_load  # not the backlog
+        held = self._level_hold(ctx, math.ceil(served / per_replica - _EPS), parking is None)
         if now_load > _EPS:
-            # A spare spares a wait of a request or a cold start; a parked replica wakes for it in about a second.
-            spare = 1 if self.on["spare"] and conc == 1 and (parking is None or parking.parked == 0) else 0
             if for_queue >= for_window and ahead > now_load + _EPS:
                 text = (
                     f"ramp: {now_load:.1f} requests in service or waiting and rising; "
@@ -267,6 +288,12 @@ class TidePolicy(Policy):
             if spare:
                 text += " + 1 spare (concurrency 1)"
             desired = busy + spare
+            if held > desired:
+                text = (
+                    f"burst gaps: {now_load:.1f} requests in service or waiting; holding {held} replicas "
+                    f"while this deployment's lulls below that level usually end (learned)"
+                )
+                mechanism, desired = "burst-gaps", held
             if parking is not None and ctx.starting and desired < ctx.ready + ctx.starting:
                 desired = ctx.ready + ctx.starting
                 text += self._keep_starts(ctx)
@@ -300,10 +327,27 @@ class TidePolicy(Policy):
                 text += self._keep_starts(ctx)
             return Proposal(desired, "park", observed=peak, window=span, raw=desired, text=f"{text} -> {desired}")
         # Empty: more than one replica only while the burst hold lasts; the last one follows the plan.
+        if held >= 2 and held > for_window:
+            text = (
+                f"burst gaps: idle; holding {held} replicas while this deployment's lulls at that level "
+                f"usually end (learned) -> {held}"
+            )
+            return Proposal(held, "burst-gaps", observed=peak, window=span, raw=held, text=text)
         if for_window >= 2 or not self.on["learnedKeepAlive"]:
             text = f"burst hold: up to {peak:.1f} requests {self._window_noun()} in the last {span:g}s -> {for_window}"
             return Proposal(for_window, "burst-hold", observed=peak, window=span, raw=for_window, text=text)
         return self._idle(ctx)
+
+    def _level_hold(self, ctx: PolicyContext, need: int, running: bool) -> int:
+        """Records the replicas the work needs now and returns the highest level worth holding through the
+        lull that follows a burst (0: none). Only without parking: a parked replica wakes in about a second."""
+        self._levels.update(ctx.now, need)
+        if not (running and self.on["burstGaps"]):
+            return 0
+        # A replica missing at the level makes up to `concurrency` requests wait: count that many x the scale
+        # (at least one) as full cold waits.
+        miss = self.miss_cost * max(1.0, ctx.concurrency * self.burst_miss_scale)
+        return self._levels.held(ctx.now, self._cold_start(ctx), miss)
 
     def _keep_parked(self, ctx: PolicyContext, parking: Parking, desired: int) -> int:
         """Parked replicas worth keeping: those parked less than `parkedBurstRetention` ago (a burst's
@@ -384,6 +428,27 @@ class TidePolicy(Policy):
         """Replicas for what typically comes back after a gap."""
         return max(1, math.ceil(self._typical_return() / concurrency - _EPS))
 
+    def _second_share(self) -> float:
+        """The share of past returns after a gap that brought a second request within one cold start."""
+        returns = self._returns
+        return sum(1 for peak in returns if peak >= 2.0 - _EPS) / len(returns) if returns else 0.0
+
+    def _idle_spare_hold(self, since: float, elapsed: float, cold_start: float, concurrency: int) -> float:
+        """At concurrency 1, how far into this gap a spare is worth keeping beside the held replica: a return
+        that brings a second request within a cold start makes it wait one, as often as past returns did."""
+        if not (self.on["idleSpare"] and self.on["spare"]) or concurrency != 1 or len(self._returns) < MIN_GAPS:
+            return 0.0
+        cached = self._idle_spare
+        if cached is not None and cached[0] == since:
+            return cached[1]
+        miss = self.miss_cost * self._second_share()
+        longer = self._gaps.longer_than(elapsed)
+        hold = 0.0
+        if len(longer) >= MIN_GAPS and miss > 0:
+            hold = plan_gap(longer, elapsed, cold_start, miss, allow_prewarm=False).hold
+        self._idle_spare = (since, hold)
+        return hold
+
     def _miss_cost_per_replica(self, concurrency: int) -> float:
         """Every request of a return that finds nothing warm waits: per held replica, the cold waits it spares."""
         return self.miss_cost * self._typical_return() / self._held_count(concurrency)
@@ -448,6 +513,22 @@ class TidePolicy(Policy):
         source = f"{plan.samples} past idle gaps" if plan.samples else f"too few idle gaps yet (< {MIN_GAPS})"
         if elapsed < plan.hold:
             held = self._held_count(ctx.concurrency)
+            spare_until = 0.0  # with parking a parked replica wakes for a second request in about a second
+            if ctx.parking is None:
+                spare_until = self._idle_spare_hold(since, elapsed, cold_start, ctx.concurrency)
+            if elapsed < spare_until:
+                held += 1
+                return Proposal(
+                    held,
+                    "idle-spare",
+                    observed=elapsed,
+                    raw=held,
+                    text=(
+                        f"idle spare: idle {elapsed:.0f}s; staying warm until {plan.hold:.0f}s into the gap, "
+                        f"with a spare until {spare_until:.0f}s ({self._second_share():.0%} of past returns "
+                        f"brought a second request within a cold start; concurrency 1) -> {held}"
+                    ),
+                )
             return Proposal(
                 held,
                 "keep-alive",
