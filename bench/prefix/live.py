@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import resource
 import signal
 import socket
@@ -31,7 +32,7 @@ import httpx
 
 from tide.engines.prometheus import parse_vllm_load
 from tide.engines.vllm import vllm_arguments
-from tide.routesim.trace import read_trace
+from tide.routesim.trace import TraceRequest, read_trace
 
 WORDS = [
     "tide",
@@ -62,8 +63,25 @@ WORDS = [
 NAME = "tiny"
 
 
+BLOCK_WORDS = 44  # ~115 tokens of the tiny model's tokenizer: about one vLLM CPU block (128 tokens)
+
+
 def block_text(block: int) -> str:
-    return " ".join(WORDS[(block * 7 + i * (block % 5 + 1)) % len(WORDS)] for i in range(24)) + ".\n"
+    """The text standing for one trace block: distinct for each block id (words drawn by a generator seeded
+    with the id), so two prompts share text exactly where the trace says they share blocks."""
+    rng = random.Random(block)
+    return " ".join(rng.choice(WORDS) for _ in range(BLOCK_WORDS)) + ".\n"
+
+
+def sample_sessions(requests: list[TraceRequest], every: int, count: int) -> list[TraceRequest]:
+    """The first `count` requests, in trace order, of one session in `every`: a session is the requests
+    whose second block (the first after the system prompt all share) is the same; the trace numbers
+    blocks in order of first appearance, so `id % every` picks sessions evenly. A consecutive window of a
+    few minutes holds almost no later turn of its sessions (the reuse is spread over the hour), so it
+    would measure only the shared first block; whole sessions keep the trace's reuse."""
+    if every <= 1:
+        return requests[:count]
+    return [r for r in requests if len(r.blocks) > 1 and r.blocks[1] % every == 0][:count]
 
 
 def free_port() -> int:
@@ -155,6 +173,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=80)
     parser.add_argument("--rate", type=float, default=2.0)
     parser.add_argument("--max-blocks", type=int, default=14)
+    parser.add_argument("--sessions-every", type=int, default=20, help="replay one session in N (1: a window)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # vLLM asks for more than the usual 1024
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
@@ -164,7 +183,7 @@ def main() -> int:
         from tide.model.tiny import make_tiny_model
 
         make_tiny_model(model)
-    requests = read_trace(args.trace, args.requests)
+    requests = sample_sessions(read_trace(args.trace), args.sessions_every, args.requests)
     texts = ["".join(block_text(b) for b in r.blocks[: args.max_blocks]) for r in requests]
     processes: list[subprocess.Popen[bytes]] = []
     try:
