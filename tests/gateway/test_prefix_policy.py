@@ -94,6 +94,11 @@ def test_choice(case: str, loads: list[int], holders: list[int], expected: int) 
     assert chosen == expected, case
 
 
+def test_a_request_without_prompt_chunks_goes_to_the_least_loaded() -> None:
+    indexes = [index_holding(LONG), PrefixIndex(1000), PrefixIndex(1000)]
+    assert PrefixAwarePolicy().place([1, 0, 2], indexes, ()) == (1, 0)
+
+
 def test_the_longer_cached_prefix_wins() -> None:
     turn1 = chat("q1 " * 200)
     turn2 = chat("q1 " * 200, "a1 " * 200, "q2 " * 200)

@@ -199,6 +199,8 @@ class PrefixAwarePolicy:
         count = len(loads)
         if count == 1:
             return 0, indexes[0].match(chunks)
+        if not chunks:  # no prompt to place
+            return self._least_loaded(loads, indexes), 0
         # PrefixIndex.match for every replica; the common cases (each replica holds all of the prompt or
         # none of it) are told apart by C-level loops, as this runs per request.
         dicts = list(map(_NAMES, indexes))
