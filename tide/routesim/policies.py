@@ -137,8 +137,8 @@ class TidePrefixAware:
         self.indexes = [PrefixIndex(index_blocks) for _ in range(replicas)]
 
     def choose(self, names: Sequence[int], loads: Sequence[int], now: float) -> int:
-        chosen = self.policy.choose(loads, self.indexes, names)
-        self.indexes[chosen].insert(names)
+        chosen, held = self.policy.place(loads, self.indexes, names)
+        self.indexes[chosen].insert(names, held)
         return chosen
 
 
