@@ -70,6 +70,7 @@ from tide.spec.deployment import DEFAULT_GATEWAY_ID
 from tide.spec.gateway import deployment_zones, gateway_hosts, parse_gateway
 from tide.store import DeploymentRecord, Store
 from tide.store.claims import ClaimStore, RunLog
+from tide.store.database import STATUS_CHUNK
 from tide.store.gateways import GatewayRecord, GatewayStore, KeyLimits, KeyStore
 from tide.store.published import INVENTORY_KEY, PublishedState
 from tide.timing import (
@@ -462,6 +463,8 @@ class Controller:
             else:
                 self._at_rest[deployment_id] = resting
                 self._rest(runtime, now)
+            if len(self._statuses) >= STATUS_CHUNK:  # a long tick writes as it goes, yielding to the loop
+                await self._flush_statuses()
         self._push_routes()
 
     def _rest(self, runtime: DeploymentRuntime, now: float) -> None:
