@@ -62,7 +62,7 @@ idempotency_keys = Table(
     Column("created_at", Float, nullable=False),
 )
 IDEMPOTENCY_TTL_S = 86400.0
-STATUS_CHUNK = 256  # statuses written per transaction by set_statuses
+STATUS_CHUNK = 32  # statuses per transaction (set_statuses): few commits, and the write lock is held for ms
 
 
 @dataclass(frozen=True)
