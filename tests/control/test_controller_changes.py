@@ -5,7 +5,6 @@ gateway are recorders (every deployment here has min 0 and initialScale 0: nothi
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from tide.gateway.routes import RouteTable
 from tide.scheduling import local_inventory
 from tide.server import catalog_from_inventory
 from tide.store import Store
-from tide.store.database import STATUS_CHUNK
 
 INVENTORY = local_inventory(None, 0, cpu_slots=4)
 CATALOG = catalog_from_inventory(INVENTORY, vllm_versions=())
@@ -86,21 +84,21 @@ class StoreWork:
 
     def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
         self.statements = self.decoded = self.status_writes = 0
-        real_record, real_set_statuses = tide.store.database._record, store.set_statuses
+        real_record, real_set_status = tide.store.database._record, store.set_status
 
         def count_record(row: Any) -> Any:
             self.decoded += 1
             return real_record(row)
 
-        def count_set_statuses(statuses: Mapping[str, dict[str, Any]]) -> None:
-            self.status_writes += len(statuses)
-            real_set_statuses(statuses)
+        def count_set_status(deployment_id: str, status: dict[str, Any]) -> None:
+            self.status_writes += 1
+            real_set_status(deployment_id, status)
 
         def count_statement(*_args: Any) -> None:
             self.statements += 1
 
         monkeypatch.setattr(tide.store.database, "_record", count_record)
-        monkeypatch.setattr(store, "set_statuses", count_set_statuses)
+        monkeypatch.setattr(store, "set_status", count_set_status)
         event.listen(store.engine, "before_cursor_execute", count_statement)
 
     def reset(self) -> tuple[int, int, int]:
@@ -134,27 +132,6 @@ def test_an_idle_control_plane_reads_and_writes_nothing_per_deployment(
     statements, decoded, status_writes = large
     assert statements <= 5 * 2, statements  # a tick: BEGIN and one read of the change counter
     assert decoded == 0 and status_writes == 0
-
-
-def test_the_statuses_of_many_new_deployments_are_written_in_a_few_transactions(store: Store) -> None:
-    """A tick that picks up 300 creates writes their 300 statuses in ceil(300 / STATUS_CHUNK) transactions,
-    not 300 (after 10,000 creates the controller's catch-up was mostly commits, slowing the API's reads)."""
-    clock, gateway = Clock(), Gateway()
-    ctl = controller(store, gateway, clock)
-    tick(ctl, clock)
-    write_transactions = 0
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        nonlocal write_transactions
-        write_transactions += statement == "BEGIN IMMEDIATE"
-
-    for i in range(300):
-        store.create_deployment(f"d{i:03d}", idle(f"d{i:03d}"), clock.now)
-    event.listen(store.engine, "before_cursor_execute", count)
-    tick(ctl, clock)
-    assert write_transactions == math.ceil(300 / STATUS_CHUNK)
-    statuses = [r.status for r in store.list_deployments()]
-    assert len(statuses) == 300 and all(s["observedGeneration"] == 1 for s in statuses)
 
 
 def test_a_write_from_another_process_is_acted_on_without_a_wake_up(tmp_path: Path, store: Store) -> None:

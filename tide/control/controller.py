@@ -70,7 +70,6 @@ from tide.spec.deployment import DEFAULT_GATEWAY_ID
 from tide.spec.gateway import deployment_zones, gateway_hosts, parse_gateway
 from tide.store import DeploymentRecord, Store
 from tide.store.claims import ClaimStore, RunLog
-from tide.store.database import STATUS_CHUNK
 from tide.store.gateways import GatewayRecord, GatewayStore, KeyLimits, KeyStore
 from tide.store.published import INVENTORY_KEY, PublishedState
 from tide.timing import (
@@ -159,9 +158,6 @@ class Controller:
         self._view_models: set[str] = set()  # model names whose deployments' gatewayIds may have changed
         self._views: tuple[GatewayRoutes, ...] = ()  # the gateway view last pushed
         self._stopped = False
-        # Statuses a reconcile decided, written together at its end (one transaction per chunk instead of
-        # one per deployment: after 10,000 creates, thousands change in a tick).
-        self._statuses: dict[str, dict[str, Any]] = {}
         self.check_weights = check_weights
         backend.set_listener(self._on_replica_change)
 
@@ -362,23 +358,7 @@ class Controller:
         )
 
     async def reconcile(self, full: bool = True) -> None:
-        """`full`: every deployment (the once-a-second tick); else the changed and the busy ones. The
-        statuses it decided are written at the end, together (a failed tick leaves them for the next)."""
-        await self._reconcile(full)
-        await self._flush_statuses()
-
-    async def _flush_statuses(self) -> None:
-        statuses, self._statuses = self._statuses, {}
-        if not statuses:
-            return
-        try:
-            await asyncio.to_thread(self.store.set_statuses, statuses)
-        except BaseException:
-            for deployment_id, status in statuses.items():  # unless decided again since, retried next tick
-                self._statuses.setdefault(deployment_id, status)
-            raise
-
-    async def _reconcile(self, full: bool) -> None:
+        """`full`: every deployment (the once-a-second tick); else the changed and the busy ones."""
         delta = await asyncio.to_thread(self.watch.read, self.clock())
         if delta.gateways_changed:  # gateway resources and keys: read only when the feed says they changed
             gateways = await asyncio.to_thread(GatewayStore(self.store.engine).list_gateways)
@@ -463,8 +443,6 @@ class Controller:
             else:
                 self._at_rest[deployment_id] = resting
                 self._rest(runtime, now)
-            if len(self._statuses) >= STATUS_CHUNK:  # a long tick writes as it goes, yielding to the loop
-                await self._flush_statuses()
         self._push_routes()
 
     def _rest(self, runtime: DeploymentRuntime, now: float) -> None:
@@ -556,7 +534,6 @@ class Controller:
         for replica_id in list(runtime.replicas):
             self._remove_replica(runtime, replica_id)
         if not runtime.replicas:
-            self._statuses.pop(runtime.id, None)  # never written over a deployment created again with its id
             await asyncio.to_thread(self.store.remove_deployment, runtime.id)
             self.runtimes.pop(runtime.id, None)
             self.routes.mark(runtime.id)
@@ -1002,7 +979,7 @@ class Controller:
         status["parkedReplicas"] = len(runtime.parked)
         if status != runtime.last_status:
             runtime.last_status = status
-            self._statuses[runtime.id] = status  # written at the end of the reconcile (_flush_statuses)
+            await asyncio.to_thread(self.store.set_status, runtime.id, status)
 
     def _condition(self, runtime: DeploymentRuntime, condition: Condition, now: float) -> dict[str, Any]:
         # lastTransitionTime stays put while the same condition holds, so status does not churn.

@@ -8,7 +8,6 @@ in other threads or processes: creation relies on the primary key, read-then-wri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +21,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    bindparam,
     cast,
     select,
 )
@@ -62,7 +60,6 @@ idempotency_keys = Table(
     Column("created_at", Float, nullable=False),
 )
 IDEMPOTENCY_TTL_S = 86400.0
-STATUS_CHUNK = 32  # statuses per transaction (set_statuses): few commits, and the write lock is held for ms
 
 
 @dataclass(frozen=True)
@@ -281,14 +278,5 @@ class Store:
                 record_change(conn, deployment_id)  # other readers of the feed learn it is gone
 
     def set_status(self, deployment_id: str, status: dict[str, Any]) -> None:
-        self.set_statuses({deployment_id: status})
-
-    def set_statuses(self, statuses: Mapping[str, dict[str, Any]]) -> None:
-        """Each deployment's status (ids no longer stored are skipped), STATUS_CHUNK to a transaction: one
-        commit for many, and the write lock is never held long enough to stall a create."""
-        update = deployments.update().where(deployments.c.id == bindparam("status_id"))
-        update = update.values(status=bindparam("status_value"))
-        rows = [{"status_id": i, "status_value": status} for i, status in statuses.items()]
-        for start in range(0, len(rows), STATUS_CHUNK):
-            with write_transaction(self.engine) as conn:
-                conn.execute(update, rows[start : start + STATUS_CHUNK])
+        with write_transaction(self.engine) as conn:
+            conn.execute(deployments.update().where(deployments.c.id == deployment_id).values(status=status))
