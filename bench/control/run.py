@@ -14,7 +14,8 @@ its own `tide up` on free loopback ports with a fresh data dir (and a fresh Post
 3. get p50 (one deployment by id, random ids), first-page list p50 (the list route as a client calls it
    first, no page token) and that page's size in KB;
 4. the idle control plane's CPU share: utime+stime of the `tide up` process from /proc over
-   `--idle-seconds`, after a short settle, as a share of one core;
+   `--idle-seconds`, after a short settle, as a share of one core; then the same gets again ("get p50
+   after idle": step 3's gets run while the controller may still be working off the seed's creates);
 5. PATCH-to-route: an `external` deployment whose endpoint is PATCHed between two live loopback
    upstreams (each answers with its own name); the time from sending the PATCH until the gateway's
    answer comes from the new upstream (polled every 5 ms), `--patches` times, median and max.
@@ -293,6 +294,9 @@ def measure(store_name: str, database_url: str | None, size: int, args: argparse
         cpu0, wall0 = tide.cpu_seconds(), time.monotonic()
         time.sleep(args.idle_seconds)
         out["idle_cpu"] = (tide.cpu_seconds() - cpu0) / (time.monotonic() - wall0)
+        with tide.api() as api:  # the same gets again, now that the controller has worked off the seed
+            gets, _ = time_calls(api, [f"{BASE}/{i}" for i in ids])
+            out["get_idle_p50"] = pct(gets, 0.5)
         patches = patch_to_route(tide, [url for _, url in upstreams], args.patches)
         out["patch_p50"], out["patch_max"] = statistics.median(patches), max(patches)
     finally:
@@ -307,6 +311,7 @@ ROWS = [
     ("create p50 (ms)", "create_p50", 1000),
     ("create p99 (ms)", "create_p99", 1000),
     ("get p50 (ms)", "get_p50", 1000),
+    ("get p50 after idle (ms)", "get_idle_p50", 1000),
     ("first-page list p50 (ms)", "list_p50", 1000),
     ("first-page list size (KB)", "list_kb", 1),
     ("idle CPU (% of a core)", "idle_cpu", 100),

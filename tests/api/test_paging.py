@@ -87,37 +87,72 @@ def test_bad_paging_parameters_name_the_field(client: TestClient, params: dict[s
     assert response.json()["error"]["field"] == field
 
 
+class StoreWork:
+    """What the store does for a request: statements run, rows decoded, and SQLite virtual-machine steps
+    (a scan steps once or more per row it passes; a primary-key or index read does not grow with the table)."""
+
+    STEP = 1  # VM instructions per progress callback
+
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.statements = self.decoded = self.steps = 0
+        real_record = tide.store.database._record
+
+        def count_record(row: Any) -> Any:
+            self.decoded += 1
+            return real_record(row)
+
+        def count_step() -> int:
+            self.steps += self.STEP
+            return 0  # 0: go on
+
+        def count_statement(conn: Any, *_args: Any) -> None:
+            self.statements += 1
+            conn.connection.dbapi_connection.set_progress_handler(count_step, self.STEP)
+
+        event.listen(store.engine, "before_cursor_execute", count_statement)
+        monkeypatch.setattr(tide.store.database, "_record", count_record)
+
+    def of(self, request: Any) -> tuple[int, int, int]:
+        self.statements = self.decoded = self.steps = 0
+        request()
+        return self.statements, self.decoded, self.steps
+
+
 def test_store_work_per_create_does_not_grow_with_the_deployments(
     client: TestClient, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Statements run and deployment rows decoded by one create (with and without an id): the same at 10 as at 300."""
-    statements = 0
-    decoded = 0
-    real_record = tide.store.database._record
+    """Statements run, deployment rows decoded and SQLite steps of one create (with and without an id): the
+    same at 10 as at 300."""
+    work = StoreWork(store, monkeypatch)
 
-    def count_statement(*_args: Any) -> None:
-        nonlocal statements
-        statements += 1
-
-    def count_record(row: Any) -> Any:
-        nonlocal decoded
-        decoded += 1
-        return real_record(row)
-
-    event.listen(store.engine, "before_cursor_execute", count_statement)
-    monkeypatch.setattr(tide.store.database, "_record", count_record)
-
-    def cost_of_creates(tag: str) -> tuple[int, int]:
-        nonlocal statements, decoded
-        statements = decoded = 0
+    def creates(tag: str) -> None:
         assert client.post(f"{BASE}/deployments", json=spec(f"new-{tag}")).status_code == 201
         assert client.post(f"{BASE}/deployments", json=spec(f"new-{tag}")).status_code == 201  # name taken: suffixed
         assert client.post(f"{BASE}/deployments", json={**spec("with-id"), "id": f"id-{tag}"}).status_code == 201
-        return statements, decoded
 
     seed(store, 10)
-    small = cost_of_creates("small")
+    small = work.of(lambda: creates("small"))
     seed(store, 290, start=10)
-    large = cost_of_creates("large")
-    assert large == small
+    large = work.of(lambda: creates("large"))
+    assert large == small  # no scan: a scan steps once or more per row
     assert small[1] <= 3  # each create decodes only the row it wrote
+
+
+def test_store_work_per_get_does_not_grow_with_the_deployments(
+    client: TestClient, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A get by id (and by name, which tries the id first) runs the same statements, decodes one row and
+    steps the same at 10 deployments as at 1,000: no scan, no per-deployment work (issue 15)."""
+    work = StoreWork(store, monkeypatch)
+
+    def get(key: str) -> None:
+        response = client.get(f"{BASE}/deployments/{key}")
+        assert response.status_code == 200 and response.json()["deployment"]["spec"]["id"] == "d0003"
+
+    store.create_deployment("d0003", spec("named-three"), now=-1.0)
+    seed(store, 10, start=4)
+    small = work.of(lambda: get("d0003")), work.of(lambda: get("named-three"))
+    seed(store, 990, start=14)
+    large = work.of(lambda: get("d0003")), work.of(lambda: get("named-three"))
+    assert large == small
+    assert small[0][1] == small[1][1] == 1  # the one row asked for

@@ -5,6 +5,7 @@ a Host no gateway claims goes to the default gateway."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import replace
 
 import httpx
@@ -240,7 +241,7 @@ def test_usage_of_a_removed_deployment_stays_counted() -> None:
     run(scenario())
 
 
-def generate_latest_for(snapshot: dict[str, DeploymentLoad]) -> str:
+def generate_latest_for(snapshot: Mapping[str, DeploymentLoad]) -> str:
     metrics = ControlMetrics()
     metrics.set_gateway_loads(snapshot)
     return metrics.exposition().decode()

@@ -60,8 +60,16 @@ class ReplicaState:
 
 
 class DeploymentState:
-    def __init__(self, route: DeploymentRoute, queue_settings: QueueSettings | None = None) -> None:
+    def __init__(
+        self,
+        route: DeploymentRoute,
+        queue_settings: QueueSettings | None = None,
+        touched: set[str] | None = None,
+    ) -> None:
         self.deployment_id = route.deployment_id
+        # The gateway's set of deployments whose load answer may have changed since its last snapshot
+        # (Gateway.load_snapshot recomputes only those): every change of a counter below adds this one.
+        self._touched = touched if touched is not None else set()
         self.replicas: list[ReplicaState] = []
         # The autoscaler's signal: in flight + queued, time-averaged (see loadmeter.py).
         self.meter = LoadMeter(time.monotonic())
@@ -89,6 +97,15 @@ class DeploymentState:
     def load_changed(self) -> None:
         queued = len(self.queue)
         self.meter.set(time.monotonic(), self._in_flight + queued, queued)
+        self._touched.add(self.deployment_id)
+
+    def touch(self) -> None:
+        """Something the load snapshot reports changed (requests, errors, usage, replicas)."""
+        self._touched.add(self.deployment_id)
+
+    def count_error(self, code: str) -> None:
+        self.errors[code] = self.errors.get(code, 0) + 1
+        self._touched.add(self.deployment_id)
 
     def update(self, route: DeploymentRoute) -> None:
         self.model_name = route.model_name

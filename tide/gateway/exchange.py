@@ -329,8 +329,7 @@ class Exchange:
         )
 
     def _count_error(self, code: str) -> None:
-        errors = self.deployment.errors
-        errors[code] = errors.get(code, 0) + 1
+        self.deployment.count_error(code)
 
     def _client_keep_alive(self, framing: int) -> bool:
         return self.request.keep_alive and framing != _FRAMING_CLOSE

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -110,8 +111,12 @@ class Gateway:
         self._routes: Mapping[str, tuple[DeploymentRoute, ...]] = {}  # the table applied last, by model name
         # Usage of deployments removed since the gateway started (`_retire_usage`).
         self._retired = DeploymentState(DeploymentRoute(RETIRED_USAGE_ID, "", 0, ()))
-        # The last snapshot's answers for idle deployments, with the usage version they show.
-        self._idle_loads: dict[str, tuple[DeploymentLoad, int]] = {}
+        # The load snapshot, kept up to date in place: each second only the deployments in `_touched` (a
+        # counter or their replicas changed since) or still in their averaging window are recomputed.
+        self._loads: dict[str, DeploymentLoad] = {}
+        self._loads_view: Mapping[str, DeploymentLoad] = MappingProxyType(self._loads)
+        self._touched: set[str] = set()
+        self._retired_version = -1  # the retired usage's version the snapshot shows
         self._clients: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
         self._holding = False
@@ -191,8 +196,11 @@ class Gateway:
                 continue
             states: list[DeploymentState] = []
             for route in routes:
-                deployment = self._deployments.get(route.deployment_id) or DeploymentState(route, self.queue_settings)
+                deployment = self._deployments.get(route.deployment_id) or DeploymentState(
+                    route, self.queue_settings, self._touched
+                )
                 deployment.update(route)
+                deployment.touch()  # its replicas (the snapshot's per-replica counts) may have changed
                 members: list[ReplicaState] = []
                 for endpoint in route.replicas:
                     replica = self._replicas.get(endpoint.replica_id) or self._draining.pop(endpoint.replica_id, None)
@@ -233,6 +241,7 @@ class Gateway:
                 if not client.closed:
                     self.handle(client, request)
         for deployment in removed.values():
+            self._loads.pop(deployment.deployment_id, None)
             self._fail_queue(deployment, f"deployment '{deployment.deployment_id}' was removed")
             self._retire_usage(deployment)
         for deployment in updated:
@@ -319,52 +328,58 @@ class Gateway:
         name = host.rsplit(b":", 1)[0] if not host.endswith(b"]") else host
         return self._by_host.get(name.lower()) or self._default_view or _NO_GATEWAY
 
-    def load_snapshot(self) -> dict[str, DeploymentLoad]:
-        snapshot: dict[str, DeploymentLoad] = {}
+    def load_snapshot(self) -> Mapping[str, DeploymentLoad]:
+        """Each deployment's load now: a read-only view that every call brings up to date (copy it to keep
+        one second's answers). Work in proportion to what changed: only deployments touched since the last
+        call (a request, an error, usage, their replicas) or still inside their averaging window (traffic in
+        the last second) are recomputed; a deployment at rest keeps last second's answer at no cost."""
         now = time.monotonic()
-        cache, self._idle_loads = self._idle_loads, {}
-        for deployment_id, deployment in self._deployments.items():
-            if (
-                not deployment.replicas
-                and not deployment.in_flight
-                and not deployment.queue
-                and deployment.meter.quiet(now)
-            ):
-                # Idle (at zero, nothing waiting for a whole second): the same answer as last second unless
-                # a counter moved. Sampled every second for every deployment, so this path must stay cheap.
-                idle, version = cache.get(deployment_id, (None, -1))
-                if (
-                    idle is None
-                    or idle.requests_total != deployment.requests_total
-                    or idle.errors != deployment.errors
-                    or version != deployment.usage_version
-                ):
-                    idle = DeploymentLoad(
-                        0, 0, {}, deployment.requests_total, dict(deployment.errors), 0.0, 0.0, *_usage_copy(deployment)
-                    )
-                snapshot[deployment_id] = idle
-                self._idle_loads[deployment_id] = (idle, deployment.usage_version)
+        loads, deployments, touched = self._loads, self._deployments, self._touched
+        moving = []  # still inside their averaging window: recomputed next second with no event
+        for deployment_id in touched:
+            deployment = deployments.get(deployment_id)
+            if deployment is None:  # removed (set_routes drops its answer too)
+                loads.pop(deployment_id, None)
                 continue
-            load_average, queued_average = deployment.meter.averages(now)
-            key_usage, gateway_usage = _usage_copy(deployment)
-            per_replica = {r.replica_id: r.in_flight for r in deployment.replicas}
-            for replica in self._draining.values():
-                if replica.deployment is deployment:
-                    per_replica[replica.replica_id] = replica.in_flight
-            snapshot[deployment_id] = DeploymentLoad(
-                in_flight=deployment.in_flight,
-                queued=len(deployment.queue),
-                per_replica_in_flight=per_replica,
-                requests_total=deployment.requests_total,
-                errors=dict(deployment.errors),
-                load_average=load_average,
-                queued_average=queued_average,
-                key_usage=key_usage,
-                gateway_usage=gateway_usage,
-            )
-        if self._retired.gateway_usage:
-            snapshot[RETIRED_USAGE_ID] = DeploymentLoad(0, 0, {}, 0, {}, 0.0, 0.0, *_usage_copy(self._retired))
-        return snapshot
+            loads[deployment_id] = self._load(deployment, now)
+            if not deployment.meter.quiet(now):
+                moving.append(deployment_id)
+        # One set, shared with every DeploymentState (they add to it): cleared in place, never replaced.
+        touched.clear()
+        touched.update(moving)
+        retired = self._retired
+        if retired.usage_version != self._retired_version:
+            self._retired_version = retired.usage_version
+            if retired.gateway_usage:
+                loads[RETIRED_USAGE_ID] = DeploymentLoad(0, 0, {}, 0, {}, 0.0, 0.0, *_usage_copy(retired))
+        return self._loads_view
+
+    def _load(self, deployment: DeploymentState, now: float) -> DeploymentLoad:
+        key_usage, gateway_usage = _usage_copy(deployment)
+        errors = dict(deployment.errors)
+        if (
+            not deployment.replicas
+            and not deployment.in_flight
+            and not deployment.queue
+            and deployment.meter.quiet(now)
+        ):
+            return DeploymentLoad(0, 0, {}, deployment.requests_total, errors, 0.0, 0.0, key_usage, gateway_usage)
+        load_average, queued_average = deployment.meter.averages(now)
+        per_replica = {r.replica_id: r.in_flight for r in deployment.replicas}
+        for replica in self._draining.values():
+            if replica.deployment is deployment:
+                per_replica[replica.replica_id] = replica.in_flight
+        return DeploymentLoad(
+            in_flight=deployment.in_flight,
+            queued=len(deployment.queue),
+            per_replica_in_flight=per_replica,
+            requests_total=deployment.requests_total,
+            errors=errors,
+            load_average=load_average,
+            queued_average=queued_average,
+            key_usage=key_usage,
+            gateway_usage=gateway_usage,
+        )
 
     def in_flight(self, replica_id: str) -> int:
         replica = self._replicas.get(replica_id) or self._draining.get(replica_id)
@@ -513,7 +528,7 @@ class Gateway:
             deployment = _healthy_sibling(model_state, deployment)
             if deployment.failure is not None and not deployment.replicas:
                 deployment.requests_total += 1
-                deployment.errors["deployment_failed"] = deployment.errors.get("deployment_failed", 0) + 1
+                deployment.count_error("deployment_failed")
                 _reply_error(client, request, 503, _failed_message(deployment), "server_error", "deployment_failed")
                 # The controller still hears of the demand: it retries the start on its back-off, so the
                 # deployment recovers by itself once its cause is fixed (weights uploaded).
@@ -527,6 +542,7 @@ class Gateway:
                 self.tasks.notify(self.on_demand, deployment.deployment_id)
                 deployment = sibling
         deployment.requests_total += 1
+        deployment.touch()
         exchange = Exchange(self.upstreams, client, request, deployment, suffix + request.query, self.dropped_headers)
         client.exchange = exchange
         if view is not None and view.gateway_id:
@@ -564,6 +580,7 @@ class Gateway:
             usage.prompt_tokens += prompt_tokens
             usage.completion_tokens += completion_tokens
         deployment.usage_version += 1
+        deployment.touch()
         if key_hash:
             self.limiter.record_tokens(key_hash, prompt_tokens + completion_tokens, time.monotonic())
 
@@ -694,6 +711,7 @@ def _count_request(deployment: DeploymentState, gateway_id: str, key_id: str, ke
         total = deployment.gateway_usage[gateway_id] = Usage()
     total.requests += 1
     deployment.usage_version += 1
+    deployment.touch()
     return deployment, gateway_id, key_id, key_hash
 
 
