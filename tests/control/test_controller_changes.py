@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+import tide.control.controller
 import tide.store.database
 from tests.support.backends import RecordingBackend
 from tide.control.controller import Controller
@@ -211,6 +212,42 @@ def test_between_ticks_only_the_changed_deployment_is_reconciled(store: Store, m
     asyncio.run(ctl.reconcile(full=True))  # the tick gives every autoscaler its turn but the resting ones'
     assert set(looked_at) == {"chat"}
     assert {f"idle{i}" for i in range(20)} <= ctl._resting
+
+
+def test_a_create_between_ticks_walks_no_other_deployment(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A create at zero wakes the controller: its reconcile must not visit every other deployment's
+    placements (for a scheduling round nobody asked for) or re-sort every route, or each create at 10,000
+    deployments pays for all of them."""
+    clock, gateway = Clock(), Gateway()
+    ctl = controller(store, gateway, clock)
+    visited = {"placements": 0, "order": 0}
+    real_order = ctl._creation_order
+
+    def scheduled_placements(runtimes: Any) -> list[Any]:
+        runtimes = list(runtimes)
+        visited["placements"] += len(runtimes)
+        return real_placements(runtimes)
+
+    def order(deployment_id: str) -> tuple[float, str]:
+        visited["order"] += 1
+        return real_order(deployment_id)
+
+    real_placements = tide.control.controller.scheduled_placements
+    monkeypatch.setattr(tide.control.controller, "scheduled_placements", scheduled_placements)
+    monkeypatch.setattr(ctl, "_creation_order", order)
+
+    def cost_of_a_create(existing: int, start: int) -> dict[str, int]:
+        for i in range(start, start + existing):
+            store.create_deployment(f"d{i:03d}", idle(f"d{i:03d}"), clock.now)
+        for _ in range(3):
+            tick(ctl, clock, 2.0)
+        visited.update(placements=0, order=0)
+        store.create_deployment(f"new{start}", idle(f"new{start}"), clock.now)
+        asyncio.run(ctl.reconcile(full=False))  # what the create's wake-up runs
+        assert f"new{start}" in gateway.tables[-1].routes, "the new deployment is routed at once"
+        return dict(visited)
+
+    assert cost_of_a_create(10, 0) == cost_of_a_create(290, 10) == {"placements": 0, "order": 1}
 
 
 class Load:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -429,7 +430,8 @@ class Controller:
                 wants[runtime.id] = self._wanted(runtime, now)
         # A deployment wanting 0 with nothing placed asks the scheduler for nothing.
         active = {d: n for d, n in wants.items() if n or self.runtimes[d].placements}
-        decision = await self._schedule(active, now)
+        # Nothing to place (a create or edit at zero between ticks): no claims read, no walk over placements.
+        decision = await self._schedule(active, now) if active else ScheduleResult.nothing(now)
         for deployment_id, desired in wants.items():
             runtime = self.runtimes[deployment_id]
             resting = rest_key(runtime, desired)
@@ -794,6 +796,11 @@ class Controller:
 
     # -- routes and status ----------------------------------------------------------------------------
 
+    def _creation_order(self, deployment_id: str) -> tuple[float, str]:
+        """Routes of one model name in the order their deployments were created (one gone: last)."""
+        runtime = self.runtimes.get(deployment_id)
+        return (runtime.record.created_at if runtime is not None else math.inf, deployment_id)
+
     def _route_of(self, deployment_id: str) -> DeploymentRoute | None:
         runtime = self.runtimes.get(deployment_id)
         if runtime is None or runtime.spec is None:
@@ -803,7 +810,7 @@ class Controller:
     def _push_routes(self) -> None:
         """Push the routes when a deployment's route or a gateway resource changed (the route cache
         rebuilds only what was marked; the gateway view follows the routes)."""
-        table = self.routes.update(self._route_of, self.runtimes)
+        table = self.routes.update(self._route_of, self._creation_order)
         names = self._view_models | self.routes.changed_models
         if table is None and not self._gateways_changed and not names:
             return

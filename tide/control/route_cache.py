@@ -9,7 +9,8 @@ gateway (`Gateway.set_routes`) rebuilds only the model names that changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from typing import Any
 
 from tide.gateway.routes import DeploymentRoute, RouteTable
 
@@ -18,6 +19,7 @@ class RouteCache:
     def __init__(self) -> None:
         self._routes: dict[str, DeploymentRoute] = {}  # deployment id -> its route
         self._groups: dict[str, tuple[DeploymentRoute, ...]] = {}  # model name -> its deployments' routes
+        self._members: dict[str, set[str]] = {}  # model name -> the ids routed under it (a regroup reads these)
         self._dirty: set[str] = set()
         self._table: RouteTable | None = None
         self.changed_models: set[str] = set()  # model names whose routes changed, until the caller clears it
@@ -35,9 +37,10 @@ class RouteCache:
         """The table as of the last update (empty before the first)."""
         return self._table if self._table is not None else RouteTable()
 
-    def update(self, build: Callable[[str], DeploymentRoute | None], order: Iterable[str]) -> RouteTable | None:
+    def update(self, build: Callable[[str], DeploymentRoute | None], order: Callable[[str], Any]) -> RouteTable | None:
         """Rebuild the marked deployments' routes (`build` gives None for no route); the new table, each model
-        name's routes in `order` (deployment ids, e.g. creation order), when any route changed, else None."""
+        name's routes sorted by `order` (a key by deployment id, e.g. creation time), when any route changed,
+        else None. The work is in proportion to what was marked and the model names it touches."""
         models: set[str] = set()
         for deployment_id in self._dirty:
             route = build(deployment_id)
@@ -47,24 +50,21 @@ class RouteCache:
             if old is not None:
                 models.add(old.model_name)
                 del self._routes[deployment_id]
+                self._members[old.model_name].discard(deployment_id)
             if route is not None:
                 models.add(route.model_name)
                 self._routes[deployment_id] = route
+                self._members.setdefault(route.model_name, set()).add(deployment_id)
         self._dirty.clear()
         self.changed_models |= models
         if not models and self._table is not None:
             return None
-        if models:
-            position = {deployment_id: i for i, deployment_id in enumerate(order)}
-            members: dict[str, list[DeploymentRoute]] = {name: [] for name in models}
-            for route in self._routes.values():
-                if route.model_name in members:
-                    members[route.model_name].append(route)
-            for name, routes in members.items():
-                if routes:
-                    routes.sort(key=lambda r: position.get(r.deployment_id, len(position)))
-                    self._groups[name] = tuple(routes)
-                else:
-                    self._groups.pop(name, None)
+        for name in models:
+            members = self._members.get(name)
+            if members:
+                self._groups[name] = tuple(self._routes[i] for i in sorted(members, key=order))
+            else:
+                self._members.pop(name, None)
+                self._groups.pop(name, None)
         self._table = RouteTable(routes=dict(self._groups))
         return self._table

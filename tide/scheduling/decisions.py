@@ -92,6 +92,11 @@ class ScheduleResult:
     pending: tuple[Pending, ...]
     decided_at: float
 
+    @classmethod
+    def nothing(cls, decided_at: float) -> ScheduleResult:
+        """The decision when nobody asks for anything: nothing started, preempted or pending."""
+        return cls((), (), (), (), (), (), decided_at)
+
     def pending_for(self, deployment_id: str) -> Pending | None:
         return next((p for p in self.pending if p.deployment_id == deployment_id), None)
 
