@@ -16,7 +16,8 @@ from sqlalchemy import event
 import tide.control.controller
 import tide.store.database
 from tests.support.backends import RecordingBackend
-from tide.control.controller import Controller
+from tests.support.waiting import wait_until_async
+from tide.control.controller import WEIGHTS_CHECKS_AT_ONCE, Controller
 from tide.control.routing import gateway_routes, specs_of
 from tide.gateway.routes import RouteTable
 from tide.scheduling import local_inventory
@@ -248,6 +249,35 @@ def test_a_create_between_ticks_walks_no_other_deployment(store: Store, monkeypa
         return dict(visited)
 
     assert cost_of_a_create(10, 0) == cost_of_a_create(290, 10) == {"placements": 0, "order": 1}
+
+
+def test_a_burst_of_creates_checks_weights_two_at_a_time(store: Store) -> None:
+    """Each create at zero looks at its weights in the background, on the thread pool the API's reads use
+    too: ten thousand creates must not queue ten thousand listings ahead of a user's GET."""
+    clock, gateway = Clock(), Gateway()
+    running, peak, checked = 0, 0, []
+
+    async def check(spec: Any) -> str | None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.005)  # a listing that takes a while
+        running -= 1
+        checked.append(spec.name)
+        return None
+
+    ctl = Controller(
+        store, RecordingBackend(), gateway, CATALOG, inventory=lambda: INVENTORY, clock=clock, check_weights=check
+    )
+    for i in range(20):
+        store.create_deployment(f"dep{i:02d}", idle(f"dep{i:02d}"), clock.now)
+
+    async def scenario() -> None:
+        await ctl.reconcile()
+        await wait_until_async(lambda: len(checked) == 20, 10.0, "every deployment's weights checked")
+
+    asyncio.run(scenario())
+    assert peak == WEIGHTS_CHECKS_AT_ONCE == 2
 
 
 class Load:

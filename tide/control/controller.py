@@ -78,6 +78,11 @@ WeightsCheck = Callable[[DeploymentSpec], Awaitable[str | None]]
 
 log = logging.getLogger("tide.control")
 
+# Weights checks of scaled-to-zero deployments run at most this many at once: each holds a worker of the
+# default thread pool, which the API's store reads share, and thousands of creates (an import, a restart)
+# queue thousands of checks that must not make a user's GET wait behind them.
+WEIGHTS_CHECKS_AT_ONCE = 2
+
 
 def resumed_scale(status: Mapping[str, Any], generation: int) -> int | None:
     """The replica count a previous controller last wanted for this generation of the spec (written in
@@ -138,6 +143,7 @@ class Controller:
         self.runtimes: dict[str, DeploymentRuntime] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._weights_checks = asyncio.Semaphore(WEIGHTS_CHECKS_AT_ONCE)
         self._last_routes: RouteTable | None = None
         self.watch = StoreWatch(store)
         self.routes = RouteCache()
@@ -489,7 +495,8 @@ class Controller:
         check = self.check_weights
 
         async def run() -> None:
-            problem = await check(spec)
+            async with self._weights_checks:
+                problem = await check(spec)
             if problem and runtime.record.generation == generation and not runtime.replicas and not runtime.failure:
                 runtime.failure = problem
                 self._resting.discard(runtime.id)  # its status must say so
