@@ -332,6 +332,10 @@ def deployment_schema(catalog: Catalog) -> Schema:
             for one, other in (("bucket", "path"), ("path", "bucket"))
         ]
         rules.append({"properties": {"model": {"allOf": model_rules}}})
+        # The same of the old shape's weights: {bucket, path} (model absent).
+        rules.append(
+            {"if": {"not": {"required": ["model"]}}, "then": {"properties": {"weights": {"allOf": model_rules}}}}
+        )
     rules.append({"if": {"required": ["model"]}, "then": {"properties": {"weights": {"not": {"anyOf": [
         {"required": ["bucket"]}, {"required": ["path"]}]}}}}})  # fmt: skip
     return {**_object(sections, required=["name", "runtime"], not_null=["model", "disabled"]), "allOf": rules}
