@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.control.run import BASE, Tide, create_many, pct, time_calls  # noqa: E402
+from bench.control.run import BASE, Tide, create_many, pct, time_calls
 
 
 def main() -> None:
