@@ -117,3 +117,36 @@ def test_traffic_in_the_last_second_is_recomputed_until_it_has_passed(
                 assert computed == ["hot", "hot"]
 
     run(scenario())
+
+
+def test_a_deployment_leaves_the_recomputed_set_with_an_average_of_exactly_zero(
+    monkeypatch: pytest.MonkeyPatch, clock: AheadClock
+) -> None:
+    """The last answer a deployment rests with is the one the autoscaler reads until its next request: it
+    must be 0, not the sliver of last second's load the window still overlapped (a replica kept for good)."""
+
+    async def scenario() -> None:
+        async with (
+            upstreams(FakeUpstream("hot-1")) as (hot,),
+            running_gateway(table(deployment("hot", [hot]))) as gw,
+            httpx.AsyncClient() as http,
+        ):
+            clock.ahead += 2
+            gw.load_snapshot()
+            computed = counting(monkeypatch, gw)
+            assert (await http.post(url(gw), json=CHAT)).status_code == 200
+            # Snapshots every 30 ms of the shifted clock, as a busy controller might take them, until
+            # the deployment rests (computed no more): the step that turns it quiet is among them.
+            answers: list[float] = []
+            for _ in range(200):
+                before = len(computed)
+                answers.append(gw.load_snapshot()["hot"].average)
+                if len(computed) == before and len(answers) > 1:
+                    break
+                clock.ahead += 0.03
+            else:
+                raise AssertionError(f"still recomputed after 6 s of quiet: {answers[-5:]}")
+            assert answers[0] > 0
+            assert answers[-1] == 0.0
+
+    run(scenario())

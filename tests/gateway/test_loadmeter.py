@@ -45,3 +45,13 @@ def test_the_window_is_the_trailing_second() -> None:
     meter.set(5.0, 0, 0)
     assert meter.averages(5.05)[0] == pytest.approx(10 * 0.95 / 1.0, abs=0.6)  # mostly still busy
     assert meter.averages(6.2)[0] == pytest.approx(0.0)
+
+
+def test_a_meter_quiet_for_a_whole_window_reads_exactly_zero() -> None:
+    # The level drops inside a slot; a second later the slot the window starts in still holds load from
+    # before the drop. Read pro rata it would say 0.02: a deployment at rest would keep a replica.
+    meter = LoadMeter(0.0)
+    meter.set(0.0, 1, 0)
+    meter.set(5.05, 0, 0)
+    assert meter.quiet(6.06)
+    assert meter.averages(6.06) == (0.0, 0.0)

@@ -50,6 +50,11 @@ class LoadMeter:
     def averages(self, now: float) -> tuple[float, float]:
         """(in flight + queued, queued), each averaged over the trailing window ending at `now`."""
         self._advance(now)
+        if self.quiet(now):
+            # 0 for the whole window. Said exactly: the pro-rata share of the slot the window starts in
+            # would still count a sliver of the load before it (0.02 at the moment the meter turns quiet),
+            # and a snapshot that stops recomputing a quiet deployment would keep that sliver for good.
+            return 0.0, 0.0
         start = max(self._born, now - WINDOW_S)
         span = now - start
         if span <= 0:
