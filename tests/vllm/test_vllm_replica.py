@@ -146,6 +146,20 @@ def kill_group(pgid: int) -> None:
             os.kill(member, signal.SIGKILL)
 
 
+def leave_nothing_behind(tide: VllmTide, *pids: int | None) -> None:
+    """After a test, passed or failed: the deployment deleted and its replicas' processes gone, so the next
+    test on this `tide up` starts from nothing (a failed test's dead replica still listed READY would hand
+    the next test a pid that no longer exists)."""
+    with tide.api() as api, contextlib.suppress(httpx.HTTPError):
+        api.delete(f"/deployments/{NAME}")
+        deadline = time.monotonic() + 60
+        while api.get(f"/deployments/{NAME}").status_code != 404 and time.monotonic() < deadline:
+            time.sleep(0.25)
+    for pid in pids:
+        if pid is not None:
+            kill_group(pid)
+
+
 def delete_and_wait_gone(tide: VllmTide, pid: int) -> None:
     """Delete the deployment: it disappears from the API and the replica's whole process group goes away."""
     with tide.api() as api:
@@ -181,13 +195,13 @@ def test_vllm_replica_serves_reports_load_and_stops(vllm_tide: VllmTide, vllm_py
         assert busiest.running + busiest.waiting >= 1, busiest
         assert busiest.kv_cache_usage is not None and 0 < busiest.kv_cache_usage <= 1, busiest
         # Tide scraped the same gauges (every 2 s) into the deployment's status.
-        assert tide_saw_busy(shown), shown
+        assert tide_saw_busy(shown), f"{shown}\n{vllm_tide.server_log()[-4000:]}"
         idle = wait_idle(metrics_url)
         assert idle.running == 0 and idle.waiting == 0, idle
 
         delete_and_wait_gone(vllm_tide, pid)
     finally:
-        kill_group(pid)
+        leave_nothing_behind(vllm_tide, pid)
 
 
 @pytest.mark.slow
@@ -208,9 +222,7 @@ def test_a_killed_vllm_replica_is_restarted(vllm_tide: VllmTide) -> None:
         chat_and_stream(OpenAI(base_url=vllm_tide.gateway_url, api_key="unused", max_retries=0, timeout=120))
         delete_and_wait_gone(vllm_tide, new_pid)
     finally:
-        kill_group(pid)
-        if new_pid is not None:
-            kill_group(new_pid)
+        leave_nothing_behind(vllm_tide, pid, new_pid)
 
 
 @pytest.mark.slow
