@@ -20,6 +20,11 @@ Mechanisms, each named in the decision's reason and each switchable for the abla
 * idle spare (off by default; without parking, concurrency 1): during the keep-alive a spare is held
   beside the last replica as long as the gap plan says, a miss priced at `coldRequestCost` x the share
   of past returns that brought a second request within one cold start.
+* skip dips: a dip shorter than a decision tick (a second with nothing in flight between requests of a
+  busy stretch) is not recorded as an idle gap, so the history's last gaps are lulls a decision could
+  see, not hundreds of one-second dips that push the minute-long lulls out of it (a plan made from 200
+  dips and one night stops 10 s into a lull whose return comes 20 s later). The keep-alive, pre-warm and
+  idle-spare plans read this history; the parked plan keeps every gap. Off: every gap is recorded.
 * keep-alive / pre-warm (learned): when the deployment goes empty, the last replica follows a plan made
   from the deployment's own idle gaps (tide_gaps.py): stay warm until the gap's likely end, or stop and
   start one replica one cold start before a predictable next arrival. `coldRequestCost` (replica-seconds
@@ -88,6 +93,7 @@ OPTIONS = {
     "parkedPlan": OptionRange(default=1, low=0, high=1, integer=True),
     "parkedHold": OptionRange(default=0.0, low=0.0, high=3600.0),
     "parkedBurstRetention": OptionRange(default=600.0, low=0.0, high=86400.0),
+    "skipDips": OptionRange(default=1, low=0, high=1, integer=True),
 }
 MECHANISMS = (
     "inService",
@@ -99,6 +105,7 @@ MECHANISMS = (
     "returnSize",
     "burstGaps",
     "idleSpare",
+    "skipDips",
     "parkEarly",
     "parkedPlan",
 )
@@ -137,7 +144,8 @@ class TidePolicy(Policy):
         self._window = _WindowMax(config.scale_down_delay)
         self._short = _WindowMax(self.parked_hold)  # the hold when parking
         self._retention: float | None = None  # parked replicas' retention, when parking (the last decision's)
-        self._gaps = GapHistory()
+        self._gaps = GapHistory()  # every idle gap (the parked plan's)
+        self._lulls = GapHistory()  # the idle gaps a decision could see (`skipDips`): the keep-alive plan's
         self._parked_plan: tuple[float, float, int] | None = None  # the last replica's: (empty since, hold, plans)
         self._drop_at: float | None = None  # when the next kept parked replica's hold ends
         self._no_hold = False  # past the parked hold in this gap: the learned plan may only stop or pre-warm
@@ -186,7 +194,10 @@ class TidePolicy(Policy):
         self._recent.append((second, value))
         if value > _EPS:
             if self._empty_since is not None and self._seen_load:
-                self._gaps.add(now - self._empty_since)
+                gap = now - self._empty_since
+                self._gaps.add(gap)
+                if not (self.on["skipDips"] and gap < self.config.tick_interval - _EPS):
+                    self._lulls.add(gap)
             if self._empty_since is not None:
                 # Measure what comes back within one cold start: the requests a cold deployment makes wait.
                 span = max(1, math.ceil(self._last_cold_start))
@@ -442,7 +453,7 @@ class TidePolicy(Policy):
         if cached is not None and cached[0] == since:
             return cached[1]
         miss = self.miss_cost * self._second_share()
-        longer = self._gaps.longer_than(elapsed)
+        longer = self._lulls.longer_than(elapsed)
         hold = 0.0
         if len(longer) >= MIN_GAPS and miss > 0:
             hold = plan_gap(longer, elapsed, cold_start, miss, allow_prewarm=False).hold
@@ -466,12 +477,12 @@ class TidePolicy(Policy):
     ) -> GapPlan:
         self._replans += 1
         allow_hold = after_prewarm or not self._no_hold  # past a parked hold, holding warm is not worth it
-        if len(self._gaps) < MIN_GAPS:
+        if len(self._lulls) < MIN_GAPS:
             if self._replans > 1 or not allow_hold:  # the default hold has run out: nothing says hold longer
                 return GapPlan(elapsed, NEVER, cold_start + self.miss_cost, 0)
             return default_plan(elapsed, cold_start, self.miss_cost)
         return plan_gap(
-            self._gaps.longer_than(elapsed),
+            self._lulls.longer_than(elapsed),
             elapsed,
             cold_start,
             self._miss_cost_per_replica(concurrency),
@@ -511,6 +522,8 @@ class TidePolicy(Policy):
                 ),
             )
         source = f"{plan.samples} past idle gaps" if plan.samples else f"too few idle gaps yet (< {MIN_GAPS})"
+        if self.on["skipDips"]:
+            source += f"; dips under {self.config.tick_interval:g}s skipped"
         if elapsed < plan.hold:
             held = self._held_count(ctx.concurrency)
             spare_until = 0.0  # with parking a parked replica wakes for a second request in about a second
