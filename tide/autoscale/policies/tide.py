@@ -20,6 +20,16 @@ Mechanisms, each named in the decision's reason and each switchable for the abla
 * idle spare (off by default; without parking, concurrency 1): during the keep-alive a spare is held
   beside the last replica as long as the gap plan says, a miss priced at `coldRequestCost` x the share
   of past returns that brought a second request within one cold start.
+* skip dips: a dip shorter than a decision tick (a second with nothing in flight between requests of a
+  busy stretch) is not recorded as an idle gap, so the history's last gaps are lulls a decision could
+  see, not hundreds of one-second dips that push the minute-long lulls out of it (a plan made from 200
+  dips and one night stops 10 s into a lull whose return comes 20 s later). The keep-alive, pre-warm and
+  idle-spare plans read this history; the parked plan keeps every gap. Off: every gap is recorded.
+* sparse price: the keep-alive's and pre-warm's price of a cold wait is `coldRequestCost` x the
+  deployment's mean time between returns (its last 50 lulls' ends) / `sparseRef` (600 s), between 1 and
+  `sparseCap` (4): on a deployment that comes back once an hour each request is a larger share of its
+  requests than on a busy one, so a miss there weighs more. Without parking only (a parked replica
+  wakes in about a second). Off: `coldRequestCost` everywhere.
 * keep-alive / pre-warm (learned): when the deployment goes empty, the last replica follows a plan made
   from the deployment's own idle gaps (tide_gaps.py): stay warm until the gap's likely end, or stop and
   start one replica one cold start before a predictable next arrival. `coldRequestCost` (replica-seconds
@@ -88,6 +98,10 @@ OPTIONS = {
     "parkedPlan": OptionRange(default=1, low=0, high=1, integer=True),
     "parkedHold": OptionRange(default=0.0, low=0.0, high=3600.0),
     "parkedBurstRetention": OptionRange(default=600.0, low=0.0, high=86400.0),
+    "skipDips": OptionRange(default=1, low=0, high=1, integer=True),
+    "sparsePrice": OptionRange(default=1, low=0, high=1, integer=True),
+    "sparseRef": OptionRange(default=600.0, low=1.0, high=86400.0),
+    "sparseCap": OptionRange(default=4.0, low=1.0, high=1000.0),
 }
 MECHANISMS = (
     "inService",
@@ -99,6 +113,8 @@ MECHANISMS = (
     "returnSize",
     "burstGaps",
     "idleSpare",
+    "skipDips",
+    "sparsePrice",
     "parkEarly",
     "parkedPlan",
 )
@@ -137,7 +153,9 @@ class TidePolicy(Policy):
         self._window = _WindowMax(config.scale_down_delay)
         self._short = _WindowMax(self.parked_hold)  # the hold when parking
         self._retention: float | None = None  # parked replicas' retention, when parking (the last decision's)
-        self._gaps = GapHistory()
+        self._gaps = GapHistory()  # every idle gap (the parked plan's)
+        self._lulls = GapHistory()  # the idle gaps a decision could see (`skipDips`): the keep-alive plan's
+        self._lull_ends: deque[float] = deque(maxlen=RETURNS_KEPT)  # when the last lulls ended
         self._parked_plan: tuple[float, float, int] | None = None  # the last replica's: (empty since, hold, plans)
         self._drop_at: float | None = None  # when the next kept parked replica's hold ends
         self._no_hold = False  # past the parked hold in this gap: the learned plan may only stop or pre-warm
@@ -155,6 +173,7 @@ class TidePolicy(Policy):
         self._recent: deque[tuple[int, float]] = deque(maxlen=RAMP_SPAN + 1)  # raw load, last seconds
         self._levels = LevelHolds(min_gaps=MIN_GAPS)
         self._idle_spare: tuple[float, float] | None = None  # this gap's (empty since, spare hold)
+        self._sparse = 1.0  # this gap's cold-wait price multiplier (`sparsePrice`)
         self._served = 0.0  # the latest second's load that the ready replicas held (the backlog left out)
 
     def _read_options(self, config: AutoscalerConfig) -> None:
@@ -164,6 +183,8 @@ class TidePolicy(Policy):
         self.parked_hold = config.option("parkedHold")
         self.burst_retention = config.option("parkedBurstRetention")
         self.burst_miss_scale = config.option("burstMissScale")
+        self.sparse_ref = config.option("sparseRef")
+        self.sparse_cap = config.option("sparseCap")
 
     @property
     def history_s(self) -> float:
@@ -186,7 +207,11 @@ class TidePolicy(Policy):
         self._recent.append((second, value))
         if value > _EPS:
             if self._empty_since is not None and self._seen_load:
-                self._gaps.add(now - self._empty_since)
+                gap = now - self._empty_since
+                self._gaps.add(gap)
+                if not (self.on["skipDips"] and gap < self.config.tick_interval - _EPS):
+                    self._lulls.add(gap)
+                    self._lull_ends.append(now)
             if self._empty_since is not None:
                 # Measure what comes back within one cold start: the requests a cold deployment makes wait.
                 span = max(1, math.ceil(self._last_cold_start))
@@ -442,12 +467,34 @@ class TidePolicy(Policy):
         if cached is not None and cached[0] == since:
             return cached[1]
         miss = self.miss_cost * self._second_share()
-        longer = self._gaps.longer_than(elapsed)
+        longer = self._lulls.longer_than(elapsed)
         hold = 0.0
         if len(longer) >= MIN_GAPS and miss > 0:
             hold = plan_gap(longer, elapsed, cold_start, miss, allow_prewarm=False).hold
         self._idle_spare = (since, hold)
         return hold
+
+    def _price_text(self) -> str:
+        """The price of a cold wait in this gap's plan, in words."""
+        if self._sparse <= 1.0 + _EPS:
+            return f"{self.miss_cost:g} replica-s"
+        return (
+            f"{self.miss_cost * self._sparse:g} replica-s: {self.miss_cost:g} x {self._sparse:.1f}, sparse, one "
+            f"return every {self._return_interval() / 60:.0f} min"
+        )
+
+    def _return_interval(self) -> float:
+        ends = self._lull_ends
+        return (ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1 else 0.0
+
+    def _sparse_scale(self) -> float:
+        """How much more a cold wait weighs on this deployment than on one that returns every `sparseRef`
+        seconds: each of its requests is a larger share of its requests (at most `sparseCap`)."""
+        ends = self._lull_ends
+        if not self.on["sparsePrice"] or len(ends) < MIN_GAPS:
+            return 1.0
+        interval = self._return_interval()
+        return min(self.sparse_cap, max(1.0, interval / self.sparse_ref))
 
     def _miss_cost_per_replica(self, concurrency: int) -> float:
         """Every request of a return that finds nothing warm waits: per held replica, the cold waits it spares."""
@@ -466,15 +513,15 @@ class TidePolicy(Policy):
     ) -> GapPlan:
         self._replans += 1
         allow_hold = after_prewarm or not self._no_hold  # past a parked hold, holding warm is not worth it
-        if len(self._gaps) < MIN_GAPS:
+        if len(self._lulls) < MIN_GAPS:
             if self._replans > 1 or not allow_hold:  # the default hold has run out: nothing says hold longer
                 return GapPlan(elapsed, NEVER, cold_start + self.miss_cost, 0)
             return default_plan(elapsed, cold_start, self.miss_cost)
         return plan_gap(
-            self._gaps.longer_than(elapsed),
+            self._lulls.longer_than(elapsed),
             elapsed,
             cold_start,
-            self._miss_cost_per_replica(concurrency),
+            self._miss_cost_per_replica(concurrency) * self._sparse,
             allow_hold=allow_hold,
             allow_prewarm=self.on["prewarm"] and not after_prewarm,
         )
@@ -486,6 +533,7 @@ class TidePolicy(Policy):
         plan = self._plan
         if plan is None:
             self._replans = 0
+            self._sparse = self._sparse_scale() if ctx.parking is None else 1.0
             plan = self._plan = self._make_plan(elapsed, cold_start, ctx.concurrency)
         elif (
             elapsed >= plan.hold
@@ -511,6 +559,8 @@ class TidePolicy(Policy):
                 ),
             )
         source = f"{plan.samples} past idle gaps" if plan.samples else f"too few idle gaps yet (< {MIN_GAPS})"
+        if self.on["skipDips"]:
+            source += f"; dips under {self.config.tick_interval:g}s skipped"
         if elapsed < plan.hold:
             held = self._held_count(ctx.concurrency)
             spare_until = 0.0  # with parking a parked replica wakes for a second request in about a second
@@ -536,7 +586,7 @@ class TidePolicy(Policy):
                 raw=held,
                 text=(
                     f"keep-alive: idle {elapsed:.0f}s; staying warm until {plan.hold:.0f}s into the gap "
-                    f"({source}; a cold wait is worth {self.miss_cost:g} replica-s) -> {held}"
+                    f"({source}; a cold wait is worth {self._price_text()}) -> {held}"
                 ),
             )
         after = f"; pre-warm at {plan.prewarm:.0f}s into the gap" if plan.prewarm != NEVER else ""
