@@ -85,7 +85,37 @@ def prompt_chunks(raw: bytes, body: object, max_chunks: int = MAX_CHUNKS) -> tup
         start = raw.find(b'"prompt"')
     else:
         return ()
-    return chain_chunks(raw[start:] if start > 0 else raw, max_chunks)
+    if start < 0:  # the key spelt with escapes: from the start
+        start = 0
+    count = bisect_right(BOUNDARIES, len(raw) - start)
+    if count > max_chunks:
+        count = max_chunks
+    if start >= _SHIFTS:
+        return tuple(accumulate(map(hash, _GETTERS[count](raw[start:]))))
+    # The parts sliced straight from the body, not from a copy of it from the key on.
+    getter = _SHIFTED.get(start * _KEYS + count) or _shifted(start, count)
+    return tuple(accumulate(map(hash, getter(raw))))
+
+
+_SHIFTS = 128  # the key within the first 128 bytes (the usual case): slices from the body itself
+_KEYS = 64  # > MAX_CHUNKS
+_SHIFTED: dict[int, Callable[[bytes], tuple[bytes, ...]]] = {}  # getters by start * _KEYS + count
+
+
+def _shifted(start: int, count: int) -> Callable[[bytes], tuple[bytes, ...]]:
+    """`_GETTERS[count]` for data that starts `start` bytes into the body (made once, at most
+    _SHIFTS * MAX_CHUNKS of them)."""
+    parts = [slice(part.start + start, part.stop + start, part.step) for part in _PARTS[:count]]
+    getter: Callable[[bytes], tuple[bytes, ...]]
+    if count == 0:
+        getter = _GETTERS[0]
+    elif count == 1:
+        only = parts[0]
+        getter = lambda data: (data[only],)  # noqa: E731
+    else:
+        getter = itemgetter(*parts)
+    _SHIFTED[start * _KEYS + count] = getter
+    return getter
 
 
 def chain_chunks(data: bytes, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:
