@@ -184,7 +184,10 @@ class DeploymentState:
                 total = len(prefix)
                 held = total if get(prefix[-1], 0) & holders else index.match(prefix)
                 least = min(map(_IN_FLIGHT, self.replicas))
-                if holder.in_flight <= least + max(policy.slack_abs, policy.slack_rel * least) * (1 + held / total):
+                slack = policy.slack_rel * least
+                if slack < policy.slack_abs:
+                    slack = policy.slack_abs
+                if holder.in_flight <= least + slack * (1 + held / total):
                     index.insert(prefix, held)
                     return holder
         now = time.monotonic()
