@@ -4,7 +4,7 @@
 # prompts (long_prompts.lua: 8 shared documents) at concurrency 64. The gateway gets CPU 0; the stub and
 # wrk share CPU 1. The two policies alternate RUNS times; prints req/s and gateway CPU us per request
 # (from /proc/PID/stat) for each run, then medians and the ratio prefix-aware / least-loaded.
-# Usage: bench/prefix/gateway_overhead.sh     env: RUNS (3), DUR (4 s), PYTHON, PEERS
+# Usage: bench/prefix/gateway_overhead.sh     env: RUNS (3), DUR (4 s), PYTHON, PEERS, TREE (this one)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -12,6 +12,7 @@ PEERS=${PEERS:-$REPO/../shared/bench/peers}
 PYTHON=${PYTHON:-$REPO/.venv/bin/python}
 RUNS=${RUNS:-3}
 DUR=${DUR:-4}
+TREE=$(cd "${TREE:-$REPO}" && pwd)  # the Tide tree whose gateway runs (python -m imports from the cwd first)
 command -v nginx >/dev/null && command -v wrk >/dev/null || {
   apt-get update -qq && apt-get install -y -qq nginx-light wrk curl >/dev/null; }
 WORK=$(mktemp -d)
@@ -33,7 +34,8 @@ RESULTS="$WORK/results"
 printf '%-14s %10s %16s\n' policy c64_rps cpu_us_per_req
 for run in $(seq 1 "$RUNS"); do
   for policy in least-loaded prefix-aware; do
-    taskset -c 0 "$PYTHON" -m tide.gateway --port 18090 --routes "$WORK/$policy.yaml" >"$WORK/gw.log" 2>&1 & GW=$!
+    (cd "$TREE" && PYTHONPATH="$TREE" exec taskset -c 0 "$PYTHON" -m tide.gateway --port 18090 --routes "$WORK/$policy.yaml") \
+      >"$WORK/gw.log" 2>&1 & GW=$!
     for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:18090/health && break; sleep 0.1; done
     taskset -c 1 wrk -t1 -c64 -d2s -s "$HERE/long_prompts.lua" http://127.0.0.1:18090/v1/chat/completions >/dev/null
     before=$(cpu_ticks $GW)

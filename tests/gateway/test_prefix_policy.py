@@ -54,6 +54,17 @@ def test_prompt_chunks_by_body_shape(body: object, expected_chunks: int) -> None
     assert len(chunks_of(body)) == expected_chunks
 
 
+def test_names_do_not_depend_on_where_the_prompt_key_starts() -> None:
+    text = "".join(chr(ord("a") + (i * 7919) % 26) for i in range(9000))  # differs throughout
+    for pad in (0, 1, 50, 200, 300):  # fields before the key, short and long
+        body = {"model": "m" * pad, "messages": [{"role": "user", "content": text}]}
+        raw = orjson.dumps(body)
+        expected = chain_chunks(raw[raw.find(b'"messages"') :])
+        assert len(expected) == 9
+        assert prompt_chunks(raw, body) == expected
+        assert prompt_chunks(raw, body, max_chunks=3) == expected[:3]
+
+
 def test_chunks_are_capped_so_a_huge_prompt_costs_bounded_work() -> None:
     assert len(chain_chunks(b"y" * (CHUNK_BYTES * 50), max_chunks=8)) == 8
 

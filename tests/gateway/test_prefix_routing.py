@@ -4,6 +4,7 @@ replica that restarts or fails is forgotten."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from typing import Any
 
@@ -12,9 +13,10 @@ import orjson
 
 from tests.gateway.fake_upstream import FakeUpstream
 from tests.gateway.helpers import deployment, run, running_gateway, table, upstreams, url
+from tests.gateway.test_prefix_policy import reference_choice
 from tide.gateway import DeploymentRoute, ReplicaEndpoint
 from tide.gateway.balancing import DeploymentState, ReplicaState
-from tide.gateway.prefix import prompt_chunks
+from tide.gateway.prefix import PrefixAwarePolicy, chain_ids, prompt_chunks
 from tide.gateway.route_file import parse_route_config
 from tide.spec.routing import LEAST_LOADED, PREFIX_AWARE
 
@@ -147,3 +149,41 @@ def test_the_routing_policy_travels_to_remote_gateways() -> None:
     older = route_table_to_json(routes)  # a controller from before the field: least-loaded
     del older["routes"]["tiny"][0]["routing"]
     assert route_table_from_json(older).routes["tiny"][0].routing == LEAST_LOADED
+
+
+def test_the_gateway_picks_by_the_policy_rule_on_a_random_mix_of_shared_prefixes() -> None:
+    """The deployment's pick (a table of who holds what, shortcuts for one holder) makes the choice the rule
+    states, replica by replica, with eviction (small indexes), replicas leaving and coming back, exclusions."""
+    rng = random.Random(11)
+    conversations = [[rng.randrange(30) for _ in range(rng.randrange(1, 10))] for _ in range(40)]
+    urls = [f"http://127.0.0.1:{9001 + i}/v1" for i in range(4)]
+    state = deployment_state(*urls)
+    everyone = list(state.replicas)
+    policy = PrefixAwarePolicy()
+    for replica in everyone:
+        replica.prefix_index.capacity = 40
+    for step in range(2000):
+        if step % 250 == 249:  # one replica leaves the routing table, another comes back (empty)
+            members = [r for r in everyone if r is not rng.choice(everyone)]
+            state.replace_replicas(members)
+            assert all(r.prefix_index.table is None and len(r.prefix_index) == 0 for r in everyone if r not in members)
+            for replica in members:
+                replica.prefix_index.capacity = 40
+        conversation = rng.choice(conversations)
+        chunks = chain_ids([0, *conversation[: rng.randrange(1, len(conversation) + 1)]])
+        exclude = {rng.choice(state.replicas).replica_id} if rng.random() < 0.1 else set()
+        allowed = [r for r in state.replicas if r.replica_id not in exclude]
+        indexes = [r.prefix_index for r in allowed]
+        expected = allowed[reference_choice(policy, [r.in_flight for r in allowed], indexes, chunks)]
+        held = expected.prefix_index.match(chunks)
+        chosen = state.pick_replica(exclude=exclude, prefix=chunks)
+        assert chosen is expected
+        assert chosen.prefix_index.match(chunks) == len(chunks) >= held
+        chosen.in_flight += 1
+        finished = rng.choice(state.replicas)
+        finished.in_flight = max(0, finished.in_flight - rng.randrange(3))
+    table = state.prefix_table.holders
+    for replica in everyone:  # the table holds exactly what the indexes hold
+        index = replica.prefix_index
+        assert all(table[name] & index.bit for name in index._names)
+    assert sum(len(r.prefix_index) for r in state.replicas) == sum(bin(bits).count("1") for bits in table.values())

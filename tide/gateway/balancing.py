@@ -10,11 +10,12 @@ recently failed are used only when no healthy one has room.
 from __future__ import annotations
 
 import time
+from operator import attrgetter
 from urllib.parse import urlsplit
 
 from tide.gateway.activator import ActivatorQueue, QueueSettings
 from tide.gateway.loadmeter import LoadMeter
-from tide.gateway.prefix import PrefixAwarePolicy, PrefixIndex
+from tide.gateway.prefix import PrefixAwarePolicy, PrefixTable
 from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint
 from tide.gateway.usage import Usage
 from tide.spec.routing import PREFIX_AWARE
@@ -33,8 +34,8 @@ class ReplicaState:
         self.unhealthy_until = 0.0
         self.active = True  # False once the routing table dropped it (draining)
         # What the replica likely holds in its prefix cache; a new replica (or a restarted one, at a new
-        # address or after a failure) starts empty.
-        self.prefix_index = PrefixIndex()
+        # address or after a failure) starts empty. Attached to its deployment's table of who holds what.
+        self.prefix_index = deployment.prefix_table.index()
         self.base_url = ""
         self.update(endpoint)
 
@@ -70,7 +71,10 @@ class DeploymentState:
         # The gateway's set of deployments whose load answer may have changed since its last snapshot
         # (Gateway.load_snapshot recomputes only those): every change of a counter below adds this one.
         self._touched = touched if touched is not None else set()
-        self.replicas: list[ReplicaState] = []
+        self.replicas: list[ReplicaState] = []  # set through replace_replicas (tests may assign new ones)
+        self.prefix_table = PrefixTable()  # what each replica's prefix index holds, by chunk name
+        self._by_bit: dict[int, ReplicaState] = {}  # replicas by their prefix index's bit in the table
+        self._by_bit_of: list[ReplicaState] | None = None  # the replica list `_by_bit` was made from
         # The autoscaler's signal: in flight + queued, time-averaged (see loadmeter.py).
         self.meter = LoadMeter(time.monotonic())
         self._in_flight = 0
@@ -115,6 +119,17 @@ class DeploymentState:
         self.prefix_policy = PrefixAwarePolicy() if route.routing == PREFIX_AWARE else None
         self.failure = route.failure
 
+    def replace_replicas(self, members: list[ReplicaState]) -> None:
+        """The routing table's replicas for this deployment now: the prefix indexes of those that left are
+        emptied and leave the table (memory stays bounded); one that comes back starts empty."""
+        for replica in self.replicas:
+            if all(replica is not member for member in members):
+                replica.prefix_index.detach()
+        for replica in members:
+            if replica.prefix_index.table is not self.prefix_table:
+                self.prefix_table.attach(replica.prefix_index)
+        self.replicas = members
+
     def pick_replica(
         self, exclude: frozenset[str] | set[str] = frozenset(), prefix: tuple[int, ...] = ()
     ) -> ReplicaState | None:
@@ -148,22 +163,56 @@ class DeploymentState:
     def _pick_prefix_aware(
         self, policy: PrefixAwarePolicy, exclude: frozenset[str] | set[str], prefix: tuple[int, ...]
     ) -> ReplicaState | None:
+        get = self.prefix_table.holders.get
+        holders = get(prefix[0], 0)
+        if holders and not holders & (holders - 1):
+            # The common case, told without looking at every replica: one replica holds some of the prompt
+            # and no other any of it. The policy takes it while its load is within the slack for what it
+            # holds over the least loaded of all replicas (the least loaded of those allowed is no less,
+            # so the policy's limit is no lower); else the full choice below.
+            if self._by_bit_of is not self.replicas:
+                self._by_bit = {r.prefix_index.bit: r for r in self.replicas}
+                self._by_bit_of = self.replicas
+            holder = self._by_bit.get(holders)
+            if (
+                holder is not None
+                and holder.unhealthy_until <= time.monotonic()
+                and (holder.max_concurrency is None or holder.in_flight < holder.max_concurrency)
+                and holder.replica_id not in exclude
+            ):
+                index = holder.prefix_index
+                total = len(prefix)
+                held = total if get(prefix[-1], 0) & holders else index.match(prefix)
+                least = min(map(_IN_FLIGHT, self.replicas))
+                slack = policy.slack_rel * least
+                if slack < policy.slack_abs:
+                    slack = policy.slack_abs
+                if holder.in_flight <= least + slack * (1 + held / total):
+                    index.insert(prefix, held)
+                    return holder
+        now = time.monotonic()
         candidates = [
             r
             for r in self.replicas
-            if (r.max_concurrency is None or r.in_flight < r.max_concurrency) and r.replica_id not in exclude
+            if r.unhealthy_until <= now
+            and (r.max_concurrency is None or r.in_flight < r.max_concurrency)
+            and r.replica_id not in exclude
         ]
-        if not candidates:
-            return None
-        now = time.monotonic()
-        for r in candidates:
-            if r.unhealthy_until > now:  # rare: only then build the healthy list
-                candidates = [r for r in candidates if r.unhealthy_until <= now] or candidates
-                break
-        position, held = policy.place([r.in_flight for r in candidates], [r.prefix_index for r in candidates], prefix)
-        chosen = candidates[position]
-        chosen.prefix_index.insert(prefix, held)
-        return chosen
+        if not candidates:  # rare: only unhealthy ones have room
+            candidates = [
+                r
+                for r in self.replicas
+                if (r.max_concurrency is None or r.in_flight < r.max_concurrency) and r.replica_id not in exclude
+            ]
+            if not candidates:
+                return None
+        indexes = [r.prefix_index for r in candidates]
+        position, held = policy.place_shared(self.prefix_table, [r.in_flight for r in candidates], indexes, prefix)
+        indexes[position].insert(prefix, held)
+        return candidates[position]
+
+
+_IN_FLIGHT = attrgetter("in_flight")
 
 
 class ModelState:

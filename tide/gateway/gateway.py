@@ -211,7 +211,7 @@ class Gateway:
                     replica.active = True
                     members.append(replica)
                     replicas[endpoint.replica_id] = replica
-                deployment.replicas = members
+                deployment.replace_replicas(members)
                 deployments[route.deployment_id] = deployment
                 states.append(deployment)
                 updated.append(deployment)

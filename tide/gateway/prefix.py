@@ -85,7 +85,37 @@ def prompt_chunks(raw: bytes, body: object, max_chunks: int = MAX_CHUNKS) -> tup
         start = raw.find(b'"prompt"')
     else:
         return ()
-    return chain_chunks(raw[start:] if start > 0 else raw, max_chunks)
+    if start < 0:  # the key spelt with escapes: from the start
+        start = 0
+    count = bisect_right(BOUNDARIES, len(raw) - start)
+    if count > max_chunks:
+        count = max_chunks
+    if start >= _SHIFTS:
+        return tuple(accumulate(map(hash, _GETTERS[count](raw[start:]))))
+    # The parts sliced straight from the body, not from a copy of it from the key on.
+    getter = _SHIFTED.get(start * _KEYS + count) or _shifted(start, count)
+    return tuple(accumulate(map(hash, getter(raw))))
+
+
+_SHIFTS = 128  # the key within the first 128 bytes (the usual case): slices from the body itself
+_KEYS = 64  # > MAX_CHUNKS
+_SHIFTED: dict[int, Callable[[bytes], tuple[bytes, ...]]] = {}  # getters by start * _KEYS + count
+
+
+def _shifted(start: int, count: int) -> Callable[[bytes], tuple[bytes, ...]]:
+    """`_GETTERS[count]` for data that starts `start` bytes into the body (made once, at most
+    _SHIFTS * MAX_CHUNKS of them)."""
+    parts = [slice(part.start + start, part.stop + start, part.step) for part in _PARTS[:count]]
+    getter: Callable[[bytes], tuple[bytes, ...]]
+    if count == 0:
+        getter = _GETTERS[0]
+    elif count == 1:
+        only = parts[0]
+        getter = lambda data: (data[only],)  # noqa: E731
+    else:
+        getter = itemgetter(*parts)
+    _SHIFTED[start * _KEYS + count] = getter
+    return getter
 
 
 def chain_chunks(data: bytes, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:
@@ -105,10 +135,49 @@ def chain_ids(ids: Sequence[int]) -> tuple[int, ...]:
     return tuple(names)
 
 
-class PrefixIndex:
-    """A bounded LRU of the chunk names recently sent to one replica."""
+class PrefixTable:
+    """One deployment's view of what its replicas hold: chunk name -> the bits of the replicas' indexes that
+    hold it (one bit per replica, `index()`). The policy reads a request's match for every replica from a
+    few lookups here (`PrefixAwarePolicy.place_shared`) instead of scanning each replica's index."""
 
-    __slots__ = ("_names", "capacity", "requests")
+    __slots__ = ("_free", "_next", "count", "full", "holders")
+
+    def __init__(self) -> None:
+        self.holders: dict[int, int] = {}  # name -> bits; only names some index holds
+        self.full = 0  # the bits of all attached indexes
+        self.count = 0  # how many are attached
+        self._free: list[int] = []  # bits of detached indexes, reused
+        self._next = 1
+
+    def index(self, capacity: int = DEFAULT_INDEX_CHUNKS) -> PrefixIndex:
+        """A new, empty index attached to this table."""
+        index = PrefixIndex(capacity)
+        self.attach(index)
+        return index
+
+    def attach(self, index: PrefixIndex) -> None:
+        """Give a detached (or standalone) index a bit here; it starts empty."""
+        index.detach()
+        if self._free:
+            bit = self._free.pop()
+        else:
+            bit, self._next = self._next, self._next << 1
+        index.bit = bit
+        index.table = self
+        self.full |= bit
+        self.count += 1
+
+    def release(self, bit: int) -> None:
+        self.full &= ~bit
+        self.count -= 1
+        self._free.append(bit)
+
+
+class PrefixIndex:
+    """A bounded LRU of the chunk names recently sent to one replica; when attached to its deployment's
+    `PrefixTable`, the table's bits follow every name it takes in or drops."""
+
+    __slots__ = ("_names", "bit", "capacity", "requests", "table")
 
     def __init__(self, capacity: int = DEFAULT_INDEX_CHUNKS) -> None:
         if capacity < 1:
@@ -116,6 +185,8 @@ class PrefixIndex:
         self.capacity = capacity
         self.requests = 0  # requests recorded since the replica (or its index) started
         self._names: OrderedDict[int, None] = OrderedDict()
+        self.table: PrefixTable | None = None
+        self.bit = 0
 
     def __len__(self) -> int:
         return len(self._names)
@@ -141,24 +212,60 @@ class PrefixIndex:
         names = self._names
         if held is None:
             held = self.match(chunks)
+        table = self.table
         # C-level loops, no Python loop per chunk: the new tail (not held: the index is prefix-closed),
         # last chunk first, then the held head, moved to the end last chunk first.
         if held < len(chunks):
-            names.update(dict.fromkeys(chunks[: held - 1 if held else None : -1]))
+            new = chunks[: held - 1 if held else None : -1]
+            if table is not None:
+                holders, bit = table.holders, self.bit
+                get = holders.get
+                for name in new:
+                    holders[name] = get(name, 0) | bit
+            names.update(dict.fromkeys(new))
         if held:
             try:
                 _drain(map(names.move_to_end, chunks[held - 1 :: -1]))
             except KeyError:  # not prefix-closed after all (a hash collision): touch one by one
                 for name in reversed(chunks):
+                    if name not in names and table is not None:
+                        table.holders[name] = table.holders.get(name, 0) | self.bit
                     names[name] = None
                     names.move_to_end(name)
-        excess = len(names) - self.capacity
+        if len(names) > self.capacity:
+            self._evict(len(names) - self.capacity)
+
+    def _evict(self, excess: int) -> None:
+        names, table = self._names, self.table
         for _ in range(excess):
-            names.popitem(last=False)
+            name = names.popitem(last=False)[0]
+            if table is not None:
+                _drop_bit(table.holders, name, self.bit)
 
     def clear(self) -> None:
+        table = self.table
+        if table is not None:
+            holders, bit = table.holders, self.bit
+            for name in self._names:
+                _drop_bit(holders, name, bit)
         self._names.clear()
         self.requests = 0
+
+    def detach(self) -> None:
+        """Leave the table (the replica left the deployment): empty, its bit free for another."""
+        self.clear()
+        if self.table is not None:
+            self.table.release(self.bit)
+        self.table = None
+        self.bit = 0
+
+
+def _drop_bit(holders: dict[int, int], name: int, bit: int) -> None:
+    rest = holders[name] & ~bit
+    if rest:
+        holders[name] = rest
+    else:
+        del holders[name]
 
 
 def _held_between(names: OrderedDict[int, None], chunks: Sequence[int]) -> int:
@@ -216,18 +323,42 @@ class PrefixAwarePolicy:
                     return chosen, len(chunks)
         elif True not in map(contains, dicts, repeat(chunks[0])):
             return self._least_loaded(loads, indexes), 0  # nobody holds any of it
-        return self._general(loads, indexes, chunks, dicts)
-
-    def _general(
-        self, loads: Sequence[int], indexes: Sequence[PrefixIndex], chunks: Sequence[int],
-        dicts: list[OrderedDict[int, None]],
-    ) -> tuple[int, int]:  # fmt: skip
-        count = len(loads)
-        total = len(chunks)
-        first, last = chunks[0], chunks[-1]
+        first, last, total = chunks[0], chunks[-1], len(chunks)
         matches = [
             (total if last in names else _held_between(names, chunks)) if first in names else 0 for names in dicts
         ]
+        return self._decide(loads, indexes, total, matches)
+
+    def place_shared(
+        self, table: PrefixTable, loads: Sequence[int], indexes: Sequence[PrefixIndex], chunks: Sequence[int]
+    ) -> tuple[int, int]:
+        """`place` for indexes attached to `table` (one deployment's replicas): the same choice, told from
+        the bits of the table's entries for the prompt's first and last chunks in the common cases."""
+        count = len(loads)
+        if count == 1:
+            return 0, indexes[0].match(chunks)
+        if not chunks:
+            return self._least_loaded(loads, indexes), 0
+        allowed = table.full if count == table.count else sum([index.bit for index in indexes])
+        get = table.holders.get
+        last = get(chunks[-1], 0) & allowed
+        if last == allowed:
+            return self._least_loaded(loads, indexes), len(chunks)  # everyone holds it all
+        first = get(chunks[0], 0) & allowed
+        if not first:
+            return self._least_loaded(loads, indexes), 0  # nobody holds any of it
+        if first == last and not last & (last - 1):  # one holds it all, the others none of it
+            chosen = [index.bit for index in indexes].index(last)
+            least = min(loads)
+            if loads[chosen] <= least + 2 * max(self.slack_abs, self.slack_rel * least):
+                return chosen, len(chunks)
+        return self._decide(loads, indexes, len(chunks), [index.match(chunks) for index in indexes])
+
+    def _decide(
+        self, loads: Sequence[int], indexes: Sequence[PrefixIndex], total: int, matches: list[int]
+    ) -> tuple[int, int]:
+        """The rule, from every replica's match (how many of the prompt's `total` chunks it holds)."""
+        count = len(loads)
         floor = min(matches)  # what every replica holds (a shared system prompt) does not set them apart
         top = max(matches)
         least = min(loads)
@@ -243,6 +374,9 @@ class PrefixAwarePolicy:
     @staticmethod
     def _least_loaded(loads: Sequence[int], indexes: Sequence[PrefixIndex]) -> int:
         """Nobody holds more than the others: least loaded, then fewest sent, then first."""
+        least = min(loads)
+        if loads.count(least) == 1:  # the common case, told in C
+            return loads.index(least)
         best = 0
         for position in range(1, len(loads)):
             if loads[position] < loads[best] or (
