@@ -8,6 +8,7 @@ in other threads or processes: creation relies on the primary key, read-then-wri
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     cast,
     select,
 )
@@ -278,5 +280,18 @@ class Store:
                 record_change(conn, deployment_id)  # other readers of the feed learn it is gone
 
     def set_status(self, deployment_id: str, status: dict[str, Any]) -> None:
+        self.set_statuses({deployment_id: status})
+
+    def set_statuses(self, statuses: Mapping[str, dict[str, Any]]) -> None:
+        """Several deployments' status in one transaction and one statement (a deployment gone meanwhile
+        is skipped): what the controller wrote in one reconcile costs one commit, not one per deployment."""
+        if not statuses:
+            return
+        update = (
+            deployments.update()
+            .where(deployments.c.id == bindparam("target_id"))
+            .values(status=bindparam("new_status", type_=JSON))
+        )
+        rows = [{"target_id": deployment_id, "new_status": status} for deployment_id, status in statuses.items()]
         with write_transaction(self.engine) as conn:
-            conn.execute(deployments.update().where(deployments.c.id == deployment_id).values(status=status))
+            conn.execute(update, rows)
