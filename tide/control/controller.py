@@ -450,7 +450,9 @@ class Controller:
         active = {d: n for d, n in wants.items() if n or self.runtimes[d].placements}
         # Nothing to place (a create or edit at zero between ticks): no claims read, no walk over placements.
         decision = await self._schedule(active, now) if active else ScheduleResult.nothing(now)
-        for deployment_id, desired in wants.items():
+        for i, (deployment_id, desired) in enumerate(wants.items()):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
             runtime = self.runtimes[deployment_id]
             resting = rest_key(runtime, desired)
             if resting is not None and self._at_rest.get(deployment_id) == resting:
