@@ -261,9 +261,9 @@ def test_a_backlog_of_creates_gives_way_to_the_api_and_commits_its_statuses_toge
     clock, gateway = Clock(), Gateway()
     ctl = controller(store, gateway, clock)
     tick(ctl, clock)  # the controller is up; then the backlog lands
-    backlog = 600
+    backlog = 3 * YIELD_EVERY
     for i in range(backlog):
-        store.create_deployment(f"d{i:03d}", idle(f"d{i:03d}"), clock.now)
+        store.create_deployment(f"d{i:04d}", idle(f"d{i:04d}"), clock.now)
     handled_since_turn, most_between_turns, write_transactions = 0, 0, 0
     real_parse, real_write_status = ctl._parse, ctl._write_status
 

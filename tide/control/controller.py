@@ -89,7 +89,9 @@ STATUS_WRITES_AT_ONCE = 256
 
 # A reconcile over many deployments lets the event loop (the API, the gateway) run between every this many:
 # its status writes no longer hop to a thread one by one, so this is where a long reconcile gives way.
-YIELD_EVERY = 64
+# Not much finer: an API request takes several turns of the loop, and each would wait for a slice
+# (64: create p50 46-53 ms during a 10,000-create seed, against 9 ms at 512, one run each).
+YIELD_EVERY = 512
 
 
 def resumed_scale(status: Mapping[str, Any], generation: int) -> int | None:
