@@ -17,7 +17,7 @@ import tide.control.controller
 import tide.store.database
 from tests.support.backends import RecordingBackend
 from tests.support.waiting import wait_until_async
-from tide.control.controller import STATUS_WRITES_AT_ONCE, WEIGHTS_CHECKS_AT_ONCE, YIELD_EVERY, Controller
+from tide.control.controller import WEIGHTS_CHECKS_AT_ONCE, Controller
 from tide.control.routing import gateway_routes, specs_of
 from tide.gateway.routes import RouteTable
 from tide.scheduling import local_inventory
@@ -88,21 +88,21 @@ class StoreWork:
 
     def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
         self.statements = self.decoded = self.status_writes = 0
-        real_record, real_set_statuses = tide.store.database._record, store.set_statuses
+        real_record, real_set_status = tide.store.database._record, store.set_status
 
         def count_record(row: Any) -> Any:
             self.decoded += 1
             return real_record(row)
 
-        def count_set_statuses(statuses: Mapping[str, dict[str, Any]]) -> None:
-            self.status_writes += len(statuses)
-            real_set_statuses(statuses)
+        def count_set_status(deployment_id: str, status: dict[str, Any]) -> None:
+            self.status_writes += 1
+            real_set_status(deployment_id, status)
 
         def count_statement(*_args: Any) -> None:
             self.statements += 1
 
         monkeypatch.setattr(tide.store.database, "_record", count_record)
-        monkeypatch.setattr(store, "set_statuses", count_set_statuses)
+        monkeypatch.setattr(store, "set_status", count_set_status)
         event.listen(store.engine, "before_cursor_execute", count_statement)
 
     def reset(self) -> tuple[int, int, int]:
@@ -249,64 +249,6 @@ def test_a_create_between_ticks_walks_no_other_deployment(store: Store, monkeypa
         return dict(visited)
 
     assert cost_of_a_create(10, 0) == cost_of_a_create(290, 10) == {"placements": 0, "order": 1}
-
-
-def test_a_backlog_of_creates_gives_way_to_the_api_and_commits_its_statuses_together(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Creates can land faster than the controller takes them (a 10,000-create seed, an import): the API's
-    gets share its event loop, the GIL and SQLite's write lock. Its catch-up must let the loop run every
-    few dozen deployments and write their first statuses a few hundred to a commit, not hold the loop
-    through the whole backlog or take the write lock once per deployment."""
-    clock, gateway = Clock(), Gateway()
-    ctl = controller(store, gateway, clock)
-    tick(ctl, clock)  # the controller is up; then the backlog lands
-    backlog = 3 * YIELD_EVERY
-    for i in range(backlog):
-        store.create_deployment(f"d{i:04d}", idle(f"d{i:04d}"), clock.now)
-    handled_since_turn, most_between_turns, write_transactions = 0, 0, 0
-    real_parse, real_write_status = ctl._parse, ctl._write_status
-
-    def parse(runtime: Any) -> None:
-        nonlocal handled_since_turn
-        handled_since_turn += 1
-        real_parse(runtime)
-
-    async def write_status(runtime: Any, now: float, desired: int) -> None:
-        nonlocal handled_since_turn
-        handled_since_turn += 1
-        await real_write_status(runtime, now, desired)
-
-    def count_write(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        nonlocal write_transactions
-        write_transactions += statement.startswith("BEGIN IMMEDIATE")
-
-    monkeypatch.setattr(ctl, "_parse", parse)
-    monkeypatch.setattr(ctl, "_write_status", write_status)
-    event.listen(store.engine, "before_cursor_execute", count_write)
-
-    async def catch_up_beside_another_task() -> None:
-        nonlocal handled_since_turn, most_between_turns
-        done = False
-
-        async def another_task() -> None:  # what an API request does: wait for its turn on the loop
-            nonlocal handled_since_turn, most_between_turns
-            while not done:
-                most_between_turns = max(most_between_turns, handled_since_turn)
-                handled_since_turn = 0
-                await asyncio.sleep(0)
-
-        task = asyncio.create_task(another_task())
-        await ctl.reconcile(full=False)  # what the creates' wake-up runs
-        done = True
-        await task
-
-    asyncio.run(catch_up_beside_another_task())
-    # Each new deployment is parsed once and its status computed once (2 per deployment in all).
-    assert 0 < most_between_turns <= 2 * YIELD_EVERY, most_between_turns
-    assert write_transactions <= math.ceil(backlog / STATUS_WRITES_AT_ONCE), write_transactions
-    statuses = [r.status for r in store.list_deployments()]
-    assert len(statuses) == backlog and all(s.get("observedGeneration") == 1 for s in statuses)
 
 
 def test_a_burst_of_creates_checks_weights_two_at_a_time(store: Store) -> None:

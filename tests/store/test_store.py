@@ -96,21 +96,6 @@ def test_set_status_leaves_spec_alone(store: Store) -> None:
     store.set_status("nope", status)  # the controller may race a delete: a silent no-op
 
 
-def test_set_statuses_writes_each_its_own_in_one_go(store: Store) -> None:
-    for i in range(3):
-        store.create_deployment(f"d{i}", spec(f"m{i}"), now=1.0 + i)
-    store.set_statuses(
-        {"d0": {"state": "STATUS_READY"}, "gone": {"state": "x"}, "d2": {"state": "STATUS_FAILED", "n": [2]}}
-    )
-    assert [r.status for r in store.list_deployments()] == [
-        {"state": "STATUS_READY"},
-        {"state": "STATUS_CREATING", "conditions": []},  # not named: untouched
-        {"state": "STATUS_FAILED", "n": [2]},
-    ]
-    assert store.get_deployment("d2").spec == spec("m2")
-    store.set_statuses({})  # nothing to write: no transaction
-
-
 def test_state_survives_reopening(db_url: str) -> None:
     first = Store(db_url)
     first.create_deployment("d1", spec(), now=1.0)

@@ -83,16 +83,6 @@ log = logging.getLogger("tide.control")
 # queue thousands of checks that must not make a user's GET wait behind them.
 WEIGHTS_CHECKS_AT_ONCE = 2
 
-# A reconcile writes the statuses it changed together, at most this many to a transaction: a catch-up of
-# thousands of new deployments costs a few commits, and no commit holds SQLite's write lock for long.
-STATUS_WRITES_AT_ONCE = 256
-
-# A reconcile over many deployments lets the event loop (the API, the gateway) run between every this many:
-# its status writes no longer hop to a thread one by one, so this is where a long reconcile gives way.
-# Not much finer: an API request takes several turns of the loop, and each would wait for a slice
-# (64: create p50 46-53 ms during a 10,000-create seed, against 9 ms at 512, one run each).
-YIELD_EVERY = 512
-
 
 def resumed_scale(status: Mapping[str, Any], generation: int) -> int | None:
     """The replica count a previous controller last wanted for this generation of the spec (written in
@@ -154,7 +144,6 @@ class Controller:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._weights_checks = asyncio.Semaphore(WEIGHTS_CHECKS_AT_ONCE)
-        self._statuses: dict[str, dict[str, Any]] = {}  # deployment id -> its new status, not yet written
         self._last_routes: RouteTable | None = None
         self.watch = StoreWatch(store)
         self.routes = RouteCache()
@@ -387,13 +376,10 @@ class Controller:
         now = self.clock()
         seen = set()  # in the store now (every deployment on a full read)
         changed = set()  # of those, the ones whose record changed since it was last read
-        for i, record in enumerate(delta.records):
-            if i % YIELD_EVERY == YIELD_EVERY - 1:
-                await asyncio.sleep(0)  # thousands of new deployments (a seed, an import): let the API in
+        for record in delta.records:
             seen.add(record.id)
             runtime = self.runtimes.get(record.id)
-            rereads = delta.full or delta.present is not None  # a start or resync: rows the feed may have said
-            if runtime is not None and rereads and not record_changed(runtime.record, record):
+            if runtime is not None and delta.full and not record_changed(runtime.record, record):
                 continue  # a resync finds what the feed said already: nothing to redo
             changed.add(record.id)
             self._resting.discard(record.id)
@@ -440,7 +426,7 @@ class Controller:
             r for r in self.runtimes.values() if r.id not in asleep and (full or r.id in changed or self._busy(r))
         ]
         for i, runtime in enumerate(runtimes):
-            if i % YIELD_EVERY == YIELD_EVERY - 1:
+            if i % 512 == 511:
                 await asyncio.sleep(0)  # a long tick must not hold up the API and gateway on this loop
             if runtime.record.deleting:
                 await self._reconcile_deleting(runtime, now)
@@ -452,9 +438,7 @@ class Controller:
         active = {d: n for d, n in wants.items() if n or self.runtimes[d].placements}
         # Nothing to place (a create or edit at zero between ticks): no claims read, no walk over placements.
         decision = await self._schedule(active, now) if active else ScheduleResult.nothing(now)
-        for i, (deployment_id, desired) in enumerate(wants.items()):
-            if i % YIELD_EVERY == YIELD_EVERY - 1:
-                await asyncio.sleep(0)
+        for deployment_id, desired in wants.items():
             runtime = self.runtimes[deployment_id]
             resting = rest_key(runtime, desired)
             if resting is not None and self._at_rest.get(deployment_id) == resting:
@@ -468,7 +452,6 @@ class Controller:
                 self._at_rest[deployment_id] = resting
                 self._rest(runtime, now)
         self._push_routes()
-        await self._flush_statuses()
 
     def _rest(self, runtime: DeploymentRuntime, now: float) -> None:
         """A deployment at rest whose autoscaler can rest too stops being sampled and ticked."""
@@ -787,8 +770,6 @@ class Controller:
     def _wake_parked(self, runtime: DeploymentRuntime, slots: list[Placement], now: float) -> list[Placement]:
         """Wake parked replicas into the slots the scheduler offers on their own instances; returns the
         slots left for new replicas. One whose GPUs another replica took is stopped (a new one starts)."""
-        if not runtime.parked:  # nothing to wake (the common case): no walk over every deployment
-            return slots
         plan = parking.plan_wakes(runtime, slots, self.runtimes.values())
         for replica_id in plan.stop:
             self._remove_replica(runtime, replica_id)
@@ -905,25 +886,7 @@ class Controller:
         status["parkedReplicas"] = len(runtime.parked)
         if status != runtime.last_status:
             runtime.last_status = status
-            self._statuses[runtime.id] = status
-            if len(self._statuses) >= STATUS_WRITES_AT_ONCE:
-                await self._flush_statuses()
-
-    async def _flush_statuses(self) -> None:
-        """Write the statuses this reconcile changed: one transaction and one thread hop for many
-        deployments (thousands after an import or a restart), so the API's reads and writes wait behind
-        a few commits, not one per deployment. A failed write is retried by the next reconcile."""
-        statuses, self._statuses = self._statuses, {}
-        if not statuses:
-            return
-        try:
-            await asyncio.to_thread(self.store.set_statuses, statuses)
-        except BaseException:
-            for deployment_id in statuses:  # not written: compute and write them again next time
-                runtime = self.runtimes.get(deployment_id)
-                if runtime is not None:
-                    runtime.last_status = {}
-            raise
+            await asyncio.to_thread(self.store.set_status, runtime.id, status)
 
     def _condition(self, runtime: DeploymentRuntime, condition: Condition, now: float) -> dict[str, Any]:
         # lastTransitionTime stays put while the same condition holds, so status does not churn.

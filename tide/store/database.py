@@ -8,8 +8,6 @@ in other threads or processes: creation relies on the primary key, read-then-wri
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +23,6 @@ from sqlalchemy import (
     Text,
     cast,
     select,
-    text,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -63,17 +60,6 @@ idempotency_keys = Table(
     Column("created_at", Float, nullable=False),
 )
 IDEMPOTENCY_TTL_S = 86400.0
-
-# Each deployment's status from one JSON object {id: status}, in one statement (Store.set_statuses).
-# Postgres needs the parameter cast to json; on SQLite a CAST AS JSON would mean numeric affinity.
-_SET_STATUSES = {
-    "sqlite": text(
-        "UPDATE deployments SET status = s.value FROM json_each(:statuses) AS s WHERE deployments.id = s.key"
-    ),
-    "postgresql": text(
-        "UPDATE deployments SET status = s.value FROM json_each(CAST(:statuses AS json)) AS s WHERE deployments.id = s.key"
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -292,15 +278,5 @@ class Store:
                 record_change(conn, deployment_id)  # other readers of the feed learn it is gone
 
     def set_status(self, deployment_id: str, status: dict[str, Any]) -> None:
-        self.set_statuses({deployment_id: status})
-
-    def set_statuses(self, statuses: Mapping[str, dict[str, Any]]) -> None:
-        """Several deployments' status in one transaction of one statement (a deployment gone meanwhile is
-        skipped): what the controller wrote in one reconcile costs one commit, not one per deployment. The
-        statuses are encoded before the write lock is taken: on SQLite a create waits for that lock, and
-        for as long as the writing thread runs Python (and waits for the GIL) inside it."""
-        if not statuses:
-            return
-        document = json.dumps(statuses)
         with write_transaction(self.engine) as conn:
-            conn.execute(_SET_STATUSES[conn.dialect.name], {"statuses": document})
+            conn.execute(deployments.update().where(deployments.c.id == deployment_id).values(status=status))
