@@ -16,9 +16,10 @@ def round_half_away(value: float) -> float:
 
 
 def round_digits(value: float, digits: int = 6) -> float:
-    """Knative's roundToNDigits: kills float residues in window averages."""
+    """Knative's roundToNDigits: kills float residues in window averages, and the sign of a residue that
+    rounds to zero (`+ 0.0` turns -0.0 into 0.0, which users would otherwise read as "concurrency -0.0")."""
     scale = 10.0**digits
-    return round_half_away(value * scale) / scale
+    return round_half_away(value * scale) / scale + 0.0
 
 
 def resolve_metric_target(
