@@ -45,14 +45,23 @@ def find_period(returns: Sequence[float]) -> Period | None:
     median = float(np.median(np.diff(times)))
     if median <= 0:
         return None
-    candidates = median * (1.0 + SEARCH * np.arange(-STEPS, STEPS + 1) / STEPS)
     relative = times - times[-1]  # phases against the last return: exact however large the clock reads
+    step = median * SEARCH / STEPS
+    period, cluster = _best(relative, median + step * np.arange(-STEPS, STEPS + 1))
+    # Then finer around the best (an error of a tenth of a second a period shifts returns 50 periods back
+    # by 5 s: the predicted window would be that much too wide or too late).
+    period, cluster = _best(relative, period + step * np.linspace(-1.0, 1.0, 41))
+    if cluster < MIN_CLUSTER:
+        return None
+    return Period(period, cluster, len(times))
+
+
+def _best(relative: np.ndarray, candidates: np.ndarray) -> tuple[float, float]:
+    """The candidate period at which the times cluster most in phase, and that clustering."""
     angles = (2.0 * math.pi) * relative[None, :] / candidates[:, None]
     cluster = np.hypot(np.cos(angles).mean(axis=1), np.sin(angles).mean(axis=1))
     best = int(np.argmax(cluster))
-    if cluster[best] < MIN_CLUSTER:
-        return None
-    return Period(float(candidates[best]), float(cluster[best]), len(times))
+    return float(candidates[best]), float(cluster[best])
 
 
 def predicted_gaps(period: Period, returns: Sequence[float], since: float) -> np.ndarray:
