@@ -30,6 +30,11 @@ Mechanisms, each named in the decision's reason and each switchable for the abla
   `sparseCap` (4): on a deployment that comes back once an hour each request is a larger share of its
   requests than on a busy one, so a miss there weighs more. Without parking only (a parked replica
   wakes in about a second). Off: `coldRequestCost` everywhere.
+* periodic: where the deployment's returns fall at a regular phase of the clock (a timer, a cron job, a
+  nightly batch; tide_period.py), the keep-alive / pre-warm plan is made from where in the period past
+  returns fell instead of from the gap lengths (a timer firing within its minute every 5 min: a 60-s
+  window, not the 240-360 s its gaps spread over), a return while the pre-warmed replica still starts
+  counted as a whole miss. Off: the gap lengths decide.
 * keep-alive / pre-warm (learned): when the deployment goes empty, the last replica follows a plan made
   from the deployment's own idle gaps (tide_gaps.py): stay warm until the gap's likely end, or stop and
   start one replica one cold start before a predictable next arrival. `coldRequestCost` (replica-seconds
