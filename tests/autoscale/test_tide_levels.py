@@ -172,8 +172,9 @@ def sessions(p: TidePolicy, at_once: float, count: int, gap: float = 120.0) -> f
 def test_at_concurrency_1_a_spare_is_held_while_idle_when_returns_come_in_pairs(
     idle_spare: int, at_once: float, desired: int, mechanism: str
 ) -> None:
-    # (the learned burst hold would hold a pair's level too; regular gaps would be pre-warmed instead)
-    p = make(1, idleSpare=idle_spare, burstGaps=0, prewarm=0)
+    # (the learned burst hold would hold a pair's level too; regular gaps would be pre-warmed instead, and
+    # sessions exactly 140 s apart are a period: the gap lengths' plan is the one under test)
+    p = make(1, idleSpare=idle_spare, burstGaps=0, prewarm=0, periodic=0)
     began = sessions(p, at_once, 10)
     got = ask(p, began + 70, 2)  # past the 60-s burst hold, within the gaps' usual 120 s
     assert (got.desired, got.mechanism) == (desired, mechanism), got.text

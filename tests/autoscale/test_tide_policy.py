@@ -162,8 +162,10 @@ def test_decisions(case: Case) -> None:
     assert case.says in got.text
 
 
+# Gaps of exactly one length are also a period: `periodic=0` keeps these on the gap-length plan they test
+# (tests/autoscale/test_tide_period.py has the periodic one).
 def test_short_gaps_learned_keep_the_replica_until_their_end() -> None:
-    p = make()
+    p = make(periodic=0)
     empty = with_gaps(p, 20.0, 10)
     got = ask(p, empty + 10, 1)
     assert (got.desired, got.mechanism) == (1, "keep-alive")
@@ -171,7 +173,7 @@ def test_short_gaps_learned_keep_the_replica_until_their_end() -> None:
 
 
 def test_long_regular_gaps_stop_and_pre_warm_one_cold_start_ahead() -> None:
-    p = make(coldRequestCost=120)
+    p = make(coldRequestCost=120, periodic=0)
     empty = with_gaps(p, 600.0, 10)
     stop = ask(p, empty + 2, 1)
     assert (stop.desired, stop.mechanism) == (0, "stop")
@@ -184,7 +186,7 @@ def test_long_regular_gaps_stop_and_pre_warm_one_cold_start_ahead() -> None:
 
 
 def test_without_pre_warm_long_gaps_just_stop() -> None:
-    p = make(prewarm=0)
+    p = make(prewarm=0, periodic=0)
     empty = with_gaps(p, 600.0, 10)
     got = ask(p, empty + 2, 1)
     assert (got.desired, got.mechanism) == (0, "stop") and "pre-warm" not in got.text  # type: ignore[operator]

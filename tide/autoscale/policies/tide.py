@@ -30,6 +30,11 @@ Mechanisms, each named in the decision's reason and each switchable for the abla
   `sparseCap` (4): on a deployment that comes back once an hour each request is a larger share of its
   requests than on a busy one, so a miss there weighs more. Without parking only (a parked replica
   wakes in about a second). Off: `coldRequestCost` everywhere.
+* periodic: where the deployment's returns fall at a regular phase of the clock (a timer, a cron job, a
+  nightly batch; tide_period.py), the keep-alive / pre-warm plan is made from where in the period past
+  returns fell instead of from the gap lengths (a timer firing within its minute every 5 min: a 60-s
+  window, not the 240-360 s its gaps spread over), a return while the pre-warmed replica still starts
+  counted as a whole miss. Off: the gap lengths decide.
 * keep-alive / pre-warm (learned): when the deployment goes empty, the last replica follows a plan made
   from the deployment's own idle gaps (tide_gaps.py): stay warm until the gap's likely end, or stop and
   start one replica one cold start before a predictable next arrival. `coldRequestCost` (replica-seconds
@@ -68,6 +73,7 @@ from tide.autoscale.policies.tide_gaps import (
     plan_parked,
 )
 from tide.autoscale.policies.tide_levels import LevelHolds
+from tide.autoscale.policies.tide_period import Period, describe, find_period, predicted_gaps
 from tide.autoscale.policy import Parking, Policy, PolicyContext, Proposal, register_policy
 
 NAME = "tide"
@@ -102,6 +108,7 @@ OPTIONS = {
     "sparsePrice": OptionRange(default=1, low=0, high=1, integer=True),
     "sparseRef": OptionRange(default=600.0, low=1.0, high=86400.0),
     "sparseCap": OptionRange(default=4.0, low=1.0, high=1000.0),
+    "periodic": OptionRange(default=1, low=0, high=1, integer=True),
 }
 MECHANISMS = (
     "inService",
@@ -115,6 +122,7 @@ MECHANISMS = (
     "idleSpare",
     "skipDips",
     "sparsePrice",
+    "periodic",
     "parkEarly",
     "parkedPlan",
 )
@@ -175,6 +183,8 @@ class TidePolicy(Policy):
         self._idle_spare: tuple[float, float] | None = None  # this gap's (empty since, spare hold)
         self._sparse = 1.0  # this gap's cold-wait price multiplier (`sparsePrice`)
         self._served = 0.0  # the latest second's load that the ready replicas held (the backlog left out)
+        self._period: tuple[float, Period | None] | None = None  # this gap's (empty since, period found)
+        self._plan_period: Period | None = None  # the period the current gap plan was made from
 
     def _read_options(self, config: AutoscalerConfig) -> None:
         self.miss_cost = config.option("coldRequestCost")
@@ -512,19 +522,38 @@ class TidePolicy(Policy):
         self, elapsed: float, cold_start: float, concurrency: int, *, after_prewarm: bool = False
     ) -> GapPlan:
         self._replans += 1
+        self._plan_period = None
         allow_hold = after_prewarm or not self._no_hold  # past a parked hold, holding warm is not worth it
         if len(self._lulls) < MIN_GAPS:
             if self._replans > 1 or not allow_hold:  # the default hold has run out: nothing says hold longer
                 return GapPlan(elapsed, NEVER, cold_start + self.miss_cost, 0)
             return default_plan(elapsed, cold_start, self.miss_cost)
+        gaps = self._lulls.longer_than(elapsed)
+        period = self._period_of_gap()
+        if period is not None and self._empty_since is not None:
+            predicted = predicted_gaps(period, self._lull_ends, self._empty_since)
+            predicted = predicted[predicted > elapsed + _EPS]
+            if len(predicted) >= MIN_GAPS:  # else past the predicted returns: the gap lengths decide
+                gaps, self._plan_period = predicted, period
         return plan_gap(
-            self._lulls.longer_than(elapsed),
+            gaps,
             elapsed,
             cold_start,
             self._miss_cost_per_replica(concurrency) * self._sparse,
             allow_hold=allow_hold,
             allow_prewarm=self.on["prewarm"] and not after_prewarm,
+            pro_rata=self._plan_period is None,
         )
+
+    def _period_of_gap(self) -> Period | None:
+        """The regular period of this deployment's returns (`periodic`), found once per idle gap."""
+        since = self._empty_since
+        if not self.on["periodic"] or since is None:
+            return None
+        cached = self._period
+        if cached is None or cached[0] != since:
+            cached = self._period = (since, find_period(self._lull_ends))
+        return cached[1]
 
     def _idle(self, ctx: PolicyContext) -> Proposal:
         since = self._empty_since if self._empty_since is not None else ctx.now
@@ -543,11 +572,23 @@ class TidePolicy(Policy):
             and not self._no_hold
         ):
             plan = self._plan = self._make_plan(elapsed, cold_start, ctx.concurrency)
+        period = self._plan_period  # the plan (or the pre-warm it led to) follows the clock's period
         if elapsed >= plan.prewarm:
             if ctx.ready + ctx.starting == 0 and self._replans < MAX_REPLANS:
                 # Time to pre-warm: then hold it as long as the gaps that lasted this long suggest.
                 warm = self._make_plan(elapsed, cold_start, ctx.concurrency, after_prewarm=True)
                 self._plan = GapPlan(max(warm.hold, elapsed + cold_start), NEVER, warm.expected_cost, warm.samples)
+            if period is not None:
+                return Proposal(
+                    1,
+                    "periodic",
+                    observed=elapsed,
+                    raw=1,
+                    text=(
+                        f"periodic: idle {elapsed:.0f}s; pre-warming one cold start ({cold_start:.0f}s) before "
+                        f"the next return is due ({describe(period)}) -> 1"
+                    ),
+                )
             return Proposal(
                 1,
                 "pre-warm",
@@ -579,6 +620,17 @@ class TidePolicy(Policy):
                         f"brought a second request within a cold start; concurrency 1) -> {held}"
                     ),
                 )
+            if period is not None:
+                return Proposal(
+                    held,
+                    "periodic",
+                    observed=elapsed,
+                    raw=held,
+                    text=(
+                        f"periodic: idle {elapsed:.0f}s; staying warm until {plan.hold:.0f}s into the gap, "
+                        f"while the next return is due ({describe(period)}) -> {held}"
+                    ),
+                )
             return Proposal(
                 held,
                 "keep-alive",
@@ -590,6 +642,14 @@ class TidePolicy(Policy):
                 ),
             )
         after = f"; pre-warm at {plan.prewarm:.0f}s into the gap" if plan.prewarm != NEVER else ""
+        if period is not None:
+            return Proposal(
+                0,
+                "periodic",
+                observed=elapsed,
+                raw=0,
+                text=f"periodic: idle {elapsed:.0f}s; stopping until the next return is due ({describe(period)}){after} -> 0",
+            )
         return Proposal(
             0,
             "stop",

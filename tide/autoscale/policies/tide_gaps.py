@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 NEVER = math.inf
+_EPS = 1e-9
 
 
 class GapPlan(NamedTuple):
@@ -65,9 +66,11 @@ def plan_gap(
     *,
     allow_hold: bool = True,
     allow_prewarm: bool = True,
+    pro_rata: bool = True,
 ) -> GapPlan:
     """The cheapest plan for a gap already `elapsed` seconds long, given the gaps (sorted) that were
-    longer than that. Costs are counted from `elapsed` on, per gap, averaged."""
+    longer than that. Costs are counted from `elapsed` on, per gap, averaged. `pro_rata`: a request that
+    arrives while a pre-warmed replica is still starting costs that share of a miss (else a whole one)."""
     n = len(gaps)
     stop_cost = cold_start + miss_cost  # a request that finds nothing: a cold start it waits for
     if n == 0:
@@ -92,7 +95,10 @@ def plan_gap(
         ends = remaining[None, :]
         s = starts[:, None]
         early = ends < s
-        waiting = np.clip((s + cold_start - ends) / cold_start, 0.0, 1.0)
+        if pro_rata:
+            waiting = np.clip((s + cold_start - ends) / cold_start, 0.0, 1.0)
+        else:
+            waiting = (ends < s + cold_start - _EPS).astype(float)
         per_gap = np.where(early, stop_cost, (ends - s) + miss_cost * waiting)
         costs = per_gap.mean(axis=1)
         j = int(np.argmin(costs))
