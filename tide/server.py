@@ -38,6 +38,7 @@ from tide.engines.vllm import installed_vllm_versions
 from tide.errors import FieldError
 from tide.gateway import Gateway
 from tide.gateway.keys import GatewayKeys
+from tide.gc_pauses import freeze_after_full_collections
 from tide.scheduling import Inventory, declared_inventory, local_inventory
 from tide.spec import Catalog, DeploymentSpec, InstanceTypeInfo, default_catalog
 from tide.store import Store
@@ -300,6 +301,7 @@ class TideServer:
 def run_server(config: ServerConfig, ray: RayOptions | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
+    freeze_after_full_collections(time.monotonic)
     server = TideServer(config, ray=ray)
 
     def announce() -> None:
@@ -411,6 +413,7 @@ class ControllerServer:
 def run_controller(config: ServerConfig, lease_ttl_s: float, ray: RayOptions | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    freeze_after_full_collections(time.monotonic)
     server = ControllerServer(config, lease_ttl_s=lease_ttl_s, ray=ray)
 
     def announce() -> None:
@@ -427,6 +430,7 @@ def run_api(config: ServerConfig) -> None:
     """The management API alone over the shared database: the leader sees changes within a second; it
     validates against the inventory the leader publishes (tide.api.published_view)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    freeze_after_full_collections(time.monotonic)
     prepare_data_dir(config)
     token, created = load_or_create_token(config)
     store = Store(config.db_url)

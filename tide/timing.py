@@ -26,6 +26,10 @@ STALE_AFTER_S = 10.0  # engine metrics older than this are not shown nor used
 # The leader lease: renewed every third of it; a standby controller takes over within it after a crash.
 LEASE_TTL_S = 10.0
 HOUSEKEEPING_INTERVAL_S = 10.0  # log retention and the weights cache's budget are enforced this often
+# The servers freeze what survives a full collection (tide/gc_pauses.py); this often the frozen objects go
+# back, so the next full collection also frees cycles among old objects (one long pause an hour at 10,000
+# deployments, 0.3-0.8 s, not one every few seconds during a seed).
+GC_UNFREEZE_INTERVAL_S = 3600.0
 
 # ---- gateway (tide/gateway) -------------------------------------------------------------------------------
 # The route stream's keep-alive: the controller sends a comment this often when nothing changed, and a

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import time
 from pathlib import Path
 
 import uvloop
@@ -14,6 +15,7 @@ from tide.errors import FieldError
 from tide.gateway.gateway import Gateway
 from tide.gateway.keys import ENV_KEYS, ApiKeyError, GatewayKeys
 from tide.gateway.route_file import load_route_file
+from tide.gc_pauses import freeze_after_full_collections
 from tide.spec.durations import parse_duration_option
 from tide.timing import UPSTREAM_IDLE_TIMEOUT_S
 
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     idle_timeout_s = args.upstream_idle_timeout or None
+    freeze_after_full_collections(time.monotonic)
     uvloop.run(serve(args.host, args.port, args.routes, args.model_header, idle_timeout_s, api_keys))
 
 

@@ -24,6 +24,7 @@ from tide.gateway.gateway import Gateway
 from tide.gateway.keys import GatewayKeys
 from tide.gateway.routes import RouteTable
 from tide.gateway.wire import apply_route_delta, load_to_json, route_table_from_json
+from tide.gc_pauses import freeze_after_full_collections
 from tide.timing import DEMAND_MIN_INTERVAL_S, LOAD_INTERVAL_S, ROUTES_KEEPALIVE_S, UPSTREAM_IDLE_TIMEOUT_S
 
 log = logging.getLogger("tide.gateway.follower")
@@ -179,4 +180,5 @@ def run_gateway(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     import uvloop
 
+    freeze_after_full_collections(time.monotonic)
     uvloop.run(serve(host, port, controllers, token, upstream_idle_timeout_s, api_keys))

@@ -107,7 +107,7 @@ class Gateway:
         # Dropped from the table with requests still in flight: set_routes adds them, the book lets each go
         # after its last request.
         self._draining = self.replica_book.draining
-        self._models_list = b""
+        self._models_list = ModelListing({})
         self._routes: Mapping[str, tuple[DeploymentRoute, ...]] = {}  # the table applied last, by model name
         # Usage of deployments removed since the gateway started (`_retire_usage`).
         self._retired = DeploymentState(DeploymentRoute(RETIRED_USAGE_ID, "", 0, ()))
@@ -232,7 +232,7 @@ class Gateway:
         self._models, self._deployments, self._replicas = models, deployments, replicas
         self._routes = table.routes
         if names_changed:
-            self._models_list = orjson.dumps({"object": "list", "data": [_model_card(name) for name in table.routes]})
+            self._models_list = ModelListing(table.routes)
         self._set_gateways(table.gateways, deployments, set(affected))
         if self._holding:
             self._holding = False
@@ -270,7 +270,7 @@ class Gateway:
                     name.encode(): ModelState(name, [deployments[i] for i in ids if i in deployments])
                     for name, ids in gateway.models.items()
                 }
-                listing = orjson.dumps({"object": "list", "data": [_model_card(name) for name in gateway.models]})
+                listing = ModelListing(gateway.models)
             else:
                 old_routes, old_view = previous
                 models = dict(old_view.models)
@@ -288,7 +288,7 @@ class Gateway:
                 if old_models.keys() == gateway.models.keys():
                     listing = old_view.listing
                 else:
-                    listing = orjson.dumps({"object": "list", "data": [_model_card(name) for name in gateway.models]})
+                    listing = ModelListing(gateway.models)
             header = gateway.model_header.encode() if gateway.model_header else self.model_header
             keys = None if gateway.keys is None else dict(gateway.keys)
             view = _GatewayView(gateway.gateway_id, models, header, listing, keys)
@@ -562,7 +562,7 @@ class Gateway:
     def _list_models(self, model: str | None, request: IncomingRequest, view: _GatewayView | None = None) -> bytes:
         keep_alive = request.keep_alive
         if model is None:
-            return _json_bytes_response(self._models_list if view is None else view.listing, keep_alive)
+            return _json_bytes_response((self._models_list if view is None else view.listing).body(), keep_alive)
         if model.encode() not in (self._models if view is None else view.models):
             return model_not_found(model, keep_alive=keep_alive)
         return json_response(200, {"object": "list", "data": [_model_card(model)]}, keep_alive=keep_alive)
@@ -680,12 +680,28 @@ def _failed_message(deployment: DeploymentState) -> str:
     )
 
 
+class ModelListing:
+    """The /v1/models body of some model names, encoded when first asked for, not on each route push: at
+    10,000 names a push that adds one would re-encode them all, and a seed of creates pushes hundreds of
+    times between two listings. `names` is the pushed mapping, never changed after the push (a push brings
+    a new one)."""
+
+    def __init__(self, names: Mapping[str, object]) -> None:
+        self._names = names
+        self._body: bytes | None = None
+
+    def body(self) -> bytes:
+        if self._body is None:
+            self._body = orjson.dumps({"object": "list", "data": [_model_card(name) for name in self._names]})
+        return self._body
+
+
 @dataclass(frozen=True)
 class _GatewayView:
     gateway_id: str
     models: dict[bytes, ModelState]
     model_header: bytes
-    listing: bytes  # the /v1/models body
+    listing: ModelListing  # the /v1/models body
     keys: dict[str, KeyGrant] | None = None  # the credentials it accepts, by hash; None: the process-wide rule
 
 
@@ -715,7 +731,7 @@ def _count_request(deployment: DeploymentState, gateway_id: str, key_id: str, ke
     return deployment, gateway_id, key_id, key_hash
 
 
-_NO_GATEWAY = _GatewayView("", {}, b"x-tide-model", orjson.dumps({"object": "list", "data": []}))
+_NO_GATEWAY = _GatewayView("", {}, b"x-tide-model", ModelListing({}))
 
 
 def _key_hash(headers: list[tuple[bytes, bytes]]) -> str:
