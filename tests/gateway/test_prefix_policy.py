@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 
 import orjson
 import pytest
@@ -82,6 +83,26 @@ def test_index_forgets_the_least_recently_sent_beyond_its_capacity() -> None:
     assert index.match(old) == 0
     index.clear()
     assert index.match(new) == 0 and index.requests == 0
+
+
+def test_what_an_index_keeps_is_exactly_an_lru_touched_tail_first_with_prompts_repeated_whole() -> None:
+    """Touches of prompts held whole wait (PrefixIndex._touched) and are applied in a batch; what the index
+    forgets must be what a plain LRU, touched at once, forgets."""
+    rng = random.Random(5)
+    conversations = [[rng.randrange(20) for _ in range(rng.randrange(1, 8))] for _ in range(12)]
+    index = PrefixIndex(capacity=25)
+    reference: OrderedDict[int, None] = OrderedDict()
+    for _ in range(3000):
+        conversation = rng.choice(conversations)
+        chunks = chain_ids(conversation[: rng.randrange(1, len(conversation) + 1)])
+        index.insert(chunks)
+        for name in reversed(chunks):  # tail first: the first chunk is the most recent
+            reference[name] = None
+            reference.move_to_end(name)
+        while len(reference) > 25:
+            reference.popitem(last=False)
+        assert set(index._names) == set(reference)
+    assert index.requests == 3000
 
 
 LONG = chat("the same long document " * 80)

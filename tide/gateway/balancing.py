@@ -176,19 +176,32 @@ class DeploymentState:
             holder = self._by_bit.get(holders)
             if (
                 holder is not None
-                and holder.unhealthy_until <= time.monotonic()
-                and (holder.max_concurrency is None or holder.in_flight < holder.max_concurrency)
                 and holder.replica_id not in exclude
+                and (holder.max_concurrency is None or holder.in_flight < holder.max_concurrency)
+                and (not holder.unhealthy_until or holder.unhealthy_until <= time.monotonic())  # 0.0: never failed
             ):
-                index = holder.prefix_index
+                load = holder.in_flight
                 total = len(prefix)
-                held = total if get(prefix[-1], 0) & holders else index.match(prefix)
-                least = min(map(_IN_FLIGHT, self.replicas))
-                slack = policy.slack_rel * least
-                if slack < policy.slack_abs:
-                    slack = policy.slack_abs
-                if holder.in_flight <= least + slack * (1 + held / total):
-                    index.insert(prefix, held)
+                if get(prefix[-1], 0) & holders:  # held whole (the common case): up to twice the slack ahead
+                    held = total
+                    reach = 2.0
+                else:
+                    held = holder.prefix_index.match(prefix)
+                    reach = 1 + held / total
+                # Within `least + slack * reach`, slack = max(slack_abs, slack_rel * least): at most
+                # slack_abs * reach is within it whatever the least load is, so that needs no scan.
+                within = load <= policy.slack_abs * reach
+                if not within:
+                    least = load
+                    for replica in self.replicas:  # a loop: cheaper than min() for a few replicas
+                        if replica.in_flight < least:
+                            least = replica.in_flight
+                    slack = policy.slack_rel * least
+                    if slack < policy.slack_abs:
+                        slack = policy.slack_abs
+                    within = load <= least + slack * reach
+                if within:
+                    holder.prefix_index.insert(prefix, held)
                     return holder
         now = time.monotonic()
         candidates = [

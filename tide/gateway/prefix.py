@@ -177,7 +177,7 @@ class PrefixIndex:
     """A bounded LRU of the chunk names recently sent to one replica; when attached to its deployment's
     `PrefixTable`, the table's bits follow every name it takes in or drops."""
 
-    __slots__ = ("_names", "bit", "capacity", "requests", "table")
+    __slots__ = ("_names", "_touched", "bit", "capacity", "requests", "table")
 
     def __init__(self, capacity: int = DEFAULT_INDEX_CHUNKS) -> None:
         if capacity < 1:
@@ -185,6 +185,12 @@ class PrefixIndex:
         self.capacity = capacity
         self.requests = 0  # requests recorded since the replica (or its index) started
         self._names: OrderedDict[int, None] = OrderedDict()
+        # Prompts sent here whole (all their names held) whose touch of the LRU order is not applied yet:
+        # a touch changes what is held only at the next eviction, and evicting needs new names, so the
+        # touches wait until new names come (or TOUCH_BATCH of them) and are applied then, in order,
+        # each prompt once (its last touch; the earlier ones change nothing after it). The order is the
+        # same as touching at once; the work, for prompts repeated whole, a fraction.
+        self._touched: list[Sequence[int]] = []
         self.table: PrefixTable | None = None
         self.bit = 0
 
@@ -209,9 +215,17 @@ class PrefixIndex:
         (vLLM frees a request's blocks tail first); the least recent fall out. `held`: `match(chunks)`,
         when the caller knows it (the policy does)."""
         self.requests += 1
-        names = self._names
         if held is None:
             held = self.match(chunks)
+        if held == len(chunks) and held:  # nothing new: the touch waits
+            touched = self._touched
+            touched.append(chunks)
+            if len(touched) >= TOUCH_BATCH:
+                self._apply_touches()
+            return
+        if self._touched:
+            self._apply_touches()
+        names = self._names
         table = self.table
         # C-level loops, no Python loop per chunk: the new tail (not held: the index is prefix-closed),
         # last chunk first, then the held head, moved to the end last chunk first.
@@ -227,11 +241,30 @@ class PrefixIndex:
             try:
                 _drain(map(names.move_to_end, chunks[held - 1 :: -1]))
             except KeyError:  # not prefix-closed after all (a hash collision): touch one by one
-                for name in reversed(chunks):
-                    if name not in names and table is not None:
-                        table.holders[name] = table.holders.get(name, 0) | self.bit
-                    names[name] = None
-                    names.move_to_end(name)
+                self._touch_one_by_one(chunks)
+        if len(names) > self.capacity:
+            self._evict(len(names) - self.capacity)
+
+    def _apply_touches(self) -> None:
+        """Move the names of the waiting prompts to the end, oldest first, each prompt at its last touch (a
+        prompt is told by its last name: the chain's)."""
+        touched = self._touched
+        latest = dict(zip(map(_LAST, reversed(touched)), reversed(touched), strict=True))
+        touched.clear()
+        move = self._names.move_to_end
+        for chunks in reversed(latest.values()):
+            try:
+                _drain(map(move, reversed(chunks)))
+            except KeyError:  # a name in the middle missing (a hash collision): touch one by one
+                self._touch_one_by_one(chunks)
+
+    def _touch_one_by_one(self, chunks: Sequence[int]) -> None:
+        names, table = self._names, self.table
+        for name in reversed(chunks):
+            if name not in names and table is not None:
+                table.holders[name] = table.holders.get(name, 0) | self.bit
+            names[name] = None
+            names.move_to_end(name)
         if len(names) > self.capacity:
             self._evict(len(names) - self.capacity)
 
@@ -249,6 +282,7 @@ class PrefixIndex:
             for name in self._names:
                 _drop_bit(holders, name, bit)
         self._names.clear()
+        self._touched.clear()
         self.requests = 0
 
     def detach(self) -> None:
@@ -281,6 +315,8 @@ def _held_between(names: OrderedDict[int, None], chunks: Sequence[int]) -> int:
 
 
 _drain: Callable[[Iterable[object]], None] = deque[object](maxlen=0).extend  # runs an iterator to its end, in C
+_LAST = itemgetter(-1)
+TOUCH_BATCH = 32  # prompts whose LRU touch may wait (PrefixIndex._touched)
 _NAMES = attrgetter("_names")
 
 
