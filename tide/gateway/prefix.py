@@ -99,13 +99,13 @@ def prompt_chunks(raw: bytes, body: object, max_chunks: int = MAX_CHUNKS) -> tup
     if start >= _SHIFTS:
         return tuple(accumulate(map(hash, _GETTERS[count](raw[start:]))))
     # The parts sliced straight from the body, not from a copy of it from the key on.
-    getter = _SHIFTED.get(start * _KEYS + count) or _shifted(start, count)
+    getter = _SHIFTED[start][count] or _shifted(start, count)
     return tuple(accumulate(map(hash, getter(raw))))
 
 
 _SHIFTS = 128  # the key within the first 128 bytes (the usual case): slices from the body itself
-_KEYS = 64  # > MAX_CHUNKS
-_SHIFTED: dict[int, Callable[[bytes], tuple[bytes, ...]]] = {}  # getters by start * _KEYS + count
+# The getters by start, then count, made when first needed (two list lookups: cheaper than a dict's).
+_SHIFTED: list[list[Callable[[bytes], tuple[bytes, ...]] | None]] = [[None] * (MAX_CHUNKS + 1) for _ in range(_SHIFTS)]
 
 
 def _shifted(start: int, count: int) -> Callable[[bytes], tuple[bytes, ...]]:
@@ -120,7 +120,7 @@ def _shifted(start: int, count: int) -> Callable[[bytes], tuple[bytes, ...]]:
         getter = lambda data: (data[only],)  # noqa: E731
     else:
         getter = itemgetter(*parts)
-    _SHIFTED[start * _KEYS + count] = getter
+    _SHIFTED[start][count] = getter
     return getter
 
 
