@@ -8,7 +8,15 @@ from collections import OrderedDict
 import orjson
 import pytest
 
-from tide.gateway.prefix import CHUNK_BYTES, PrefixAwarePolicy, PrefixIndex, chain_chunks, chain_ids, prompt_chunks
+from tide.gateway.prefix import (
+    BOUNDARIES,
+    CHUNK_BYTES,
+    PrefixAwarePolicy,
+    PrefixIndex,
+    chain_chunks,
+    chain_ids,
+    prompt_chunks,
+)
 
 SYSTEM = "You are a careful assistant. " * 40  # ~1.2 KB: the first chunk
 
@@ -65,6 +73,17 @@ def test_names_do_not_depend_on_where_the_prompt_key_starts() -> None:
         assert len(expected) == 6  # 1152, 1728, 2592, 3888, 5832, 8748 bytes
         assert prompt_chunks(raw, body) == expected
         assert prompt_chunks(raw, body, max_chunks=3) == expected[:3]
+
+
+def test_a_prompt_is_named_up_to_its_last_whole_chunk_at_any_length() -> None:
+    """The gateway counts chunks by a table lookup; a chunk is named only once the prompt covers it."""
+    for end in BOUNDARIES[:8]:
+        for length in (end - 1, end, end + 1):  # bytes from the prompt key on
+            text = "z" * (length - len('"prompt":"') - len('"}'))
+            raw = orjson.dumps({"prompt": text})
+            assert len(raw) - raw.find(b'"prompt"') == length
+            whole = sum(1 for boundary in BOUNDARIES if boundary <= length)
+            assert len(prompt_chunks(raw, {"prompt": text})) == whole, (end, length)
 
 
 def test_chunks_are_capped_so_a_huge_prompt_costs_bounded_work() -> None:
