@@ -34,9 +34,9 @@ DEFAULT_INDEX_CHUNKS = 32_768  # names per replica (~1 MiB of memory); chunks av
 
 def _boundaries() -> tuple[int, ...]:
     # Chunks grow with the prefix they extend (each is half of what precedes it): 5 names for an 8 KiB
-    # prompt, 12 for 128 KiB, so the gateway's work per request stays small (each name costs about 2k
-    # instructions: slicing, hashing, adding, touching), while the last name still covers two thirds of
-    # the prompt. A prompt shorter than the first chunk is not named: what it could share is at most a
+    # prompt, 12 for 128 KiB, so the gateway's work per request stays small (naming costs about 1k
+    # instructions a name: slicing, hashing, adding; touching it more), while the last name still covers
+    # two thirds of the prompt. A prompt shorter than the first chunk is not named: what it could share is at most a
     # few hundred tokens of prefill, and naming the first 1152 bytes in 4 chunks (before 2026-12-03) cost
     # 3 more names per request (docs/ROUTING.md, "Gateway cost").
     ends = [CHUNK_BYTES]
