@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 
 import orjson
 import pytest
 
-from tide.gateway.prefix import CHUNK_BYTES, PrefixAwarePolicy, PrefixIndex, chain_chunks, chain_ids, prompt_chunks
+from tide.gateway.prefix import (
+    BOUNDARIES,
+    CHUNK_BYTES,
+    PrefixAwarePolicy,
+    PrefixIndex,
+    chain_chunks,
+    chain_ids,
+    prompt_chunks,
+)
 
-SYSTEM = "You are a careful assistant. " * 40  # ~1.1 KB: 4 chunks
+SYSTEM = "You are a careful assistant. " * 40  # ~1.2 KB: the first chunk
 
 
 def chat(*turns: str) -> dict[str, object]:
@@ -30,12 +39,13 @@ def index_holding(*bodies: dict[str, object], capacity: int = 1000) -> PrefixInd
 
 
 def test_a_later_turn_of_a_chat_starts_with_the_names_of_the_earlier_turn() -> None:
-    first = chunks_of(chat("a question " * 60))
-    second = chunks_of(chat("a question " * 60, "an answer " * 60, "a follow-up"))
-    assert len(first) >= 4
+    first = chunks_of(chat("a question " * 200))
+    second = chunks_of(chat("a question " * 200, "an answer " * 200, "a follow-up"))
+    assert len(first) >= 3
+    assert len(second) > len(first)
     assert second[: len(first)] == first
-    other = chunks_of(chat("another question " * 60))
-    assert other[:4] == first[:4]  # the shared system prompt
+    other = chunks_of(chat("another question " * 200))
+    assert other[:1] == first[:1]  # the shared system prompt
     assert other[len(first) - 1] != first[-1]
 
 
@@ -60,9 +70,20 @@ def test_names_do_not_depend_on_where_the_prompt_key_starts() -> None:
         body = {"model": "m" * pad, "messages": [{"role": "user", "content": text}]}
         raw = orjson.dumps(body)
         expected = chain_chunks(raw[raw.find(b'"messages"') :])
-        assert len(expected) == 9
+        assert len(expected) == 6  # 1152, 1728, 2592, 3888, 5832, 8748 bytes
         assert prompt_chunks(raw, body) == expected
         assert prompt_chunks(raw, body, max_chunks=3) == expected[:3]
+
+
+def test_a_prompt_is_named_up_to_its_last_whole_chunk_at_any_length() -> None:
+    """The gateway counts chunks by a table lookup; a chunk is named only once the prompt covers it."""
+    for end in BOUNDARIES[:8]:
+        for length in (end - 1, end, end + 1):  # bytes from the prompt key on
+            text = "z" * (length - len('"prompt":"') - len('"}'))
+            raw = orjson.dumps({"prompt": text})
+            assert len(raw) - raw.find(b'"prompt"') == length
+            whole = sum(1 for boundary in BOUNDARIES if boundary <= length)
+            assert len(prompt_chunks(raw, {"prompt": text})) == whole, (end, length)
 
 
 def test_chunks_are_capped_so_a_huge_prompt_costs_bounded_work() -> None:
@@ -71,17 +92,37 @@ def test_chunks_are_capped_so_a_huge_prompt_costs_bounded_work() -> None:
 
 def test_index_forgets_the_least_recently_sent_beyond_its_capacity() -> None:
     index = PrefixIndex(capacity=6)
-    old, new = chain_chunks(b"o" * 1152), chain_chunks(b"n" * 1152)  # 4 chunks each
+    old, new = chain_ids([1, 2, 3, 4]), chain_ids([5, 6, 7, 8])  # 4 chunks each
     index.insert(old)
     assert index.match(old) == 4
     index.insert(new)  # 8 names into 6: the two least recent of `old` go, its tail (as vLLM evicts)
     assert len(index) == 6
     assert index.match(new) == 4
     assert index.match(old) == 2
-    index.insert(chain_chunks(b"x" * 768))  # 3 more: the rest of `old` goes
+    index.insert(chain_ids([9, 10, 11]))  # 3 more: the rest of `old` goes
     assert index.match(old) == 0
     index.clear()
     assert index.match(new) == 0 and index.requests == 0
+
+
+def test_what_an_index_keeps_is_exactly_an_lru_touched_tail_first_with_prompts_repeated_whole() -> None:
+    """Touches of prompts held whole wait (PrefixIndex.touched) and are applied in a batch; what the index
+    forgets must be what a plain LRU, touched at once, forgets."""
+    rng = random.Random(5)
+    conversations = [[rng.randrange(20) for _ in range(rng.randrange(1, 8))] for _ in range(12)]
+    index = PrefixIndex(capacity=25)
+    reference: OrderedDict[int, None] = OrderedDict()
+    for _ in range(3000):
+        conversation = rng.choice(conversations)
+        chunks = chain_ids(conversation[: rng.randrange(1, len(conversation) + 1)])
+        index.insert(chunks)
+        for name in reversed(chunks):  # tail first: the first chunk is the most recent
+            reference[name] = None
+            reference.move_to_end(name)
+        while len(reference) > 25:
+            reference.popitem(last=False)
+        assert set(index._names) == set(reference)
+    assert index.requests == 3000
 
 
 LONG = chat("the same long document " * 80)

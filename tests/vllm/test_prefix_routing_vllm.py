@@ -21,7 +21,8 @@ from tide.engines.prometheus import parse_vllm_load
 
 NAME = "tiny-prefix"
 READY_TIMEOUT_S = 420.0  # two vLLM replicas on a shared 2-core machine
-DOCUMENT = "Tide routes each request to the replica that already holds its prompt prefix. " * 14  # ~1.1 KB
+DOCUMENT = "Tide routes each request to the replica that already holds its prompt prefix. " * 20  # ~1.6 KB: named
+# (the gateway names a prompt from its first 1152 bytes on)
 
 
 def requests_served(http: httpx.Client, replica: dict[str, Any]) -> float:

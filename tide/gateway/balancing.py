@@ -10,12 +10,11 @@ recently failed are used only when no healthy one has room.
 from __future__ import annotations
 
 import time
-from operator import attrgetter
 from urllib.parse import urlsplit
 
 from tide.gateway.activator import ActivatorQueue, QueueSettings
 from tide.gateway.loadmeter import LoadMeter
-from tide.gateway.prefix import PrefixAwarePolicy, PrefixTable
+from tide.gateway.prefix import TOUCH_BATCH, PrefixAwarePolicy, PrefixTable
 from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint
 from tide.gateway.usage import Usage
 from tide.spec.routing import PREFIX_AWARE
@@ -142,8 +141,55 @@ class DeploymentState:
             return only if only.has_room() and only.replica_id not in exclude else None
         if count == 0:
             return None
-        if prefix and self.prefix_policy is not None:
-            return self._pick_prefix_aware(self.prefix_policy, exclude, prefix)
+        policy = self.prefix_policy
+        if prefix and policy is not None:
+            # Prefix-aware. The common case is told here, without looking at every replica nor calling
+            # further (each Python call costs about as much as hashing 200 bytes; this runs per request):
+            # one replica holds some of the prompt and no other any of it. The policy takes it while its
+            # load is within the slack for what it holds over the least loaded of all replicas (the least
+            # loaded of those allowed is no less, so the policy's limit is no lower); else the full choice.
+            get = self.prefix_table.holders.get
+            holders = get(prefix[0], 0)
+            if holders and not holders & (holders - 1):
+                if self._by_bit_of is not replicas:
+                    self._by_bit = {r.prefix_index.bit: r for r in replicas}
+                    self._by_bit_of = replicas
+                holder = self._by_bit.get(holders)
+                if (
+                    holder is not None
+                    and holder.replica_id not in exclude
+                    and (holder.max_concurrency is None or holder.in_flight < holder.max_concurrency)
+                    and (not holder.unhealthy_until or holder.unhealthy_until <= time.monotonic())  # 0: never failed
+                ):
+                    load = holder.in_flight
+                    index = holder.prefix_index
+                    total = len(prefix)
+                    whole = get(prefix[-1], 0) & holders
+                    held = total if whole else index.match(prefix)
+                    reach = 2 if whole else 1 + held / total  # slacks ahead it may run
+                    # Within `least + slack * reach`, slack = max(slack_abs, slack_rel * least): at most
+                    # slack_abs * reach is within it whatever the least load is, so that needs no scan.
+                    within = load <= policy.slack_abs * reach
+                    if not within:
+                        least = load
+                        for replica in replicas:  # a loop: cheaper than min() for a few replicas
+                            if replica.in_flight < least:
+                                least = replica.in_flight
+                        slack = policy.slack_rel * least
+                        if slack < policy.slack_abs:
+                            slack = policy.slack_abs
+                        within = load <= least + slack * reach
+                    if within:
+                        if whole:  # PrefixIndex.insert's first case, without the call
+                            index.requests += 1
+                            waiting = index.touched
+                            waiting.append(prefix)
+                            if len(waiting) >= TOUCH_BATCH:
+                                index.apply_touches()
+                        else:
+                            index.insert(prefix, held)
+                        return holder
+            return self._pick_prefix_aware(policy, exclude, prefix)
         start = self._next_start % count
         self._next_start = start + 1
         now = time.monotonic()
@@ -163,33 +209,7 @@ class DeploymentState:
     def _pick_prefix_aware(
         self, policy: PrefixAwarePolicy, exclude: frozenset[str] | set[str], prefix: tuple[int, ...]
     ) -> ReplicaState | None:
-        get = self.prefix_table.holders.get
-        holders = get(prefix[0], 0)
-        if holders and not holders & (holders - 1):
-            # The common case, told without looking at every replica: one replica holds some of the prompt
-            # and no other any of it. The policy takes it while its load is within the slack for what it
-            # holds over the least loaded of all replicas (the least loaded of those allowed is no less,
-            # so the policy's limit is no lower); else the full choice below.
-            if self._by_bit_of is not self.replicas:
-                self._by_bit = {r.prefix_index.bit: r for r in self.replicas}
-                self._by_bit_of = self.replicas
-            holder = self._by_bit.get(holders)
-            if (
-                holder is not None
-                and holder.unhealthy_until <= time.monotonic()
-                and (holder.max_concurrency is None or holder.in_flight < holder.max_concurrency)
-                and holder.replica_id not in exclude
-            ):
-                index = holder.prefix_index
-                total = len(prefix)
-                held = total if get(prefix[-1], 0) & holders else index.match(prefix)
-                least = min(map(_IN_FLIGHT, self.replicas))
-                slack = policy.slack_rel * least
-                if slack < policy.slack_abs:
-                    slack = policy.slack_abs
-                if holder.in_flight <= least + slack * (1 + held / total):
-                    index.insert(prefix, held)
-                    return holder
+        """The policy's full choice among the replicas allowed (healthy ones first)."""
         now = time.monotonic()
         candidates = [
             r
@@ -210,9 +230,6 @@ class DeploymentState:
         position, held = policy.place_shared(self.prefix_table, [r.in_flight for r in candidates], indexes, prefix)
         indexes[position].insert(prefix, held)
         return candidates[position]
-
-
-_IN_FLIGHT = attrgetter("in_flight")
 
 
 class ModelState:

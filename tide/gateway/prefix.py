@@ -3,10 +3,10 @@
 Pure: no I/O and no clock. The gateway and the routing simulator (`python -m tide.routesim`) run this code.
 
 A prompt is cut into chunks of the request's own JSON bytes from its `"messages"` (or `"prompt"`) key on
-(no tokenizing, no re-serializing; 256 bytes first, longer further in), and each chunk is named by a
-chained hash (the sum of the hashes of all chunks up to it; each chunk beyond the first 1152 bytes hashed
-from 64 of its bytes), so one name stands for the whole prefix up to that chunk, as vLLM names its KV
-blocks. Each replica keeps a bounded LRU of the names recently sent to it
+(no tokenizing, no re-serializing; 1152 bytes first, each next one half as long as what precedes it), and
+each chunk is named by a chained hash (the sum of the hashes of all chunks up to it; the first chunk hashed
+whole, each later one from 64 of its bytes), so one name stands for the whole prefix up to that chunk, as
+vLLM names its KV blocks. Each replica keeps a bounded LRU of the names recently sent to it
 (`PrefixIndex`), touched tail first so a prompt's tail is forgotten before its start, as vLLM evicts: it
 mirrors the engine's own LRU block cache, so what the engine has likely evicted is forgotten here too, and
 memory per replica is bounded. A replica that restarts or fails gets an empty index.
@@ -24,42 +24,45 @@ from bisect import bisect_right
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, repeat
+from itertools import accumulate, pairwise, repeat
 from operator import attrgetter, contains, itemgetter
 
-CHUNK_BYTES = 256  # the first chunks: about 64 tokens of English text (vLLM's blocks are 16 tokens)
+CHUNK_BYTES = 1152  # the first chunk: about 290 tokens of English text (vLLM's blocks are 16 tokens)
 MAX_PROMPT_BYTES = 1 << 20  # only the first MiB of a prompt is named
-DEFAULT_INDEX_CHUNKS = 32_768  # names per replica (~1 MiB of memory); chunks average well above 256 bytes
+DEFAULT_INDEX_CHUNKS = 32_768  # names per replica (~1 MiB of memory); chunks average well above 1152 bytes
 
 
 def _boundaries() -> tuple[int, ...]:
-    # Chunks grow with the prefix they extend (each is half of what precedes it, at least CHUNK_BYTES):
-    # 9 names for an 8 KiB prompt, 16 for 128 KiB, so the gateway's work per request stays small, while
-    # the last name still covers two thirds of the prompt.
+    # Chunks grow with the prefix they extend (each is half of what precedes it): 5 names for an 8 KiB
+    # prompt, 12 for 128 KiB, so the gateway's work per request stays small (naming costs about 1k
+    # instructions a name: slicing, hashing, adding; touching it more), while the last name still covers
+    # two thirds of the prompt. A prompt shorter than the first chunk is not named: what it could share is at most a
+    # few hundred tokens of prefill, and naming the first 1152 bytes in 4 chunks (before 2026-12-03) cost
+    # 3 more names per request (docs/ROUTING.md, "Gateway cost").
     ends = [CHUNK_BYTES]
     while ends[-1] < MAX_PROMPT_BYTES:
-        ends.append(ends[-1] + max(CHUNK_BYTES, ends[-1] // 2))
+        ends.append((ends[-1] + ends[-1] // 2) // _STEP * _STEP)  # multiples of _STEP: see _COUNTS
     return tuple(ends)
 
 
+_STEP = 64
 BOUNDARIES = _boundaries()
 MAX_CHUNKS = len(BOUNDARIES)
-FULL_BYTES = 1152  # the first 4 chunks (1152 bytes) are hashed whole
+# How many chunks a prompt of n bytes has, by n // _STEP (n below MAX_PROMPT_BYTES): a lookup, cheaper
+# than a bisection per request.
+_COUNTS = bytes(bisect_right(BOUNDARIES, i * _STEP) for i in range(MAX_PROMPT_BYTES // _STEP))
 SAMPLES = 64
-# Beyond FULL_BYTES a chunk is named by SAMPLES of its bytes, evenly spaced over it (and, chained,
-# everything named before it), not by all its bytes: the gateway's work per request must stay small
-# (docs/ROUTING.md, "Gateway cost"). Texts that diverge shift what follows, so the divergence is seen at
-# the next samples; what goes unseen is an edit of unsampled bytes that keeps the length, followed by
-# identical text (a routing estimate, not a cache key).
+# The first chunk is hashed whole; each later one is named by SAMPLES of its bytes, evenly spaced over it
+# (and, chained, everything named before it), not by all its bytes: the gateway's work per request must
+# stay small (docs/ROUTING.md, "Gateway cost"). Texts that diverge shift what follows, so the divergence
+# is seen at the next samples; what goes unseen is an edit of unsampled bytes that keeps the length,
+# followed by identical text (a routing estimate, not a cache key).
 # The naming runs in C (itemgetter slices, map, accumulate): each Python-level step costs about as much as
 # hashing a few hundred bytes.
-_PARTS: list[slice] = []  # one per chunk
-for _start, _end in zip((0, *BOUNDARIES[:-1]), BOUNDARIES, strict=True):
-    if _end <= FULL_BYTES:
-        _PARTS.append(slice(_start, _end))
-    else:
-        _step = (_end - _start) // SAMPLES
-        _PARTS.append(slice(_end - _step * (SAMPLES - 1) - 1, _end, _step))  # ends with the chunk's last byte
+_PARTS: list[slice] = [slice(0, CHUNK_BYTES)]  # one per chunk
+for _start, _end in pairwise(BOUNDARIES):
+    _step = (_end - _start) // SAMPLES
+    _PARTS.append(slice(_end - _step * (SAMPLES - 1) - 1, _end, _step))  # ends with the chunk's last byte
 _GETTERS: list[Callable[[bytes], tuple[bytes, ...]]] = [lambda data: ()]
 _GETTERS += [
     itemgetter(*_PARTS[:count]) if count > 1 else (lambda data: (data[:CHUNK_BYTES],))
@@ -87,19 +90,22 @@ def prompt_chunks(raw: bytes, body: object, max_chunks: int = MAX_CHUNKS) -> tup
         return ()
     if start < 0:  # the key spelt with escapes: from the start
         start = 0
-    count = bisect_right(BOUNDARIES, len(raw) - start)
+    length = len(raw) - start
+    if length < CHUNK_BYTES:  # too short to name (nothing worth routing by)
+        return ()
+    count = _COUNTS[length // _STEP] if length < MAX_PROMPT_BYTES else bisect_right(BOUNDARIES, length)
     if count > max_chunks:
         count = max_chunks
     if start >= _SHIFTS:
         return tuple(accumulate(map(hash, _GETTERS[count](raw[start:]))))
     # The parts sliced straight from the body, not from a copy of it from the key on.
-    getter = _SHIFTED.get(start * _KEYS + count) or _shifted(start, count)
+    getter = _SHIFTED[start][count] or _shifted(start, count)
     return tuple(accumulate(map(hash, getter(raw))))
 
 
 _SHIFTS = 128  # the key within the first 128 bytes (the usual case): slices from the body itself
-_KEYS = 64  # > MAX_CHUNKS
-_SHIFTED: dict[int, Callable[[bytes], tuple[bytes, ...]]] = {}  # getters by start * _KEYS + count
+# The getters by start, then count, made when first needed (two list lookups: cheaper than a dict's).
+_SHIFTED: list[list[Callable[[bytes], tuple[bytes, ...]] | None]] = [[None] * (MAX_CHUNKS + 1) for _ in range(_SHIFTS)]
 
 
 def _shifted(start: int, count: int) -> Callable[[bytes], tuple[bytes, ...]]:
@@ -114,7 +120,7 @@ def _shifted(start: int, count: int) -> Callable[[bytes], tuple[bytes, ...]]:
         getter = lambda data: (data[only],)  # noqa: E731
     else:
         getter = itemgetter(*parts)
-    _SHIFTED[start * _KEYS + count] = getter
+    _SHIFTED[start][count] = getter
     return getter
 
 
@@ -177,7 +183,7 @@ class PrefixIndex:
     """A bounded LRU of the chunk names recently sent to one replica; when attached to its deployment's
     `PrefixTable`, the table's bits follow every name it takes in or drops."""
 
-    __slots__ = ("_names", "bit", "capacity", "requests", "table")
+    __slots__ = ("_names", "bit", "capacity", "requests", "table", "touched")
 
     def __init__(self, capacity: int = DEFAULT_INDEX_CHUNKS) -> None:
         if capacity < 1:
@@ -185,6 +191,13 @@ class PrefixIndex:
         self.capacity = capacity
         self.requests = 0  # requests recorded since the replica (or its index) started
         self._names: OrderedDict[int, None] = OrderedDict()
+        # Prompts sent here whole (all their names held) whose touch of the LRU order is not applied yet
+        # (`insert` appends them, or the gateway's pick, inlined: requests += 1, append, apply at the batch):
+        # a touch changes what is held only at the next eviction, and evicting needs new names, so the
+        # touches wait until new names come (or TOUCH_BATCH of them) and are applied then, in order,
+        # each prompt once (its last touch; the earlier ones change nothing after it). The order is the
+        # same as touching at once; the work, for prompts repeated whole, a fraction.
+        self.touched: list[Sequence[int]] = []
         self.table: PrefixTable | None = None
         self.bit = 0
 
@@ -209,9 +222,17 @@ class PrefixIndex:
         (vLLM frees a request's blocks tail first); the least recent fall out. `held`: `match(chunks)`,
         when the caller knows it (the policy does)."""
         self.requests += 1
-        names = self._names
         if held is None:
             held = self.match(chunks)
+        if held == len(chunks) and held:  # nothing new: the touch waits
+            touched = self.touched
+            touched.append(chunks)
+            if len(touched) >= TOUCH_BATCH:
+                self.apply_touches()
+            return
+        if self.touched:
+            self.apply_touches()
+        names = self._names
         table = self.table
         # C-level loops, no Python loop per chunk: the new tail (not held: the index is prefix-closed),
         # last chunk first, then the held head, moved to the end last chunk first.
@@ -227,11 +248,30 @@ class PrefixIndex:
             try:
                 _drain(map(names.move_to_end, chunks[held - 1 :: -1]))
             except KeyError:  # not prefix-closed after all (a hash collision): touch one by one
-                for name in reversed(chunks):
-                    if name not in names and table is not None:
-                        table.holders[name] = table.holders.get(name, 0) | self.bit
-                    names[name] = None
-                    names.move_to_end(name)
+                self._touch_one_by_one(chunks)
+        if len(names) > self.capacity:
+            self._evict(len(names) - self.capacity)
+
+    def apply_touches(self) -> None:
+        """Move the names of the waiting prompts to the end, oldest first, each prompt at its last touch (a
+        prompt is told by its last name: the chain's)."""
+        touched = self.touched
+        latest = dict(zip(map(_LAST, reversed(touched)), reversed(touched), strict=True))
+        touched.clear()
+        move = self._names.move_to_end
+        for chunks in reversed(latest.values()):
+            try:
+                _drain(map(move, reversed(chunks)))
+            except KeyError:  # a name in the middle missing (a hash collision): touch one by one
+                self._touch_one_by_one(chunks)
+
+    def _touch_one_by_one(self, chunks: Sequence[int]) -> None:
+        names, table = self._names, self.table
+        for name in reversed(chunks):
+            if name not in names and table is not None:
+                table.holders[name] = table.holders.get(name, 0) | self.bit
+            names[name] = None
+            names.move_to_end(name)
         if len(names) > self.capacity:
             self._evict(len(names) - self.capacity)
 
@@ -249,6 +289,7 @@ class PrefixIndex:
             for name in self._names:
                 _drop_bit(holders, name, bit)
         self._names.clear()
+        self.touched.clear()
         self.requests = 0
 
     def detach(self) -> None:
@@ -281,6 +322,8 @@ def _held_between(names: OrderedDict[int, None], chunks: Sequence[int]) -> int:
 
 
 _drain: Callable[[Iterable[object]], None] = deque[object](maxlen=0).extend  # runs an iterator to its end, in C
+_LAST = itemgetter(-1)
+TOUCH_BATCH = 32  # prompts whose LRU touch may wait (PrefixIndex.touched)
 _NAMES = attrgetter("_names")
 
 
