@@ -102,6 +102,19 @@ def test_parked_replicas_wake_into_slots_on_their_own_gpus_or_are_stopped(
     assert chat.parked.keys() == {rid for rid, _, _ in parked}  # a plan changes nothing
 
 
+def test_a_deployment_with_nothing_parked_plans_no_wakes_without_walking_the_others() -> None:
+    # Asked for every deployment the controller places: at 10,000 deployments a walk over all of them
+    # each time made the controller's catch-up after a seed of creates quadratic.
+    def untouchable() -> Any:
+        raise AssertionError("plan_wakes walked every deployment for one with nothing parked")
+        yield
+
+    chat = runtime("chat")
+    offered = [Placement("chat", "slot0", NODE, 1, 0.0)]
+    plan = parking.plan_wakes(chat, offered, untouchable())
+    assert plan.wake == () and plan.stop == () and list(plan.remaining) == offered
+
+
 # now, the policy's keep (None: it said nothing), GPUs free on the node -> (replica, why) stopped.
 STOP_CASES: list[tuple[str, float, int | None, int, list[tuple[str, str]]]] = [
     ("within the retention, room on the node: kept", 120.0, None, 2, []),

@@ -212,6 +212,9 @@ def plan_wakes(
     """Wake parked replicas (most recently parked first) into the slots offered on their own instances,
     of their size. One whose GPU ids a running replica (of any deployment in `runtimes`, or one woken
     earlier in this plan) holds is stopped instead."""
+    if not runtime.parked:
+        # The common case, asked once per deployment placed: do not walk every deployment (10,000 of them).
+        return WakePlan((), (), tuple(slots))
     everyone = list(runtimes)
     remaining = list(slots)
     wake: list[tuple[str, Placement]] = []
