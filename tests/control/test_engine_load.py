@@ -31,10 +31,15 @@ class MetricsServer:
     def __init__(self) -> None:
         self.page = VLLM_PAGE
         self.broken = False
+        self.hang_ups = 0  # this many requests are read and then the connection closed, with no response
         self.server: asyncio.Server | None = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await reader.readuntil(b"\r\n\r\n")
+        if self.hang_ups:
+            self.hang_ups -= 1
+            writer.close()
+            return
         path = request.split(b" ")[1]
         status, body = (b"200 OK", self.page.encode()) if path == b"/metrics" else (b"404 Not Found", b"")
         if self.broken:
@@ -118,6 +123,28 @@ async def reading_goes_stale(server: MetricsServer, base_url: str) -> None:
         # The last good reading holds a while (one failed scrape is not "idle"), then is dropped.
         assert scraper.fresh("chat-r1", clock[0]) is not None
         assert scraper.fresh("chat-r1", clock[0] + 6) is None
+    finally:
+        await scraper.close()
+
+
+def test_a_scrape_the_server_hangs_up_on_is_tried_again_at_once() -> None:
+    # A busy engine's server closing a kept-alive connection as the scrape is sent ("Server disconnected
+    # without sending a response") cost a whole scrape round of readings: vLLM's test saw only stale idle
+    # readings in Tide's status while the engine ran four requests.
+    with_server(hung_up_once)
+
+
+async def hung_up_once(server: MetricsServer, base_url: str) -> None:
+    clock = [0.0]
+    scraper = EngineLoadScraper(clock=lambda: clock[0])
+    try:
+        server.hang_ups = 1
+        await scraper.scrape([target(base_url)])
+        assert scraper.fresh("chat-r1", 0.0) == EngineLoad(running=3, waiting=2, kv_cache_usage=0.5)
+        server.hang_ups = 3  # hung up on twice in a row: a failed scrape, tried once more, not in a loop
+        clock[0] = 2.0
+        await scraper.scrape([target(base_url)])
+        assert server.hang_ups == 1 and scraper.readings["chat-r1"].at == 0.0
     finally:
         await scraper.close()
 

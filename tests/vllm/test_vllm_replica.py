@@ -101,20 +101,22 @@ def tide_saw_busy(shown: list[dict[str, Any]]) -> bool:
 
 
 def load_while_busy(
-    tide: VllmTide, client: OpenAI, metrics_url: str, parallel: int = 4, rounds: int = 4
+    tide: VllmTide, client: OpenAI, metrics_url: str, parallel: int = 4, for_s: float = 90
 ) -> tuple[EngineLoad, list[dict[str, Any]], list[int]]:
     """Poll the replica's /metrics and Tide's status while rounds of `parallel` long requests run.
 
     Returns the busiest /metrics reading, the `engineLoad` values Tide's status showed, and the tokens made.
     One reading after the first streamed token is not enough: a tiny model can finish a request before the
     scrape lands, vLLM publishes its gauges once per engine step, and Tide scrapes every 2 s; so another
-    round starts (at most `rounds`) until both readings saw the load.
+    round starts until both readings saw the load, for at most `for_s` seconds: a fast machine finishes a
+    round between two of Tide's scrapes (four rounds were not always enough), a slow one needs one round.
     """
     busiest = EngineLoad(running=0.0, waiting=0.0, kv_cache_usage=None)
     shown: list[dict[str, Any]] = []
     generated: list[int] = []
     with ThreadPoolExecutor(parallel) as pool, httpx.Client(timeout=30) as http:
-        for _ in range(rounds):
+        deadline = time.monotonic() + for_s
+        while time.monotonic() < deadline:
             requests = [pool.submit(long_completion, client) for _ in range(parallel)]
             while not all(r.done() for r in requests):
                 load = parse_vllm_load(http.get(metrics_url).text, model_name=NAME)

@@ -82,7 +82,12 @@ class EngineLoadScraper:
 
     async def _scrape_one(self, client: httpx.AsyncClient, target: ScrapeTarget) -> None:
         try:
-            response = await client.get(target.metrics_url)
+            try:
+                response = await client.get(target.metrics_url)
+            except httpx.RemoteProtocolError:
+                # The server closed the kept-alive connection as the scrape went out (a busy engine's server
+                # times idle connections out); a GET is safe to send again, once, on a new connection.
+                response = await client.get(target.metrics_url)
             response.raise_for_status()
             load = parse_engine_load(response.text, target.names, target.served_name)
         except (httpx.HTTPError, ValueError) as exc:
