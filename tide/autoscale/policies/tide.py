@@ -7,6 +7,12 @@ Mechanisms, each named in the decision's reason and each switchable for the abla
   the capacity that was ready in it, so requests queued behind a cold start count while they are
   queued (the `queue` reason: the count for what is waiting now) but are not averaged into the window
   after they drain. Off: the window holds the whole load, backlog included, as Knative does.
+* cold backlog (without parking): after a return that found no replica ready (from zero, or the
+  deployment's first load), the window also counts the requests queued behind the cold start, for one
+  `scaleDownDelay` from the return: a return that piles up a backlog at zero is demand nothing was ready
+  for, and it often grows (Azure Functions' single burst goes from 5 to 48 requests/s a minute after its
+  return). A return that a held replica served, and every later window, are sized from the work in
+  service. Off: the in-service window only.
 * exact concurrency: N requests need ceil(N / concurrency) replicas (no utilization headroom that asks
   for 2 replicas for 1 request at concurrency 1). Off: the profile's target utilization applies.
 * burst hold: the highest count of the last `scaleDownDelay` seconds is kept, so a deployment keeps its
@@ -109,6 +115,7 @@ OPTIONS = {
     "sparseRef": OptionRange(default=600.0, low=1.0, high=86400.0),
     "sparseCap": OptionRange(default=4.0, low=1.0, high=1000.0),
     "periodic": OptionRange(default=1, low=0, high=1, integer=True),
+    "coldBacklog": OptionRange(default=1, low=0, high=1, integer=True),
 }
 MECHANISMS = (
     "inService",
@@ -123,6 +130,7 @@ MECHANISMS = (
     "skipDips",
     "sparsePrice",
     "periodic",
+    "coldBacklog",
     "parkEarly",
     "parkedPlan",
 )
@@ -159,6 +167,8 @@ class TidePolicy(Policy):
         super().__init__(config)
         self._read_options(config)
         self._window = _WindowMax(config.scale_down_delay)
+        self._cold = _WindowMax(config.scale_down_delay)  # the load of cold returns' first window (`coldBacklog`)
+        self._cold_until = -1  # the last second of the current cold return's window
         self._short = _WindowMax(self.parked_hold)  # the hold when parking
         self._retention: float | None = None  # parked replicas' retention, when parking (the last decision's)
         self._gaps = GapHistory()  # every idle gap (the parked plan's)
@@ -204,6 +214,7 @@ class TidePolicy(Policy):
         super().update_config(config)
         self._read_options(config)
         self._window.span = config.scale_down_delay
+        self._cold.span = config.scale_down_delay
         self._short.span = self.parked_hold
 
     # -- observations --------------------------------------------------------------------------
@@ -222,6 +233,9 @@ class TidePolicy(Policy):
                 if not (self.on["skipDips"] and gap < self.config.tick_interval - _EPS):
                     self._lulls.add(gap)
                     self._lull_ends.append(now)
+            if (self._empty_since is not None or not self._seen_load) and self._capacity <= _EPS:
+                # A return that found nothing ready: its backlog behind the cold start is counted for a window.
+                self._cold_until = second + math.ceil(self._cold.span) - 1
             if self._empty_since is not None:
                 # Measure what comes back within one cold start: the requests a cold deployment makes wait.
                 span = max(1, math.ceil(self._last_cold_start))
@@ -240,6 +254,8 @@ class TidePolicy(Policy):
                 self._return_until = -1
         counted = min(value, self._capacity) if self.on["inService"] else value
         self._served = counted
+        if second <= self._cold_until:
+            self._cold.add(second, value)
         self._window.add(second, counted)
         self._short.add(second, counted)
 
@@ -297,7 +313,10 @@ class TidePolicy(Policy):
         window = self._window if parking is None else self._short
         peak = window.peak(ctx.now)
         for_window = math.ceil(peak / per_replica - _EPS)
-        busy = max(for_queue, for_window)
+        # Without parking: the load of a cold return's first window, its backlog behind the cold start included.
+        cold_peak = self._cold.peak(ctx.now) if parking is None and self.on["coldBacklog"] else 0.0
+        for_cold = math.ceil(cold_peak / per_replica - _EPS)
+        busy = max(for_queue, for_window, for_cold)
         span = window.span
         # A spare spares a wait of a request or a cold start; a parked replica wakes for it in about a second.
         spare = 1 if self.on["spare"] and conc == 1 and (parking is None or parking.parked == 0) else 0
@@ -305,21 +324,25 @@ class TidePolicy(Policy):
         served = min(now_load, self._served) if self.on["inService"] else now_load  # not the backlog
         held = self._level_hold(ctx, math.ceil(served / per_replica - _EPS), parking is None)
         if now_load > _EPS:
-            if for_queue >= for_window and ahead > now_load + _EPS:
+            held_for = max(for_window, for_cold)
+            if for_queue >= held_for and ahead > now_load + _EPS:
                 text = (
                     f"ramp: {now_load:.1f} requests in service or waiting and rising; "
                     f"{ahead:.1f} expected within a cold start at {per_replica:g}/replica"
                 )
                 mechanism = "ramp"
-            elif for_queue >= for_window:
+            elif for_queue >= held_for:
                 text = f"queue: {now_load:.1f} requests in service or waiting at {per_replica:g}/replica"
                 mechanism = "queue"
-            else:
+            elif for_window >= for_cold:
                 text = (
                     f"burst hold: up to {peak:.1f} requests {self._window_noun()} in the last {span:g}s "
                     f"at {per_replica:g}/replica"
                 )
                 mechanism = "burst-hold"
+            else:
+                text = self._cold_text(cold_peak, per_replica)
+                mechanism = "cold-backlog"
             if spare:
                 text += " + 1 spare (concurrency 1)"
             desired = busy + spare
@@ -362,6 +385,9 @@ class TidePolicy(Policy):
                 text += self._keep_starts(ctx)
             return Proposal(desired, "park", observed=peak, window=span, raw=desired, text=f"{text} -> {desired}")
         # Empty: more than one replica only while the burst hold lasts; the last one follows the plan.
+        if for_cold >= 2 and for_cold > max(held, for_window):
+            text = f"{self._cold_text(cold_peak, per_replica)} -> {for_cold}"
+            return Proposal(for_cold, "cold-backlog", observed=cold_peak, window=span, raw=for_cold, text=text)
         if held >= 2 and held > for_window:
             text = (
                 f"burst gaps: idle; holding {held} replicas while this deployment's lulls at that level "
@@ -372,6 +398,12 @@ class TidePolicy(Policy):
             text = f"burst hold: up to {peak:.1f} requests {self._window_noun()} in the last {span:g}s -> {for_window}"
             return Proposal(for_window, "burst-hold", observed=peak, window=span, raw=for_window, text=text)
         return self._idle(ctx)
+
+    def _cold_text(self, cold_peak: float, per_replica: float) -> str:
+        return (
+            f"cold backlog: up to {cold_peak:.1f} requests in service or queued since a return found no replica "
+            f"ready, counted for {self._cold.span:g}s at {per_replica:g}/replica"
+        )
 
     def _level_hold(self, ctx: PolicyContext, need: int, running: bool) -> int:
         """Records the replicas the work needs now and returns the highest level worth holding through the
