@@ -67,4 +67,10 @@ for policy, (rps, us, user, system) in median.items():
           f" user {user:.1f} + system {system:.1f}")
 ll, pa = median["least-loaded"], median["prefix-aware"]
 print(f"prefix-aware / least-loaded: req/s x{pa[0] / ll[0]:.2f}, gateway CPU per request x{pa[1] / ll[1]:.2f}")
+# Each run's pair (least-loaded, then prefix-aware seconds later): steadier than the medians when the
+# machine's load drifts between runs.
+pairs = list(zip(rows["least-loaded"], rows["prefix-aware"], strict=True))
+for name, column in (("req/s", 0), ("CPU per request", 1)):
+    ratios = sorted(b[column] / a[column] for a, b in pairs)
+    print(f"  per run pair, {name}: median x{statistics.median(ratios):.2f} (range x{ratios[0]:.2f}-x{ratios[-1]:.2f})")
 PY

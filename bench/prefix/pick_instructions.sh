@@ -15,7 +15,7 @@ command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 count() {  # instructions of pick_cost.py POLICY REQUESTS
-  (cd "$TREE" && PYTHONPATH="$TREE" PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg" \
+  (cd "$TREE" && PYTHONPATH="$TREE" PYTHONHASHSEED=0 OPENBLAS_NUM_THREADS=1 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg" \
     "$PYTHON" "$HERE/pick_cost.py" "$1" "$2") >/dev/null 2>&1
   callgrind_annotate "$WORK/cg" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
 }
