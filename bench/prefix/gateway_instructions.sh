@@ -33,9 +33,9 @@ YAML
   (cd "$TREE" && PYTHONPATH="$TREE" PYTHONHASHSEED=0 exec valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.$policy" \
     "$PYTHON" -m tide.gateway --port $GW_PORT --routes "$WORK/$policy.yaml") >"$WORK/gw.log" 2>&1 & GW=$!
   for _ in $(seq 1 600); do curl -sf -o /dev/null http://127.0.0.1:$GW_PORT/health && break; sleep 0.2; done
-  wrk -t1 -c64 -d3s -s "$HERE/long_prompts.lua" http://127.0.0.1:$GW_PORT/v1/chat/completions >/dev/null
+  wrk -t1 -c64 --timeout 60s -d3s -s "$HERE/long_prompts.lua" http://127.0.0.1:$GW_PORT/v1/chat/completions >/dev/null
   callgrind_control -z $GW >/dev/null
-  wrk -t1 -c64 -d"${DUR}s" -s "$HERE/long_prompts.lua" http://127.0.0.1:$GW_PORT/v1/chat/completions >"$WORK/wrk.out"
+  wrk -t1 -c64 --timeout 60s -d"${DUR}s" -s "$HERE/long_prompts.lua" http://127.0.0.1:$GW_PORT/v1/chat/completions >"$WORK/wrk.out"
   callgrind_control -d $GW >/dev/null
   kill $GW; wait $GW 2>/dev/null || true
   requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")

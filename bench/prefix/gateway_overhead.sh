@@ -29,39 +29,48 @@ YAML
 done
 taskset -c 1 nginx -c "$PEERS/stub.conf" & STUB=$!
 sleep 1
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }  # user, system
 RESULTS="$WORK/results"
-printf '%-14s %10s %16s\n' policy c64_rps cpu_us_per_req
+printf '%-14s %10s %16s %8s %8s\n' policy c64_rps cpu_us_per_req user_us sys_us
 for run in $(seq 1 "$RUNS"); do
   for policy in least-loaded prefix-aware; do
     (cd "$TREE" && PYTHONPATH="$TREE" exec taskset -c 0 "$PYTHON" -m tide.gateway --port 18090 --routes "$WORK/$policy.yaml") \
       >"$WORK/gw.log" 2>&1 & GW=$!
     for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:18090/health && break; sleep 0.1; done
     taskset -c 1 wrk -t1 -c64 -d2s -s "$HERE/long_prompts.lua" http://127.0.0.1:18090/v1/chat/completions >/dev/null
-    before=$(cpu_ticks $GW)
+    read -r user0 sys0 < <(cpu_ticks $GW)
     taskset -c 1 wrk -t1 -c64 -d${DUR}s -s "$HERE/long_prompts.lua" http://127.0.0.1:18090/v1/chat/completions >"$WORK/wrk.out"
-    after=$(cpu_ticks $GW)
+    read -r user1 sys1 < <(cpu_ticks $GW)
     kill $GW; wait $GW 2>/dev/null || true
     rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
     total=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.out")
-    us=$(awk -v t=$((after - before)) -v n="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
-    printf '%-14s %10s %16s %s\n' "$policy" "$rps" "$us" "${non2xx:+non2xx=$non2xx}" | tee -a "$RESULTS"
+    per_req() { awk -v t="$1" -v n="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}'; }
+    us=$(per_req $((user1 + sys1 - user0 - sys0)))
+    printf '%-14s %10s %16s %8s %8s %s\n' "$policy" "$rps" "$us" "$(per_req $((user1 - user0)))" \
+      "$(per_req $((sys1 - sys0)))" "${non2xx:+non2xx=$non2xx}" | tee -a "$RESULTS"
   done
 done
 "$PYTHON" - "$RESULTS" <<'PY'
 import statistics
 import sys
 
-rows: dict[str, list[tuple[float, float]]] = {}
+rows: dict[str, list[tuple[float, ...]]] = {}
 for line in open(sys.argv[1]):
-    policy, rps, us = line.split()[:3]
-    rows.setdefault(policy, []).append((float(rps), float(us)))
-median = {p: (statistics.median(r for r, _ in v), statistics.median(u for _, u in v)) for p, v in rows.items()}
-for policy, (rps, us) in median.items():
-    ranges = rows[policy]
-    print(f"median {policy:<14} {rps:>10.0f} req/s (range {min(r for r, _ in ranges):.0f}-{max(r for r, _ in ranges):.0f})"
-          f" {us:>8.1f} us/req (range {min(u for _, u in ranges):.1f}-{max(u for _, u in ranges):.1f})")
+    policy, *figures = line.split()[:5]
+    rows.setdefault(policy, []).append(tuple(map(float, figures)))
+median = {p: [statistics.median(column) for column in zip(*v, strict=True)] for p, v in rows.items()}
+for policy, (rps, us, user, system) in median.items():
+    columns = list(zip(*rows[policy], strict=True))
+    print(f"median {policy:<14} {rps:>10.0f} req/s (range {min(columns[0]):.0f}-{max(columns[0]):.0f})"
+          f" {us:>8.1f} us/req (range {min(columns[1]):.1f}-{max(columns[1]):.1f}),"
+          f" user {user:.1f} + system {system:.1f}")
 ll, pa = median["least-loaded"], median["prefix-aware"]
 print(f"prefix-aware / least-loaded: req/s x{pa[0] / ll[0]:.2f}, gateway CPU per request x{pa[1] / ll[1]:.2f}")
+# Each run's pair (least-loaded, then prefix-aware seconds later): steadier than the medians when the
+# machine's load drifts between runs.
+pairs = list(zip(rows["least-loaded"], rows["prefix-aware"], strict=True))
+for name, column in (("req/s", 0), ("CPU per request", 1)):
+    ratios = sorted(b[column] / a[column] for a, b in pairs)
+    print(f"  per run pair, {name}: median x{statistics.median(ratios):.2f} (range x{ratios[0]:.2f}-x{ratios[-1]:.2f})")
 PY

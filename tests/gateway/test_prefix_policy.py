@@ -75,6 +75,19 @@ def test_names_do_not_depend_on_where_the_prompt_key_starts() -> None:
         assert prompt_chunks(raw, body, max_chunks=3) == expected[:3]
 
 
+def test_prompts_that_diverge_after_the_first_chunk_share_names_only_up_to_the_divergence() -> None:
+    """Later chunks are named by a window of their bytes: a divergence that shifts the text is seen at the
+    next window, and so is a same-length edit inside a window."""
+    text = "".join(chr(ord("a") + (i * 7919) % 26) for i in range(9000))
+    base = prompt_chunks(orjson.dumps({"prompt": text}), {"prompt": text})
+    inserted = text[:3000] + "xyz" + text[3000:]  # in the fourth chunk (2592-3888 bytes)
+    edited = text[: BOUNDARIES[4] - 20] + "#" + text[BOUNDARIES[4] - 19 :]  # in the fifth chunk's window
+    for other, diverges_at in ((inserted, 3), (edited, 4)):
+        names = prompt_chunks(orjson.dumps({"prompt": other}), {"prompt": other})
+        assert names[:diverges_at] == base[:diverges_at]
+        assert all(a != b for a, b in zip(names[diverges_at:], base[diverges_at:], strict=True))
+
+
 def test_a_prompt_is_named_up_to_its_last_whole_chunk_at_any_length() -> None:
     """The gateway counts chunks by a table lookup; a chunk is named only once the prompt covers it."""
     for end in BOUNDARIES[:8]:

@@ -5,7 +5,7 @@ Pure: no I/O and no clock. The gateway and the routing simulator (`python -m tid
 A prompt is cut into chunks of the request's own JSON bytes from its `"messages"` (or `"prompt"`) key on
 (no tokenizing, no re-serializing; 1152 bytes first, each next one half as long as what precedes it), and
 each chunk is named by a chained hash (the sum of the hashes of all chunks up to it; the first chunk hashed
-whole, each later one from 64 of its bytes), so one name stands for the whole prefix up to that chunk, as
+whole, each later one from its last 64 bytes), so one name stands for the whole prefix up to that chunk, as
 vLLM names its KV blocks. Each replica keeps a bounded LRU of the names recently sent to it
 (`PrefixIndex`), touched tail first so a prompt's tail is forgotten before its start, as vLLM evicts: it
 mirrors the engine's own LRU block cache, so what the engine has likely evicted is forgotten here too, and
@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise, repeat
 from operator import attrgetter, contains, itemgetter
+from struct import Struct
 
 CHUNK_BYTES = 1152  # the first chunk: about 290 tokens of English text (vLLM's blocks are 16 tokens)
 MAX_PROMPT_BYTES = 1 << 20  # only the first MiB of a prompt is named
@@ -51,21 +52,22 @@ MAX_CHUNKS = len(BOUNDARIES)
 # How many chunks a prompt of n bytes has, by n // _STEP (n below MAX_PROMPT_BYTES): a lookup, cheaper
 # than a bisection per request.
 _COUNTS = bytes(bisect_right(BOUNDARIES, i * _STEP) for i in range(MAX_PROMPT_BYTES // _STEP))
-SAMPLES = 64
-# The first chunk is hashed whole; each later one is named by SAMPLES of its bytes, evenly spaced over it
-# (and, chained, everything named before it), not by all its bytes: the gateway's work per request must
-# stay small (docs/ROUTING.md, "Gateway cost"). Texts that diverge shift what follows, so the divergence
-# is seen at the next samples; what goes unseen is an edit of unsampled bytes that keeps the length,
-# followed by identical text (a routing estimate, not a cache key).
-# The naming runs in C (itemgetter slices, map, accumulate): each Python-level step costs about as much as
-# hashing a few hundred bytes.
-_PARTS: list[slice] = [slice(0, CHUNK_BYTES)]  # one per chunk
-for _start, _end in pairwise(BOUNDARIES):
-    _step = (_end - _start) // SAMPLES
-    _PARTS.append(slice(_end - _step * (SAMPLES - 1) - 1, _end, _step))  # ends with the chunk's last byte
-_GETTERS: list[Callable[[bytes], tuple[bytes, ...]]] = [lambda data: ()]
-_GETTERS += [
-    itemgetter(*_PARTS[:count]) if count > 1 else (lambda data: (data[:CHUNK_BYTES],))
+WINDOW = 64
+# The first chunk is hashed whole; each later one is named by its last WINDOW bytes (and, chained, everything
+# named before it), not by all its bytes: the gateway's work per request must stay small (docs/ROUTING.md,
+# "Gateway cost"). Texts that diverge shift what follows, so the divergence is seen at the next window; what
+# goes unseen is an edit outside the windows that keeps the length, followed by identical text (a routing
+# estimate, not a cache key). Until 2026-12-03 a later chunk was named by 64 bytes evenly spaced over it:
+# the same count of bytes hashed, but a strided copy costs a loop per byte, and the windows come out of
+# one C call with the first chunk.
+# The naming runs in C: one `Struct.unpack_from` per request copies out the first chunk and the windows
+# (for the prompt's chunk count, from the prompt key's offset), then map, accumulate, tuple. Each
+# Python-level step costs about as much as hashing a few hundred bytes.
+_GATHER: list[Callable[[bytes, int], tuple[bytes, ...]]] = [lambda data, offset: ()]
+_GATHER += [
+    Struct(
+        f"{CHUNK_BYTES}s" + "".join(f"{end - WINDOW - start}x{WINDOW}s" for start, end in pairwise(BOUNDARIES[:count]))
+    ).unpack_from
     for count in range(1, MAX_CHUNKS + 1)
 ]
 
@@ -96,39 +98,15 @@ def prompt_chunks(raw: bytes, body: object, max_chunks: int = MAX_CHUNKS) -> tup
     count = _COUNTS[length // _STEP] if length < MAX_PROMPT_BYTES else bisect_right(BOUNDARIES, length)
     if count > max_chunks:
         count = max_chunks
-    if start >= _SHIFTS:
-        return tuple(accumulate(map(hash, _GETTERS[count](raw[start:]))))
-    # The parts sliced straight from the body, not from a copy of it from the key on.
-    getter = _SHIFTED[start][count] or _shifted(start, count)
-    return tuple(accumulate(map(hash, getter(raw))))
-
-
-_SHIFTS = 128  # the key within the first 128 bytes (the usual case): slices from the body itself
-# The getters by start, then count, made when first needed (two list lookups: cheaper than a dict's).
-_SHIFTED: list[list[Callable[[bytes], tuple[bytes, ...]] | None]] = [[None] * (MAX_CHUNKS + 1) for _ in range(_SHIFTS)]
-
-
-def _shifted(start: int, count: int) -> Callable[[bytes], tuple[bytes, ...]]:
-    """`_GETTERS[count]` for data that starts `start` bytes into the body (made once, at most
-    _SHIFTS * MAX_CHUNKS of them)."""
-    parts = [slice(part.start + start, part.stop + start, part.step) for part in _PARTS[:count]]
-    getter: Callable[[bytes], tuple[bytes, ...]]
-    if count == 0:
-        getter = _GETTERS[0]
-    elif count == 1:
-        only = parts[0]
-        getter = lambda data: (data[only],)  # noqa: E731
-    else:
-        getter = itemgetter(*parts)
-    _SHIFTED[start][count] = getter
-    return getter
+    # Chained: the name of chunk k is the sum of the hashes of chunks 1..k (a prefix sum, in C).
+    return tuple(accumulate(map(hash, _GATHER[count](raw, start))))
 
 
 def chain_chunks(data: bytes, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:
-    """Chained names of the whole chunks of `data` (chunk ends at BOUNDARIES), from sampled bytes."""
+    """Chained names of the whole chunks of `data` (chunk ends at BOUNDARIES): what `prompt_chunks` names
+    from the prompt key on."""
     count = min(bisect_right(BOUNDARIES, len(data)), max_chunks)
-    # Chained: the name of chunk k is the sum of the hashes of chunks 1..k (a prefix sum, in C).
-    return tuple(accumulate(map(hash, _GETTERS[count](data))))
+    return tuple(accumulate(map(hash, _GATHER[count](data, 0))))
 
 
 def chain_ids(ids: Sequence[int]) -> tuple[int, ...]:
