@@ -2,15 +2,19 @@
 Tide least-loaded, Tide prefix-aware and vllm-router `--policy cache_aware`, in one run.
 
 Replays --requests requests of a Mooncake trace (whole sessions, one in --sessions-every, in trace order)
-as completions whose prompts are built from the block hashes (each block id becomes its own 44-word text,
-about one vLLM CPU block; at most --max-blocks blocks: scaled to what the tiny model holds), at --rate
-requests/s, through each front-end in turn against the same replicas. Each
-front-end's prompts start with its own salt, so no run reuses another's cache. Reports the engines' own
-prefix-cache hit rate (vllm:prefix_cache_hits_total / _queries_total, summed over replicas, over the run)
-and TTFT p50/p99 measured by the client (first streamed token).
+as completions whose prompts are built from the block hashes, at --rate requests/s, through each
+front-end in turn against the same replicas. Each trace block (512 tokens) becomes --block-tokens
+one-token words drawn by a generator seeded with the front-end's name and the block id, and the replicas
+run with --block-size --block-tokens: a trace block is exactly one vLLM block, prompts share vLLM blocks
+exactly where the trace says they share blocks, and no front-end reuses another's cache. Prompts keep at
+most --max-blocks blocks (default: what the model holds, 63 of 32 tokens in 2,048). Reports the
+engines' own prefix-cache hit rate (vllm:prefix_cache_hits_total / _queries_total, summed over replicas,
+over the run), the balance (max/mean prompt tokens per replica, from the same counters) and TTFT p50/p99
+measured by the client (first streamed token). --write-sim-trace PATH writes the requests as sent, for
+`python -m tide.routesim --trace PATH` (the prediction), and exits.
 
     python bench/prefix/live.py --trace ../shared/traces/mooncake_fast25/conversation_trace.jsonl \\
-        --vllm-python .venv-vllm/bin/python --router bench/prefix/.venv-router/bin/vllm-router --replicas 3
+        --vllm-python .venv-vllm/bin/python --router bench/prefix/.venv-router/bin/vllm-router
 """
 
 from __future__ import annotations
@@ -18,15 +22,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
+import re
 import resource
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -35,43 +43,25 @@ from tide.engines.prometheus import parse_vllm_load
 from tide.engines.vllm import vllm_arguments
 from tide.routesim.trace import TraceRequest, read_trace
 
-WORDS = [
-    "tide",
-    "river",
-    "ocean",
-    "harbor",
-    "current",
-    "moon",
-    "wave",
-    "shore",
-    "sail",
-    "anchor",
-    "reef",
-    "drift",
-    "beacon",
-    "channel",
-    "delta",
-    "estuary",
-    "lagoon",
-    "mariner",
-    "keel",
-    "rudder",
-    "compass",
-    "storm",
-    "calm",
-    "surge",
-]
 NAME = "tiny"
+MAX_TOKENS = 4
 
 
-BLOCK_WORDS = 44  # ~115 tokens of the tiny model's tokenizer: about one vLLM CPU block (128 tokens)
+def single_token_words(model: Path) -> list[str]:
+    """The tokenizer's words that are one token with their leading space (" name"), sorted: a text of k
+    such words, each after a space, is exactly k tokens, and texts joined are their tokens joined."""
+    from transformers import AutoTokenizer
+
+    vocab = AutoTokenizer.from_pretrained(str(model)).get_vocab()
+    return sorted(token[1:] for token in vocab if re.fullmatch("\u0120[a-z]{3,}", token))
 
 
-def block_text(block: int) -> str:
-    """The text standing for one trace block: distinct for each block id (words drawn by a generator seeded
-    with the id), so two prompts share text exactly where the trace says they share blocks."""
-    rng = random.Random(block)
-    return " ".join(rng.choice(WORDS) for _ in range(BLOCK_WORDS)) + ".\n"
+def block_text(block: int, salt: str, words: list[str], tokens: int) -> str:
+    """The text standing for one trace block: `tokens` one-token words drawn by a generator seeded with the
+    salt and the block id, so two prompts share text (and tokens, and vLLM blocks of `tokens`) exactly
+    where the trace says they share blocks, and no two salts share any."""
+    rng = random.Random(f"{salt}:{block}")
+    return "".join(" " + rng.choice(words) for _ in range(tokens))
 
 
 def sample_sessions(requests: list[TraceRequest], every: int, count: int) -> list[TraceRequest]:
@@ -91,9 +81,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+def start(command: list[str], log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     # as Tide launches vLLM on CPU: offline, no usage stats, 1 GiB of KV cache
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
+    env.update(extra_env or {})
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
@@ -120,13 +111,26 @@ def wait_up(url: str, timeout_s: float, process: subprocess.Popen[bytes], log: P
     raise SystemExit(f"{url} not up in {timeout_s:.0f}s; log {log}")
 
 
-def cache_counters(replica_urls: list[str]) -> tuple[float, float]:
-    hits = queries = 0.0
+def metric_sum(text: str, name: str) -> float:
+    """The sum of a metric's samples over its label sets (0 when absent)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def cache_counters(replica_urls: list[str]) -> list[tuple[float, float, float, float]]:
+    """(prefix-cache hits, queries) in tokens, and the engine's own TTFT histogram (sum s, count), per
+    replica: the engine's TTFT runs from the request's arrival at the replica, without the front-end."""
+    counters = []
     for url in replica_urls:
-        load = parse_vllm_load(httpx.get(f"{url}/metrics", timeout=10).text, NAME)
-        hits += load.prefix_cache_hits or 0.0
-        queries += load.prefix_cache_queries or 0.0
-    return hits, queries
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        load = parse_vllm_load(text, NAME)
+        ttft_sum = metric_sum(text, "vllm:time_to_first_token_seconds_sum")
+        ttft_count = metric_sum(text, "vllm:time_to_first_token_seconds_count")
+        counters.append((load.prefix_cache_hits or 0.0, load.prefix_cache_queries or 0.0, ttft_sum, ttft_count))
+    return counters
 
 
 async def replay(front: str, prompts: list[str], rate: float) -> list[float]:
@@ -137,7 +141,7 @@ async def replay(front: str, prompts: list[str], rate: float) -> list[float]:
     async def one(http: httpx.AsyncClient, delay: float, prompt: str) -> None:
         await asyncio.sleep(delay)
         started = time.perf_counter()
-        body = {"model": NAME, "prompt": prompt, "max_tokens": 4, "stream": True}
+        body = {"model": NAME, "prompt": prompt, "max_tokens": MAX_TOKENS, "stream": True}
         try:
             async with http.stream("POST", f"{front}/v1/completions", json=body) as response:
                 if response.status_code != 200:
@@ -164,28 +168,116 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+def max_model_len(model: Path) -> int:
+    return int(json.loads((model / "config.json").read_text())["max_position_embeddings"])
+
+
+def write_sim_trace(path: Path, requests: list[TraceRequest], max_blocks: int, rate: float) -> None:
+    """The requests exactly as the bench sends them (arrival i / rate, blocks cut to max_blocks, MAX_TOKENS
+    out), in the trace's format, for `python -m tide.routesim --trace PATH`."""
+    rows = [
+        {"timestamp": i / rate * 1000, "hash_ids": list(r.blocks[:max_blocks]), "output_length": MAX_TOKENS}
+        for i, r in enumerate(requests)
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def balance(per_replica: list[float]) -> float:
+    mean = sum(per_replica) / len(per_replica)
+    return max(per_replica) / mean if mean else float("nan")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    round: int
+    hit_rate: float
+    balance: float
+    ttft_p50_s: float
+    ttft_p99_s: float
+    engine_ttft_mean_s: float
+    answered: int
+    load_average: float
+
+    def markdown(self, sent: int) -> str:
+        return (
+            f"| {self.name} | {self.round + 1} | {self.hit_rate:.1%} | {self.balance:.2f} | "
+            f"{self.ttft_p50_s * 1000:.0f} | {self.ttft_p99_s * 1000:.0f} | {self.engine_ttft_mean_s * 1000:.0f} | "
+            f"{self.answered}/{sent} | "
+            f"{self.load_average:.1f} |"
+        )
+
+
+def run_front(
+    name: str, command: list[str], round_: int, texts: list[str], replica_urls: list[str], rate: float, work: Path
+) -> Row:
+    """One front-end over the replay: its hit rate and balance from the engines' counters, its TTFTs."""
+    port = free_port()
+    log = work / f"{name.replace(' ', '-')}-{round_}.log"
+    front = start([*command, "--host", "127.0.0.1", "--port", str(port)], log)
+    try:
+        wait_up(f"http://127.0.0.1:{port}/health", 60, front, log)
+        load_average = os.getloadavg()[0]
+        before = cache_counters(replica_urls)
+        ttfts = asyncio.run(replay(f"http://127.0.0.1:{port}", texts, rate))
+        after = cache_counters(replica_urls)
+    finally:
+        stop(front)
+    hits = sum(a[0] - b[0] for a, b in zip(after, before, strict=True))
+    queries = [a[1] - b[1] for a, b in zip(after, before, strict=True)]
+    hit_rate = hits / sum(queries) if sum(queries) else float("nan")
+    engine_ttft = sum(a[2] - b[2] for a, b in zip(after, before, strict=True))
+    engine_count = sum(a[3] - b[3] for a, b in zip(after, before, strict=True))
+    return Row(
+        name, round_, hit_rate, balance(queries), quantile(ttfts, 0.5), quantile(ttfts, 0.99),
+        engine_ttft / engine_count if engine_count else float("nan"), len(ttfts), load_average,
+    )  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trace", required=True)
-    parser.add_argument("--vllm-python", required=True)
+    parser.add_argument("--vllm-python", help="the python of a vllm-cpu venv (required unless --write-sim-trace)")
     parser.add_argument("--router", help="the vllm-router binary (omit to skip it)")
     parser.add_argument("--model", type=Path, help="a tiny model directory (made when missing)")
-    parser.add_argument("--replicas", type=int, default=2)
-    parser.add_argument("--requests", type=int, default=80)
+    parser.add_argument("--replicas", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=160)
     parser.add_argument("--rate", type=float, default=2.0)
-    parser.add_argument("--max-blocks", type=int, default=14)
+    parser.add_argument(
+        "--block-tokens", type=int, default=32, help="tokens per trace block, and vLLM's --block-size (x32 on CPU)"
+    )
+    parser.add_argument("--max-blocks", type=int, help="blocks per prompt at most (default: what the model holds)")
     parser.add_argument("--sessions-every", type=int, default=20, help="replay one session in N (1: a window)")
+    parser.add_argument(
+        "--same-core", action="store_true", help="leave vLLM's own CPU binding (every replica on one core here)"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="replay through every front-end this many times")
+    parser.add_argument("--write-sim-trace", type=Path, help="write the requests for tide.routesim, then exit")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # vLLM asks for more than the usual 1024
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    requests = sample_sessions(read_trace(args.trace), args.sessions_every, args.requests)
     work = Path(tempfile.mkdtemp(prefix="tide-prefix-live-"))
     model = args.model or work / "tiny"
     if not (model / "config.json").exists():
         from tide.model.tiny import make_tiny_model
 
         make_tiny_model(model)
-    requests = sample_sessions(read_trace(args.trace), args.sessions_every, args.requests)
-    texts = ["".join(block_text(b) for b in r.blocks[: args.max_blocks]) for r in requests]
+    max_blocks = args.max_blocks or (max_model_len(model) - MAX_TOKENS) // args.block_tokens
+    total = sum(len(r.blocks) for r in requests)
+    cut = sum(max(0, len(r.blocks) - max_blocks) for r in requests)
+    print(
+        f"{len(requests)} requests, {total} trace blocks, {cut / total:.1%} cut off by the cap of {max_blocks} "
+        f"blocks of {args.block_tokens} tokens"
+    )
+    if args.write_sim_trace:
+        write_sim_trace(args.write_sim_trace, requests, max_blocks, args.rate)
+        print(f"wrote {args.write_sim_trace}")
+        return 0
+    if not args.vllm_python:
+        parser.error("--vllm-python is required to run the bench")
+    words = single_token_words(model)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # vLLM asks for more than the usual 1024
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    cores = sorted(os.sched_getaffinity(0))
     processes: list[subprocess.Popen[bytes]] = []
     try:
         replica_urls = []
@@ -196,12 +288,17 @@ def main() -> int:
                 model_dir=model, host="127.0.0.1", port=port, served_name=NAME, engine_config={}, gpu_count=0,
                 cpu=True,
             )  # fmt: skip
+            command += ["--block-size", str(args.block_tokens)]
             log = work / f"vllm-{i}.log"
-            processes.append(start(command, log))
+            # vLLM's automatic binding puts every replica's compute thread on the same core (it reserves
+            # the other for itself on a 2-core machine): N replicas would be one core, and spreading
+            # requests could not run them side by side. Replica i computes on core i mod cores instead.
+            bind = {} if args.same_core else {"VLLM_CPU_OMP_THREADS_BIND": str(cores[i % len(cores)])}
+            processes.append(start(command, log, bind))
             replica_urls.append(f"http://127.0.0.1:{port}")
         for url, process, i in zip(replica_urls, processes, range(args.replicas), strict=True):
             wait_up(f"{url}/health", 600, process, work / f"vllm-{i}.log")
-        print(f"{args.replicas} vLLM replicas up; {len(texts)} requests at {args.rate:g}/s per front-end")
+        print(f"{args.replicas} vLLM replicas up; {len(requests)} requests at {args.rate:g}/s per front-end")
         fronts: list[tuple[str, list[str]]] = []
         for policy in ("least-loaded", "prefix-aware"):
             routes = work / f"{policy}.yaml"
@@ -211,31 +308,38 @@ def main() -> int:
         if args.router:
             fronts.append(("vllm-router cache_aware", [args.router, "--worker-urls", *replica_urls]))
             fronts[-1][1].extend(["--policy", "cache_aware", "--log-level", "error"])
-        rows = []
-        for name, command in fronts:
-            port = free_port()
-            command = [*command, "--host", "127.0.0.1", "--port", str(port)]
-            log = work / f"{name.replace(' ', '-')}.log"
-            front = start(command, log)
-            try:
-                wait_up(f"http://127.0.0.1:{port}/health", 60, front, log)
-                salt = f"run {name}\n"
-                before = cache_counters(replica_urls)
-                ttfts = asyncio.run(replay(f"http://127.0.0.1:{port}", [salt + t for t in texts], args.rate))
-                after = cache_counters(replica_urls)
-            finally:
-                stop(front)
-            queries = after[1] - before[1]
-            hit_rate = (after[0] - before[0]) / queries if queries else float("nan")
-            rows.append((name, hit_rate, quantile(ttfts, 0.5), quantile(ttfts, 0.99), len(ttfts)))
-            print(f"  {name}: hit rate {hit_rate:.1%}, TTFT p50 {rows[-1][2] * 1000:.0f} ms", flush=True)
-        print("\n| front-end | engines' prefix-cache hit rate | TTFT p50 ms | TTFT p99 ms | answered |")
-        print("|---|---|---|---|---|")
-        for name, hit_rate, p50, p99, answered in rows:
-            print(f"| {name} | {hit_rate:.1%} | {p50 * 1000:.0f} | {p99 * 1000:.0f} | {answered}/{len(texts)} |")
-        base = rows[0][1]
-        for name, hit_rate, *_ in rows[1:]:
-            print(f"{name}: hit rate x{hit_rate / base:.2f} of tide least-loaded" if base else name)
+        rows: list[Row] = []
+        for round_ in range(args.rounds):
+            # the order rotates each round, so each front-end meets the machine's other load at each place
+            for name, command in fronts[round_ % len(fronts) :] + fronts[: round_ % len(fronts)]:
+                # each front-end's own texts, each round: no run reuses another's cache
+                salt = f"{name} {round_}"
+                texts = [
+                    "".join(block_text(b, salt, words, args.block_tokens) for b in r.blocks[:max_blocks])
+                    for r in requests
+                ]
+                rows.append(run_front(name, command, round_, texts, replica_urls, args.rate, work))
+                print(f"  {rows[-1].markdown(len(requests))}", flush=True)
+        print(
+            "\n| front-end | round | engines' prefix-cache hit rate | balance (max/mean prompt tokens) "
+            "| TTFT p50 ms | TTFT p99 ms | engines' TTFT mean ms | answered | load average at start |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for row in sorted(rows, key=lambda r: ([f[0] for f in fronts].index(r.name), r.round)):
+            print(row.markdown(len(requests)))
+        medians = {
+            name: (statistics.median(r.hit_rate for r in rows if r.name == name),
+                   statistics.median(r.ttft_p50_s for r in rows if r.name == name),
+                   statistics.median(r.engine_ttft_mean_s for r in rows if r.name == name))
+            for name, _ in fronts
+        }  # fmt: skip
+        base = medians[fronts[0][0]][0]
+        for name, (hit_rate, p50, engine) in medians.items():
+            ratio = f", x{hit_rate / base:.2f} of {fronts[0][0]}'s" if base else ""
+            print(
+                f"{name}: median hit rate {hit_rate:.1%}{ratio}; median TTFT p50 {p50 * 1000:.0f} ms; "
+                f"median engines' TTFT mean {engine * 1000:.0f} ms"
+            )
     finally:
         for process in processes:
             stop(process)

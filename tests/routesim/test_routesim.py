@@ -9,7 +9,7 @@ import pytest
 
 from tide.gateway.prefix import chain_ids
 from tide.routesim.__main__ import main
-from tide.routesim.policies import POLICIES, LeastLoadedPolicy, VllmRouterCacheAware
+from tide.routesim.policies import POLICIES, LeastLoadedPolicy, TidePrefixAware, VllmRouterCacheAware
 from tide.routesim.replica import ServiceModel, SimReplica
 from tide.routesim.run import replay
 from tide.routesim.trace import TraceError, TraceRequest, read_trace
@@ -75,6 +75,18 @@ def test_under_load_tide_spreads_chats_and_keeps_their_turns_together() -> None:
     assert result.hit_rate >= 0.6, result
 
 
+def test_tide_named_as_the_gateway_names_small_blocks_spreads_chats_at_light_load() -> None:
+    # one request in flight at most: a shared first block seen as its own name draws every chat to the
+    # replica that saw it first; named with the chat's first block, as the gateway's first 1,152-byte
+    # chunk names a scaled-down trace's first blocks, new chats go least-loaded and their turns stick
+    model = ServiceModel(cache_blocks=1000, prefill_s_per_block=0.01, decode_s_per_token=0.0)
+    piled = replay("tide", TidePrefixAware(4, 1000), conversations(8, 4), 4, model)
+    assert piled.balance > 1.3, piled
+    spread = replay("tide", TidePrefixAware(4, 1000, first_chunk_blocks=2), conversations(8, 4), 4, model)
+    assert spread.balance <= 1.3, spread
+    assert spread.hit_rate >= 0.6, spread
+
+
 def test_vllm_router_model_sends_to_the_first_least_loaded_below_its_match_threshold() -> None:
     policy = VllmRouterCacheAware(3)
     first = chain_ids(range(10))
@@ -98,6 +110,9 @@ def test_cli_prints_a_row_per_policy_and_replica_count(tmp_path: Path, capsys: p
     rows = [line for line in out.splitlines() if line.startswith("| ") and "%" in line]
     assert len(rows) == 2 * len(POLICIES)
     assert "| 3 | tide |" in out
+    with pytest.raises(SystemExit):
+        main(["--trace", str(trace), "--replicas", "2", "--tide-first-chunk-blocks", "0"])
+    assert "--tide-first-chunk-blocks must be positive" in capsys.readouterr().err
 
 
 def test_a_bad_trace_names_the_line(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from tide.routesim.policies import POLICIES
+from tide.routesim.policies import POLICIES, TidePrefixAware
 from tide.routesim.replica import ServiceModel
 from tide.routesim.run import SimResult, format_table, replay
 from tide.routesim.trace import TraceError, read_trace
@@ -21,6 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefill-ms-per-block", type=float, default=ServiceModel.prefill_s_per_block * 1000)
     parser.add_argument("--decode-ms-per-token", type=float, default=ServiceModel.decode_s_per_token * 1000)
     parser.add_argument("--time-scale", type=float, default=1.0, help="compress arrivals by this factor")
+    parser.add_argument(
+        "--tide-first-chunk-blocks",
+        type=int,
+        default=1,
+        help="how many blocks the gateway's first named chunk (1,152 bytes) spans: 1 for 512-token blocks "
+        "(~2 KB each), more for a trace scaled to a small model (bench/prefix/live.py prints it)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="replay only the first N requests")
     args = parser.parse_args(argv)
     try:
@@ -31,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in POLICIES]
     if unknown:
         parser.error(f"unknown policy {unknown[0]!r}; choose from {', '.join(POLICIES)}")
-    if args.cache_blocks < 1 or any(n < 1 for n in counts) or args.time_scale <= 0:
-        parser.error("--cache-blocks, --replicas and --time-scale must be positive")
+    if args.cache_blocks < 1 or any(n < 1 for n in counts) or args.time_scale <= 0 or args.tide_first_chunk_blocks < 1:
+        parser.error("--cache-blocks, --replicas, --time-scale and --tide-first-chunk-blocks must be positive")
     try:
         requests = read_trace(args.trace, args.limit)
     except (OSError, TraceError) as error:
@@ -47,9 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     results: list[SimResult] = []
     for count in counts:
         for name in names:
-            results.append(
-                replay(name, POLICIES[name](count, args.cache_blocks), requests, count, model, args.time_scale)
+            policy = (
+                TidePrefixAware(count, args.cache_blocks, first_chunk_blocks=args.tide_first_chunk_blocks)
+                if name == "tide"
+                else POLICIES[name](count, args.cache_blocks)
             )
+            results.append(replay(name, policy, requests, count, model, args.time_scale))
     print(
         f"{len(requests)} requests, {args.cache_blocks} blocks cached per replica, prefill "
         f"{args.prefill_ms_per_block:g} ms/uncached block, decode {args.decode_ms_per_token:g} ms/token, "

@@ -130,13 +130,22 @@ class VllmRouterCacheAware:
 
 class TidePrefixAware:
     """Tide's policy (the gateway's code), with each replica's index sized to its cache (one entry per
-    block); in the gateway the size comes from the deployment (see docs/ROUTING.md)."""
+    block); in the gateway the size comes from the deployment (see docs/ROUTING.md).
 
-    def __init__(self, replicas: int, index_blocks: int, policy: PrefixAwarePolicy | None = None) -> None:
+    The gateway names a prompt's first 1,152 bytes as one chunk: with blocks of fewer bytes (a trace
+    scaled down to a small model), `first_chunk_blocks` > 1 has the policy see the first that many blocks
+    as one name (the chained name of the last of them), as the gateway would; a prompt shorter than that
+    has no name (least-loaded)."""
+
+    def __init__(
+        self, replicas: int, index_blocks: int, policy: PrefixAwarePolicy | None = None, first_chunk_blocks: int = 1
+    ) -> None:
         self.policy = policy or PrefixAwarePolicy()
         self.indexes = [PrefixIndex(index_blocks) for _ in range(replicas)]
+        self.skip = max(0, first_chunk_blocks - 1)
 
     def choose(self, names: Sequence[int], loads: Sequence[int], now: float) -> int:
+        names = names[self.skip :]
         chosen, held = self.policy.place(loads, self.indexes, names)
         self.indexes[chosen].insert(names, held)
         return chosen
