@@ -83,6 +83,11 @@ log = logging.getLogger("tide.control")
 # queue thousands of checks that must not make a user's GET wait behind them.
 WEIGHTS_CHECKS_AT_ONCE = 2
 
+# A reconcile writes the statuses it changed together at its end (Store.set_statuses: one statement, one
+# commit), or every this many when it changes more (a catch-up of thousands of new deployments after a
+# seed, an import or a restart), so no commit holds SQLite's write lock for long.
+STATUS_WRITES_AT_ONCE = 512
+
 
 def resumed_scale(status: Mapping[str, Any], generation: int) -> int | None:
     """The replica count a previous controller last wanted for this generation of the spec (written in
@@ -144,6 +149,7 @@ class Controller:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._weights_checks = asyncio.Semaphore(WEIGHTS_CHECKS_AT_ONCE)
+        self._statuses: dict[str, dict[str, Any]] = {}  # deployment id -> its new status, not yet written
         self._last_routes: RouteTable | None = None
         self.watch = StoreWatch(store)
         self.routes = RouteCache()
@@ -409,6 +415,7 @@ class Controller:
         for deployment_id in gone:
             runtime = self.runtimes.pop(deployment_id)
             self.routes.mark(deployment_id)
+            self._statuses.pop(deployment_id, None)
             self._at_rest.pop(deployment_id, None)
             self._resting.discard(deployment_id)
             for replica_id in list(runtime.replicas):
@@ -452,6 +459,7 @@ class Controller:
                 self._at_rest[deployment_id] = resting
                 self._rest(runtime, now)
         self._push_routes()
+        await self._flush_statuses()
 
     def _rest(self, runtime: DeploymentRuntime, now: float) -> None:
         """A deployment at rest whose autoscaler can rest too stops being sampled and ticked."""
@@ -543,6 +551,7 @@ class Controller:
         if not runtime.replicas:
             await asyncio.to_thread(self.store.remove_deployment, runtime.id)
             self.runtimes.pop(runtime.id, None)
+            self._statuses.pop(runtime.id, None)
             self.routes.mark(runtime.id)
             self._at_rest.pop(runtime.id, None)
             self._resting.discard(runtime.id)
@@ -886,7 +895,22 @@ class Controller:
         status["parkedReplicas"] = len(runtime.parked)
         if status != runtime.last_status:
             runtime.last_status = status
-            await asyncio.to_thread(self.store.set_status, runtime.id, status)
+            self._statuses[runtime.id] = status
+            if len(self._statuses) >= STATUS_WRITES_AT_ONCE:
+                await self._flush_statuses()
+
+    async def _flush_statuses(self) -> None:
+        """Write the statuses changed since the last flush: one statement, one commit and one thread hop
+        for all of them, so the API's writes wait behind a few commits, not one per deployment. What a
+        failed write leaves is written by the next flush (a newer status of the same deployment wins)."""
+        statuses, self._statuses = self._statuses, {}
+        if not statuses:
+            return
+        try:
+            await asyncio.to_thread(self.store.set_statuses, statuses)
+        except BaseException:
+            self._statuses = {**statuses, **self._statuses}
+            raise
 
     def _condition(self, runtime: DeploymentRuntime, condition: Condition, now: float) -> dict[str, Any]:
         # lastTransitionTime stays put while the same condition holds, so status does not churn.
