@@ -17,7 +17,7 @@ import tide.control.controller
 import tide.store.database
 from tests.support.backends import RecordingBackend
 from tests.support.waiting import wait_until_async
-from tide.control.controller import WEIGHTS_CHECKS_AT_ONCE, Controller
+from tide.control.controller import WAKE_GAP_FACTOR, WAKE_GAP_MAX_S, WEIGHTS_CHECKS_AT_ONCE, Controller, wake_gap
 from tide.control.routing import gateway_routes, specs_of
 from tide.gateway.routes import RouteTable
 from tide.scheduling import local_inventory
@@ -456,3 +456,12 @@ def test_a_wake_after_a_quiet_spell_averages_only_the_seconds_with_data_as_the_s
     observed = (1.0 + 8.0 + 8.0) / 3
     assert scaler.status()["lastScalingDecision"]["observedStable"] == pytest.approx(observed, abs=1e-3)
     assert scaler.current == math.ceil(observed / scaler.config.target)  # 5.67 / (2 x 0.7): 5
+
+
+def test_a_wake_between_ticks_waits_a_bounded_multiple_of_the_last_reconcile() -> None:
+    """Writes that land while a reconcile runs join the next one after a short gap (a seed's creates are
+    then routed in batches), and the gap stays small enough for a PATCH to reach the gateways at once."""
+    assert wake_gap(0.002, 0.0) == pytest.approx(WAKE_GAP_FACTOR * 0.002)  # 100 deployments: a few ms
+    assert wake_gap(0.002, 0.5) == 0.0  # woken long after the last one ended: at once
+    assert wake_gap(10.0, 0.0) == WAKE_GAP_MAX_S <= 0.05  # a slow reconcile (a loaded machine): capped
+    assert 0.0 < wake_gap(0.010, 0.005) < wake_gap(0.010, 0.0)  # time already waited counts
