@@ -92,8 +92,8 @@ STATUS_WRITES_AT_ONCE = 512
 # ended (at most WAKE_GAP_MAX_S). Each between-ticks reconcile has a fixed cost that grows with the number
 # of deployments (the route push: the gateway finds the changed model names among all of them); during a
 # burst of writes (a 10,000-create seed) it is then paid once per batch of creates, not once per create,
-# and the API keeps most of the event loop. A PATCH waits at most the gap: a few ms at 100 deployments,
-# tens at 10,000.
+# and the API keeps most of the event loop. Only a write that lands right after a between-ticks reconcile
+# waits, and at most the gap: a few ms at 100 deployments, tens at 10,000.
 WAKE_GAP_FACTOR = 3.0
 WAKE_GAP_MAX_S = 0.05
 
@@ -371,7 +371,9 @@ class Controller:
                 next_full = ended + RECONCILE_INTERVAL_S
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_full - time.monotonic()))
-            gap = wake_gap(ended - started, time.monotonic() - ended)
+            # Only a between-ticks reconcile sets the gap: bursts of writes run those back to back, while a
+            # PATCH on an idle control plane comes after a full tick and goes at once.
+            gap = 0.0 if full else wake_gap(ended - started, time.monotonic() - ended)
             if gap > 0 and not self._stopped:  # what lands meanwhile joins this reconcile
                 await asyncio.sleep(min(gap, max(0.0, next_full - time.monotonic())))
             self._wake.clear()
