@@ -4,9 +4,12 @@ servers and engines and can each be run alone (`pytest -m e2e`, `-m scaleout`, `
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.postgres import PostgresServer, PostgresUnavailable, postgres_server, skip_or_fail
 
 # Folders whose tests start engine processes, `tide up`, clusters or vLLM: each is a tier of its own.
 PROCESS_TIERS = ("e2e", "scaleout", "ray", "vllm", "engines")
@@ -48,3 +51,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.process)
         else:
             item.add_marker(pytest.mark.fast)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway Postgres cluster for the session (tests/support/postgres.py); each test that needs a
+    database takes a fresh one from it (`create_database`). Skipped, or failed in CI, without the binaries."""
+    try:
+        with postgres_server() as server:
+            yield server
+    except PostgresUnavailable as exc:
+        skip_or_fail(exc)

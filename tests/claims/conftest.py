@@ -1,5 +1,6 @@
-"""Fixtures: the store ones (SQLite and a real Postgres) from tests/store, and the claims API over a real
-SQLite store with a declared inventory, a wake counter and a settable clock."""
+"""Fixtures: the store one from tests/store (SQLite and a real Postgres; the `postgres` server is in
+tests/conftest.py), and the claims API over a real SQLite store with a declared inventory, a wake counter
+and a settable clock."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi import FastAPI, params
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from tests.store.conftest import postgres, store  # noqa: F401  (RunLog/ClaimStore run on both)
+from tests.store.conftest import store  # noqa: F401  (RunLog/ClaimStore run on both)
 from tests.support.postgres import PostgresServer
 from tide.api.app import ApiContext, create_app
 from tide.api.claims import ClaimsContext, claims_router
@@ -46,7 +47,7 @@ DECLARED: dict[str, Any] = {
 
 
 @pytest.fixture(scope="session")
-def claims_postgres_url(postgres: PostgresServer) -> str:  # noqa: F811
+def claims_postgres_url(postgres: PostgresServer) -> str:
     return postgres.create_database()
 
 

@@ -17,7 +17,7 @@ import tide.control.controller
 import tide.store.database
 from tests.support.backends import RecordingBackend
 from tests.support.waiting import wait_until_async
-from tide.control.controller import WEIGHTS_CHECKS_AT_ONCE, Controller
+from tide.control.controller import WAKE_GAP_FACTOR, WAKE_GAP_MAX_S, WEIGHTS_CHECKS_AT_ONCE, Controller, wake_gap
 from tide.control.routing import gateway_routes, specs_of
 from tide.gateway.routes import RouteTable
 from tide.scheduling import local_inventory
@@ -88,21 +88,21 @@ class StoreWork:
 
     def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
         self.statements = self.decoded = self.status_writes = 0
-        real_record, real_set_status = tide.store.database._record, store.set_status
+        real_record, real_set_statuses = tide.store.database._record, store.set_statuses
 
         def count_record(row: Any) -> Any:
             self.decoded += 1
             return real_record(row)
 
-        def count_set_status(deployment_id: str, status: dict[str, Any]) -> None:
-            self.status_writes += 1
-            real_set_status(deployment_id, status)
+        def count_set_statuses(statuses: Mapping[str, dict[str, Any]]) -> None:
+            self.status_writes += len(statuses)
+            real_set_statuses(statuses)
 
         def count_statement(*_args: Any) -> None:
             self.statements += 1
 
         monkeypatch.setattr(tide.store.database, "_record", count_record)
-        monkeypatch.setattr(store, "set_status", count_set_status)
+        monkeypatch.setattr(store, "set_statuses", count_set_statuses)
         event.listen(store.engine, "before_cursor_execute", count_statement)
 
     def reset(self) -> tuple[int, int, int]:
@@ -249,6 +249,56 @@ def test_a_create_between_ticks_walks_no_other_deployment(store: Store, monkeypa
         return dict(visited)
 
     assert cost_of_a_create(10, 0) == cost_of_a_create(290, 10) == {"placements": 0, "order": 1}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def either_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'tide.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database()
+    s = Store(url)
+    yield s
+    s.close()
+
+
+def test_a_reconcile_writes_the_first_statuses_of_many_new_deployments_in_one_commit(either_store: Store) -> None:
+    """Creates can land faster than the controller takes them (a 10,000-create seed, an import): its
+    catch-up writes every new deployment's first status. One commit per deployment made the API's gets and
+    creates wait behind thousands of them; one statement and one commit for all is what a user's request
+    then waits behind, however many deployments the reconcile took."""
+    store, clock, gateway = either_store, Clock(), Gateway()
+    ctl = controller(store, gateway, clock)
+    tick(ctl, clock)  # the controller is up; then the creates land
+    commits = updates = 0
+
+    def count_commit(_conn: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    def count_update(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        nonlocal updates
+        updates += statement.lstrip().upper().startswith("UPDATE DEPLOYMENTS")
+
+    def first_status_writes(count: int, start: int) -> tuple[int, int]:
+        nonlocal commits, updates
+        ids = [f"d{i:03d}" for i in range(start, start + count)]
+        for deployment_id in ids:
+            store.create_deployment(deployment_id, idle(deployment_id), clock.now)
+        commits = updates = 0
+        event.listen(store.engine, "commit", count_commit)
+        event.listen(store.engine, "before_cursor_execute", count_update)
+        try:
+            asyncio.run(ctl.reconcile(full=False))  # what the creates' wake-up runs
+        finally:
+            event.remove(store.engine, "commit", count_commit)
+            event.remove(store.engine, "before_cursor_execute", count_update)
+        statuses = {r.id: r.status for r in store.get_deployments(ids)}
+        assert all(statuses[d]["state"] == "STATUS_READY" for d in ids), statuses  # the controller's, not the create's
+        assert all(statuses[d]["observedGeneration"] == 1 for d in ids)
+        return commits, updates
+
+    assert first_status_writes(3, 0) == first_status_writes(200, 3) == (1, 1)
 
 
 def test_a_burst_of_creates_checks_weights_two_at_a_time(store: Store) -> None:
@@ -406,3 +456,12 @@ def test_a_wake_after_a_quiet_spell_averages_only_the_seconds_with_data_as_the_s
     observed = (1.0 + 8.0 + 8.0) / 3
     assert scaler.status()["lastScalingDecision"]["observedStable"] == pytest.approx(observed, abs=1e-3)
     assert scaler.current == math.ceil(observed / scaler.config.target)  # 5.67 / (2 x 0.7): 5
+
+
+def test_a_wake_between_ticks_waits_a_bounded_multiple_of_the_last_reconcile() -> None:
+    """Writes that land while a reconcile runs join the next one after a short gap (a seed's creates are
+    then routed in batches), and the gap stays small enough for a PATCH to reach the gateways at once."""
+    assert wake_gap(0.002, 0.0) == pytest.approx(WAKE_GAP_FACTOR * 0.002)  # 100 deployments: a few ms
+    assert wake_gap(0.002, 0.5) == 0.0  # woken long after the last one ended: at once
+    assert wake_gap(10.0, 0.0) == WAKE_GAP_MAX_S <= 0.05  # a slow reconcile (a loaded machine): capped
+    assert 0.0 < wake_gap(0.010, 0.005) < wake_gap(0.010, 0.0)  # time already waited counts

@@ -1,4 +1,5 @@
-"""Fixtures: every store test runs on SQLite and on a real Postgres started for the session."""
+"""Fixtures: every store test runs on SQLite and on a real Postgres started for the session (the `postgres`
+fixture, in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import PostgresServer, PostgresUnavailable, postgres_server, skip_or_fail
+from tests.support.postgres import PostgresServer
 from tide.store import Store
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    try:
-        with postgres_server() as server:
-            yield server
-    except PostgresUnavailable as exc:
-        skip_or_fail(exc)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

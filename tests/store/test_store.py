@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from tide.store import Conflict, DeploymentRecord, NotFound, Store
 from tide.store.engine import normalize_url
@@ -94,6 +95,39 @@ def test_set_status_leaves_spec_alone(store: Store) -> None:
     record = store.get_deployment("d1")
     assert record.status == status and record.spec == spec() and record.generation == 1
     store.set_status("nope", status)  # the controller may race a delete: a silent no-op
+
+
+def test_set_statuses_writes_each_its_own_in_one_statement(store: Store) -> None:
+    for i in range(4):
+        store.create_deployment(f"d{i}", spec(f"m{i}"), now=1.0 + i)
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    store.set_statuses(
+        {
+            "d0": {"state": "STATUS_READY", "replicas": [], "at": 1764000000.123456},
+            "gone": {"state": "x"},  # deleted meanwhile: skipped, as set_status skips it
+            "d2": {"state": "STATUS_FAILED", "n": [2, None, True], "message": 'l\u00e4uft nicht "quoted"'},
+            "d3": {"z": 1, "a": 2},
+        }
+    )
+    assert sum("UPDATE" in s.upper() for s in statements) == 1, statements  # not one per deployment
+    records = store.list_deployments()
+    assert [r.status for r in records] == [
+        {"state": "STATUS_READY", "replicas": [], "at": 1764000000.123456},
+        {"state": "STATUS_CREATING", "conditions": []},  # not named: untouched
+        {"state": "STATUS_FAILED", "n": [2, None, True], "message": 'l\u00e4uft nicht "quoted"'},
+        {"z": 1, "a": 2},
+    ]
+    assert list(records[3].status) == ["z", "a"]  # key order kept, as set_status keeps it
+    assert [r.spec for r in records] == [spec(f"m{i}") for i in range(4)]
+    statements.clear()
+    store.set_statuses({})  # nothing to write: no transaction
+    assert statements == []
+    event.remove(store.engine, "before_cursor_execute", count)
 
 
 def test_state_survives_reopening(db_url: str) -> None:

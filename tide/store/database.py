@@ -8,6 +8,9 @@ in other threads or processes: creation relies on the primary key, read-then-wri
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +24,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     cast,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -60,6 +65,25 @@ idempotency_keys = Table(
     Column("created_at", Float, nullable=False),
 )
 IDEMPOTENCY_TTL_S = 86400.0
+
+# Many deployments' status from one JSON object {id: status}, in one statement (Store.set_statuses). Postgres
+# needs the parameter cast to json (the column's type, which keeps key order); on SQLite a CAST AS JSON would
+# mean numeric affinity, and UPDATE ... FROM needs SQLite 3.33 (older ones write row by row, still in one
+# transaction).
+_SET_STATUSES = {
+    "postgresql": text(
+        "UPDATE deployments SET status = s.value FROM json_each(CAST(:statuses AS json)) AS s WHERE deployments.id = s.key"
+    ),
+}
+if sqlite3.sqlite_version_info >= (3, 33):
+    _SET_STATUSES["sqlite"] = text(
+        "UPDATE deployments SET status = s.value FROM json_each(:statuses) AS s WHERE deployments.id = s.key"
+    )
+_SET_STATUS_ROWS = (
+    deployments.update()
+    .where(deployments.c.id == bindparam("target_id"))
+    .values(status=bindparam("new_status", type_=JSON))
+)
 
 
 @dataclass(frozen=True)
@@ -278,5 +302,22 @@ class Store:
                 record_change(conn, deployment_id)  # other readers of the feed learn it is gone
 
     def set_status(self, deployment_id: str, status: dict[str, Any]) -> None:
+        self.set_statuses({deployment_id: status})
+
+    def set_statuses(self, statuses: Mapping[str, dict[str, Any]]) -> None:
+        """Several deployments' status in one transaction of one statement (a deployment gone meanwhile is
+        skipped): the statuses one reconcile changed cost one commit, not one per deployment. They are
+        encoded before the write lock is taken: on SQLite every other writer waits for that lock."""
+        if not statuses:
+            return
+        try:  # the database's JSON parser takes no NaN or Infinity: such a status goes row by row, as before
+            document: str | None = json.dumps(statuses, allow_nan=False)
+        except ValueError:
+            document = None
         with write_transaction(self.engine) as conn:
-            conn.execute(deployments.update().where(deployments.c.id == deployment_id).values(status=status))
+            statement = _SET_STATUSES.get(conn.dialect.name)
+            if statement is not None and document is not None:
+                conn.execute(statement, {"statuses": document})
+            else:
+                rows = [{"target_id": key, "new_status": status} for key, status in statuses.items()]
+                conn.execute(_SET_STATUS_ROWS, rows)
