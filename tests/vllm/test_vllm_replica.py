@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -91,9 +92,9 @@ def chat_and_stream(client: OpenAI) -> None:
 LONG_TOKENS = 1000  # of the tiny model's 2048-token context: long enough to be seen running on any machine
 
 
-def long_completion(client: OpenAI) -> int:
+def long_completion(client: OpenAI, tokens: int = LONG_TOKENS) -> int:
     completion = client.completions.create(
-        model=NAME, prompt="The tide", max_tokens=LONG_TOKENS, extra_body={"ignore_eos": True}
+        model=NAME, prompt="The tide", max_tokens=tokens, extra_body={"ignore_eos": True}
     )
     assert completion.usage is not None
     return completion.usage.completion_tokens
@@ -106,31 +107,43 @@ def tide_saw_busy(shown: list[dict[str, Any]]) -> bool:
 def load_while_busy(
     tide: VllmTide, client: OpenAI, metrics_url: str, parallel: int = 4, for_s: float = 90
 ) -> tuple[EngineLoad, list[dict[str, Any]], list[int]]:
-    """Poll the replica's /metrics and Tide's status while rounds of `parallel` long requests run.
+    """Poll the replica's /metrics and Tide's status while `parallel` clients keep long requests running.
 
     Returns the busiest /metrics reading, the `engineLoad` values Tide's status showed, and the tokens made.
     One reading after the first streamed token is not enough: a tiny model can finish a request before the
-    scrape lands, vLLM publishes its gauges once per engine step, and Tide scrapes every 2 s; so another
-    round starts until both readings saw the load, for at most `for_s` seconds: a fast machine finishes a
-    round between two of Tide's scrapes (four rounds were not always enough), a slow one needs one round.
+    scrape lands, vLLM publishes its gauges once per engine step, and Tide scrapes every 2 s. And the load
+    must not stop between rounds: on 2 cores vLLM's server may answer /metrics only when a request ends,
+    and when all requests end together (rounds of equal requests) every answer read an idle engine. So each
+    client sends its next request as soon as one ends, each with a different length (their ends drift
+    apart, so one ending leaves the others running), until both readings saw the load, for at most `for_s`.
     """
     busiest = EngineLoad(running=0.0, waiting=0.0, kv_cache_usage=None)
     shown: list[dict[str, Any]] = []
     generated: list[int] = []
+    stop = threading.Event()
+
+    def keep_busy(tokens: int) -> None:
+        while not stop.is_set():
+            generated.append(long_completion(client, tokens))
+
+    step = LONG_TOKENS // (2 * parallel)
     with ThreadPoolExecutor(parallel) as pool, httpx.Client(timeout=30) as http:
-        deadline = time.monotonic() + for_s
-        while time.monotonic() < deadline:
-            requests = [pool.submit(long_completion, client) for _ in range(parallel)]
-            while not all(r.done() for r in requests):
+        clients = [pool.submit(keep_busy, LONG_TOKENS - i * step) for i in range(parallel)]
+        try:
+            deadline = time.monotonic() + for_s
+            while time.monotonic() < deadline and not any(c.done() for c in clients):
                 load = parse_vllm_load(http.get(metrics_url).text, model_name=NAME)
                 if load.running + load.waiting > busiest.running + busiest.waiting:
                     busiest = load
                 if "engineLoad" in (status := tide.status(NAME)):
                     shown.append(status["engineLoad"])
+                if busiest.running + busiest.waiting >= 1 and tide_saw_busy(shown):
+                    break
                 time.sleep(0.05)
-            generated += [r.result() for r in requests]
-            if busiest.running + busiest.waiting >= 1 and tide_saw_busy(shown):
-                break
+        finally:
+            stop.set()
+        for c in clients:
+            c.result()  # a client's error fails the test here
     return busiest, shown, generated
 
 
