@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tests.autoscale.test_tide_policy import ask, make
-from tide.autoscale import LoadHistory, resolve_config
+from tests.autoscale.test_tide_policy import PARKING, ask, make
+from tide.autoscale import resolve_config
 from tide.autoscale.policies.tide import TidePolicy
-from tide.autoscale.policy import Parking, PolicyContext, Proposal
+from tide.autoscale.policy import Proposal
 from tide.sim.engine import SimSettings, replay
 
 # A return at 5 requests/s of 1-s requests (concurrency 8): 70 pile up behind the 15-s cold start, then
@@ -27,22 +27,7 @@ IN_SERVICE = max(DRAIN[1:])
 
 
 def ask_parked(p: TidePolicy, now: float, ready: int) -> Proposal:
-    cfg = p.config
-    ctx = PolicyContext(
-        now,
-        ready,
-        0,
-        ready,
-        cfg.target,
-        cfg.concurrency,
-        15.0,
-        LoadHistory(1),
-        cfg,
-        True,
-        LoadHistory(1),
-        Parking(0, 1.0, 7200.0),
-    )
-    return p.propose(ctx)
+    return ask(p, now, ready, parking=PARKING)
 
 
 def cold_return(p: TidePolicy, *, warm: bool, parked: bool, until: float) -> Proposal:

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.autoscale.test_tide_policy import ask, make
-from tide.autoscale import LoadHistory, resolve_config
+from tests.autoscale.test_tide_policy import PARKING, ask, make
+from tide.autoscale import resolve_config
 from tide.autoscale.policies.tide import TidePolicy
 from tide.autoscale.policies.tide_levels import LevelHolds
-from tide.autoscale.policy import Parking, PolicyContext
 from tide.sim.engine import SimSettings, replay
 
 
@@ -108,24 +107,9 @@ def test_the_policy_holds_nothing_learned_with_parking() -> None:
     # A parked replica wakes in about a second: holding running ones through a lull is not worth it.
     p = make()
     began = bursts(p, 120.0, 8)
-    cfg = p.config
     for s in range(0, 90, 2):
         p.observe(began + s, 1.0)
-        ctx = PolicyContext(
-            began + s,
-            3,
-            0,
-            3,
-            cfg.target,
-            cfg.concurrency,
-            15.0,
-            LoadHistory(1),
-            cfg,
-            True,
-            LoadHistory(1),
-            Parking(parked=0, wake_s=1.0, retention_s=7200.0),
-        )
-        got = p.propose(ctx)
+        got = ask(p, began + s, 3, parking=PARKING)
     assert got.desired == 1 and got.mechanism != "burst-gaps", got.text
 
 

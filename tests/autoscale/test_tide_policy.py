@@ -11,7 +11,7 @@ import pytest
 from tide.autoscale import LoadHistory, resolve_config
 from tide.autoscale.policies.tide import TidePolicy
 from tide.autoscale.policies.tide_gaps import NEVER, plan_gap, plan_parked
-from tide.autoscale.policy import PolicyContext, Proposal
+from tide.autoscale.policy import Parking, PolicyContext, Proposal
 from tide.sim.engine import SimSettings, replay
 
 
@@ -20,12 +20,34 @@ def make(concurrency: int = 8, **options: float) -> TidePolicy:
     return TidePolicy(cfg)
 
 
-def ask(p: TidePolicy, now: float, ready: int, starting: int = 0, cold_start: float | None = 15.0) -> Proposal:
+def ask(
+    p: TidePolicy,
+    now: float,
+    ready: int,
+    starting: int = 0,
+    cold_start: float | None = 15.0,
+    parking: Parking | None = None,
+) -> Proposal:
     cfg = p.config
     ctx = PolicyContext(
-        now, ready, starting, ready, cfg.target, cfg.concurrency, cold_start, LoadHistory(1), cfg, True, LoadHistory(1)
+        now,
+        ready,
+        starting,
+        ready,
+        cfg.target,
+        cfg.concurrency,
+        cold_start,
+        LoadHistory(1),
+        cfg,
+        True,
+        LoadHistory(1),
+        parking,
     )
     return p.propose(ctx)
+
+
+# Nothing parked yet, a wake in a second and the `tide` profile's 2-h retention: a deployment that parks.
+PARKING = Parking(parked=0, wake_s=1.0, retention_s=7200.0)
 
 
 def with_gaps(p: TidePolicy, gap: float, count: int, start: float = 0.0) -> float:
