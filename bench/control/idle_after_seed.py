@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
-from run import Tide, create_many
+from run import create_many, scratch_tide
 
 
 def main() -> None:
@@ -27,12 +24,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=9)
     parser.add_argument("--window-seconds", type=float, default=20.0)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="tide-idle-after-seed-"))
-    data = root / "data"
-    data.mkdir()
-    tide = Tide(data, None)
-    tide.start()
-    try:
+    with scratch_tide("tide-idle-after-seed-") as tide:
         started = time.monotonic()
         create_many(tide, list(range(args.size)), 4, None)
         print(f"seeded {args.size} deployments in {time.monotonic() - started:.0f} s", flush=True)
@@ -41,9 +33,6 @@ def main() -> None:
             time.sleep(args.window_seconds)
             share = (tide.cpu_seconds() - cpu) / (time.monotonic() - wall)
             print(f"window {window}: idle CPU {100 * share:.1f}% of a core, load average {os.getloadavg()[0]:.1f}")
-    finally:
-        tide.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.control.run import BASE, Tide, create_many, pct, time_calls
+from bench.control.run import BASE, create_many, pct, py_spy_record, scratch_tide, time_calls
 
 
 def main() -> None:
@@ -29,19 +26,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=12, help="how long py-spy records")
     parser.add_argument("--out", default="gets-after-seed.txt")
     args = parser.parse_args()
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    root = Path(tempfile.mkdtemp(prefix="tide-gets-after-seed-"))
-    (root / "data").mkdir()
-    tide = Tide(root / "data", None)
-    tide.start()
-    try:
+    with scratch_tide("tide-gets-after-seed-") as tide:
         started = time.monotonic()
         create_many(tide, list(range(args.size)), 4, None)
         print(f"seeded {args.size} deployments in {time.monotonic() - started:.0f} s", flush=True)
-        assert tide.process is not None
-        record = [py_spy, "record", "-p", str(tide.process.pid), "-d", str(args.seconds), "-r", "50"]
-        spy = subprocess.Popen([*record, "-f", "raw", "-o", args.out, "--nonblocking"])
-        time.sleep(1)  # py-spy attached
+        spy = py_spy_record(tide, args.out, args.seconds)
         rng = random.Random(1)
         with tide.api() as api:
             for round_ in range(args.rounds):
@@ -50,8 +39,6 @@ def main() -> None:
                 print(f"round {round_}: get p50 {pct(gets, 0.5) * 1000:.2f} ms", flush=True)
         spy.wait()
         print(f"stacks in {args.out}")
-    finally:
-        tide.stop()
 
 
 if __name__ == "__main__":

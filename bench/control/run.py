@@ -337,6 +337,32 @@ def print_table(store_name: str, results: list[dict[str, Any]]) -> None:
 
 
 @contextlib.contextmanager
+def scratch_tide(prefix: str) -> Iterator[Tide]:
+    """A `tide up` on SQLite in a temporary data dir (free loopback ports): the profiling scripts' server,
+    stopped and its directory removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    (root / "data").mkdir()
+    tide = Tide(root / "data", None)
+    tide.start()
+    try:
+        yield tide
+    finally:
+        tide.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def py_spy_record(tide: Tide, out: str, seconds: int) -> subprocess.Popen[bytes]:
+    """py-spy recording the `tide up` process for up to `seconds` (50 Hz, raw collapsed stacks into `out`);
+    attached when this returns. An interrupt makes it write what it has."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    assert tide.process is not None
+    record = [py_spy, "record", "-p", str(tide.process.pid), "-d", str(seconds), "-r", "50", "-f", "raw"]
+    spy = subprocess.Popen([*record, "-o", out, "--nonblocking"])
+    time.sleep(1)  # py-spy attached
+    return spy
+
+
+@contextlib.contextmanager
 def postgres() -> Iterator[Any]:
     sys.path.append(str(Path(__file__).resolve().parents[2]))  # tests.support; tide comes from PYTHONPATH
     from tests.support.postgres import postgres_server
