@@ -166,15 +166,17 @@ class DeploymentState:
                     if get(prefix[-1], 0) & holders:  # it holds the whole prompt
                         # Within the rule's limit, `policy.whole_limits[least]` (ints: no float arithmetic);
                         # whole_limits[0] is within it whatever the least load is, so that needs no scan.
+                        # (Comparisons in `if`s: CPython runs those on ints without making a bool.)
                         limits = policy.whole_limits
-                        within = load <= limits[0]
-                        if not within:
+                        within = True
+                        if load > limits[0]:
                             least = load
                             for replica in replicas:  # a loop: cheaper than min() for a few replicas
                                 if replica.in_flight < least:
                                     least = replica.in_flight
                             try:
-                                within = load <= limits[least]
+                                if load > limits[least]:
+                                    within = False
                             except IndexError:  # beyond the table
                                 within = load <= policy.limit(least, 2)
                         if within:  # PrefixIndex.insert's first case, without the call
