@@ -25,6 +25,7 @@ from bisect import bisect_right
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from itertools import accumulate, pairwise, repeat
 from operator import attrgetter, contains, itemgetter
 from struct import Struct
@@ -313,6 +314,11 @@ TOUCH_BATCH = 32  # prompts whose LRU touch may wait (PrefixIndex.touched)
 _NAMES = attrgetter("_names")
 
 
+@cache  # one table per setting: the gateway makes a policy per deployment at every routing table update
+def _whole_limits(policy: PrefixAwarePolicy) -> tuple[int, ...]:
+    return tuple(math.floor(policy.limit(least, 2)) for least in range(512))
+
+
 @dataclass(frozen=True)
 class PrefixAwarePolicy:
     """Load slack: a replica may be chosen while its load (requests in flight) is at most
@@ -325,13 +331,13 @@ class PrefixAwarePolicy:
 
     slack_abs: int = 4
     slack_rel: float = 0.5
-    # `limit(least, 2)` (a replica holding the whole prompt) rounded down, for least = 0, 1, ...: loads are
-    # ints, so `load <= whole_limits[least]` is the rule's test, without float arithmetic (the gateway's
+    # `limit(least, 2)` (a replica holding the whole prompt) rounded down, for least = 0, 1, ... 511: loads
+    # are ints, so `load <= whole_limits[least]` is the rule's test, without float arithmetic (the gateway's
     # common case, per request).
     whole_limits: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "whole_limits", tuple(math.floor(self.limit(least, 2)) for least in range(1024)))
+        object.__setattr__(self, "whole_limits", _whole_limits(self))
 
     def limit(self, least: int, reach: float) -> float:
         """The most load a replica may carry when the least loaded carries `least`: `reach` = 1 + extra / chunks
