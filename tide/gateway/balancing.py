@@ -13,6 +13,7 @@ import time
 from urllib.parse import urlsplit
 
 from tide.gateway.activator import ActivatorQueue, QueueSettings
+from tide.gateway.cachefeedback import CacheFeedback
 from tide.gateway.loadmeter import LoadMeter
 from tide.gateway.prefix import TOUCH_BATCH, PrefixAwarePolicy, PrefixTable
 from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint
@@ -22,8 +23,8 @@ from tide.spec.routing import PREFIX_AWARE
 
 class ReplicaState:
     __slots__ = (
-        "active", "address", "base_url", "deployment", "host_header", "in_flight", "max_concurrency",
-        "path_prefix", "prefix_index", "replica_id", "unhealthy_until", "use_tls",
+        "active", "address", "base_url", "cache_feedback", "deployment", "host_header", "in_flight",
+        "max_concurrency", "path_prefix", "prefix_index", "replica_id", "unhealthy_until", "use_tls",
     )  # fmt: skip
 
     def __init__(self, endpoint: ReplicaEndpoint, deployment: DeploymentState) -> None:
@@ -35,6 +36,8 @@ class ReplicaState:
         # What the replica likely holds in its prefix cache; a new replica (or a restarted one, at a new
         # address or after a failure) starts empty. Attached to its deployment's table of who holds what.
         self.prefix_index = deployment.prefix_table.index()
+        # The engine's reports of what it found cached, which size the index (cachefeedback.py).
+        self.cache_feedback = CacheFeedback(self.prefix_index.capacity)
         self.base_url = ""
         self.update(endpoint)
 
@@ -74,6 +77,9 @@ class DeploymentState:
         self.prefix_table = PrefixTable()  # what each replica's prefix index holds, by chunk name
         self._by_bit: dict[int, ReplicaState] = {}  # replicas by their prefix index's bit in the table
         self._by_bit_of: list[ReplicaState] | None = None  # the replica list `_by_bit` was made from
+        # How many of the prompt's chunks the replica chosen by the last prefix-aware pick held: read (and
+        # reset) by the exchange started on it right after, to check against the engine's report.
+        self.prefix_held = 0
         # The autoscaler's signal: in flight + queued, time-averaged (see loadmeter.py).
         self.meter = LoadMeter(time.monotonic())
         self._in_flight = 0
@@ -180,6 +186,7 @@ class DeploymentState:
                             slack = policy.slack_abs
                         within = load <= least + slack * reach
                     if within:
+                        self.prefix_held = held
                         if whole:  # PrefixIndex.insert's first case, without the call
                             index.requests += 1
                             waiting = index.touched
@@ -229,6 +236,7 @@ class DeploymentState:
         indexes = [r.prefix_index for r in candidates]
         position, held = policy.place_shared(self.prefix_table, [r.in_flight for r in candidates], indexes, prefix)
         indexes[position].insert(prefix, held)
+        self.prefix_held = held
         return candidates[position]
 
 

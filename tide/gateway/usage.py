@@ -10,12 +10,15 @@ without usage counts 0 tokens.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 TAIL_BYTES = 8192
 _USAGE = b'"usage"'
 _PROMPT = b'"prompt_tokens"'
 _COMPLETION = b'"completion_tokens"'
+_CACHED = b'"cached_tokens"'
+_ZERO = re.compile(rb"\s*:\s*0")  # a reported 0, told from null (only read when the count is 0)
 
 
 @dataclass
@@ -50,9 +53,13 @@ class TailScanner:
         while self.size - len(pieces[0]) >= TAIL_BYTES:  # the rest still holds the tail: drop the oldest
             self.size -= len(pieces.pop(0))
 
-    def tokens(self) -> tuple[int, int]:
+    def tail(self) -> bytes:
+        """The last `TAIL_BYTES` of the body (or all of it when shorter)."""
         pieces = self.pieces
-        return usage_tokens(pieces[0] if len(pieces) == 1 else b"".join(pieces)[-TAIL_BYTES:])
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)[-TAIL_BYTES:]
+
+    def tokens(self) -> tuple[int, int]:
+        return usage_tokens(self.tail())
 
 
 def usage_tokens(tail: bytes) -> tuple[int, int]:
@@ -63,6 +70,24 @@ def usage_tokens(tail: bytes) -> tuple[int, int]:
     end = tail.find(b"}", at)  # usage's own details objects close before it: read up to the first brace
     window = tail[at : end + 1 if end >= 0 else len(tail)]
     return _count(window, _PROMPT), _count(window, _COMPLETION)
+
+
+def usage_cached(tail: bytes) -> tuple[int, int] | None:
+    """(prompt tokens, cached prompt tokens) of the last `"usage"` object in `tail`, when it reports cached
+    tokens (`"prompt_tokens_details": {"cached_tokens": N}`: vLLM with `--enable-prompt-tokens-details`,
+    OpenAI); None when it does not (no usage, no details, or null)."""
+    at = tail.rfind(_USAGE)
+    if at < 0:
+        return None
+    cached_at = tail.find(_CACHED, at)
+    if cached_at < 0:
+        return None
+    end = tail.find(b"}", cached_at)
+    window = tail[cached_at : end + 1 if end >= 0 else len(tail)]
+    if _count(window, _CACHED) == 0 and not _ZERO.match(window, len(_CACHED)):
+        return None  # null (or not a number): not reported
+    end = tail.find(b"}", at)
+    return _count(tail[at : end + 1 if end >= 0 else len(tail)], _PROMPT), _count(window, _CACHED)
 
 
 def _count(window: bytes, name: bytes) -> int:
