@@ -24,7 +24,7 @@ from tide.spec.routing import PREFIX_AWARE
 class ReplicaState:
     __slots__ = (
         "active", "address", "base_url", "cache_feedback", "deployment", "host_header", "in_flight",
-        "max_concurrency", "path_prefix", "prefix_index", "replica_id", "unhealthy_until", "use_tls",
+        "max_concurrency", "path_prefix", "prefix_held", "prefix_index", "replica_id", "unhealthy_until", "use_tls",
     )  # fmt: skip
 
     def __init__(self, endpoint: ReplicaEndpoint, deployment: DeploymentState) -> None:
@@ -38,6 +38,9 @@ class ReplicaState:
         self.prefix_index = deployment.prefix_table.index()
         # The engine's reports of what it found cached, which size the index (cachefeedback.py).
         self.cache_feedback = CacheFeedback(self.prefix_index.capacity)
+        # How many of the prompt's chunks its index held when a prefix-aware pick last chose it: read (and
+        # reset) by the exchange started on it right after, to check against the engine's report.
+        self.prefix_held = 0
         self.base_url = ""
         self.update(endpoint)
 
@@ -77,9 +80,6 @@ class DeploymentState:
         self.prefix_table = PrefixTable()  # what each replica's prefix index holds, by chunk name
         self._by_bit: dict[int, ReplicaState] = {}  # replicas by their prefix index's bit in the table
         self._by_bit_of: list[ReplicaState] | None = None  # the replica list `_by_bit` was made from
-        # How many of the prompt's chunks the replica chosen by the last prefix-aware pick held: read (and
-        # reset) by the exchange started on it right after, to check against the engine's report.
-        self.prefix_held = 0
         # The autoscaler's signal: in flight + queued, time-averaged (see loadmeter.py).
         self.meter = LoadMeter(time.monotonic())
         self._in_flight = 0
@@ -186,7 +186,7 @@ class DeploymentState:
                             slack = policy.slack_abs
                         within = load <= least + slack * reach
                     if within:
-                        self.prefix_held = held
+                        holder.prefix_held = held
                         if whole:  # PrefixIndex.insert's first case, without the call
                             index.requests += 1
                             waiting = index.touched
@@ -236,8 +236,9 @@ class DeploymentState:
         indexes = [r.prefix_index for r in candidates]
         position, held = policy.place_shared(self.prefix_table, [r.in_flight for r in candidates], indexes, prefix)
         indexes[position].insert(prefix, held)
-        self.prefix_held = held
-        return candidates[position]
+        chosen = candidates[position]
+        chosen.prefix_held = held
+        return chosen
 
 
 class ModelState:

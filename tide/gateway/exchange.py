@@ -109,7 +109,9 @@ class Exchange:
         replica.in_flight += 1
         replica.deployment.in_flight += 1
         if self.prefix:
-            self._prefix_sent(replica)
+            feedback = replica.cache_feedback
+            if feedback.listening:
+                self._prefix_sent(replica, feedback)
         connection = None if fresh_connection else self.upstreams.pool.take_idle(replica.address)
         if connection is not None:
             self.upstream = connection
@@ -117,14 +119,12 @@ class Exchange:
         else:
             self.upstreams.tasks.spawn(self._connect_and_send(replica))
 
-    def _prefix_sent(self, replica: ReplicaState) -> None:
-        deployment = replica.deployment
-        held, deployment.prefix_held = deployment.prefix_held, 0  # what the pick that chose it predicted
-        feedback = replica.cache_feedback
-        if feedback.listening:
-            self._feedback = feedback
-            self._predicted = feedback.sent(self.prefix[0], held)
-            self._sent_requests = replica.prefix_index.requests
+    def _prefix_sent(self, replica: ReplicaState, feedback: CacheFeedback) -> None:
+        """Sent to a replica whose engine reports cached tokens: what to check at the response."""
+        held, replica.prefix_held = replica.prefix_held, 0  # what the pick that chose it predicted
+        self._feedback = feedback
+        self._predicted = feedback.sent(self.prefix[0], held)
+        self._sent_requests = replica.prefix_index.requests
 
     async def _connect_and_send(self, replica: ReplicaState) -> None:
         try:
