@@ -235,7 +235,8 @@ def engine_usage(cached: str) -> Callable[[Any], dict[str, Any]]:
 def second_turn_of_the_oldest(cached: str) -> tuple[str, str, int]:
     """16 chats start on two replicas (they alternate); the newest chat on the replica the first one went
     to comes back and the engine reports `cached`; then the first chat comes back. Returns where the first
-    chat went each time, and how many responses corrected that replica's index."""
+    chat went each time, and how many responses corrected that replica's index (as the gateway's load
+    snapshot reports it to the controller's /metrics)."""
 
     async def scenario() -> tuple[str, str, int]:
         fakes = (FakeUpstream("a", usage=engine_usage(cached)), FakeUpstream("b", usage=engine_usage(cached)))
@@ -252,7 +253,8 @@ def second_turn_of_the_oldest(cached: str) -> tuple[str, str, int]:
                 first = served[0]
                 newest = max(c for c in range(16) if served[c] == first)
                 assert await send(turn(newest, 1)) == first  # it sticks, and the engine reports
-                return first, await send(turn(0, 1)), gw._replicas[first].cache_feedback.corrections
+                then = await send(turn(0, 1))
+                return first, then, gw.load_snapshot()["tiny"].prefix_corrections.get(first, 0)
 
     return run(scenario())
 

@@ -372,13 +372,14 @@ class Exchange:
         if replica is None or feedback is None:
             return
         reported = usage_cached(tail)
-        feedback.observe(
+        if feedback.observe(
             replica.prefix_index,
             self.prefix,
             self._predicted,
             self._sent_requests,
             None if reported is None else (prompt_bytes(self.request.body), *reported),
-        )
+        ):
+            replica.deployment.touch()  # its load snapshot reports the count
 
     def _release_replica(self) -> None:
         feedback = self._feedback
