@@ -17,7 +17,6 @@ from tide.gateway.cachefeedback import (
     FLOOR,
     SILENT_LIMIT,
     CacheFeedback,
-    Reported,
     confirmed_chunks,
     prompt_bytes,
 )
@@ -35,7 +34,8 @@ def tokens_up_to(chunks: int) -> int:
     return int(BOUNDARIES[chunks - 1] * TOKENS_PER_BYTE) // 16 * 16 if chunks else 0
 
 
-def report(cached_chunks: int) -> Reported:
+def report(cached_chunks: int) -> tuple[int, int, int]:
+    """A response's report when the engine held `cached_chunks` chunks: (prompt bytes, tokens, cached)."""
     return PROMPT_BYTES, int(PROMPT_BYTES * TOKENS_PER_BYTE), tokens_up_to(cached_chunks)
 
 
@@ -59,14 +59,17 @@ def loaded_index(prompts: list[tuple[int, ...]], capacity: int = 10_000) -> tupl
     return index, CacheFeedback(index.capacity)
 
 
-def answer(index: PrefixIndex, feedback: CacheFeedback, prompt: tuple[int, ...], reported: Reported | None) -> bool:
+def answer(
+    index: PrefixIndex, feedback: CacheFeedback, prompt: tuple[int, ...], reported: tuple[int, int, int] | None
+) -> bool:
     """The gateway's path for one request: routed (predicted), sent, answered with `reported`."""
     held = index.match(prompt)
     index.insert(prompt, held)
     predicted = feedback.sent(prompt[0], held)
     sent_requests = index.requests
+    confirmed = None if reported is None else confirmed_chunks(predicted, *reported)
     try:
-        return predicted > 0 and feedback.observe(index, prompt, predicted, sent_requests, reported)
+        return predicted > 0 and feedback.observe(index, prompt, predicted, sent_requests, confirmed)
     finally:
         feedback.ended(prompt[0])
 
@@ -148,7 +151,7 @@ def test_an_index_cleared_since_the_request_was_sent_is_not_corrected() -> None:
     for prompt in prompts[:3]:  # the restarted replica gets new requests before the old answer arrives
         index.insert(prompt)
     before = len(index)
-    assert not feedback.observe(index, newest, predicted, sent_requests, report(0))
+    assert not feedback.observe(index, newest, predicted, sent_requests, confirmed_chunks(predicted, *report(0)))
     assert len(index) == before and index.capacity == 10_000 and feedback.corrections == 0
 
 

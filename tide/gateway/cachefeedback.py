@@ -30,6 +30,8 @@ kept for it, from then on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tide.gateway.prefix import BOUNDARIES, PrefixIndex
 
 FLOOR = 32  # names an index is never shrunk below (a few conversations' worth)
@@ -76,12 +78,13 @@ class CacheFeedback:
             in_flight.pop(first, None)
 
     def observe(
-        self, index: PrefixIndex, chunks: tuple[int, ...], held: int, requests_at_send: int, reported: Reported | None
+        self, index: PrefixIndex, chunks: Sequence[int], held: int, requests_at_send: int, confirmed: int | None
     ) -> bool:
-        """The response to a request whose index predicted `held` (> 0) of its `chunks` cached: `reported`
-        is what the engine said (None: no cached tokens in the response). `requests_at_send`: the index's
-        request count right after the request was routed. True when the index was shrunk."""
-        if reported is None:
+        """The response to a request whose index predicted `held` (> 0) of its `chunks` cached: the engine
+        found `confirmed` of them cached (`confirmed_chunks`; None: the response reported no cached tokens).
+        `requests_at_send`: the index's request count right after the request was routed. True when the
+        index was shrunk."""
+        if confirmed is None:
             self.silent += 1
             if self.silent >= SILENT_LIMIT:
                 self.listening = False
@@ -90,7 +93,7 @@ class CacheFeedback:
         self.silent = 0
         if index.requests < requests_at_send or not index.match(chunks[:1]):
             return False  # cleared since it was sent (failed, moved): a new engine, not the one that answered
-        if confirmed_chunks(held, *reported) >= held:
+        if confirmed >= held:
             self.confirmations += 1
             if len(index) >= index.capacity and index.capacity < self.ceiling:
                 index.resize(min(self.ceiling, index.capacity + max(1, index.capacity // GROW_DIVISOR)))
@@ -101,10 +104,6 @@ class CacheFeedback:
         index.resize(shrunk)
         self.corrections += 1
         return True
-
-
-# What a response reported: (bytes of the prompt from its key on, prompt tokens, cached tokens).
-Reported = tuple[int, int, int]
 
 
 def confirmed_chunks(held: int, prompt_bytes: int, prompt_tokens: int, cached_tokens: int) -> int:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from tide.gateway.cachefeedback import CacheFeedback, prompt_bytes
+from tide.gateway.cachefeedback import CacheFeedback, confirmed_chunks, prompt_bytes
 from tide.gateway.errors import error_payload, error_response
 from tide.gateway.usage import TailScanner, usage_cached, usage_tokens
 
@@ -371,14 +371,12 @@ class Exchange:
         replica, feedback = self.replica, self._feedback
         if replica is None or feedback is None:
             return
+        predicted = self._predicted
         reported = usage_cached(tail)
-        if feedback.observe(
-            replica.prefix_index,
-            self.prefix,
-            self._predicted,
-            self._sent_requests,
-            None if reported is None else (prompt_bytes(self.request.body), *reported),
-        ):
+        confirmed = (
+            None if reported is None else confirmed_chunks(predicted, prompt_bytes(self.request.body), *reported)
+        )
+        if feedback.observe(replica.prefix_index, self.prefix, predicted, self._sent_requests, confirmed):
             replica.deployment.touch()  # its load snapshot reports the count
 
     def _release_replica(self) -> None:
