@@ -30,6 +30,7 @@ kept for it, from then on.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 
 from tide.gateway.prefix import BOUNDARIES, PrefixIndex
@@ -113,13 +114,9 @@ def confirmed_chunks(held: int, prompt_bytes: int, prompt_tokens: int, cached_to
     blocks and never the prompt's last token)."""
     if prompt_bytes <= 0 or prompt_tokens <= 0:
         return held  # nothing to map by: no correction
-    per_byte = prompt_tokens / prompt_bytes * (1 - MARGIN)
-    confirmed = 0
-    for end in BOUNDARIES[:held]:
-        if cached_tokens < end * per_byte - BLOCK_TOKENS:
-            break
-        confirmed += 1
-    return confirmed
+    # Chunk k is confirmed when cached_tokens >= BOUNDARIES[k-1] * tokens per byte * (1 - MARGIN) - BLOCK_TOKENS.
+    covered = (cached_tokens + BLOCK_TOKENS) * prompt_bytes / (prompt_tokens * (1 - MARGIN))
+    return bisect_right(BOUNDARIES, covered, 0, held)
 
 
 def prompt_bytes(raw: bytes) -> int:

@@ -17,8 +17,7 @@ TAIL_BYTES = 8192
 _USAGE = b'"usage"'
 _PROMPT = b'"prompt_tokens"'
 _COMPLETION = b'"completion_tokens"'
-_CACHED = b'"cached_tokens"'
-_ZERO = re.compile(rb"\s*:\s*0")  # a reported 0, told from null (only read when the count is 0)
+_PROMPT_AND_CACHED = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)[^}]*?"cached_tokens"\s*:\s*(\d+)')
 
 
 @dataclass
@@ -74,20 +73,14 @@ def usage_tokens(tail: bytes) -> tuple[int, int]:
 
 def usage_cached(tail: bytes) -> tuple[int, int] | None:
     """(prompt tokens, cached prompt tokens) of the last `"usage"` object in `tail`, when it reports cached
-    tokens (`"prompt_tokens_details": {"cached_tokens": N}`: vLLM with `--enable-prompt-tokens-details`,
-    OpenAI); None when it does not (no usage, no details, or null)."""
+    tokens (`"prompt_tokens_details": {"cached_tokens": N}` after `"prompt_tokens"`, with no object closing
+    between them: vLLM with `--enable-prompt-tokens-details`, OpenAI); None when it does not (no usage, no
+    details, null). One regex search from the usage key (this runs per response checked)."""
     at = tail.rfind(_USAGE)
     if at < 0:
         return None
-    cached_at = tail.find(_CACHED, at)
-    if cached_at < 0:
-        return None
-    end = tail.find(b"}", cached_at)
-    window = tail[cached_at : end + 1 if end >= 0 else len(tail)]
-    if _count(window, _CACHED) == 0 and not _ZERO.match(window, len(_CACHED)):
-        return None  # null (or not a number): not reported
-    end = tail.find(b"}", at)
-    return _count(tail[at : end + 1 if end >= 0 else len(tail)], _PROMPT), _count(window, _CACHED)
+    found = _PROMPT_AND_CACHED.search(tail, at)
+    return None if found is None else (int(found[1]), int(found[2]))
 
 
 def _count(window: bytes, name: bytes) -> int:
