@@ -12,9 +12,11 @@ its prompt, so the engine holds all of it again, most recently used: dropping it
 conversation's next turn away from the one replica that now has its cache. What the shortfall tells is that
 the engine's LRU keeps fewer names than the index: names as old as the missing one are gone, and the
 oldest ones most surely. So the index is shrunk (by a quarter of what it holds, at least to `FLOOR` names)
-on each shortfall, dropping its least recent names, and grows back (by a sixteenth, up to the capacity it
-started with) on each response that confirms the whole prediction: multiplicative decrease, additive
-increase, so it settles near what the engine keeps.
+on each shortfall, dropping its least recent names, and grows back (by a sixteenth, while full, up to the
+capacity it started with) on each response that confirms the whole prediction: a quarter down per
+shortfall, a sixteenth up per confirmation, so it settles near what the engine keeps. (The response cannot
+say how old the missing names were, as the request's own routing moved them to the index's recent end: a
+fixed step, over several responses, rather than one exact cut.)
 
 Only clean observations count. A prediction may rest on names that a request still in flight on the same
 replica was sent with (same prompt start, e.g. a burst of questions on one new document): the engine has
