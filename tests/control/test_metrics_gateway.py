@@ -34,6 +34,13 @@ def test_requests_errors_in_flight_and_queued_per_deployment() -> None:
     assert got[("tide_gateway_queued", (("deployment", "chat"),))] == 2
 
 
+def test_prefix_index_corrections_per_replica() -> None:
+    metrics = ControlMetrics()
+    metrics.set_gateway_loads({"chat": DeploymentLoad(0, 0, {}, 9, prefix_corrections={"chat-r1": 2})})
+    got = samples(metrics)
+    assert got[("tide_gateway_prefix_index_corrections_total", (("deployment", "chat"), ("replica", "chat-r1")))] == 2
+
+
 def test_a_deployment_gone_from_the_gateways_leaves_the_metrics() -> None:
     metrics = ControlMetrics()
     metrics.set_gateway_loads({"old": DeploymentLoad(0, 0, {}, 7)})

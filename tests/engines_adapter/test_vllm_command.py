@@ -35,6 +35,7 @@ def test_every_engine_config_key_becomes_its_flag() -> None:
     assert "--tool-call-parser hermes" in joined
     assert "--max-num-batched-tokens 4096" in joined
     assert "--structured-outputs-config.backend xgrammar" in joined
+    assert "--enable-prompt-tokens-details" in args  # responses report cached prompt tokens to the gateway
     flag = args.index("--enable-auto-tool-choice")
     assert flag == len(args) - 1 or args[flag + 1].startswith("--")  # a bare flag
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ class FakeUpstream:
     event_delay_s: float = 0.0
     status: int = 200  # non-200: answer an OpenAI error body with this status
     drop_connections: bool = False  # accept, read the request, close without answering
+    usage: Callable[[Any], dict[str, Any]] | None = None  # a chat completion's usage, from its request body
     requests: list[SeenRequest] = field(default_factory=list)
     connections: int = 0
     in_progress: int = 0
@@ -113,6 +115,8 @@ class FakeUpstream:
                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4},
             }  # fmt: skip
+            if self.usage is not None:
+                payload["usage"] = self.usage(body)
             if isinstance(body, dict) and "echo_size" in body:
                 payload["echo"] = "x" * int(body["echo_size"])
             return await _send_json(writer, self.name, 200, payload)

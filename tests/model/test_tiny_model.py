@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import pathlib
 import subprocess
 import sys
 
 import pytest
 
-from tide.model.tiny import make_tiny_model
+from tide.model.tiny import ModelShape, make_tiny_model
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -75,3 +76,13 @@ def test_module_entry_point_rejects_a_file_as_output(tmp_path: pathlib.Path) -> 
     )
     assert result.returncode == 1
     assert "not a directory" in result.stderr
+
+
+def test_a_wider_shape_keeps_head_width_and_mlp_ratio(tmp_path: pathlib.Path) -> None:
+
+    out = make_tiny_model(tmp_path / "wide", shape=ModelShape(hidden_size=512, num_layers=2), log=lambda _line: None)
+    config = json.loads((out / "config.json").read_text())
+    assert (config["hidden_size"], config["num_hidden_layers"]) == (512, 2)
+    assert config["hidden_size"] // config["num_attention_heads"] == 64  # heads as wide as the tiny model's
+    assert (config["num_attention_heads"], config["num_key_value_heads"]) == (8, 4)
+    assert config["intermediate_size"] == 1376  # the tiny model's 688 / 256, times 512

@@ -7,9 +7,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tide.gateway.prefix import chain_ids
+from tide.gateway.prefix import DEFAULT_INDEX_CHUNKS, chain_ids
 from tide.routesim.__main__ import main
-from tide.routesim.policies import POLICIES, LeastLoadedPolicy, TidePrefixAware, VllmRouterCacheAware
+from tide.routesim.policies import POLICIES, LeastLoadedPolicy, TidePrefixAware, TideWithFeedback, VllmRouterCacheAware
 from tide.routesim.replica import ServiceModel, SimReplica
 from tide.routesim.run import replay
 from tide.routesim.trace import TraceError, TraceRequest, read_trace
@@ -96,6 +96,22 @@ def test_vllm_router_model_sends_to_the_first_least_loaded_below_its_match_thres
     assert policy.choose(low_match, [5, 3, 0], 2.0) == 2
     # imbalanced (max - min > 64 and max > 1.5 * min): the least loaded, whatever the match
     assert policy.choose(first, [100, 0, 20], 3.0) == 1
+
+
+@pytest.mark.parametrize(("cache_blocks", "shrinks"), [(1000, False), (6, True)])
+def test_tide_feedback_shrinks_the_index_only_where_the_cache_is_smaller(cache_blocks: int, shrinks: bool) -> None:
+    """The gateway's index (32,768 names) corrected by each request's hits: a replica whose cache keeps
+    everything is never corrected; one whose cache holds a few blocks has its index shrunk."""
+    model = ServiceModel(cache_blocks=cache_blocks, prefill_s_per_block=0.01, decode_s_per_token=0.0)
+    for feedback in (False, True):
+        policy = TideWithFeedback(4, feedback=feedback)
+        result = replay("tide-feedback", policy, conversations(7, 6), 4, model)
+        serving = [policy.indexes[r].capacity for r in range(4) if result.per_replica_requests[r]]
+        assert serving
+        if feedback and shrinks:
+            assert max(serving) < DEFAULT_INDEX_CHUNKS, serving
+        else:
+            assert serving == [DEFAULT_INDEX_CHUNKS] * len(serving)
 
 
 def test_least_loaded_rotates_ties() -> None:

@@ -37,6 +37,8 @@ def test_route_table_round_trips_through_json() -> None:
 def test_load_round_trips_through_json() -> None:
     loads = {"a": DeploymentLoad(3, 2, {"a-1": 2, "a-2": 1}, 40, {"queue_full": 2, "upstream_timeout": 1})}
     assert load_from_json(load_to_json(loads)) == loads
+    corrected = {"a": DeploymentLoad(1, 0, {"a-1": 1}, 9, prefix_corrections={"a-1": 3})}
+    assert load_from_json(load_to_json(corrected)) == corrected
 
 
 def test_load_is_summed_over_live_gateways() -> None:
@@ -86,6 +88,16 @@ def test_request_and_error_totals_never_go_back_when_a_gateway_goes_away() -> No
     # A new gateway (a restarted one has a new id) adds everything it reports.
     agg.report("g3", {"a": DeploymentLoad(0, 0, {}, 4)}, now=105.0)
     assert agg.snapshot(now=105.5)["a"].requests_total == 22
+
+
+def test_prefix_index_corrections_are_summed_per_replica_and_never_go_back() -> None:
+    agg = LoadAggregator(live_s=3.0)
+    agg.report("g1", {"a": DeploymentLoad(0, 0, {}, 10, prefix_corrections={"a-1": 2})}, now=100.0)
+    agg.report("g2", {"a": DeploymentLoad(0, 0, {}, 5, prefix_corrections={"a-1": 1, "a-2": 4})}, now=100.0)
+    agg.report("g1", {"a": DeploymentLoad(0, 0, {}, 12, prefix_corrections={"a-1": 3})}, now=101.0)
+    assert agg.snapshot(now=101.5)["a"].prefix_corrections == {"a-1": 4, "a-2": 4}
+    agg.report("g2", {"a": DeploymentLoad(0, 0, {}, 6)}, now=104.5)  # g1 went silent: its count stays
+    assert agg.snapshot(now=105.0)["a"].prefix_corrections == {"a-1": 4, "a-2": 4}
 
 
 def test_time_averaged_load_is_carried_and_summed_over_gateways() -> None:

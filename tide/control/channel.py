@@ -45,6 +45,7 @@ class LoadAggregator:
         self.reports: dict[str, GatewayReport] = {}
         self._requests: dict[str, int] = {}  # deployment -> requests routed, over all gateways ever seen
         self._errors: dict[str, dict[str, int]] = {}  # deployment -> code -> count, likewise
+        self._corrections: dict[str, dict[str, int]] = {}  # deployment -> replica -> prefix corrections, likewise
         # deployment -> (gateway id, key id) -> usage, and deployment -> gateway id -> usage, likewise
         self._key_usage: dict[str, dict[tuple[str, str], Usage]] = {}
         self._gateway_usage: dict[str, dict[str, Usage]] = {}
@@ -60,6 +61,11 @@ class LoadAggregator:
             errors = self._errors.setdefault(deployment_id, {})
             for code, count in load.errors.items():
                 errors[code] = errors.get(code, 0) + _increase(count, last.errors.get(code, 0) if last else 0)
+            corrections = self._corrections.setdefault(deployment_id, {})
+            for replica_id, count in load.prefix_corrections.items():
+                corrections[replica_id] = corrections.get(replica_id, 0) + _increase(
+                    count, last.prefix_corrections.get(replica_id, 0) if last else 0
+                )
             _add_increase(self._key_usage.setdefault(deployment_id, {}), load.key_usage, last.key_usage if last else {})
             _add_increase(
                 self._gateway_usage.setdefault(deployment_id, {}),
@@ -87,6 +93,7 @@ class LoadAggregator:
                 errors=dict(self._errors.get(deployment_id, {})),
                 key_usage={k: replace(u) for k, u in self._key_usage.get(deployment_id, {}).items()},
                 gateway_usage={g: replace(u) for g, u in self._gateway_usage.get(deployment_id, {}).items()},
+                prefix_corrections=dict(self._corrections.get(deployment_id, {})),
             )
             for deployment_id, load in out.items()
         }

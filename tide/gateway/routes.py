@@ -87,6 +87,9 @@ class DeploymentLoad:
     # reported, by (gateway id, key id) and, counted on their own, by gateway id.
     key_usage: Mapping[tuple[str, str], Usage] = field(default_factory=dict)
     gateway_usage: Mapping[str, Usage] = field(default_factory=dict)
+    # Since the gateway started: by replica, responses whose engine reported less cached than the replica's
+    # prefix index predicted, which shrank the index (tide/gateway/cachefeedback.py); only replicas with some.
+    prefix_corrections: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def average(self) -> float:

@@ -10,12 +10,14 @@ without usage counts 0 tokens.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 TAIL_BYTES = 8192
 _USAGE = b'"usage"'
 _PROMPT = b'"prompt_tokens"'
 _COMPLETION = b'"completion_tokens"'
+_PROMPT_AND_CACHED = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)[^}]*?"cached_tokens"\s*:\s*(\d+)')
 
 
 @dataclass
@@ -50,9 +52,13 @@ class TailScanner:
         while self.size - len(pieces[0]) >= TAIL_BYTES:  # the rest still holds the tail: drop the oldest
             self.size -= len(pieces.pop(0))
 
-    def tokens(self) -> tuple[int, int]:
+    def tail(self) -> bytes:
+        """The last `TAIL_BYTES` of the body (or all of it when shorter)."""
         pieces = self.pieces
-        return usage_tokens(pieces[0] if len(pieces) == 1 else b"".join(pieces)[-TAIL_BYTES:])
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)[-TAIL_BYTES:]
+
+    def tokens(self) -> tuple[int, int]:
+        return usage_tokens(self.tail())
 
 
 def usage_tokens(tail: bytes) -> tuple[int, int]:
@@ -63,6 +69,18 @@ def usage_tokens(tail: bytes) -> tuple[int, int]:
     end = tail.find(b"}", at)  # usage's own details objects close before it: read up to the first brace
     window = tail[at : end + 1 if end >= 0 else len(tail)]
     return _count(window, _PROMPT), _count(window, _COMPLETION)
+
+
+def usage_cached(tail: bytes) -> tuple[int, int] | None:
+    """(prompt tokens, cached prompt tokens) of the last `"usage"` object in `tail`, when it reports cached
+    tokens (`"prompt_tokens_details": {"cached_tokens": N}` after `"prompt_tokens"`, with no object closing
+    between them: vLLM with `--enable-prompt-tokens-details`, OpenAI); None when it does not (no usage, no
+    details, null). One regex search from the usage key (this runs per response checked)."""
+    at = tail.rfind(_USAGE)
+    if at < 0:
+        return None
+    found = _PROMPT_AND_CACHED.search(tail, at)
+    return None if found is None else (int(found[1]), int(found[2]))
 
 
 def _count(window: bytes, name: bytes) -> int:

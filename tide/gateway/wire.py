@@ -200,6 +200,7 @@ def load_to_json(snapshot: Mapping[str, DeploymentLoad]) -> dict[str, Any]:
                 for (gateway_id, key_id), usage in load.key_usage.items()
             ],
             "gatewayUsage": {gateway_id: _usage_to_json(usage) for gateway_id, usage in load.gateway_usage.items()},
+            "prefixCorrections": dict(load.prefix_corrections),
         }
         for deployment_id, load in snapshot.items()
     }
@@ -217,6 +218,7 @@ def load_from_json(data: Mapping[str, Any]) -> dict[str, DeploymentLoad]:
             queued_average=None if load.get("queuedAverage") is None else float(load["queuedAverage"]),
             key_usage={(str(u["gatewayId"]), str(u["keyId"])): _usage_from_json(u) for u in load.get("keyUsage") or ()},
             gateway_usage={str(g): _usage_from_json(u) for g, u in (load.get("gatewayUsage") or {}).items()},
+            prefix_corrections={str(k): int(v) for k, v in (load.get("prefixCorrections") or {}).items()},
         )
         for deployment_id, load in data.items()
     }

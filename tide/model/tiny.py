@@ -13,6 +13,7 @@ import sys
 import sysconfig
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 ENDOFTEXT = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -87,17 +88,38 @@ def _train_tokenizer(out_dir: pathlib.Path) -> None:
     fast.save_pretrained(str(out_dir))
 
 
-def _build_weights(out_dir: pathlib.Path, seed: int) -> int:
+@dataclass(frozen=True)
+class ModelShape:
+    """The transformer's size. The default is the tiny demo model; benches that need prefill to cost
+    something (bench/prefix/live.py `--model-hidden`) widen it, keeping 64-wide heads and the MLP ratio."""
+
+    hidden_size: int = HIDDEN_SIZE
+    num_layers: int = NUM_LAYERS
+
+    @property
+    def num_heads(self) -> int:
+        return max(1, self.hidden_size // (HIDDEN_SIZE // NUM_HEADS))
+
+    @property
+    def num_kv_heads(self) -> int:
+        return max(1, self.num_heads * NUM_KV_HEADS // NUM_HEADS)
+
+    @property
+    def intermediate_size(self) -> int:
+        return self.hidden_size * INTERMEDIATE_SIZE // HIDDEN_SIZE // 16 * 16
+
+
+def _build_weights(out_dir: pathlib.Path, seed: int, shape: ModelShape) -> int:
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
         vocab_size=VOCAB_SIZE,
-        hidden_size=HIDDEN_SIZE,
-        intermediate_size=INTERMEDIATE_SIZE,
-        num_hidden_layers=NUM_LAYERS,
-        num_attention_heads=NUM_HEADS,
-        num_key_value_heads=NUM_KV_HEADS,
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_layers,
+        num_attention_heads=shape.num_heads,
+        num_key_value_heads=shape.num_kv_heads,
         max_position_embeddings=MAX_POSITIONS,
         rms_norm_eps=1e-5,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
@@ -130,7 +152,13 @@ def _build_weights(out_dir: pathlib.Path, seed: int) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def make_tiny_model(out_dir: pathlib.Path, *, seed: int = 0, log: Callable[[str], None] | None = None) -> pathlib.Path:
+def make_tiny_model(
+    out_dir: pathlib.Path,
+    *,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+    shape: ModelShape = ModelShape(),
+) -> pathlib.Path:
     """Write the tiny demo model into `out_dir` (created if missing) and return it.
 
     Deterministic for a given `seed`: the tokenizer is trained on a fixed, sorted set of local files and
@@ -147,8 +175,8 @@ def make_tiny_model(out_dir: pathlib.Path, *, seed: int = 0, log: Callable[[str]
     _train_tokenizer(out_dir)
     say(f"  tokenizer done ({time.monotonic() - started:.1f} s)")
 
-    say(f"building a {NUM_LAYERS}-layer Llama (hidden {HIDDEN_SIZE}, seed {seed}) ...")
-    n_params = _build_weights(out_dir, seed)
+    say(f"building a {shape.num_layers}-layer Llama (hidden {shape.hidden_size}, seed {seed}) ...")
+    n_params = _build_weights(out_dir, seed, shape)
     # The tokenizer config also carries the template; a separate file is what newer tools look for first.
     (out_dir / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
     _write_tide_marker(out_dir, seed)

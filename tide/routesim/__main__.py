@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from tide.routesim.policies import POLICIES, TidePrefixAware
+from tide.routesim.policies import POLICIES, SimPolicy, TidePrefixAware, TideWithFeedback
 from tide.routesim.replica import ServiceModel
 from tide.routesim.run import SimResult, format_table, replay
 from tide.routesim.trace import TraceError, read_trace
@@ -29,6 +29,13 @@ def main(argv: list[str] | None = None) -> int:
         "(~2 KB each), more for a trace scaled to a small model (bench/prefix/live.py prints it)",
     )
     parser.add_argument("--limit", type=int, default=None, help="replay only the first N requests")
+    parser.add_argument(
+        "--flush-at",
+        type=float,
+        default=None,
+        help="empty the first replica's cache at this time (s, after --time-scale): an engine restarted at "
+        "the same address, which the router is not told",
+    )
     args = parser.parse_args(argv)
     try:
         counts = [int(n) for n in args.replicas.split(",")]
@@ -54,12 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     results: list[SimResult] = []
     for count in counts:
         for name in names:
-            policy = (
-                TidePrefixAware(count, args.cache_blocks, first_chunk_blocks=args.tide_first_chunk_blocks)
-                if name == "tide"
-                else POLICIES[name](count, args.cache_blocks)
-            )
-            results.append(replay(name, policy, requests, count, model, args.time_scale))
+            policy: SimPolicy
+            if name == "tide":
+                policy = TidePrefixAware(count, args.cache_blocks, first_chunk_blocks=args.tide_first_chunk_blocks)
+            elif name in ("tide-unsized", "tide-feedback"):
+                policy = TideWithFeedback(
+                    count, feedback=name == "tide-feedback", first_chunk_blocks=args.tide_first_chunk_blocks
+                )
+            else:
+                policy = POLICIES[name](count, args.cache_blocks)
+            results.append(replay(name, policy, requests, count, model, args.time_scale, args.flush_at))
     print(
         f"{len(requests)} requests, {args.cache_blocks} blocks cached per replica, prefill "
         f"{args.prefill_ms_per_block:g} ms/uncached block, decode {args.decode_ms_per_token:g} ms/token, "

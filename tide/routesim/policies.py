@@ -9,7 +9,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from tide.gateway.prefix import PrefixAwarePolicy, PrefixIndex
+from tide.gateway.cachefeedback import CacheFeedback
+from tide.gateway.prefix import DEFAULT_INDEX_CHUNKS, PrefixAwarePolicy, PrefixIndex
 
 
 class SimPolicy(Protocol):
@@ -151,6 +152,40 @@ class TidePrefixAware:
         return chosen
 
 
+class TideWithFeedback(TidePrefixAware):
+    """Tide's policy with the gateway's own index size (`DEFAULT_INDEX_CHUNKS`: the gateway does not know
+    the engine's cache size), corrected after each request by how many of its blocks the replica had
+    cached, as the gateway corrects it from vLLM's reported cached tokens (tide/gateway/cachefeedback.py;
+    the simulated cache is updated at arrival, so every observation is clean). `feedback=False`: the same
+    oversized index, uncorrected."""
+
+    def __init__(
+        self,
+        replicas: int,
+        index_blocks: int = DEFAULT_INDEX_CHUNKS,
+        feedback: bool = True,
+        first_chunk_blocks: int = 1,
+    ) -> None:
+        super().__init__(replicas, index_blocks, first_chunk_blocks=first_chunk_blocks)
+        self.feedback = [CacheFeedback(index_blocks) for _ in range(replicas)] if feedback else None
+        self._sent: tuple[int, Sequence[int], int, int] = (0, (), 0, 0)  # chosen, names, held, index requests
+
+    def choose(self, names: Sequence[int], loads: Sequence[int], now: float) -> int:
+        names = names[self.skip :]
+        chosen, held = self.policy.place(loads, self.indexes, names)
+        index = self.indexes[chosen]
+        index.insert(names, held)
+        self._sent = (chosen, names, held, index.requests)
+        return chosen
+
+    def observe(self, hit_blocks: int) -> None:
+        """The last request chosen found `hit_blocks` of its blocks cached."""
+        chosen, names, held, requests = self._sent
+        if self.feedback is not None and held:
+            confirmed = max(0, hit_blocks - self.skip)
+            self.feedback[chosen].observe(self.indexes[chosen], names, held, requests, confirmed)
+
+
 PolicyFactory = Callable[[int, int], SimPolicy]  # (replicas, cache blocks per replica) -> a fresh policy
 
 POLICIES: dict[str, PolicyFactory] = {
@@ -159,4 +194,6 @@ POLICIES: dict[str, PolicyFactory] = {
     "least-loaded": lambda n, _blocks: LeastLoadedPolicy(n),
     "vllm-router": lambda n, _blocks: VllmRouterCacheAware(n),
     "tide": lambda n, blocks: TidePrefixAware(n, blocks),
+    "tide-unsized": lambda n, _blocks: TideWithFeedback(n, feedback=False),
+    "tide-feedback": lambda n, _blocks: TideWithFeedback(n),
 }

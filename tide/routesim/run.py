@@ -25,17 +25,26 @@ class SimResult:
 
 def replay(
     name: str, policy: SimPolicy, requests: Sequence[TraceRequest], replicas: int, model: ServiceModel,
-    time_scale: float = 1.0,
+    time_scale: float = 1.0, flush_at_s: float | None = None,
 ) -> SimResult:  # fmt: skip
-    """`time_scale` > 1 compresses the arrivals (more load on the same replicas)."""
+    """`time_scale` > 1 compresses the arrivals (more load on the same replicas). `flush_at_s`: the first
+    replica's cache is emptied then (its engine restarted at the same address: the router is not told)."""
     fleet = [SimReplica(model) for _ in range(replicas)]
     ttfts: list[float] = []
+    observe = getattr(policy, "observe", None)  # policies that learn from each request's hits
     for request in requests:
         now = request.arrival_s / time_scale
+        if flush_at_s is not None and now >= flush_at_s:
+            fleet[0].cache.clear()
+            flush_at_s = None
         names = chain_ids(request.blocks)
         loads = [replica.load(now) for replica in fleet]
         chosen = policy.choose(names, loads, now)
-        ttfts.append(fleet[chosen].serve(names, request.output_tokens, now))
+        replica = fleet[chosen]
+        hits_before = replica.hit_blocks
+        ttfts.append(replica.serve(names, request.output_tokens, now))
+        if observe is not None:
+            observe(replica.hit_blocks - hits_before)
     counts = tuple(r.requests for r in fleet)
     blocks = sum(r.blocks for r in fleet)
     ttfts.sort()

@@ -1,0 +1,129 @@
+"""Correcting a replica's prefix index from the engine's own report of what it found cached (pure).
+
+vLLM started with `--enable-prompt-tokens-details` (Tide's replicas are) says in each response's usage how
+many prompt tokens it found in its prefix cache: `"prompt_tokens_details": {"cached_tokens": N}`. The
+gateway's `PrefixIndex` predicted, when it routed the request, how many of the prompt's chunks the replica
+held (`held`). A response whose cached tokens fall clearly short of that prediction shows the engine had
+evicted names its index still held: its cache is smaller than the index (or it restarted, or its cache was
+reset, at the same address, which the gateway cannot see otherwise).
+
+What is corrected is the index's size, not the request's own names. The request itself just recomputed
+its prompt, so the engine holds all of it again, most recently used: dropping its names would send the
+conversation's next turn away from the one replica that now has its cache. What the shortfall tells is that
+the engine's LRU keeps fewer names than the index: names as old as the missing one are gone, and the
+oldest ones most surely. So the index is shrunk (by a quarter of what it holds, at least to `FLOOR` names)
+on each shortfall, dropping its least recent names, and grows back (by a sixteenth, while full, up to the
+capacity it started with) on each response that confirms the whole prediction: a quarter down per
+shortfall, a sixteenth up per confirmation, so it settles near what the engine keeps. (The response cannot
+say how old the missing names were, as the request's own routing moved them to the index's recent end: a
+fixed step, over several responses, rather than one exact cut.)
+
+Only clean observations count. A prediction may rest on names that a request still in flight on the same
+replica was sent with (same prompt start, e.g. a burst of questions on one new document): the engine has
+not computed them yet, and a shortfall says nothing about eviction. So a prediction is checked only when no
+request with the same first chunk was in flight on the replica when it was sent (`sent`); chained names
+make the first chunk a witness for all of them. An index cleared since the request was sent (the replica
+failed or moved: a new engine) is not corrected by the old engine's answer.
+
+A replica whose engine does not report cached tokens (an older vLLM, another engine, a stub) stops being
+listened to after `SILENT_LIMIT` successful responses without them: no bookkeeping, and no response tail
+kept for it, from then on.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+
+from tide.gateway.prefix import BOUNDARIES, PrefixIndex
+
+FLOOR = 32  # names an index is never shrunk below (a few conversations' worth)
+DECREASE = 0.75  # on a shortfall the index keeps this share of what it holds
+GROW_DIVISOR = 16  # on a confirmed prediction the capacity grows by capacity / GROW_DIVISOR
+MARGIN = 0.25  # a chunk counts as confirmed with 25% fewer tokens than its bytes suggest...
+BLOCK_TOKENS = 32  # ...less one engine block (vLLM caches whole blocks: 16 tokens on GPU, 32+ on CPU)
+SILENT_LIMIT = 8  # successful responses without cached tokens before a replica is no longer listened to
+_MESSAGES = b'"messages"'
+_PROMPT = b'"prompt"'
+
+
+class CacheFeedback:
+    """One replica's engine reports, as they correct its prefix index."""
+
+    __slots__ = ("ceiling", "confirmations", "corrections", "in_flight", "listening", "silent")
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = ceiling  # the index's capacity at the start: it never grows beyond
+        self.listening = True  # False once the engine answered SILENT_LIMIT times without cached tokens
+        self.silent = 0
+        self.corrections = 0  # responses that shrank the index
+        self.confirmations = 0  # responses that confirmed the whole prediction
+        # First chunk name -> requests in flight on the replica with it (while listening).
+        self.in_flight: dict[int, int] = {}
+
+    def sent(self, first: int, held: int) -> int:
+        """A prompt starting with chunk name `first` was sent to the replica, whose index held `held` of
+        its chunks: the prediction to check at its response, 0 when there is none to check (nothing held,
+        or a request with the same start is in flight: its names may not be computed yet). Pair with
+        `ended(first)`."""
+        in_flight = self.in_flight
+        count = in_flight.get(first, 0)
+        in_flight[first] = count + 1
+        return 0 if count else held
+
+    def ended(self, first: int) -> None:
+        """A request `sent` with chunk name `first` ended (answered, failed, cancelled or retried)."""
+        in_flight = self.in_flight
+        count = in_flight.get(first, 0) - 1
+        if count > 0:
+            in_flight[first] = count
+        else:
+            in_flight.pop(first, None)
+
+    def observe(
+        self, index: PrefixIndex, chunks: Sequence[int], held: int, requests_at_send: int, confirmed: int | None
+    ) -> bool:
+        """The response to a request whose index predicted `held` (> 0) of its `chunks` cached: the engine
+        found `confirmed` of them cached (`confirmed_chunks`; None: the response reported no cached tokens).
+        `requests_at_send`: the index's request count right after the request was routed. True when the
+        index was shrunk."""
+        if confirmed is None:
+            self.silent += 1
+            if self.silent >= SILENT_LIMIT:
+                self.listening = False
+                self.in_flight.clear()
+            return False
+        self.silent = 0
+        if index.requests < requests_at_send or not index.match(chunks[:1]):
+            return False  # cleared since it was sent (failed, moved): a new engine, not the one that answered
+        if confirmed >= held:
+            self.confirmations += 1
+            if len(index) >= index.capacity and index.capacity < self.ceiling:
+                index.resize(min(self.ceiling, index.capacity + max(1, index.capacity // GROW_DIVISOR)))
+            return False
+        shrunk = max(FLOOR, int(min(len(index), index.capacity) * DECREASE))
+        if shrunk >= index.capacity:
+            return False  # at the floor already
+        index.resize(shrunk)
+        self.corrections += 1
+        return True
+
+
+def confirmed_chunks(held: int, prompt_bytes: int, prompt_tokens: int, cached_tokens: int) -> int:
+    """How many of the first `held` chunks the engine's `cached_tokens` cover, tokens mapped to bytes by
+    the prompt's own ratio (`prompt_tokens` over `prompt_bytes`, the request's bytes from the prompt key on),
+    with a margin: only a clear shortfall is one (the ratio varies along a prompt, the engine caches whole
+    blocks and never the prompt's last token)."""
+    if prompt_bytes <= 0 or prompt_tokens <= 0:
+        return held  # nothing to map by: no correction
+    # Chunk k is confirmed when cached_tokens >= BOUNDARIES[k-1] * tokens per byte * (1 - MARGIN) - BLOCK_TOKENS.
+    covered = (cached_tokens + BLOCK_TOKENS) * prompt_bytes / (prompt_tokens * (1 - MARGIN))
+    return bisect_right(BOUNDARIES, covered, 0, held)
+
+
+def prompt_bytes(raw: bytes) -> int:
+    """The bytes of a request body from its prompt key on (what `prompt_chunks` names)."""
+    start = raw.find(_MESSAGES)
+    if start < 0:
+        start = raw.find(_PROMPT)
+    return len(raw) - max(start, 0)
