@@ -67,7 +67,7 @@ WINDOW = 64
 # The naming runs in C: one `Struct.unpack_from` per request copies out the first chunk and the windows
 # (for the prompt's chunk count, from the prompt key's offset), then map, accumulate, tuple. Each
 # Python-level step costs about as much as hashing a few hundred bytes.
-# The hash is XXH3 (the `xxhash` package): about 0.4k instructions for the first chunk where Python's
+# The hash is XXH3 (the `xxhash` package): about 0.8k instructions for the first chunk where Python's
 # own `hash()` (SipHash-1-3) took 3.7k (docs/ROUTING.md, "Gateway cost"). Seeded per process from
 # Python's own hash secret, as `hash()` is: names a client cannot predict, so it cannot craft prompts
 # whose names collide in the gateway's dicts (PYTHONHASHSEED fixes both, as the benches do).
