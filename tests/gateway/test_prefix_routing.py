@@ -187,3 +187,24 @@ def test_the_gateway_picks_by_the_policy_rule_on_a_random_mix_of_shared_prefixes
         index = replica.prefix_index
         assert all(table[name] & index.bit for name in index._names)
     assert sum(len(r.prefix_index) for r in state.replicas) == sum(bin(bits).count("1") for bits in table.values())
+
+
+def test_the_pick_of_a_prompt_held_whole_follows_the_rule_at_any_load() -> None:
+    """The one-holder shortcut reads the rule's limit from a table of ints up to some least load, and
+    computes it beyond: both give the rule's choice, at the limit and one past it."""
+    state = deployment_state("http://127.0.0.1:9001/v1", "http://127.0.0.1:9002/v1")
+    holder, other = state.replicas
+    chunks = chain_ids([1, 2, 3])
+    holder.prefix_index.insert(chunks)
+    policy = PrefixAwarePolicy()
+    for least in (0, 3, 9, 10, 100, 511, 512, 513, 5000):
+        other.in_flight = least
+        limit = int(policy.limit(least, 2))
+        for load in (limit, limit + 1):
+            holder.in_flight = load
+            indexes = [holder.prefix_index, other.prefix_index]
+            expected = state.replicas[reference_choice(policy, [load, least], indexes, chunks)]
+            assert expected is (holder if load == limit else other)
+            assert state.pick_replica(prefix=chunks) is expected
+            expected.prefix_index.clear()  # the next case starts from the holder alone holding it
+            holder.prefix_index.insert(chunks)

@@ -169,33 +169,43 @@ class DeploymentState:
                 ):
                     load = holder.in_flight
                     index = holder.prefix_index
-                    total = len(prefix)
-                    whole = get(prefix[-1], 0) & holders
-                    held = total if whole else index.match(prefix)
-                    reach = 2 if whole else 1 + held / total  # slacks ahead it may run
-                    # Within `least + slack * reach`, slack = max(slack_abs, slack_rel * least): at most
-                    # slack_abs * reach is within it whatever the least load is, so that needs no scan.
-                    within = load <= policy.slack_abs * reach
-                    if not within:
-                        least = load
-                        for replica in replicas:  # a loop: cheaper than min() for a few replicas
-                            if replica.in_flight < least:
-                                least = replica.in_flight
-                        slack = policy.slack_rel * least
-                        if slack < policy.slack_abs:
-                            slack = policy.slack_abs
-                        within = load <= least + slack * reach
-                    if within:
-                        holder.prefix_held = held
-                        if whole:  # PrefixIndex.insert's first case, without the call
+                    if get(prefix[-1], 0) & holders:  # it holds the whole prompt
+                        # Within the rule's limit, `policy.whole_limits[least]` (ints: no float arithmetic);
+                        # whole_limits[0] is within it whatever the least load is, so that needs no scan.
+                        # (Comparisons in `if`s: CPython runs those on ints without making a bool.)
+                        limits = policy.whole_limits
+                        within = True
+                        if load > limits[0]:
+                            least = load
+                            for replica in replicas:  # a loop: cheaper than min() for a few replicas
+                                if replica.in_flight < least:
+                                    least = replica.in_flight
+                            try:
+                                if load > limits[least]:
+                                    within = False
+                            except IndexError:  # beyond the table
+                                within = load <= policy.limit(least, 2)
+                        if within:  # PrefixIndex.insert's first case, without the call
+                            holder.prefix_held = len(prefix)
                             index.requests += 1
                             waiting = index.touched
                             waiting.append(prefix)
                             if len(waiting) >= TOUCH_BATCH:
                                 index.apply_touches()
-                        else:
+                            return holder
+                    else:
+                        held = index.match(prefix)
+                        reach = 1 + held / len(prefix)  # slacks ahead it may run
+                        # Within `policy.limit(least, reach)`, i.e. least + max(slack_abs, slack_rel * least)
+                        # * reach: slack_abs * reach is within it whatever the least load is.
+                        within = load <= policy.slack_abs * reach
+                        if not within:
+                            least = min([replica.in_flight for replica in replicas])
+                            within = load <= policy.limit(least, reach)
+                        if within:
+                            holder.prefix_held = held
                             index.insert(prefix, held)
-                        return holder
+                            return holder
             return self._pick_prefix_aware(policy, exclude, prefix)
         start = self._next_start % count
         self._next_start = start + 1

@@ -20,13 +20,17 @@ holds more than what every replica holds (a shared system prompt), it is plain l
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from itertools import accumulate, pairwise, repeat
 from operator import attrgetter, contains, itemgetter
 from struct import Struct
+
+from xxhash import xxh3_64_intdigest
 
 CHUNK_BYTES = 1152  # the first chunk: about 290 tokens of English text (vLLM's blocks are 16 tokens)
 MAX_PROMPT_BYTES = 1 << 20  # only the first MiB of a prompt is named
@@ -63,6 +67,11 @@ WINDOW = 64
 # The naming runs in C: one `Struct.unpack_from` per request copies out the first chunk and the windows
 # (for the prompt's chunk count, from the prompt key's offset), then map, accumulate, tuple. Each
 # Python-level step costs about as much as hashing a few hundred bytes.
+# The hash is XXH3 (the `xxhash` package): about 0.8k instructions for the first chunk where Python's
+# own `hash()` (SipHash-1-3) took 3.7k (docs/ROUTING.md, "Gateway cost"). Seeded per process from
+# Python's own hash secret, as `hash()` is: names a client cannot predict, so it cannot craft prompts
+# whose names collide in the gateway's dicts (PYTHONHASHSEED fixes both, as the benches do).
+_SEEDS = (hash(b"tide.gateway.prefix") & 0xFFFF_FFFF_FFFF_FFFF,) * MAX_CHUNKS  # one per chunk, for map
 _GATHER: list[Callable[[bytes, int], tuple[bytes, ...]]] = [lambda data, offset: ()]
 _GATHER += [
     Struct(
@@ -99,14 +108,14 @@ def prompt_chunks(raw: bytes, body: object, max_chunks: int = MAX_CHUNKS) -> tup
     if count > max_chunks:
         count = max_chunks
     # Chained: the name of chunk k is the sum of the hashes of chunks 1..k (a prefix sum, in C).
-    return tuple(accumulate(map(hash, _GATHER[count](raw, start))))
+    return tuple(accumulate(map(xxh3_64_intdigest, _GATHER[count](raw, start), _SEEDS)))
 
 
 def chain_chunks(data: bytes, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:
     """Chained names of the whole chunks of `data` (chunk ends at BOUNDARIES): what `prompt_chunks` names
     from the prompt key on."""
     count = min(bisect_right(BOUNDARIES, len(data)), max_chunks)
-    return tuple(accumulate(map(hash, _GATHER[count](data, 0))))
+    return tuple(accumulate(map(xxh3_64_intdigest, _GATHER[count](data, 0), _SEEDS)))
 
 
 def chain_ids(ids: Sequence[int]) -> tuple[int, ...]:
@@ -317,6 +326,11 @@ TOUCH_BATCH = 32  # prompts whose LRU touch may wait (PrefixIndex.touched)
 _NAMES = attrgetter("_names")
 
 
+@cache  # one table per setting: the gateway makes a policy per deployment at every routing table update
+def _whole_limits(policy: PrefixAwarePolicy) -> tuple[int, ...]:
+    return tuple(math.floor(policy.limit(least, 2)) for least in range(512))
+
+
 @dataclass(frozen=True)
 class PrefixAwarePolicy:
     """Load slack: a replica may be chosen while its load (requests in flight) is at most
@@ -329,6 +343,18 @@ class PrefixAwarePolicy:
 
     slack_abs: int = 4
     slack_rel: float = 0.5
+    # `limit(least, 2)` (a replica holding the whole prompt) rounded down, for least = 0, 1, ... 511: loads
+    # are ints, so `load <= whole_limits[least]` is the rule's test, without float arithmetic (the gateway's
+    # common case, per request).
+    whole_limits: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "whole_limits", _whole_limits(self))
+
+    def limit(self, least: int, reach: float) -> float:
+        """The most load a replica may carry when the least loaded carries `least`: `reach` = 1 + extra / chunks
+        (1 for a replica holding no more than the one holding least, 2 for one holding the whole prompt)."""
+        return least + max(self.slack_abs, self.slack_rel * least) * reach
 
     def choose(self, loads: Sequence[int], indexes: Sequence[PrefixIndex], chunks: Sequence[int]) -> int:
         """The position (in `loads`/`indexes`, one entry per allowed replica, at least one) to send to."""
@@ -352,7 +378,7 @@ class PrefixAwarePolicy:
                 # one holds it all, the others none of it
                 chosen = lasts.index(True)
                 least = min(loads)
-                if loads[chosen] <= least + 2 * max(self.slack_abs, self.slack_rel * least):
+                if loads[chosen] <= self.limit(least, 2):
                     return chosen, len(chunks)
         elif True not in map(contains, dicts, repeat(chunks[0])):
             return self._least_loaded(loads, indexes), 0  # nobody holds any of it
@@ -383,7 +409,7 @@ class PrefixAwarePolicy:
         if first == last and not last & (last - 1):  # one holds it all, the others none of it
             chosen = [index.bit for index in indexes].index(last)
             least = min(loads)
-            if loads[chosen] <= least + 2 * max(self.slack_abs, self.slack_rel * least):
+            if loads[chosen] <= self.limit(least, 2):
                 return chosen, len(chunks)
         return self._decide(loads, indexes, len(chunks), [index.match(chunks) for index in indexes])
 
@@ -397,7 +423,7 @@ class PrefixAwarePolicy:
         least = min(loads)
         if top > floor:
             # The replicas holding the most, while within the load slack for what they hold extra.
-            limit = least + max(self.slack_abs, self.slack_rel * least) * (1 + (top - floor) / total)
+            limit = self.limit(least, 1 + (top - floor) / total)
             chosen = min([(loads[p], indexes[p].requests, p) for p in range(count) if matches[p] == top])[2]
             if loads[chosen] > limit:  # the best-placed are too busy: the rest by extra held, then load
                 chosen = self._by_extra(loads, indexes, matches, floor, least, total)
