@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import pytest
 
-from tide.gateway.loadmeter import LoadMeter
+from tide.gateway.loadmeter import SLOT_S, WINDOW_S, LoadMeter
 
 
 def test_a_short_request_counts_for_the_time_it_was_there() -> None:
@@ -55,3 +58,17 @@ def test_a_meter_quiet_for_a_whole_window_reads_exactly_zero() -> None:
     meter.set(5.05, 0, 0)
     assert meter.quiet(6.06)
     assert meter.averages(6.06) == (0.0, 0.0)
+
+
+def test_a_level_held_all_window_reads_exactly_itself_so_ceil_adds_no_replica() -> None:
+    # Float slot sums read a level of 1 held all along as 1.0000000000000002 at most sample times, and the
+    # autoscaler's ceil(observed / target) then asked for a second replica beside the first request at zero.
+    rng = random.Random(1)
+    for _ in range(500):
+        born = rng.uniform(0, 1000)
+        meter = LoadMeter(born)
+        changed = born + rng.uniform(0, 0.3)
+        meter.set(changed, 1, 1)
+        now = changed + WINDOW_S + SLOT_S + rng.uniform(0, 5)  # the change's slot out of the window
+        assert meter.averages(now) == (1.0, 1.0)
+        assert math.ceil(meter.averages(now + rng.uniform(0, 1))[0] / 1.0) == 1

@@ -16,6 +16,7 @@ import math
 SLOT_S = 0.1
 WINDOW_S = 1.0
 SLOTS = 11  # the window's 10 slots and the one it starts in
+_DIGITS = 9  # averages are rounded to 1e-9 (float noise in the slot sums; see averages)
 
 
 class LoadMeter:
@@ -65,8 +66,10 @@ class LoadMeter:
         share = max(0.0, min(1.0, ((oldest + 1) * SLOT_S - start) / SLOT_S))
         load = sum(self._areas) - self._areas[i] * (1.0 - share)
         queued = sum(self._queued_areas) - self._queued_areas[i] * (1.0 - share)
-        # Float areas added and taken away can leave -1e-17 where the load was 0: never report below 0.
-        return max(0.0, load / span), max(0.0, queued / span)
+        # Float areas added and taken away can leave -1e-17 where the load was 0, and 1.0000000000000002
+        # where a level of 1 was held all along, which `ceil(observed / target)` reads as a second replica
+        # (it started one beside the first request at zero): rounded to 1e-9, far below any real change.
+        return max(0.0, round(load / span, _DIGITS)), max(0.0, round(queued / span, _DIGITS))
 
     def _advance(self, now: float) -> None:
         areas, queued_areas = self._areas, self._queued_areas
