@@ -62,7 +62,7 @@ def test_cache_aware_policies_keep_chats_on_their_replica(
     policy: str, min_hit_rate: float, max_hit_rate: float
 ) -> None:
     model = ServiceModel(cache_blocks=1000, prefill_s_per_block=0.01, decode_s_per_token=0.0)
-    result = replay(policy, POLICIES[policy](4, 1000), conversations(7, 6), 4, model)
+    result = replay(policy, POLICIES[policy](4, 1000, 1), conversations(7, 6), 4, model)
     assert min_hit_rate <= result.hit_rate <= max_hit_rate, result
     assert sum(result.per_replica_requests) == 42
 
@@ -70,7 +70,7 @@ def test_cache_aware_policies_keep_chats_on_their_replica(
 def test_under_load_tide_spreads_chats_and_keeps_their_turns_together() -> None:
     # each request stays in flight 5 s while a new one arrives every 0.25 s: about 20 in flight
     model = ServiceModel(cache_blocks=1000, prefill_s_per_block=0.01, decode_s_per_token=0.5)
-    result = replay("tide", POLICIES["tide"](4, 1000), conversations(16, 6, gap_s=0.25), 4, model)
+    result = replay("tide", POLICIES["tide"](4, 1000, 1), conversations(16, 6, gap_s=0.25), 4, model)
     assert result.balance <= 1.3, result
     assert result.hit_rate >= 0.6, result
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from tide.routesim.policies import POLICIES, SimPolicy, TidePrefixAware, TideWithFeedback
+from tide.routesim.policies import POLICIES
 from tide.routesim.replica import ServiceModel
 from tide.routesim.run import SimResult, format_table, replay
 from tide.routesim.trace import TraceError, read_trace
@@ -61,15 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[SimResult] = []
     for count in counts:
         for name in names:
-            policy: SimPolicy
-            if name == "tide":
-                policy = TidePrefixAware(count, args.cache_blocks, first_chunk_blocks=args.tide_first_chunk_blocks)
-            elif name in ("tide-unsized", "tide-feedback"):
-                policy = TideWithFeedback(
-                    count, feedback=name == "tide-feedback", first_chunk_blocks=args.tide_first_chunk_blocks
-                )
-            else:
-                policy = POLICIES[name](count, args.cache_blocks)
+            policy = POLICIES[name](count, args.cache_blocks, args.tide_first_chunk_blocks)
             results.append(replay(name, policy, requests, count, model, args.time_scale, args.flush_at))
     print(
         f"{len(requests)} requests, {args.cache_blocks} blocks cached per replica, prefill "

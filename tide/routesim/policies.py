@@ -146,10 +146,14 @@ class TidePrefixAware:
         self.skip = max(0, first_chunk_blocks - 1)
 
     def choose(self, names: Sequence[int], loads: Sequence[int], now: float) -> int:
+        return self._place(names, loads)[0]
+
+    def _place(self, names: Sequence[int], loads: Sequence[int]) -> tuple[int, Sequence[int], int]:
+        """The replica chosen, the names the policy saw (after the first chunk's merge), how many it held."""
         names = names[self.skip :]
         chosen, held = self.policy.place(loads, self.indexes, names)
         self.indexes[chosen].insert(names, held)
-        return chosen
+        return chosen, names, held
 
 
 class TideWithFeedback(TidePrefixAware):
@@ -171,11 +175,8 @@ class TideWithFeedback(TidePrefixAware):
         self._sent: tuple[int, Sequence[int], int, int] = (0, (), 0, 0)  # chosen, names, held, index requests
 
     def choose(self, names: Sequence[int], loads: Sequence[int], now: float) -> int:
-        names = names[self.skip :]
-        chosen, held = self.policy.place(loads, self.indexes, names)
-        index = self.indexes[chosen]
-        index.insert(names, held)
-        self._sent = (chosen, names, held, index.requests)
+        chosen, names, held = self._place(names, loads)
+        self._sent = (chosen, names, held, self.indexes[chosen].requests)
         return chosen
 
     def observe(self, hit_blocks: int) -> None:
@@ -186,14 +187,15 @@ class TideWithFeedback(TidePrefixAware):
             self.feedback[chosen].observe(self.indexes[chosen], names, held, requests, confirmed)
 
 
-PolicyFactory = Callable[[int, int], SimPolicy]  # (replicas, cache blocks per replica) -> a fresh policy
+# (replicas, cache blocks per replica, blocks the gateway's first named chunk spans) -> a fresh policy
+PolicyFactory = Callable[[int, int, int], SimPolicy]
 
 POLICIES: dict[str, PolicyFactory] = {
-    "random": lambda n, _blocks: RandomPolicy(n),
-    "round-robin": lambda n, _blocks: RoundRobinPolicy(n),
-    "least-loaded": lambda n, _blocks: LeastLoadedPolicy(n),
-    "vllm-router": lambda n, _blocks: VllmRouterCacheAware(n),
-    "tide": lambda n, blocks: TidePrefixAware(n, blocks),
-    "tide-unsized": lambda n, _blocks: TideWithFeedback(n, feedback=False),
-    "tide-feedback": lambda n, _blocks: TideWithFeedback(n),
+    "random": lambda n, _blocks, _first: RandomPolicy(n),
+    "round-robin": lambda n, _blocks, _first: RoundRobinPolicy(n),
+    "least-loaded": lambda n, _blocks, _first: LeastLoadedPolicy(n),
+    "vllm-router": lambda n, _blocks, _first: VllmRouterCacheAware(n),
+    "tide": lambda n, blocks, first: TidePrefixAware(n, blocks, first_chunk_blocks=first),
+    "tide-unsized": lambda n, _blocks, first: TideWithFeedback(n, feedback=False, first_chunk_blocks=first),
+    "tide-feedback": lambda n, _blocks, first: TideWithFeedback(n, first_chunk_blocks=first),
 }
