@@ -18,9 +18,8 @@ from tide.gateway.cachefeedback import (
     SILENT_LIMIT,
     CacheFeedback,
     confirmed_chunks,
-    prompt_bytes,
 )
-from tide.gateway.prefix import BOUNDARIES, PrefixIndex, chain_ids
+from tide.gateway.prefix import BOUNDARIES, PrefixIndex, chain_ids, prompt_bytes
 from tide.gateway.usage import usage_cached
 from tide.spec.routing import PREFIX_AWARE
 

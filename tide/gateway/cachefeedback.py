@@ -43,8 +43,6 @@ GROW_DIVISOR = 16  # on a confirmed prediction the capacity grows by capacity / 
 MARGIN = 0.25  # a chunk counts as confirmed with 25% fewer tokens than its bytes suggest...
 BLOCK_TOKENS = 32  # ...less one engine block (vLLM caches whole blocks: 16 tokens on GPU, 32+ on CPU)
 SILENT_LIMIT = 8  # successful responses without cached tokens before a replica is no longer listened to
-_MESSAGES = b'"messages"'
-_PROMPT = b'"prompt"'
 
 
 class CacheFeedback:
@@ -119,11 +117,3 @@ def confirmed_chunks(held: int, prompt_bytes: int, prompt_tokens: int, cached_to
     # Chunk k is confirmed when cached_tokens >= BOUNDARIES[k-1] * tokens per byte * (1 - MARGIN) - BLOCK_TOKENS.
     covered = (cached_tokens + BLOCK_TOKENS) * prompt_bytes / (prompt_tokens * (1 - MARGIN))
     return bisect_right(BOUNDARIES, covered, 0, held)
-
-
-def prompt_bytes(raw: bytes) -> int:
-    """The bytes of a request body from its prompt key on (what `prompt_chunks` names)."""
-    start = raw.find(_MESSAGES)
-    if start < 0:
-        start = raw.find(_PROMPT)
-    return len(raw) - max(start, 0)

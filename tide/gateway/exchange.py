@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from tide.gateway.cachefeedback import CacheFeedback, confirmed_chunks, prompt_bytes
+from tide.gateway.cachefeedback import CacheFeedback, confirmed_chunks
 from tide.gateway.errors import error_payload, error_response
+from tide.gateway.prefix import prompt_bytes
 from tide.gateway.usage import TailScanner, usage_cached, usage_tokens
 
 if TYPE_CHECKING:

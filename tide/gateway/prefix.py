@@ -111,6 +111,15 @@ def prompt_chunks(raw: bytes, body: object, max_chunks: int = MAX_CHUNKS) -> tup
     return tuple(accumulate(map(xxh3_64_intdigest, _GATHER[count](raw, start), _SEEDS)))
 
 
+def prompt_bytes(raw: bytes) -> int:
+    """The bytes of a request body from its prompt key on: the length `prompt_chunks` cuts into chunks
+    (off the hot path: the cache feedback maps the engine's cached tokens to chunks by it)."""
+    start = raw.find(b'"messages"')
+    if start < 0:
+        start = raw.find(b'"prompt"')
+    return len(raw) - max(start, 0)
+
+
 def chain_chunks(data: bytes, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:
     """Chained names of the whole chunks of `data` (chunk ends at BOUNDARIES): what `prompt_chunks` names
     from the prompt key on."""
