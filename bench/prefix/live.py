@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from cpucap import CpuCap  # beside this script (its folder is first on sys.path)
 
-from tide.engines.prometheus import parse_vllm_load
+from tide.engines.prometheus import parse_vllm_load, samples
 from tide.engines.vllm import vllm_arguments
 from tide.routesim.trace import TraceRequest, read_trace
 
@@ -113,11 +114,19 @@ def wait_up(url: str, timeout_s: float, process: subprocess.Popen[bytes], log: P
 
 def metric_sum(text: str, name: str) -> float:
     """The sum of a metric's samples over its label sets (0 when absent)."""
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return sum(value for sample, _, value in samples(text) if sample == name)
+
+
+def router_decisions(metrics_url: str) -> dict[str, float]:
+    """vllm-router's prefix-routing decisions so far, by outcome: whether its cache_aware tree decided or a
+    fallback did (e.g. `missing_tokens`: a replica could not render the prompt's tokens)."""
+    text = httpx.get(metrics_url, timeout=10).text
+    outcomes: dict[str, float] = {}
+    for name, labels, value in samples(text):
+        if name == "vllm_router_prefix_routing_decisions_total":
+            outcome = labels.get("outcome", "?")
+            outcomes[outcome] = outcomes.get(outcome, 0.0) + value
+    return outcomes
 
 
 def cache_counters(replica_urls: list[str]) -> list[tuple[float, float, float, float]]:
@@ -198,18 +207,28 @@ class Row:
     engine_ttft_mean_s: float
     answered: int
     load_average: float
+    throttled_s: float  # the replicas' time held back by --replica-cpus over the run, summed (0 uncapped)
+    decisions: str  # vllm-router's decisions by outcome (whether its tree decided); "" for Tide
 
     def markdown(self, sent: int) -> str:
         return (
             f"| {self.name} | {self.round + 1} | {self.hit_rate:.1%} | {self.balance:.2f} | "
             f"{self.ttft_p50_s * 1000:.0f} | {self.ttft_p99_s * 1000:.0f} | {self.engine_ttft_mean_s * 1000:.0f} | "
-            f"{self.answered}/{sent} | "
-            f"{self.load_average:.1f} |"
+            f"{self.answered}/{sent} | {self.load_average:.1f} | {self.throttled_s:.1f} | "
+            f"{self.decisions} |"
         )
 
 
 def run_front(
-    name: str, command: list[str], round_: int, texts: list[str], replica_urls: list[str], rate: float, work: Path
+    name: str,
+    command: list[str],
+    round_: int,
+    texts: list[str],
+    replica_urls: list[str],
+    rate: float,
+    work: Path,
+    caps: list[CpuCap],
+    decisions_url: str | None,
 ) -> Row:
     """One front-end over the replay: its hit rate and balance from the engines' counters, its TTFTs."""
     port = free_port()
@@ -218,9 +237,10 @@ def run_front(
     try:
         wait_up(f"http://127.0.0.1:{port}/health", 60, front, log)
         load_average = os.getloadavg()[0]
-        before = cache_counters(replica_urls)
+        before, throttled_before = cache_counters(replica_urls), sum(cap.throttled_s() for cap in caps)
         ttfts = asyncio.run(replay(f"http://127.0.0.1:{port}", texts, rate))
-        after = cache_counters(replica_urls)
+        after, throttled = cache_counters(replica_urls), sum(cap.throttled_s() for cap in caps) - throttled_before
+        outcomes = router_decisions(decisions_url) if decisions_url else {}
     finally:
         stop(front)
     hits = sum(a[0] - b[0] for a, b in zip(after, before, strict=True))
@@ -230,7 +250,8 @@ def run_front(
     engine_count = sum(a[3] - b[3] for a, b in zip(after, before, strict=True))
     return Row(
         name, round_, hit_rate, balance(queries), quantile(ttfts, 0.5), quantile(ttfts, 0.99),
-        engine_ttft / engine_count if engine_count else float("nan"), len(ttfts), load_average,
+        engine_ttft / engine_count if engine_count else float("nan"), len(ttfts), load_average, throttled,
+        " ".join(f"{outcome} {count:.0f}" for outcome, count in sorted(outcomes.items())),
     )  # fmt: skip
 
 
@@ -257,6 +278,12 @@ def main() -> int:
     parser.add_argument("--sessions-every", type=int, default=20, help="replay one session in N (1: a window)")
     parser.add_argument(
         "--same-core", action="store_true", help="leave vLLM's own CPU binding (every replica on one core here)"
+    )
+    parser.add_argument(
+        "--replica-cpus",
+        type=float,
+        help="cap each replica at this many cores of CPU time (a cgroup limit; needs root): fixed compute per "
+        "replica, as replicas on their own accelerators have, instead of cores shared between replicas",
     )
     parser.add_argument("--rounds", type=int, default=1, help="replay through every front-end this many times")
     parser.add_argument("--write-sim-trace", type=Path, help="write the requests for tide.routesim, then exit")
@@ -286,6 +313,7 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     cores = sorted(os.sched_getaffinity(0))
     processes: list[subprocess.Popen[bytes]] = []
+    caps = [CpuCap(f"replica-{i}", args.replica_cpus) for i in range(args.replicas)] if args.replica_cpus else []
     try:
         replica_urls = []
         for i in range(args.replicas):
@@ -295,50 +323,58 @@ def main() -> int:
                 model_dir=model, host="127.0.0.1", port=port, served_name=NAME, engine_config={}, gpu_count=0,
                 cpu=True,
             )  # fmt: skip
-            command += ["--block-size", str(args.block_tokens)]
+            # --enable-scale-out: vllm-router's cache_aware keys its tree on token ids it asks each replica
+            # to render (/v1/completions/render), which vLLM refuses (403) without it; a replica that gives no
+            # tokens sends the router to its fallback, the least in flight, first of equals, no tree. Tide's
+            # gateway does not use these endpoints.
+            command += ["--block-size", str(args.block_tokens), "--enable-scale-out"]
             log = work / f"vllm-{i}.log"
             # vLLM's automatic binding puts every replica's compute thread on the same core (it reserves
             # the other for itself on a 2-core machine): N replicas would be one core, and spreading
             # requests could not run them side by side. Replica i computes on core i mod cores instead.
             bind = {} if args.same_core else {"VLLM_CPU_OMP_THREADS_BIND": str(cores[i % len(cores)])}
-            processes.append(start(command, log, bind))
+            processes.append(start(caps[i].wrap(command) if caps else command, log, bind))
             replica_urls.append(f"http://127.0.0.1:{port}")
         for url, process, i in zip(replica_urls, processes, range(args.replicas), strict=True):
             wait_up(f"{url}/health", 600, process, work / f"vllm-{i}.log")
-        print(f"{args.replicas} vLLM replicas up; {len(requests)} requests at {args.rate:g}/s per front-end")
-        fronts: list[tuple[str, list[str]]] = []
+        capped = f", each capped at {args.replica_cpus:g} cores of CPU time" if caps else ""
+        print(f"{args.replicas} vLLM replicas up{capped}; {len(requests)} requests at {args.rate:g}/s per front-end")
+        fronts: list[tuple[str, list[str], str | None]] = []  # name, command, vllm-router's metrics URL
         for policy in ("least-loaded", "prefix-aware"):
             routes = work / f"{policy}.yaml"
             endpoints = ", ".join(f"{u}/v1" for u in replica_urls)
             routes.write_text(f"models:\n  {NAME}:\n    - routing: {policy}\n      endpoints: [{endpoints}]\n")
-            fronts.append((f"tide {policy}", [sys.executable, "-m", "tide.gateway", "--routes", str(routes)]))
+            fronts.append((f"tide {policy}", [sys.executable, "-m", "tide.gateway", "--routes", str(routes)], None))
         if args.router:
-            fronts.append(("vllm-router cache_aware", [args.router, "--worker-urls", *replica_urls]))
-            fronts[-1][1].extend(["--policy", "cache_aware", "--log-level", "error"])
+            metrics_port = free_port()
+            command = [args.router, "--worker-urls", *replica_urls, "--policy", "cache_aware", "--log-level", "error"]
+            command += ["--prometheus-port", str(metrics_port)]
+            fronts.append(("vllm-router cache_aware", command, f"http://127.0.0.1:{metrics_port}/metrics"))
         rows: list[Row] = []
         for round_ in range(args.rounds):
             # the order rotates each round, so each front-end meets the machine's other load at each place
-            for name, command in fronts[round_ % len(fronts) :] + fronts[: round_ % len(fronts)]:
+            for name, command, decisions_url in fronts[round_ % len(fronts) :] + fronts[: round_ % len(fronts)]:
                 # each front-end's own texts, each round: no run reuses another's cache
                 salt = f"{name} {round_}"
                 texts = [
                     "".join(block_text(b, salt, words, args.block_tokens) for b in r.blocks[:max_blocks])
                     for r in requests
                 ]
-                rows.append(run_front(name, command, round_, texts, replica_urls, args.rate, work))
+                rows.append(run_front(name, command, round_, texts, replica_urls, args.rate, work, caps, decisions_url))
                 print(f"  {rows[-1].markdown(len(requests))}", flush=True)
         print(
             "\n| front-end | round | engines' prefix-cache hit rate | balance (max/mean prompt tokens) "
-            "| TTFT p50 ms | TTFT p99 ms | engines' TTFT mean ms | answered | load average at start |"
+            "| TTFT p50 ms | TTFT p99 ms | engines' TTFT mean ms | answered | load average at start "
+            "| replicas throttled s | vllm-router decisions |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for row in sorted(rows, key=lambda r: ([f[0] for f in fronts].index(r.name), r.round)):
             print(row.markdown(len(requests)))
         medians = {
             name: (statistics.median(r.hit_rate for r in rows if r.name == name),
                    statistics.median(r.ttft_p50_s for r in rows if r.name == name),
                    statistics.median(r.engine_ttft_mean_s for r in rows if r.name == name))
-            for name, _ in fronts
+            for name, _, _ in fronts
         }  # fmt: skip
         base = medians[fronts[0][0]][0]
         for name, (hit_rate, p50, engine) in medians.items():
@@ -350,6 +386,8 @@ def main() -> int:
     finally:
         for process in processes:
             stop(process)
+        for cap in caps:
+            cap.remove()
     return 0
 
 

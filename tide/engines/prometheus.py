@@ -75,7 +75,9 @@ class EngineLoad:
         return self.prefix_cache_hits / self.prefix_cache_queries
 
 
-def _samples(text: str) -> Iterator[tuple[str, dict[str, str], float]]:
+def samples(text: str) -> Iterator[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of each sample in a Prometheus text exposition; lines that are not samples
+    (comments, malformed) are skipped."""
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -105,7 +107,7 @@ def parse_engine_load(text: str, names: LoadMetricNames, model_name: str | None 
     sums: dict[str, float] = {}
     usage: dict[str, float] = {}
     counters = (*names.prefix_cache_hits, *names.prefix_cache_queries)
-    for name, labels, value in _samples(text):
+    for name, labels, value in samples(text):
         if model_name is not None and labels.get(names.model_label, model_name) != model_name:
             continue
         if math.isnan(value):
