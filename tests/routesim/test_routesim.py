@@ -98,6 +98,20 @@ def test_vllm_router_model_sends_to_the_first_least_loaded_below_its_match_thres
     assert policy.choose(first, [100, 0, 20], 3.0) == 1
 
 
+def test_vllm_router_model_follows_each_replicas_own_match_then_the_least_loaded_of_the_best() -> None:
+    """0.1.17's rule: each replica's own matched share; the least loaded of those at the best share."""
+    policy = VllmRouterCacheAware(3)
+    prompt = chain_ids(range(10))
+    assert policy.choose(prompt, [0, 0, 0], 0.0) == 0
+    assert policy.choose(prompt, [100, 0, 20], 1.0) == 1  # imbalanced: replica 1 now holds it too
+    # both hold it whole: the less loaded of the two, not replica 2, less loaded still but holding nothing
+    assert policy.choose(prompt, [3, 2, 0], 2.0) == 1
+    assert policy.choose(prompt, [1, 2, 0], 3.0) == 0
+    longer = chain_ids(range(12))  # 10 of 12 on replicas 0 and 1; after this, 12 of 12 on replica 0
+    assert policy.choose(longer, [0, 0, 0], 4.0) == 0
+    assert policy.choose(longer, [5, 0, 0], 5.0) == 0  # the best share wins over load while balanced
+
+
 @pytest.mark.parametrize(("cache_blocks", "shrinks"), [(1000, False), (6, True)])
 def test_tide_feedback_shrinks_the_index_only_where_the_cache_is_smaller(cache_blocks: int, shrinks: bool) -> None:
     """The gateway's index (32,768 names) corrected by each request's hits: a replica whose cache keeps

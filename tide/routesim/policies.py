@@ -52,18 +52,22 @@ class LeastLoadedPolicy:
 
 
 class VllmRouterCacheAware:
-    """vllm-router's `cache_aware` policy (src/policies/cache_aware.rs, src/tree.rs), with its defaults.
+    """vllm-router's `cache_aware` policy as of 0.1.17 (src/policies/cache_aware.rs `select_prepared`,
+    src/tree.rs), with its defaults.
 
+    - The tree is keyed on the prompt's token ids, which the router asks every replica to render
+      (`/v1/completions/render`); each replica's own part of the tree gives its match rate, matched /
+      prompt tokens. (A replica that renders nothing sends the router to its fallback, the least in
+      flight with no tree at all: not modelled; vLLM needs `--enable-scale-out` for the render endpoint.)
     - Imbalanced when (max load - min load) > balance_abs_threshold AND max > min * balance_rel_threshold:
-      then the least loaded (the first of equals) gets the request, and the request's text is still
-      inserted into that replica's tree.
-    - Otherwise the radix tree of request text (shared by replicas, each node knows which replicas sent
-      it, and the last one) gives the longest match and the last replica that touched the deepest
-      matched node; match rate = matched / input characters. Rate > cache_threshold: that replica; else
-      the least loaded (first of equals). The request's text is inserted for the chosen replica.
+      then the least loaded (the first of equals) gets the request.
+    - Otherwise, if the best replica's rate > cache_threshold, the least loaded (first of equals) of the
+      replicas at that best rate; else the least loaded of all. The prompt is inserted into the chosen
+      replica's part of the tree at selection, before the request runs.
     - Every eviction_interval_secs, each replica's part of the tree is cut to max_tree_size characters,
       least recently used leaves first. Nothing else forgets: the tree does not know the engine's cache.
-    Modelled on blocks: a block is `chars_per_block` characters (512 tokens of ~4 characters).
+    Modelled on blocks: a key holds 8 hex characters per token, so a 512-token block is `chars_per_block`
+    (4,096) characters of the budget.
     """
 
     def __init__(
@@ -73,8 +77,8 @@ class VllmRouterCacheAware:
         balance_abs_threshold: int = 64,
         balance_rel_threshold: float = 1.5,
         eviction_interval_s: float = 120.0,
-        max_tree_size: int = 67_108_864,
-        chars_per_block: int = 2048,
+        max_tree_size: int = 2**25,
+        chars_per_block: int = 8 * 512,
     ) -> None:
         self.cache_threshold = cache_threshold
         self.balance_abs_threshold = balance_abs_threshold
@@ -82,8 +86,6 @@ class VllmRouterCacheAware:
         self.eviction_interval_s = eviction_interval_s
         self.max_tree_blocks = max(1, max_tree_size // chars_per_block)
         self._trees: list[OrderedDict[int, None]] = [OrderedDict() for _ in range(replicas)]
-        self._last_touch: dict[int, tuple[int, int]] = {}  # block name -> (sequence number, replica)
-        self._sequence = 0
         self._next_eviction = eviction_interval_s
 
     def choose(self, names: Sequence[int], loads: Sequence[int], now: float) -> int:
@@ -93,40 +95,32 @@ class VllmRouterCacheAware:
                 while len(tree) > self.max_tree_blocks:
                     tree.popitem(last=False)
         least, most = min(loads), max(loads)
-        first_least = loads.index(least)
-        if most - least > self.balance_abs_threshold and most > least * self.balance_rel_threshold:
-            chosen = first_least
-        else:
-            matched, tenant = self._longest_match(names)
-            rate = matched / len(names) if names else 0.0
-            chosen = tenant if rate > self.cache_threshold and tenant >= 0 else first_least
+        candidates: Sequence[int] = range(len(loads))
+        if not (most - least > self.balance_abs_threshold and most > least * self.balance_rel_threshold) and names:
+            rates = [self._matched(tree, names) / len(names) for tree in self._trees]
+            best = max(rates)
+            if best > self.cache_threshold:
+                candidates = [r for r, rate in enumerate(rates) if rate == best]
+        chosen = min(candidates, key=lambda r: loads[r])  # the first of equals
         self._insert(chosen, names)
         return chosen
 
-    def _longest_match(self, names: Sequence[int]) -> tuple[int, int]:
-        depth = 0
+    @staticmethod
+    def _matched(tree: OrderedDict[int, None], names: Sequence[int]) -> int:
+        matched = 0
         for name in names:
-            if not any(name in tree for tree in self._trees):
+            if name not in tree:
                 break
-            depth += 1
-        if depth == 0:
-            return 0, -1
-        deepest = names[depth - 1]
-        # the tree's node remembers the last replica that touched it (among those that still hold it)
-        holders = [r for r, tree in enumerate(self._trees) if deepest in tree]
-        last = self._last_touch.get(deepest)
-        tenant = last[1] if last is not None and last[1] in holders else holders[0]
-        return depth, tenant
+            matched += 1
+        return matched
 
     def _insert(self, replica: int, names: Sequence[int]) -> None:
         tree = self._trees[replica]
-        self._sequence += 1
         for name in names:
             if name in tree:
                 tree.move_to_end(name)
             else:
                 tree[name] = None
-            self._last_touch[name] = (self._sequence, replica)
 
 
 class TidePrefixAware:
