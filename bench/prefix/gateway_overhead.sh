@@ -3,7 +3,8 @@
 # One nginx stub model server (shared/bench/peers/stub.conf) stands for 4 replicas; wrk sends ~8 KB chat
 # prompts (long_prompts.lua: 8 shared documents) at concurrency 64. The gateway gets CPU 0; the stub and
 # wrk share CPU 1. The two policies alternate RUNS times; prints req/s and gateway CPU us per request
-# (from /proc/PID/stat) for each run, then medians and the ratio prefix-aware / least-loaded.
+# (from /proc/PID/stat) and the load average for each run, then medians and the ratio prefix-aware /
+# least-loaded. Each run pair gets its own fixed PYTHONHASHSEED (the run number), the same for both policies.
 # Usage: bench/prefix/gateway_overhead.sh     env: RUNS (3), DUR (4 s), PYTHON, PEERS, TREE (this one)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -33,8 +34,9 @@ cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }  # user, system
 RESULTS="$WORK/results"
 printf '%-14s %10s %16s %8s %8s\n' policy c64_rps cpu_us_per_req user_us sys_us
 for run in $(seq 1 "$RUNS"); do
+  SEED=$run  # both policies of a run pair get the same hash seed (dict layouts, chunk names): one less difference
   for policy in least-loaded prefix-aware; do
-    (cd "$TREE" && PYTHONPATH="$TREE" exec taskset -c 0 "$PYTHON" -m tide.gateway --port 18090 --routes "$WORK/$policy.yaml") \
+    (cd "$TREE" && PYTHONPATH="$TREE" PYTHONHASHSEED=$SEED exec taskset -c 0 "$PYTHON" -m tide.gateway --port 18090 --routes "$WORK/$policy.yaml") \
       >"$WORK/gw.log" 2>&1 & GW=$!
     for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:18090/health && break; sleep 0.1; done
     taskset -c 1 wrk -t1 -c64 -d2s -s "$HERE/long_prompts.lua" http://127.0.0.1:18090/v1/chat/completions >/dev/null
@@ -47,8 +49,8 @@ for run in $(seq 1 "$RUNS"); do
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.out")
     per_req() { awk -v t="$1" -v n="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}'; }
     us=$(per_req $((user1 + sys1 - user0 - sys0)))
-    printf '%-14s %10s %16s %8s %8s %s\n' "$policy" "$rps" "$us" "$(per_req $((user1 - user0)))" \
-      "$(per_req $((sys1 - sys0)))" "${non2xx:+non2xx=$non2xx}" | tee -a "$RESULTS"
+    printf '%-14s %10s %16s %8s %8s %s %s\n' "$policy" "$rps" "$us" "$(per_req $((user1 - user0)))" \
+      "$(per_req $((sys1 - sys0)))" "load=$(cut -d' ' -f1 /proc/loadavg)" "${non2xx:+non2xx=$non2xx}" | tee -a "$RESULTS"
   done
 done
 "$PYTHON" - "$RESULTS" <<'PY'
