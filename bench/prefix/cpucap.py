@@ -11,6 +11,7 @@ when the machine is busy. Needs write access to the cgroup filesystem (root, or 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -62,8 +63,9 @@ class CpuCap:
         return int(stat.get("throttled_usec", 0)) / 1e6
 
     def remove(self) -> None:
-        """Remove the group once its processes are gone (a group with processes cannot be removed)."""
-        for _ in range(50):
+        """Remove the group once its processes are gone (a group with processes cannot be removed); says so
+        when they outlive the wait, so the group can be removed by hand."""
+        for _ in range(300):
             try:
                 self.path.rmdir()
                 return
@@ -71,3 +73,4 @@ class CpuCap:
                 return
             except OSError:  # busy: its processes are still exiting
                 time.sleep(0.1)
+        print(f"cgroup {self.path} still has processes; remove it with rmdir once they exit", file=sys.stderr)
