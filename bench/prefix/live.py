@@ -313,8 +313,10 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     cores = sorted(os.sched_getaffinity(0))
     processes: list[subprocess.Popen[bytes]] = []
-    caps = [CpuCap(f"replica-{i}", args.replica_cpus) for i in range(args.replicas)] if args.replica_cpus else []
+    caps: list[CpuCap] = []
     try:
+        if args.replica_cpus:  # inside the try: groups made before a failure are removed with the rest
+            caps.extend(CpuCap(f"replica-{i}", args.replica_cpus) for i in range(args.replicas))
         replica_urls = []
         for i in range(args.replicas):
             port = free_port()
