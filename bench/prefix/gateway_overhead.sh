@@ -5,7 +5,12 @@
 # wrk share CPU 1. The two policies alternate RUNS times; prints req/s and gateway CPU us per request
 # (from /proc/PID/stat) and the load average for each run, then medians and the ratio prefix-aware /
 # least-loaded. Each run pair gets its own fixed PYTHONHASHSEED (the run number), the same for both policies.
-# Usage: bench/prefix/gateway_overhead.sh     env: RUNS (3), DUR (4 s), PYTHON, PEERS, TREE (this one)
+# PAUSE_MS=7: paced instead of flat out: each of the 64 connections waits 7 ms before each request, so both
+# policies get the same ~7k req/s and the CPU per request compares the gateway's own work. Flat out, the
+# gateway's CPU per request also holds waking wrk and nginx on the other core, which costs more (on a VM,
+# an interrupt to the other vCPU per wake-up) the more often they sleep, i.e. the slower the gateway:
+# small differences in the gateway's work come out several times larger (docs/ROUTING.md, "Gateway cost").
+# Usage: bench/prefix/gateway_overhead.sh     env: RUNS (3), DUR (4 s), PAUSE_MS (none), PYTHON, PEERS, TREE
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -32,6 +37,9 @@ taskset -c 1 nginx -c "$PEERS/stub.conf" & STUB=$!
 sleep 1
 cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }  # user, system
 RESULTS="$WORK/results"
+export PAUSE_MS=${PAUSE_MS:-}  # read by long_prompts.lua
+if [ -n "$PAUSE_MS" ]; then echo "concurrency 64, paced: $PAUSE_MS ms before each request on each connection"
+else echo "concurrency 64, flat out"; fi
 printf '%-14s %10s %16s %8s %8s\n' policy c64_rps cpu_us_per_req user_us sys_us
 for run in $(seq 1 "$RUNS"); do
   SEED=$run  # both policies of a run pair get the same hash seed (dict layouts, chunk names): one less difference

@@ -30,7 +30,7 @@ from itertools import accumulate, pairwise, repeat
 from operator import attrgetter, contains, itemgetter
 from struct import Struct
 
-from xxhash import xxh3_64_intdigest
+from xxhash import xxh64_intdigest
 
 CHUNK_BYTES = 1152  # the first chunk: about 290 tokens of English text (vLLM's blocks are 16 tokens)
 MAX_PROMPT_BYTES = 1 << 20  # only the first MiB of a prompt is named
@@ -67,10 +67,14 @@ WINDOW = 64
 # The naming runs in C: one `Struct.unpack_from` per request copies out the first chunk and the windows
 # (for the prompt's chunk count, from the prompt key's offset), then map, accumulate, tuple. Each
 # Python-level step costs about as much as hashing a few hundred bytes.
-# The hash is XXH3 (the `xxhash` package): about 0.8k instructions for the first chunk where Python's
-# own `hash()` (SipHash-1-3) took 3.7k (docs/ROUTING.md, "Gateway cost"). Seeded per process from
-# Python's own hash secret, as `hash()` is: names a client cannot predict, so it cannot craft prompts
-# whose names collide in the gateway's dicts (PYTHONHASHSEED fixes both, as the benches do).
+# The hash is XXH64 (the `xxhash` package): about 1.8k instructions for the first chunk where Python's own
+# `hash()` (SipHash-1-3) took 3.7k (docs/ROUTING.md, "Gateway cost"). Not XXH3, though it takes fewer
+# (1.2k): on inputs over 240 bytes the package dispatches XXH3 to AVX-512 where the CPU has it, and the core
+# slows around it (frequency licences): Python code right after it ran 8-9% slower, and the gateway's CPU
+# per request was higher by that much (bench/prefix/avx_penalty.py; docs/ROUTING.md, "Gateway cost").
+# Seeded per process from Python's own hash secret, as `hash()` is: names a client cannot predict, so it
+# cannot craft prompts whose names collide in the gateway's dicts (PYTHONHASHSEED fixes both, as the
+# benches do).
 _SEEDS = (hash(b"tide.gateway.prefix") & 0xFFFF_FFFF_FFFF_FFFF,) * MAX_CHUNKS  # one per chunk, for map
 _GATHER: list[Callable[[bytes, int], tuple[bytes, ...]]] = [lambda data, offset: ()]
 _GATHER += [
@@ -108,7 +112,7 @@ def prompt_chunks(raw: bytes, body: object, max_chunks: int = MAX_CHUNKS) -> tup
     if count > max_chunks:
         count = max_chunks
     # Chained: the name of chunk k is the sum of the hashes of chunks 1..k (a prefix sum, in C).
-    return tuple(accumulate(map(xxh3_64_intdigest, _GATHER[count](raw, start), _SEEDS)))
+    return tuple(accumulate(map(xxh64_intdigest, _GATHER[count](raw, start), _SEEDS)))
 
 
 def prompt_bytes(raw: bytes) -> int:
@@ -124,7 +128,7 @@ def chain_chunks(data: bytes, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:
     """Chained names of the whole chunks of `data` (chunk ends at BOUNDARIES): what `prompt_chunks` names
     from the prompt key on."""
     count = min(bisect_right(BOUNDARIES, len(data)), max_chunks)
-    return tuple(accumulate(map(xxh3_64_intdigest, _GATHER[count](data, 0), _SEEDS)))
+    return tuple(accumulate(map(xxh64_intdigest, _GATHER[count](data, 0), _SEEDS)))
 
 
 def chain_ids(ids: Sequence[int]) -> tuple[int, ...]:
