@@ -3,7 +3,7 @@
 # One nginx stub model server (shared/bench/peers/stub.conf) stands for 4 replicas; wrk sends ~8 KB chat
 # prompts (long_prompts.lua: 8 shared documents) at concurrency 64. The gateway gets CPU 0; the stub and
 # wrk share CPU 1. The two policies alternate RUNS times; prints req/s and gateway CPU us per request
-# (from /proc/PID/stat) and the load average for each run, then medians and the ratio prefix-aware /
+# (from /proc/PID/stat), wrk's latency p50 and p99, and the load average for each run, then medians and the ratio prefix-aware /
 # least-loaded. Each run pair gets its own fixed PYTHONHASHSEED (the run number), the same for both policies.
 # PAUSE_MS=7: paced instead of flat out: each of the 64 connections waits 7 ms before each request, so both
 # policies get the same ~7k req/s and the CPU per request compares the gateway's own work. Flat out, the
@@ -40,7 +40,7 @@ RESULTS="$WORK/results"
 export PAUSE_MS=${PAUSE_MS:-}  # read by long_prompts.lua
 if [ -n "$PAUSE_MS" ]; then echo "concurrency 64, paced: $PAUSE_MS ms before each request on each connection"
 else echo "concurrency 64, flat out"; fi
-printf '%-14s %10s %16s %8s %8s\n' policy c64_rps cpu_us_per_req user_us sys_us
+printf '%-14s %10s %16s %8s %8s %8s %8s\n' policy c64_rps cpu_us_per_req user_us sys_us p50_us p99_us
 for run in $(seq 1 "$RUNS"); do
   SEED=$run  # both policies of a run pair get the same hash seed (dict layouts, chunk names): one less difference
   for policy in least-loaded prefix-aware; do
@@ -49,16 +49,19 @@ for run in $(seq 1 "$RUNS"); do
     for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:18090/health && break; sleep 0.1; done
     taskset -c 1 wrk -t1 -c64 -d2s -s "$HERE/long_prompts.lua" http://127.0.0.1:18090/v1/chat/completions >/dev/null
     read -r user0 sys0 < <(cpu_ticks $GW)
-    taskset -c 1 wrk -t1 -c64 -d${DUR}s -s "$HERE/long_prompts.lua" http://127.0.0.1:18090/v1/chat/completions >"$WORK/wrk.out"
+    taskset -c 1 wrk -t1 -c64 -d${DUR}s --latency -s "$HERE/long_prompts.lua" http://127.0.0.1:18090/v1/chat/completions >"$WORK/wrk.out"
     read -r user1 sys1 < <(cpu_ticks $GW)
     kill $GW; wait $GW 2>/dev/null || true
     rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
     total=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.out")
+    # wrk's latency percentiles (time from sending a request to its response), in us
+    latency() { awk -v q="$1%" '$1 == q {v = $2; f = 1; if (v ~ /us$/) f = 1; else if (v ~ /ms$/) f = 1e3; else if (v ~ /s$/) f = 1e6; sub(/[a-z]+$/, "", v); printf "%.0f", v * f}' "$WORK/wrk.out"; }
     per_req() { awk -v t="$1" -v n="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}'; }
     us=$(per_req $((user1 + sys1 - user0 - sys0)))
-    printf '%-14s %10s %16s %8s %8s %s %s\n' "$policy" "$rps" "$us" "$(per_req $((user1 - user0)))" \
-      "$(per_req $((sys1 - sys0)))" "load=$(cut -d' ' -f1 /proc/loadavg)" "${non2xx:+non2xx=$non2xx}" | tee -a "$RESULTS"
+    printf '%-14s %10s %16s %8s %8s %8s %8s %s %s\n' "$policy" "$rps" "$us" "$(per_req $((user1 - user0)))" \
+      "$(per_req $((sys1 - sys0)))" "$(latency 50)" "$(latency 99)" "load=$(cut -d' ' -f1 /proc/loadavg)" \
+      "${non2xx:+non2xx=$non2xx}" | tee -a "$RESULTS"
   done
 done
 "$PYTHON" - "$RESULTS" <<'PY'
@@ -67,20 +70,21 @@ import sys
 
 rows: dict[str, list[tuple[float, ...]]] = {}
 for line in open(sys.argv[1]):
-    policy, *figures = line.split()[:5]
+    policy, *figures = line.split()[:7]
     rows.setdefault(policy, []).append(tuple(map(float, figures)))
 median = {p: [statistics.median(column) for column in zip(*v, strict=True)] for p, v in rows.items()}
-for policy, (rps, us, user, system) in median.items():
+for policy, (rps, us, user, system, p50, p99) in median.items():
     columns = list(zip(*rows[policy], strict=True))
     print(f"median {policy:<14} {rps:>10.0f} req/s (range {min(columns[0]):.0f}-{max(columns[0]):.0f})"
           f" {us:>8.1f} us/req (range {min(columns[1]):.1f}-{max(columns[1]):.1f}),"
-          f" user {user:.1f} + system {system:.1f}")
+          f" user {user:.1f} + system {system:.1f}; latency p50 {p50:.0f} us, p99 {p99:.0f} us")
 ll, pa = median["least-loaded"], median["prefix-aware"]
-print(f"prefix-aware / least-loaded: req/s x{pa[0] / ll[0]:.2f}, gateway CPU per request x{pa[1] / ll[1]:.2f}")
+print(f"prefix-aware / least-loaded: req/s x{pa[0] / ll[0]:.2f}, gateway CPU per request x{pa[1] / ll[1]:.2f},"
+      f" latency p50 x{pa[4] / ll[4]:.2f}, p99 x{pa[5] / ll[5]:.2f}")
 # Each run's pair (least-loaded, then prefix-aware seconds later): steadier than the medians when the
 # machine's load drifts between runs.
 pairs = list(zip(rows["least-loaded"], rows["prefix-aware"], strict=True))
-for name, column in (("req/s", 0), ("CPU per request", 1)):
+for name, column in (("req/s", 0), ("CPU per request", 1), ("latency p50", 4), ("latency p99", 5)):
     ratios = sorted(b[column] / a[column] for a, b in pairs)
     print(f"  per run pair, {name}: median x{statistics.median(ratios):.2f} (range x{ratios[0]:.2f}-x{ratios[-1]:.2f})")
 PY
