@@ -71,7 +71,7 @@ WINDOW = 64
 # `hash()` (SipHash-1-3) took 3.7k (docs/ROUTING.md, "Gateway cost"). Not XXH3, though it takes fewer
 # (1.2k): on inputs over 240 bytes the package dispatches XXH3 to AVX-512 where the CPU has it, and the core
 # slows around it (frequency licences): Python code right after it ran 8-9% slower, and the gateway's CPU
-# per request was higher by that much (bench/prefix/avx_penalty.py; docs/ROUTING.md, "Gateway cost").
+# per request was about 5% higher (bench/prefix/avx_penalty.py; docs/ROUTING.md, "Gateway cost").
 # Seeded per process from Python's own hash secret, as `hash()` is: names a client cannot predict, so it
 # cannot craft prompts whose names collide in the gateway's dicts (PYTHONHASHSEED fixes both, as the
 # benches do).
