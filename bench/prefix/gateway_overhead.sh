@@ -10,7 +10,9 @@
 # gateway's CPU per request also holds waking wrk and nginx on the other core, which costs more (on a VM,
 # an interrupt to the other vCPU per wake-up) the more often they sleep, i.e. the slower the gateway:
 # small differences in the gateway's work come out several times larger (docs/ROUTING.md, "Gateway cost").
-# Usage: bench/prefix/gateway_overhead.sh     env: RUNS (3), DUR (4 s), PAUSE_MS (none), PYTHON, PEERS, TREE
+# STUB_CONF=bench/prefix/stub_cached.conf: a stub that reports cached prompt tokens as vLLM does, so the
+# prefix-aware gateway's cache feedback runs on the responses (the default stub reports none: it is off).
+# Usage: bench/prefix/gateway_overhead.sh     env: RUNS (3), DUR (4 s), PAUSE_MS (none), STUB_CONF, PYTHON, PEERS, TREE
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -33,7 +35,7 @@ models:
       endpoints: [http://127.0.0.1:18000/v1, http://127.0.0.1:18000/v1, http://127.0.0.1:18000/v1, http://127.0.0.1:18000/v1]
 YAML
 done
-taskset -c 1 nginx -c "$PEERS/stub.conf" & STUB=$!
+taskset -c 1 nginx -c "$(realpath "${STUB_CONF:-$PEERS/stub.conf}")" & STUB=$!
 sleep 1
 cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }  # user, system
 RESULTS="$WORK/results"
