@@ -3,8 +3,9 @@
 # One nginx stub model server (shared/bench/peers/stub.conf) stands for 4 replicas; wrk sends ~8 KB chat
 # prompts (long_prompts.lua: 8 shared documents) at concurrency 64. The gateway gets CPU 0; the stub and
 # wrk share CPU 1. The two policies alternate RUNS times; prints req/s and gateway CPU us per request
-# (from /proc/PID/stat), wrk's latency p50 and p99, and the load average for each run, then medians and the ratio prefix-aware /
-# least-loaded. Each run pair gets its own fixed PYTHONHASHSEED (the run number), the same for both policies.
+# (from /proc/PID/stat), wrk's latency p50 and p99, and the load average for each run, then medians and
+# the ratio prefix-aware / least-loaded. Each run pair gets its own fixed PYTHONHASHSEED (the run number),
+# the same for both policies.
 # PAUSE_MS=7: paced instead of flat out: each of the 64 connections waits 7 ms before each request, so both
 # policies get the same ~7k req/s and the CPU per request compares the gateway's own work. Flat out, the
 # gateway's CPU per request also holds waking wrk and nginx on the other core, which costs more (on a VM,
