@@ -15,7 +15,9 @@ from tests.gateway.fake_upstream import FakeUpstream
 from tests.gateway.helpers import deployment, run, running_gateway, table, upstreams, url
 from tide.gateway.cachefeedback import (
     FLOOR,
+    SAMPLE_EVERY,
     SILENT_LIMIT,
+    STEADY,
     CacheFeedback,
     confirmed_chunks,
 )
@@ -58,19 +60,34 @@ def loaded_index(prompts: list[tuple[int, ...]], capacity: int = 10_000) -> tupl
     return index, CacheFeedback(index.capacity)
 
 
-def answer(
+def exchange(
     index: PrefixIndex, feedback: CacheFeedback, prompt: tuple[int, ...], reported: tuple[int, int, int] | None
-) -> bool:
-    """The gateway's path for one request: routed (predicted), sent, answered with `reported`."""
+) -> tuple[int, bool]:
+    """The gateway's path for one request: routed (predicted), sent, answered with `reported`. Returns the
+    prediction sent to be checked (0: unchecked) and whether the response shrank the index."""
     held = index.match(prompt)
     index.insert(prompt, held)
     predicted = feedback.sent(prompt[0], held)
     sent_requests = index.requests
     confirmed = None if reported is None else confirmed_chunks(predicted, *reported)
     try:
-        return predicted > 0 and feedback.observe(index, prompt, predicted, sent_requests, confirmed)
+        return predicted, predicted > 0 and feedback.observe(index, prompt, predicted, sent_requests, confirmed)
     finally:
         feedback.ended(prompt[0])
+
+
+def answer(
+    index: PrefixIndex, feedback: CacheFeedback, prompt: tuple[int, ...], reported: tuple[int, int, int] | None
+) -> bool:
+    """`exchange`: whether the response shrank the index."""
+    return exchange(index, feedback, prompt, reported)[1]
+
+
+def checked(
+    index: PrefixIndex, feedback: CacheFeedback, prompt: tuple[int, ...], reported: tuple[int, int, int]
+) -> bool:
+    """`exchange`: whether the prediction was checked."""
+    return exchange(index, feedback, prompt, reported)[0] > 0
 
 
 # (engine reports, as chunks of the prompt cached; None: no cached tokens in the usage) -> shrinks?
@@ -134,6 +151,38 @@ def test_a_prediction_resting_on_a_request_still_in_flight_is_not_checked() -> N
     feedback.ended(prompt[0])
     assert feedback.sent(prompt[0], CHUNKS) == CHUNKS  # both ended: the engine had cached them
     feedback.ended(prompt[0])
+    assert feedback.in_flight == {}
+
+
+def test_once_the_engine_keeps_confirming_only_a_sample_is_checked_until_a_shortfall() -> None:
+    """Checking costs the gateway a response parse; an index the engine keeps confirming is checked one
+    prediction in SAMPLE_EVERY, and a lost cache is still noticed within that many requests, after which
+    every prediction is checked again."""
+    prompts = conversations(4)
+    index, feedback = loaded_index(prompts)
+    # Every clean prediction is checked until the engine is steady, then one in SAMPLE_EVERY.
+    assert all(checked(index, feedback, prompts[n % 4], report(CHUNKS)) for n in range(STEADY))
+    sampled = [checked(index, feedback, prompts[n % 4], report(CHUNKS)) for n in range(4 * SAMPLE_EVERY)]
+    assert sum(sampled) == 4 and sampled[SAMPLE_EVERY - 1]
+    # The engine loses its cache: the next sampled response shrinks the index.
+    before = index.capacity
+    shrunk_after = next(n for n in range(1, SAMPLE_EVERY + 1) if answer(index, feedback, prompts[n % 4], report(0)))
+    assert shrunk_after <= SAMPLE_EVERY and index.capacity < before
+    # From the shortfall on, every clean prediction is checked again.
+    assert all(checked(index, feedback, prompts[0], report(0)) for _ in range(3))
+
+
+def test_a_sampled_prediction_still_waits_for_requests_in_flight_with_its_start() -> None:
+    prompts = conversations(2)
+    index, feedback = loaded_index(prompts)
+    for n in range(STEADY):
+        answer(index, feedback, prompts[n % 2], report(CHUNKS))
+    # The in-flight count is kept for unsampled requests too: one still out makes the next unclean.
+    unsampled = [feedback.sent(prompts[0][0], CHUNKS) for _ in range(SAMPLE_EVERY - 1)]
+    assert unsampled == [0] * (SAMPLE_EVERY - 1)
+    assert feedback.sent(prompts[0][0], CHUNKS) == 0  # its turn to be sampled, but unclean
+    for _ in range(SAMPLE_EVERY):
+        feedback.ended(prompts[0][0])
     assert feedback.in_flight == {}
 
 

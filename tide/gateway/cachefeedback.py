@@ -7,16 +7,16 @@ held (`held`). A response whose cached tokens fall clearly short of that predict
 evicted names its index still held: its cache is smaller than the index (or it restarted, or its cache was
 reset, at the same address, which the gateway cannot see otherwise).
 
-What is corrected is the index's size, not the request's own names. The request itself just recomputed
-its prompt, so the engine holds all of it again, most recently used: dropping its names would send the
+What is corrected is the index's size, not the request's own names. The request itself just recomputed its
+prompt, so the engine holds all of it again, most recently used: dropping its names would send the
 conversation's next turn away from the one replica that now has its cache. What the shortfall tells is that
-the engine's LRU keeps fewer names than the index: names as old as the missing one are gone, and the
-oldest ones most surely. So the index is shrunk (by a quarter of what it holds, at least to `FLOOR` names)
-on each shortfall, dropping its least recent names, and grows back (by a sixteenth, while full, up to the
-capacity it started with) on each response that confirms the whole prediction: a quarter down per
-shortfall, a sixteenth up per confirmation, so it settles near what the engine keeps. (The response cannot
-say how old the missing names were, as the request's own routing moved them to the index's recent end: a
-fixed step, over several responses, rather than one exact cut.)
+the engine's LRU keeps fewer names than the index: names as old as the missing one are gone, and the oldest
+ones most surely. So the index is shrunk (by a quarter of what it holds, at least to `FLOOR` names) on each
+shortfall, dropping its least recent names, and grows back (by a sixteenth, while full, up to the capacity it
+started with) on each response that confirms the whole prediction (by half once sampled, below): a quarter
+down per shortfall, a sixteenth up per confirmation, so it settles near what the engine keeps. (The response
+cannot say how old the missing names were, as the request's own routing moved them to the index's recent end:
+a fixed step, over several responses, rather than one exact cut.)
 
 Only clean observations count. A prediction may rest on names that a request still in flight on the same
 replica was sent with (same prompt start, e.g. a burst of questions on one new document): the engine has
@@ -24,6 +24,15 @@ not computed them yet, and a shortfall says nothing about eviction. So a predict
 request with the same first chunk was in flight on the replica when it was sent (`sent`); chained names
 make the first chunk a witness for all of them. An index cleared since the request was sent (the replica
 failed or moved: a new engine) is not corrected by the old engine's answer.
+
+Once the engine has confirmed `STEADY` predictions in a row, only one checkable prediction in
+`SAMPLE_EVERY` is checked (the rest are sent unchecked: no response tail kept, no parse), until a
+shortfall, which makes every one checked again. Checking is the feedback's whole cost on the gateway (a
+checked response costs about 36k instructions in process: the tail, the usage parse, the mapping; the
+request itself about 200k), and an index that keeps being confirmed has nothing to correct: a cache that
+shrinks is still noticed, within about SAMPLE_EVERY times as many requests. The in-flight bookkeeping
+(`sent`/`ended`) stays on every request, as a sampled prediction is clean only if no request with its
+start was in flight, checked or not.
 
 A replica whose engine does not report cached tokens (an older vLLM, another engine, a stub) stops being
 listened to after `SILENT_LIMIT` successful responses without them: no bookkeeping, and no response tail
@@ -43,12 +52,14 @@ GROW_DIVISOR = 16  # on a confirmed prediction the capacity grows by capacity / 
 MARGIN = 0.25  # a chunk counts as confirmed with 25% fewer tokens than its bytes suggest...
 BLOCK_TOKENS = 32  # ...less one engine block (vLLM caches whole blocks: 16 tokens on GPU, 32+ on CPU)
 SILENT_LIMIT = 8  # successful responses without cached tokens before a replica is no longer listened to
+STEADY = 16  # confirmations in a row after which predictions are sampled...
+SAMPLE_EVERY = 8  # ...one checkable prediction in this many checked (until a shortfall)
 
 
 class CacheFeedback:
     """One replica's engine reports, as they correct its prefix index."""
 
-    __slots__ = ("ceiling", "confirmations", "corrections", "in_flight", "listening", "silent")
+    __slots__ = ("ceiling", "confirmations", "corrections", "in_flight", "listening", "silent", "skipped", "streak")
 
     def __init__(self, ceiling: int) -> None:
         self.ceiling = ceiling  # the index's capacity at the start: it never grows beyond
@@ -56,18 +67,28 @@ class CacheFeedback:
         self.silent = 0
         self.corrections = 0  # responses that shrank the index
         self.confirmations = 0  # responses that confirmed the whole prediction
+        self.streak = 0  # confirmations since the last shortfall: from STEADY on, predictions are sampled
+        self.skipped = 0  # checkable predictions left unchecked since the last sampled one
         # First chunk name -> requests in flight on the replica with it (while listening).
         self.in_flight: dict[int, int] = {}
 
     def sent(self, first: int, held: int) -> int:
         """A prompt starting with chunk name `first` was sent to the replica, whose index held `held` of
         its chunks: the prediction to check at its response, 0 when there is none to check (nothing held,
-        or a request with the same start is in flight: its names may not be computed yet). Pair with
-        `ended(first)`."""
+        a request with the same start is in flight: its names may not be computed yet, or the engine is
+        steady and this one is not sampled). Pair with `ended(first)`."""
         in_flight = self.in_flight
         count = in_flight.get(first, 0)
         in_flight[first] = count + 1
-        return 0 if count else held
+        if count or not held:
+            return 0
+        if self.streak >= STEADY:
+            skipped = self.skipped + 1
+            if skipped < SAMPLE_EVERY:
+                self.skipped = skipped
+                return 0
+            self.skipped = 0
+        return held
 
     def ended(self, first: int) -> None:
         """A request `sent` with chunk name `first` ended (answered, failed, cancelled or retried)."""
@@ -96,9 +117,15 @@ class CacheFeedback:
             return False  # cleared since it was sent (failed, moved): a new engine, not the one that answered
         if confirmed >= held:
             self.confirmations += 1
+            # Once sampled, a confirmation stands for the SAMPLE_EVERY predictions it was drawn from: the
+            # index grows back as fast per request as when every one was checked.
+            weight = SAMPLE_EVERY if self.streak >= STEADY else 1
+            self.streak += 1
             if len(index) >= index.capacity and index.capacity < self.ceiling:
-                index.resize(min(self.ceiling, index.capacity + max(1, index.capacity // GROW_DIVISOR)))
+                step = max(1, index.capacity // GROW_DIVISOR) * weight
+                index.resize(min(self.ceiling, index.capacity + step))
             return False
+        self.streak = 0
         shrunk = max(FLOOR, int(min(len(index), index.capacity) * DECREASE))
         if shrunk >= index.capacity:
             return False  # at the floor already
