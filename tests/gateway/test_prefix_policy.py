@@ -52,9 +52,9 @@ def test_a_later_turn_of_a_chat_starts_with_the_names_of_the_earlier_turn() -> N
 @pytest.mark.parametrize(
     ("body", "expected_chunks"),
     [
-        ({"prompt": "x" * (CHUNK_BYTES * 3 + 10)}, 3),  # the partial tail is never named
+        ({"prompt": "x" * (BOUNDARIES[2] + 10)}, 3),  # the partial tail is never named
         ({"prompt": "x" * (CHUNK_BYTES - 20)}, 0),
-        ({"prompt": ["x" * CHUNK_BYTES * 2]}, 2),
+        ({"prompt": ["x" * BOUNDARIES[1]]}, 2),
         ({"messages": []}, 0),
         ({"input": "embeddings have no prompt"}, 0),
         ("not a dict", 0),
@@ -70,19 +70,22 @@ def test_names_do_not_depend_on_where_the_prompt_key_starts() -> None:
         body = {"model": "m" * pad, "messages": [{"role": "user", "content": text}]}
         raw = orjson.dumps(body)
         expected = chain_chunks(raw[raw.find(b'"messages"') :])
-        assert len(expected) == 6  # 1152, 1728, 2592, 3888, 5832, 8748 bytes
+        assert len(expected) == 7  # 384, 1152, 1728, 2560, 3840, 5760, 8640 bytes
         assert prompt_chunks(raw, body) == expected
         assert prompt_chunks(raw, body, max_chunks=3) == expected[:3]
 
 
 def test_prompts_that_diverge_after_the_first_chunk_share_names_only_up_to_the_divergence() -> None:
-    """Later chunks are named by a window of their bytes: a divergence that shifts the text is seen at the
-    next window, and so is a same-length edit inside a window."""
+    """The first two chunks are hashed whole: any edit in them is seen there. Later chunks are named by a
+    window of their bytes: a divergence that shifts the text is seen at the next window, and so is a
+    same-length edit inside a window."""
     text = "".join(chr(ord("a") + (i * 7919) % 26) for i in range(9000))
     base = prompt_chunks(orjson.dumps({"prompt": text}), {"prompt": text})
-    inserted = text[:3000] + "xyz" + text[3000:]  # in the fourth chunk (2592-3888 bytes)
+    in_first = "#" + text[1:]
+    in_second = text[:600] + "#" + text[601:]  # the second chunk is 384-1152 bytes from the key
+    inserted = text[:3000] + "xyz" + text[3000:]  # in the fifth chunk (2560-3840 bytes)
     edited = text[: BOUNDARIES[4] - 20] + "#" + text[BOUNDARIES[4] - 19 :]  # in the fifth chunk's window
-    for other, diverges_at in ((inserted, 3), (edited, 4)):
+    for other, diverges_at in ((in_first, 0), (in_second, 1), (inserted, 4), (edited, 4)):
         names = prompt_chunks(orjson.dumps({"prompt": other}), {"prompt": other})
         assert names[:diverges_at] == base[:diverges_at]
         assert all(a != b for a, b in zip(names[diverges_at:], base[diverges_at:], strict=True))

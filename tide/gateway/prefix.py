@@ -3,10 +3,10 @@
 Pure: no I/O and no clock. The gateway and the routing simulator (`python -m tide.routesim`) run this code.
 
 A prompt is cut into chunks of the request's own JSON bytes from its `"messages"` (or `"prompt"`) key on
-(no tokenizing, no re-serializing; 1152 bytes first, each next one half as long as what precedes it), and
-each chunk is named by a chained hash (the sum of the hashes of all chunks up to it; the first chunk hashed
-whole, each later one from its last 64 bytes), so one name stands for the whole prefix up to that chunk, as
-vLLM names its KV blocks. Each replica keeps a bounded LRU of the names recently sent to it
+(no tokenizing, no re-serializing; 384 bytes first, then to 1152, then each next one half as long as what
+precedes it), and each chunk is named by a chained hash (the sum of the hashes of all chunks up to it; the
+first two chunks hashed whole, each later one from its last 64 bytes), so one name stands for the whole
+prefix up to that chunk, as vLLM names its KV blocks. Each replica keeps a bounded LRU of the names recently sent to it
 (`PrefixIndex`), touched tail first so a prompt's tail is forgotten before its start, as vLLM evicts: it
 mirrors the engine's own LRU block cache, so what the engine has likely evicted is forgotten here too, and
 memory per replica is bounded. A replica that restarts or fails gets an empty index.
@@ -32,19 +32,23 @@ from struct import Struct
 
 from xxhash import xxh64_intdigest
 
-CHUNK_BYTES = 1152  # the first chunk: about 290 tokens of English text (vLLM's blocks are 16 tokens)
+CHUNK_BYTES = 384  # the first chunk: about 90 tokens of English text (vLLM's blocks are 16 tokens)
+WHOLE_BYTES = 1152  # the second chunk ends here; up to here chunks are hashed whole, later ones by a window
 MAX_PROMPT_BYTES = 1 << 20  # only the first MiB of a prompt is named
 DEFAULT_INDEX_CHUNKS = 32_768  # names per replica (~1 MiB of memory); chunks average well above 1152 bytes
 
 
 def _boundaries() -> tuple[int, ...]:
-    # Chunks grow with the prefix they extend (each is half of what precedes it): 5 names for an 8 KiB
-    # prompt, 12 for 128 KiB, so the gateway's work per request stays small (naming costs about 1k
-    # instructions a name: slicing, hashing, adding; touching it more), while the last name still covers
-    # two thirds of the prompt. A prompt shorter than the first chunk is not named: what it could share is at most a
-    # few hundred tokens of prefill, and naming the first 1152 bytes in 4 chunks (before 2026-12-03) cost
-    # 3 more names per request (docs/ROUTING.md, "Gateway cost").
-    ends = [CHUNK_BYTES]
+    # Chunks grow with the prefix they extend (past WHOLE_BYTES each is half of what precedes it): 6 names
+    # for an 8 KiB prompt, 13 for 128 KiB, so the gateway's work per request stays small (naming costs
+    # about 1k instructions a name: slicing, hashing, adding; touching it more), while the last name still
+    # covers two thirds of the prompt. A prompt shorter than the first chunk is not named: what it could
+    # share is at most about a hundred tokens of prefill. The first name ends at 384 bytes so that a chat
+    # whose turns are short (a system prompt of a hundred-odd tokens, a few short turns) is named from its
+    # first turn and its next turns follow it (with one first chunk of 1152 bytes, until 2026-12-03 evening,
+    # such chats went unnamed for two or three turns, and the live bench lost the sessions sharing 2-5 of its
+    # 213-byte blocks); the second ends at 1152 as before: one name more per request (docs/ROUTING.md).
+    ends = [CHUNK_BYTES, WHOLE_BYTES]
     while ends[-1] < MAX_PROMPT_BYTES:
         ends.append((ends[-1] + ends[-1] // 2) // _STEP * _STEP)  # multiples of _STEP: see _COUNTS
     return tuple(ends)
@@ -57,14 +61,14 @@ MAX_CHUNKS = len(BOUNDARIES)
 # than a bisection per request.
 _COUNTS = bytes(bisect_right(BOUNDARIES, i * _STEP) for i in range(MAX_PROMPT_BYTES // _STEP))
 WINDOW = 64
-# The first chunk is hashed whole; each later one is named by its last WINDOW bytes (and, chained, everything
-# named before it), not by all its bytes: the gateway's work per request must stay small (docs/ROUTING.md,
+# The first two chunks (up to WHOLE_BYTES) are hashed whole; each later one is named by its last WINDOW bytes
+# (and, chained, everything named before it), not by all its bytes: the gateway's work per request must stay small (docs/ROUTING.md,
 # "Gateway cost"). Texts that diverge shift what follows, so the divergence is seen at the next window; what
 # goes unseen is an edit outside the windows that keeps the length, followed by identical text (a routing
 # estimate, not a cache key). Until 2026-12-03 a later chunk was named by 64 bytes evenly spaced over it:
 # the same count of bytes hashed, but a strided copy costs a loop per byte, and the windows come out of
-# one C call with the first chunk.
-# The naming runs in C: one `Struct.unpack_from` per request copies out the first chunk and the windows
+# one C call with the first chunks.
+# The naming runs in C: one `Struct.unpack_from` per request copies out the first chunks and the windows
 # (for the prompt's chunk count, from the prompt key's offset), then map, accumulate, tuple. Each
 # Python-level step costs about as much as hashing a few hundred bytes.
 # The hash is XXH64 (the `xxhash` package): about 1.8k instructions for the first chunk where Python's own
@@ -76,13 +80,19 @@ WINDOW = 64
 # cannot craft prompts whose names collide in the gateway's dicts (PYTHONHASHSEED fixes both, as the
 # benches do).
 _SEEDS = (hash(b"tide.gateway.prefix") & 0xFFFF_FFFF_FFFF_FFFF,) * MAX_CHUNKS  # one per chunk, for map
+
+
+def _layout(count: int) -> str:
+    """The `Struct` format that copies out what names a prompt's first `count` chunks: whole chunks up to
+    WHOLE_BYTES, then each chunk's last WINDOW bytes."""
+    parts = []
+    for start, end in pairwise((0, *BOUNDARIES[:count])):
+        parts.append(f"{end - start}s" if end <= WHOLE_BYTES else f"{end - WINDOW - start}x{WINDOW}s")
+    return "".join(parts)
+
+
 _GATHER: list[Callable[[bytes, int], tuple[bytes, ...]]] = [lambda data, offset: ()]
-_GATHER += [
-    Struct(
-        f"{CHUNK_BYTES}s" + "".join(f"{end - WINDOW - start}x{WINDOW}s" for start, end in pairwise(BOUNDARIES[:count]))
-    ).unpack_from
-    for count in range(1, MAX_CHUNKS + 1)
-]
+_GATHER += [Struct(_layout(count)).unpack_from for count in range(1, MAX_CHUNKS + 1)]
 
 
 def prompt_chunks(raw: bytes, body: object, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:

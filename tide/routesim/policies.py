@@ -127,7 +127,7 @@ class TidePrefixAware:
     """Tide's policy (the gateway's code), with each replica's index sized to its cache (one entry per
     block); in the gateway the size comes from the deployment (see docs/ROUTING.md).
 
-    The gateway names a prompt's first 1,152 bytes as one chunk: with blocks of fewer bytes (a trace
+    The gateway names a prompt's first 384 bytes as one chunk: with blocks of fewer bytes (a trace
     scaled down to a small model), `first_chunk_blocks` > 1 has the policy see the first that many blocks
     as one name (the chained name of the last of them), as the gateway would; a prompt shorter than that
     has no name (least-loaded)."""
