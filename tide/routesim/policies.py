@@ -153,9 +153,10 @@ class TidePrefixAware:
 class TideWithFeedback(TidePrefixAware):
     """Tide's policy with the gateway's own index size (`DEFAULT_INDEX_CHUNKS`: the gateway does not know
     the engine's cache size), corrected after each request by how many of its blocks the replica had
-    cached, as the gateway corrects it from vLLM's reported cached tokens (tide/gateway/cachefeedback.py;
-    the simulated cache is updated at arrival, so every observation is clean). `feedback=False`: the same
-    oversized index, uncorrected."""
+    cached, as the gateway corrects it from vLLM's reported cached tokens (tide/gateway/cachefeedback.py,
+    through its `sent`, so only the predictions the gateway would check are checked: a sample once the
+    index is steady; the simulated cache is updated at arrival, so every observation is clean).
+    `feedback=False`: the same oversized index, uncorrected."""
 
     def __init__(
         self,
@@ -166,19 +167,25 @@ class TideWithFeedback(TidePrefixAware):
     ) -> None:
         super().__init__(replicas, index_blocks, first_chunk_blocks=first_chunk_blocks)
         self.feedback = [CacheFeedback(index_blocks) for _ in range(replicas)] if feedback else None
-        self._sent: tuple[int, Sequence[int], int, int] = (0, (), 0, 0)  # chosen, names, held, index requests
+        # chosen, names, the prediction to check (0: none), index requests
+        self._sent: tuple[int, Sequence[int], int, int] = (0, (), 0, 0)
 
     def choose(self, names: Sequence[int], loads: Sequence[int], now: float) -> int:
         chosen, names, held = self._place(names, loads)
-        self._sent = (chosen, names, held, self.indexes[chosen].requests)
+        predicted = self.feedback[chosen].sent(names[0], held) if self.feedback is not None and names else 0
+        self._sent = (chosen, names, predicted, self.indexes[chosen].requests)
         return chosen
 
     def observe(self, hit_blocks: int) -> None:
         """The last request chosen found `hit_blocks` of its blocks cached."""
-        chosen, names, held, requests = self._sent
-        if self.feedback is not None and held:
+        chosen, names, predicted, requests = self._sent
+        if self.feedback is None or not names:
+            return
+        feedback = self.feedback[chosen]
+        if predicted:
             confirmed = max(0, hit_blocks - self.skip)
-            self.feedback[chosen].observe(self.indexes[chosen], names, held, requests, confirmed)
+            feedback.observe(self.indexes[chosen], names, predicted, requests, confirmed)
+        feedback.ended(names[0])
 
 
 # (replicas, cache blocks per replica, blocks the gateway's first named chunk spans) -> a fresh policy
