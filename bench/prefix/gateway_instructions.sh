@@ -4,7 +4,9 @@
 # gateway_overhead.sh (4 endpoints on one nginx stub, ~8 KB chat prompts from long_prompts.lua, wrk at
 # concurrency 64); the gateway runs under callgrind (about 50x slower), is warmed up for 3 s, then its
 # counters are zeroed and read after DUR seconds of load. Prints instructions per request per policy and
-# the ratio. Usage: bench/prefix/gateway_instructions.sh   env: DUR (8 s), PYTHON, PEERS, TREE (this one)
+# the ratio. STUB_CONF=bench/prefix/stub_cached.conf: a stub reporting cached prompt tokens, so the cache
+# feedback runs (as in gateway_overhead.sh).
+# Usage: bench/prefix/gateway_instructions.sh   env: DUR (8 s), PYTHON, PEERS, TREE (this one), STUB_CONF, KEEP (a folder for the callgrind files)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -17,7 +19,7 @@ GW_PORT=18191
 command -v valgrind >/dev/null && command -v nginx >/dev/null && command -v wrk >/dev/null || {
   apt-get update -qq && apt-get install -y -qq valgrind nginx-light wrk curl >/dev/null; }
 WORK=$(mktemp -d)
-sed -e "s/127.0.0.1:18000/127.0.0.1:$STUB_PORT/" -e "s#/tmp/peers/#$WORK/#g" "$PEERS/stub.conf" >"$WORK/stub.conf"
+sed -e "s/127.0.0.1:18000/127.0.0.1:$STUB_PORT/" -e "s#/tmp/peers/#$WORK/#g" "${STUB_CONF:-$PEERS/stub.conf}" >"$WORK/stub.conf"
 nginx -c "$WORK/stub.conf" & STUB=$!
 trap 'kill $STUB 2>/dev/null; rm -rf "$WORK"' EXIT
 sleep 1
@@ -42,6 +44,7 @@ YAML
   instructions=$(callgrind_annotate "$WORK/cg.$policy.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   PER_REQUEST[$policy]=$((instructions / requests))
   printf '%-14s %8s requests %10s instructions per request\n' "$policy" "$requests" "${PER_REQUEST[$policy]}"
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$WORK/cg.$policy.1" "$KEEP/cg.$policy"; fi
 done
 awk -v ll="${PER_REQUEST[least-loaded]}" -v pa="${PER_REQUEST[prefix-aware]}" \
   'BEGIN {printf "prefix-aware / least-loaded: x%.3f (%+d instructions per request)\n", pa / ll, pa - ll}'
