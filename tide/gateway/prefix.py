@@ -2,11 +2,11 @@
 
 Pure: no I/O and no clock. The gateway and the routing simulator (`python -m tide.routesim`) run this code.
 
-A prompt is cut into chunks of the request's own JSON bytes from its `"messages"` (or `"prompt"`) key on
-(no tokenizing, no re-serializing; 384 bytes first, then to 1152, then each next one half as long as what
-precedes it), and each chunk is named by a chained hash (the sum of the hashes of all chunks up to it; the
-first two chunks hashed whole, each later one from its last 64 bytes), so one name stands for the whole
-prefix up to that chunk, as vLLM names its KV blocks. Each replica keeps a bounded LRU of the names recently sent to it
+A prompt is cut into chunks of the request's own JSON bytes from its `"messages"` (or `"prompt"`) key on (no
+tokenizing, no re-serializing; 384 bytes first, then to 1152, then each next one half as long as what precedes
+it), and each chunk is named by a chained hash (the sum of the hashes of all chunks up to it; the first two
+chunks hashed whole, each later one from its last 64 bytes), so one name stands for the whole prefix up to
+that chunk, as vLLM names its KV blocks. Each replica keeps a bounded LRU of the names recently sent to it
 (`PrefixIndex`), touched tail first so a prompt's tail is forgotten before its start, as vLLM evicts: it
 mirrors the engine's own LRU block cache, so what the engine has likely evicted is forgotten here too, and
 memory per replica is bounded. A replica that restarts or fails gets an empty index.
@@ -61,17 +61,17 @@ MAX_CHUNKS = len(BOUNDARIES)
 # than a bisection per request.
 _COUNTS = bytes(bisect_right(BOUNDARIES, i * _STEP) for i in range(MAX_PROMPT_BYTES // _STEP))
 WINDOW = 64
-# The first two chunks (up to WHOLE_BYTES) are hashed whole; each later one is named by its last WINDOW bytes
-# (and, chained, everything named before it), not by all its bytes: the gateway's work per request must stay small (docs/ROUTING.md,
-# "Gateway cost"). Texts that diverge shift what follows, so the divergence is seen at the next window; what
-# goes unseen is an edit outside the windows that keeps the length, followed by identical text (a routing
-# estimate, not a cache key). Until 2026-12-03 a later chunk was named by 64 bytes evenly spaced over it:
-# the same count of bytes hashed, but a strided copy costs a loop per byte, and the windows come out of
-# one C call with the first chunks.
+# The first two chunks (up to WHOLE_BYTES) are hashed whole; each later one is named by its last WINDOW
+# bytes (and, chained, everything named before it), not by all its bytes: the gateway's work per request
+# must stay small (docs/ROUTING.md, "Gateway cost"). Texts that diverge shift what follows, so the
+# divergence is seen at the next window; what goes unseen is an edit outside the windows that keeps the
+# length, followed by identical text (a routing estimate, not a cache key). Until 2026-12-03 a later chunk
+# was named by 64 bytes evenly spaced over it: the same count of bytes hashed, but a strided copy costs a
+# loop per byte, and the windows come out of one C call with the first chunks.
 # The naming runs in C: one `Struct.unpack_from` per request copies out the first chunks and the windows
 # (for the prompt's chunk count, from the prompt key's offset), then map, accumulate, tuple. Each
 # Python-level step costs about as much as hashing a few hundred bytes.
-# The hash is XXH64 (the `xxhash` package): about 1.8k instructions for the first chunk where Python's own
+# The hash is XXH64 (the `xxhash` package): about 1.8k instructions for the first 1152 bytes where Python's own
 # `hash()` (SipHash-1-3) took 3.7k (docs/ROUTING.md, "Gateway cost"). Not XXH3, though it takes fewer
 # (1.2k): on inputs over 240 bytes the package dispatches XXH3 to AVX-512 where the CPU has it, and the core
 # slows around it (frequency licences): Python code right after it ran 8-9% slower, and the gateway's CPU
