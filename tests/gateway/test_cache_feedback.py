@@ -67,13 +67,14 @@ def exchange(
     prediction sent to be checked (0: unchecked) and whether the response shrank the index."""
     held = index.match(prompt)
     index.insert(prompt, held)
-    predicted = feedback.sent(prompt[0], held)
+    predicted = feedback.sent(prompt[0], held, len(prompt))
     sent_requests = index.requests
     confirmed = None if reported is None else confirmed_chunks(predicted, *reported)
     try:
         return predicted, predicted > 0 and feedback.observe(index, prompt, predicted, sent_requests, confirmed)
     finally:
-        feedback.ended(prompt[0])
+        if held < len(prompt):  # it brought names: counted in flight
+            feedback.ended(prompt[0])
 
 
 def answer(
@@ -141,16 +142,22 @@ def test_repeated_shortfalls_shrink_to_the_floor_and_confirmations_grow_back(cap
 
 def test_a_prediction_resting_on_a_request_still_in_flight_is_not_checked() -> None:
     """A burst on one new document: the second request's prediction rests on names the engine is still
-    computing for the first; its shortfall is no eviction."""
+    computing for the first; its shortfall is no eviction. Requests held whole bring nothing to compute:
+    they are not counted in flight, and a later prediction need not wait for them."""
     prompt = conversations(1)[0]
     index, feedback = loaded_index([])
     index.insert(prompt)
-    assert feedback.sent(prompt[0], 0) == 0  # the first: nothing held, nothing to check
-    assert feedback.sent(prompt[0], CHUNKS) == 0  # the second, while the first is in flight
-    feedback.ended(prompt[0])
-    feedback.ended(prompt[0])
-    assert feedback.sent(prompt[0], CHUNKS) == CHUNKS  # both ended: the engine had cached them
-    feedback.ended(prompt[0])
+    assert feedback.sent(prompt[0], 0, CHUNKS) == 0  # the first brings the names: nothing held to check
+    assert feedback.sent(prompt[0], CHUNKS, CHUNKS) == 0  # the second, while the first is in flight
+    assert feedback.sent(prompt[0], CHUNKS, CHUNKS) == 0  # and a third
+    feedback.ended(prompt[0])  # the first ended (the others, held whole, were not counted)
+    assert feedback.in_flight == {}
+    assert feedback.sent(prompt[0], CHUNKS, CHUNKS) == CHUNKS  # the engine has computed them: checked
+    # A later turn of the same chat brings a name: in flight, it makes the next prediction unclean again.
+    longer = (*prompt, 99)
+    assert feedback.sent(longer[0], CHUNKS, CHUNKS + 1) == CHUNKS  # checked: only held names are predicted
+    assert feedback.sent(prompt[0], CHUNKS, CHUNKS) == 0
+    feedback.ended(longer[0])
     assert feedback.in_flight == {}
 
 
@@ -177,13 +184,15 @@ def test_a_sampled_prediction_still_waits_for_requests_in_flight_with_its_start(
     index, feedback = loaded_index(prompts)
     for n in range(STEADY):
         answer(index, feedback, prompts[n % 2], report(CHUNKS))
-    # The in-flight count is kept for unsampled requests too: one still out makes the next unclean.
-    unsampled = [feedback.sent(prompts[0][0], CHUNKS) for _ in range(SAMPLE_EVERY - 1)]
-    assert unsampled == [0] * (SAMPLE_EVERY - 1)
-    assert feedback.sent(prompts[0][0], CHUNKS) == 0  # its turn to be sampled, but unclean
-    for _ in range(SAMPLE_EVERY):
-        feedback.ended(prompts[0][0])
+    first = prompts[0][0]
+    # A request that brings names (a later turn) is counted in flight, sampled or not...
+    feedback.sent(first, CHUNKS, CHUNKS + 1)
+    # ...so no prediction with its start is checked while it is out, whichever the sample would take.
+    assert [feedback.sent(first, CHUNKS, CHUNKS) for _ in range(2 * SAMPLE_EVERY)] == [0] * (2 * SAMPLE_EVERY)
+    feedback.ended(first)
     assert feedback.in_flight == {}
+    # Once it ended, the sample takes one of the next SAMPLE_EVERY again.
+    assert sum(feedback.sent(first, CHUNKS, CHUNKS) > 0 for _ in range(SAMPLE_EVERY)) == 1
 
 
 def test_an_index_cleared_since_the_request_was_sent_is_not_corrected() -> None:
@@ -194,7 +203,7 @@ def test_an_index_cleared_since_the_request_was_sent_is_not_corrected() -> None:
     newest = prompts[-1]
     held = index.match(newest)
     index.insert(newest, held)
-    predicted, sent_requests = feedback.sent(newest[0], held), index.requests
+    predicted, sent_requests = feedback.sent(newest[0], held, len(newest)), index.requests
     index.clear()
     for prompt in prompts[:3]:  # the restarted replica gets new requests before the old answer arrives
         index.insert(prompt)

@@ -13,17 +13,20 @@ conversation's next turn away from the one replica that now has its cache. What 
 the engine's LRU keeps fewer names than the index: names as old as the missing one are gone, and the oldest
 ones most surely. So the index is shrunk (by a quarter of what it holds, at least to `FLOOR` names) on each
 shortfall, dropping its least recent names, and grows back (by a sixteenth, while full, up to the capacity it
-started with) on each response that confirms the whole prediction (by half once sampled, below): a quarter
-down per shortfall, a sixteenth up per confirmation, so it settles near what the engine keeps. (The response
-cannot say how old the missing names were, as the request's own routing moved them to the index's recent end:
-a fixed step, over several responses, rather than one exact cut.)
+started with) on each response that confirms the whole prediction (by SAMPLE_EVERY sixteenths once sampled,
+below): a quarter down per shortfall, a sixteenth up per confirmation, so it settles near what the engine
+keeps. (The response cannot say how old the missing names were, as the request's own routing moved them to the
+index's recent end: a fixed step, over several responses, rather than one exact cut.)
 
 Only clean observations count. A prediction may rest on names that a request still in flight on the same
 replica was sent with (same prompt start, e.g. a burst of questions on one new document): the engine has
 not computed them yet, and a shortfall says nothing about eviction. So a prediction is checked only when no
-request with the same first chunk was in flight on the replica when it was sent (`sent`); chained names
-make the first chunk a witness for all of them. An index cleared since the request was sent (the replica
-failed or moved: a new engine) is not corrected by the old engine's answer.
+request with the same first chunk that brought names to the index was in flight on the replica when it was
+sent (`sent`); chained names make the first chunk a witness for all of them. A request whose prompt the
+index held whole brings nothing the engine has yet to compute (its names came with an earlier request), so
+it is not counted in flight: a prompt repeated whole costs a dict lookup here, not an update at its send
+and another at its end. An index cleared since the request was sent (the replica failed or moved: a new
+engine) is not corrected by the old engine's answer.
 
 Once the engine has confirmed `STEADY` predictions in a row, only one checkable prediction in
 `SAMPLE_EVERY` is checked (the rest are sent unchecked: no response tail kept, no parse), until a
@@ -31,8 +34,8 @@ shortfall, which makes every one checked again. Checking is the feedback's whole
 checked response costs about 36k instructions in process: the tail, the usage parse, the mapping; the
 request itself about 200k), and an index that keeps being confirmed has nothing to correct: a cache that
 shrinks is still noticed, within about SAMPLE_EVERY times as many requests. The in-flight bookkeeping
-(`sent`/`ended`) stays on every request, as a sampled prediction is clean only if no request with its
-start was in flight, checked or not.
+(`sent`/`ended`) stays on every request that brings names, checked or not, as a sampled prediction is
+clean only if none with its start was in flight.
 
 A replica whose engine does not report cached tokens (an older vLLM, another engine, a stub) stops being
 listened to after `SILENT_LIMIT` successful responses without them: no bookkeeping, and no response tail
@@ -53,7 +56,8 @@ MARGIN = 0.25  # a chunk counts as confirmed with 25% fewer tokens than its byte
 BLOCK_TOKENS = 32  # ...less one engine block (vLLM caches whole blocks: 16 tokens on GPU, 32+ on CPU)
 SILENT_LIMIT = 8  # successful responses without cached tokens before a replica is no longer listened to
 STEADY = 16  # confirmations in a row after which predictions are sampled...
-SAMPLE_EVERY = 8  # ...one checkable prediction in this many checked (until a shortfall)
+SAMPLE_EVERY = 16  # ...one checkable prediction in this many checked (until a shortfall; 8 checked more
+# predictions than the in-flight bookkeeping it came with saved: docs/ROUTING.md, "Sampled feedback")
 
 
 class CacheFeedback:
@@ -69,18 +73,23 @@ class CacheFeedback:
         self.confirmations = 0  # responses that confirmed the whole prediction
         self.streak = 0  # confirmations since the last shortfall: from STEADY on, predictions are sampled
         self.skipped = 0  # checkable predictions left unchecked since the last sampled one
-        # First chunk name -> requests in flight on the replica with it (while listening).
+        # First chunk name -> requests in flight on the replica with it that brought names (while listening).
         self.in_flight: dict[int, int] = {}
 
-    def sent(self, first: int, held: int) -> int:
-        """A prompt starting with chunk name `first` was sent to the replica, whose index held `held` of
-        its chunks: the prediction to check at its response, 0 when there is none to check (nothing held,
-        a request with the same start is in flight: its names may not be computed yet, or the engine is
-        steady and this one is not sampled). Pair with `ended(first)`."""
+    def sent(self, first: int, held: int, total: int) -> int:
+        """A prompt of `total` chunks starting with chunk name `first` was sent to the replica, whose index
+        held `held` of them: the prediction to check at its response, 0 when there is none to check
+        (nothing held; a request with the same start that brought names is in flight: they may not be
+        computed yet; or the engine is steady and this one is not sampled). A request that brings names
+        (`held < total`) is counted in flight until `ended(first)`; one held whole is not, and needs no
+        `ended`."""
         in_flight = self.in_flight
-        count = in_flight.get(first, 0)
-        in_flight[first] = count + 1
-        if count or not held:
+        if held < total:
+            count = in_flight.get(first, 0)
+            in_flight[first] = count + 1
+            if count or not held:
+                return 0
+        elif first in in_flight:
             return 0
         if self.streak >= STEADY:
             skipped = self.skipped + 1
@@ -91,7 +100,8 @@ class CacheFeedback:
         return held
 
     def ended(self, first: int) -> None:
-        """A request `sent` with chunk name `first` ended (answered, failed, cancelled or retried)."""
+        """A request `sent` with chunk name `first` that brought names ended (answered, failed, cancelled
+        or retried)."""
         in_flight = self.in_flight
         count = in_flight.get(first, 0) - 1
         if count > 0:

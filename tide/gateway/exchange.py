@@ -61,7 +61,8 @@ class Upstreams:
 class Exchange:
     __slots__ = (
         "_feedback", "_forwarded_headers", "_framing", "_head_sent", "_out", "_predicted", "_quiet_since",
-        "_reads_seen", "_sent_requests", "_stale_retries", "_streaming_events", "_tail", "_upstream_until_close",
+        "_reads_seen", "_sent_requests", "_stale_retries", "_streaming_events", "_tail", "_tracked",
+        "_upstream_until_close",
         "account", "attempts", "client", "deployment", "done", "prefix", "replica", "request", "suffix", "tried",
         "upstream", "upstreams",
     )  # fmt: skip
@@ -93,10 +94,13 @@ class Exchange:
         # successful response, read for the engine's token usage when it ends.
         self.account: Account | None = None
         self._tail: TailScanner | None = None
-        # Prefix-aware requests to a replica whose engine reports cached tokens: its feedback, the chunks its
-        # index predicted held (0: none to check), its index's request count then (cachefeedback.py).
+        # Prefix-aware requests to a replica whose engine reports cached tokens: its feedback (when there is
+        # a prediction to check or the request is counted in flight), the chunks its index predicted held
+        # (0: none to check), whether it brought names (counted in flight until it ends), its index's
+        # request count then (cachefeedback.py).
         self._feedback: CacheFeedback | None = None
         self._predicted = 0
+        self._tracked = False
         self._sent_requests = 0
         self._forwarded_headers = b"".join(
             [name + b": " + value + b"\r\n" for name, value in request.headers if name not in dropped_headers]
@@ -109,23 +113,25 @@ class Exchange:
         self._reads_seen = -1
         replica.in_flight += 1
         replica.deployment.in_flight += 1
-        if self.prefix:
+        prefix = self.prefix
+        if prefix:
             feedback = replica.cache_feedback
-            if feedback.listening:
-                self._prefix_sent(replica, feedback)
+            if feedback.listening:  # its engine reports cached tokens: what to check at the response
+                # (Inline, not a method: this runs per request, and a Python call costs about 1k instructions.)
+                held, replica.prefix_held = replica.prefix_held, 0  # what the pick that chose it predicted
+                tracked = held < len(prefix)  # it brings names: counted in flight until it ends
+                predicted = feedback.sent(prefix[0], held, len(prefix))
+                if predicted or tracked:
+                    self._feedback = feedback
+                    self._predicted = predicted
+                    self._tracked = tracked
+                    self._sent_requests = replica.prefix_index.requests
         connection = None if fresh_connection else self.upstreams.pool.take_idle(replica.address)
         if connection is not None:
             self.upstream = connection
             connection.send(self, self._request_bytes(replica))
         else:
             self.upstreams.tasks.spawn(self._connect_and_send(replica))
-
-    def _prefix_sent(self, replica: ReplicaState, feedback: CacheFeedback) -> None:
-        """Sent to a replica whose engine reports cached tokens: what to check at the response."""
-        held, replica.prefix_held = replica.prefix_held, 0  # what the pick that chose it predicted
-        self._feedback = feedback
-        self._predicted = feedback.sent(self.prefix[0], held)
-        self._sent_requests = replica.prefix_index.requests
 
     async def _connect_and_send(self, replica: ReplicaState) -> None:
         try:
@@ -385,7 +391,9 @@ class Exchange:
         if feedback is not None:
             self._feedback = None
             self._predicted = 0
-            feedback.ended(self.prefix[0])
+            if self._tracked:
+                self._tracked = False
+                feedback.ended(self.prefix[0])
         replica = self.replica
         if replica is not None:
             self.replica = None

@@ -167,25 +167,27 @@ class TideWithFeedback(TidePrefixAware):
     ) -> None:
         super().__init__(replicas, index_blocks, first_chunk_blocks=first_chunk_blocks)
         self.feedback = [CacheFeedback(index_blocks) for _ in range(replicas)] if feedback else None
-        # chosen, names, the prediction to check (0: none), index requests
-        self._sent: tuple[int, Sequence[int], int, int] = (0, (), 0, 0)
+        # chosen, names, held, the prediction to check (0: none), index requests
+        self._sent: tuple[int, Sequence[int], int, int, int] = (0, (), 0, 0, 0)
 
     def choose(self, names: Sequence[int], loads: Sequence[int], now: float) -> int:
         chosen, names, held = self._place(names, loads)
-        predicted = self.feedback[chosen].sent(names[0], held) if self.feedback is not None and names else 0
-        self._sent = (chosen, names, predicted, self.indexes[chosen].requests)
+        feedback = self.feedback
+        predicted = feedback[chosen].sent(names[0], held, len(names)) if feedback is not None and names else 0
+        self._sent = (chosen, names, held, predicted, self.indexes[chosen].requests)
         return chosen
 
     def observe(self, hit_blocks: int) -> None:
         """The last request chosen found `hit_blocks` of its blocks cached."""
-        chosen, names, predicted, requests = self._sent
+        chosen, names, held, predicted, requests = self._sent
         if self.feedback is None or not names:
             return
         feedback = self.feedback[chosen]
         if predicted:
             confirmed = max(0, hit_blocks - self.skip)
             feedback.observe(self.indexes[chosen], names, predicted, requests, confirmed)
-        feedback.ended(names[0])
+        if held < len(names):  # counted in flight (it brought names)
+            feedback.ended(names[0])
 
 
 # (replicas, cache blocks per replica, blocks the gateway's first named chunk spans) -> a fresh policy
