@@ -56,8 +56,8 @@ MARGIN = 0.25  # a chunk counts as confirmed with 25% fewer tokens than its byte
 BLOCK_TOKENS = 32  # ...less one engine block (vLLM caches whole blocks: 16 tokens on GPU, 32+ on CPU)
 SILENT_LIMIT = 8  # successful responses without cached tokens before a replica is no longer listened to
 STEADY = 16  # confirmations in a row after which predictions are sampled...
-SAMPLE_EVERY = 16  # ...one checkable prediction in this many checked (until a shortfall; 8 checked more
-# predictions than the in-flight bookkeeping it came with saved: docs/ROUTING.md, "Sampled feedback")
+SAMPLE_EVERY = 16  # ...one checkable prediction in this many checked (until a shortfall; at 8, the checks
+# cost more than counting only the requests that bring names saved: docs/ROUTING.md, "Sampled feedback")
 
 
 class CacheFeedback:
