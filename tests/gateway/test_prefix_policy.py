@@ -8,6 +8,7 @@ from collections import OrderedDict
 import orjson
 import pytest
 
+from tide.gateway import prefix
 from tide.gateway.prefix import (
     BOUNDARIES,
     CHUNK_BYTES,
@@ -31,6 +32,15 @@ def chunks_of(body: object) -> tuple[int, ...]:
     return prompt_chunks(orjson.dumps(body), body)
 
 
+@pytest.fixture(params=["native", "python"])
+def naming(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The naming tests run with the C names (where built) and with the Python fallback."""
+    if request.param == "python":
+        monkeypatch.setattr(prefix, "_names", prefix._python_names)
+    elif not prefix.NATIVE_NAMES:
+        pytest.skip("the C names are not built here (tide/gateway/_prefixnames.c)")
+
+
 def index_holding(*bodies: dict[str, object], capacity: int = 1000) -> PrefixIndex:
     index = PrefixIndex(capacity)
     for body in bodies:
@@ -38,7 +48,7 @@ def index_holding(*bodies: dict[str, object], capacity: int = 1000) -> PrefixInd
     return index
 
 
-def test_a_later_turn_of_a_chat_starts_with_the_names_of_the_earlier_turn() -> None:
+def test_a_later_turn_of_a_chat_starts_with_the_names_of_the_earlier_turn(naming: None) -> None:
     first = chunks_of(chat("a question " * 200))
     second = chunks_of(chat("a question " * 200, "an answer " * 200, "a follow-up"))
     assert len(first) >= 3
@@ -60,11 +70,11 @@ def test_a_later_turn_of_a_chat_starts_with_the_names_of_the_earlier_turn() -> N
         ("not a dict", 0),
     ],
 )
-def test_prompt_chunks_by_body_shape(body: object, expected_chunks: int) -> None:
+def test_prompt_chunks_by_body_shape(body: object, expected_chunks: int, naming: None) -> None:
     assert len(chunks_of(body)) == expected_chunks
 
 
-def test_names_do_not_depend_on_where_the_prompt_key_starts() -> None:
+def test_names_do_not_depend_on_where_the_prompt_key_starts(naming: None) -> None:
     text = "".join(chr(ord("a") + (i * 7919) % 26) for i in range(9000))  # differs throughout
     for pad in (0, 1, 50, 200, 300):  # fields before the key, short and long
         body = {"model": "m" * pad, "messages": [{"role": "user", "content": text}]}
@@ -75,7 +85,7 @@ def test_names_do_not_depend_on_where_the_prompt_key_starts() -> None:
         assert prompt_chunks(raw, body, max_chunks=3) == expected[:3]
 
 
-def test_prompts_that_diverge_after_the_first_chunk_share_names_only_up_to_the_divergence() -> None:
+def test_prompts_that_diverge_after_the_first_chunk_share_names_only_up_to_the_divergence(naming: None) -> None:
     """The first two chunks are hashed whole: any edit in them is seen there. Later chunks are named by a
     window of their bytes: a divergence that shifts the text is seen at the next window, and so is a
     same-length edit inside a window."""
@@ -91,7 +101,7 @@ def test_prompts_that_diverge_after_the_first_chunk_share_names_only_up_to_the_d
         assert all(a != b for a, b in zip(names[diverges_at:], base[diverges_at:], strict=True))
 
 
-def test_a_prompt_is_named_up_to_its_last_whole_chunk_at_any_length() -> None:
+def test_a_prompt_is_named_up_to_its_last_whole_chunk_at_any_length(naming: None) -> None:
     """The gateway counts chunks by a table lookup; a chunk is named only once the prompt covers it."""
     for end in BOUNDARIES[:8]:
         for length in (end - 1, end, end + 1):  # bytes from the prompt key on
@@ -102,7 +112,7 @@ def test_a_prompt_is_named_up_to_its_last_whole_chunk_at_any_length() -> None:
             assert len(prompt_chunks(raw, {"prompt": text})) == whole, (end, length)
 
 
-def test_chunks_are_capped_so_a_huge_prompt_costs_bounded_work() -> None:
+def test_chunks_are_capped_so_a_huge_prompt_costs_bounded_work(naming: None) -> None:
     assert len(chain_chunks(b"y" * (CHUNK_BYTES * 50), max_chunks=8)) == 8
 
 

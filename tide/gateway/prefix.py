@@ -95,6 +95,33 @@ _GATHER: list[Callable[[bytes, int], tuple[bytes, ...]]] = [lambda data, offset:
 _GATHER += [Struct(_layout(count)).unpack_from for count in range(1, MAX_CHUNKS + 1)]
 
 
+def _python_names(data: bytes, start: int, max_chunks: int) -> tuple[int, ...]:
+    """The chained names of the whole chunks of `data[start:]`, at most `max_chunks`: the sum of the hashes
+    of chunks 1..k (a prefix sum, in C) for chunk k."""
+    length = len(data) - start
+    if length < CHUNK_BYTES:  # too short to name (nothing worth routing by)
+        return ()
+    count = _COUNTS[length // _STEP] if length < MAX_PROMPT_BYTES else bisect_right(BOUNDARIES, length)
+    if count > max_chunks:
+        count = max_chunks
+    return tuple(accumulate(map(xxh64_intdigest, _GATHER[count](data, start), _SEEDS)))
+
+
+# The same names in one C call (tide/gateway/_prefixnames.c, built by `pip install` where a C compiler is):
+# about 5k instructions for an 8 KB prompt where the Python above takes 16k, most of it the calls'
+# argument parsing and an object per part (docs/ROUTING.md, "Naming in C"). Without the module the Python
+# names serve: the same names, the gateway's work per request a few percent higher.
+try:
+    from tide.gateway import _prefixnames
+except ImportError:  # not built (no C compiler at install)
+    NATIVE_NAMES = False
+    _names: Callable[[bytes, int, int], tuple[int, ...]] = _python_names
+else:
+    _prefixnames.configure(BOUNDARIES, WHOLE_BYTES, WINDOW, _SEEDS[0])
+    NATIVE_NAMES = True
+    _names = _prefixnames.chained_names
+
+
 def prompt_chunks(raw: bytes, body: object, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:
     """The chained chunk names of an OpenAI request's prompt; () if it has none. `raw` is the request body
     as received, `body` the same parsed.
@@ -115,14 +142,7 @@ def prompt_chunks(raw: bytes, body: object, max_chunks: int = MAX_CHUNKS) -> tup
         return ()
     if start < 0:  # the key spelt with escapes: from the start
         start = 0
-    length = len(raw) - start
-    if length < CHUNK_BYTES:  # too short to name (nothing worth routing by)
-        return ()
-    count = _COUNTS[length // _STEP] if length < MAX_PROMPT_BYTES else bisect_right(BOUNDARIES, length)
-    if count > max_chunks:
-        count = max_chunks
-    # Chained: the name of chunk k is the sum of the hashes of chunks 1..k (a prefix sum, in C).
-    return tuple(accumulate(map(xxh64_intdigest, _GATHER[count](raw, start), _SEEDS)))
+    return _names(raw, start, max_chunks)
 
 
 def prompt_bytes(raw: bytes) -> int:
@@ -137,8 +157,7 @@ def prompt_bytes(raw: bytes) -> int:
 def chain_chunks(data: bytes, max_chunks: int = MAX_CHUNKS) -> tuple[int, ...]:
     """Chained names of the whole chunks of `data` (chunk ends at BOUNDARIES): what `prompt_chunks` names
     from the prompt key on."""
-    count = min(bisect_right(BOUNDARIES, len(data)), max_chunks)
-    return tuple(accumulate(map(xxh64_intdigest, _GATHER[count](data, 0), _SEEDS)))
+    return _names(data, 0, max_chunks)
 
 
 def chain_ids(ids: Sequence[int]) -> tuple[int, ...]:
