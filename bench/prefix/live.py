@@ -15,6 +15,9 @@ measured by the client (first streamed token). --write-sim-trace PATH writes the
 
     python bench/prefix/live.py --trace ../shared/traces/mooncake_fast25/conversation_trace.jsonl \\
         --vllm-python .venv-vllm/bin/python --router bench/prefix/.venv-router/bin/vllm-router
+
+Each replica is capped at --replica-cpus cores of CPU time (default 0.45: fixed compute per replica, as a
+replica on its own accelerator has; needs root for the cgroup); --replica-cpus 0 lets them share the cores.
 """
 
 from __future__ import annotations
@@ -282,8 +285,10 @@ def main() -> int:
     parser.add_argument(
         "--replica-cpus",
         type=float,
-        help="cap each replica at this many cores of CPU time (a cgroup limit; needs root): fixed compute per "
-        "replica, as replicas on their own accelerators have, instead of cores shared between replicas",
+        default=0.45,
+        help="cap each replica at this many cores of CPU time (a cgroup limit; needs root; default 0.45): fixed "
+        "compute per replica, as replicas on their own accelerators have; 0: the replicas share the machine's "
+        "cores (concentrating requests on one replica then looks free: docs/ROUTING.md, 'Live bench')",
     )
     parser.add_argument("--rounds", type=int, default=1, help="replay through every front-end this many times")
     parser.add_argument("--write-sim-trace", type=Path, help="write the requests for tide.routesim, then exit")
@@ -316,7 +321,10 @@ def main() -> int:
     caps: list[CpuCap] = []
     try:
         if args.replica_cpus:  # inside the try: groups made before a failure are removed with the rest
-            caps.extend(CpuCap(f"replica-{i}", args.replica_cpus) for i in range(args.replicas))
+            try:
+                caps.extend(CpuCap(f"replica-{i}", args.replica_cpus) for i in range(args.replicas))
+            except SystemExit as error:
+                raise SystemExit(f"{error}; or pass --replica-cpus 0 to let the replicas share the cores") from None
         replica_urls = []
         for i in range(args.replicas):
             port = free_port()
