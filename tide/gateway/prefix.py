@@ -68,9 +68,10 @@ WINDOW = 64
 # length, followed by identical text (a routing estimate, not a cache key). Until 2026-12-03 a later chunk
 # was named by 64 bytes evenly spaced over it: the same count of bytes hashed, but a strided copy costs a
 # loop per byte, and the windows come out of one C call with the first chunks.
-# The naming runs in C: one `Struct.unpack_from` per request copies out the first chunks and the windows
-# (for the prompt's chunk count, from the prompt key's offset), then map, accumulate, tuple. Each
-# Python-level step costs about as much as hashing a few hundred bytes.
+# The naming runs in one C call where the extension is built (`_names`, below); the Python fallback makes
+# the same names with one `Struct.unpack_from` per request, copying out the first chunks and the windows
+# (for the prompt's chunk count, from the prompt key's offset), then map, accumulate, tuple: each of
+# those steps costs about as much as hashing a few hundred bytes.
 # The hash is XXH64 (the `xxhash` package): about 1.8k instructions for the first 1152 bytes where Python's own
 # `hash()` (SipHash-1-3) took 3.7k (docs/ROUTING.md, "Gateway cost"). Not XXH3, though it takes fewer
 # (1.2k): on inputs over 240 bytes the package dispatches XXH3 to AVX-512 where the CPU has it, and the core
