@@ -35,21 +35,13 @@ static const uint64_t P5 = 0x27D4EB2F165667C5ULL;
 
 static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
 
-static inline uint64_t read64(const unsigned char *p) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    return v;
-}
-
-static inline uint64_t read32(const unsigned char *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap32(v);
-#endif
+/* `width` bytes at p as a little-endian integer: XXH64 reads its input little-endian on every machine. With
+   `width` a constant, compilers make this one load (and a byte swap on big-endian machines). */
+static inline uint64_t read_le(const unsigned char *p, int width) {
+    uint64_t v = 0;
+    for (int i = width - 1; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
     return v;
 }
 
@@ -71,10 +63,10 @@ static uint64_t xxh64(const unsigned char *p, Py_ssize_t len, uint64_t seed) {
         uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
         const unsigned char *limit = end - 32;
         do {
-            v1 = xxh64_round(v1, read64(p));
-            v2 = xxh64_round(v2, read64(p + 8));
-            v3 = xxh64_round(v3, read64(p + 16));
-            v4 = xxh64_round(v4, read64(p + 24));
+            v1 = xxh64_round(v1, read_le(p, 8));
+            v2 = xxh64_round(v2, read_le(p + 8, 8));
+            v3 = xxh64_round(v3, read_le(p + 16, 8));
+            v4 = xxh64_round(v4, read_le(p + 24, 8));
             p += 32;
         } while (p <= limit);
         h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
@@ -87,12 +79,12 @@ static uint64_t xxh64(const unsigned char *p, Py_ssize_t len, uint64_t seed) {
     }
     h += (uint64_t)len;
     while (p + 8 <= end) {
-        h ^= xxh64_round(0, read64(p));
+        h ^= xxh64_round(0, read_le(p, 8));
         h = rotl64(h, 27) * P1 + P4;
         p += 8;
     }
     if (p + 4 <= end) {
-        h ^= read32(p) * P1;
+        h ^= read_le(p, 4) * P1;
         h = rotl64(h, 23) * P2 + P3;
         p += 4;
     }
