@@ -4,12 +4,14 @@ replica that restarts or fails is forgotten."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections import Counter
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from tests.gateway.fake_upstream import FakeUpstream
 from tests.gateway.helpers import deployment, run, running_gateway, table, upstreams, url
@@ -208,3 +210,23 @@ def test_the_pick_of_a_prompt_held_whole_follows_the_rule_at_any_load() -> None:
             assert state.pick_replica(prefix=chunks) is expected
             expected.prefix_index.clear()  # the next case starts from the holder alone holding it
             holder.prefix_index.insert(chunks)
+
+
+def test_a_gateway_without_the_c_names_says_so_at_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An install without a C compiler still routes by prefix (Python names), and the log says why its CPU
+    per request is higher; one with the extension says nothing."""
+    from tide.gateway import prefix
+
+    async def start_and_stop() -> None:
+        async with upstreams(FakeUpstream("a")) as fakes, running_gateway(table(deployment("tiny", list(fakes)))):
+            pass
+
+    with caplog.at_level(logging.WARNING, logger="tide.gateway.gateway"):
+        monkeypatch.setattr(prefix, "NATIVE_NAMES", True)
+        run(start_and_stop())
+        assert "_prefixnames.c is not built" not in caplog.text
+        monkeypatch.setattr(prefix, "NATIVE_NAMES", False)
+        run(start_and_stop())
+        assert "_prefixnames.c is not built" in caplog.text
