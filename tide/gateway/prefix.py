@@ -109,9 +109,10 @@ def _python_names(data: bytes, start: int, max_chunks: int) -> tuple[int, ...]:
 
 
 # The same names in one C call (tide/gateway/_prefixnames.c, built by `pip install` where a C compiler is):
-# about 5k instructions for an 8 KB prompt where the Python above takes 16k, most of it the calls'
-# argument parsing and an object per part (docs/ROUTING.md, "Naming in C"). Without the module the Python
-# names serve: the same names, the gateway's work per request a few percent higher.
+# about 2.5k instructions for the bench's 8 KB prompts (6.3k with `prompt_chunks`' checks) where the
+# Python above makes `prompt_chunks` 15.3k, most of it the calls' argument parsing and an object per part
+# (docs/ROUTING.md, "Naming in C"). Without the module the Python names serve: the same names (modulo
+# 2**64), the gateway's work per request a few percent higher.
 try:
     from tide.gateway import _prefixnames
 except ImportError:  # not built (no C compiler at install)
