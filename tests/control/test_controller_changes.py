@@ -333,8 +333,8 @@ def test_a_burst_of_creates_checks_weights_two_at_a_time(store: Store) -> None:
 class Load:
     """A gateway's load report for one deployment (what sample_load reads of it)."""
 
-    def __init__(self, average: float) -> None:
-        self.average, self.queued_avg = average, 0.0
+    def __init__(self, average: float, requests_total: int = 0) -> None:
+        self.average, self.queued_avg, self.requests_total = average, 0.0, requests_total
 
 
 def test_idle_deployments_rest_and_load_or_a_change_wakes_them(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -465,3 +465,33 @@ def test_a_wake_between_ticks_waits_a_bounded_multiple_of_the_last_reconcile() -
     assert wake_gap(0.002, 0.5) == 0.0  # woken long after the last one ended: at once
     assert wake_gap(10.0, 0.0) == WAKE_GAP_MAX_S <= 0.05  # a slow reconcile (a loaded machine): capped
     assert 0.0 < wake_gap(0.010, 0.005) < wake_gap(0.010, 0.0)  # time already waited counts
+
+
+def test_the_autoscaler_is_told_how_many_requests_arrived(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `tide` policy prices a cold wait by what the deployment needs per request: the controller feeds
+    it the growth of the gateways' request counter each second, as the simulator counts arrivals."""
+    clock, backend = Clock(), RecordingBackend()
+    gateway = Gateway()
+    loads: dict[str, Load] = {}
+    monkeypatch.setattr(gateway, "load_snapshot", lambda: loads)
+    ctl = controller(store, gateway, clock, backend)
+    store.create_deployment("dep1", idle("dep1"), clock.now)
+    tick(ctl, clock, 1.0)
+    ctl.on_demand("dep1")
+    loads["dep1"] = Load(1.0, 5)
+    tick(ctl, clock, 1.0)  # the first reading only sets where counting starts
+    scaler = ctl.runtimes["dep1"].scaler
+    assert scaler is not None, ctl.runtimes["dep1"].spec_error
+    told: list[float] = []
+    record = scaler.record
+
+    def recording(now: float, concurrency: float, requests: float = 0.0, queued: float = 0.0) -> None:
+        told.append(requests)
+        record(now, concurrency, requests, queued)
+
+    monkeypatch.setattr(scaler, "record", recording)
+    for total in (12, 12, 3, 10):  # the gateway restarts (its counter starts again) before the third
+        loads["dep1"] = Load(1.0, total)
+        clock.now += 1.0
+        ctl.sample_load()
+    assert told == [7, 0, 0, 7]

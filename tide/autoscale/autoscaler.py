@@ -127,15 +127,25 @@ class Autoscaler:
         self._applied = min(self.config.max_replicas, max(self.config.min_replicas, replicas))
         self._activity = _ACTIVATING if self._applied > 0 else _INACTIVE
 
-    def record(self, now: float, deployment_concurrency: float, requests: float = 0.0, queued: float = 0.0) -> None:
+    def record(
+        self,
+        now: float,
+        deployment_concurrency: float,
+        requests: float = 0.0,
+        queued: float = 0.0,
+        *,
+        arrivals: float | None = None,
+    ) -> None:
         """Add one second's observation: in-flight + queued requests time-averaged over the second that
-        ends at `now` (`queued`: the part waiting at the gateway). Several records in one second add up
-        (as in Knative, where the scraper's and each activator's stats share a bucket)."""
+        ends at `now` (`queued`: the part waiting at the gateway), and `requests`, those that arrived in it.
+        Several records in one second add up (as in Knative, where the scraper's and each activator's stats
+        share a bucket). `arrivals`: what the policy is told arrived, when not `requests` (a wake's own
+        stat counts a request the driver's record of the second counts again)."""
         value = requests if self.config.metric == "rps" else deployment_concurrency
         if self._keep_history:
             self.load.record(now, value)
             self.queued.record(now, queued)
-        self.policy.observe(now, value)
+        self.policy.observe(now, value, requests if arrivals is None else arrivals)
 
     def update_config(self, config: AutoscalerConfig) -> None:
         """Switch to a new spec, keeping the load history and the scale-to-zero state (and the policy's
@@ -164,7 +174,7 @@ class Autoscaler:
     def wake(self, now: float, ready_replicas: int = 0, *, parking: Parking | None = None) -> ScaleDecision:
         """A request arrived while at zero: record it (the activator's immediate stat) and decide
         at once, so the first replica starts without waiting for the next tick (`parking`: as in `decide`)."""
-        self.record(now, 1.0, 1.0)
+        self.record(now, 1.0, 1.0, arrivals=0.0)
         decision = self.decide(now, ready_replicas, parking=parking)
         if decision.desired >= 1:
             return decision

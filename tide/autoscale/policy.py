@@ -164,8 +164,9 @@ class Policy(ABC):
         """Seconds of LoadHistory the policy reads (the wrapper keeps at least this much)."""
         return self.config.stable_window
 
-    def observe(self, now: float, value: float) -> None:  # noqa: B027 - optional hook
-        """One second's load, as recorded into `ctx.load` (for policies that keep their own windows)."""
+    def observe(self, now: float, value: float, arrivals: float = 0.0) -> None:  # noqa: B027 - optional hook
+        """One second's load, as recorded into `ctx.load` (for policies that keep their own windows), and
+        `arrivals`, the requests that arrived in it (0 from a driver that does not count them)."""
 
     def skip_idle_ticks(self, tick_after: Callable[[float], float | None]) -> None:  # noqa: B027 - optional hook
         """A policy that `rests_at_zero` and keeps a clock of its own moves it here as the skipped ticks

@@ -255,7 +255,17 @@ class Controller:
             if not runtime.replicas and not gateway and not queued:
                 continue  # no replica and no request: no data, as in the simulator (ScalingCore.record)
             engine = list(self._engine_loads(runtime, now).values())
-            runtime.scaler.record(now, observed_concurrency(gateway, engine), queued=queued)
+            arrived = self._arrivals(runtime, load.requests_total if load is not None else None)
+            runtime.scaler.record(now, observed_concurrency(gateway, engine), arrived, queued)
+
+    @staticmethod
+    def _arrivals(runtime: DeploymentRuntime, total: int | None) -> int:
+        """Requests routed to the deployment since it was last fed: the growth of the gateways' counter (a
+        restarted gateway's counter starts again from 0: the second it drops counts none)."""
+        if total is None:
+            return 0
+        seen, runtime.requests_seen = runtime.requests_seen, total
+        return max(0, total - seen) if seen is not None else 0
 
     def _engine_loads(self, runtime: DeploymentRuntime, now: float) -> dict[str, EngineLoad]:
         """The fresh engine readings of this deployment's ready, serving replicas."""

@@ -43,6 +43,8 @@ class DeploymentRuntime:
     pending_message: str | None = None
     woke_at: float | None = None  # first request that found no ready replica, until one is ready
     queued_arrivals: int = 0  # requests queued behind busy replicas since the last decision (parked-replica wakes)
+    # The gateways' count of requests routed here when the autoscaler was last fed (None: not read yet).
+    requests_seen: int | None = None
     last_status: dict[str, Any] = field(default_factory=dict)
     condition_times: dict[tuple[str, str], float] = field(default_factory=dict)
     # Replicas placed on GPUs that a preempted (or otherwise leaving) replica still holds: they start when

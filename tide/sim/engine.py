@@ -97,6 +97,7 @@ class Replay:
         self.done = 0
         self.load = 0  # in flight + queued
         self.area = 0.0  # load x seconds within the current second
+        self.arrived = 0  # requests that arrived within the current second
         self.queued_area = 0.0  # of which queued at the gateway
         self.area_since = 0.0
         self.last_completion = 0.0
@@ -121,8 +122,9 @@ class Replay:
         when `boundary` is a tick. Returns the decision, None between ticks."""
         self._advance(boundary)
         if self.replicas or self.area or self.queued_area:  # no replica, no request: no data (as live)
-            self.core.record(boundary, self.area, queued=self.queued_area)
+            self.core.record(boundary, self.area, self.arrived, self.queued_area)
         self.area = self.queued_area = 0.0
+        self.arrived = 0
         if not self.core.due(boundary):
             return None
         return self.core.tick(
@@ -250,6 +252,7 @@ class Replay:
     def _arrive(self, index: int, t: float) -> None:
         self._advance(t)
         self.load += 1
+        self.arrived += 1
         replica = self._free_replica() if not self.queue else None
         if replica is not None:
             self._start(index, replica, t)

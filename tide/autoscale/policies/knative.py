@@ -59,7 +59,7 @@ class KnativePolicy(Policy):
     def in_panic(self) -> bool:
         return self._kpa is not None and self._kpa.panic_time is not None
 
-    def observe(self, now: float, value: float) -> None:
+    def observe(self, now: float, value: float, arrivals: float = 0.0) -> None:
         self._stable.record(now, value)
         self._panic.record(now, value)
         self._has_data = True

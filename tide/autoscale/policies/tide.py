@@ -36,6 +36,16 @@ Mechanisms, each named in the decision's reason and each switchable for the abla
   `sparseCap` (4): on a deployment that comes back once an hour each request is a larger share of its
   requests than on a busy one, so a miss there weighs more. Without parking only (a parked replica
   wakes in about a second). Off: `coldRequestCost` everywhere.
+* relative price (without parking): a cold wait is priced at `coldRequestWeight` x the replica-seconds the
+  deployment needs per request (tide_price.py: its work in service and a cold start per idle gap, per
+  request that arrived), not a fixed `coldRequestCost`: a miss on a deployment of a few hundred 20-s image
+  jobs a day is one of few requests and is worth holding for, one on a deployment of tens of thousands of
+  one-second calls is not. The keep-alive and pre-warm use it, and the learned burst hold prices a missing
+  replica at least at it. `coldRequestCost` applies until 20 requests (decayed, half-life a day) are seen,
+  and with parking. Off: `coldRequestCost` everywhere.
+* return waits (with the relative price): a cold return makes every request of its first cold start wait,
+  so the keep-alive's price of a cold return is the price of one wait x the mean requests past lulls'
+  returns brought within a cold start. Off: one wait per return.
 * periodic: where the deployment's returns fall at a regular phase of the clock (a timer, a cron job, a
   nightly batch; tide_period.py), the keep-alive / pre-warm plan is made from where in the period past
   returns fell instead of from the gap lengths (a timer firing within its minute every 5 min: a 60-s
@@ -80,6 +90,7 @@ from tide.autoscale.policies.tide_gaps import (
 )
 from tide.autoscale.policies.tide_levels import LevelHolds
 from tide.autoscale.policies.tide_period import Period, describe, find_period, predicted_gaps
+from tide.autoscale.policies.tide_price import NeedPerRequest
 from tide.autoscale.policy import Parking, Policy, PolicyContext, Proposal, register_policy
 
 NAME = "tide"
@@ -116,6 +127,9 @@ OPTIONS = {
     "sparseCap": OptionRange(default=4.0, low=1.0, high=1000.0),
     "periodic": OptionRange(default=1, low=0, high=1, integer=True),
     "coldBacklog": OptionRange(default=1, low=0, high=1, integer=True),
+    "relativePrice": OptionRange(default=1, low=0, high=1, integer=True),
+    "coldRequestWeight": OptionRange(default=25.0, low=0.0, high=1e6),
+    "returnWaits": OptionRange(default=1, low=0, high=1, integer=True),
 }
 MECHANISMS = (
     "inService",
@@ -131,6 +145,8 @@ MECHANISMS = (
     "sparsePrice",
     "periodic",
     "coldBacklog",
+    "relativePrice",
+    "returnWaits",
     "parkEarly",
     "parkedPlan",
 )
@@ -187,17 +203,26 @@ class TidePolicy(Policy):
         self._returns: deque[float] = deque(maxlen=RETURNS_KEPT)  # peak load just after past gaps
         self._return_until = -1  # the last second of the return being measured
         self._return_peak = 0.0
+        self._waits_until = -1  # the last second of the lull's return whose arrivals are being counted
+        self._waits_arrived = 0.0  # requests that arrived so far in it
+        self._return_sizes: deque[float] = deque(maxlen=RETURNS_KEPT)  # requests within a cold start of past returns
         self._last_cold_start = self.assumed_cold_start
         self._recent: deque[tuple[int, float]] = deque(maxlen=RAMP_SPAN + 1)  # raw load, last seconds
         self._levels = LevelHolds(min_gaps=MIN_GAPS)
         self._idle_spare: tuple[float, float] | None = None  # this gap's (empty since, spare hold)
         self._sparse = 1.0  # this gap's cold-wait price multiplier (`sparsePrice`)
+        self._need = NeedPerRequest()  # the replica-seconds this deployment needs per request (`relativePrice`)
+        self._need_second = 0.0  # the latest second's work in service, in replicas (added once its second ends)
+        self._gap_price = self.miss_cost  # this gap's price of a cold wait before `sparsePrice`
+        self._gap_need: float | None = None  # the need per request it was made from (None: `coldRequestCost`)
+        self._gap_waits = 1.0  # requests a cold return makes wait, as this gap's price counts them
         self._served = 0.0  # the latest second's load that the ready replicas held (the backlog left out)
         self._period: tuple[float, Period | None] | None = None  # this gap's (empty since, period found)
         self._plan_period: Period | None = None  # the period the current gap plan was made from
 
     def _read_options(self, config: AutoscalerConfig) -> None:
         self.miss_cost = config.option("coldRequestCost")
+        self.cold_weight = config.option("coldRequestWeight")
         self.assumed_cold_start = config.option("assumedColdStart")
         self.on = {name: config.option(name) >= 1 for name in MECHANISMS}
         self.parked_hold = config.option("parkedHold")
@@ -218,10 +243,15 @@ class TidePolicy(Policy):
         self._short.span = self.parked_hold
 
     # -- observations --------------------------------------------------------------------------
-    def observe(self, now: float, value: float) -> None:
+    def observe(self, now: float, value: float, arrivals: float = 0.0) -> None:
         second = math.floor(now)
         if second == self._second:
             value += self._load  # several records in one second add up
+        elif self._need_second > 0.0:
+            self._need.add(now, need=self._need_second)  # the previous second's work, now that it is whole
+            self._need_second = 0.0
+        if arrivals > 0.0:
+            self._need.add(now, requests=arrivals)
         self._second, self._load = second, value
         if self._recent and self._recent[-1][0] == second:
             self._recent.pop()
@@ -230,9 +260,14 @@ class TidePolicy(Policy):
             if self._empty_since is not None and self._seen_load:
                 gap = now - self._empty_since
                 self._gaps.add(gap)
+                # A clairvoyant scaler holds a replica through the gap or starts one just in time.
+                self._need.add(now, need=min(gap, self._last_cold_start))
                 if not (self.on["skipDips"] and gap < self.config.tick_interval - _EPS):
                     self._lulls.add(gap)
                     self._lull_ends.append(now)
+                    if self._waits_until < 0:  # count what arrives within a cold start of this lull's end
+                        self._waits_until = second + max(1, math.ceil(self._last_cold_start)) - 1
+                        self._waits_arrived = 0.0
             if (self._empty_since is not None or not self._seen_load) and self._capacity <= _EPS:
                 # A return that found nothing ready: its backlog behind the cold start is counted for a window.
                 self._cold_until = second + math.ceil(self._cold.span) - 1
@@ -252,8 +287,17 @@ class TidePolicy(Policy):
             if second >= self._return_until:
                 self._returns.append(self._return_peak)
                 self._return_until = -1
+        if self._waits_until >= 0:
+            # The requests a cold return makes wait: all that arrive within its first cold start, dips and all.
+            if second <= self._waits_until:
+                self._waits_arrived += arrivals
+            if second >= self._waits_until:
+                if self._waits_arrived > 0.0:  # a driver that counts arrivals
+                    self._return_sizes.append(self._waits_arrived)
+                self._waits_until = -1
         counted = min(value, self._capacity) if self.on["inService"] else value
         self._served = counted
+        self._need_second = counted / max(1, self.config.concurrency)
         if second <= self._cold_until:
             self._cold.add(second, value)
         self._window.add(second, counted)
@@ -414,6 +458,9 @@ class TidePolicy(Policy):
         # A replica missing at the level makes up to `concurrency` requests wait: count that many x the scale
         # (at least one) as full cold waits.
         miss = self.miss_cost * max(1.0, ctx.concurrency * self.burst_miss_scale)
+        per_request = self._need_per_request()
+        if per_request is not None:  # at least one request's relative price (`relativePrice`)
+            miss = max(miss, self.cold_weight * per_request)
         return self._levels.held(ctx.now, self._cold_start(ctx), miss)
 
     def _keep_parked(self, ctx: PolicyContext, parking: Parking, desired: int) -> int:
@@ -454,7 +501,7 @@ class TidePolicy(Policy):
             if ctx.now < since + hold - _EPS or replans >= MAX_PARKED_REPLANS:
                 return since + hold
         elapsed = max(0.0, ctx.now - since)
-        stop_cost = self._cold_start(ctx) + self._miss_cost_per_replica(ctx.concurrency)
+        stop_cost = self._cold_start(ctx) + self._miss_cost_per_replica(ctx.concurrency, self.miss_cost)
         longer = self._gaps.longer_than(elapsed)
         if parking.cost <= 0:
             hold = NEVER
@@ -508,7 +555,7 @@ class TidePolicy(Policy):
         cached = self._idle_spare
         if cached is not None and cached[0] == since:
             return cached[1]
-        miss = self.miss_cost * self._second_share()
+        miss = self._gap_price * self._second_share()
         longer = self._lulls.longer_than(elapsed)
         hold = 0.0
         if len(longer) >= MIN_GAPS and miss > 0:
@@ -518,12 +565,40 @@ class TidePolicy(Policy):
 
     def _price_text(self) -> str:
         """The price of a cold wait in this gap's plan, in words."""
-        if self._sparse <= 1.0 + _EPS:
-            return f"{self.miss_cost:g} replica-s"
-        return (
-            f"{self.miss_cost * self._sparse:g} replica-s: {self.miss_cost:g} x {self._sparse:.1f}, sparse, one "
-            f"return every {self._return_interval() / 60:.0f} min"
-        )
+        price = self._gap_price
+        factors = []
+        if self._gap_need is not None:
+            factors.append(
+                f"{self.cold_weight:g} x the {self._gap_need:.3g} replica-s this deployment needs per request"
+            )
+            if self._gap_waits > 1.0 + _EPS:
+                factors.append(f"{self._gap_waits:.1f} requests a cold return makes wait")
+        elif factors or self._sparse > 1.0 + _EPS:
+            factors.append(f"{price:g}")
+        if self._sparse > 1.0 + _EPS:
+            factors.append(f"{self._sparse:.1f}, sparse, one return every {self._return_interval() / 60:.0f} min")
+        text = f"{price * self._sparse:.4g} replica-s"
+        return f"{text}: {' x '.join(factors)}" if factors else text
+
+    def _need_per_request(self) -> float | None:
+        """The replica-seconds this deployment needs per request (`relativePrice`, tide_price.py); None when
+        off or not yet measured (then `coldRequestCost` prices a cold wait)."""
+        if not self.on["relativePrice"]:
+            return None
+        return self._need.per_request()
+
+    def _price_gap(self, ctx: PolicyContext) -> None:
+        """Fix this gap's price of a cold wait: relative to the need per request without parking (a parked
+        replica wakes in about a second), else `coldRequestCost`; x the sparse scale."""
+        need = self._need_per_request() if ctx.parking is None else None
+        self._gap_need = need
+        self._gap_price = self.miss_cost if need is None else self.cold_weight * need
+        self._gap_waits = 1.0
+        if need is not None and self.on["returnWaits"] and len(self._return_sizes) >= MIN_GAPS:
+            # A cold return makes every request of its first cold start wait, not one.
+            self._gap_waits = max(1.0, sum(self._return_sizes) / len(self._return_sizes))
+            self._gap_price *= self._gap_waits
+        self._sparse = self._sparse_scale() if ctx.parking is None else 1.0
 
     def _return_interval(self) -> float:
         ends = self._lull_ends
@@ -538,9 +613,10 @@ class TidePolicy(Policy):
         interval = self._return_interval()
         return min(self.sparse_cap, max(1.0, interval / self.sparse_ref))
 
-    def _miss_cost_per_replica(self, concurrency: int) -> float:
-        """Every request of a return that finds nothing warm waits: per held replica, the cold waits it spares."""
-        return self.miss_cost * self._typical_return() / self._held_count(concurrency)
+    def _miss_cost_per_replica(self, concurrency: int, price: float) -> float:
+        """Every request of a return that finds nothing warm waits: per held replica, the cold waits it spares
+        (`price` replica-s each)."""
+        return price * self._typical_return() / self._held_count(concurrency)
 
     def _window_noun(self) -> str:
         return "in service" if self.on["inService"] else "in service or waiting"
@@ -558,8 +634,8 @@ class TidePolicy(Policy):
         allow_hold = after_prewarm or not self._no_hold  # past a parked hold, holding warm is not worth it
         if len(self._lulls) < MIN_GAPS:
             if self._replans > 1 or not allow_hold:  # the default hold has run out: nothing says hold longer
-                return GapPlan(elapsed, NEVER, cold_start + self.miss_cost, 0)
-            return default_plan(elapsed, cold_start, self.miss_cost)
+                return GapPlan(elapsed, NEVER, cold_start + self._gap_price, 0)
+            return default_plan(elapsed, cold_start, self._gap_price)
         gaps = self._lulls.longer_than(elapsed)
         period = self._period_of_gap()
         if period is not None and self._empty_since is not None:
@@ -571,7 +647,7 @@ class TidePolicy(Policy):
             gaps,
             elapsed,
             cold_start,
-            self._miss_cost_per_replica(concurrency) * self._sparse,
+            self._miss_cost_per_replica(concurrency, self._gap_price) * self._sparse,
             allow_hold=allow_hold,
             allow_prewarm=self.on["prewarm"] and not after_prewarm,
             pro_rata=self._plan_period is None,
@@ -594,7 +670,7 @@ class TidePolicy(Policy):
         plan = self._plan
         if plan is None:
             self._replans = 0
-            self._sparse = self._sparse_scale() if ctx.parking is None else 1.0
+            self._price_gap(ctx)
             plan = self._plan = self._make_plan(elapsed, cold_start, ctx.concurrency)
         elif (
             elapsed >= plan.hold
@@ -687,7 +763,10 @@ class TidePolicy(Policy):
             "stop",
             observed=elapsed,
             raw=0,
-            text=f"stop: idle {elapsed:.0f}s, past the likely end of this gap ({source}){after} -> 0",
+            text=(
+                f"stop: idle {elapsed:.0f}s, past the likely end of this gap ({source}; a cold wait is worth "
+                f"{self._price_text()}){after} -> 0"
+            ),
         )
 
 
