@@ -31,6 +31,9 @@ def test_burst_idle_gap_and_return_under_the_tide_policy(clean_tide: TideProcess
                 "initialScale": 0,
                 "scaleDownDelay": "6s",  # the burst hold
                 "coldRequestCost": 4,  # a cold wait is worth little here: the idle gap ends in seconds
+                # Once 20 requests are counted, a cold wait is priced at this x what a request needs
+                # (its service and a cold start per idle gap: a few replica-s here), as little.
+                "coldRequestWeight": 1,
                 # The policy's own stop and return, not parking (the `tide` profile parks by default;
                 # tests/e2e/test_parking.py covers that).
                 "parking": {"enabled": False},
@@ -39,11 +42,13 @@ def test_burst_idle_gap_and_return_under_the_tide_policy(clean_tide: TideProcess
     )
     clean_tide.wait_for("tiny-tide", "STATUS_READY", timeout=30)
     seen: dict[str, str] = {}  # mode -> a reason it gave
+    reasons: set[str] = set()
 
     def watch() -> dict[str, Any]:
         status = clean_tide.status("tiny-tide")
         for decision in decisions(status):
             seen.setdefault(decision["mode"], decision["reason"])
+            reasons.add(decision["reason"])
         return status
 
     # A burst: four clients at concurrency 1 need more than one replica (load until a second is ready;
@@ -51,6 +56,10 @@ def test_burst_idle_gap_and_return_under_the_tide_policy(clean_tide: TideProcess
     burst = load_until(clean_tide, "tiny-tide", 4, lambda: watch()["readyReplicas"] >= 2, timeout_s=180)
     assert burst.reached, json.dumps(clean_tide.status("tiny-tide"), indent=1)
     assert burst.failures == []
+    # More requests, so that the policy has counted enough (the gateway's counter, fed each second) to
+    # price a cold wait by what this deployment's requests need.
+    with httpx.Client(timeout=120) as client:
+        assert [complete(clean_tide, client, "tiny-tide") for _ in range(25)] == [200] * 25
 
     # The idle gap: the last replica is kept alive a while, then stopped.
     status = wait_until_gone(watch)
@@ -63,6 +72,8 @@ def test_burst_idle_gap_and_return_under_the_tide_policy(clean_tide: TideProcess
     assert "queue" in seen or "burst-hold" in seen, seen
     assert "keep-alive" in seen and seen["keep-alive"].startswith("keep-alive: idle"), seen
     assert "stop" in seen and seen["stop"].startswith("stop: idle"), seen
+    priced = [r for r in reasons if "replica-s this deployment needs per request" in r]
+    assert priced and all(r.startswith(("keep-alive: idle", "stop: idle")) for r in priced), reasons
     for mode, reason in seen.items():
         if mode in ("queue", "ramp", "keep-alive", "stop", "pre-warm"):
             assert reason.startswith(f"{mode}:"), (mode, reason)
