@@ -573,7 +573,7 @@ class TidePolicy(Policy):
             )
             if self._gap_waits > 1.0 + _EPS:
                 factors.append(f"{self._gap_waits:.1f} requests a cold return makes wait")
-        elif factors or self._sparse > 1.0 + _EPS:
+        elif self._sparse > 1.0 + _EPS:
             factors.append(f"{price:g}")
         if self._sparse > 1.0 + _EPS:
             factors.append(f"{self._sparse:.1f}, sparse, one return every {self._return_interval() / 60:.0f} min")
