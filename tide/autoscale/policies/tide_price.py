@@ -44,11 +44,6 @@ class NeedPerRequest:
         self._need += max(0.0, need)
         self._requests += max(0.0, requests)
 
-    @property
-    def requests(self) -> float:
-        """Requests seen, decayed to the last addition."""
-        return self._requests
-
     def per_request(self) -> float | None:
         """Replica-seconds needed per request; None until `MIN_REQUESTS` were seen (the decay cancels out)."""
         if self._requests < MIN_REQUESTS:
