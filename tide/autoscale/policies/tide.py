@@ -245,13 +245,12 @@ class TidePolicy(Policy):
     # -- observations --------------------------------------------------------------------------
     def observe(self, now: float, value: float, arrivals: float = 0.0) -> None:
         second = math.floor(now)
+        finished = 0.0  # the previous second's work, now that it is whole
         if second == self._second:
             value += self._load  # several records in one second add up
-        elif self._need_second > 0.0:
-            self._need.add(now, need=self._need_second)  # the previous second's work, now that it is whole
-            self._need_second = 0.0
-        if arrivals > 0.0:
-            self._need.add(now, requests=arrivals)
+        else:
+            finished, self._need_second = self._need_second, 0.0
+        self._need.add(now, need=finished, requests=arrivals)  # one decay for both
         self._second, self._load = second, value
         if self._recent and self._recent[-1][0] == second:
             self._recent.pop()
