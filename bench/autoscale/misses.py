@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 from tide.autoscale import AutoscalerConfig
+from tide.autoscale.autoscaler import ScaleDecision
 from tide.sim.engine import Replay, SimSettings
 from tide.sim.policies import ParkingSettings, parse_policies
 from tide.sim.readers import read_trace
@@ -45,11 +46,14 @@ class _Watched(Replay):
         durations: list[float],
         settings: SimSettings,
         parks: bool,
+        window: tuple[float, float] | None = None,
     ) -> None:
         super().__init__(config, arrivals, durations, settings, parks)
         self.state: list[str] = [""] * len(arrivals)
         self.idle_for: list[float] = [0.0] * len(arrivals)
         self.empty_since = 0.0
+        self.window = window  # decisions within it are kept (decisions.py)
+        self.decisions: list[tuple[float, int, str]] = []
 
     def _arrive(self, index: int, t: float) -> None:
         ready = [r for r in self.replicas if r.ready and not r.draining]
@@ -66,13 +70,23 @@ class _Watched(Replay):
         self.idle_for[index] = t - self.empty_since if self.load == 0 else 0.0
         super()._arrive(index, t)
 
+    def _decided(self, decision: ScaleDecision, t: float) -> None:
+        window = self.window
+        if window is not None and window[0] <= t <= window[1]:
+            self.decisions.append((t, decision.desired, decision.reason))
+        super()._decided(decision, t)
+
     def _event(self, t: float, kind: int, replica: object) -> None:
         super()._event(t, kind, replica)  # type: ignore[arg-type]
         if self.load == 0:
             self.empty_since = t
 
 
-def breakdown(name: str, policy: str, args: argparse.Namespace) -> tuple[int, Counter[str], Counter[str]]:
+def watch(
+    name: str, policy: str, args: argparse.Namespace, window: tuple[float, float] | None = None
+) -> tuple[list[float], _Watched]:
+    """Replay one scenario as the suite does, noting each arrival's class (and the decisions in `window`);
+    returns the arrivals and the replay."""
     scenario = select_scenarios(name)[0]
     trace = read_trace(args.traces_dir / scenario.trace, select=scenario.select, jitter=scenario.jitter)
     parsed = parse_policies(
@@ -81,8 +95,13 @@ def breakdown(name: str, policy: str, args: argparse.Namespace) -> tuple[int, Co
     assert parsed.config is not None
     durations = ServiceModel(default_duration=scenario.default_duration).durations(trace)
     settings = ParkingSettings(mode=args.parking).apply(SimSettings(cold_start=args.cold_start, slo=args.slo))
-    replay = _Watched(parsed.config, trace.arrivals, durations, settings, parsed.parks)
+    replay = _Watched(parsed.config, trace.arrivals, durations, settings, parsed.parks, window)
     replay.run(max(1.0, round(trace.span / 4000.0)))
+    return list(trace.arrivals), replay
+
+
+def breakdown(name: str, policy: str, args: argparse.Namespace) -> tuple[int, Counter[str], Counter[str]]:
+    arrivals, replay = watch(name, policy, args)
     classes: Counter[str] = Counter()
     gaps: Counter[str] = Counter()
     for i, wait in enumerate(replay.waits):
@@ -92,7 +111,7 @@ def breakdown(name: str, policy: str, args: argparse.Namespace) -> tuple[int, Co
         classes[kind] += 1
         if kind == "zero":
             gaps[next(label for limit, label in GAP_BUCKETS if replay.idle_for[i] < limit)] += 1
-    return len(trace.arrivals), classes, gaps
+    return len(arrivals), classes, gaps
 
 
 def main() -> None:
