@@ -180,3 +180,10 @@ def test_status_and_metrics_show_the_prefix_cache_hit_rate() -> None:
     assert 'replica="r2"} ' not in text.split("tide_replica_prefix_cache_hit_ratio", 1)[1].split("# HELP")[0]
     metrics.set_engine_loads({})
     assert 'tide_replica_prefix_cache_hit_ratio{deployment="d"' not in metrics.exposition().decode()
+
+
+def test_status_shows_a_nearly_empty_kv_cache_as_in_use() -> None:
+    # One short request in vLLM's cache of a tiny model fills well under a thousandth of it.
+    assert load_json([EngineLoad(1, 0, 0.0004)])["kvCacheUsage"] == 0.0004
+    assert load_json([EngineLoad(1, 0, 0.123456)])["kvCacheUsage"] == 0.123
+    assert load_json([EngineLoad(0, 0, 0.0)])["kvCacheUsage"] == 0.0

@@ -119,10 +119,16 @@ def load_json(loads: list[EngineLoad]) -> dict[str, Any]:
     }
     usages = [load.kv_cache_usage for load in loads if load.kv_cache_usage is not None]
     if usages:
-        out["kvCacheUsage"] = round(max(usages), 3)
+        out["kvCacheUsage"] = _significant(max(usages))
     counted = [load for load in loads if load.prefix_cache_hits is not None and load.prefix_cache_queries]
     if counted:
         hits = sum(load.prefix_cache_hits or 0.0 for load in counted)
         queries = sum(load.prefix_cache_queries or 0.0 for load in counted)
-        out["prefixCacheHitRate"] = round(hits / queries, 3)
+        out["prefixCacheHitRate"] = _significant(hits / queries)
     return out
+
+
+def _significant(share: float) -> float:
+    """A 0-1 share to 3 significant digits: one request in a large KV cache is 0.0004, and rounding it to
+    3 decimals would show a busy engine's cache as empty."""
+    return float(f"{share:.3g}")
