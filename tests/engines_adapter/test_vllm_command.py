@@ -139,3 +139,24 @@ def test_on_cpu_vllm_cannot_park_and_gets_no_development_mode(tmp_path: Path) ->
     )
     assert not plan.can_park
     assert "--enable-sleep-mode" not in plan.argv and "VLLM_SERVER_DEV_MODE" not in plan.env
+
+
+def test_on_cpu_vllm_runs_nicer_than_tide_so_the_platform_still_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    python = tmp_path / "python"
+    python.write_text("")
+    engine = VllmEngine(python=str(python))
+
+    def niceness(gpu_ids: tuple[int, ...]) -> int:
+        return engine.plan(
+            model_dir=Path("/m"), host="127.0.0.1", port=8000, served_name="m", engine_config={}, gpu_ids=gpu_ids
+        ).niceness
+
+    monkeypatch.delenv("TIDE_VLLM_CPU_NICE", raising=False)
+    assert niceness(()) == 10
+    assert niceness((0,)) == 0  # a GPU engine computes on its GPU: no reason to yield the cores
+    monkeypatch.setenv("TIDE_VLLM_CPU_NICE", "0")
+    assert niceness(()) == 0
+    monkeypatch.setenv("TIDE_VLLM_CPU_NICE", "5")
+    assert niceness(()) == 5

@@ -131,17 +131,28 @@ def load_while_busy(
         clients = [pool.submit(keep_busy, LONG_TOKENS - i * step) for i in range(parallel)]
         try:
             deadline = time.monotonic() + for_s
+            slowest = slowest_status = 0.0
             while time.monotonic() < deadline and not any(c.done() for c in clients):
+                asked = time.monotonic()
                 load = parse_vllm_load(http.get(metrics_url).text, model_name=NAME)
+                slowest = max(slowest, time.monotonic() - asked)
                 if load.running + load.waiting > busiest.running + busiest.waiting:
                     busiest = load
+                asked = time.monotonic()
                 if "engineLoad" in (status := tide.status(NAME)):
                     shown.append(status["engineLoad"])
+                slowest_status = max(slowest_status, time.monotonic() - asked)
                 if busiest.running + busiest.waiting >= 1 and tide_saw_busy(shown):
                     break
                 time.sleep(0.05)
         finally:
             stop.set()
+        # On 2 cores, before vLLM on CPU ran niced (tide/engines/vllm.py), Tide's processes got ~6 % of the CPU
+        # under this load: a status call took 5-24 s and every one showed an idle engine.
+        print(
+            f"{len(shown)} readings under load; slowest answers: the engine's /metrics {slowest:.1f}s, "
+            f"Tide's status {slowest_status:.1f}s"
+        )
         for c in clients:
             c.result()  # a client's error fails the test here
     return busiest, shown, generated

