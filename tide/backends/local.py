@@ -199,6 +199,8 @@ class LocalBackend(ReplicaBooks[_Replica]):
                 await process.stdin.drain()
                 process.stdin.close()
                 log_file.write(f"--- from the warm pool (pid {process.pid})\n".encode())
+                if plan.niceness > 0:
+                    _renice(process.pid, plan.niceness)
                 return process
             except (BrokenPipeError, ConnectionResetError):  # it died just now: launch as usual
                 _signal_group(process.pid, signal.SIGKILL)
