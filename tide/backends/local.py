@@ -75,6 +75,8 @@ def _renice(pid: int, niceness: int) -> None:
     the group's nice is set too (/proc/PID/autogroup; absent on some kernels: the process nice stays). Done
     from here, not in the child before exec: under uvloop that runs before the child's setsid, where the
     group is still Tide's own. Spawning returns once the child has exec'd, so its session exists by now."""
+    if niceness <= 0:
+        return
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness))
     with contextlib.suppress(OSError), open(f"/proc/{pid}/autogroup", "w") as group:
@@ -135,8 +137,7 @@ async def spawn_engine(
         start_new_session=True,
         preexec_fn=_die_with_parent,
     )
-    if niceness > 0:
-        _renice(process.pid, niceness)
+    _renice(process.pid, niceness)
     return process
 
 
@@ -199,8 +200,7 @@ class LocalBackend(ReplicaBooks[_Replica]):
                 await process.stdin.drain()
                 process.stdin.close()
                 log_file.write(f"--- from the warm pool (pid {process.pid})\n".encode())
-                if plan.niceness > 0:
-                    _renice(process.pid, plan.niceness)
+                _renice(process.pid, plan.niceness)
                 return process
             except (BrokenPipeError, ConnectionResetError):  # it died just now: launch as usual
                 _signal_group(process.pid, signal.SIGKILL)
