@@ -216,6 +216,23 @@ def test_without_pre_warm_long_gaps_just_stop() -> None:
     assert p.next_decision_at(empty + 2) is None
 
 
+def test_a_fixed_keep_alive_holds_exactly_that_long_whatever_the_gaps_say() -> None:
+    # Regular 600-s gaps: the learned plan stops at once and pre-warms; a fixed keep-alive of 120 s holds
+    # the last replica 120 s into every gap, then stops and waits for a request (no pre-warm).
+    learned, fixed = make(periodic=0), make(periodic=0, fixedKeepAlive=120)
+    for p in (learned, fixed):
+        with_gaps(p, 600.0, 10)
+    empty = 600.0 * 10 + 11
+    assert ask(learned, empty + 2, 1).mechanism == "stop"
+    held = ask(fixed, empty + 100, 1)
+    assert (held.desired, held.mechanism) == (1, "keep-alive")
+    assert held.text is not None and "staying warm until 120s into the gap" in held.text
+    assert "a fixed keep-alive of 120s, not learned: fixedKeepAlive" in held.text
+    gone = ask(fixed, empty + 122, 1)
+    assert (gone.desired, gone.mechanism) == (0, "stop") and "pre-warm" not in (gone.text or "")
+    assert fixed.next_decision_at(empty + 122) is None
+
+
 def test_the_measured_cold_start_moves_the_pre_warm() -> None:
     measured, assumed = make(), make(assumedColdStart=60)
     for p in (measured, assumed):

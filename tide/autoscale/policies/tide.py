@@ -130,6 +130,9 @@ OPTIONS = {
     "relativePrice": OptionRange(default=1, low=0, high=1, integer=True),
     "coldRequestWeight": OptionRange(default=25.0, low=0.0, high=1e6),
     "returnWaits": OptionRange(default=1, low=0, high=1, integer=True),
+    # A keep-alive of this many seconds instead of the learned plan (0: learned): a yardstick for the plan,
+    # and for a team that wants the last replica's hold to be predictable.
+    "fixedKeepAlive": OptionRange(default=0.0, low=0.0, high=7 * 86400.0),
 }
 MECHANISMS = (
     "inService",
@@ -230,6 +233,7 @@ class TidePolicy(Policy):
         self.burst_miss_scale = config.option("burstMissScale")
         self.sparse_ref = config.option("sparseRef")
         self.sparse_cap = config.option("sparseCap")
+        self.fixed_keep_alive = config.option("fixedKeepAlive")
 
     @property
     def history_s(self) -> float:
@@ -631,6 +635,8 @@ class TidePolicy(Policy):
         self._replans += 1
         self._plan_period = None
         allow_hold = after_prewarm or not self._no_hold  # past a parked hold, holding warm is not worth it
+        if self.fixed_keep_alive > 0:  # no pre-warm either: a fixed hold, then wait for a request
+            return GapPlan(max(elapsed, self.fixed_keep_alive if allow_hold else 0.0), NEVER, 0.0, 0)
         if len(self._lulls) < MIN_GAPS:
             if self._replans > 1 or not allow_hold:  # the default hold has run out: nothing says hold longer
                 return GapPlan(elapsed, NEVER, cold_start + self._gap_price, 0)
@@ -706,9 +712,7 @@ class TidePolicy(Policy):
                     f"({cold_start:.0f}s; {plan.samples} past gaps) -> 1"
                 ),
             )
-        source = f"{plan.samples} past idle gaps" if plan.samples else f"too few idle gaps yet (< {MIN_GAPS})"
-        if self.on["skipDips"]:
-            source += f"; dips under {self.config.tick_interval:g}s skipped"
+        source = self._plan_source(plan)
         if elapsed < plan.hold:
             held = self._held_count(ctx.concurrency)
             spare_until = 0.0  # with parking a parked replica wakes for a second request in about a second
@@ -743,10 +747,7 @@ class TidePolicy(Policy):
                 "keep-alive",
                 observed=elapsed,
                 raw=held,
-                text=(
-                    f"keep-alive: idle {elapsed:.0f}s; staying warm until {plan.hold:.0f}s into the gap "
-                    f"({source}; a cold wait is worth {self._price_text()}) -> {held}"
-                ),
+                text=f"keep-alive: idle {elapsed:.0f}s; staying warm until {plan.hold:.0f}s into the gap ({source}) -> {held}",
             )
         after = f"; pre-warm at {plan.prewarm:.0f}s into the gap" if plan.prewarm != NEVER else ""
         if period is not None:
@@ -762,11 +763,17 @@ class TidePolicy(Policy):
             "stop",
             observed=elapsed,
             raw=0,
-            text=(
-                f"stop: idle {elapsed:.0f}s, past the likely end of this gap ({source}; a cold wait is worth "
-                f"{self._price_text()}){after} -> 0"
-            ),
+            text=f"stop: idle {elapsed:.0f}s, past the likely end of this gap ({source}){after} -> 0",
         )
+
+    def _plan_source(self, plan: GapPlan) -> str:
+        """What the keep-alive plan was made from, for its reason."""
+        if self.fixed_keep_alive > 0:
+            return f"a fixed keep-alive of {self.fixed_keep_alive:g}s, not learned: fixedKeepAlive"
+        source = f"{plan.samples} past idle gaps" if plan.samples else f"too few idle gaps yet (< {MIN_GAPS})"
+        if self.on["skipDips"]:
+            source += f"; dips under {self.config.tick_interval:g}s skipped"
+        return f"{source}; a cold wait is worth {self._price_text()}"
 
 
 register_policy(
