@@ -55,7 +55,7 @@ Mechanisms, each named in the decision's reason and each switchable for the abla
   from the deployment's own idle gaps (tide_gaps.py): stay warm until the gap's likely end, or stop and
   start one replica one cold start before a predictable next arrival. `coldRequestCost` (replica-seconds
   one request that waits a full cold start is worth) sets the trade. Off: the last replica goes when
-  the burst hold ends.
+  the burst hold ends. `fixedKeepAlive` > 0 replaces the plan with a hold of that many seconds (no pre-warm).
 * park early (with parking, docs/PARKING.md): when a scale-down parks replicas instead of stopping them,
   a parked replica costs a small fraction of a running one and wakes in about a second, so the policy
   holds replicas only `parkedHold` seconds past the work in service (not the burst hold's
